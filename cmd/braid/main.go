@@ -1,0 +1,94 @@
+// Command braid is a parallel reasoning engine: it forks a language model's
+// reasoning into branches, runs them concurrently, joins them into one
+// verified answer, and measures the result honestly.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code; its message, if any, is printed.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageErrorf reports bad arguments (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI and returns the exit code: 0 success, 1 failure (a
+// wrong answer, a failed command), 2 bad usage.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(stderr, "braid:", ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "braid:", err)
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "braid",
+		Short: "braid makes language models reason wider: branch, run concurrently, join, verify",
+		Long: `braid is a parallel reasoning engine. It forks a model's reasoning into
+branches, runs them concurrently, joins them into one verified answer, and
+measures the result with honest statistics.
+
+Today braid holds the Countdown task: problem and search-trace generators in
+the public Stream-of-Search / APR formats, an exhaustive solver, and verifiers
+for answers and whole traces.`,
+		Example: `  braid countdown solve --trace parallel 27 22 26 31 53
+  braid countdown verify 27 22 26 31 53 '26+31/(53-22)'
+  braid gen problems --n 1000 --split test --seed 1 > test.jsonl
+  braid gen traces --format parallel --n 10000 --seed 1 --out train.jsonl`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newGenCmd(), newCountdownCmd())
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with the usage exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %d arguments, got %d (see '%s --help')", c.Name(), n, len(args), c.CommandPath())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// output is where a command writes its JSONL: stdout, or a file that appears
+// only when the command succeeds, so an interrupted run never clobbers an
+// earlier good file with half of a new one.
+type output struct {
+	w    *bufio.Writer
+	enc  *json.Encoder
+	tmp  *os.File
+	path string
+}
+
+func openOutput(path string, stdout io.Writer) (*output, error) {
+	o := &output{path: path}
+	dst := stdout
+	if path != "" && path != "-" {
+		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		o.tmp, dst = f, f
+	}
+	o.w = bufio.NewWriterSize(dst, 1<<16)
+	o.enc = json.NewEncoder(o.w)
+	o.enc.SetEscapeHTML(false) // traces are full of < and >: keep them readable
+	return o, nil
+}
+
+func (o *output) write(v any) error {
+	if err := o.enc.Encode(v); err != nil {
+		return fmt.Errorf("write %s: %w", o.name(), err)
+	}
+	return nil
+}
+
+func (o *output) name() string {
+	if o.tmp == nil {
+		return "standard output"
+	}
+	return o.path
+}
+
+// commit flushes and, for a file, moves it into place.
+func (o *output) commit() error {
+	if err := o.w.Flush(); err != nil {
+		o.abort()
+		return fmt.Errorf("write %s: %w", o.name(), err)
+	}
+	if o.tmp == nil {
+		return nil
+	}
+	if err := o.tmp.Close(); err != nil {
+		os.Remove(o.tmp.Name())
+		return fmt.Errorf("write %s: %w", o.path, err)
+	}
+	if err := os.Rename(o.tmp.Name(), o.path); err != nil {
+		os.Remove(o.tmp.Name())
+		return fmt.Errorf("write %s: %w", o.path, err)
+	}
+	return nil
+}
+
+// abort drops a file output; it is safe after commit.
+func (o *output) abort() {
+	if o.tmp != nil {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+	}
+}

@@ -1,0 +1,125 @@
+package countdown
+
+import (
+	"fmt"
+	"hash/fnv"
+	"iter"
+	"math/rand/v2"
+)
+
+// Split is a disjoint part of the problem space.
+type Split int
+
+const (
+	Train Split = iota
+	Test
+)
+
+func (s Split) String() string {
+	if s == Test {
+		return "test"
+	}
+	return "train"
+}
+
+// ParseSplit reads "train" or "test".
+func ParseSplit(s string) (Split, error) {
+	switch s {
+	case "train":
+		return Train, nil
+	case "test":
+		return Test, nil
+	}
+	return 0, fmt.Errorf("countdown: unknown split %q (want train or test)", s)
+}
+
+// testBuckets: one problem key in testBuckets belongs to the test split.
+const testBuckets = 10
+
+// SplitOf assigns a problem to a split by a hash of its key (sorted numbers
+// and target). The assignment depends on nothing else, so a test problem can
+// never appear in any train set, whatever the seeds or sizes; and since the
+// hash is unrelated to difficulty, both splits keep the standard
+// distribution.
+func SplitOf(p Problem) Split {
+	h := fnv.New64a()
+	h.Write([]byte(p.Key()))
+	if h.Sum64()%testBuckets == 0 {
+		return Test
+	}
+	return Train
+}
+
+// Streams of randomness, so problems and the traces generated for them never
+// share random numbers even under the same seed.
+const (
+	streamProblems uint64 = iota + 1
+	streamSerial
+	streamParallel
+	streamSearchConfig
+)
+
+// splitmix64 scrambles x; it turns small consecutive seeds and indices into
+// unrelated PCG states.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// NewRand returns the generator for item i of a stream under seed. Each item
+// has its own generator, so items can be produced in parallel, in any order,
+// with the same result.
+func NewRand(seed uint64, stream uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix64(seed^splitmix64(stream)), splitmix64(uint64(i)+stream<<56)))
+}
+
+// drawStandard draws from the standard distribution: the target uniform in
+// 10..100, then four numbers uniform in 1..99, redrawn (target kept) until the
+// target can be reached, as the public generators do.
+func drawStandard(rng *rand.Rand) Problem {
+	target := MinTarget + rng.IntN(MaxTarget-MinTarget+1)
+	for {
+		nums := make([]int, StandardCount)
+		for i := range nums {
+			nums[i] = MinNumber + rng.IntN(MaxNumber-MinNumber+1)
+		}
+		p := Problem{Numbers: nums, Target: target}
+		if Solvable(p) {
+			return p
+		}
+	}
+}
+
+// DrawProblem draws one problem of the split from the standard distribution.
+// A draw that lands in the other split is discarded whole (target included).
+func DrawProblem(rng *rand.Rand, split Split) Problem {
+	for {
+		p := drawStandard(rng)
+		if SplitOf(p) == split {
+			return p
+		}
+	}
+}
+
+// Problems yields distinct problems of a split, deterministically from seed:
+// problem candidates are drawn with NewRand(seed, ..., i) for i = 0, 1, ...
+// and a candidate whose key was already yielded is skipped. The first n
+// problems for a seed are the same whatever n is.
+func Problems(seed uint64, split Split) iter.Seq[Problem] {
+	return func(yield func(Problem) bool) {
+		seen := make(map[string]bool)
+		for i := 0; ; i++ {
+			p := DrawProblem(NewRand(seed, streamProblems, i), split)
+			k := p.Key()
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package countdown
+
+// The exhaustive solver. It combines pairs of numbers under the rules until
+// one number is left, exactly the move set the search generators use, so
+// "solvable" means the same thing everywhere in braid. A search over four
+// numbers visits at most 1,152 final states; the solver allocates nothing per
+// state, so checking 100k problems takes well under a few seconds.
+
+// Solution is a sequence of operations that reaches the target.
+type Solution []Op
+
+// SolveResult is the outcome of an exhaustive search.
+type SolveResult struct {
+	// Solutions found, in search order; empty means none exists (the search
+	// was exhaustive, so this is a proof).
+	Solutions []Solution
+	// States is the number of search states visited.
+	States int
+}
+
+// Solve returns one solution of p, or false when none exists.
+func Solve(p Problem) (Solution, bool) {
+	r := search(p, 1)
+	if len(r.Solutions) == 0 {
+		return nil, false
+	}
+	return r.Solutions[0], true
+}
+
+// Solvable reports whether p has a solution under the rules.
+func Solvable(p Problem) bool {
+	s := solver{target: p.Target, limit: 1, probe: true}
+	s.run(p.Numbers)
+	return s.found > 0
+}
+
+// SolveAll returns every solution of p, up to limit (0 means no limit), with
+// solutions that are the same expression up to the order of independent
+// steps and of commutative operands counted once.
+func SolveAll(p Problem, limit int) SolveResult {
+	all := search(p, 0)
+	seen := make(map[string]bool)
+	out := all.Solutions[:0]
+	for _, sol := range all.Solutions {
+		e, err := PathExpression(p.Numbers, sol)
+		if err != nil {
+			continue // cannot happen for the solver's own paths
+		}
+		key := e.canonical()
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, sol)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	all.Solutions = out
+	return all
+}
+
+func search(p Problem, limit int) SolveResult {
+	s := solver{target: p.Target, limit: limit}
+	s.run(p.Numbers)
+	return SolveResult{Solutions: s.solutions, States: s.states}
+}
+
+type solver struct {
+	target    int
+	limit     int  // stop after this many solutions; 0: all
+	probe     bool // count solutions only, record none
+	found     int
+	states    int
+	path      []Op
+	solutions []Solution
+	// levels holds one scratch buffer of numbers per depth, so the search
+	// never allocates a state.
+	levels [MaxCount + 1][MaxCount]int
+}
+
+func (s *solver) run(nums []int) {
+	if len(nums) == 0 || len(nums) > MaxCount {
+		return
+	}
+	copy(s.levels[len(nums)][:], nums)
+	s.path = s.path[:0]
+	s.walk(len(nums))
+}
+
+// walk searches from the state held in levels[n][:n]; it returns true when
+// the search should stop.
+func (s *solver) walk(n int) bool {
+	s.states++
+	nums := s.levels[n][:n]
+	if n == 1 {
+		if nums[0] == s.target {
+			s.found++
+			if !s.probe {
+				s.solutions = append(s.solutions, Solution(append([]Op(nil), s.path...)))
+			}
+			return s.limit > 0 && s.found >= s.limit
+		}
+		return false
+	}
+	next := s.levels[n-1][:n-1]
+	var ops [4]Op
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			k := 0
+			for m := 0; m < n; m++ {
+				if m != i && m != j {
+					next[k] = nums[m]
+					k++
+				}
+			}
+			for _, op := range appendCombine(ops[:0], nums[i], nums[j]) {
+				next[k] = op.Result
+				s.path = append(s.path, op)
+				stop := s.walk(n - 1)
+				s.path = s.path[:len(s.path)-1]
+				if stop {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
