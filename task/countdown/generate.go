@@ -75,10 +75,12 @@ func NewRand(seed uint64, stream uint64, i int) *rand.Rand {
 	return rand.New(rand.NewPCG(splitmix64(seed^splitmix64(stream)), splitmix64(uint64(i)+stream<<56)))
 }
 
-// drawStandard draws from the standard distribution: the target uniform in
-// 10..100, then four numbers uniform in 1..99, redrawn (target kept) until the
-// target can be reached, as the public generators do.
-func drawStandard(rng *rand.Rand) Problem {
+// DrawProblem draws one problem of the split from the standard distribution:
+// the target uniform in 10..100, then four numbers uniform in 1..99, redrawn
+// (target kept) until the target can be reached, as the public generators do;
+// a draw that lands in the other split is redrawn the same way, so the target
+// stays uniform within each split.
+func DrawProblem(rng *rand.Rand, split Split) Problem {
 	target := MinTarget + rng.IntN(MaxTarget-MinTarget+1)
 	for {
 		nums := make([]int, StandardCount)
@@ -86,18 +88,8 @@ func drawStandard(rng *rand.Rand) Problem {
 			nums[i] = MinNumber + rng.IntN(MaxNumber-MinNumber+1)
 		}
 		p := Problem{Numbers: nums, Target: target}
-		if Solvable(p) {
-			return p
-		}
-	}
-}
-
-// DrawProblem draws one problem of the split from the standard distribution.
-// A draw that lands in the other split is discarded whole (target included).
-func DrawProblem(rng *rand.Rand, split Split) Problem {
-	for {
-		p := drawStandard(rng)
-		if SplitOf(p) == split {
+		// The hash is far cheaper than the search: test it first.
+		if SplitOf(p) == split && Solvable(p) {
 			return p
 		}
 	}

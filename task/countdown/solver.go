@@ -1,5 +1,7 @@
 package countdown
 
+import "slices"
+
 // The exhaustive solver. It combines pairs of numbers under the rules until
 // one number is left, exactly the move set the search generators use, so
 // "solvable" means the same thing everywhere in braid. A search over four
@@ -80,6 +82,17 @@ type solver struct {
 }
 
 func (s *solver) run(nums []int) {
+	if len(nums) == 1 {
+		// Not a valid problem, but the answer is plain.
+		s.states++
+		if nums[0] == s.target {
+			s.found++
+			if !s.probe {
+				s.solutions = append(s.solutions, Solution{})
+			}
+		}
+		return
+	}
 	if len(nums) == 0 || len(nums) > MaxCount {
 		return
 	}
@@ -88,23 +101,32 @@ func (s *solver) run(nums []int) {
 	s.walk(len(nums))
 }
 
-// walk searches from the state held in levels[n][:n]; it returns true when
-// the search should stop.
+// walk searches from the state held in levels[n][:n], n >= 2; it returns
+// true when the search should stop.
 func (s *solver) walk(n int) bool {
 	s.states++
 	nums := s.levels[n][:n]
-	if n == 1 {
-		if nums[0] == s.target {
+	var ops [4]Op
+	if n == 2 {
+		// The last step: compare each result with the target directly rather
+		// than descending into 1-number states. Most states are leaves, so
+		// this halves the search time.
+		for _, op := range appendCombine(ops[:0], nums[0], nums[1]) {
+			s.states++
+			if op.Result != s.target {
+				continue
+			}
 			s.found++
 			if !s.probe {
-				s.solutions = append(s.solutions, Solution(append([]Op(nil), s.path...)))
+				s.solutions = append(s.solutions, Solution(append(slices.Clone(s.path), op)))
 			}
-			return s.limit > 0 && s.found >= s.limit
+			if s.limit > 0 && s.found >= s.limit {
+				return true
+			}
 		}
 		return false
 	}
 	next := s.levels[n-1][:n-1]
-	var ops [4]Op
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
 			k := 0
