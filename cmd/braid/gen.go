@@ -125,6 +125,9 @@ with the success rate, trace lengths and speed goes to stderr.`,
   braid gen traces --format serial --heuristic random --prune random --n 100`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format == "" {
+				return usageErrorf("--format is required: serial, parallel or direct")
+			}
 			mode, err := countdown.ParseMode(format)
 			if err != nil {
 				return usageErrorf("--format: %v", err)
@@ -210,7 +213,6 @@ with the success rate, trace lengths and speed goes to stderr.`,
 	f.BoolVar(&cfg.ModeHeader, "mode-header", false, "start each root sequence with braid's \"Mode: ...\" line")
 	f.BoolVar(&noTree, "no-tree", false, "leave the rollout tree out of parallel records")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no summary on stderr")
-	_ = cmd.MarkFlagRequired("format")
 	return cmd
 }
 

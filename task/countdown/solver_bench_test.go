@@ -2,25 +2,82 @@ package countdown
 
 import "testing"
 
-// BenchmarkSolvable measures the solver on random problems (solvable or not)
-// of the standard number range: the check a generator runs per draw.
-func BenchmarkSolvable(b *testing.B) {
+// randomProblems returns n problems of the standard number range, solvable or
+// not: the check a generator runs per draw.
+func randomProblems(n int) []Problem {
 	rng := NewRand(1, 77, 0)
-	ps := make([]Problem, 4096)
+	ps := make([]Problem, n)
 	for i := range ps {
 		ps[i] = Problem{Numbers: []int{1 + rng.IntN(99), 1 + rng.IntN(99), 1 + rng.IntN(99), 1 + rng.IntN(99)}, Target: 10 + rng.IntN(91)}
 	}
+	return ps
+}
+
+// BenchmarkSolvable100k checks 100,000 random problems per iteration.
+func BenchmarkSolvable100k(b *testing.B) {
+	ps := randomProblems(100_000)
 	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		Solvable(ps[i%len(ps)])
+	for b.Loop() {
+		for _, p := range ps {
+			Solvable(p)
+		}
 	}
 }
 
-// BenchmarkDrawProblem measures drawing one train problem.
+// BenchmarkBruteForce100k is the reference: the test oracle, which builds
+// every expression value by splitting the numbers into two parts.
+func BenchmarkBruteForce100k(b *testing.B) {
+	ps := randomProblems(100_000)
+	for b.Loop() {
+		for _, p := range ps {
+			_ = bruteValues(p.Numbers)[p.Target]
+		}
+	}
+}
+
+// BenchmarkDrawProblem measures drawing one solvable train problem.
 func BenchmarkDrawProblem(b *testing.B) {
 	rng := NewRand(1, 78, 0)
 	for b.Loop() {
 		DrawProblem(rng, Train)
+	}
+}
+
+func benchmarkTraces(b *testing.B, format Mode) {
+	ps := take(9, Test, 1000)
+	cfg := TraceConfig{Format: format}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := cfg.Generate(ps[i%len(ps)], 9, i); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGenerateSerial(b *testing.B)   { benchmarkTraces(b, ModeSerial) }
+func BenchmarkGenerateParallel(b *testing.B) { benchmarkTraces(b, ModeParallel) }
+
+// BenchmarkVerifyTrace verifies serial traces of the test split.
+func BenchmarkVerifyTrace(b *testing.B) {
+	ps := take(9, Test, 200)
+	texts := make([]string, len(ps))
+	bytes := 0
+	for i, p := range ps {
+		rec, err := TraceConfig{Format: ModeSerial}.Generate(p, 9, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		texts[i] = rec.Text
+		bytes += len(rec.Text)
+	}
+	b.SetBytes(int64(bytes / len(texts)))
+	i := 0
+	for b.Loop() {
+		if _, err := VerifyTrace(ps[i%len(ps)], texts[i%len(ps)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }

@@ -144,6 +144,18 @@ func TestRoundTripDirect(t *testing.T) {
 	}
 }
 
+func TestDirectTraceOfAnUnsolvableProblem(t *testing.T) {
+	p := Problem{Numbers: []int{1, 1, 1, 1}, Target: 99}
+	rec, err := TraceConfig{Format: ModeDirect}.Generate(p, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := VerifyTrace(p, rec.Text)
+	if err != nil || rec.Solved || tr.End != EndExhausted {
+		t.Fatalf("solved=%v end=%v err=%v\n%s", rec.Solved, tr.End, err, rec.Text)
+	}
+}
+
 func TestGenerateIsDeterministic(t *testing.T) {
 	for _, f := range []Mode{ModeSerial, ModeParallel, ModeDirect} {
 		cfg := TraceConfig{Format: f, Heuristic: "random", Prune: "random"}

@@ -148,13 +148,17 @@ func (c TraceConfig) Generate(p Problem, seed uint64, i int) (TraceRecord, error
 		rng := NewRand(seed, streamSerial, i)
 		all := SolveAll(p, 0).Solutions
 		if len(all) == 0 {
-			return rec, fmt.Errorf("countdown: %s has no solution to write directly", p)
+			// The direct answer to an unsolvable problem is that it has none.
+			var w traceWriter
+			w.moving("0")
+			w.currentState(p.Target, p.Numbers, nil)
+			w.raw("No solution found.\n")
+			rec.Text = w.String()
+		} else {
+			sol := all[rng.IntN(len(all))]
+			rec.Solved, rec.Text, rec.Answer = true, DirectTrace(p, sol), mustAnswer(p, sol)
 		}
-		sol := all[rng.IntN(len(all))]
-		text := DirectTrace(p, sol)
-		rec.Solved, rec.Text = true, text
-		rec.Answer = mustAnswer(p, sol)
-		rec.Sequences = rootSequence(p, header, text)
+		rec.Sequences = rootSequence(p, header, rec.Text)
 	case ModeSerial:
 		threshold := 0.0
 		prune := c.Prune
