@@ -18,6 +18,8 @@ func newCountdownCmd() *cobra.Command {
 		Short: "The Countdown task: solve, verify answers and traces",
 		Long: `Countdown: reach the target using each given number exactly once with
 +, *, larger-minus-smaller and exact division larger/smaller.`,
+		Example: `  braid countdown solve 27 22 26 31 53
+  braid countdown verify 27 22 26 31 53 '26+(53/(31+22))'`,
 	}
 	cd.AddCommand(newSolveCmd(), newVerifyCmd())
 	return cd

@@ -19,6 +19,8 @@ func newGenCmd() *cobra.Command {
 	gen := &cobra.Command{
 		Use:   "gen",
 		Short: "Generate datasets: Countdown problems and search traces",
+		Example: `  braid gen problems --n 1000 --split test --seed 1 > test.jsonl
+  braid gen traces --format parallel --input test.jsonl --out traces.jsonl`,
 	}
 	gen.AddCommand(newGenProblemsCmd(), newGenTracesCmd())
 	return gen

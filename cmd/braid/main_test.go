@@ -38,7 +38,7 @@ func TestHelpListsCommandsWithExamples(t *testing.T) {
 		}
 	}
 	for _, cmd := range [][]string{
-		{"gen", "problems"}, {"gen", "traces"}, {"countdown", "solve"}, {"countdown", "verify"},
+		{"gen"}, {"countdown"}, {"gen", "problems"}, {"gen", "traces"}, {"countdown", "solve"}, {"countdown", "verify"},
 	} {
 		out, _ := expectExit(t, 0, "", append(cmd, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "braid "+strings.Join(cmd, " ")) {

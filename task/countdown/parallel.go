@@ -109,9 +109,8 @@ func GenerateParallel(p Problem, cfg ParallelConfig, rng *rand.Rand) (*Call, err
 	if cfg.Beam < 1 || cfg.SubBeam < 1 {
 		return nil, fmt.Errorf("countdown: parallel beams %d and %d must be at least 1", cfg.Beam, cfg.SubBeam)
 	}
-	g := parallelSearch{target: p.Target, cfg: cfg, rng: rng}
+	g := parallelSearch{target: p.Target, cfg: cfg, rng: rng, sc: newScorer(cfg.Heuristic, p.Target)}
 	root := &node{id: "0", nums: append([]int(nil), p.Numbers...)}
-	root.h = cfg.Heuristic.score(root.nums, p.Target)
 	return g.run(root, 0, cfg.Beam), nil
 }
 
@@ -119,6 +118,7 @@ type parallelSearch struct {
 	target int
 	cfg    ParallelConfig
 	rng    *rand.Rand
+	sc     scorer
 	seq    int
 }
 
@@ -150,7 +150,7 @@ func (g *parallelSearch) run(start *node, level, beam int) *Call {
 		current := popBeam(open, beam)
 		for ci, cur := range current {
 			w.currentState(g.target, cur.nums, cur.ops)
-			gen := prune(successors(cur, g.target, g.cfg.Heuristic, &g.seq), beam, 0, g.rng)
+			gen := prune(successors(cur, g.target, g.sc, &g.seq), beam, 0, g.rng)
 			var explore []*node
 			for _, n := range gen {
 				n.id = childID(cur.id, len(explore))

@@ -25,6 +25,7 @@ const (
 	MinCount       = 2
 	MaxCount       = 6
 	MaxInputNumber = 10000
+	MaxInputTarget = 1_000_000
 )
 
 // Problem is one Countdown instance: reach Target using every number once.
@@ -43,8 +44,8 @@ func (p Problem) Validate() error {
 			return fmt.Errorf("countdown: number %d is outside 1..%d", n, MaxInputNumber)
 		}
 	}
-	if p.Target < 0 {
-		return fmt.Errorf("countdown: target %d is negative", p.Target)
+	if p.Target < 0 || p.Target > MaxInputTarget {
+		return fmt.Errorf("countdown: target %d is outside 0..%d", p.Target, MaxInputTarget)
 	}
 	return nil
 }

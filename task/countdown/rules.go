@@ -122,6 +122,9 @@ func checkOp(o Op) error {
 // the order the generators use ("remaining + [result]"). It reports false when
 // an operand is not available.
 func apply(nums []int, o Op) ([]int, bool) {
+	if len(nums) < 2 {
+		return nil, false
+	}
 	out := make([]int, 0, len(nums)-1)
 	usedA, usedB := false, false
 	for _, n := range nums {

@@ -37,28 +37,70 @@ func ParseHeuristic(s string) (Heuristic, error) {
 	return 0, fmt.Errorf("countdown: unknown heuristic %q (want mult or sum)", s)
 }
 
-func (h Heuristic) score(nums []int, target int) float64 {
-	if h == SumHeuristic {
-		if len(nums) == 1 {
-			return float64(abs(nums[0] - target))
-		}
-		s := 0
-		for _, n := range nums {
-			s += abs(n - target)
-		}
-		return float64(s) / float64(len(nums))
+// scorer evaluates a heuristic against one target; it holds the target's
+// factors so the mult heuristic costs a binary search per number.
+type scorer struct {
+	h       Heuristic
+	target  int
+	factors []int // the target's factors >= 2, ascending
+}
+
+func newScorer(h Heuristic, target int) scorer {
+	s := scorer{h: h, target: target}
+	if h != MultHeuristic {
+		return s
 	}
-	s := 0
-	for _, n := range nums {
-		best := abs(n - target) // targets below 2 have no factor >= 2
-		for f := 2; f <= target; f++ {
-			if target%f == 0 {
-				best = min(best, abs(n-f))
+	var high []int
+	for f := 2; f*f <= target; f++ {
+		if target%f == 0 {
+			s.factors = append(s.factors, f)
+			if g := target / f; g != f {
+				high = append(high, g)
 			}
 		}
-		s += best
 	}
-	return float64(s)
+	slices.Reverse(high)
+	s.factors = append(s.factors, high...)
+	if target >= 2 {
+		s.factors = append(s.factors, target)
+	}
+	return s
+}
+
+func (s scorer) score(nums []int) float64 {
+	if s.h == SumHeuristic {
+		if len(nums) == 1 {
+			return float64(abs(nums[0] - s.target))
+		}
+		t := 0
+		for _, n := range nums {
+			t += abs(n - s.target)
+		}
+		return float64(t) / float64(len(nums))
+	}
+	t := 0
+	for _, n := range nums {
+		t += s.nearestFactor(n)
+	}
+	return float64(t)
+}
+
+// nearestFactor is n's distance to the nearest factor of the target (to the
+// target itself when it has no factor >= 2).
+func (s scorer) nearestFactor(n int) int {
+	if len(s.factors) == 0 {
+		return abs(n - s.target)
+	}
+	i, _ := slices.BinarySearch(s.factors, n)
+	best := -1
+	for _, j := range []int{i - 1, i} {
+		if j >= 0 && j < len(s.factors) {
+			if d := abs(n - s.factors[j]); best < 0 || d < best {
+				best = d
+			}
+		}
+	}
+	return best
 }
 
 func abs(n int) int {
@@ -80,7 +122,7 @@ type node struct {
 
 // successors expands n in the generators' order: pairs (i<j) left to right,
 // each pair's operations in Combine order.
-func successors(n *node, target int, h Heuristic, seq *int) []*node {
+func successors(n *node, target int, sc scorer, seq *int) []*node {
 	var out []*node
 	var buf [4]Op
 	for i := 0; i < len(n.nums); i++ {
@@ -97,7 +139,7 @@ func successors(n *node, target int, h Heuristic, seq *int) []*node {
 				out = append(out, &node{
 					nums:   nums,
 					ops:    append(slices.Clip(n.ops), op),
-					h:      h.score(nums, target),
+					h:      sc.score(nums),
 					parent: n,
 					seq:    *seq,
 				})

@@ -42,9 +42,8 @@ func GenerateSerial(p Problem, cfg SerialConfig, rng *rand.Rand) (SerialTrace, e
 	if cfg.Beam < 1 {
 		return SerialTrace{}, fmt.Errorf("countdown: serial beam %d must be at least 1", cfg.Beam)
 	}
-	s := serialSearch{target: p.Target, cfg: cfg, rng: rng}
+	s := serialSearch{target: p.Target, cfg: cfg, rng: rng, sc: newScorer(cfg.Heuristic, p.Target)}
 	root := &node{id: "0", nums: append([]int(nil), p.Numbers...)}
-	root.h = cfg.Heuristic.score(root.nums, p.Target)
 	goal := s.run(root, root, 0)
 	t := SerialTrace{Text: s.w.String()}
 	if goal != nil {
@@ -57,6 +56,7 @@ type serialSearch struct {
 	target int
 	cfg    SerialConfig
 	rng    *rand.Rand
+	sc     scorer
 	w      traceWriter
 	seq    int
 }
@@ -68,7 +68,7 @@ func (s *serialSearch) run(root, start *node, level int) *node {
 		current := popBeam(open, s.cfg.Beam)
 		for ci, cur := range current {
 			s.w.currentState(s.target, cur.nums, cur.ops)
-			gen := prune(successors(cur, s.target, s.cfg.Heuristic, &s.seq), s.cfg.Beam, s.cfg.Threshold, s.rng)
+			gen := prune(successors(cur, s.target, s.sc, &s.seq), s.cfg.Beam, s.cfg.Threshold, s.rng)
 			var explore []*node
 			for _, n := range gen {
 				n.id = childID(cur.id, len(explore))
