@@ -174,16 +174,22 @@ with the success rate, trace lengths and speed goes to stderr.`,
 			var st traceStats
 			start := time.Now()
 			err = parallel.Ordered(cmd.Context(), len(problems), workers,
-				func(i int) (countdown.TraceRecord, error) {
-					return cfg.Generate(problems[i], seed, i)
-				},
-				func(i int, rec countdown.TraceRecord) error {
-					st.add(rec)
+				func(i int) (encodedTrace, error) {
+					rec, err := cfg.Generate(problems[i], seed, i)
+					if err != nil {
+						return encodedTrace{}, err
+					}
+					sum := summarise(rec)
 					if noTree {
 						rec.Tree = nil
 					}
+					line, err := jsonLine(rec)
+					return encodedTrace{line, sum}, err
+				},
+				func(i int, t encodedTrace) error {
+					st.add(t.sum)
 					bar.add(1)
-					return o.write(rec)
+					return o.writeLine(t.line)
 				})
 			if err != nil {
 				return err
@@ -253,28 +259,44 @@ func readProblems(path string, stdin io.Reader) ([]countdown.Problem, error) {
 	return out, nil
 }
 
+// encodedTrace is a trace record as a worker hands it to the writer.
+type encodedTrace struct {
+	line []byte
+	sum  traceSummary
+}
+
+// traceSummary is what the run's summary needs of one record.
+type traceSummary struct {
+	solved                                    bool
+	children, sequences, text, total, longest int
+}
+
+func summarise(r countdown.TraceRecord) traceSummary {
+	s := traceSummary{solved: r.Solved, children: r.Children, sequences: len(r.Sequences), text: len(r.Text)}
+	for _, q := range r.Sequences {
+		l := len(q.Prompt) + len(q.Completion)
+		s.total += l
+		s.longest = max(s.longest, l)
+	}
+	return s
+}
+
 // traceStats summarises a trace run for the user.
 type traceStats struct {
 	n, solved, children, sequences int
 	textLen, totalLen, longest     []int
 }
 
-func (s *traceStats) add(r countdown.TraceRecord) {
+func (s *traceStats) add(t traceSummary) {
 	s.n++
-	if r.Solved {
+	if t.solved {
 		s.solved++
 	}
-	s.children += r.Children
-	s.sequences += len(r.Sequences)
-	s.textLen = append(s.textLen, len(r.Text))
-	total, longest := 0, 0
-	for _, q := range r.Sequences {
-		l := len(q.Prompt) + len(q.Completion)
-		total += l
-		longest = max(longest, l)
-	}
-	s.totalLen = append(s.totalLen, total)
-	s.longest = append(s.longest, longest)
+	s.children += t.children
+	s.sequences += t.sequences
+	s.textLen = append(s.textLen, t.text)
+	s.totalLen = append(s.totalLen, t.total)
+	s.longest = append(s.longest, t.longest)
 }
 
 func (s *traceStats) print(w io.Writer, mode countdown.Mode, elapsed time.Duration) {

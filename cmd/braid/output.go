@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 // earlier good file with half of a new one.
 type output struct {
 	w    *bufio.Writer
-	enc  *json.Encoder
 	tmp  *os.File
 	path string
 }
@@ -30,13 +30,33 @@ func openOutput(path string, stdout io.Writer) (*output, error) {
 		o.tmp, dst = f, f
 	}
 	o.w = bufio.NewWriterSize(dst, 1<<16)
-	o.enc = json.NewEncoder(o.w)
-	o.enc.SetEscapeHTML(false) // traces are full of < and >: keep them readable
 	return o, nil
 }
 
+// jsonLine encodes v as one JSONL line. Workers call it, so encoding runs in
+// parallel and the writer only copies bytes.
+func jsonLine(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // traces are full of < and >: keep them readable
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// write writes v as one JSONL line.
 func (o *output) write(v any) error {
-	if err := o.enc.Encode(v); err != nil {
+	line, err := jsonLine(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return o.writeLine(line)
+}
+
+// writeLine writes one encoded line.
+func (o *output) writeLine(line []byte) error {
+	if _, err := o.w.Write(line); err != nil {
 		return fmt.Errorf("write %s: %w", o.name(), err)
 	}
 	return nil

@@ -81,7 +81,7 @@ func SplitHeader(text string) (Header, string, error) {
 		}
 		num, after, found := strings.Cut(rest, " ")
 		n, err := strconv.Atoi(num)
-		if !found || err != nil || n <= 0 || len(num) > 9 {
+		if !found || err != nil || n <= 0 || len(num) > 9 || num[0] < '1' || num[0] > '9' {
 			return h, text, fmt.Errorf("countdown: %q must be followed by a positive number and a space", strings.TrimSpace(pre.prefix))
 		}
 		*pre.dst, text = n, after

@@ -19,8 +19,9 @@ const (
 	MaxTarget     = 100
 )
 
-// Limits on problems braid accepts from users. They keep every intermediate
-// result of the rules inside an int64 and the exhaustive search small.
+// Limits on problems braid accepts from users. They keep the exhaustive
+// search small and the heuristics cheap; a product that would overflow an
+// int64 is not offered as a step (see Combine).
 const (
 	MinCount       = 2
 	MaxCount       = 6

@@ -56,3 +56,26 @@ func TestLargeTargetsStayFast(t *testing.T) {
 		t.Fatal("a target above the limit was accepted")
 	}
 }
+
+func TestBigNumbersRoundTrip(t *testing.T) {
+	// Large inputs make intermediate results of 10+ digits; traces of them
+	// must still verify.
+	for _, p := range []Problem{
+		{Numbers: []int{5000, 4000, 3000, 2}, Target: 3000},
+		{Numbers: []int{9999, 9998, 9997, 9996, 9995}, Target: 999999},
+	} {
+		for _, f := range []Mode{ModeSerial, ModeParallel} {
+			for i := range 30 {
+				rec, err := TraceConfig{Format: f}.Generate(p, 1, i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range rec.Sequences {
+					if _, err := VerifyTrace(p, s.Prompt+s.Completion); err != nil {
+						t.Fatalf("%v %s #%d, sequence %s/%d: %v", p, f, i, s.Thread, s.Call, err)
+					}
+				}
+			}
+		}
+	}
+}

@@ -266,8 +266,48 @@ Generated Node #0,1: 27:[31, 53, 48] Operation: 26+22=48
 <End Calling Sub Searches>
 `
 
+// validSubSearch has a failed and a solved inline sub search (serial).
+const validSubSearch = `Current State: 27:[22, 26, 31, 53], Operations: []
+Exploring Operation: 53-22=31, Resulting Numbers: [26, 31, 31]
+Generated Node #0,0: 27:[26, 31, 31] Operation: 53-22=31
+Exploring Operation: 26+22=48, Resulting Numbers: [31, 53, 48]
+Generated Node #0,1: 27:[31, 53, 48] Operation: 26+22=48
+Start Sub Search at level 1: Moving to Node #0,1
+Current State: 27:[31, 53, 48], Operations: ['26+22=48']
+Exploring Operation: 53-48=5, Resulting Numbers: [31, 5]
+Generated Node #0,1,0: 27:[31, 5] Operation: 53-48=5
+Moving to Node #0,1,0
+Current State: 27:[31, 5], Operations: ['26+22=48', '53-48=5']
+Exploring Operation: 31-5=26, Resulting Numbers: [26]
+26,27 unequal: No Solution
+No solution found.
+Exit Sub Search at level 1
+No solution found in sub search
+Start Sub Search at level 1: Moving to Node #0,0
+Current State: 27:[26, 31, 31], Operations: ['53-22=31']
+Exploring Operation: 31/31=1, Resulting Numbers: [26, 1]
+Generated Node #0,0,0: 27:[26, 1] Operation: 31/31=1
+Moving to Node #0,0,0
+Current State: 27:[26, 1], Operations: ['53-22=31', '31/31=1']
+Exploring Operation: 26+1=27, Resulting Numbers: [27]
+27,27 equal: Goal Reached
+Moving to Node #0
+Current State: 27:[22, 26, 31, 53], Operations: []
+Exploring Operation: 53-22=31, Resulting Numbers: [26, 31, 31]
+Generated Node #0,0: 27:[26, 31, 31] Operation: 53-22=31
+Moving to Node #0,0
+Current State: 27:[26, 31, 31], Operations: ['53-22=31']
+Exploring Operation: 31/31=1, Resulting Numbers: [26, 1]
+Generated Node #0,0,0: 27:[26, 1] Operation: 31/31=1
+Moving to Node #0,0,0
+Current State: 27:[26, 1], Operations: ['53-22=31', '31/31=1']
+Exploring Operation: 26+1=27, Resulting Numbers: [27]
+27,27 equal: Goal Reached
+Exit Sub Search at level 1
+`
+
 func TestHandWrittenTracesVerify(t *testing.T) {
-	for name, text := range map[string]string{"serial": validSerial, "parallel": validParallel, "spawn": validSpawn} {
+	for name, text := range map[string]string{"serial": validSerial, "parallel": validParallel, "spawn": validSpawn, "sub search": validSubSearch} {
 		tr, err := VerifyTrace(standard, text)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -339,12 +379,29 @@ func TestVerifyTraceReportsTheFirstWrongLine(t *testing.T) {
 		{"empty spawn", edit(edit(validSpawn, 8, "<End Calling Sub Searches>"), 9, ""), 8, "at least one sub search"},
 		{"stray line in spawn", edit(validSpawn, 9, "Moving to Node #0,0"), 9, "spawn block holds only"},
 		{"join index", edit(validParallel, 9, "<Goal Reached in Sub Search 0 at level 1 at Node #0,0>"), 9, "index should be 1"},
-		{"join path elsewhere", edit(validParallel, 10, "Moving to Node #0,1"), 10, "must start at its node #0,0"},
+		{"join path elsewhere", edit(validParallel, 10, "Moving to Node #0,1"), 10, "the solution path starts at #0,0"},
 		{"join path unfinished", edit(edit(validParallel, 16, "Exploring Operation: 26*1=26, Resulting Numbers: [26]"), 17, "26,27 unequal: No Solution"), 17, "does not reach the goal"},
 		{"goal after failed join", strings.Replace(edit(validParallel, 9, "<No Solution in Sub Search 1 at level 1 at Node #0,0>"), strings.Join(strings.Split(validParallel, "\n")[9:17], "\n")+"\n", "", 1), 11, "must follow the Exploring Operation"},
 		{"sub search level", edit(validSerial, 6, "Start Sub Search at level 2: Moving to Node #0,0"), 6, "level should be 1"},
 		{"exit without sub search", edit(validSerial, 6, "Exit Sub Search at level 1"), 6, "no sub search at level 1"},
-		{"failure after goal", validSerial + "No solution found.\n", 16, "already reached"},
+		{"failure after goal", validSerial + "No solution found.\n", 16, "only the solution path"},
+		{"sub failure after a solved sub search", validSubSearch + "No solution found in sub search\n", 38, "only Exit Sub Search lines"},
+		{"exit before the sub search ends", edit(validSubSearch, 10, "Exit Sub Search at level 1"), 10, "neither reached the goal nor found no solution"},
+		{"search goes on after an exhausted sub search", edit(validSubSearch, 15, "Moving to Node #0,0"), 15, "want \"Exit Sub Search at level 1\""},
+		{"sub failure without a failed sub search", edit(validSubSearch, 6, "No solution found in sub search"), 6, "must follow the exit of a sub search that found none"},
+		{"sub search of a non-child", edit(validSubSearch, 17, "Start Sub Search at level 1: Moving to Node #0,1,0"), 17, "not a child of the current node"},
+		{"search goes on after the goal", edit(validSubSearch, 25, "Exploring Operation: 26+1=27, Resulting Numbers: [27]"), 25, "only the solution path"},
+		{"replay from the wrong start", edit(validSubSearch, 25, "Moving to Node #0,0"), 25, "the solution path starts at #0"},
+		{"replay skips a step", edit(validSubSearch, 29, "Moving to Node #0,0,0"), 29, "must move to the node it just generated, #0,0"},
+		{"replay explores twice", edit(validSubSearch, 29, "Exploring Operation: 26+22=48, Resulting Numbers: [31, 53, 48]"), 29, "one operation per state"},
+		{"join path not a chain", edit(validParallel, 14, "Moving to Node #0,0"), 14, "must move to the node it just generated, #0,0,0"},
+		{"join path without its move", edit(validParallel, 10, "Exploring Operation: 31/31=1, Resulting Numbers: [26, 1]"), 10, "starts with \"Moving to Node #0,0\""},
+		{"parent ignores a solved child", edit(validParallel, 19, "Moving to Node #0,1"), 19, "a sub search reached the goal"},
+		{"spawn of the root itself", edit(validSpawn, 8, "<Start Sub Search 0 at level 1> Moving to Node #0"), 8, "not a child of the current node"},
+		{"spawn in serial mode", "Mode: serial\n" + validSpawn, 8, "only in parallel mode"},
+		{"sub search in parallel mode", "Mode: parallel\n" + validSubSearch, 7, "belong to serial mode"},
+		{"bad budget after the mode line", "Mode: serial\nToken Budget: +4 " + validSerial, 2, "positive number"},
+		{"leading zero", edit(validSerial, 2, "Exploring Operation: 53-22=031, Resulting Numbers: [26, 31, 31]"), 2, "leading zero"},
 		{"bad mode", "Mode: sideways\n" + validSerial, 1, "unknown mode"},
 		{"bad budget", "Token Budget: x " + validSerial, 1, "positive number"},
 	} {
@@ -375,15 +432,21 @@ func TestParseTraceWithoutAProblem(t *testing.T) {
 }
 
 func TestTruncatedTracesAreUnfinishedNotWrong(t *testing.T) {
-	lines := strings.SplitAfter(validSerial, "\n")
-	for n := 1; n < len(lines)-2; n++ {
-		prefix := strings.Join(lines[:n], "")
-		tr, err := VerifyTrace(standard, prefix)
-		if err != nil {
-			t.Fatalf("first %d lines: %v", n, err)
+	for name, text := range map[string]string{"serial": validSerial, "sub search": validSubSearch, "parallel": validParallel} {
+		lines := strings.SplitAfter(text, "\n")
+		goal := slices.IndexFunc(lines, func(l string) bool { return strings.HasSuffix(l, "Goal Reached\n") && !strings.HasPrefix(lines[0], "Moving") })
+		if name == "parallel" {
+			goal = len(lines) - 2 // the parent's own goal line
 		}
-		if tr.End != EndUnfinished || tr.Solved() {
-			t.Fatalf("first %d lines: end %s", n, tr.End)
+		for n := 1; n < goal; n++ {
+			tr, err := VerifyTrace(standard, strings.Join(lines[:n], ""))
+			if err != nil {
+				t.Fatalf("%s, first %d lines: %v", name, n, err)
+			}
+			// An inner "No solution found." ends only its sub search.
+			if tr.End != EndUnfinished || tr.Solved() {
+				t.Fatalf("%s, first %d lines: end %s", name, n, tr.End)
+			}
 		}
 	}
 }
@@ -448,7 +511,8 @@ func TestParseLineForms(t *testing.T) {
 	for _, bad := range []string{
 		"", "Current State: 27:[22, 26, 31, 53]", "Current State: 27:[22,26], Operations: []",
 		"Moving to Node #1", "Moving to Node #0,", "Moving to Node #0,01", "Moving to Node #0 ",
-		"Exploring Operation: 53%22=9, Resulting Numbers: [9]", "Exploring Operation: 1234567890+1=1234567891, Resulting Numbers: [1]",
+		"Exploring Operation: 53%22=9, Resulting Numbers: [9]", "Exploring Operation: 1234567890123456789+1=1234567890123456790, Resulting Numbers: [1]",
+		"Exploring Operation: 05+1=6, Resulting Numbers: [6]", "Moving to Node #0,01",
 		"27,27 equal: Goal reached", "<Sub Searches> ", "Current State: 27:[1], Operations: ['1+1=2'",
 	} {
 		if l, err := ParseLine(bad); err == nil {
