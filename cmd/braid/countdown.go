@@ -86,23 +86,45 @@ generator instead and print its trace: for parallel, every thread's calls
 			if err != nil {
 				return err
 			}
+			f := cmd.Flags()
+			switch {
+			case f.Changed("limit") && !all:
+				return usageErrorf("--limit needs --all")
+			case limit < 0:
+				return usageErrorf("--limit must not be negative, got %d", limit)
+			case (f.Changed("beam") || f.Changed("seed")) && trace == "":
+				return usageErrorf("--beam and --seed apply to --trace")
+			case all && trace != "":
+				return usageErrorf("--all and --trace do not go together")
+			}
 			out := cmd.OutOrStdout()
 			if trace != "" {
 				mode, err := countdown.ParseMode(trace)
 				if err != nil {
 					return usageErrorf("--trace: %v", err)
 				}
-				return printTrace(out, p, countdown.TraceConfig{Format: mode, BeamMin: beam, BeamMax: beam}, seed)
+				cfg := countdown.TraceConfig{Format: mode, BeamMin: beam, BeamMax: beam}
+				if err := cfg.Validate(); err != nil {
+					return usageErrorf("%v", err)
+				}
+				return printTrace(out, p, cfg, seed)
 			}
-			if !all {
-				limit = 1
+			var sols []countdown.Solution
+			if all {
+				res := countdown.SolveAll(p, limit)
+				sols = res.Solutions
+				if len(sols) == 0 {
+					fmt.Fprintf(out, "no solution: the exhaustive search of %d states finds none for %s\n", res.States, p)
+				}
+			} else if sol, ok := countdown.Solve(p); ok {
+				sols = []countdown.Solution{sol}
+			} else {
+				fmt.Fprintf(out, "no solution: the exhaustive search finds none for %s\n", p)
 			}
-			res := countdown.SolveAll(p, limit)
-			if len(res.Solutions) == 0 {
-				fmt.Fprintf(out, "no solution: the exhaustive search of %d states finds none for %s\n", res.States, p)
+			if len(sols) == 0 {
 				return &exitError{code: 1}
 			}
-			for _, sol := range res.Solutions {
+			for _, sol := range sols {
 				e, err := countdown.PathExpression(p.Numbers, sol)
 				if err != nil {
 					return err
@@ -159,7 +181,10 @@ func printTrace(w io.Writer, p countdown.Problem, cfg countdown.TraceConfig, see
 }
 
 func newVerifyCmd() *cobra.Command {
-	var traceFile string
+	var (
+		traceFile       string
+		allowUnfinished bool
+	)
 	cmd := &cobra.Command{
 		Use:   "verify TARGET N1 N2 N3 N4 EXPR",
 		Short: "Check an answer expression, or a whole search trace",
@@ -170,7 +195,9 @@ func newVerifyCmd() *cobra.Command {
 With --trace FILE ('-' for standard input), check a serialized search trace
 instead, line by line: each operation's arithmetic and resulting numbers,
 each generated node, each move, each spawn and join, and Goal Reached only
-when the state is exactly [target]. The first wrong line is reported.`,
+when the state is exactly [target]. The first wrong line is reported. A trace
+must be finished (reach the goal, find no solution, or end a parent call with
+a spawn block) unless --allow-unfinished is given.`,
 		Example: `  braid countdown verify 27 22 26 31 53 '26+31/(53-22)'
   braid countdown verify --trace trace.txt 27 22 26 31 53`,
 		Args: func(c *cobra.Command, args []string) error {
@@ -187,13 +214,17 @@ when the state is exactly [target]. The first wrong line is reported.`,
 				if err != nil {
 					return err
 				}
-				return verifyTraceFile(out, cmd.InOrStdin(), p, traceFile)
+				return verifyTraceFile(out, cmd.InOrStdin(), p, traceFile, allowUnfinished)
+			}
+			expr := args[len(args)-1]
+			if _, err := strconv.Atoi(expr); err == nil {
+				// A lone number can never use every input: the answer was left out.
+				return usageErrorf("missing EXPR: the last argument %s is a number; give the answer expression after the numbers", expr)
 			}
 			p, err := parseProblemArgs(args[:len(args)-1])
 			if err != nil {
 				return err
 			}
-			expr := args[len(args)-1]
 			if err := countdown.VerifyAnswer(p, expr); err != nil {
 				fmt.Fprintf(out, "wrong: %s: %v\n", expr, err)
 				return &exitError{code: 1}
@@ -203,10 +234,11 @@ when the state is exactly [target]. The first wrong line is reported.`,
 		},
 	}
 	cmd.Flags().StringVar(&traceFile, "trace", "", "check the search trace in this file ('-' for standard input) instead of an expression")
+	cmd.Flags().BoolVar(&allowUnfinished, "allow-unfinished", false, "with --trace, accept a trace that stops mid-search")
 	return cmd
 }
 
-func verifyTraceFile(w io.Writer, stdin io.Reader, p countdown.Problem, path string) error {
+func verifyTraceFile(w io.Writer, stdin io.Reader, p countdown.Problem, path string, allowUnfinished bool) error {
 	var data []byte
 	var err error
 	if path == "-" {
@@ -225,6 +257,10 @@ func verifyTraceFile(w io.Writer, stdin io.Reader, p countdown.Problem, path str
 	}
 	if err != nil {
 		return err
+	}
+	if t.End == countdown.EndUnfinished && !allowUnfinished {
+		fmt.Fprintf(w, "unfinished: the trace stops mid-search after line %d (--allow-unfinished accepts that)\n", t.Lines)
+		return &exitError{code: 1}
 	}
 	fmt.Fprintf(w, "valid trace: %d lines, %d nodes, %d spawns, %d joins, ends with %s", t.Lines, len(t.Nodes), len(t.Spawns), len(t.Joins), t.End)
 	if t.Solved() {

@@ -159,6 +159,9 @@ with the success rate, trace lengths and speed goes to stderr.`,
 					return usageErrorf("--split: %v", err)
 				}
 				for p := range countdown.Problems(seed, sp) {
+					if err := cmd.Context().Err(); err != nil {
+						return err
+					}
 					if problems = append(problems, p); len(problems) == n {
 						break
 					}

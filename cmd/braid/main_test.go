@@ -56,12 +56,17 @@ func TestVerifyCommand(t *testing.T) {
 	if !strings.Contains(out, "unused: [53]") {
 		t.Errorf("output %q does not say which number is unused", out)
 	}
-	_, errs := expectExit(t, 2, "", "countdown", "verify", "27", "22", "x", "31", "53", "1")
+	_, errs := expectExit(t, 2, "", "countdown", "verify", "27", "22", "x", "31", "53", "1+1")
 	if !strings.Contains(errs, `"x" is not a whole number`) {
 		t.Errorf("stderr %q", errs)
 	}
 	expectExit(t, 2, "", "countdown", "verify", "27", "22")
 	expectExit(t, 2, "", "countdown", "verify", "--bogus", "27", "22", "26", "1")
+	// The answer left out: the last number would silently become it.
+	_, errs = expectExit(t, 2, "", "countdown", "verify", "10", "1", "2", "3", "4")
+	if !strings.Contains(errs, "missing EXPR") {
+		t.Errorf("stderr %q", errs)
+	}
 }
 
 func TestSolveCommand(t *testing.T) {
@@ -83,6 +88,11 @@ func TestSolveCommand(t *testing.T) {
 		t.Errorf("parallel trace output lacks a spawn, a child thread or the verified answer:\n%s", out)
 	}
 	expectExit(t, 2, "", "countdown", "solve", "--trace", "sideways", "27", "22", "26", "31", "53")
+	expectExit(t, 2, "", "countdown", "solve", "--trace", "serial", "--beam", "-1", "27", "22", "26", "31", "53")
+	expectExit(t, 2, "", "countdown", "solve", "--limit", "3", "27", "22", "26", "31", "53")
+	expectExit(t, 2, "", "countdown", "solve", "--beam", "3", "27", "22", "26", "31", "53")
+	expectExit(t, 2, "", "countdown", "solve", "27", "22", "26", "31", "53", "1", "2", "3")
+	expectExit(t, 2, "", "countdown", "solve", "2000000", "22", "26", "31", "53")
 }
 
 func TestVerifyTraceCommand(t *testing.T) {
@@ -103,6 +113,27 @@ func TestVerifyTraceCommand(t *testing.T) {
 	out, _ = expectExit(t, 1, bad, "countdown", "verify", "--trace", "-", "27", "22", "26", "31", "53")
 	if !strings.Contains(out, "line 2") {
 		t.Errorf("output %q does not name line 2", out)
+	}
+	// A trace cut mid-search fails unless the caller accepts that.
+	cut := strings.Join(strings.SplitAfter(rec.Text, "\n")[:3], "")
+	out, _ = expectExit(t, 1, cut, "countdown", "verify", "--trace", "-", "27", "22", "26", "31", "53")
+	if !strings.HasPrefix(out, "unfinished:") {
+		t.Errorf("output %q", out)
+	}
+	expectExit(t, 0, cut, "countdown", "verify", "--trace", "-", "--allow-unfinished", "27", "22", "26", "31", "53")
+}
+
+func TestInterruptedRunExits130(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	path := filepath.Join(t.TempDir(), "traces.jsonl")
+	code := run(ctx, []string{"gen", "traces", "--format", "serial", "--n", "1000", "--out", path}, strings.NewReader(""), &out, &errb)
+	if code != 130 || !strings.Contains(errb.String(), "interrupted") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("an interrupted run left %s", path)
 	}
 }
 
@@ -186,6 +217,9 @@ func TestGenTracesFromInputFile(t *testing.T) {
 	recs := readJSONL[countdown.TraceRecord](t, string(data))
 	if len(recs) != 2 || recs[1].Target != 24 || len(recs[0].Sequences) != 1 {
 		t.Fatalf("records: %+v", recs)
+	}
+	if fi, err := os.Stat(outPath); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("output file mode %v, %v; want -rw-r--r--", fi.Mode(), err)
 	}
 
 	// A bad line is reported by number, and the earlier output survives.

@@ -27,6 +27,17 @@ func openOutput(path string, stdout io.Writer) (*output, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
+		// CreateTemp makes the file private; give the result the mode of the
+		// file it replaces, or the usual one for a new file.
+		mode := os.FileMode(0o644)
+		if fi, err := os.Stat(path); err == nil {
+			mode = fi.Mode().Perm()
+		}
+		if err := f.Chmod(mode); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
 		o.tmp, dst = f, f
 	}
 	o.w = bufio.NewWriterSize(dst, 1<<16)

@@ -11,8 +11,9 @@ import (
 // Ordered calls work(i) for i in [0, n) on up to workers goroutines (0 means
 // one per CPU) and emit(i, result) for each in increasing i, from the
 // calling goroutine. At most a few results per worker wait for an earlier one,
-// so memory stays bounded however large n is. The first error from work or
-// emit, or the context's end, stops the run and is returned.
+// so memory stays bounded however large n is. An error from work or emit,
+// or the context's end, stops the run and is returned; after a work error
+// every result before the failed item is still emitted.
 func Ordered[R any](ctx context.Context, n, workers int, work func(i int) (R, error), emit func(i int, r R) error) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -62,27 +63,34 @@ func Ordered[R any](ctx context.Context, n, workers int, work func(i int) (R, er
 		close(results)
 	}()
 
+	// On a work error the run stops dispatching, finishes the items already
+	// started, emits every result before the failed item and returns the
+	// error of the lowest failed index: all lower items were dispatched
+	// earlier, so which error is returned does not depend on timing.
 	pending := make(map[int]R, window)
 	next := 0
-	var firstErr error
+	errIndex := n
+	var workErr, emitErr error
 	for res := range results {
-		if firstErr != nil {
+		if emitErr != nil {
 			continue // drain so the workers can exit
 		}
 		if res.err != nil {
-			firstErr = res.err
+			if res.i < errIndex {
+				errIndex, workErr = res.i, res.err
+			}
 			cancel()
 			continue
 		}
 		pending[res.i] = res.r
-		for {
+		for next < errIndex {
 			r, ok := pending[next]
 			if !ok {
 				break
 			}
 			delete(pending, next)
 			if err := emit(next, r); err != nil {
-				firstErr = err
+				emitErr = err
 				cancel()
 				break
 			}
@@ -90,10 +98,12 @@ func Ordered[R any](ctx context.Context, n, workers int, work func(i int) (R, er
 			<-tokens
 		}
 	}
-	if firstErr != nil {
-		return firstErr
-	}
-	if next < n {
+	switch {
+	case emitErr != nil:
+		return emitErr
+	case workErr != nil:
+		return workErr
+	case next < n:
 		return ctx.Err()
 	}
 	return nil

@@ -3,6 +3,7 @@ package parallel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -38,19 +39,20 @@ func TestOrderedEmitsInOrder(t *testing.T) {
 }
 
 func TestOrderedStopsAtFirstError(t *testing.T) {
-	boom := errors.New("boom")
-	emitted := 0
-	err := Ordered(context.Background(), 1000, 4, func(i int) (int, error) {
-		if i == 100 {
-			return 0, boom
+	for range 20 {
+		emitted := 0
+		err := Ordered(context.Background(), 1000, 4, func(i int) (int, error) {
+			if i >= 100 && i%7 == 2 { // items 100, 107, 114, ... fail
+				return 0, fmt.Errorf("item %d failed", i)
+			}
+			return i, nil
+		}, func(i, r int) error { emitted++; return nil })
+		if err == nil || err.Error() != "item 100 failed" {
+			t.Fatalf("err = %v, want the lowest failure, item 100", err)
 		}
-		return i, nil
-	}, func(i, r int) error { emitted++; return nil })
-	if !errors.Is(err, boom) {
-		t.Fatalf("err = %v, want boom", err)
-	}
-	if emitted > 100 {
-		t.Fatalf("emitted %d results, past the failing item 100", emitted)
+		if emitted != 100 {
+			t.Fatalf("emitted %d results, want the 100 before the failure", emitted)
+		}
 	}
 }
 
@@ -65,6 +67,22 @@ func TestOrderedHonoursCancel(t *testing.T) {
 		})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestOrderedStopsAtEmitError(t *testing.T) {
+	stop := errors.New("disk full")
+	calls := 0
+	err := Ordered(context.Background(), 1000, 3, func(i int) (int, error) { return i, nil },
+		func(i, r int) error {
+			calls++
+			if i == 5 {
+				return stop
+			}
+			return nil
+		})
+	if !errors.Is(err, stop) || calls != 6 {
+		t.Fatalf("err = %v after %d emits, want disk full after 6", err, calls)
 	}
 }
 

@@ -110,3 +110,53 @@ func parentID(id string) (string, bool) {
 	}
 	return id[:i], true
 }
+
+// Start Sub Search at level 1: Moving to Node #0,1
+func (w *traceWriter) subSearchStart(level int, id string) {
+	w.b = append(w.b, "Start Sub Search at level "...)
+	w.b = appendInt(w.b, level)
+	w.b = append(w.b, ": Moving to Node #"...)
+	w.b = append(w.b, id...)
+	w.b = append(w.b, '\n')
+}
+
+// Exit Sub Search at level 1
+func (w *traceWriter) subSearchExit(level int) {
+	w.b = append(w.b, "Exit Sub Search at level "...)
+	w.b = appendInt(w.b, level)
+	w.b = append(w.b, '\n')
+}
+
+// spawn writes the block that ends a parent call, one child per node:
+//
+//	<Calling Sub Searches>
+//	<Start Sub Search 0 at level 1> Moving to Node #0,0
+//	<End Calling Sub Searches>
+func (w *traceWriter) spawn(level int, kids []*node) {
+	w.b = append(w.b, "<Calling Sub Searches>\n"...)
+	for i, n := range kids {
+		w.b = append(w.b, "<Start Sub Search "...)
+		w.b = appendInt(w.b, i)
+		w.b = append(w.b, " at level "...)
+		w.b = appendInt(w.b, level)
+		w.b = append(w.b, "> Moving to Node #"...)
+		w.b = append(w.b, n.id...)
+		w.b = append(w.b, '\n')
+	}
+	w.b = append(w.b, "<End Calling Sub Searches>\n"...)
+}
+
+// <Goal Reached in Sub Search 1 at level 1 at Node #0,1>  /  <No Solution in ...>
+func (w *traceWriter) joinEntry(solved bool, index, level int, id string) {
+	if solved {
+		w.b = append(w.b, "<Goal Reached in Sub Search "...)
+	} else {
+		w.b = append(w.b, "<No Solution in Sub Search "...)
+	}
+	w.b = appendInt(w.b, index)
+	w.b = append(w.b, " at level "...)
+	w.b = appendInt(w.b, level)
+	w.b = append(w.b, " at Node #"...)
+	w.b = append(w.b, id...)
+	w.b = append(w.b, ">\n"...)
+}

@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 )
 
 // ParallelConfig configures the parallel (APR) search-trace generator.
@@ -149,26 +147,11 @@ func (g *parallelSearch) run(start *node, level, beam int) *Call {
 	for open.Len() > 0 {
 		current := popBeam(open, beam)
 		for ci, cur := range current {
-			w.currentState(g.target, cur.nums, cur.ops)
-			gen := prune(successors(cur, g.target, g.sc, &g.seq), beam, 0, g.rng)
-			var explore []*node
-			for _, n := range gen {
-				n.id = childID(cur.id, len(explore))
-				op := n.ops[len(n.ops)-1]
-				w.exploring(op, n.nums)
-				switch {
-				case len(n.nums) == 1 && n.nums[0] == g.target:
-					w.verdict(n.nums[0], g.target)
-					writePath(&w, g.target, start, n)
-					return finish(n)
-				case len(n.nums) == 1:
-					w.verdict(n.nums[0], g.target)
-				default:
-					w.generated(n.id, g.target, n.nums, op)
-					explore = append(explore, n)
-				}
+			explore, goal := expand(&w, g.target, cur, g.sc, beam, 0, g.rng, &g.seq)
+			if goal != nil {
+				writePath(&w, g.target, start, goal)
+				return finish(goal)
 			}
-			sortByScore(explore)
 			// Only the root spawns: children search serially, as in APR.
 			spawn := level == 0 && len(explore) > 1 && g.rng.Float64() < g.cfg.Promising
 			if spawn {
@@ -177,7 +160,7 @@ func (g *parallelSearch) run(start *node, level, beam int) *Call {
 					kids[i] = g.run(n, level+1, g.cfg.SubBeam)
 				}
 				before := w.String()
-				w.raw(spawnBlock(level+1, explore))
+				w.spawn(level+1, explore)
 				c.Calls = append(c.Calls, w.String())
 				c.Prompts = append(c.Prompts, prompt)
 				c.Spawns = append(c.Spawns, kids)
@@ -186,15 +169,12 @@ func (g *parallelSearch) run(start *node, level, beam int) *Call {
 				var goal *node
 				w.raw("<Sub Searches>\n")
 				for i, k := range kids {
-					lv, idx := strconv.Itoa(level+1), strconv.Itoa(i)
+					w.joinEntry(k.Solved, i, level+1, explore[i].id)
 					if k.Solved {
-						w.raw("<Goal Reached in Sub Search " + idx + " at level " + lv + " at Node #" + explore[i].id + ">\n")
 						writePath(&w, g.target, explore[i], k.goal)
 						if goal == nil {
 							goal = k.goal
 						}
-					} else {
-						w.raw("<No Solution in Sub Search " + idx + " at level " + lv + " at Node #" + explore[i].id + ">\n")
 					}
 				}
 				w.raw("<End Sub Searches>\n")
@@ -219,15 +199,4 @@ func (g *parallelSearch) run(start *node, level, beam int) *Call {
 	}
 	w.raw("No solution found.\n")
 	return finish(nil)
-}
-
-// spawnBlock is the text that ends a parent call.
-func spawnBlock(level int, kids []*node) string {
-	var b strings.Builder
-	b.WriteString("<Calling Sub Searches>\n")
-	for i, n := range kids {
-		fmt.Fprintf(&b, "<Start Sub Search %d at level %d> Moving to Node #%s\n", i, level, n.id)
-	}
-	b.WriteString("<End Calling Sub Searches>\n")
-	return b.String()
 }

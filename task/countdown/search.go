@@ -237,3 +237,28 @@ func popBeam(open *openSet, beam int) []*node {
 }
 
 func sortByScore(ns []*node) { slices.SortStableFunc(ns, byScore) }
+
+// expand writes the Current State of cur, generates and prunes its
+// successors, and writes each one's Exploring Operation line and verdict.
+// It returns the nodes left to explore, best first, or the goal node, which
+// ends the search; the caller writes the solution path.
+func expand(w *traceWriter, target int, cur *node, sc scorer, beam int, threshold float64, rng *rand.Rand, seq *int) (explore []*node, goal *node) {
+	w.currentState(target, cur.nums, cur.ops)
+	for _, n := range prune(successors(cur, target, sc, seq), beam, threshold, rng) {
+		n.id = childID(cur.id, len(explore))
+		op := n.ops[len(n.ops)-1]
+		w.exploring(op, n.nums)
+		switch {
+		case len(n.nums) == 1:
+			w.verdict(n.nums[0], target)
+			if n.nums[0] == target {
+				return nil, n
+			}
+		default:
+			w.generated(n.id, target, n.nums, op)
+			explore = append(explore, n)
+		}
+	}
+	sortByScore(explore)
+	return explore, nil
+}

@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 )
 
 // SerialConfig configures the serial (SoS+) search-trace generator.
@@ -67,32 +66,16 @@ func (s *serialSearch) run(root, start *node, level int) *node {
 	for open.Len() > 0 {
 		current := popBeam(open, s.cfg.Beam)
 		for ci, cur := range current {
-			s.w.currentState(s.target, cur.nums, cur.ops)
-			gen := prune(successors(cur, s.target, s.sc, &s.seq), s.cfg.Beam, s.cfg.Threshold, s.rng)
-			var explore []*node
-			for _, n := range gen {
-				n.id = childID(cur.id, len(explore))
-				op := n.ops[len(n.ops)-1]
-				s.w.exploring(op, n.nums)
-				switch {
-				case len(n.nums) == 1 && n.nums[0] == s.target:
-					s.w.verdict(n.nums[0], s.target)
-					writePath(&s.w, s.target, root, n)
-					return n
-				case len(n.nums) == 1:
-					s.w.verdict(n.nums[0], s.target)
-				default:
-					s.w.generated(n.id, s.target, n.nums, op)
-					explore = append(explore, n)
-				}
+			explore, goal := expand(&s.w, s.target, cur, s.sc, s.cfg.Beam, s.cfg.Threshold, s.rng, &s.seq)
+			if goal != nil {
+				writePath(&s.w, s.target, root, goal)
+				return goal
 			}
-			sortByScore(explore)
 			if s.rng.Float64() < s.cfg.Promising {
 				for _, n := range explore {
-					lv := strconv.Itoa(level + 1)
-					s.w.raw("Start Sub Search at level " + lv + ": Moving to Node #" + n.id + "\n")
+					s.w.subSearchStart(level+1, n.id)
 					goal := s.run(root, n, level+1)
-					s.w.raw("Exit Sub Search at level " + lv + "\n")
+					s.w.subSearchExit(level + 1)
 					if goal != nil {
 						return goal
 					}

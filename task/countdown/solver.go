@@ -1,6 +1,9 @@
 package countdown
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // The exhaustive solver. It combines pairs of numbers under the rules until
 // one number is left, exactly the move set the search generators use, so
@@ -22,60 +25,52 @@ type SolveResult struct {
 
 // Solve returns one solution of p, or false when none exists.
 func Solve(p Problem) (Solution, bool) {
-	r := search(p, 1)
-	if len(r.Solutions) == 0 {
-		return nil, false
-	}
-	return r.Solutions[0], true
+	var sol Solution
+	s := solver{target: p.Target, onSolution: func(path []Op) bool {
+		sol = slices.Clone(path)
+		return true
+	}}
+	s.run(p.Numbers)
+	return sol, s.found > 0
 }
 
 // Solvable reports whether p has a solution under the rules.
 func Solvable(p Problem) bool {
-	s := solver{target: p.Target, limit: 1, probe: true}
+	s := solver{target: p.Target}
 	s.run(p.Numbers)
 	return s.found > 0
 }
 
 // SolveAll returns every solution of p, up to limit (0 means no limit), with
-// solutions that are the same expression up to the order of independent
-// steps and of commutative operands counted once.
+// solutions that are the same expression up to commutativity and
+// associativity counted once. Duplicates are dropped as they are found, so
+// memory grows with the distinct solutions only.
 func SolveAll(p Problem, limit int) SolveResult {
-	all := search(p, 0)
 	seen := make(map[string]bool)
-	out := all.Solutions[:0]
-	for _, sol := range all.Solutions {
-		e, err := PathExpression(p.Numbers, sol)
+	var out []Solution
+	s := solver{target: p.Target, onSolution: func(path []Op) bool {
+		e, err := PathExpression(p.Numbers, path)
 		if err != nil {
-			continue // cannot happen for the solver's own paths
+			panic(fmt.Sprintf("countdown: the solver produced an invalid path %v: %v", path, err))
 		}
-		key := e.canonical()
-		if seen[key] {
-			continue
+		if key := e.canonical(); !seen[key] {
+			seen[key] = true
+			out = append(out, slices.Clone(path))
 		}
-		seen[key] = true
-		out = append(out, sol)
-		if limit > 0 && len(out) == limit {
-			break
-		}
-	}
-	all.Solutions = out
-	return all
-}
-
-func search(p Problem, limit int) SolveResult {
-	s := solver{target: p.Target, limit: limit}
+		return limit > 0 && len(out) >= limit
+	}}
 	s.run(p.Numbers)
-	return SolveResult{Solutions: s.solutions, States: s.states}
+	return SolveResult{Solutions: out, States: s.states}
 }
 
 type solver struct {
-	target    int
-	limit     int  // stop after this many solutions; 0: all
-	probe     bool // count solutions only, record none
-	found     int
-	states    int
-	path      []Op
-	solutions []Solution
+	target int
+	// onSolution is called with each solution path (valid only during the
+	// call) and returns true to stop the search; nil stops at the first.
+	onSolution func(path []Op) bool
+	found      int
+	states     int
+	path       []Op
 	// levels holds one scratch buffer of numbers per depth, so the search
 	// never allocates a state.
 	levels [MaxCount + 1][MaxCount]int
@@ -86,10 +81,7 @@ func (s *solver) run(nums []int) {
 		// Not a valid problem, but the answer is plain.
 		s.states++
 		if nums[0] == s.target {
-			s.found++
-			if !s.probe {
-				s.solutions = append(s.solutions, Solution{})
-			}
+			s.solution()
 		}
 		return
 	}
@@ -99,6 +91,15 @@ func (s *solver) run(nums []int) {
 	copy(s.levels[len(nums)][:], nums)
 	s.path = s.path[:0]
 	s.walk(len(nums))
+}
+
+// solution records that s.path reaches the target and says whether to stop.
+func (s *solver) solution() bool {
+	s.found++
+	if s.onSolution == nil {
+		return true
+	}
+	return s.onSolution(s.path)
 }
 
 // walk searches from the state held in levels[n][:n], n >= 2; it returns
@@ -116,11 +117,10 @@ func (s *solver) walk(n int) bool {
 			if op.Result != s.target {
 				continue
 			}
-			s.found++
-			if !s.probe {
-				s.solutions = append(s.solutions, Solution(append(slices.Clone(s.path), op)))
-			}
-			if s.limit > 0 && s.found >= s.limit {
+			s.path = append(s.path, op)
+			stop := s.solution()
+			s.path = s.path[:len(s.path)-1]
+			if stop {
 				return true
 			}
 		}

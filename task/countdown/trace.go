@@ -104,4 +104,3 @@ func VerifyTrace(p Problem, text string) (*Trace, error) {
 	}
 	return walkTrace(&p, text)
 }
-

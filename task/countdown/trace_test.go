@@ -434,7 +434,9 @@ func TestParseTraceWithoutAProblem(t *testing.T) {
 func TestTruncatedTracesAreUnfinishedNotWrong(t *testing.T) {
 	for name, text := range map[string]string{"serial": validSerial, "sub search": validSubSearch, "parallel": validParallel} {
 		lines := strings.SplitAfter(text, "\n")
-		goal := slices.IndexFunc(lines, func(l string) bool { return strings.HasSuffix(l, "Goal Reached\n") && !strings.HasPrefix(lines[0], "Moving") })
+		goal := slices.IndexFunc(lines, func(l string) bool {
+			return strings.HasSuffix(l, "Goal Reached\n") && !strings.HasPrefix(lines[0], "Moving")
+		})
 		if name == "parallel" {
 			goal = len(lines) - 2 // the parent's own goal line
 		}
