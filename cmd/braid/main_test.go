@@ -47,6 +47,13 @@ func TestHelpListsCommandsWithExamples(t *testing.T) {
 	}
 }
 
+func TestVersion(t *testing.T) {
+	out, _ := expectExit(t, 0, "", "--version")
+	if !strings.HasPrefix(out, "braid version ") {
+		t.Errorf("--version printed %q", out)
+	}
+}
+
 func TestVerifyCommand(t *testing.T) {
 	out, _ := expectExit(t, 0, "", "countdown", "verify", "27", "22", "26", "31", "53", "26+(53/(31+22))")
 	if !strings.HasPrefix(out, "correct:") {
