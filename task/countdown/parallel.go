@@ -56,8 +56,9 @@ type Sequence struct {
 	Completion string `json:"completion"`
 }
 
-// Sequences flattens the rollout into its model calls, parent calls first,
-// then each spawn's children in order (depth first).
+// Sequences flattens the rollout into its model calls in the order they
+// run: a call, then the children it spawned (each depth first), then the
+// call that resumes it.
 func (c *Call) Sequences() []Sequence {
 	var out []Sequence
 	var walk func(c *Call)
@@ -65,10 +66,10 @@ func (c *Call) Sequences() []Sequence {
 		for k, text := range c.Calls {
 			out = append(out, Sequence{Thread: c.Node, Level: c.Level, Call: k,
 				Prompt: text[:c.Prompts[k]], Completion: text[c.Prompts[k]:]})
-		}
-		for _, kids := range c.Spawns {
-			for _, k := range kids {
-				walk(k)
+			if k < len(c.Spawns) {
+				for _, kid := range c.Spawns[k] {
+					walk(kid)
+				}
 			}
 		}
 	}

@@ -559,3 +559,18 @@ func FuzzParseTrace(f *testing.F) {
 		}
 	})
 }
+
+func TestSequencesRunInOrder(t *testing.T) {
+	rec, err := TraceConfig{Format: ModeParallel, BeamMin: 3, BeamMax: 3, Promising: 1}.Generate(standard, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Root call 0 spawns, the children run, then root call 1 joins.
+	var got []string
+	for _, s := range rec.Sequences {
+		got = append(got, fmt.Sprintf("%s/%d", s.Thread, s.Call))
+	}
+	if len(got) < 3 || got[0] != "0/0" || got[len(got)-1] != "0/1" || !strings.HasPrefix(got[1], "0,") {
+		t.Fatalf("sequence order %v, want 0/0, the children, 0/1", got)
+	}
+}
