@@ -102,38 +102,24 @@ func (p *exprParser) peekOp(ops string) byte {
 }
 
 // sum := product (("+"|"-") product)*
-func (p *exprParser) sum(depth int) (*Expr, error) {
-	left, err := p.product(depth)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		op := p.peekOp("+-")
-		if op == 0 {
-			return left, nil
-		}
-		p.pos++
-		right, err := p.product(depth)
-		if err != nil {
-			return nil, err
-		}
-		left = &Expr{Op: op, Left: left, Right: right}
-	}
-}
+func (p *exprParser) sum(depth int) (*Expr, error) { return p.chain(depth, "+-", p.product) }
 
 // product := atom (("*"|"/") atom)*
-func (p *exprParser) product(depth int) (*Expr, error) {
-	left, err := p.atom(depth)
+func (p *exprParser) product(depth int) (*Expr, error) { return p.chain(depth, "*/", p.atom) }
+
+// chain parses operands joined by any of ops, left-associative.
+func (p *exprParser) chain(depth int, ops string, operand func(int) (*Expr, error)) (*Expr, error) {
+	left, err := operand(depth)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		op := p.peekOp("*/")
+		op := p.peekOp(ops)
 		if op == 0 {
 			return left, nil
 		}
 		p.pos++
-		right, err := p.atom(depth)
+		right, err := operand(depth)
 		if err != nil {
 			return nil, err
 		}
