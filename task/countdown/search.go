@@ -2,7 +2,6 @@ package countdown
 
 import (
 	"container/heap"
-	"fmt"
 	"math/rand/v2"
 	"slices"
 )
@@ -24,17 +23,6 @@ func (h Heuristic) String() string {
 		return "sum"
 	}
 	return "mult"
-}
-
-// ParseHeuristic reads "mult" or "sum".
-func ParseHeuristic(s string) (Heuristic, error) {
-	switch s {
-	case "mult":
-		return MultHeuristic, nil
-	case "sum":
-		return SumHeuristic, nil
-	}
-	return 0, fmt.Errorf("countdown: unknown heuristic %q (want mult or sum)", s)
 }
 
 // scorer evaluates a heuristic against one target; it holds the target's
