@@ -1,0 +1,88 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = rng.Float32()*2 - 1
+	}
+	return s
+}
+
+// closeEnough compares against the float64-accumulated reference with a
+// tolerance that grows with the length of the dot products.
+func closeEnough(t *testing.T, what string, got, want []float32, k int) {
+	t.Helper()
+	tol := 1e-5 * float64(k+1)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > tol*(1+math.Abs(float64(want[i]))) {
+			t.Fatalf("%s: element %d = %g, want %g (|diff| %g > %g)", what, i, got[i], want[i], d, tol)
+		}
+	}
+}
+
+func TestGemmMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	shapes := [][3]int{
+		{1, 1, 1}, {1, 7, 1}, {3, 5, 7}, {14, 1, 32}, {15, 3, 33}, {13, 31, 31},
+		{1, 256, 768}, {29, 300, 65}, {64, 64, 64}, {100, 257, 50}, {6, 16, 16}, {7, 17, 17},
+		{200, 520, 70}, {2, 3, 2100},
+	}
+	for range 12 {
+		shapes = append(shapes, [3]int{1 + rng.IntN(90), 1 + rng.IntN(600), 1 + rng.IntN(90)})
+	}
+	for _, kern := range kernels() {
+		for _, sh := range shapes {
+			m, k, n := sh[0], sh[1], sh[2]
+			for _, f := range []Flags{0, TransA, TransB, TransA | TransB, Accumulate, TransB | Accumulate, TransA | Accumulate} {
+				for _, threads := range []int{1, 2, 3} {
+					name := fmt.Sprintf("%s/%dx%dx%d/flags=%d/threads=%d", kern.name, m, k, n, f, threads)
+					a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+					c0 := randSlice(rng, m*n)
+					want := append([]float32(nil), c0...)
+					got := append([]float32(nil), c0...)
+					gemmRef(want, a, b, m, k, n, f)
+					gemm(kern, threads, got, a, b, m, k, n, f)
+					closeEnough(t, name, got, want, k)
+				}
+			}
+		}
+	}
+}
+
+func TestGemmLeavesTheRestOfCAlone(t *testing.T) {
+	// c may be longer than m·n; nothing past it is touched, and a product
+	// with k = 0 clears c (or leaves it, accumulating).
+	c := []float32{9, 9, 9, 9, 9, 9, 7}
+	Gemm(c, nil, nil, 2, 0, 3, 0)
+	for i, v := range c[:6] {
+		if v != 0 {
+			t.Fatalf("c[%d] = %v after a k=0 product", i, v)
+		}
+	}
+	if c[6] != 7 {
+		t.Fatal("gemm wrote past m·n")
+	}
+	c = []float32{1, 2, 3, 4, 5, 6, 7}
+	Gemm(c, nil, nil, 2, 0, 3, Accumulate)
+	if c[0] != 1 || c[5] != 6 {
+		t.Fatal("an accumulating k=0 product changed c")
+	}
+}
+
+func TestGemmPanicsOnShortSlices(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a too-short a")
+		}
+	}()
+	Gemm(make([]float32, 4), make([]float32, 3), make([]float32, 4), 2, 2, 2, 0)
+}

@@ -1,0 +1,57 @@
+package tensor
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func kernelAVX512x14x32(kc int, a, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX2x6x16(kc int, a, b, c *float32, ldc int, acc bool)
+
+var avx512Kernel = kernel{name: "avx512", mr: 14, nr: 32, run: func(kc int, a, b, c []float32, ldc int, acc bool) {
+	// The bounds checks the assembly cannot make.
+	_, _, _ = a[kc*14-1], b[kc*32-1], c[13*ldc+31]
+	kernelAVX512x14x32(kc, &a[0], &b[0], &c[0], ldc, acc)
+}}
+
+var avx2Kernel = kernel{name: "avx2", mr: 6, nr: 16, run: func(kc int, a, b, c []float32, ldc int, acc bool) {
+	_, _, _ = a[kc*6-1], b[kc*16-1], c[5*ldc+15]
+	kernelAVX2x6x16(kc, &a[0], &b[0], &c[0], ldc, acc)
+}}
+
+// kernels lists the microkernels this CPU runs, fastest first.
+func kernels() []kernel {
+	var ks []kernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, avx512Kernel)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, avx2Kernel)
+	}
+	return append(ks, genericKernel)
+}
+
+//go:generate go run gen_kernels.go
+
+// bestKernel is chosen once, from what the CPU reports at start-up.
+var bestKernel = kernels()[0]
+
+// fmaPeakAVX512 and fmaPeakAVX2 run iters rounds of independent fused
+// multiply-adds with no memory traffic: 24·32 and 12·16 flops a round. They
+// measure this CPU's peak, the yardstick for kernel efficiency.
+//
+//go:noescape
+func fmaPeakAVX512(iters int)
+
+//go:noescape
+func fmaPeakAVX2(iters int)
+
+func peakProbe() (func(int), int) {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return fmaPeakAVX512, 24 * 32
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return fmaPeakAVX2, 12 * 16
+	}
+	return nil, 0
+}
