@@ -1,0 +1,211 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+)
+
+// The elementwise and row-wise operations of a Llama-style transformer, each
+// a forward function and, where training needs it, a backward one. Shapes
+// are in the comments; every matrix is row-major. Backward functions add
+// into their gradient outputs (+=), as in llm.c, so a gradient that flows
+// along two paths is summed without extra buffers.
+
+// RMSNorm normalizes each of the n rows of x (n×c) by its root mean square
+// and scales by w (c): out = x·rstd·w with rstd = 1/sqrt(mean(x²)+eps). It
+// saves rstd (n) for the backward pass.
+func RMSNorm(out, rstd, x, w []float32, n, c int, eps float32) {
+	for i := range n {
+		row := x[i*c : (i+1)*c]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		r := float32(1 / math.Sqrt(ss/float64(c)+float64(eps)))
+		rstd[i] = r
+		o := out[i*c : (i+1)*c]
+		for j, v := range row {
+			o[j] = v * r * w[j]
+		}
+	}
+}
+
+// RMSNormBackward adds the gradients of RMSNorm: with g = dout·w,
+// dx += rstd·g − rstd³·x·mean(g·x) and dw += dout·x·rstd.
+func RMSNormBackward(dx, dw, dout, x, w, rstd []float32, n, c int) {
+	for i := range n {
+		row := x[i*c : (i+1)*c]
+		do := dout[i*c : (i+1)*c]
+		r := rstd[i]
+		var dot float64
+		for j, v := range row {
+			dot += float64(do[j]) * float64(w[j]) * float64(v)
+		}
+		k := r * r * r * float32(dot/float64(c))
+		d := dx[i*c : (i+1)*c]
+		for j, v := range row {
+			d[j] += r*do[j]*w[j] - k*v
+			dw[j] += do[j] * v * r
+		}
+	}
+}
+
+// Softmax writes the softmax of x (c values) to out, stable against large
+// values by subtracting the maximum.
+func Softmax(out, x []float32) {
+	maxv := float32(math.Inf(-1))
+	for _, v := range x {
+		maxv = max(maxv, v)
+	}
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - maxv)))
+		out[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range x {
+		out[i] *= inv
+	}
+}
+
+// SoftmaxBackward adds the gradient of y = Softmax(x):
+// dx += y·(dy − Σ dy·y).
+func SoftmaxBackward(dx, dy, y []float32) {
+	var dot float64
+	for i, v := range y {
+		dot += float64(dy[i]) * float64(v)
+	}
+	d := float32(dot)
+	for i, v := range y {
+		dx[i] += v * (dy[i] - d)
+	}
+}
+
+// RoPE holds the rotary position embedding tables of one head size: cos and
+// sin of pos·θ^(−2i/d) for every position below maxPos and i < d/2.
+type RoPE struct {
+	half     int
+	cos, sin []float32 // maxPos × half
+}
+
+// NewRoPE builds the tables for heads of size headDim (even) and positions
+// below maxPos, with base theta (10000 in Llama 2, 500000 in Llama 3).
+func NewRoPE(headDim, maxPos int, theta float64) *RoPE {
+	if headDim%2 != 0 {
+		panic(fmt.Sprintf("tensor: RoPE head size %d is odd", headDim))
+	}
+	half := headDim / 2
+	r := &RoPE{half: half, cos: make([]float32, maxPos*half), sin: make([]float32, maxPos*half)}
+	for p := range maxPos {
+		for i := range half {
+			freq := 1 / math.Pow(theta, float64(2*i)/float64(headDim))
+			a := float64(p) * freq
+			r.cos[p*half+i] = float32(math.Cos(a))
+			r.sin[p*half+i] = float32(math.Sin(a))
+		}
+	}
+	return r
+}
+
+// MaxPos is the number of positions the tables cover.
+func (r *RoPE) MaxPos() int { return len(r.cos) / r.half }
+
+// Apply rotates x (t × heads × headDim) in place, token i at position
+// pos[i], pairing element j with j+headDim/2 as Hugging Face's Llama does
+// ("rotate_half"), not adjacent elements.
+func (r *RoPE) Apply(x []float32, pos []int, heads int) {
+	r.rotate(x, pos, heads, 1)
+}
+
+// Backward rotates the gradient dx (t × heads × headDim) back in place: the
+// inverse rotation, since a rotation's Jacobian is the rotation itself.
+func (r *RoPE) Backward(dx []float32, pos []int, heads int) {
+	r.rotate(dx, pos, heads, -1)
+}
+
+func (r *RoPE) rotate(x []float32, pos []int, heads int, sign float32) {
+	h, d := r.half, 2*r.half
+	for t, p := range pos {
+		cs, sn := r.cos[p*h:(p+1)*h], r.sin[p*h:(p+1)*h]
+		for hd := range heads {
+			v := x[(t*heads+hd)*d : (t*heads+hd+1)*d]
+			lo, hi := v[:h], v[h:]
+			for i := range h {
+				c, s := cs[i], sign*sn[i]
+				a, b := lo[i], hi[i]
+				lo[i] = a*c - b*s
+				hi[i] = b*c + a*s
+			}
+		}
+	}
+}
+
+func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// SwiGLU computes the Llama MLP's gate: out = silu(gate)·up, elementwise,
+// with silu(x) = x·σ(x).
+func SwiGLU(out, gate, up []float32) {
+	for i, g := range gate {
+		out[i] = g * sigmoid(g) * up[i]
+	}
+}
+
+// SwiGLUBackward adds the gradients of SwiGLU: dup += dout·silu(gate),
+// dgate += dout·up·σ(gate)·(1 + gate·(1 − σ(gate))).
+func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
+	for i, g := range gate {
+		s := sigmoid(g)
+		dup[i] += dout[i] * g * s
+		dgate[i] += dout[i] * up[i] * s * (1 + g*(1-s))
+	}
+}
+
+// Add writes a + b to dst, elementwise.
+func Add(dst, a, b []float32) {
+	for i := range dst {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+// Axpy adds alpha·x to y.
+func Axpy(alpha float32, x, y []float32) {
+	for i, v := range x {
+		y[i] += alpha * v
+	}
+}
+
+// Scale multiplies x by alpha in place.
+func Scale(alpha float32, x []float32) {
+	for i := range x {
+		x[i] *= alpha
+	}
+}
+
+// Dot returns Σ a·b, accumulated in float64.
+func Dot(a, b []float32) float32 {
+	var s float64
+	for i, v := range a {
+		s += float64(v) * float64(b[i])
+	}
+	return float32(s)
+}
+
+// AddBias adds bias (c) to each of the n rows of x (n×c).
+func AddBias(x, bias []float32, n, c int) {
+	for i := range n {
+		row := x[i*c : (i+1)*c]
+		for j, b := range bias {
+			row[j] += b
+		}
+	}
+}
+
+// BiasBackward adds the column sums of dout (n×c) to dbias (c).
+func BiasBackward(dbias, dout []float32, n, c int) {
+	for i := range n {
+		for j, v := range dout[i*c : (i+1)*c] {
+			dbias[j] += v
+		}
+	}
+}

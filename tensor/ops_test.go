@@ -1,0 +1,163 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// gradCheck compares an analytic gradient with central finite differences of
+// the scalar loss(x) for a sample of coordinates.
+func gradCheck(t *testing.T, name string, x []float32, analytic []float32, loss func() float64) {
+	t.Helper()
+	const h = 1e-2
+	worst := 0.0
+	for i := range x {
+		orig := x[i]
+		x[i] = orig + h
+		lp := loss()
+		x[i] = orig - h
+		lm := loss()
+		x[i] = orig
+		num := (lp - lm) / (2 * h)
+		d := math.Abs(num-float64(analytic[i])) / math.Max(1, math.Abs(num))
+		worst = max(worst, d)
+		if d > 2e-3 {
+			t.Fatalf("%s: d/dx[%d] = %g analytic, %g numeric", name, i, analytic[i], num)
+		}
+	}
+	t.Logf("%s: max relative difference %.2e", name, worst)
+}
+
+// weighted returns Σ out·dout, the loss whose gradient w.r.t. out is dout.
+func weighted(out, dout []float32) float64 {
+	var s float64
+	for i, v := range out {
+		s += float64(v) * float64(dout[i])
+	}
+	return s
+}
+
+func TestRMSNormGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	n, c := 3, 7
+	x, w, dout := randSlice(rng, n*c), randSlice(rng, c), randSlice(rng, n*c)
+	out, rstd := make([]float32, n*c), make([]float32, n)
+	loss := func() float64 { RMSNorm(out, rstd, x, w, n, c, 1e-5); return weighted(out, dout) }
+	loss()
+	dx, dw := make([]float32, n*c), make([]float32, c)
+	RMSNormBackward(dx, dw, dout, x, w, rstd, n, c)
+	gradCheck(t, "rmsnorm dx", x, dx, loss)
+	gradCheck(t, "rmsnorm dw", w, dw, loss)
+
+	// Each normalized row has mean square 1 (with unit weights).
+	for i := range w {
+		w[i] = 1
+	}
+	RMSNorm(out, rstd, x, w, n, c, 0)
+	for i := range n {
+		var ms float64
+		for _, v := range out[i*c : (i+1)*c] {
+			ms += float64(v * v)
+		}
+		if math.Abs(ms/float64(c)-1) > 1e-5 {
+			t.Fatalf("row %d mean square %g", i, ms/float64(c))
+		}
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x, dy := randSlice(rng, 9), randSlice(rng, 9)
+	y := make([]float32, 9)
+	loss := func() float64 { Softmax(y, x); return weighted(y, dy) }
+	loss()
+	dx := make([]float32, 9)
+	SoftmaxBackward(dx, dy, y)
+	gradCheck(t, "softmax", x, dx, loss)
+
+	// Huge inputs do not overflow; the result sums to 1.
+	Softmax(y[:3], []float32{1000, 1001, 999})
+	if s := y[0] + y[1] + y[2]; math.Abs(float64(s)-1) > 1e-6 || math.IsNaN(float64(s)) {
+		t.Fatalf("softmax of large values sums to %v", s)
+	}
+}
+
+func TestSwiGLUGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	n := 11
+	gate, up, dout := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+	for i := range gate {
+		gate[i] *= 4 // cover the sigmoid's curved part
+	}
+	out := make([]float32, n)
+	loss := func() float64 { SwiGLU(out, gate, up); return weighted(out, dout) }
+	loss()
+	dgate, dup := make([]float32, n), make([]float32, n)
+	SwiGLUBackward(dgate, dup, dout, gate, up)
+	gradCheck(t, "swiglu dgate", gate, dgate, loss)
+	gradCheck(t, "swiglu dup", up, dup, loss)
+}
+
+func TestRoPE(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	heads, d := 2, 8
+	r := NewRoPE(d, 16, 10000)
+	pos := []int{0, 3, 15}
+	x := randSlice(rng, len(pos)*heads*d)
+	orig := append([]float32(nil), x...)
+	r.Apply(x, pos, heads)
+	// Position 0 is the identity; rotation keeps each pair's length.
+	for i := range heads * d {
+		if x[i] != orig[i] {
+			t.Fatalf("position 0 changed element %d", i)
+		}
+	}
+	for i := 0; i < len(x); i += d {
+		for j := range d / 2 {
+			a := math.Hypot(float64(x[i+j]), float64(x[i+j+d/2]))
+			b := math.Hypot(float64(orig[i+j]), float64(orig[i+j+d/2]))
+			if math.Abs(a-b) > 1e-5 {
+				t.Fatalf("rotation changed a pair's length: %g vs %g", a, b)
+			}
+		}
+	}
+	// The rotate_half convention, checked by hand for one pair: position 3,
+	// frequency index 1 of head size 8: angle 3·10000^(-2/8).
+	ang := 3 * math.Pow(10000, -2.0/8)
+	x1, x2 := float64(orig[heads*d+1]), float64(orig[heads*d+1+4])
+	if got, want := float64(x[heads*d+1]), x1*math.Cos(ang)-x2*math.Sin(ang); math.Abs(got-want) > 1e-5 {
+		t.Fatalf("rotated value %g, want %g", got, want)
+	}
+	// Backward of a linear map: <Apply(x), dy> = <x, Backward(dy)>.
+	dy := randSlice(rng, len(x))
+	lhs := weighted(x, dy)
+	r.Backward(dy, pos, heads)
+	if rhs := weighted(orig, dy); math.Abs(lhs-rhs) > 1e-4 {
+		t.Fatalf("backward is not the adjoint: %g vs %g", lhs, rhs)
+	}
+}
+
+func TestBiasAndVectorOps(t *testing.T) {
+	x := []float32{1, 2, 3, 4, 5, 6}
+	AddBias(x, []float32{10, 20, 30}, 2, 3)
+	if x[0] != 11 || x[5] != 36 {
+		t.Fatalf("AddBias: %v", x)
+	}
+	db := make([]float32, 3)
+	BiasBackward(db, []float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	if db[0] != 5 || db[2] != 9 {
+		t.Fatalf("BiasBackward: %v", db)
+	}
+	y := []float32{1, 1}
+	Axpy(2, []float32{3, 4}, y)
+	Scale(0.5, y)
+	if y[0] != 3.5 || y[1] != 4.5 || Dot(y, []float32{2, 2}) != 16 {
+		t.Fatalf("Axpy/Scale/Dot: %v", y)
+	}
+	dst := make([]float32, 2)
+	Add(dst, []float32{1, 2}, []float32{3, 4})
+	if dst[0] != 4 || dst[1] != 6 {
+		t.Fatalf("Add: %v", dst)
+	}
+}
