@@ -25,9 +25,10 @@ func Gemm(c, a, b []float32, m, k, n int, f Flags) {
 	GemmThreads(runtime.GOMAXPROCS(0), c, a, b, m, k, n, f)
 }
 
-// minParallelFlops is the smallest product split across threads: below it,
-// starting goroutines costs more than it saves.
-const minParallelFlops = 1 << 18
+// minParallelFlops is the smallest product split across threads: below it
+// (some 20 µs of work on one core), starting and joining goroutines costs
+// more than it saves.
+const minParallelFlops = 1 << 21
 
 // GemmThreads is Gemm on at most threads goroutines.
 func GemmThreads(threads int, c, a, b []float32, m, k, n int, f Flags) {
@@ -126,10 +127,18 @@ func grow(s []float32, n int) []float32 {
 
 // gemmSerial computes rows [i0,i1) and columns [j0,j1) of c on one goroutine.
 func gemmSerial(kern kernel, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f Flags) {
-	mr, nr := kern.mr, kern.nr
-	mc := mcRows * mr
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	if i1-i0 < kern.mr/2 && f&TransB == 0 {
+		// Too few rows to fill a register tile: stream b in place instead
+		// of packing it (a decode step is one row).
+		if strips := gemvStrips(kern); strips != nil {
+			gemvRows(strips, s, c, a, b, m, k, n, i0, i1, j0, j1, f)
+			return
+		}
+	}
+	mr, nr := kern.mr, kern.nr
+	mc := mcRows * mr
 	s.tile = grow(s.tile, mr*nr)
 	for jc := j0; jc < j1; jc += ncBlock {
 		nc := min(ncBlock, j1-jc)
@@ -170,6 +179,41 @@ func gemmSerial(kern kernel, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f F
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// gemvRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·b one row
+// at a time with the strip kernels, b read in place.
+func gemvRows(strips []gemvStrip, s *scratch, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f Flags) {
+	acc := f&Accumulate != 0
+	s.a = grow(s.a, k)
+	for i := i0; i < i1; i++ {
+		row := a[i*k : (i+1)*k]
+		if f&TransA != 0 {
+			row = s.a
+			for p := range k {
+				row[p] = a[p*m+i]
+			}
+		}
+		crow := c[i*n : (i+1)*n]
+		j := j0
+		for _, st := range strips {
+			for ; j+st.width <= j1; j += st.width {
+				_ = b[(k-1)*n+j+st.width-1] // the last value the kernel reads
+				st.run(k, &row[0], &b[j], &crow[j], n, acc)
+			}
+		}
+		for ; j < j1; j++ {
+			var sum float32
+			for p, av := range row {
+				sum += av * b[p*n+j]
+			}
+			if acc {
+				crow[j] += sum
+			} else {
+				crow[j] = sum
 			}
 		}
 	}
@@ -238,3 +282,7 @@ func packB(dst, b []float32, k, n, p0, kc, j0, nc, nr int, trans bool) {
 		}
 	}
 }
+
+// KernelName names the microkernel Gemm uses on this CPU: "avx512", "avx2"
+// or "go".
+func KernelName() string { return bestKernel.name }

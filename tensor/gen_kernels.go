@@ -26,6 +26,10 @@ func main() {
 	b.WriteString("\n")
 	microkernel(&b, "kernelAVX2x6x16", 6, 2, 32, "Y", [2]int{14, 15}, 12, "VXORPS")
 	b.WriteString("\n")
+	gemv(&b, "gemvAVX512x128", 8, 64, "Z", "VPXORD")
+	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
+	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
+	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
 	peak(&b, "fmaPeakAVX512", "Z", 24, "VPXORD")
 	peak(&b, "fmaPeakAVX2", "Y", 12, "VXORPS")
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
@@ -90,6 +94,46 @@ func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg stri
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// gemv writes a kernel for one row of a times a strip of b: c[0:w] (+)=
+// Σ_p a[p]·b[p·ldb : p·ldb+w] with w = vecs·lanes, b read in place (no
+// packing), for products with too few rows to fill a register tile.
+func gemv(b *strings.Builder, name string, vecs, vbytes int, reg, zero string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("// func %s(k int, a, b, c *float32, ldb int, acc bool)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ c+24(FP), DI")
+	p("\tMOVQ ldb+32(FP), R8")
+	p("\tSHLQ $2, R8")
+	for r := range vecs {
+		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
+	}
+	p("%s_loop:", name)
+	p("\tVBROADCASTSS (AX), %s%d", reg, vecs)
+	for v := range vecs {
+		p("\tVFMADD231PS %d(BX), %s%d, %s%d", v*vbytes, reg, vecs, reg, v)
+	}
+	p("\tADDQ $4, AX")
+	p("\tADDQ R8, BX")
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("\tMOVBLZX acc+40(FP), SI")
+	p("\tTESTL SI, SI")
+	p("\tJZ %s_store", name)
+	for v := range vecs {
+		p("\tVADDPS %d(DI), %s%d, %s%d", v*vbytes, reg, v, reg, v)
+	}
+	p("%s_store:", name)
+	for v := range vecs {
+		p("\tVMOVUPS %s%d, %d(DI)", reg, v, v*vbytes)
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }
 
 // peak writes a loop of n independent FMAs on registers.

@@ -32,13 +32,13 @@ func expectExit(t *testing.T, want int, stdin string, args ...string) (string, s
 
 func TestHelpListsCommandsWithExamples(t *testing.T) {
 	out, _ := expectExit(t, 0, "", "help")
-	for _, c := range []string{"gen", "countdown"} {
+	for _, c := range []string{"gen", "countdown", "bench"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("braid help does not list %q:\n%s", c, out)
 		}
 	}
 	for _, cmd := range [][]string{
-		{"gen"}, {"countdown"}, {"gen", "problems"}, {"gen", "traces"}, {"countdown", "solve"}, {"countdown", "verify"},
+		{"gen"}, {"countdown"}, {"bench"}, {"bench", "kernels"}, {"gen", "problems"}, {"gen", "traces"}, {"countdown", "solve"}, {"countdown", "verify"},
 	} {
 		out, _ := expectExit(t, 0, "", append(cmd, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "braid "+strings.Join(cmd, " ")) {
@@ -246,4 +246,29 @@ func TestGenTracesFromInputFile(t *testing.T) {
 	expectExit(t, 2, "", "gen", "traces", "--format", "serial")
 	expectExit(t, 2, "", "gen", "traces", "--format", "serial", "--n", "3", "--heuristic", "best")
 	expectExit(t, 2, "", "gen", "traces", "--format", "serial", "--n", "3", "--beam-min", "4", "--beam-max", "2")
+}
+
+func TestBenchKernelsJSON(t *testing.T) {
+	out, _ := expectExit(t, 0, "", "bench", "kernels", "--json", "--shapes", "16x32x48,1x40x24", "--threads", "1,2", "--time", "20ms")
+	var rep struct {
+		Matmul []struct {
+			Shape        string  `json:"shape"`
+			Threads      int     `json:"threads"`
+			GFLOPS       float64 `json:"gflops"`
+			PeakFraction float64 `json:"peak_fraction"`
+		} `json:"matmul"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if len(rep.Matmul) != 4 || rep.Matmul[0].Shape != "16x32x48" || rep.Matmul[3].Threads != 2 {
+		t.Fatalf("rows: %+v", rep.Matmul)
+	}
+	for _, r := range rep.Matmul {
+		if r.GFLOPS <= 0 || r.PeakFraction < 0 {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	expectExit(t, 2, "", "bench", "kernels", "--shapes", "16x32")
+	expectExit(t, 2, "", "bench", "kernels", "--threads", "0")
 }
