@@ -15,8 +15,9 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	bench := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure braid's kernels on this machine",
+		Use:     "bench",
+		Short:   "Measure braid's kernels on this machine",
+		Example: "  braid bench kernels --json",
 	}
 	bench.AddCommand(newBenchKernelsCmd())
 	return bench
