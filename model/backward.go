@@ -1,0 +1,147 @@
+package model
+
+import (
+	"errors"
+
+	"github.com/braid-dev/braid/tensor"
+)
+
+// ErrNoTargets is returned by Backward after a Forward without targets.
+var ErrNoTargets = errors.New("model: Backward needs a Forward with targets")
+
+// Backward adds the gradient of the last Forward's mean loss with respect to
+// every parameter into g (zero it first for a fresh step; accumulate over
+// micro-batches by not zeroing). It consumes the activations' probabilities.
+func (m *Model) Backward(a *Activations, g *Params) error {
+	if a.targets == nil {
+		return ErrNoTargets
+	}
+	c, p := m.Config, m.Params
+	bt := a.B * a.T
+	a.ensureScratch(c)
+
+	// d loss / d logits = (softmax − onehot) / valid, zero where there is no
+	// target; written over the probabilities.
+	inv := float32(0)
+	if a.valid > 0 {
+		inv = 1 / float32(a.valid)
+	}
+	for i, t := range a.targets {
+		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
+		if t < 0 {
+			clear(row)
+			continue
+		}
+		tensor.Scale(inv, row)
+		row[t] -= inv
+	}
+	dlogits := a.probs
+	tensor.Gemm(g.LMHead, dlogits, a.xf, c.Vocab, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(a.dxn, dlogits, p.LMHead, bt, c.Vocab, c.Dim, 0)
+	clear(a.dx)
+	tensor.RMSNormBackward(a.dx, g.FinalNorm, a.dxn, a.x[c.Layers], p.FinalNorm, a.rstdf, bt, c.Dim)
+
+	for l := c.Layers - 1; l >= 0; l-- {
+		m.layerBackward(a, g, l)
+	}
+	for i, t := range a.tokens {
+		tensor.Axpy(1, a.dx[i*c.Dim:(i+1)*c.Dim], g.Embed[t*c.Dim:(t+1)*c.Dim])
+	}
+	return nil
+}
+
+func (a *Activations) ensureScratch(c Config) {
+	if a.dx != nil {
+		return
+	}
+	bt := a.B * a.T
+	f := func(n int) []float32 { return make([]float32, n) }
+	a.dx, a.dxn = f(bt*c.Dim), f(bt*c.Dim)
+	a.dq, a.dk, a.dv, a.dAtt = f(bt*c.qDim()), f(bt*c.kvDim()), f(bt*c.kvDim()), f(bt*c.qDim())
+	a.dg, a.du, a.dact = f(bt*c.Hidden), f(bt*c.Hidden), f(bt*c.Hidden)
+	a.dscore = make([][]float32, a.B*c.KVHeads)
+	for i := range a.dscore {
+		a.dscore[i] = f(a.T)
+	}
+}
+
+// layerBackward takes in a.dx the gradient with respect to layer l's output
+// and leaves there the gradient with respect to its input.
+func (m *Model) layerBackward(a *Activations, g *Params, l int) {
+	c, lp, gl, la := m.Config, &m.Params.Layers[l], &g.Layers[l], &a.layers[l]
+	bt, qd, kd := a.B*a.T, c.qDim(), c.kvDim()
+
+	// out = x2 + act·Wdownᵀ, act = SwiGLU(xn2·Wgateᵀ, xn2·Wupᵀ)
+	tensor.Gemm(gl.Wdown, a.dx, la.act, c.Dim, bt, c.Hidden, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(a.dact, a.dx, lp.Wdown, bt, c.Dim, c.Hidden, 0)
+	clear(a.dg)
+	clear(a.du)
+	tensor.SwiGLUBackward(a.dg, a.du, a.dact, la.gate, la.up)
+	tensor.Gemm(gl.Wgate, a.dg, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(gl.Wup, a.du, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(a.dxn, a.dg, lp.Wgate, bt, c.Hidden, c.Dim, 0)
+	tensor.Gemm(a.dxn, a.du, lp.Wup, bt, c.Hidden, c.Dim, tensor.Accumulate)
+	// The residual passes dx through; the norm adds its part: now d/dx2.
+	tensor.RMSNormBackward(a.dx, gl.MLPNorm, a.dxn, la.x2, lp.MLPNorm, la.rstd2, bt, c.Dim)
+
+	// x2 = x + attOut·Woᵀ
+	tensor.Gemm(gl.Wo, a.dx, la.attOut, c.Dim, bt, qd, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(a.dAtt, a.dx, lp.Wo, bt, c.Dim, qd, 0)
+	clear(a.dq)
+	clear(a.dk)
+	clear(a.dv)
+	m.attentionBackward(a, la)
+	m.rope.Backward(a.dq, a.pos, c.Heads)
+	m.rope.Backward(a.dk, a.pos, c.KVHeads)
+	if c.QKVBias {
+		tensor.BiasBackward(gl.Bq, a.dq, bt, qd)
+		tensor.BiasBackward(gl.Bk, a.dk, bt, kd)
+		tensor.BiasBackward(gl.Bv, a.dv, bt, kd)
+	}
+	tensor.Gemm(gl.Wq, a.dq, la.xn1, qd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(gl.Wk, a.dk, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(gl.Wv, a.dv, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	tensor.Gemm(a.dxn, a.dq, lp.Wq, bt, qd, c.Dim, 0)
+	tensor.Gemm(a.dxn, a.dk, lp.Wk, bt, kd, c.Dim, tensor.Accumulate)
+	tensor.Gemm(a.dxn, a.dv, lp.Wv, bt, kd, c.Dim, tensor.Accumulate)
+	tensor.RMSNormBackward(a.dx, gl.AttnNorm, a.dxn, a.x[l], lp.AttnNorm, la.rstd1, bt, c.Dim)
+}
+
+// attentionBackward turns the gradient of the attention output (a.dAtt) into
+// gradients of q, k and v (after RoPE), one (sequence, kv head) group per
+// goroutine: only that group writes its keys' and values' gradients.
+func (m *Model) attentionBackward(a *Activations, la *layerActs) {
+	c := m.Config
+	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
+	group := c.Heads / c.KVHeads
+	scale := sqrtInv(hd)
+	m.forEachGroup(a.B, func(b, g int) {
+		dscore := a.dscore[b*c.KVHeads+g]
+		for h := g * group; h < (g+1)*group; h++ {
+			for t := range T {
+				row := b*T + t
+				do := a.dAtt[row*qd+h*hd : row*qd+(h+1)*hd]
+				att := la.att[((b*c.Heads+h)*T+t)*T:][:t+1]
+				q := la.q[row*qd+h*hd : row*qd+(h+1)*hd]
+				dq := a.dq[row*qd+h*hd : row*qd+(h+1)*hd]
+				// out = Σ att[s]·v[s]
+				var sum float32
+				for s := range att {
+					srow := (b*T + s) * kd
+					v := la.v[srow+g*hd : srow+(g+1)*hd]
+					d := dot(do, v)
+					dscore[s] = d
+					sum += d * att[s]
+					tensor.Axpy(att[s], do, a.dv[srow+g*hd:srow+(g+1)*hd])
+				}
+				// softmax, then the scaled q·k scores
+				for s, w := range att {
+					ds := w * (dscore[s] - sum) * scale
+					srow := (b*T + s) * kd
+					tensor.Axpy(ds, la.k[srow+g*hd:srow+(g+1)*hd], dq)
+					tensor.Axpy(ds, q, a.dk[srow+g*hd:srow+(g+1)*hd])
+				}
+			}
+		}
+	})
+}

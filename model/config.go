@@ -1,0 +1,50 @@
+// Package model is a Llama-architecture transformer on the CPU: RMSNorm,
+// rotary position embeddings, grouped-query attention, a SwiGLU MLP,
+// optionally tied embeddings and Qwen2's q/k/v biases. Parameters and their
+// gradients live in one flat buffer each, viewed per tensor under Hugging
+// Face's names; the forward and backward passes are explicit, op by op, in
+// the manner of llm.c.
+package model
+
+import "fmt"
+
+// Config is a model's shape.
+type Config struct {
+	Vocab   int // tokens
+	Dim     int // hidden size
+	Hidden  int // MLP intermediate size
+	Layers  int
+	Heads   int // query heads
+	KVHeads int // key/value heads; Heads must be a multiple
+	HeadDim int // size of one head (even, for RoPE)
+	MaxSeq  int // positions the RoPE tables cover
+	NormEps float32
+	// RopeTheta is the rotary base (10000 in Llama 2).
+	RopeTheta float64
+	// TiedEmbeddings reuses the token embedding as the output projection.
+	TiedEmbeddings bool
+	// QKVBias adds biases to the q, k and v projections (Qwen2).
+	QKVBias bool
+}
+
+// Validate reports a shape the model cannot have.
+func (c Config) Validate() error {
+	switch {
+	case c.Vocab <= 0 || c.Dim <= 0 || c.Hidden <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.HeadDim <= 0 || c.MaxSeq <= 0:
+		return fmt.Errorf("model: every size must be positive: %+v", c)
+	case c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("model: %d query heads are not a multiple of %d key/value heads", c.Heads, c.KVHeads)
+	case c.HeadDim%2 != 0:
+		return fmt.Errorf("model: head size %d must be even for rotary embeddings", c.HeadDim)
+	case c.NormEps <= 0:
+		return fmt.Errorf("model: norm epsilon %g must be positive", c.NormEps)
+	case c.RopeTheta <= 0:
+		return fmt.Errorf("model: RoPE theta %g must be positive", c.RopeTheta)
+	}
+	return nil
+}
+
+// qDim and kvDim are the widths of the query and of the key/value
+// projections.
+func (c Config) qDim() int  { return c.Heads * c.HeadDim }
+func (c Config) kvDim() int { return c.KVHeads * c.HeadDim }

@@ -1,0 +1,245 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/braid-dev/braid/tensor"
+)
+
+// Model is a configuration with its weights.
+type Model struct {
+	Config Config
+	Params *Params
+	rope   *tensor.RoPE
+}
+
+// New returns a model with zeroed weights; call Params.Init or load them.
+func New(c Config) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)}, nil
+}
+
+// Activations hold what a forward pass over B sequences of T tokens saves
+// for the backward pass, and the backward pass's scratch. Reuse one across
+// steps of the same shape: it allocates nothing after the first.
+type Activations struct {
+	B, T   int
+	tokens []int
+	pos    []int // position of each of the B·T tokens
+	x      [][]float32
+	layers []layerActs
+	xf     []float32 // final norm output, BT × Dim
+	rstdf  []float32
+	probs  []float32 // BT × Vocab: logits, then softmax probabilities
+	// targets[i] is the token row i should predict, or -1 for none.
+	targets []int
+	valid   int
+
+	// backward scratch
+	dx, dxn, dq, dk, dv, dAtt, dg, du, dact []float32
+	dscore                                  [][]float32
+}
+
+type layerActs struct {
+	xn1, rstd1, q, k, v, att, attOut, x2, xn2, rstd2, gate, up, act []float32
+}
+
+// NewActivations sizes the buffers for B sequences of T tokens.
+func (m *Model) NewActivations(B, T int) *Activations {
+	c := m.Config
+	bt := B * T
+	a := &Activations{B: B, T: T, pos: make([]int, bt)}
+	for i := range a.pos {
+		a.pos[i] = i % T
+	}
+	f := func(n int) []float32 { return make([]float32, n) }
+	a.x = make([][]float32, c.Layers+1)
+	for i := range a.x {
+		a.x[i] = f(bt * c.Dim)
+	}
+	a.layers = make([]layerActs, c.Layers)
+	for l := range a.layers {
+		a.layers[l] = layerActs{
+			xn1: f(bt * c.Dim), rstd1: f(bt),
+			q: f(bt * c.qDim()), k: f(bt * c.kvDim()), v: f(bt * c.kvDim()),
+			att:    f(B * c.Heads * T * T),
+			attOut: f(bt * c.qDim()),
+			x2:     f(bt * c.Dim), xn2: f(bt * c.Dim), rstd2: f(bt),
+			gate: f(bt * c.Hidden), up: f(bt * c.Hidden), act: f(bt * c.Hidden),
+		}
+	}
+	a.xf, a.rstdf, a.probs = f(bt*c.Dim), f(bt), f(bt*c.Vocab)
+	return a
+}
+
+// Forward runs the model on tokens (B·T ids, sequence after sequence). With
+// targets (B·T ids; -1 marks a position without a target) it returns the
+// mean cross-entropy over the positions that have one, and keeps what
+// Backward needs; without, it returns 0 and leaves the logits in Logits.
+func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) {
+	c, p := m.Config, m.Params
+	bt := a.B * a.T
+	if len(tokens) != bt {
+		return 0, fmt.Errorf("model: %d tokens for %d sequences of %d", len(tokens), a.B, a.T)
+	}
+	if a.T > c.MaxSeq {
+		return 0, fmt.Errorf("model: sequences of %d tokens exceed the %d positions", a.T, c.MaxSeq)
+	}
+	for _, t := range tokens {
+		if t < 0 || t >= c.Vocab {
+			return 0, fmt.Errorf("model: token %d outside the vocabulary of %d", t, c.Vocab)
+		}
+	}
+	a.tokens = tokens
+	x := a.x[0]
+	for i, t := range tokens {
+		copy(x[i*c.Dim:(i+1)*c.Dim], p.Embed[t*c.Dim:(t+1)*c.Dim])
+	}
+	for l := range c.Layers {
+		m.layerForward(a, l)
+	}
+	xl := a.x[c.Layers]
+	tensor.RMSNorm(a.xf, a.rstdf, xl, p.FinalNorm, bt, c.Dim, c.NormEps)
+	tensor.Gemm(a.probs, a.xf, p.LMHead, bt, c.Dim, c.Vocab, tensor.TransB)
+	if targets == nil {
+		a.targets = nil
+		return 0, nil
+	}
+	if len(targets) != bt {
+		return 0, fmt.Errorf("model: %d targets for %d tokens", len(targets), bt)
+	}
+	a.targets = targets
+	var loss float64
+	a.valid = 0
+	for i, t := range targets {
+		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
+		tensor.Softmax(row, row)
+		if t < 0 {
+			continue
+		}
+		if t >= c.Vocab {
+			return 0, fmt.Errorf("model: target %d outside the vocabulary of %d", t, c.Vocab)
+		}
+		loss -= math.Log(math.Max(float64(row[t]), 1e-30))
+		a.valid++
+	}
+	if a.valid == 0 {
+		return 0, nil
+	}
+	return float32(loss / float64(a.valid)), nil
+}
+
+// Logits returns the logits of position i of the last Forward without
+// targets.
+func (a *Activations) Logits(i, vocab int) []float32 {
+	return a.probs[i*vocab : (i+1)*vocab]
+}
+
+func (m *Model) layerForward(a *Activations, l int) {
+	c, lp, la := m.Config, &m.Params.Layers[l], &a.layers[l]
+	bt := a.B * a.T
+	x, out := a.x[l], a.x[l+1]
+
+	tensor.RMSNorm(la.xn1, la.rstd1, x, lp.AttnNorm, bt, c.Dim, c.NormEps)
+	tensor.Gemm(la.q, la.xn1, lp.Wq, bt, c.Dim, c.qDim(), tensor.TransB)
+	tensor.Gemm(la.k, la.xn1, lp.Wk, bt, c.Dim, c.kvDim(), tensor.TransB)
+	tensor.Gemm(la.v, la.xn1, lp.Wv, bt, c.Dim, c.kvDim(), tensor.TransB)
+	if c.QKVBias {
+		tensor.AddBias(la.q, lp.Bq, bt, c.qDim())
+		tensor.AddBias(la.k, lp.Bk, bt, c.kvDim())
+		tensor.AddBias(la.v, lp.Bv, bt, c.kvDim())
+	}
+	m.rope.Apply(la.q, a.pos, c.Heads)
+	m.rope.Apply(la.k, a.pos, c.KVHeads)
+	m.attentionForward(a, la)
+
+	// x2 = x + attOut·Woᵀ
+	copy(la.x2, x)
+	tensor.Gemm(la.x2, la.attOut, lp.Wo, bt, c.qDim(), c.Dim, tensor.TransB|tensor.Accumulate)
+
+	tensor.RMSNorm(la.xn2, la.rstd2, la.x2, lp.MLPNorm, bt, c.Dim, c.NormEps)
+	tensor.Gemm(la.gate, la.xn2, lp.Wgate, bt, c.Dim, c.Hidden, tensor.TransB)
+	tensor.Gemm(la.up, la.xn2, lp.Wup, bt, c.Dim, c.Hidden, tensor.TransB)
+	tensor.SwiGLU(la.act, la.gate, la.up)
+	copy(out, la.x2)
+	tensor.Gemm(out, la.act, lp.Wdown, bt, c.Hidden, c.Dim, tensor.TransB|tensor.Accumulate)
+}
+
+// forEachGroup runs f for every (sequence, key/value head) pair on all CPUs.
+// The query heads of one group share their keys and values, so a group is
+// the unit that writes to a disjoint part of every gradient.
+func (m *Model) forEachGroup(B int, f func(b, g int)) {
+	n := B * m.Config.KVHeads
+	workers := min(n, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i/m.Config.KVHeads, i%m.Config.KVHeads)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// attentionForward computes causal softmax attention. att[b][h][t][0..t]
+// keeps the probabilities for the backward pass.
+func (m *Model) attentionForward(a *Activations, la *layerActs) {
+	c := m.Config
+	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
+	group := c.Heads / c.KVHeads
+	scale := sqrtInv(hd)
+	m.forEachGroup(a.B, func(b, g int) {
+		for h := g * group; h < (g+1)*group; h++ {
+			for t := range T {
+				q := la.q[(b*T+t)*qd+h*hd : (b*T+t)*qd+(h+1)*hd]
+				att := la.att[((b*c.Heads+h)*T+t)*T : ((b*c.Heads+h)*T+t+1)*T]
+				for s := 0; s <= t; s++ {
+					k := la.k[(b*T+s)*kd+g*hd : (b*T+s)*kd+(g+1)*hd]
+					att[s] = dot(q, k) * scale
+				}
+				tensor.Softmax(att[:t+1], att[:t+1])
+				clear(att[t+1:])
+				out := la.attOut[(b*T+t)*qd+h*hd : (b*T+t)*qd+(h+1)*hd]
+				clear(out)
+				for s := 0; s <= t; s++ {
+					v := la.v[(b*T+s)*kd+g*hd : (b*T+s)*kd+(g+1)*hd]
+					w := att[s]
+					for i, vv := range v {
+						out[i] += w * vv
+					}
+				}
+			}
+		}
+	})
+}
+
+// dot is a float32 dot product with four independent sums, for the
+// attention's short vectors.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return s0 + s1 + s2 + s3
+}

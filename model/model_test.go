@@ -1,0 +1,168 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func tinyConfig() Config {
+	return Config{Vocab: 13, Dim: 8, Hidden: 12, Layers: 2, Heads: 2, KVHeads: 1, HeadDim: 4, MaxSeq: 8,
+		NormEps: 1e-5, RopeTheta: 10000}
+}
+
+func randomBatch(rng *rand.Rand, c Config, B, T int) (tokens, targets []int) {
+	tokens = make([]int, B*T)
+	targets = make([]int, B*T)
+	for i := range tokens {
+		tokens[i] = rng.IntN(c.Vocab)
+		targets[i] = rng.IntN(c.Vocab)
+	}
+	targets[1] = -1 // a position without a target
+	return tokens, targets
+}
+
+// TestGradientsMatchFiniteDifferences checks Backward against central
+// differences of Forward's loss for sampled coordinates of every tensor.
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"llama-gqa", func(*Config) {}},
+		{"qwen2-bias-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }},
+		{"four-heads-two-groups", func(c *Config) { c.Heads, c.KVHeads, c.Dim = 4, 2, 12 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig()
+			tc.edit(&c)
+			m, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(7, 7))
+			m.Params.Init(rng, 0.3)
+			for _, tn := range m.Params.Tensors() {
+				if tn.Kind != KindMatrix {
+					for i := range tn.Data { // move norms and biases off their initial values
+						tn.Data[i] += float32(rng.NormFloat64() * 0.2)
+					}
+				}
+			}
+			B, T := 2, 5
+			tokens, targets := randomBatch(rng, c, B, T)
+			a := m.NewActivations(B, T)
+			loss := func() float64 {
+				l, err := m.Forward(a, tokens, targets)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return float64(l)
+			}
+			loss()
+			g := NewParams(c)
+			if err := m.Backward(a, g); err != nil {
+				t.Fatal(err)
+			}
+			grads := g.Tensors()
+			const h = 1e-2
+			for ti, tn := range m.Params.Tensors() {
+				worst := 0.0
+				for range 6 {
+					i := rng.IntN(len(tn.Data))
+					orig := tn.Data[i]
+					tn.Data[i] = orig + h
+					lp := loss()
+					tn.Data[i] = orig - h
+					lm := loss()
+					tn.Data[i] = orig
+					num := (lp - lm) / (2 * h)
+					ana := float64(grads[ti].Data[i])
+					d := math.Abs(num - ana)
+					worst = max(worst, d)
+					if d > 3e-4+3e-2*math.Abs(num) {
+						t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
+					}
+				}
+				t.Logf("%-45s max |diff| %.1e", tn.Name, worst)
+			}
+		})
+	}
+}
+
+func TestTiedEmbeddingsShareStorage(t *testing.T) {
+	c := tinyConfig()
+	c.TiedEmbeddings = true
+	p := NewParams(c)
+	p.Embed[3] = 5
+	if p.LMHead[3] != 5 {
+		t.Fatal("LMHead is not Embed")
+	}
+	for _, tn := range p.Tensors() {
+		if tn.Name == "lm_head.weight" {
+			t.Fatal("a tied model lists lm_head.weight")
+		}
+	}
+	want := c.Vocab*c.Dim + c.Layers*(2*c.Dim+c.qDim()*c.Dim+2*c.kvDim()*c.Dim+c.Dim*c.qDim()+3*c.Hidden*c.Dim) + c.Dim
+	if p.Count() != want {
+		t.Fatalf("%d parameters, want %d", p.Count(), want)
+	}
+}
+
+func TestForwardRejectsBadInput(t *testing.T) {
+	m, _ := New(tinyConfig())
+	a := m.NewActivations(1, 4)
+	for name, tc := range map[string]struct{ tokens, targets []int }{
+		"short":        {[]int{1, 2, 3}, nil},
+		"token range":  {[]int{1, 2, 3, 13}, nil},
+		"target range": {[]int{1, 2, 3, 4}, []int{1, 2, 3, 99}},
+		"target count": {[]int{1, 2, 3, 4}, []int{1}},
+	} {
+		if _, err := m.Forward(a, tc.tokens, tc.targets); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := m.Forward(a, []int{1, 2, 3, 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Backward(a, NewParams(m.Config)); err != ErrNoTargets {
+		t.Fatalf("Backward without targets: %v", err)
+	}
+	long := m.NewActivations(1, 9)
+	if _, err := m.Forward(long, make([]int, 9), nil); err == nil {
+		t.Error("a sequence longer than MaxSeq was accepted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, edit := range map[string]func(*Config){
+		"heads":    func(c *Config) { c.KVHeads = 3 },
+		"odd head": func(c *Config) { c.HeadDim = 5 },
+		"zero dim": func(c *Config) { c.Dim = 0 },
+		"eps":      func(c *Config) { c.NormEps = 0 },
+		"theta":    func(c *Config) { c.RopeTheta = 0 },
+	} {
+		c := tinyConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestCausality: a token's logits do not depend on later tokens.
+func TestCausality(t *testing.T) {
+	m, _ := New(tinyConfig())
+	m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.3)
+	a := m.NewActivations(1, 6)
+	toks := []int{1, 2, 3, 4, 5, 6}
+	m.Forward(a, toks, nil)
+	before := append([]float32(nil), a.Logits(2, 13)...)
+	toks[4], toks[5] = 9, 10
+	m.Forward(a, toks, nil)
+	for i, v := range a.Logits(2, 13) {
+		if v != before[i] {
+			t.Fatalf("logit %d of position 2 changed when later tokens changed", i)
+		}
+	}
+}
