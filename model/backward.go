@@ -61,7 +61,7 @@ func (a *Activations) ensureScratch(c Config) {
 	a.dg, a.du, a.dact = f(bt*c.Hidden), f(bt*c.Hidden), f(bt*c.Hidden)
 	a.dscore = make([][]float32, a.B*c.KVHeads)
 	for i := range a.dscore {
-		a.dscore[i] = f(a.T)
+		a.dscore[i] = f(a.T * a.T)
 	}
 }
 
@@ -109,39 +109,38 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 
 // attentionBackward turns the gradient of the attention output (a.dAtt) into
 // gradients of q, k and v (after RoPE), one (sequence, kv head) group per
-// goroutine: only that group writes its keys' and values' gradients.
+// goroutine, since only that group writes its keys' and values' gradients:
+// dP = dO·Vᵀ, dV += Pᵀ·dO, dS = P∘(dP − rowsum(dP∘P))/√d, dQ += dS·K,
+// dK += dSᵀ·Q.
 func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
 	scale := sqrtInv(hd)
 	m.forEachGroup(a.B, func(b, g int) {
-		dscore := a.dscore[b*c.KVHeads+g]
+		ds := a.dscore[b*c.KVHeads+g]
+		dsm := tensor.Mat{Data: ds, Stride: T}
+		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
+		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
+		dk := tensor.Mat{Data: a.dk[b*T*kd+g*hd:], Stride: kd}
+		dv := tensor.Mat{Data: a.dv[b*T*kd+g*hd:], Stride: kd}
 		for h := g * group; h < (g+1)*group; h++ {
+			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd}
+			dq := tensor.Mat{Data: a.dq[b*T*qd+h*hd:], Stride: qd}
+			do := tensor.Mat{Data: a.dAtt[b*T*qd+h*hd:], Stride: qd}
+			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T:], Stride: T}
+			tensor.GemmStrided(1, dsm, do, v, T, hd, T, tensor.TransB)
+			tensor.GemmStrided(1, dv, p, do, T, T, hd, tensor.TransA|tensor.Accumulate)
 			for t := range T {
-				row := b*T + t
-				do := a.dAtt[row*qd+h*hd : row*qd+(h+1)*hd]
-				att := la.att[((b*c.Heads+h)*T+t)*T:][:t+1]
-				q := la.q[row*qd+h*hd : row*qd+(h+1)*hd]
-				dq := a.dq[row*qd+h*hd : row*qd+(h+1)*hd]
-				// out = Σ att[s]·v[s]
-				var sum float32
-				for s := range att {
-					srow := (b*T + s) * kd
-					v := la.v[srow+g*hd : srow+(g+1)*hd]
-					d := dot(do, v)
-					dscore[s] = d
-					sum += d * att[s]
-					tensor.Axpy(att[s], do, a.dv[srow+g*hd:srow+(g+1)*hd])
+				prow, drow := p.Data[t*T:t*T+t+1], ds[t*T:(t+1)*T]
+				sum := tensor.Dot(drow[:t+1], prow)
+				for s, w := range prow {
+					drow[s] = w * (drow[s] - sum) * scale
 				}
-				// softmax, then the scaled q·k scores
-				for s, w := range att {
-					ds := w * (dscore[s] - sum) * scale
-					srow := (b*T + s) * kd
-					tensor.Axpy(ds, la.k[srow+g*hd:srow+(g+1)*hd], dq)
-					tensor.Axpy(ds, q, a.dk[srow+g*hd:srow+(g+1)*hd])
-				}
+				clear(drow[t+1:])
 			}
+			tensor.GemmStrided(1, dq, dsm, k, T, T, hd, tensor.Accumulate)
+			tensor.GemmStrided(1, dk, dsm, q, T, T, hd, tensor.TransA|tensor.Accumulate)
 		}
 	})
 }

@@ -194,52 +194,31 @@ func (m *Model) forEachGroup(B int, f func(b, g int)) {
 	wg.Wait()
 }
 
-// attentionForward computes causal softmax attention. att[b][h][t][0..t]
-// keeps the probabilities for the backward pass.
+// attentionForward computes causal softmax attention, one head at a time
+// as two matrix products on the head's columns: S = Q·Kᵀ/√d, P = causal
+// softmax(S), O = P·V. att[b][h] keeps P (T×T) for the backward pass. The
+// products also fill the masked upper triangle, which costs twice the
+// strictly needed flops but runs at matrix-multiply speed.
 func (m *Model) attentionForward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
 	scale := sqrtInv(hd)
 	m.forEachGroup(a.B, func(b, g int) {
+		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
+		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
 		for h := g * group; h < (g+1)*group; h++ {
+			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd}
+			p := la.att[(b*c.Heads+h)*T*T : (b*c.Heads+h+1)*T*T]
+			tensor.GemmStrided(1, tensor.Mat{Data: p, Stride: T}, q, k, T, hd, T, tensor.TransB)
 			for t := range T {
-				q := la.q[(b*T+t)*qd+h*hd : (b*T+t)*qd+(h+1)*hd]
-				att := la.att[((b*c.Heads+h)*T+t)*T : ((b*c.Heads+h)*T+t+1)*T]
-				for s := 0; s <= t; s++ {
-					k := la.k[(b*T+s)*kd+g*hd : (b*T+s)*kd+(g+1)*hd]
-					att[s] = dot(q, k) * scale
-				}
-				tensor.Softmax(att[:t+1], att[:t+1])
-				clear(att[t+1:])
-				out := la.attOut[(b*T+t)*qd+h*hd : (b*T+t)*qd+(h+1)*hd]
-				clear(out)
-				for s := 0; s <= t; s++ {
-					v := la.v[(b*T+s)*kd+g*hd : (b*T+s)*kd+(g+1)*hd]
-					w := att[s]
-					for i, vv := range v {
-						out[i] += w * vv
-					}
-				}
+				row := p[t*T : (t+1)*T]
+				tensor.Scale(scale, row[:t+1])
+				tensor.Softmax(row[:t+1], row[:t+1])
+				clear(row[t+1:])
 			}
+			out := tensor.Mat{Data: la.attOut[b*T*qd+h*hd:], Stride: qd}
+			tensor.GemmStrided(1, out, tensor.Mat{Data: p, Stride: T}, v, T, T, hd, 0)
 		}
 	})
-}
-
-// dot is a float32 dot product with four independent sums, for the
-// attention's short vectors.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
 }

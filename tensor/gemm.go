@@ -25,24 +25,56 @@ func Gemm(c, a, b []float32, m, k, n int, f Flags) {
 	GemmThreads(runtime.GOMAXPROCS(0), c, a, b, m, k, n, f)
 }
 
+// GemmThreads is Gemm on at most threads goroutines.
+func GemmThreads(threads int, c, a, b []float32, m, k, n int, f Flags) {
+	lda, ldb := k, n
+	if f&TransA != 0 {
+		lda = m
+	}
+	if f&TransB != 0 {
+		ldb = k
+	}
+	GemmStrided(threads, Mat{c, n}, Mat{a, lda}, Mat{b, ldb}, m, k, n, f)
+}
+
+// Mat is a row-major matrix inside a larger one: element (i, j) is
+// Data[i·Stride+j]. It lets a product read one head's columns out of a
+// wider activation without copying.
+type Mat struct {
+	Data   []float32
+	Stride int
+}
+
+// GemmStrided is GemmThreads on sub-matrices with row strides: a is stored
+// m×k (k×m with TransA), b k×n (n×k with TransB), c m×n, each with its own
+// stride.
+func GemmStrided(threads int, c, a, b Mat, m, k, n int, f Flags) {
+	gemm(bestKernel, threads, gemmArgs{c: c, a: a, b: b, m: m, k: k, n: n, f: f})
+}
+
+// gemmArgs is one product, as the blocked loops see it.
+type gemmArgs struct {
+	c, a, b Mat
+	m, k, n int
+	f       Flags
+}
+
 // minParallelFlops is the smallest product split across threads: below it
 // (some 20 µs of work on one core), starting and joining goroutines costs
 // more than it saves.
 const minParallelFlops = 1 << 21
 
-// GemmThreads is Gemm on at most threads goroutines.
-func GemmThreads(threads int, c, a, b []float32, m, k, n int, f Flags) {
-	gemm(bestKernel, threads, c, a, b, m, k, n, f)
-}
-
-func gemm(kern kernel, threads int, c, a, b []float32, m, k, n int, f Flags) {
-	checkGemm(c, a, b, m, k, n)
+func gemm(kern kernel, threads int, g gemmArgs) {
+	g.check()
+	m, k, n := g.m, g.k, g.n
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 {
-		if f&Accumulate == 0 {
-			clear(c[:m*n])
+		if g.f&Accumulate == 0 {
+			for i := range m {
+				clear(g.c.Data[i*g.c.Stride : i*g.c.Stride+n])
+			}
 		}
 		return
 	}
@@ -50,7 +82,7 @@ func gemm(kern kernel, threads int, c, a, b []float32, m, k, n int, f Flags) {
 		threads = 1
 	}
 	if threads <= 1 {
-		gemmSerial(kern, c, a, b, m, k, n, 0, m, 0, n, f)
+		gemmSerial(kern, g, 0, m, 0, n)
 		return
 	}
 	// Split the rows when there are enough of them, else the columns; each
@@ -63,7 +95,7 @@ func gemm(kern kernel, threads int, c, a, b []float32, m, k, n int, f Flags) {
 			wg.Add(1)
 			go func(i0, i1 int) {
 				defer wg.Done()
-				gemmSerial(kern, c, a, b, m, k, n, i0, i1, 0, n, f)
+				gemmSerial(kern, g, i0, i1, 0, n)
 			}(i0, min(m, i0+per))
 		}
 	} else {
@@ -73,20 +105,39 @@ func gemm(kern kernel, threads int, c, a, b []float32, m, k, n int, f Flags) {
 			wg.Add(1)
 			go func(j0, j1 int) {
 				defer wg.Done()
-				gemmSerial(kern, c, a, b, m, k, n, 0, m, j0, j1, f)
+				gemmSerial(kern, g, 0, m, j0, j1)
 			}(j0, min(n, j0+per))
 		}
 	}
 	wg.Wait()
 }
 
-func checkGemm(c, a, b []float32, m, k, n int) {
-	if m < 0 || k < 0 || n < 0 {
-		panic(fmt.Sprintf("tensor: negative matrix size %dx%dx%d", m, k, n))
+// check panics, naming the sizes, when a slice is too short for its matrix:
+// a programming error, not a data one.
+func (g gemmArgs) check() {
+	if g.m < 0 || g.k < 0 || g.n < 0 {
+		panic(fmt.Sprintf("tensor: negative matrix size %dx%dx%d", g.m, g.k, g.n))
 	}
-	if len(a) < m*k || len(b) < k*n || len(c) < m*n {
-		panic(fmt.Sprintf("tensor: gemm %dx%dx%d needs a %d, b %d, c %d values; have %d, %d, %d",
-			m, k, n, m*k, k*n, m*n, len(a), len(b), len(c)))
+	ar, ac := g.m, g.k
+	if g.f&TransA != 0 {
+		ar, ac = g.k, g.m
+	}
+	br, bc := g.k, g.n
+	if g.f&TransB != 0 {
+		br, bc = g.n, g.k
+	}
+	for _, x := range []struct {
+		name       string
+		mat        Mat
+		rows, cols int
+	}{{"a", g.a, ar, ac}, {"b", g.b, br, bc}, {"c", g.c, g.m, g.n}} {
+		if x.rows == 0 || x.cols == 0 {
+			continue
+		}
+		if x.mat.Stride < x.cols || len(x.mat.Data) < (x.rows-1)*x.mat.Stride+x.cols {
+			panic(fmt.Sprintf("tensor: gemm %dx%dx%d: %s is %dx%d with stride %d, which needs %d values; have %d",
+				g.m, g.k, g.n, x.name, x.rows, x.cols, x.mat.Stride, (x.rows-1)*x.mat.Stride+x.cols, len(x.mat.Data)))
+		}
 	}
 }
 
@@ -126,48 +177,49 @@ func grow(s []float32, n int) []float32 {
 }
 
 // gemmSerial computes rows [i0,i1) and columns [j0,j1) of c on one goroutine.
-func gemmSerial(kern kernel, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f Flags) {
+func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	if i1-i0 < kern.mr/2 && f&TransB == 0 {
+	if i1-i0 < kern.mr/2 && g.f&TransB == 0 {
 		// Too few rows to fill a register tile: stream b in place instead
 		// of packing it (a decode step is one row).
 		if strips := gemvStrips(kern); strips != nil {
-			gemvRows(strips, s, c, a, b, m, k, n, i0, i1, j0, j1, f)
+			gemvRows(strips, s, g, i0, i1, j0, j1)
 			return
 		}
 	}
 	mr, nr := kern.mr, kern.nr
 	mc := mcRows * mr
+	c, ldc := g.c.Data, g.c.Stride
 	s.tile = grow(s.tile, mr*nr)
 	for jc := j0; jc < j1; jc += ncBlock {
 		nc := min(ncBlock, j1-jc)
 		panels := ceilDiv(nc, nr)
-		for pc := 0; pc < k; pc += kcBlock {
-			kc := min(kcBlock, k-pc)
-			acc := f&Accumulate != 0 || pc > 0
+		for pc := 0; pc < g.k; pc += kcBlock {
+			kc := min(kcBlock, g.k-pc)
+			acc := g.f&Accumulate != 0 || pc > 0
 			s.b = grow(s.b, panels*nr*kc)
-			packB(s.b, b, k, n, pc, kc, jc, nc, nr, f&TransB != 0)
+			packB(s.b, g.b, pc, kc, jc, nc, nr, g.f&TransB != 0)
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				rowPanels := ceilDiv(mcc, mr)
 				s.a = grow(s.a, rowPanels*mr*kc)
-				packA(s.a, a, m, k, ic, mcc, pc, kc, mr, f&TransA != 0)
+				packA(s.a, g.a, ic, mcc, pc, kc, mr, g.f&TransA != 0)
 				for jr := 0; jr < panels; jr++ {
 					bp := s.b[jr*nr*kc : (jr+1)*nr*kc]
 					cols := min(nr, nc-jr*nr)
 					for ir := 0; ir < rowPanels; ir++ {
 						ap := s.a[ir*mr*kc : (ir+1)*mr*kc]
 						rows := min(mr, mcc-ir*mr)
-						ci := (ic+ir*mr)*n + jc + jr*nr
+						ci := (ic+ir*mr)*ldc + jc + jr*nr
 						if rows == mr && cols == nr {
-							kern.run(kc, ap, bp, c[ci:], n, acc)
+							kern.run(kc, ap, bp, c[ci:], ldc, acc)
 							continue
 						}
 						// An edge tile: compute it whole, keep what fits.
 						kern.run(kc, ap, bp, s.tile, nr, false)
 						for i := range rows {
-							dst := c[ci+i*n : ci+i*n+cols]
+							dst := c[ci+i*ldc : ci+i*ldc+cols]
 							src := s.tile[i*nr : i*nr+cols]
 							if acc {
 								for j := range dst {
@@ -186,29 +238,33 @@ func gemmSerial(kern kernel, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f F
 
 // gemvRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·b one row
 // at a time with the strip kernels, b read in place.
-func gemvRows(strips []gemvStrip, s *scratch, c, a, b []float32, m, k, n, i0, i1, j0, j1 int, f Flags) {
-	acc := f&Accumulate != 0
+func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
+	acc := g.f&Accumulate != 0
+	k := g.k
+	b, ldb := g.b.Data, g.b.Stride
 	s.a = grow(s.a, k)
 	for i := i0; i < i1; i++ {
-		row := a[i*k : (i+1)*k]
-		if f&TransA != 0 {
+		var row []float32
+		if g.f&TransA != 0 {
 			row = s.a
 			for p := range k {
-				row[p] = a[p*m+i]
+				row[p] = g.a.Data[p*g.a.Stride+i]
 			}
+		} else {
+			row = g.a.Data[i*g.a.Stride : i*g.a.Stride+k]
 		}
-		crow := c[i*n : (i+1)*n]
+		crow := g.c.Data[i*g.c.Stride : i*g.c.Stride+g.n]
 		j := j0
 		for _, st := range strips {
 			for ; j+st.width <= j1; j += st.width {
-				_ = b[(k-1)*n+j+st.width-1] // the last value the kernel reads
-				st.run(k, &row[0], &b[j], &crow[j], n, acc)
+				_ = b[(k-1)*ldb+j+st.width-1] // the last value the kernel reads
+				st.run(k, &row[0], &b[j], &crow[j], ldb, acc)
 			}
 		}
 		for ; j < j1; j++ {
 			var sum float32
 			for p, av := range row {
-				sum += av * b[p*n+j]
+				sum += av * b[p*ldb+j]
 			}
 			if acc {
 				crow[j] += sum
@@ -222,23 +278,23 @@ func gemvRows(strips []gemvStrip, s *scratch, c, a, b []float32, m, k, n, i0, i1
 // packA copies rows [i0, i0+mc) and depths [p0, p0+kc) of op(a) into
 // panels of mr rows: panel r holds, for each p, rows r·mr..r·mr+mr-1 at
 // depth p. Rows past the end are zero.
-func packA(dst, a []float32, m, k, i0, mc, p0, kc, mr int, trans bool) {
+func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, trans bool) {
+	lda := a.Stride
 	for r := 0; r*mr < mc; r++ {
 		panel := dst[r*mr*kc : (r+1)*mr*kc]
 		rows := min(mr, mc-r*mr)
 		base := i0 + r*mr
 		if trans {
-			// a is k×m: the mr values for depth p are contiguous.
+			// a is stored k×m: the mr values for depth p are contiguous.
 			for p := range kc {
-				src := a[(p0+p)*m+base:]
 				d := panel[p*mr : p*mr+mr]
-				copy(d, src[:rows])
+				copy(d, a.Data[(p0+p)*lda+base:(p0+p)*lda+base+rows])
 				clear(d[rows:])
 			}
 			continue
 		}
 		for i := range rows {
-			src := a[(base+i)*k+p0 : (base+i)*k+p0+kc]
+			src := a.Data[(base+i)*lda+p0 : (base+i)*lda+p0+kc]
 			for p, v := range src {
 				panel[p*mr+i] = v
 			}
@@ -254,23 +310,24 @@ func packA(dst, a []float32, m, k, i0, mc, p0, kc, mr int, trans bool) {
 // packB copies depths [p0, p0+kc) and columns [j0, j0+nc) of op(b) into
 // panels of nr columns: panel q holds, for each p, columns q·nr..q·nr+nr-1.
 // Columns past the end are zero.
-func packB(dst, b []float32, k, n, p0, kc, j0, nc, nr int, trans bool) {
+func packB(dst []float32, b Mat, p0, kc, j0, nc, nr int, trans bool) {
+	ldb := b.Stride
 	for q := 0; q*nr < nc; q++ {
 		panel := dst[q*nr*kc : (q+1)*nr*kc]
 		cols := min(nr, nc-q*nr)
 		base := j0 + q*nr
 		if !trans {
-			// b is k×n: the nr values for depth p are contiguous.
+			// b is stored k×n: the nr values for depth p are contiguous.
 			for p := range kc {
 				d := panel[p*nr : p*nr+nr]
-				copy(d, b[(p0+p)*n+base:(p0+p)*n+base+cols])
+				copy(d, b.Data[(p0+p)*ldb+base:(p0+p)*ldb+base+cols])
 				clear(d[cols:])
 			}
 			continue
 		}
-		// b is n×k: walk each column's row of b.
+		// b is stored n×k: walk each column's row of b.
 		for j := range cols {
-			src := b[(base+j)*k+p0 : (base+j)*k+p0+kc]
+			src := b.Data[(base+j)*ldb+p0 : (base+j)*ldb+p0+kc]
 			for p, v := range src {
 				panel[p*nr+j] = v
 			}

@@ -50,7 +50,14 @@ func TestGemmMatchesReference(t *testing.T) {
 					want := append([]float32(nil), c0...)
 					got := append([]float32(nil), c0...)
 					gemmRef(want, a, b, m, k, n, f)
-					gemm(kern, threads, got, a, b, m, k, n, f)
+					lda, ldb := k, n
+					if f&TransA != 0 {
+						lda = m
+					}
+					if f&TransB != 0 {
+						ldb = k
+					}
+					gemm(kern, threads, gemmArgs{c: Mat{got, n}, a: Mat{a, lda}, b: Mat{b, ldb}, m: m, k: k, n: n, f: f})
 					closeEnough(t, name, got, want, k)
 				}
 			}
@@ -85,4 +92,50 @@ func TestGemmPanicsOnShortSlices(t *testing.T) {
 		}
 	}()
 	Gemm(make([]float32, 4), make([]float32, 3), make([]float32, 4), 2, 2, 2, 0)
+}
+
+// sub copies the rows×cols block at offset off with row stride ld into a
+// contiguous slice.
+func sub(data []float32, off, ld, rows, cols int) []float32 {
+	out := make([]float32, 0, rows*cols)
+	for i := range rows {
+		out = append(out, data[off+i*ld:off+i*ld+cols]...)
+	}
+	return out
+}
+
+func TestGemmStridedSubMatrices(t *testing.T) {
+	rng := newTestRand()
+	for _, kern := range kernels() {
+		for _, f := range []Flags{0, TransA, TransB, TransA | TransB | Accumulate} {
+			for _, sh := range [][3]int{{3, 5, 7}, {20, 33, 40}, {1, 40, 130}, {64, 32, 64}} {
+				m, k, n := sh[0], sh[1], sh[2]
+				ar, ac := m, k
+				if f&TransA != 0 {
+					ar, ac = k, m
+				}
+				br, bc := k, n
+				if f&TransB != 0 {
+					br, bc = n, k
+				}
+				// Each operand sits at an offset inside a wider matrix.
+				lda, ldb, ldc := ac+3, bc+5, n+2
+				A, B := randSlice(rng, 2+ar*lda), randSlice(rng, 1+br*ldb)
+				C := randSlice(rng, 4+m*ldc)
+				orig := append([]float32(nil), C...)
+				want := sub(C, 4, ldc, m, n)
+				gemmRef(want, sub(A, 2, lda, ar, ac), sub(B, 1, ldb, br, bc), m, k, n, f)
+				gemm(kern, 2, gemmArgs{c: Mat{C[4:], ldc}, a: Mat{A[2:], lda}, b: Mat{B[1:], ldb}, m: m, k: k, n: n, f: f})
+				closeEnough(t, kern.name, sub(C, 4, ldc, m, n), want, k)
+				// Nothing outside c's block changed.
+				for i := range C {
+					r, col := (i-4)/ldc, (i-4)%ldc
+					inside := i >= 4 && r < m && col < n
+					if !inside && C[i] != orig[i] {
+						t.Fatalf("%s %dx%dx%d flags %d: wrote outside c at %d", kern.name, m, k, n, f, i)
+					}
+				}
+			}
+		}
+	}
 }

@@ -30,6 +30,7 @@ func main() {
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
+	expAVX512(&b)
 	peak(&b, "fmaPeakAVX512", "Z", 24, "VPXORD")
 	peak(&b, "fmaPeakAVX2", "Y", 12, "VXORPS")
 	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
@@ -134,6 +135,63 @@ func gemv(b *strings.Builder, name string, vecs, vbytes int, reg, zero string) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// expAVX512 writes the vector e^x: the algorithm of Exp (exp.go), 16 lanes
+// at a time, with VSCALEFPS doing the 2^n scaling (over- and underflow
+// included). consts holds, in order: the clamp bounds, log2(e), ln2 high and
+// low, the six polynomial coefficients and 1.
+func expAVX512(b *strings.Builder) {
+	b.WriteString(`// func expAVX512(dst, src *float32, blocks int, consts *float32)
+TEXT ·expAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	MOVQ consts+24(FP), AX
+	TESTQ CX, CX
+	JZ expAVX512_done
+	VBROADCASTSS 0(AX), Z16
+	VBROADCASTSS 4(AX), Z17
+	VBROADCASTSS 8(AX), Z18
+	VBROADCASTSS 12(AX), Z19
+	VBROADCASTSS 16(AX), Z20
+	VBROADCASTSS 20(AX), Z21
+	VBROADCASTSS 24(AX), Z22
+	VBROADCASTSS 28(AX), Z23
+	VBROADCASTSS 32(AX), Z24
+	VBROADCASTSS 36(AX), Z25
+	VBROADCASTSS 40(AX), Z26
+	VBROADCASTSS 44(AX), Z27
+
+expAVX512_loop:
+	VMOVUPS (SI), Z0
+	VMAXPS Z0, Z16, Z0
+	VMINPS Z0, Z17, Z0
+	VMULPS Z18, Z0, Z1
+	VRNDSCALEPS $0, Z1, Z1
+	VFNMADD231PS Z19, Z1, Z0
+	VFNMADD231PS Z20, Z1, Z0
+	VMOVAPS Z21, Z2
+	VFMADD213PS Z22, Z0, Z2
+	VFMADD213PS Z23, Z0, Z2
+	VFMADD213PS Z24, Z0, Z2
+	VFMADD213PS Z25, Z0, Z2
+	VFMADD213PS Z26, Z0, Z2
+	VMULPS Z0, Z0, Z3
+	VFMADD213PS Z0, Z3, Z2
+	VADDPS Z27, Z2, Z2
+	VSCALEFPS Z1, Z2, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ expAVX512_loop
+	VZEROUPPER
+
+expAVX512_done:
+	RET
+
+`)
 }
 
 // peak writes a loop of n independent FMAs on registers.

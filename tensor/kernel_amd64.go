@@ -86,3 +86,17 @@ func gemvStrips(kern kernel) []gemvStrip {
 	}
 	return nil
 }
+
+//go:noescape
+func expAVX512(dst, src *float32, blocks int, consts *float32)
+
+// expVector computes the leading multiple of 16 values with AVX-512 and
+// returns how many it did.
+func expVector(dst, src []float32) int {
+	if !cpu.X86.HasAVX512F || len(src) < 16 {
+		return 0
+	}
+	blocks := len(src) / 16
+	expAVX512(&dst[0], &src[0], blocks, &expConsts[0])
+	return blocks * 16
+}

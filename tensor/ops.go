@@ -50,23 +50,23 @@ func RMSNormBackward(dx, dw, dout, x, w, rstd []float32, n, c int) {
 	}
 }
 
-// Softmax writes the softmax of x (c values) to out, stable against large
-// values by subtracting the maximum.
+// Softmax writes the softmax of x (c values) to out, which may be x itself;
+// stable against large values by subtracting the maximum first.
 func Softmax(out, x []float32) {
 	maxv := float32(math.Inf(-1))
 	for _, v := range x {
 		maxv = max(maxv, v)
 	}
-	var sum float64
+	out = out[:len(x)]
 	for i, v := range x {
-		e := float32(math.Exp(float64(v - maxv)))
-		out[i] = e
-		sum += float64(e)
+		out[i] = v - maxv
 	}
-	inv := float32(1 / sum)
-	for i := range x {
-		out[i] *= inv
+	ExpSlice(out, out)
+	var sum float32
+	for _, e := range out {
+		sum += e
 	}
+	Scale(1/sum, out)
 }
 
 // SoftmaxBackward adds the gradient of y = Softmax(x):
@@ -141,13 +141,18 @@ func (r *RoPE) rotate(x []float32, pos []int, heads int, sign float32) {
 	}
 }
 
-func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+func sigmoid(x float32) float32 { return 1 / (1 + Exp(-x)) }
 
 // SwiGLU computes the Llama MLP's gate: out = silu(gate)·up, elementwise,
-// with silu(x) = x·σ(x).
+// with silu(x) = x·σ(x) = x/(1+e^−x). out must not alias gate or up.
 func SwiGLU(out, gate, up []float32) {
+	out = out[:len(gate)]
 	for i, g := range gate {
-		out[i] = g * sigmoid(g) * up[i]
+		out[i] = -g
+	}
+	ExpSlice(out, out)
+	for i, g := range gate {
+		out[i] = g * up[i] / (1 + out[i])
 	}
 }
 
