@@ -1,0 +1,49 @@
+package hfconfig
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// FuzzParse checks that Parse and Validate never panic, and that a config
+// they accept survives what Save writes: encoding it and parsing it again
+// gives it back, apart from the dtype and architecture Save fills in.
+func FuzzParse(f *testing.F) {
+	paths, _ := filepath.Glob("testdata/*.json")
+	for _, path := range paths {
+		if data, err := os.ReadFile(path); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(`{"num_attention_heads": 8, "eos_token_id": [1, 2], "rope_scaling": {"type": "default"}}`))
+	f.Add([]byte(`null`))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			return
+		}
+		c.AttentionHeadDim()
+		if c.Validate() != nil {
+			return
+		}
+		encoded, err := c.encode()
+		if err != nil {
+			t.Fatalf("encode() of a valid config: %v", err)
+		}
+		got, err := Parse(encoded)
+		if err != nil {
+			t.Fatalf("Parse() of encoded config: %v\n%s", err, encoded)
+		}
+		want := c
+		want.TorchDType = "float32"
+		if len(want.Architectures) == 0 {
+			want.Architectures = []string{causalLMArchitecture(c.ModelType)}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip gave %+v\nwant %+v\nvia %s", got, want, encoded)
+		}
+	})
+}

@@ -1,0 +1,73 @@
+package hfconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Save validates c and writes it to path as indented JSON with sorted keys,
+// as transformers writes configs, so that transformers can load the model
+// braid saves beside it. It writes "torch_dtype": "float32" whatever
+// TorchDType holds, because braid saves weights as F32 and transformers
+// would otherwise cast them on load; it writes the CausalLM architecture of
+// the model type when Architectures is empty. The file is written to a
+// temporary file and renamed into place, so a failure leaves no partial
+// config.
+func (c Config) Save(path string) (err error) {
+	data, err := c.encode()
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			err = fmt.Errorf("write %s: %w", path, err)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	// CreateTemp makes the file readable by its owner only.
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// encode returns the bytes Save writes.
+func (c Config) encode() ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	c.TorchDType = "float32"
+	if len(c.Architectures) == 0 {
+		c.Architectures = []string{causalLMArchitecture(c.ModelType)}
+	}
+	compact, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("hfconfig: %w", err)
+	}
+	// Marshaling a map sorts its keys.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(compact, &fields); err != nil {
+		return nil, fmt.Errorf("hfconfig: %w", err)
+	}
+	out, err := json.MarshalIndent(fields, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("hfconfig: %w", err)
+	}
+	return append(out, '\n'), nil
+}
