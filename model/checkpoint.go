@@ -1,0 +1,132 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/braid-dev/braid/model/hfconfig"
+	"github.com/braid-dev/braid/model/safetensors"
+)
+
+// A model directory holds config.json and model.safetensors, the layout
+// Hugging Face transformers reads and writes.
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "model.safetensors"
+)
+
+// ConfigFromHF maps a Hugging Face config onto braid's, refusing what the
+// model does not implement.
+func ConfigFromHF(hc hfconfig.Config) (Config, error) {
+	if err := hc.Validate(); err != nil {
+		return Config{}, err
+	}
+	if hc.ModelType == "llama" && hc.AttentionBias {
+		return Config{}, fmt.Errorf("model: Llama with attention_bias has an o_proj bias, which braid does not implement")
+	}
+	c := Config{
+		Vocab: hc.VocabSize, Dim: hc.HiddenSize, Hidden: hc.IntermediateSize, Layers: hc.NumHiddenLayers,
+		Heads: hc.NumAttentionHeads, KVHeads: hc.NumKeyValueHeads, HeadDim: hc.AttentionHeadDim(),
+		MaxSeq: hc.MaxPositionEmbeddings, NormEps: float32(hc.RMSNormEps), RopeTheta: hc.RopeTheta,
+		TiedEmbeddings: hc.TieWordEmbeddings, QKVBias: hc.QKVBias(),
+	}
+	return c, c.Validate()
+}
+
+// HFConfig is c as a Hugging Face config: a Qwen2 model when it has q/k/v
+// biases, else a Llama.
+func (c Config) HFConfig() hfconfig.Config {
+	hc := hfconfig.Config{
+		ModelType: "llama", VocabSize: c.Vocab, HiddenSize: c.Dim, IntermediateSize: c.Hidden,
+		NumHiddenLayers: c.Layers, NumAttentionHeads: c.Heads, NumKeyValueHeads: c.KVHeads,
+		MaxPositionEmbeddings: c.MaxSeq, RMSNormEps: float64(c.NormEps), RopeTheta: c.RopeTheta,
+		HiddenAct: "silu", TieWordEmbeddings: c.TiedEmbeddings,
+	}
+	if c.QKVBias {
+		hc.ModelType = "qwen2"
+	}
+	if c.HeadDim*c.Heads != c.Dim {
+		hc.HeadDim = c.HeadDim
+	}
+	return hc
+}
+
+// Load reads a model directory: config.json and model.safetensors (F32,
+// F16 or BF16 weights under Hugging Face's names).
+func Load(dir string) (*Model, error) {
+	hc, err := hfconfig.Load(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	c, err := ConfigFromHF(hc)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	m, err := New(c)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, WeightsFile)
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Params.load(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// load fills p from f: every tensor must be there with its shape; tensors
+// the model has no use for are an error, but for two that checkpoints
+// commonly carry: lm_head.weight beside tied embeddings, and the RoPE
+// inv_freq buffers old Llama checkpoints saved.
+func (p *Params) load(f *safetensors.File) error {
+	want := make(map[string]bool)
+	var errs []error
+	for _, t := range p.tensors {
+		want[t.Name] = true
+		info, err := f.Info(t.Name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tensor %q is missing", t.Name))
+			continue
+		}
+		if !slices.Equal(info.Shape, t.Shape) {
+			errs = append(errs, fmt.Errorf("tensor %q has shape %v, the config needs %v", t.Name, info.Shape, t.Shape))
+			continue
+		}
+		data, err := f.Float32(t.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		copy(t.Data, data)
+	}
+	for _, name := range f.Names() {
+		if !want[name] && name != "lm_head.weight" && !strings.HasSuffix(name, ".rotary_emb.inv_freq") {
+			errs = append(errs, fmt.Errorf("tensor %q is not part of this model", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Save writes the model to dir as config.json and model.safetensors (F32,
+// metadata format "pt"), which Hugging Face transformers loads unchanged.
+// Each file is replaced atomically.
+func (m *Model) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save model: %w", err)
+	}
+	var ts []safetensors.Tensor
+	for _, t := range m.Params.Tensors() {
+		ts = append(ts, safetensors.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
+		return err
+	}
+	return m.Config.HFConfig().Save(filepath.Join(dir, ConfigFile))
+}

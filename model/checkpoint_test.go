@@ -1,0 +1,117 @@
+package model
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/model/hfconfig"
+	"github.com/braid-dev/braid/model/safetensors"
+)
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"llama", func(*Config) {}},
+		{"qwen2-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }},
+		{"head-dim-not-dim-over-heads", func(c *Config) { c.HeadDim = 6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig()
+			tc.edit(&c)
+			m, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Params.Init(rand.New(rand.NewPCG(2, 2)), 0.5)
+			dir := t.TempDir()
+			if err := m.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Config != m.Config {
+				t.Fatalf("config %+v, want %+v", got.Config, m.Config)
+			}
+			if !slices.Equal(got.Params.Data(), m.Params.Data()) {
+				t.Fatal("weights differ after a round trip")
+			}
+			a, b := m.NewActivations(1, 5), got.NewActivations(1, 5)
+			toks := []int{1, 5, 2, 7, 3}
+			m.Forward(a, toks, nil)
+			got.Forward(b, toks, nil)
+			if !slices.Equal(a.Logits(4, c.Vocab), b.Logits(4, c.Vocab)) {
+				t.Fatal("logits differ after a round trip")
+			}
+		})
+	}
+}
+
+// writeHF writes a checkpoint directory the way another tool would.
+func writeHF(t *testing.T, hc hfconfig.Config, tensors []safetensors.Tensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := hc.Save(filepath.Join(dir, ConfigFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), tensors, map[string]string{"format": "pt"}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func hfTensors(c Config) []safetensors.Tensor {
+	var ts []safetensors.Tensor
+	for _, tn := range NewParams(c).Tensors() {
+		ts = append(ts, safetensors.Tensor{Name: tn.Name, Shape: tn.Shape, Data: tn.Data})
+	}
+	return ts
+}
+
+func TestLoadRejectsMismatchedCheckpoints(t *testing.T) {
+	c := tinyConfig()
+	hc := c.HFConfig()
+	full := hfTensors(c)
+
+	dir := writeHF(t, hc, full[1:])
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), `"model.embed_tokens.weight" is missing`) {
+		t.Errorf("missing tensor: %v", err)
+	}
+	wrong := slices.Clone(full)
+	wrong[0] = safetensors.Tensor{Name: wrong[0].Name, Shape: []int{c.Vocab + 1, c.Dim}, Data: make([]float32, (c.Vocab+1)*c.Dim)}
+	if _, err := Load(writeHF(t, hc, wrong)); err == nil || !strings.Contains(err.Error(), "has shape [14 8]") {
+		t.Errorf("wrong shape: %v", err)
+	}
+	extra := append(slices.Clone(full), safetensors.Tensor{Name: "model.layers.0.mlp.extra.weight", Shape: []int{2}, Data: []float32{1, 2}})
+	if _, err := Load(writeHF(t, hc, extra)); err == nil || !strings.Contains(err.Error(), "not part of this model") {
+		t.Errorf("extra tensor: %v", err)
+	}
+	// Old Llama checkpoints carry RoPE buffers; they are ignored.
+	inv := append(slices.Clone(full), safetensors.Tensor{Name: "model.layers.0.self_attn.rotary_emb.inv_freq", Shape: []int{2}, Data: []float32{1, 2}})
+	if _, err := Load(writeHF(t, hc, inv)); err != nil {
+		t.Errorf("inv_freq buffer: %v", err)
+	}
+	bias := hc
+	bias.AttentionBias = true
+	if _, err := Load(writeHF(t, bias, full)); err == nil || !strings.Contains(err.Error(), "o_proj bias") {
+		t.Errorf("llama attention_bias: %v", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "nowhere")); err == nil {
+		t.Error("a missing directory loaded")
+	}
+	// A truncated weights file is an error, not a panic.
+	dir = writeHF(t, hc, full)
+	path := filepath.Join(dir, WeightsFile)
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, data[:len(data)/2], 0o644)
+	if _, err := Load(dir); err == nil {
+		t.Error("a truncated checkpoint loaded")
+	}
+}
