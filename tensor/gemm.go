@@ -152,13 +152,15 @@ const (
 )
 
 // kernel is a register-tile microkernel: it multiplies an mr×kc panel of a
-// (packed: for each p, mr consecutive values) by a kc×nr panel of b (packed:
-// for each p, nr consecutive values) into an mr×nr tile of c with row stride
-// ldc, adding to c when acc is set.
+// by a kc×nr panel of b (packed: for each p, nr consecutive values) into an
+// mr×nr tile of c with row stride ldc, adding to c when acc is set. Value
+// (i, p) of the a panel is a[p·pstride + i·istride], so the kernel reads
+// full panels of a where they lie, row-major or transposed, and only a
+// ragged last panel is packed (pstride mr, istride 1).
 type kernel struct {
 	name   string
 	mr, nr int
-	run    func(kc int, a, b, c []float32, ldc int, acc bool)
+	run    func(kc int, a []float32, pstride, istride int, b, c []float32, ldc int, acc bool)
 }
 
 // scratch holds one call's packing buffers; they are pooled so repeated
@@ -203,21 +205,32 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				rowPanels := ceilDiv(mcc, mr)
-				s.a = grow(s.a, rowPanels*mr*kc)
-				packA(s.a, g.a, ic, mcc, pc, kc, mr, g.f&TransA != 0)
+				ragged := mcc % mr
+				if ragged != 0 {
+					s.a = grow(s.a, mr*kc)
+					packA(s.a, g.a, ic+mcc-ragged, ragged, pc, kc, mr, g.f&TransA != 0)
+				}
 				for jr := 0; jr < panels; jr++ {
 					bp := s.b[jr*nr*kc : (jr+1)*nr*kc]
 					cols := min(nr, nc-jr*nr)
 					for ir := 0; ir < rowPanels; ir++ {
-						ap := s.a[ir*mr*kc : (ir+1)*mr*kc]
+						i := ic + ir*mr
 						rows := min(mr, mcc-ir*mr)
-						ci := (ic+ir*mr)*ldc + jc + jr*nr
+						ap, ps, is := s.a, mr, 1
+						switch {
+						case rows < mr:
+						case g.f&TransA != 0:
+							ap, ps, is = g.a.Data[pc*g.a.Stride+i:], g.a.Stride, 1
+						default:
+							ap, ps, is = g.a.Data[i*g.a.Stride+pc:], 1, g.a.Stride
+						}
+						ci := i*ldc + jc + jr*nr
 						if rows == mr && cols == nr {
-							kern.run(kc, ap, bp, c[ci:], ldc, acc)
+							kern.run(kc, ap, ps, is, bp, c[ci:], ldc, acc)
 							continue
 						}
 						// An edge tile: compute it whole, keep what fits.
-						kern.run(kc, ap, bp, s.tile, nr, false)
+						kern.run(kc, ap, ps, is, bp, s.tile, nr, false)
 						for i := range rows {
 							dst := c[ci+i*ldc : ci+i*ldc+cols]
 							src := s.tile[i*nr : i*nr+cols]

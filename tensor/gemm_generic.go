@@ -4,15 +4,14 @@ package tensor
 // panels, 4×16, the fallback on CPUs without AVX2.
 var genericKernel = kernel{name: "go", mr: 4, nr: 16, run: kernelGo4x16}
 
-func kernelGo4x16(kc int, a, b, c []float32, ldc int, acc bool) {
+func kernelGo4x16(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
 	const mr, nr = 4, 16
 	var t [mr][nr]float32
-	a = a[:kc*mr]
 	b = b[:kc*nr]
 	for p := range kc {
 		bp := (*[nr]float32)(b[p*nr:])
 		for i := range mr {
-			ai := a[p*mr+i]
+			ai := a[p*ps+i*is]
 			row := &t[i]
 			for j := range nr {
 				row[j] += ai * bp[j]

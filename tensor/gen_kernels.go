@@ -41,16 +41,44 @@ func main() {
 
 // microkernel writes an mr×(vecs·lanes) kernel: accumulators reg0..,
 // b vectors at breg.., broadcasts alternating between bcast[0] and bcast[1].
+// a is read through two byte strides: value (i, p) of the panel is at
+// a + p·pstride + i·istride, so one kernel reads a packed panel (pstride
+// 4·mr, istride 4), rows of a row-major a in place (4, 4·lda) or columns of
+// a transposed one (4·lda, 4).
 func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg string, bcast [2]int, breg int, zero string) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	p("// func %s(kc int, a, b, c *float32, ldc int, acc bool)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
+	p("// func %s(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ c+24(FP), DI")
-	p("\tMOVQ ldc+32(FP), R8")
+	p("\tMOVQ pstride+16(FP), R14")
+	p("\tMOVQ istride+24(FP), R10")
+	p("\tMOVQ b+32(FP), BX")
+	p("\tMOVQ c+40(FP), DI")
+	p("\tMOVQ ldc+48(FP), R8")
 	p("\tSHLQ $2, R8")
+	// Row i's address: a base (AX for rows 0-4, R12 = AX+5·istride for 5-9,
+	// R13 = AX+10·istride for 10-13) plus 0, 1, 2, 3 or 4 istrides, the
+	// last three through R10·2, R11 = 3·istride and R10·4.
+	p("\tLEAQ (R10)(R10*2), R11")
+	p("\tLEAQ (AX)(R10*4), R12")
+	p("\tADDQ R10, R12")
+	p("\tLEAQ (R12)(R10*4), R13")
+	p("\tADDQ R10, R13")
+	row := func(i int) string {
+		base := [...]string{"AX", "R12", "R13"}[i/5]
+		switch i % 5 {
+		case 0:
+			return "(" + base + ")"
+		case 1:
+			return "(" + base + ")(R10*1)"
+		case 2:
+			return "(" + base + ")(R10*2)"
+		case 3:
+			return "(" + base + ")(R11*1)"
+		}
+		return "(" + base + ")(R10*4)"
+	}
 	for r := range mr * vecs {
 		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
 	}
@@ -61,17 +89,23 @@ func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg stri
 	}
 	for i := range mr {
 		br := bcast[i%2]
-		p("\tVBROADCASTSS %d(AX), %s%d", i*4, reg, br)
+		p("\tVBROADCASTSS %s, %s%d", row(i), reg, br)
 		for v := range vecs {
 			p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, breg+v, reg, br, reg, i*vecs+v)
 		}
 	}
-	p("\tADDQ $%d, AX", mr*4)
+	p("\tADDQ R14, AX")
+	if mr > 5 {
+		p("\tADDQ R14, R12")
+	}
+	if mr > 10 {
+		p("\tADDQ R14, R13")
+	}
 	p("\tADDQ $%d, BX", vecs*vbytes)
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
 	p("")
-	p("\tMOVBLZX acc+40(FP), SI")
+	p("\tMOVBLZX acc+56(FP), SI")
 	p("\tTESTL SI, SI")
 	p("\tJZ %s_store", name)
 	p("\tMOVQ DI, R9")

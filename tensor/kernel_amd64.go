@@ -3,20 +3,21 @@ package tensor
 import "golang.org/x/sys/cpu"
 
 //go:noescape
-func kernelAVX512x14x32(kc int, a, b, c *float32, ldc int, acc bool)
+func kernelAVX512x14x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
 //go:noescape
-func kernelAVX2x6x16(kc int, a, b, c *float32, ldc int, acc bool)
+func kernelAVX2x6x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
-var avx512Kernel = kernel{name: "avx512", mr: 14, nr: 32, run: func(kc int, a, b, c []float32, ldc int, acc bool) {
-	// The bounds checks the assembly cannot make.
-	_, _, _ = a[kc*14-1], b[kc*32-1], c[13*ldc+31]
-	kernelAVX512x14x32(kc, &a[0], &b[0], &c[0], ldc, acc)
+var avx512Kernel = kernel{name: "avx512", mr: 14, nr: 32, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+	// The bounds checks the assembly cannot make: the last value of each
+	// operand it reads or writes.
+	_, _, _ = a[(kc-1)*ps+13*is], b[kc*32-1], c[13*ldc+31]
+	kernelAVX512x14x32(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
 }}
 
-var avx2Kernel = kernel{name: "avx2", mr: 6, nr: 16, run: func(kc int, a, b, c []float32, ldc int, acc bool) {
-	_, _, _ = a[kc*6-1], b[kc*16-1], c[5*ldc+15]
-	kernelAVX2x6x16(kc, &a[0], &b[0], &c[0], ldc, acc)
+var avx2Kernel = kernel{name: "avx2", mr: 6, nr: 16, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+	_, _, _ = a[(kc-1)*ps+5*is], b[kc*16-1], c[5*ldc+15]
+	kernelAVX2x6x16(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
 }}
 
 // kernels lists the microkernels this CPU runs, fastest first.
