@@ -182,9 +182,13 @@ func grow(s []float32, n int) []float32 {
 func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	if i1-i0 < kern.mr/2 && g.f&TransB == 0 {
+	if i1-i0 < kern.mr/2 {
 		// Too few rows to fill a register tile: stream b in place instead
 		// of packing it (a decode step is one row).
+		if g.f&TransB != 0 {
+			dotRows(s, g, i0, i1, j0, j1)
+			return
+		}
 		if strips := gemvStrips(kern); strips != nil {
 			gemvRows(strips, s, g, i0, i1, j0, j1)
 			return
@@ -255,17 +259,8 @@ func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
 	acc := g.f&Accumulate != 0
 	k := g.k
 	b, ldb := g.b.Data, g.b.Stride
-	s.a = grow(s.a, k)
 	for i := i0; i < i1; i++ {
-		var row []float32
-		if g.f&TransA != 0 {
-			row = s.a
-			for p := range k {
-				row[p] = g.a.Data[p*g.a.Stride+i]
-			}
-		} else {
-			row = g.a.Data[i*g.a.Stride : i*g.a.Stride+k]
-		}
+		row := rowOfA(s, g, i)
 		crow := g.c.Data[i*g.c.Stride : i*g.c.Stride+g.n]
 		j := j0
 		for _, st := range strips {
@@ -283,6 +278,50 @@ func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
 				crow[j] += sum
 			} else {
 				crow[j] = sum
+			}
+		}
+	}
+}
+
+// rowOfA returns row i of op(a), gathering it into s.a when a is stored
+// transposed.
+func rowOfA(s *scratch, g gemmArgs, i int) []float32 {
+	if g.f&TransA == 0 {
+		return g.a.Data[i*g.a.Stride : i*g.a.Stride+g.k]
+	}
+	s.a = grow(s.a, g.k)
+	for p := range g.k {
+		s.a[p] = g.a.Data[p*g.a.Stride+i]
+	}
+	return s.a
+}
+
+// dotRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·bᵀ for b
+// stored n×k (x·Wᵀ with an HF weight, one decode step): each value is a dot
+// product of a row of a with a row of b, four rows of b at a time.
+func dotRows(s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
+	acc := g.f&Accumulate != 0
+	k, b, ldb := g.k, g.b.Data, g.b.Stride
+	for i := i0; i < i1; i++ {
+		row := rowOfA(s, g, i)
+		crow := g.c.Data[i*g.c.Stride : i*g.c.Stride+g.n]
+		for j := j0; j < j1; j += 4 {
+			var sums [4]float32
+			w := min(4, j1-j)
+			done := 0
+			if w == 4 {
+				done = dot4(row, b[j*ldb:], ldb, &sums)
+			}
+			for r := range w {
+				br := b[(j+r)*ldb : (j+r)*ldb+k]
+				for p := done; p < k; p++ {
+					sums[r] += row[p] * br[p]
+				}
+				if acc {
+					crow[j+r] += sums[r]
+				} else {
+					crow[j+r] = sums[r]
+				}
 			}
 		}
 	}

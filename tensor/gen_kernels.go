@@ -30,6 +30,7 @@ func main() {
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
+	dot4AVX512(&b)
 	expAVX512(&b)
 	peak(&b, "fmaPeakAVX512", "Z", 24, "VPXORD")
 	peak(&b, "fmaPeakAVX2", "Y", 12, "VXORPS")
@@ -169,6 +170,59 @@ func gemv(b *strings.Builder, name string, vecs, vbytes int, reg, zero string) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// dot4AVX512 writes a kernel for one row of a against four rows of b (an
+// x·Wᵀ product with few rows): out[r] = Σ a[p]·b[r·ldb + p] over blocks·16
+// values, one accumulator per row, reduced to a scalar at the end.
+func dot4AVX512(b *strings.Builder) {
+	b.WriteString(`// func dot4AVX512(blocks int, a, b *float32, ldb int, out *float32)
+TEXT ·dot4AVX512(SB), NOSPLIT, $0-40
+	MOVQ blocks+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), BX
+	MOVQ ldb+24(FP), R8
+	MOVQ out+32(FP), DI
+	SHLQ $2, R8
+	LEAQ (BX)(R8*1), R9
+	LEAQ (BX)(R8*2), R10
+	LEAQ (R9)(R8*2), R11
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+
+dot4AVX512_loop:
+	VMOVUPS (SI), Z8
+	VFMADD231PS (BX), Z8, Z0
+	VFMADD231PS (R9), Z8, Z1
+	VFMADD231PS (R10), Z8, Z2
+	VFMADD231PS (R11), Z8, Z3
+	ADDQ $64, SI
+	ADDQ $64, BX
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	DECQ CX
+	JNZ dot4AVX512_loop
+
+`)
+	for r := range 4 {
+		fmt.Fprintf(b, `	VEXTRACTF64X4 $1, Z%[1]d, Y4
+	VADDPS Y4, Y%[1]d, Y%[1]d
+	VEXTRACTF128 $1, Y%[1]d, X4
+	VADDPS X4, X%[1]d, X%[1]d
+	VMOVHLPS X%[1]d, X4, X4
+	VADDPS X4, X%[1]d, X%[1]d
+	VMOVSHDUP X%[1]d, X4
+	VADDSS X4, X%[1]d, X%[1]d
+	VMOVSS X%[1]d, %[2]d(DI)
+`, r, 4*r)
+	}
+	b.WriteString(`	VZEROUPPER
+	RET
+
+`)
 }
 
 // expAVX512 writes the vector e^x: the algorithm of Exp (exp.go), 16 lanes

@@ -101,3 +101,19 @@ func expVector(dst, src []float32) int {
 	expAVX512(&dst[0], &src[0], blocks, &expConsts[0])
 	return blocks * 16
 }
+
+//go:noescape
+func dot4AVX512(blocks int, a, b *float32, ldb int, out *float32)
+
+// dot4 computes out[r] = Σ a[p]·b[r·ldb+p] for r < 4 over the leading
+// multiple of 16 of len(a) values with AVX-512, returning how many values
+// it covered (0 when the CPU lacks AVX-512).
+func dot4(a, b []float32, ldb int, out *[4]float32) int {
+	blocks := len(a) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0
+	}
+	_ = b[3*ldb+blocks*16-1] // the last value the kernel reads
+	dot4AVX512(blocks, &a[0], &b[0], ldb, &out[0])
+	return blocks * 16
+}
