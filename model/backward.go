@@ -11,7 +11,9 @@ var ErrNoTargets = errors.New("model: Backward needs a Forward with targets")
 
 // Backward adds the gradient of the last Forward's mean loss with respect to
 // every parameter into g (zero it first for a fresh step; accumulate over
-// micro-batches by not zeroing). It consumes the activations' probabilities.
+// micro-batches by not zeroing). It consumes the activations'
+// probabilities, so it runs once per Forward; a second call returns
+// ErrNoTargets.
 func (m *Model) Backward(a *Activations, g *Params) error {
 	if a.targets == nil {
 		return ErrNoTargets
@@ -47,6 +49,7 @@ func (m *Model) Backward(a *Activations, g *Params) error {
 	for i, t := range a.tokens {
 		tensor.Axpy(1, a.dx[i*c.Dim:(i+1)*c.Dim], g.Embed[t*c.Dim:(t+1)*c.Dim])
 	}
+	a.targets = nil
 	return nil
 }
 

@@ -79,7 +79,7 @@ func (m *Model) NewActivations(B, T int) *Activations {
 
 // Forward runs the model on tokens (B·T ids, sequence after sequence). With
 // targets (B·T ids; -1 marks a position without a target) it returns the
-// mean cross-entropy over the positions that have one, and keeps what
+// mean cross-entropy over the positions that have one, and keeps what one
 // Backward needs; without, it returns 0 and leaves the logits in Logits.
 func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) {
 	c, p := m.Config, m.Params
@@ -95,7 +95,19 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 			return 0, fmt.Errorf("model: token %d outside the vocabulary of %d", t, c.Vocab)
 		}
 	}
-	a.tokens = tokens
+	if targets != nil {
+		if len(targets) != bt {
+			return 0, fmt.Errorf("model: %d targets for %d tokens", len(targets), bt)
+		}
+		for _, t := range targets {
+			if t >= c.Vocab || t < -1 {
+				return 0, fmt.Errorf("model: target %d outside the vocabulary of %d (or -1 for none)", t, c.Vocab)
+			}
+		}
+	}
+	// Keep copies: Backward needs them as they were, whatever the caller
+	// does with its slices meanwhile.
+	a.tokens = append(a.tokens[:0], tokens...)
 	x := a.x[0]
 	for i, t := range tokens {
 		copy(x[i*c.Dim:(i+1)*c.Dim], p.Embed[t*c.Dim:(t+1)*c.Dim])
@@ -110,10 +122,7 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 		a.targets = nil
 		return 0, nil
 	}
-	if len(targets) != bt {
-		return 0, fmt.Errorf("model: %d targets for %d tokens", len(targets), bt)
-	}
-	a.targets = targets
+	a.targets = append(a.targets[:0], targets...)
 	var loss float64
 	a.valid = 0
 	for i, t := range targets {
@@ -121,9 +130,6 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 		tensor.Softmax(row, row)
 		if t < 0 {
 			continue
-		}
-		if t >= c.Vocab {
-			return 0, fmt.Errorf("model: target %d outside the vocabulary of %d", t, c.Vocab)
 		}
 		loss -= math.Log(math.Max(float64(row[t]), 1e-30))
 		a.valid++

@@ -28,10 +28,14 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
+		T    int
 	}{
-		{"llama-gqa", func(*Config) {}},
-		{"qwen2-bias-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }},
-		{"four-heads-two-groups", func(c *Config) { c.Heads, c.KVHeads, c.Dim = 4, 2, 12 }},
+		{"llama-gqa", func(*Config) {}, 5},
+		{"qwen2-bias-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }, 5},
+		{"four-heads-two-groups", func(c *Config) { c.Heads, c.KVHeads, c.Dim = 4, 2, 12 }, 5},
+		// Long enough that the products fill whole register tiles, with as
+		// many key/value heads as query heads.
+		{"mha-long", func(c *Config) { c.KVHeads, c.MaxSeq = 2, 24 }, 19},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tinyConfig()
@@ -49,7 +53,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 					}
 				}
 			}
-			B, T := 2, 5
+			B, T := 2, tc.T
 			tokens, targets := randomBatch(rng, c, B, T)
 			a := m.NewActivations(B, T)
 			loss := func() float64 {
@@ -127,6 +131,21 @@ func TestForwardRejectsBadInput(t *testing.T) {
 	}
 	if err := m.Backward(a, NewParams(m.Config)); err != ErrNoTargets {
 		t.Fatalf("Backward without targets: %v", err)
+	}
+	// One Backward per Forward: the second finds no targets.
+	if _, err := m.Forward(a, []int{1, 2, 3, 4}, []int{1, -1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	g := NewParams(m.Config)
+	if err := m.Backward(a, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Backward(a, g); err != ErrNoTargets {
+		t.Fatalf("second Backward: %v", err)
+	}
+	// A bad target is refused before anything is computed.
+	if _, err := m.Forward(a, []int{1, 2, 3, 4}, []int{1, -2, 2, 3}); err == nil {
+		t.Error("target -2 accepted")
 	}
 	long := m.NewActivations(1, 9)
 	if _, err := m.Forward(long, make([]int, 9), nil); err == nil {

@@ -29,7 +29,7 @@ func Exp(x float32) float32 {
 	p = p*r + 5.0000001201e-1
 	y := p*r*r + r + 1
 	// Scale by 2^n in two halves built from exponent bits: n runs from
-	// -126 to 128, past what one float32 exponent holds at either end.
+	// -150 to 128, past what one float32 exponent holds at either end.
 	h := int32(n) >> 1
 	return y * pow2(h) * pow2(int32(n)-h)
 }
@@ -52,6 +52,7 @@ var expConsts = [12]float32{expLo, 89, log2e, ln2hi, ln2lo,
 // ExpSlice writes e^src[i] to dst[i], with the vector kernel where the CPU
 // has one; dst and src may be the same slice.
 func ExpSlice(dst, src []float32) {
+	checkLen("ExpSlice", len(dst), len(src))
 	dst = dst[:len(src)]
 	done := expVector(dst, src)
 	for i := done; i < len(src); i++ {

@@ -19,8 +19,10 @@ const (
 )
 
 // Gemm computes c = op(a)·op(b), or c += op(a)·op(b) with Accumulate, for
-// row-major matrices: c is m×n, op(a) is m×k, op(b) is k×n. It uses every
-// CPU when the product is large enough to pay for it.
+// row-major matrices: c is m×n, op(a) is m×k, op(b) is k×n; c must not
+// overlap a or b. It uses every CPU when the product is large enough to pay
+// for it. A slice too short for its matrix is a programming error: Gemm
+// panics, naming the sizes.
 func Gemm(c, a, b []float32, m, k, n int, f Flags) {
 	GemmThreads(runtime.GOMAXPROCS(0), c, a, b, m, k, n, f)
 }
@@ -47,7 +49,7 @@ type Mat struct {
 
 // GemmStrided is GemmThreads on sub-matrices with row strides: a is stored
 // m×k (k×m with TransA), b k×n (n×k with TransB), c m×n, each with its own
-// stride.
+// stride. c must not overlap a or b.
 func GemmStrided(threads int, c, a, b Mat, m, k, n int, f Flags) {
 	gemm(bestKernel, threads, gemmArgs{c: c, a: a, b: b, m: m, k: k, n: n, f: f})
 }
@@ -134,9 +136,12 @@ func (g gemmArgs) check() {
 		if x.rows == 0 || x.cols == 0 {
 			continue
 		}
-		if x.mat.Stride < x.cols || len(x.mat.Data) < (x.rows-1)*x.mat.Stride+x.cols {
-			panic(fmt.Sprintf("tensor: gemm %dx%dx%d: %s is %dx%d with stride %d, which needs %d values; have %d",
-				g.m, g.k, g.n, x.name, x.rows, x.cols, x.mat.Stride, (x.rows-1)*x.mat.Stride+x.cols, len(x.mat.Data)))
+		// Compare by division: (rows-1)·stride+cols could overflow for a
+		// hostile stride and wrap to a small, passing number.
+		n := len(x.mat.Data)
+		if x.mat.Stride < x.cols || n < x.cols || (x.rows > 1 && (n-x.cols)/(x.rows-1) < x.mat.Stride) {
+			panic(fmt.Sprintf("tensor: gemm %dx%dx%d: %s is %dx%d with stride %d; it has only %d values",
+				g.m, g.k, g.n, x.name, x.rows, x.cols, x.mat.Stride, n))
 		}
 	}
 }
@@ -186,7 +191,7 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 		// Too few rows to fill a register tile: stream b in place instead
 		// of packing it (a decode step is one row).
 		if g.f&TransB != 0 {
-			dotRows(s, g, i0, i1, j0, j1)
+			dotRows(s, g, i0, i1, j0, j1, kern.name == "avx512")
 			return
 		}
 		if strips := gemvStrips(kern); strips != nil {
@@ -253,6 +258,13 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 	}
 }
 
+// gemvStrip is a row-times-strip kernel of a given width: c[0:width] (+)=
+// Σ_p a[p]·b[p·ldb : p·ldb+width].
+type gemvStrip struct {
+	width int
+	run   func(k int, a, b, c *float32, ldb int, acc bool)
+}
+
 // gemvRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·b one row
 // at a time with the strip kernels, b read in place.
 func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
@@ -298,8 +310,9 @@ func rowOfA(s *scratch, g gemmArgs, i int) []float32 {
 
 // dotRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·bᵀ for b
 // stored n×k (x·Wᵀ with an HF weight, one decode step): each value is a dot
-// product of a row of a with a row of b, four rows of b at a time.
-func dotRows(s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
+// product of a row of a with a row of b, four rows of b at a time, with the
+// AVX-512 dot kernel when vector is set and plain Go otherwise.
+func dotRows(s *scratch, g gemmArgs, i0, i1, j0, j1 int, vector bool) {
 	acc := g.f&Accumulate != 0
 	k, b, ldb := g.k, g.b.Data, g.b.Stride
 	for i := i0; i < i1; i++ {
@@ -309,7 +322,7 @@ func dotRows(s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
 			var sums [4]float32
 			w := min(4, j1-j)
 			done := 0
-			if w == 4 {
+			if w == 4 && vector {
 				done = dot4(row, b[j*ldb:], ldb, &sums)
 			}
 			for r := range w {

@@ -139,3 +139,33 @@ func TestGemmStridedSubMatrices(t *testing.T) {
 		}
 	}
 }
+
+func TestGemmRejectsOverflowingStrides(t *testing.T) {
+	// 13·stride wraps to 1 in 64 bits: a check that multiplies would pass
+	// and the kernel would read far outside a.
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a wrapping stride was accepted")
+		}
+	}()
+	c := make([]float32, 14*32)
+	b := make([]float32, 32)
+	GemmStrided(1, Mat{c, 32}, Mat{[]float32{1, 2}, 5675921253449092805}, Mat{b, 32}, 14, 1, 32, 0)
+}
+
+func TestShortOutputsPanic(t *testing.T) {
+	for name, f := range map[string]func(){
+		"ExpSlice": func() { ExpSlice(make([]float32, 2, 8), make([]float32, 5)) },
+		"Softmax":  func() { Softmax(make([]float32, 2, 8), make([]float32, 5)) },
+		"SwiGLU":   func() { SwiGLU(make([]float32, 2, 8), make([]float32, 5), make([]float32, 5)) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s wrote past a short output", name)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -17,9 +17,9 @@ func main() {
 #include "textflag.h"
 
 // The GEMM microkernels. Each keeps an mr×nr tile of c in registers and, for
-// every depth p of the packed panels, loads nr values of b, broadcasts each of
-// the mr values of a, and issues one fused multiply-add per register. They
-// need kc >= 1.
+// every depth p, loads nr values of the packed b panel, broadcasts each of
+// the mr values of a (read in place through two strides, or from a packed
+// panel), and issues one fused multiply-add per register. They need kc >= 1.
 
 `)
 	microkernel(&b, "kernelAVX512x14x32", 14, 2, 64, "Z", [2]int{30, 31}, 28, "VPXORD")

@@ -69,13 +69,6 @@ func gemvAVX2x64(k int, a, b, c *float32, ldb int, acc bool)
 //go:noescape
 func gemvAVX2x8(k int, a, b, c *float32, ldb int, acc bool)
 
-// gemvStrip is a row-times-strip kernel of a given width: c[0:width] (+)=
-// Σ_p a[p]·b[p·ldb : p·ldb+width].
-type gemvStrip struct {
-	width int
-	run   func(k int, a, b, c *float32, ldb int, acc bool)
-}
-
 // gemvStrips returns the strip kernels that go with kern, widest first, or
 // nil when it has none (the portable kernel).
 func gemvStrips(kern kernel) []gemvStrip {

@@ -3,9 +3,9 @@
 #include "textflag.h"
 
 // The GEMM microkernels. Each keeps an mr×nr tile of c in registers and, for
-// every depth p of the packed panels, loads nr values of b, broadcasts each of
-// the mr values of a, and issues one fused multiply-add per register. They
-// need kc >= 1.
+// every depth p, loads nr values of the packed b panel, broadcasts each of
+// the mr values of a (read in place through two strides, or from a packed
+// panel), and issues one fused multiply-add per register. They need kc >= 1.
 
 // func kernelAVX512x14x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 TEXT ·kernelAVX512x14x32(SB), NOSPLIT, $0-57

@@ -57,6 +57,7 @@ func Softmax(out, x []float32) {
 	for _, v := range x {
 		maxv = max(maxv, v)
 	}
+	checkLen("Softmax", len(out), len(x))
 	out = out[:len(x)]
 	for i, v := range x {
 		out[i] = v - maxv
@@ -108,9 +109,6 @@ func NewRoPE(headDim, maxPos int, theta float64) *RoPE {
 	return r
 }
 
-// MaxPos is the number of positions the tables cover.
-func (r *RoPE) MaxPos() int { return len(r.cos) / r.half }
-
 // Apply rotates x (t × heads × headDim) in place, token i at position
 // pos[i], pairing element j with j+headDim/2 as Hugging Face's Llama does
 // ("rotate_half"), not adjacent elements.
@@ -146,6 +144,7 @@ func sigmoid(x float32) float32 { return 1 / (1 + Exp(-x)) }
 // SwiGLU computes the Llama MLP's gate: out = silu(gate)·up, elementwise,
 // with silu(x) = x·σ(x) = x/(1+e^−x). out must not alias gate or up.
 func SwiGLU(out, gate, up []float32) {
+	checkLen("SwiGLU", len(out), len(gate))
 	out = out[:len(gate)]
 	for i, g := range gate {
 		out[i] = -g
@@ -163,13 +162,6 @@ func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
 		s := sigmoid(g)
 		dup[i] += dout[i] * g * s
 		dgate[i] += dout[i] * up[i] * s * (1 + g*(1-s))
-	}
-}
-
-// Add writes a + b to dst, elementwise.
-func Add(dst, a, b []float32) {
-	for i := range dst {
-		dst[i] = a[i] + b[i]
 	}
 }
 
@@ -212,5 +204,13 @@ func BiasBackward(dbias, dout []float32, n, c int) {
 		for j, v := range dout[i*c : (i+1)*c] {
 			dbias[j] += v
 		}
+	}
+}
+
+// checkLen panics when an output is shorter than its input, rather than
+// letting a reslice write into the caller's spare capacity.
+func checkLen(op string, out, in int) {
+	if out < in {
+		panic(fmt.Sprintf("tensor: %s into %d values from %d", op, out, in))
 	}
 }

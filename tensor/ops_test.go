@@ -155,9 +155,4 @@ func TestBiasAndVectorOps(t *testing.T) {
 	if y[0] != 3.5 || y[1] != 4.5 || Dot(y, []float32{2, 2}) != 16 {
 		t.Fatalf("Axpy/Scale/Dot: %v", y)
 	}
-	dst := make([]float32, 2)
-	Add(dst, []float32{1, 2}, []float32{3, 4})
-	if dst[0] != 4 || dst[1] != 6 {
-		t.Fatalf("Add: %v", dst)
-	}
 }
