@@ -208,16 +208,8 @@ dot4AVX512_loop:
 
 `)
 	for r := range 4 {
-		fmt.Fprintf(b, `	VEXTRACTF64X4 $1, Z%[1]d, Y4
-	VADDPS Y4, Y%[1]d, Y%[1]d
-	VEXTRACTF128 $1, Y%[1]d, X4
-	VADDPS X4, X%[1]d, X%[1]d
-	VMOVHLPS X%[1]d, X4, X4
-	VADDPS X4, X%[1]d, X%[1]d
-	VMOVSHDUP X%[1]d, X4
-	VADDSS X4, X%[1]d, X%[1]d
-	VMOVSS X%[1]d, %[2]d(DI)
-`, r, 4*r)
+		b.WriteString(reduceAVX512(r, "VADDPS", "VADDSS"))
+		fmt.Fprintf(b, "\tVMOVSS X%d, %d(DI)\n", r, 4*r)
 	}
 	b.WriteString(`	VZEROUPPER
 	RET
@@ -225,20 +217,9 @@ dot4AVX512_loop:
 `)
 }
 
-// expAVX512 writes the vector e^x: the algorithm of Exp (exp.go), 16 lanes
-// at a time, with VSCALEFPS doing the 2^n scaling (over- and underflow
-// included). consts holds, in order: the clamp bounds, log2(e), ln2 high and
-// low, the six polynomial coefficients and 1.
-func expAVX512(b *strings.Builder) {
-	b.WriteString(`// func expAVX512(dst, src *float32, blocks int, consts *float32)
-TEXT ·expAVX512(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ blocks+16(FP), CX
-	MOVQ consts+24(FP), AX
-	TESTQ CX, CX
-	JZ expAVX512_done
-	VBROADCASTSS 0(AX), Z16
+// expConstsAVX512 broadcasts the exp constants (see expConsts in exp.go)
+// from the table at AX into Z16..Z27.
+const expConstsAVX512 = `	VBROADCASTSS 0(AX), Z16
 	VBROADCASTSS 4(AX), Z17
 	VBROADCASTSS 8(AX), Z18
 	VBROADCASTSS 12(AX), Z19
@@ -250,10 +231,13 @@ TEXT ·expAVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSS 36(AX), Z25
 	VBROADCASTSS 40(AX), Z26
 	VBROADCASTSS 44(AX), Z27
+`
 
-expAVX512_loop:
-	VMOVUPS (SI), Z0
-	VMAXPS Z0, Z16, Z0
+// expBodyAVX512 computes Z2 = e^Z0 (clobbering Z0, Z1, Z3): the algorithm
+// of Exp, 16 lanes at once, with VSCALEFPS doing the 2^n scaling (over-
+// and underflow included). The clamps keep infinities out of the reduction
+// and let NaN through.
+const expBodyAVX512 = `	VMAXPS Z0, Z16, Z0
 	VMINPS Z0, Z17, Z0
 	VMULPS Z18, Z0, Z1
 	VRNDSCALEPS $0, Z1, Z1
@@ -269,7 +253,36 @@ expAVX512_loop:
 	VFMADD213PS Z0, Z3, Z2
 	VADDPS Z27, Z2, Z2
 	VSCALEFPS Z1, Z2, Z2
-	VMOVUPS Z2, (DI)
+`
+
+// reduceAVX512 folds the 16 lanes of Z<r> into X<r>'s lowest lane with op
+// (VADDPS/VADDSS or VMAXPS/VMAXSS), using Z4 as scratch.
+func reduceAVX512(r int, ps, ss string) string {
+	return fmt.Sprintf(`	VEXTRACTF64X4 $1, Z%[1]d, Y4
+	%[2]s Y4, Y%[1]d, Y%[1]d
+	VEXTRACTF128 $1, Y%[1]d, X4
+	%[2]s X4, X%[1]d, X%[1]d
+	VMOVHLPS X%[1]d, X4, X4
+	%[2]s X4, X%[1]d, X%[1]d
+	VMOVSHDUP X%[1]d, X4
+	%[3]s X4, X%[1]d, X%[1]d
+`, r, ps, ss)
+}
+
+// expAVX512 writes the vector e^x over blocks of 16 values.
+func expAVX512(b *strings.Builder) {
+	b.WriteString(`// func expAVX512(dst, src *float32, blocks int, consts *float32)
+TEXT ·expAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	MOVQ consts+24(FP), AX
+	TESTQ CX, CX
+	JZ expAVX512_done
+` + expConstsAVX512 + `
+expAVX512_loop:
+	VMOVUPS (SI), Z0
+` + expBodyAVX512 + `	VMOVUPS Z2, (DI)
 	ADDQ $64, SI
 	ADDQ $64, DI
 	DECQ CX
@@ -277,6 +290,50 @@ expAVX512_loop:
 	VZEROUPPER
 
 expAVX512_done:
+	RET
+
+`)
+	// Softmax's core: dst = e^(src − shift), returning the sum.
+	b.WriteString(`// func expShiftSumAVX512(dst, src *float32, blocks int, shift float32, consts *float32) float32
+TEXT ·expShiftSumAVX512(SB), NOSPLIT, $0-44
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VBROADCASTSS shift+24(FP), Z15
+	MOVQ consts+32(FP), AX
+` + expConstsAVX512 + `	VPXORD Z14, Z14, Z14
+
+expShiftSumAVX512_loop:
+	VMOVUPS (SI), Z0
+	VSUBPS Z15, Z0, Z0
+` + expBodyAVX512 + `	VMOVUPS Z2, (DI)
+	VADDPS Z2, Z14, Z14
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ expShiftSumAVX512_loop
+` + reduceAVX512(14, "VADDPS", "VADDSS") + `	VMOVSS X14, ret+40(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX512(x *float32, blocks int) float32
+TEXT ·maxAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	VMOVUPS (SI), Z14
+	ADDQ $64, SI
+	DECQ CX
+	JZ maxAVX512_reduce
+
+maxAVX512_loop:
+	VMAXPS (SI), Z14, Z14
+	ADDQ $64, SI
+	DECQ CX
+	JNZ maxAVX512_loop
+
+maxAVX512_reduce:
+` + reduceAVX512(14, "VMAXPS", "VMAXSS") + `	VMOVSS X14, ret+16(FP)
+	VZEROUPPER
 	RET
 
 `)

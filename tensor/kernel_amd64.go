@@ -110,3 +110,30 @@ func dot4(a, b []float32, ldb int, out *[4]float32) int {
 	dot4AVX512(blocks, &a[0], &b[0], ldb, &out[0])
 	return blocks * 16
 }
+
+//go:noescape
+func expShiftSumAVX512(dst, src *float32, blocks int, shift float32, consts *float32) float32
+
+//go:noescape
+func maxAVX512(x *float32, blocks int) float32
+
+// expShiftSumVector writes e^(src[i]−shift) for the leading multiple of 16
+// values and returns how many it did and their sum.
+func expShiftSumVector(dst, src []float32, shift float32) (int, float32) {
+	blocks := len(src) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0, 0
+	}
+	_ = dst[blocks*16-1]
+	return blocks * 16, expShiftSumAVX512(&dst[0], &src[0], blocks, shift, &expConsts[0])
+}
+
+// maxVector returns the maximum of the leading multiple of 16 values and
+// how many it covered.
+func maxVector(x []float32) (int, float32) {
+	blocks := len(x) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0, 0
+	}
+	return blocks * 16, maxAVX512(&x[0], blocks)
+}

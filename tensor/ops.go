@@ -51,20 +51,26 @@ func RMSNormBackward(dx, dw, dout, x, w, rstd []float32, n, c int) {
 }
 
 // Softmax writes the softmax of x (c values) to out, which may be x itself;
-// stable against large values by subtracting the maximum first.
+// stable against large values by subtracting the maximum first. The
+// maximum, the exponentials and their sum run on the vector kernels where
+// the CPU has them.
 func Softmax(out, x []float32) {
-	maxv := float32(math.Inf(-1))
-	for _, v := range x {
+	checkLen("Softmax", len(out), len(x))
+	if len(x) == 0 {
+		return
+	}
+	out = out[:len(x)]
+	done, maxv := maxVector(x)
+	if done == 0 {
+		maxv = x[0]
+	}
+	for _, v := range x[done:] {
 		maxv = max(maxv, v)
 	}
-	checkLen("Softmax", len(out), len(x))
-	out = out[:len(x)]
-	for i, v := range x {
-		out[i] = v - maxv
-	}
-	ExpSlice(out, out)
-	var sum float32
-	for _, e := range out {
+	done, sum := expShiftSumVector(out, x, maxv)
+	for i := done; i < len(x); i++ {
+		e := Exp(x[i] - maxv)
+		out[i] = e
 		sum += e
 	}
 	Scale(1/sum, out)
@@ -139,8 +145,6 @@ func (r *RoPE) rotate(x []float32, pos []int, heads int, sign float32) {
 	}
 }
 
-func sigmoid(x float32) float32 { return 1 / (1 + Exp(-x)) }
-
 // SwiGLU computes the Llama MLP's gate: out = silu(gate)·up, elementwise,
 // with silu(x) = x·σ(x) = x/(1+e^−x). out must not alias gate or up.
 func SwiGLU(out, gate, up []float32) {
@@ -158,10 +162,22 @@ func SwiGLU(out, gate, up []float32) {
 // SwiGLUBackward adds the gradients of SwiGLU: dup += dout·silu(gate),
 // dgate += dout·up·σ(gate)·(1 + gate·(1 − σ(gate))).
 func SwiGLUBackward(dgate, dup, dout, gate, up []float32) {
-	for i, g := range gate {
-		s := sigmoid(g)
-		dup[i] += dout[i] * g * s
-		dgate[i] += dout[i] * up[i] * s * (1 + g*(1-s))
+	// σ(g) = 1/(1+e^−g), with the exponentials taken a chunk at a time by
+	// the vector kernel into a buffer on the stack.
+	var e [256]float32
+	for lo := 0; lo < len(gate); lo += len(e) {
+		g := gate[lo:min(lo+len(e), len(gate))]
+		ex := e[:len(g)]
+		for i, v := range g {
+			ex[i] = -v
+		}
+		ExpSlice(ex, ex)
+		for i, v := range g {
+			s := 1 / (1 + ex[i])
+			j := lo + i
+			dup[j] += dout[j] * v * s
+			dgate[j] += dout[j] * up[j] * s * (1 + v*(1-s))
+		}
 	}
 }
 

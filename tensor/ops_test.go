@@ -83,6 +83,60 @@ func TestSoftmax(t *testing.T) {
 	}
 }
 
+// TestSoftmaxMatchesFloat64 checks the vector path (long rows) and the
+// scalar tail against a float64 softmax.
+func TestSoftmaxMatchesFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, n := range []int{1, 3, 15, 16, 17, 64, 1000, 1031} {
+		x := randSlice(rng, n)
+		for i := range x {
+			x[i] *= 20
+		}
+		y := make([]float32, n)
+		Softmax(y, x)
+		m := math.Inf(-1)
+		for _, v := range x {
+			m = math.Max(m, float64(v))
+		}
+		var sum float64
+		for _, v := range x {
+			sum += math.Exp(float64(v) - m)
+		}
+		for i, v := range x {
+			want := math.Exp(float64(v)-m) / sum
+			if math.Abs(float64(y[i])-want) > 1e-6+1e-5*want {
+				t.Fatalf("n=%d: softmax[%d] = %g, want %g", n, i, y[i], want)
+			}
+		}
+	}
+	// Softmax of a row whose maximum sits in the tail and in the vector part.
+	x := make([]float32, 40)
+	x[39], x[3] = 5, 4
+	y := make([]float32, 40)
+	Softmax(y, x)
+	if !(y[39] > y[3] && y[3] > y[0]) {
+		t.Fatalf("order lost: %v", y)
+	}
+	Softmax(nil, nil) // empty is fine
+}
+
+// TestSwiGLUBackwardLong checks the chunked backward past one chunk against
+// the formula in float64.
+func TestSwiGLUBackwardLong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	n := 700
+	gate, up, dout := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+	dgate, dup := make([]float32, n), make([]float32, n)
+	SwiGLUBackward(dgate, dup, dout, gate, up)
+	for i := range n {
+		g, u, d := float64(gate[i]), float64(up[i]), float64(dout[i])
+		s := 1 / (1 + math.Exp(-g))
+		if math.Abs(float64(dup[i])-d*g*s) > 1e-6 || math.Abs(float64(dgate[i])-d*u*s*(1+g*(1-s))) > 1e-6 {
+			t.Fatalf("element %d: dgate %g dup %g", i, dgate[i], dup[i])
+		}
+	}
+}
+
 func TestSwiGLUGradients(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	n := 11
