@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/braid-dev/braid/internal/atomicfile"
 )
 
 // output is where a command writes its JSONL: stdout, or a file that appears
@@ -15,7 +15,7 @@ import (
 // earlier good file with half of a new one.
 type output struct {
 	w    *bufio.Writer
-	tmp  *os.File
+	file *atomicfile.File // nil for stdout
 	path string
 }
 
@@ -23,22 +23,11 @@ func openOutput(path string, stdout io.Writer) (*output, error) {
 	o := &output{path: path}
 	dst := stdout
 	if path != "" && path != "-" {
-		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+		f, err := atomicfile.Create(path)
 		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", path, err)
+			return nil, err
 		}
-		// CreateTemp makes the file private; give the result the mode of the
-		// file it replaces, or the usual one for a new file.
-		mode := os.FileMode(0o644)
-		if fi, err := os.Stat(path); err == nil {
-			mode = fi.Mode().Perm()
-		}
-		if err := f.Chmod(mode); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return nil, fmt.Errorf("create %s: %w", path, err)
-		}
-		o.tmp, dst = f, f
+		o.file, dst = f, f
 	}
 	o.w = bufio.NewWriterSize(dst, 1<<16)
 	return o, nil
@@ -74,7 +63,7 @@ func (o *output) writeLine(line []byte) error {
 }
 
 func (o *output) name() string {
-	if o.tmp == nil {
+	if o.file == nil {
 		return "standard output"
 	}
 	return o.path
@@ -83,27 +72,17 @@ func (o *output) name() string {
 // commit flushes and, for a file, moves it into place.
 func (o *output) commit() error {
 	if err := o.w.Flush(); err != nil {
-		o.abort()
 		return fmt.Errorf("write %s: %w", o.name(), err)
 	}
-	if o.tmp == nil {
+	if o.file == nil {
 		return nil
 	}
-	if err := o.tmp.Close(); err != nil {
-		os.Remove(o.tmp.Name())
-		return fmt.Errorf("write %s: %w", o.path, err)
-	}
-	if err := os.Rename(o.tmp.Name(), o.path); err != nil {
-		os.Remove(o.tmp.Name())
-		return fmt.Errorf("write %s: %w", o.path, err)
-	}
-	return nil
+	return o.file.Commit()
 }
 
 // abort drops a file output; it is safe after commit.
 func (o *output) abort() {
-	if o.tmp != nil {
-		o.tmp.Close()
-		os.Remove(o.tmp.Name())
+	if o.file != nil {
+		o.file.Abort()
 	}
 }

@@ -3,8 +3,8 @@ package hfconfig
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/braid-dev/braid/internal/atomicfile"
 )
 
 // Save validates c and writes it to path as indented JSON with sorted keys,
@@ -15,36 +15,12 @@ import (
 // the model type when Architectures is empty. The file is written to a
 // temporary file and renamed into place, so a failure leaves no partial
 // config.
-func (c Config) Save(path string) (err error) {
+func (c Config) Save(path string) error {
 	data, err := c.encode()
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	// CreateTemp makes the file readable by its owner only.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data)
 }
 
 // encode returns the bytes Save writes.

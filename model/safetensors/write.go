@@ -10,11 +10,11 @@ import (
 	"io"
 	"maps"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/braid-dev/braid/internal/atomicfile"
 )
 
 // Tensor is a float32 tensor to write: Data holds the elements of Shape in
@@ -87,33 +87,16 @@ func writeFloats(bw *bufio.Writer, data []float32) error {
 // WriteFile writes tensors to path as Write does. It writes a temporary file
 // in the same directory and renames it over path, so a reader never sees a
 // partly written file and a failure leaves any old file in place.
-func WriteFile(path string, tensors []Tensor, metadata map[string]string) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+func WriteFile(path string, tensors []Tensor, metadata map[string]string) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := Write(f, tensors, metadata); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write %s: %w", path, err)
-		}
-	}()
-	if err := Write(tmp, tensors, metadata); err != nil {
-		return err
-	}
-	// CreateTemp makes the file readable by its owner only; weights are
-	// meant to be shared like any file os.Create would make.
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return f.Commit()
 }
 
 // encodeHeader returns the padded JSON header for tensors, which are sorted

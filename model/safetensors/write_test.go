@@ -199,8 +199,9 @@ func TestWriteFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := st.Mode().Perm(); perm != 0o644 {
-		t.Errorf("file mode = %v, want 0644", perm)
+	// The replaced file's mode is kept (a new file gets 0644).
+	if perm := st.Mode().Perm(); perm != 0o600 {
+		t.Errorf("file mode = %v, want the replaced file's 0600", perm)
 	}
 	expectOnlyFile(t, dir, "model.safetensors")
 }
