@@ -35,6 +35,7 @@ func TestGemmMatchesReference(t *testing.T) {
 		{1, 1, 1}, {1, 7, 1}, {3, 5, 7}, {14, 1, 32}, {15, 3, 33}, {13, 31, 31},
 		{1, 256, 768}, {29, 300, 65}, {64, 64, 64}, {100, 257, 50}, {6, 16, 16}, {7, 17, 17},
 		{200, 520, 70}, {2, 3, 2100},
+		{30, 2100, 40}, // k spans three kc blocks
 	}
 	for range 12 {
 		shapes = append(shapes, [3]int{1 + rng.IntN(90), 1 + rng.IntN(600), 1 + rng.IntN(90)})
