@@ -112,9 +112,9 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 
 // attentionBackward turns the gradient of the attention output (a.dAtt) into
 // gradients of q, k and v (after RoPE), one (sequence, kv head) group per
-// goroutine, since only that group writes its keys' and values' gradients:
-// dP = dO·Vᵀ, dV += Pᵀ·dO, dS = P∘(dP − rowsum(dP∘P))/√d, dQ += dS·K,
-// dK += dSᵀ·Q.
+// goroutine, since only that group writes its keys' and values' gradients.
+// By blocks of query rows [r0,r1), over keys [0,r1): dP = dO·Vᵀ,
+// dV += Pᵀ·dO, dS = P∘(dP − rowsum(dP∘P))/√d, dQ += dS·K, dK += dSᵀ·Q.
 func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
@@ -132,18 +132,23 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 			dq := tensor.Mat{Data: a.dq[b*T*qd+h*hd:], Stride: qd}
 			do := tensor.Mat{Data: a.dAtt[b*T*qd+h*hd:], Stride: qd}
 			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T:], Stride: T}
-			tensor.GemmStrided(1, dsm, do, v, T, hd, T, tensor.TransB)
-			tensor.GemmStrided(1, dv, p, do, T, T, hd, tensor.TransA|tensor.Accumulate)
-			for t := range T {
-				prow, drow := p.Data[t*T:t*T+t+1], ds[t*T:(t+1)*T]
-				sum := tensor.Dot(drow[:t+1], prow)
-				for s, w := range prow {
-					drow[s] = w * (drow[s] - sum) * scale
+			for r0 := 0; r0 < T; r0 += attnBlock {
+				r1 := min(T, r0+attnBlock)
+				rows := r1 - r0
+				pb, dsb, dob := rowsFrom(p, r0), rowsFrom(dsm, r0), rowsFrom(do, r0)
+				tensor.GemmStrided(1, dsb, dob, v, rows, hd, r1, tensor.TransB)
+				tensor.GemmStrided(1, dv, pb, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
+				for t := r0; t < r1; t++ {
+					prow, drow := p.Data[t*T:t*T+t+1], ds[t*T:t*T+r1]
+					sum := tensor.Dot(drow[:t+1], prow)
+					for s, w := range prow {
+						drow[s] = w * (drow[s] - sum) * scale
+					}
+					clear(drow[t+1:])
 				}
-				clear(drow[t+1:])
+				tensor.GemmStrided(1, rowsFrom(dq, r0), dsb, k, rows, r1, hd, tensor.Accumulate)
+				tensor.GemmStrided(1, dk, dsb, rowsFrom(q, r0), r1, rows, hd, tensor.TransA|tensor.Accumulate)
 			}
-			tensor.GemmStrided(1, dq, dsm, k, T, T, hd, tensor.Accumulate)
-			tensor.GemmStrided(1, dk, dsm, q, T, T, hd, tensor.TransA|tensor.Accumulate)
 		}
 	})
 }

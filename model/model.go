@@ -200,11 +200,21 @@ func (m *Model) forEachGroup(B int, f func(b, g int)) {
 	wg.Wait()
 }
 
+// attnBlock is the number of query rows attention handles at once: a block
+// of rows needs keys only up to its last row, so the products skip most of
+// the masked upper triangle. A multiple of the AVX-512 tile's 14 rows.
+const attnBlock = 56
+
+// rowsFrom is the sub-matrix of x starting at row r.
+func rowsFrom(x tensor.Mat, r int) tensor.Mat {
+	return tensor.Mat{Data: x.Data[r*x.Stride:], Stride: x.Stride}
+}
+
 // attentionForward computes causal softmax attention, one head at a time
-// as two matrix products on the head's columns: S = Q·Kᵀ/√d, P = causal
-// softmax(S), O = P·V. att[b][h] keeps P (T×T) for the backward pass. The
-// products also fill the masked upper triangle, which costs twice the
-// strictly needed flops but runs at matrix-multiply speed.
+// as matrix products on the head's columns: S = Q·Kᵀ/√d, P = causal
+// softmax(S), O = P·V, a block of query rows at a time over the keys up to
+// the block's last row. att[b][h] keeps P (T×T, zero above the diagonal)
+// for the backward pass.
 func (m *Model) attentionForward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
@@ -215,16 +225,19 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
 		for h := g * group; h < (g+1)*group; h++ {
 			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd}
-			p := la.att[(b*c.Heads+h)*T*T : (b*c.Heads+h+1)*T*T]
-			tensor.GemmStrided(1, tensor.Mat{Data: p, Stride: T}, q, k, T, hd, T, tensor.TransB)
-			for t := range T {
-				row := p[t*T : (t+1)*T]
-				tensor.Scale(scale, row[:t+1])
-				tensor.Softmax(row[:t+1], row[:t+1])
-				clear(row[t+1:])
-			}
 			out := tensor.Mat{Data: la.attOut[b*T*qd+h*hd:], Stride: qd}
-			tensor.GemmStrided(1, out, tensor.Mat{Data: p, Stride: T}, v, T, T, hd, 0)
+			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T : (b*c.Heads+h+1)*T*T], Stride: T}
+			for r0 := 0; r0 < T; r0 += attnBlock {
+				r1 := min(T, r0+attnBlock)
+				tensor.GemmStrided(1, rowsFrom(p, r0), rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
+				for t := r0; t < r1; t++ {
+					row := p.Data[t*T : (t+1)*T]
+					tensor.Scale(scale, row[:t+1])
+					tensor.Softmax(row[:t+1], row[:t+1])
+					clear(row[t+1:])
+				}
+				tensor.GemmStrided(1, rowsFrom(out, r0), rowsFrom(p, r0), v, r1-r0, r1, hd, 0)
+			}
 		}
 	})
 }
