@@ -394,7 +394,11 @@ func packB(dst []float32, b Mat, p0, kc, j0, nc, nr int, trans bool) {
 			}
 			continue
 		}
-		// b is stored n×k: walk each column's row of b.
+		// b is stored n×k: gather a full panel with the vector kernel, or
+		// walk each column's row of b.
+		if cols == nr && packPanelTrans(panel, b.Data[base*ldb+p0:], ldb, kc, nr) {
+			continue
+		}
 		for j := range cols {
 			src := b.Data[(base+j)*ldb+p0 : (base+j)*ldb+p0+kc]
 			for p, v := range src {

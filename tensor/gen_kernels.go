@@ -31,6 +31,7 @@ func main() {
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
 	dot4AVX512(&b)
+	packBTransAVX512(&b)
 	expAVX512(&b)
 	peak(&b, "fmaPeakAVX512", "Z", 24, "VPXORD")
 	peak(&b, "fmaPeakAVX2", "Y", 12, "VXORPS")
@@ -212,6 +213,37 @@ dot4AVX512_loop:
 		fmt.Fprintf(b, "\tVMOVSS X%d, %d(DI)\n", r, 4*r)
 	}
 	b.WriteString(`	VZEROUPPER
+	RET
+
+`)
+}
+
+// packBTransAVX512 writes the packing of a 32-column panel of b stored
+// transposed (n×k, an HF weight): for each depth p, gather the 32 values
+// b[(j0+r)·ldb + p] and store them contiguously, two 16-lane gathers per p.
+// idx holds r·ldb for r < 32.
+func packBTransAVX512(b *strings.Builder) {
+	b.WriteString(`// func packBTransAVX512(dst, src *float32, kc int, idx *int32)
+TEXT ·packBTransAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ kc+16(FP), CX
+	MOVQ idx+24(FP), AX
+	VMOVDQU32 (AX), Z30
+	VMOVDQU32 64(AX), Z31
+
+packBTransAVX512_loop:
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z30*4), K1, Z0
+	KXNORW K2, K2, K2
+	VGATHERDPS (SI)(Z31*4), K2, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $4, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ packBTransAVX512_loop
+	VZEROUPPER
 	RET
 
 `)

@@ -1,6 +1,10 @@
 package tensor
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:noescape
 func kernelAVX512x14x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
@@ -136,4 +140,24 @@ func maxVector(x []float32) (int, float32) {
 		return 0, 0
 	}
 	return blocks * 16, maxAVX512(&x[0], blocks)
+}
+
+//go:noescape
+func packBTransAVX512(dst, src *float32, kc int, idx *int32)
+
+// packPanelTrans packs one full 32-column panel of a transposed b with
+// AVX-512 gathers: panel[p·32+j] = src[j·ldb+p] for p < kc, j < 32. It
+// reports false, doing nothing, when it cannot (no AVX-512, another panel
+// width, or offsets past int32).
+func packPanelTrans(panel, src []float32, ldb, kc, nr int) bool {
+	if !cpu.X86.HasAVX512F || nr != 32 || kc == 0 || 31*ldb+kc > math.MaxInt32 {
+		return false
+	}
+	var idx [32]int32
+	for r := range idx {
+		idx[r] = int32(r * ldb)
+	}
+	_, _ = src[31*ldb+kc-1], panel[32*kc-1] // the last values read and written
+	packBTransAVX512(&panel[0], &src[0], kc, &idx[0])
+	return true
 }

@@ -517,6 +517,29 @@ dot4AVX512_loop:
 	VZEROUPPER
 	RET
 
+// func packBTransAVX512(dst, src *float32, kc int, idx *int32)
+TEXT ·packBTransAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ kc+16(FP), CX
+	MOVQ idx+24(FP), AX
+	VMOVDQU32 (AX), Z30
+	VMOVDQU32 64(AX), Z31
+
+packBTransAVX512_loop:
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z30*4), K1, Z0
+	KXNORW K2, K2, K2
+	VGATHERDPS (SI)(Z31*4), K2, Z1
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	ADDQ $4, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ packBTransAVX512_loop
+	VZEROUPPER
+	RET
+
 // func expAVX512(dst, src *float32, blocks int, consts *float32)
 TEXT ·expAVX512(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI

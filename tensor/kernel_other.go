@@ -18,3 +18,5 @@ func dot4(a, b []float32, ldb int, out *[4]float32) int { return 0 }
 func expShiftSumVector(dst, src []float32, shift float32) (int, float32) { return 0, 0 }
 
 func maxVector(x []float32) (int, float32) { return 0, 0 }
+
+func packPanelTrans(panel, src []float32, ldb, kc, nr int) bool { return false }
