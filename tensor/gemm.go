@@ -170,6 +170,12 @@ type kernel struct {
 	name   string
 	mr, nr int
 	run    func(kc int, a []float32, pstride, istride int, b, c []float32, ldc int, acc bool)
+	// strips are the row-times-strip kernels for products of few rows,
+	// widest first; nil for none.
+	strips []gemvStrip
+	// dot4 says the AVX-512 dot kernel goes with this one, for x·Wᵀ
+	// products of few rows.
+	dot4 bool
 }
 
 // scratch holds one call's packing buffers; they are pooled so repeated
@@ -195,11 +201,11 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 		// Too few rows to fill a register tile: stream b in place instead
 		// of packing it (a decode step is one row).
 		if g.f&TransB != 0 {
-			dotRows(s, g, i0, i1, j0, j1, kern.name == "avx512")
+			dotRows(s, g, i0, i1, j0, j1, kern.dot4)
 			return
 		}
-		if strips := gemvStrips(kern); strips != nil {
-			gemvRows(strips, s, g, i0, i1, j0, j1)
+		if kern.strips != nil {
+			gemvRows(kern.strips, s, g, i0, i1, j0, j1)
 			return
 		}
 	}
@@ -214,14 +220,14 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			kc := min(kcBlock, g.k-pc)
 			acc := g.f&Accumulate != 0 || pc > 0
 			s.b = grow(s.b, panels*nr*kc)
-			packB(s.b, g.b, pc, kc, jc, nc, nr, g.f&TransB != 0)
+			packPanels(s.b, g.b, jc, nc, pc, kc, nr, g.f&TransB == 0)
 			for ic := i0; ic < i1; ic += mc {
 				mcc := min(mc, i1-ic)
 				rowPanels := ceilDiv(mcc, mr)
 				ragged := mcc % mr
 				if ragged != 0 {
 					s.a = grow(s.a, mr*kc)
-					packA(s.a, g.a, ic+mcc-ragged, ragged, pc, kc, mr, g.f&TransA != 0)
+					packPanels(s.a, g.a, ic+mcc-ragged, ragged, pc, kc, mr, g.f&TransA != 0)
 				}
 				for jr := 0; jr < panels; jr++ {
 					bp := s.b[jr*nr*kc : (jr+1)*nr*kc]
@@ -344,70 +350,39 @@ func dotRows(s *scratch, g gemmArgs, i0, i1, j0, j1 int, vector bool) {
 	}
 }
 
-// packA copies rows [i0, i0+mc) and depths [p0, p0+kc) of op(a) into
-// panels of mr rows: panel r holds, for each p, rows r·mr..r·mr+mr-1 at
-// depth p. Rows past the end are zero.
-func packA(dst []float32, a Mat, i0, mc, p0, kc, mr int, trans bool) {
-	lda := a.Stride
-	for r := 0; r*mr < mc; r++ {
-		panel := dst[r*mr*kc : (r+1)*mr*kc]
-		rows := min(mr, mc-r*mr)
-		base := i0 + r*mr
-		if trans {
-			// a is stored k×m: the mr values for depth p are contiguous.
+// packPanels copies width-wide panels of a matrix for the microkernels:
+// panel q holds, for each depth p in [p0, p0+kc), the values of lines
+// q·width .. q·width+width-1 (counted from line0, count lines in all),
+// lines past the end zero. A "line" is a row of a or a column of b. When
+// depthMajor, the lines at one depth lie side by side (a stored
+// transposed, b as is): each depth is one copy. Otherwise each line is
+// contiguous over depth (a as is, b stored transposed), and a full panel
+// of b may be gathered by the vector kernel.
+func packPanels(dst []float32, src Mat, line0, count, p0, kc, width int, depthMajor bool) {
+	ld := src.Stride
+	for q := 0; q*width < count; q++ {
+		panel := dst[q*width*kc : (q+1)*width*kc]
+		lines := min(width, count-q*width)
+		base := line0 + q*width
+		if depthMajor {
 			for p := range kc {
-				d := panel[p*mr : p*mr+mr]
-				copy(d, a.Data[(p0+p)*lda+base:(p0+p)*lda+base+rows])
-				clear(d[rows:])
+				d := panel[p*width : p*width+width]
+				copy(d, src.Data[(p0+p)*ld+base:(p0+p)*ld+base+lines])
+				clear(d[lines:])
 			}
 			continue
 		}
-		for i := range rows {
-			src := a.Data[(base+i)*lda+p0 : (base+i)*lda+p0+kc]
-			for p, v := range src {
-				panel[p*mr+i] = v
-			}
-		}
-		for i := rows; i < mr; i++ {
-			for p := range kc {
-				panel[p*mr+i] = 0
-			}
-		}
-	}
-}
-
-// packB copies depths [p0, p0+kc) and columns [j0, j0+nc) of op(b) into
-// panels of nr columns: panel q holds, for each p, columns q·nr..q·nr+nr-1.
-// Columns past the end are zero.
-func packB(dst []float32, b Mat, p0, kc, j0, nc, nr int, trans bool) {
-	ldb := b.Stride
-	for q := 0; q*nr < nc; q++ {
-		panel := dst[q*nr*kc : (q+1)*nr*kc]
-		cols := min(nr, nc-q*nr)
-		base := j0 + q*nr
-		if !trans {
-			// b is stored k×n: the nr values for depth p are contiguous.
-			for p := range kc {
-				d := panel[p*nr : p*nr+nr]
-				copy(d, b.Data[(p0+p)*ldb+base:(p0+p)*ldb+base+cols])
-				clear(d[cols:])
-			}
+		if lines == width && packPanelTrans(panel, src.Data[base*ld+p0:], ld, kc, width) {
 			continue
 		}
-		// b is stored n×k: gather a full panel with the vector kernel, or
-		// walk each column's row of b.
-		if cols == nr && packPanelTrans(panel, b.Data[base*ldb+p0:], ldb, kc, nr) {
-			continue
-		}
-		for j := range cols {
-			src := b.Data[(base+j)*ldb+p0 : (base+j)*ldb+p0+kc]
-			for p, v := range src {
-				panel[p*nr+j] = v
+		for j := range lines {
+			for p, v := range src.Data[(base+j)*ld+p0 : (base+j)*ld+p0+kc] {
+				panel[p*width+j] = v
 			}
 		}
-		for j := cols; j < nr; j++ {
+		for j := lines; j < width; j++ {
 			for p := range kc {
-				panel[p*nr+j] = 0
+				panel[p*width+j] = 0
 			}
 		}
 	}

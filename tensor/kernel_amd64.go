@@ -12,17 +12,26 @@ func kernelAVX512x14x32(kc int, a *float32, pstride, istride int, b, c *float32,
 //go:noescape
 func kernelAVX2x6x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
-var avx512Kernel = kernel{name: "avx512", mr: 14, nr: 32, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
-	// The bounds checks the assembly cannot make: the last value of each
-	// operand it reads or writes.
-	_, _, _ = a[(kc-1)*ps+13*is], b[kc*32-1], c[13*ldc+31]
-	kernelAVX512x14x32(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
-}}
+var avx512Kernel = kernel{
+	name: "avx512", mr: 14, nr: 32,
+	run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+		// The bounds checks the assembly cannot make: the last value of
+		// each operand it reads or writes.
+		_, _, _ = a[(kc-1)*ps+13*is], b[kc*32-1], c[13*ldc+31]
+		kernelAVX512x14x32(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
+	},
+	strips: []gemvStrip{{128, gemvAVX512x128}, {16, gemvAVX512x16}},
+	dot4:   true,
+}
 
-var avx2Kernel = kernel{name: "avx2", mr: 6, nr: 16, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
-	_, _, _ = a[(kc-1)*ps+5*is], b[kc*16-1], c[5*ldc+15]
-	kernelAVX2x6x16(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
-}}
+var avx2Kernel = kernel{
+	name: "avx2", mr: 6, nr: 16,
+	run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+		_, _, _ = a[(kc-1)*ps+5*is], b[kc*16-1], c[5*ldc+15]
+		kernelAVX2x6x16(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
+	},
+	strips: []gemvStrip{{64, gemvAVX2x64}, {8, gemvAVX2x8}},
+}
 
 // kernels lists the microkernels this CPU runs, fastest first.
 func kernels() []kernel {
@@ -72,18 +81,6 @@ func gemvAVX2x64(k int, a, b, c *float32, ldb int, acc bool)
 
 //go:noescape
 func gemvAVX2x8(k int, a, b, c *float32, ldb int, acc bool)
-
-// gemvStrips returns the strip kernels that go with kern, widest first, or
-// nil when it has none (the portable kernel).
-func gemvStrips(kern kernel) []gemvStrip {
-	switch kern.name {
-	case "avx512":
-		return []gemvStrip{{128, gemvAVX512x128}, {16, gemvAVX512x16}}
-	case "avx2":
-		return []gemvStrip{{64, gemvAVX2x64}, {8, gemvAVX2x8}}
-	}
-	return nil
-}
 
 //go:noescape
 func expAVX512(dst, src *float32, blocks int, consts *float32)

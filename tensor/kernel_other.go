@@ -9,8 +9,6 @@ var bestKernel = genericKernel
 
 func peakProbe() (func(int), int) { return nil, 0 }
 
-func gemvStrips(kernel) []gemvStrip { return nil }
-
 func expVector(dst, src []float32) int { return 0 }
 
 func dot4(a, b []float32, ldb int, out *[4]float32) int { return 0 }
