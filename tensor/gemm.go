@@ -66,6 +66,10 @@ type gemmArgs struct {
 // more than it saves.
 const minParallelFlops = 1 << 21
 
+// minParallelStream is the smallest b (in values) a product of few rows
+// splits across threads.
+const minParallelStream = 1 << 15
+
 func gemm(kern kernel, threads int, g gemmArgs) {
 	g.check()
 	m, k, n := g.m, g.k, g.n
@@ -80,7 +84,14 @@ func gemm(kern kernel, threads int, g gemmArgs) {
 		}
 		return
 	}
-	if 2*m*n*k < minParallelFlops {
+	if m < kern.mr()/2 {
+		// Few rows stream b from memory once per row: splitting the
+		// columns pays as soon as b outgrows what one core reads in the
+		// time goroutines take to start.
+		if n*k < minParallelStream {
+			threads = 1
+		}
+	} else if 2*m*n*k < minParallelFlops {
 		threads = 1
 	}
 	if threads <= 1 {
@@ -91,8 +102,8 @@ func gemm(kern kernel, threads int, g gemmArgs) {
 	// part packs what it needs, which costs little next to its share of
 	// the product.
 	var wg sync.WaitGroup
-	if rows := ceilDiv(m, kern.mr); rows >= 2*threads {
-		per := ceilDiv(rows, threads) * kern.mr
+	if rows := ceilDiv(m, kern.mr()); rows >= 2*threads {
+		per := ceilDiv(rows, threads) * kern.mr()
 		for i0 := 0; i0 < m; i0 += per {
 			wg.Add(1)
 			go func(i0, i1 int) {
@@ -160,16 +171,26 @@ const (
 	ncBlock = 2048
 )
 
-// kernel is a register-tile microkernel: it multiplies an mr×kc panel of a
-// by a kc×nr panel of b (packed: for each p, nr consecutive values) into an
-// mr×nr tile of c with row stride ldc, adding to c when acc is set. Value
-// (i, p) of the a panel is a[p·pstride + i·istride], so the kernel reads
-// full panels of a where they lie, row-major or transposed, and only a
-// ragged last panel is packed (pstride mr, istride 1).
+// tileKernel is a register-tile microkernel: it multiplies an mr×kc panel
+// of a by a kc×nr panel of b (packed: for each p, nr consecutive values)
+// into an mr×nr tile of c with row stride ldc, adding to c when acc is set.
+// Value (i, p) of the a panel is a[p·pstride + i·istride], so the kernel
+// reads a where it lies, row-major or transposed, without packing. Each
+// value is one chain of fused multiply-adds over p from zero, added to c
+// at the end with acc.
+type tileKernel struct {
+	mr  int
+	run func(kc int, a []float32, pstride, istride int, b, c []float32, ldc int, acc bool)
+}
+
+// kernel is the set of microkernels for one instruction set.
 type kernel struct {
-	name   string
-	mr, nr int
-	run    func(kc int, a []float32, pstride, istride int, b, c []float32, ldc int, acc bool)
+	name string
+	nr   int
+	// tiles are the tile kernels, tallest first: the first computes the
+	// full tiles, the others the rows left over, so that leftover rows cost
+	// their own work and not a full tile's.
+	tiles []tileKernel
 	// strips are the row-times-strip kernels for products of few rows,
 	// widest first; nil for none.
 	strips []gemvStrip
@@ -178,10 +199,13 @@ type kernel struct {
 	dot4 bool
 }
 
+// mr is the height of the full tiles.
+func (k kernel) mr() int { return k.tiles[0].mr }
+
 // scratch holds one call's packing buffers; they are pooled so repeated
 // products allocate nothing.
 type scratch struct {
-	a, b, tile []float32
+	b, tile, row []float32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -197,7 +221,7 @@ func grow(s []float32, n int) []float32 {
 func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
-	if i1-i0 < kern.mr/2 {
+	if i1-i0 < kern.mr()/2 {
 		// Too few rows to fill a register tile: stream b in place instead
 		// of packing it (a decode step is one row).
 		if g.f&TransB != 0 {
@@ -209,10 +233,8 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			return
 		}
 	}
-	mr, nr := kern.mr, kern.nr
-	mc := mcRows * mr
-	c, ldc := g.c.Data, g.c.Stride
-	s.tile = grow(s.tile, mr*nr)
+	nr := kern.nr
+	mc := mcRows * kern.mr()
 	for jc := j0; jc < j1; jc += ncBlock {
 		nc := min(ncBlock, j1-jc)
 		panels := ceilDiv(nc, nr)
@@ -222,86 +244,166 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			s.b = grow(s.b, panels*nr*kc)
 			packPanels(s.b, g.b, jc, nc, pc, kc, nr, g.f&TransB == 0)
 			for ic := i0; ic < i1; ic += mc {
-				mcc := min(mc, i1-ic)
-				rowPanels := ceilDiv(mcc, mr)
-				ragged := mcc % mr
-				if ragged != 0 {
-					s.a = grow(s.a, mr*kc)
-					packPanels(s.a, g.a, ic+mcc-ragged, ragged, pc, kc, mr, g.f&TransA != 0)
-				}
-				for jr := 0; jr < panels; jr++ {
-					bp := s.b[jr*nr*kc : (jr+1)*nr*kc]
-					cols := min(nr, nc-jr*nr)
-					for ir := 0; ir < rowPanels; ir++ {
-						i := ic + ir*mr
-						rows := min(mr, mcc-ir*mr)
-						ap, ps, is := s.a, mr, 1
-						switch {
-						case rows < mr:
-						case g.f&TransA != 0:
-							ap, ps, is = g.a.Data[pc*g.a.Stride+i:], g.a.Stride, 1
-						default:
-							ap, ps, is = g.a.Data[i*g.a.Stride+pc:], 1, g.a.Stride
-						}
-						ci := i*ldc + jc + jr*nr
-						if rows == mr && cols == nr {
-							kern.run(kc, ap, ps, is, bp, c[ci:], ldc, acc)
-							continue
-						}
-						// An edge tile: compute it whole, keep what fits.
-						kern.run(kc, ap, ps, is, bp, s.tile, nr, false)
-						for i := range rows {
-							dst := c[ci+i*ldc : ci+i*ldc+cols]
-							src := s.tile[i*nr : i*nr+cols]
-							if acc {
-								for j := range dst {
-									dst[j] += src[j]
-								}
-							} else {
-								copy(dst, src)
-							}
-						}
-					}
+				for jr := range panels {
+					j := jc + jr*nr
+					tiles(kern, s, g.a, g.f&TransA != 0, pc, kc, ic, min(i1, ic+mc), s.b[jr*nr*kc:(jr+1)*nr*kc], g.c, j, min(nr, jc+nc-j), acc)
 				}
 			}
 		}
 	}
 }
 
-// gemvStrip is a row-times-strip kernel of a given width: c[0:width] (+)=
-// Σ_p a[p]·b[p·ldb : p·ldb+width].
-type gemvStrip struct {
-	width int
-	run   func(k int, a, b, c *float32, ldb int, acc bool)
+// tiles multiplies rows [i0,i1) of op(a), depths [pc,pc+kc), by one packed
+// panel of b into columns [j, j+cols) of c: full tiles with the tallest
+// kernel, leftover rows with the narrower ones. An edge panel (cols < nr)
+// is computed whole into scratch, and what fits is kept.
+func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp []float32, c Mat, j, cols int, acc bool) {
+	nr := kern.nr
+	for i := i0; i < i1; {
+		tk := kern.tiles[0]
+		for _, t := range kern.tiles[1:] {
+			if tk.mr <= i1-i {
+				break
+			}
+			tk = t
+		}
+		if tk.mr > i1-i {
+			// Only a CPU without a 1-row kernel gets here.
+			panic("tensor: no kernel for the leftover rows")
+		}
+		var ap []float32
+		ps, is := 1, a.Stride
+		if transA {
+			ap, ps, is = a.Data[pc*a.Stride+i:], a.Stride, 1
+		} else {
+			ap = a.Data[i*a.Stride+pc:]
+		}
+		ci := i*c.Stride + j
+		if cols == nr {
+			tk.run(kc, ap, ps, is, bp, c.Data[ci:], c.Stride, acc)
+		} else {
+			s.tile = grow(s.tile, tk.mr*nr)
+			tk.run(kc, ap, ps, is, bp, s.tile, nr, false)
+			for r := range tk.mr {
+				dst := c.Data[ci+r*c.Stride : ci+r*c.Stride+cols]
+				src := s.tile[r*nr : r*nr+cols]
+				if acc {
+					for x := range dst {
+						dst[x] += src[x]
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+		i += tk.mr
+	}
 }
 
+// gemvStrip is a row-times-strip kernel of a given width: c[0:width] =
+// Σ_p a[p]·b[p·ldb : p·ldb+width], each value one chain of fused
+// multiply-adds over p in order; k must be at least 1. mode says what
+// happens to c: stripSet overwrites it, stripAdd adds the sum to it (as the
+// microkernels accumulate), stripChain starts the chains from its values.
+type gemvStrip struct {
+	width int
+	run   func(k int, a, b, c *float32, ldb int, mode int)
+}
+
+const (
+	stripSet = iota
+	stripAdd
+	stripChain
+)
+
 // gemvRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·b one row
-// at a time with the strip kernels, b read in place.
+// at a time with the strip kernels, b read in place. It sums in the order
+// the microkernels do, kcBlock depths at a time, and runs the last ragged
+// columns through the narrowest strip on a padded copy, so every value has
+// the same bits whichever path computed it: a row of a product does not
+// change with the number of rows beside it.
 func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
-	acc := g.f&Accumulate != 0
-	k := g.k
 	b, ldb := g.b.Data, g.b.Stride
+	narrow := strips[len(strips)-1].width
+	tailFrom := j0 + (j1-j0)/narrow*narrow
+	var tail [128]float32 // the padded tail's output, narrow <= 128
 	for i := i0; i < i1; i++ {
 		row := rowOfA(s, g, i)
 		crow := g.c.Data[i*g.c.Stride : i*g.c.Stride+g.n]
-		j := j0
-		for _, st := range strips {
-			for ; j+st.width <= j1; j += st.width {
-				_ = b[(k-1)*ldb+j+st.width-1] // the last value the kernel reads
-				st.run(k, &row[0], &b[j], &crow[j], ldb, acc)
+		for pc := 0; pc < g.k; pc += kcBlock {
+			kc := min(kcBlock, g.k-pc)
+			mode := stripSet
+			if g.f&Accumulate != 0 || pc > 0 {
+				mode = stripAdd
+			}
+			j := j0
+			for _, st := range strips {
+				for ; j+st.width <= tailFrom; j += st.width {
+					_ = b[(pc+kc-1)*ldb+j+st.width-1] // the last value the kernel reads
+					st.run(kc, &row[pc], &b[pc*ldb+j], &crow[j], ldb, mode)
+				}
+			}
+			if j == j1 {
+				continue
+			}
+			// Pad the ragged columns to one narrow strip.
+			s.b = grow(s.b, kc*narrow)
+			for p := range kc {
+				d := s.b[p*narrow : (p+1)*narrow]
+				n := copy(d, b[(pc+p)*ldb+j:(pc+p)*ldb+j1])
+				clear(d[n:])
+			}
+			strips[len(strips)-1].run(kc, &row[pc], &s.b[0], &tail[0], narrow, stripSet)
+			for t := range j1 - j {
+				if mode == stripAdd {
+					crow[j+t] += tail[t]
+				} else {
+					crow[j+t] = tail[t]
+				}
 			}
 		}
-		for ; j < j1; j++ {
-			var sum float32
-			for p, av := range row {
-				sum += av * b[p*ldb+j]
-			}
-			if acc {
-				crow[j] += sum
-			} else {
-				crow[j] = sum
-			}
+	}
+}
+
+// VecMat computes the row vector c[0:n] = a·B for a of k values and B a
+// k×n matrix with row stride ldb: c[j] = Σ_p a[p]·B[p·ldb+j], each value
+// one chain of multiply-adds over p in order. With chain set, the chains
+// start from c's values rather than zero, so a sum split into consecutive
+// ranges of p gives the bits of one call over all of them: attention sums
+// over keys that lie in separate cache blocks this way. It runs on the
+// calling goroutine and allocates nothing.
+func VecMat(c, a, b []float32, k, n, ldb int, chain bool) {
+	if n == 0 {
+		return
+	}
+	if k == 0 {
+		if !chain {
+			clear(c[:n])
 		}
+		return
+	}
+	if ldb < n || len(a) < k || len(c) < n || len(b) < (k-1)*ldb+n {
+		panic(fmt.Sprintf("tensor: VecMat of %d by %dx%d (stride %d) with %d, %d and %d values", k, k, n, ldb, len(a), len(b), len(c)))
+	}
+	mode := stripSet
+	if chain {
+		mode = stripChain
+	}
+	j := 0
+	for _, st := range bestKernel.strips {
+		for ; j+st.width <= n; j += st.width {
+			st.run(k, &a[0], &b[j], &c[j], ldb, mode)
+		}
+	}
+	for ; j < n; j++ {
+		var sum float32
+		if chain {
+			sum = c[j]
+		}
+		for p := range k {
+			sum += a[p] * b[p*ldb+j]
+		}
+		c[j] = sum
 	}
 }
 
@@ -311,11 +413,11 @@ func rowOfA(s *scratch, g gemmArgs, i int) []float32 {
 	if g.f&TransA == 0 {
 		return g.a.Data[i*g.a.Stride : i*g.a.Stride+g.k]
 	}
-	s.a = grow(s.a, g.k)
+	s.row = grow(s.row, g.k)
 	for p := range g.k {
-		s.a[p] = g.a.Data[p*g.a.Stride+i]
+		s.row[p] = g.a.Data[p*g.a.Stride+i]
 	}
-	return s.a
+	return s.row
 }
 
 // dotRows computes rows [i0,i1), columns [j0,j1) of c = op(a)·bᵀ for b

@@ -1,33 +1,38 @@
 package tensor
 
-// genericKernel is the portable microkernel: plain Go over the packed
-// panels, 4×16, the fallback on CPUs without AVX2.
-var genericKernel = kernel{name: "go", mr: 4, nr: 16, run: kernelGo4x16}
+// genericKernel is the portable kernel: plain Go over the packed panels,
+// 4×16 tiles and narrower ones for leftover rows, the fallback on CPUs
+// without AVX2. Every width runs the same loop, so a row's result does not
+// depend on which one computed it.
+var genericKernel = kernel{name: "go", nr: 16,
+	tiles: []tileKernel{goTile(4), goTile(2), goTile(1)}}
 
-func kernelGo4x16(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
-	const mr, nr = 4, 16
-	var t [mr][nr]float32
-	b = b[:kc*nr]
-	for p := range kc {
-		bp := (*[nr]float32)(b[p*nr:])
+func goTile(mr int) tileKernel {
+	return tileKernel{mr: mr, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+		const nr = 16
+		var t [4][nr]float32
+		b = b[:kc*nr]
+		for p := range kc {
+			bp := (*[nr]float32)(b[p*nr:])
+			for i := range mr {
+				ai := a[p*ps+i*is]
+				row := &t[i]
+				for j := range nr {
+					row[j] += ai * bp[j]
+				}
+			}
+		}
 		for i := range mr {
-			ai := a[p*ps+i*is]
-			row := &t[i]
-			for j := range nr {
-				row[j] += ai * bp[j]
+			dst := c[i*ldc : i*ldc+nr]
+			if acc {
+				for j := range dst {
+					dst[j] += t[i][j]
+				}
+			} else {
+				copy(dst, t[i][:])
 			}
 		}
-	}
-	for i := range mr {
-		dst := c[i*ldc : i*ldc+nr]
-		if acc {
-			for j := range dst {
-				dst[j] += t[i][j]
-			}
-		} else {
-			copy(dst, t[i][:])
-		}
-	}
+	}}
 }
 
 // gemmRef is the textbook triple loop, the oracle every fast path is tested

@@ -170,3 +170,102 @@ func TestShortOutputsPanic(t *testing.T) {
 		}()
 	}
 }
+
+// A row of a product without TransB has the same bits whatever the number
+// of rows beside it and the number of threads: batched decoding relies on
+// it to give the tokens one-at-a-time decoding gives.
+func TestGemmRowsAreBatchInvariant(t *testing.T) {
+	rng := newTestRand()
+	for _, kern := range kernels() {
+		for _, sh := range [][2]int{{1, 1}, {17, 15}, {256, 704}, {300, 33}, {704, 256}, {1100, 200}, {2100, 40}, {64, 1000}} {
+			k, n := sh[0], sh[1]
+			for _, f := range []Flags{0, Accumulate, TransA, TransA | Accumulate} {
+				const m = 40
+				a, b, c0 := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, m*n)
+				lda := k
+				if f&TransA != 0 {
+					lda = m
+				}
+				whole := append([]float32(nil), c0...)
+				gemm(kern, 2, gemmArgs{c: Mat{whole, n}, a: Mat{a, lda}, b: Mat{b, n}, m: m, k: k, n: n, f: f})
+				for _, rows := range []int{1, 2, 5, 7, 13, 40} {
+					for _, threads := range []int{1, 2} {
+						for i0 := 0; i0+rows <= m; i0 += rows {
+							part := append([]float32(nil), c0[i0*n:(i0+rows)*n]...)
+							sub := Mat{a[i0*k:], k}
+							if f&TransA != 0 {
+								sub = Mat{a[i0:], m}
+							}
+							gemm(kern, threads, gemmArgs{c: Mat{part, n}, a: sub, b: Mat{b, n}, m: rows, k: k, n: n, f: f})
+							for j, v := range part {
+								if w := whole[i0*n+j]; math.Float32bits(v) != math.Float32bits(w) {
+									t.Fatalf("%s %dx%d flags=%d: row %d col %d is %g in %d rows on %d threads, %g in %d rows",
+										kern.name, k, n, f, i0+j/n, j%n, v, rows, threads, w, m)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestVecMat(t *testing.T) {
+	rng := newTestRand()
+	for _, sh := range [][3]int{{1, 1, 1}, {16, 16, 16}, {5, 16, 16}, {32, 48, 64}, {100, 150, 160}, {7, 200, 333}} {
+		k, n, ldb := sh[0], sh[1], sh[2]
+		a, b := randSlice(rng, k), randSlice(rng, (k-1)*ldb+n)
+		want := make([]float32, n)
+		dense := make([]float32, k*n)
+		for p := range k {
+			copy(dense[p*n:(p+1)*n], b[p*ldb:p*ldb+n])
+		}
+		gemmRef(want, a, dense, 1, k, n, 0)
+		got := randSlice(rng, n)
+		VecMat(got, a, b, k, n, ldb, false)
+		closeEnough(t, fmt.Sprintf("VecMat %dx%d", k, n), got, want, k)
+		// The chain split anywhere gives the bits of one call.
+		for split := 1; split < k; split += 1 + k/5 {
+			parts := make([]float32, n)
+			VecMat(parts, a, b, split, n, ldb, false)
+			VecMat(parts, a[split:], b[split*ldb:], k-split, n, ldb, true)
+			for j := range parts {
+				if math.Float32bits(parts[j]) != math.Float32bits(got[j]) {
+					t.Fatalf("VecMat %dx%d split at %d: column %d is %g, one call gives %g", k, n, split, j, parts[j], got[j])
+				}
+			}
+		}
+	}
+}
+
+func TestGemmPacked(t *testing.T) {
+	rng := newTestRand()
+	for _, sh := range [][3]int{{1, 1, 1}, {3, 17, 33}, {16, 256, 704}, {29, 300, 65}, {40, 2100, 40}, {1, 1100, 1000}, {100, 64, 31}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		for _, f := range []Flags{0, TransB} {
+			b := randSlice(rng, k*n)
+			pb := Pack(b, k, n, f)
+			for _, acc := range []Flags{0, Accumulate} {
+				a, c0 := randSlice(rng, m*k), randSlice(rng, m*n)
+				want := append([]float32(nil), c0...)
+				gemmRef(want, a, b, m, k, n, f|acc)
+				for _, threads := range []int{1, 2, 3} {
+					got := append([]float32(nil), c0...)
+					GemmPacked(threads, got, n, a, k, pb, m, acc)
+					closeEnough(t, fmt.Sprintf("packed %dx%dx%d flags %d threads %d", m, k, n, f|acc, threads), got, want, k)
+					// Each row alone gives the same bits.
+					for i := range m {
+						row := append([]float32(nil), c0[i*n:(i+1)*n]...)
+						GemmPacked(threads, row, n, a[i*k:], k, pb, 1, acc)
+						for j := range row {
+							if math.Float32bits(row[j]) != math.Float32bits(got[i*n+j]) {
+								t.Fatalf("packed %dx%dx%d: row %d col %d alone is %g, in %d rows %g", m, k, n, i, j, row[j], m, got[i*n+j])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -26,6 +26,18 @@ func main() {
 	b.WriteString("\n")
 	microkernel(&b, "kernelAVX2x6x16", 6, 2, 32, "Y", [2]int{14, 15}, 12, "VXORPS")
 	b.WriteString("\n")
+	// Narrower kernels of the same width for the rows a product has left
+	// over after the full tiles: they read the same packed panels of b and
+	// sum in the same order, so a row's result does not depend on which
+	// kernel computed it.
+	for _, mr := range []int{8, 4, 2, 1} {
+		microkernel(&b, fmt.Sprintf("kernelAVX512x%dx32", mr), mr, 2, 64, "Z", [2]int{30, 31}, 28, "VPXORD")
+		b.WriteString("\n")
+	}
+	for _, mr := range []int{4, 2, 1} {
+		microkernel(&b, fmt.Sprintf("kernelAVX2x%dx16", mr), mr, 2, 32, "Y", [2]int{14, 15}, 12, "VXORPS")
+		b.WriteString("\n")
+	}
 	gemv(&b, "gemvAVX512x128", 8, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
@@ -133,19 +145,32 @@ func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg stri
 	p("\tRET")
 }
 
-// gemv writes a kernel for one row of a times a strip of b: c[0:w] (+)=
+// gemv writes a kernel for one row of a times a strip of b: c[0:w] =
 // Σ_p a[p]·b[p·ldb : p·ldb+w] with w = vecs·lanes, b read in place (no
-// packing), for products with too few rows to fill a register tile.
+// packing), for products with too few rows to fill a register tile. Each
+// value is one chain of fused multiply-adds over p in order, as in the
+// microkernels, so a row's result does not depend on which kernel ran it.
+// mode 0 overwrites c; mode 1 adds the chain's sum to c, as the
+// microkernels accumulate; mode 2 starts the chain from c's values, so
+// consecutive calls over parts of p give the same bits as one call.
 func gemv(b *strings.Builder, name string, vecs, vbytes int, reg, zero string) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	p("// func %s(k int, a, b, c *float32, ldb int, acc bool)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-41", name)
+	p("// func %s(k int, a, b, c *float32, ldb int, mode int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-48", name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
 	p("\tMOVQ b+16(FP), BX")
 	p("\tMOVQ c+24(FP), DI")
 	p("\tMOVQ ldb+32(FP), R8")
 	p("\tSHLQ $2, R8")
+	p("\tMOVQ mode+40(FP), SI")
+	p("\tCMPQ SI, $2")
+	p("\tJNE %s_zero", name)
+	for v := range vecs {
+		p("\tVMOVUPS %d(DI), %s%d", v*vbytes, reg, v)
+	}
+	p("\tJMP %s_loop", name)
+	p("%s_zero:", name)
 	for r := range vecs {
 		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
 	}
@@ -158,9 +183,8 @@ func gemv(b *strings.Builder, name string, vecs, vbytes int, reg, zero string) {
 	p("\tADDQ R8, BX")
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
-	p("\tMOVBLZX acc+40(FP), SI")
-	p("\tTESTL SI, SI")
-	p("\tJZ %s_store", name)
+	p("\tCMPQ SI, $1")
+	p("\tJNE %s_store", name)
 	for v := range vecs {
 		p("\tVADDPS %d(DI), %s%d, %s%d", v*vbytes, reg, v, reg, v)
 	}

@@ -12,24 +12,51 @@ func kernelAVX512x14x32(kc int, a *float32, pstride, istride int, b, c *float32,
 //go:noescape
 func kernelAVX2x6x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
+//go:noescape
+func kernelAVX512x8x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX512x4x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX512x2x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX512x1x32(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX2x4x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX2x2x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelAVX2x1x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+type asmKernel func(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+// wrap gives an assembly kernel of mr×nr the Go signature, with the bounds
+// checks the assembly cannot make: the last value of each operand it reads
+// or writes.
+func wrap(mr, nr int, f asmKernel) tileKernel {
+	return tileKernel{mr: mr, run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
+		_, _, _ = a[(kc-1)*ps+(mr-1)*is], b[kc*nr-1], c[(mr-1)*ldc+nr-1]
+		f(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
+	}}
+}
+
 var avx512Kernel = kernel{
-	name: "avx512", mr: 14, nr: 32,
-	run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
-		// The bounds checks the assembly cannot make: the last value of
-		// each operand it reads or writes.
-		_, _, _ = a[(kc-1)*ps+13*is], b[kc*32-1], c[13*ldc+31]
-		kernelAVX512x14x32(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
-	},
+	name: "avx512", nr: 32,
+	tiles: []tileKernel{wrap(14, 32, kernelAVX512x14x32), wrap(8, 32, kernelAVX512x8x32),
+		wrap(4, 32, kernelAVX512x4x32), wrap(2, 32, kernelAVX512x2x32), wrap(1, 32, kernelAVX512x1x32)},
 	strips: []gemvStrip{{128, gemvAVX512x128}, {16, gemvAVX512x16}},
 	dot4:   true,
 }
 
 var avx2Kernel = kernel{
-	name: "avx2", mr: 6, nr: 16,
-	run: func(kc int, a []float32, ps, is int, b, c []float32, ldc int, acc bool) {
-		_, _, _ = a[(kc-1)*ps+5*is], b[kc*16-1], c[5*ldc+15]
-		kernelAVX2x6x16(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
-	},
+	name: "avx2", nr: 16,
+	tiles: []tileKernel{wrap(6, 16, kernelAVX2x6x16), wrap(4, 16, kernelAVX2x4x16),
+		wrap(2, 16, kernelAVX2x2x16), wrap(1, 16, kernelAVX2x1x16)},
 	strips: []gemvStrip{{64, gemvAVX2x64}, {8, gemvAVX2x8}},
 }
 
@@ -71,16 +98,16 @@ func peakProbe() (func(int), int) {
 }
 
 //go:noescape
-func gemvAVX512x128(k int, a, b, c *float32, ldb int, acc bool)
+func gemvAVX512x128(k int, a, b, c *float32, ldb int, mode int)
 
 //go:noescape
-func gemvAVX512x16(k int, a, b, c *float32, ldb int, acc bool)
+func gemvAVX512x16(k int, a, b, c *float32, ldb int, mode int)
 
 //go:noescape
-func gemvAVX2x64(k int, a, b, c *float32, ldb int, acc bool)
+func gemvAVX2x64(k int, a, b, c *float32, ldb int, mode int)
 
 //go:noescape
-func gemvAVX2x8(k int, a, b, c *float32, ldb int, acc bool)
+func gemvAVX2x8(k int, a, b, c *float32, ldb int, mode int)
 
 //go:noescape
 func expAVX512(dst, src *float32, blocks int, consts *float32)

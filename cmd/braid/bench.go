@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 		Short:   "Measure braid's kernels on this machine",
 		Example: "  braid bench kernels --json",
 	}
-	bench.AddCommand(newBenchKernelsCmd())
+	bench.AddCommand(newBenchKernelsCmd(), newBenchDecodeCmd())
 	return bench
 }
 

@@ -1,0 +1,138 @@
+// Package backend is the one interface braid's strategies generate through:
+// a completion of a prompt, streamed token by token, cancelled by its
+// context, with the usage it cost. The embedded engine implements it
+// in-process; an OpenAI-compatible server implements it over HTTP.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Backend completes prompts. Complete may be called from many goroutines at
+// once: that is how a strategy runs threads concurrently.
+type Backend interface {
+	// Complete continues req's prompt. It returns when the completion
+	// finishes: at a stop string, the end-of-sequence token, MaxTokens or
+	// the model's context length. When ctx is done first, it returns what
+	// was generated so far with FinishCancelled and ctx's error.
+	Complete(ctx context.Context, req *Request) (*Completion, error)
+}
+
+// Request is one completion to generate.
+type Request struct {
+	// Prompt is the text to continue. PromptTokens, when set, is used
+	// instead: token ids, for a continuation that must match the tokens a
+	// thread generated exactly. Backends that take only text return an
+	// error wrapping errors.ErrUnsupported for it.
+	Prompt       string
+	PromptTokens []int
+
+	// MaxTokens caps the completion; 0 means until the context is full.
+	MaxTokens int
+	// Temperature 0 decodes greedily; otherwise logits are divided by it
+	// before sampling.
+	Temperature float64
+	// TopK keeps the K most likely tokens (0: all). TopP keeps the
+	// smallest set of most likely tokens whose probability reaches P (0 or
+	// 1: all).
+	TopK int
+	TopP float64
+	// Seed makes sampling reproducible: the same request with the same
+	// seed gives the same tokens. 0 draws a seed, reported in the
+	// completion so the run can be repeated.
+	Seed uint64
+	// Stop ends the completion at the first occurrence of any of these
+	// strings; the text returned stops before it.
+	Stop []string
+	// Logprobs asks for the log-probability of each completion token under
+	// the model (temperature 1, no top-k or top-p), and TopLogprobs for
+	// that many most likely alternatives at each position.
+	Logprobs    bool
+	TopLogprobs int
+
+	// OnChunk, when set, receives the completion as it is generated, in
+	// order, from a goroutine of the backend; the next chunk waits until it
+	// returns. Text that could still turn out to start a stop string is
+	// held back until it cannot.
+	OnChunk func(Chunk)
+}
+
+// Validate reports a request no backend can serve.
+func (r *Request) Validate() error {
+	switch {
+	case r.MaxTokens < 0:
+		return fmt.Errorf("backend: max tokens %d is negative", r.MaxTokens)
+	case r.Temperature < 0 || math.IsNaN(r.Temperature) || math.IsInf(r.Temperature, 0):
+		return fmt.Errorf("backend: temperature %g must be a finite number >= 0", r.Temperature)
+	case r.TopK < 0:
+		return fmt.Errorf("backend: top-k %d is negative", r.TopK)
+	case !(r.TopP >= 0 && r.TopP <= 1):
+		return fmt.Errorf("backend: top-p %g must be in [0, 1]", r.TopP)
+	case r.TopLogprobs < 0:
+		return fmt.Errorf("backend: top logprobs %d is negative", r.TopLogprobs)
+	case r.Prompt == "" && len(r.PromptTokens) == 0:
+		return errors.New("backend: empty prompt")
+	}
+	for i, s := range r.Stop {
+		if s == "" {
+			return fmt.Errorf("backend: stop string %d is empty", i)
+		}
+	}
+	return nil
+}
+
+// Chunk is the part of a completion generated since the last chunk.
+type Chunk struct {
+	Text   string  // text released since the last chunk
+	Tokens []Token // tokens generated since the last chunk
+}
+
+// Token is one generated token.
+type Token struct {
+	ID      int
+	Logprob float64 // with Request.Logprobs
+	// Top holds the most likely alternatives, most likely first, with
+	// Request.TopLogprobs.
+	Top []TopToken
+}
+
+// TopToken is an alternative at one position.
+type TopToken struct {
+	ID      int
+	Logprob float64
+}
+
+// FinishReason says why a completion ended.
+type FinishReason string
+
+const (
+	FinishStop      FinishReason = "stop"      // a stop string or the end-of-sequence token
+	FinishLength    FinishReason = "length"    // MaxTokens or the context length
+	FinishCancelled FinishReason = "cancelled" // the context was done
+)
+
+// Completion is a finished completion.
+type Completion struct {
+	Text string
+	// Tokens are every token generated, including those that completed a
+	// stop string, which Text leaves out.
+	Tokens []Token
+	Finish FinishReason
+	// StopString is the stop string that ended the completion, if one did.
+	StopString string
+	Usage      Usage
+	// Seed is the seed sampling used: the request's, or the one drawn.
+	Seed uint64
+}
+
+// Usage is what a completion cost.
+type Usage struct {
+	PromptTokens int
+	// CachedPromptTokens are prompt tokens whose forward pass the backend
+	// reused from earlier work instead of running.
+	CachedPromptTokens int
+	CompletionTokens   int
+}

@@ -1,0 +1,596 @@
+// Package engine is braid's in-process inference engine: it implements
+// backend.Backend for a model from package model, decoding many threads at
+// once in one forward pass per step (continuous batching), over a KV cache
+// shared between threads as a prefix tree of reference-counted blocks.
+//
+// A thread whose prompt shares a prefix with cached tokens (a fork of
+// another thread, a parent resumed after its children, a retry) reuses
+// their keys and values instead of computing them, and says so in its
+// usage. Threads join and leave at any step; a cancelled thread lets go of
+// its blocks at the next step; blocks no thread uses stay cached until the
+// budget needs them, least recently used first.
+//
+// Every row of a step is computed as it would be alone (see tensor.Gemm and
+// tensor.VecMat): greedy decoding gives the same tokens whether a thread
+// runs alone or among many, and whether its prefix was computed or reused.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// Defaults for Options.
+const (
+	DefaultCacheBytes = 1 << 30
+	DefaultStepTokens = 512
+	DefaultMaxThreads = 256
+)
+
+// Options tune an engine; the zero value takes every default.
+type Options struct {
+	// CacheBytes is the KV cache's budget (DefaultCacheBytes when 0).
+	CacheBytes int64
+	// StepTokens caps the tokens one forward pass carries: every running
+	// thread's next token first, then prompt chunks up to the cap
+	// (DefaultStepTokens when 0).
+	StepTokens int
+	// MaxThreads caps the threads decoding at once; later requests wait
+	// (DefaultMaxThreads when 0).
+	MaxThreads int
+	// Workers is the goroutines a step runs on (GOMAXPROCS when 0).
+	Workers int
+	// EOS are the end-of-sequence token ids: sampling one ends a thread.
+	EOS []int
+}
+
+// ErrClosed is returned for requests to a closed engine.
+var ErrClosed = errors.New("engine: closed")
+
+// Engine generates completions from one model. It is safe for concurrent
+// use; Close stops it.
+type Engine struct {
+	w    *weights
+	tok  *tokenizer.Tokenizer
+	opts Options
+	eos  map[int]bool
+
+	mu      sync.Mutex
+	queue   []*thread
+	closed  bool
+	failure error // why the loop stopped, if it failed
+	wake    chan struct{}
+	closing chan struct{}
+	done    chan struct{}
+	stats   atomic.Pointer[Stats]
+
+	// Owned by the loop goroutine.
+	cache    *cache
+	fw       *forward
+	running  []*thread
+	rows     []row
+	finished []*thread
+	steps    int64
+	preempts int64
+}
+
+// Stats describe an engine between two steps.
+type Stats struct {
+	Running, Waiting int // threads decoding, and waiting for a place
+	// Blocks hold cached tokens; ReferencedBlocks are those a running
+	// thread uses, the rest can be evicted. BlockBytes is one block's size.
+	Blocks, ReferencedBlocks, BlockBytes int
+	MaxBlocks                            int
+	Steps                                int64
+	// Preemptions counts threads set back to wait for blocks, their
+	// tokens to be recomputed or re-found in the cache.
+	Preemptions int64
+}
+
+// New returns an engine for m, running until Close. tok may be nil for an
+// engine that takes only token prompts and returns no text.
+func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error) {
+	if tok != nil && tok.VocabSize() > m.Config.Vocab {
+		return nil, fmt.Errorf("engine: the tokenizer has %d tokens, the model only %d", tok.VocabSize(), m.Config.Vocab)
+	}
+	for _, id := range opts.EOS {
+		if id < 0 || id >= m.Config.Vocab {
+			return nil, fmt.Errorf("engine: end-of-sequence token %d outside the vocabulary of %d", id, m.Config.Vocab)
+		}
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
+	if opts.StepTokens == 0 {
+		opts.StepTokens = DefaultStepTokens
+	}
+	if opts.MaxThreads == 0 {
+		opts.MaxThreads = DefaultMaxThreads
+	}
+	if opts.CacheBytes < 0 || opts.StepTokens < 0 || opts.MaxThreads < 0 || opts.Workers < 0 {
+		return nil, fmt.Errorf("engine: negative option in %+v", opts)
+	}
+	w := newWeights(m)
+	blockBytes := int64(w.blockFloats()) * 4
+	maxBlocks := opts.CacheBytes / blockBytes
+	// One thread must fit: a full context, one block per 16 tokens, plus
+	// one for a fork's partial block.
+	if need := int64((m.Config.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
+		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
+			opts.CacheBytes, maxBlocks, blockBytes, m.Config.MaxSeq, need, need*blockBytes)
+	}
+	e := &Engine{
+		w: w, tok: tok, opts: opts, eos: map[int]bool{},
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+		cache: newCache(w.blockFloats(), int(maxBlocks)),
+		fw:    newForward(w, opts.Workers),
+	}
+	for _, id := range opts.EOS {
+		e.eos[id] = true
+	}
+	e.publish()
+	go e.loop()
+	return e, nil
+}
+
+// Config is the model's configuration.
+func (e *Engine) Config() model.Config { return e.w.cfg }
+
+// Tokenizer is the engine's tokenizer, nil for none.
+func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
+
+// Stats returns the engine's state after its last step.
+func (e *Engine) Stats() Stats { return *e.stats.Load() }
+
+// Close stops the engine: requests in flight fail with ErrClosed.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if !e.closed {
+		e.closed = true
+		close(e.closing)
+	}
+	e.mu.Unlock()
+	<-e.done
+	return nil
+}
+
+func (e *Engine) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// thread is one completion in flight.
+type thread struct {
+	req       *backend.Request
+	tokens    []int // prompt, then generated tokens
+	promptLen int
+	limit     int // stop when len(tokens) reaches it
+	pos       int // tokens whose keys and values are in the cache
+	cur       cursor
+	// countCached is set until the thread is preempted: prompt tokens
+	// reused after that were computed by the thread itself.
+	countCached bool
+	cached      int
+	starved     bool // could not get a block this step
+	sampler     *sampler
+	seed        uint64
+	text        *textStream // nil without a tokenizer
+	out         []backend.Token
+	finish      backend.FinishReason
+	stop        string
+	err         error
+	final       backend.Chunk // the last token, delivered with the completion
+
+	cancelled atomic.Bool
+	notify    chan struct{}
+	mu        sync.Mutex
+	chunks    []backend.Chunk
+	result    *backend.Completion
+}
+
+func (e *Engine) newThread(req *backend.Request) (*thread, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	th := &thread{req: req, notify: make(chan struct{}, 1), countCached: true}
+	c := e.w.cfg
+	switch {
+	case req.PromptTokens != nil:
+		for i, t := range req.PromptTokens {
+			if t < 0 || t >= c.Vocab {
+				return nil, fmt.Errorf("engine: prompt token %d (at %d) outside the vocabulary of %d", t, i, c.Vocab)
+			}
+		}
+		th.tokens = slices.Clone(req.PromptTokens)
+	case e.tok == nil:
+		return nil, errors.New("engine: a text prompt needs a tokenizer; this engine takes token ids only")
+	default:
+		th.tokens = e.tok.Encode(req.Prompt)
+	}
+	if len(req.Stop) > 0 && e.tok == nil {
+		return nil, errors.New("engine: stop strings need a tokenizer")
+	}
+	th.promptLen = len(th.tokens)
+	if th.promptLen > c.MaxSeq {
+		return nil, fmt.Errorf("engine: the prompt has %d tokens; the model's context is %d", th.promptLen, c.MaxSeq)
+	}
+	th.limit = c.MaxSeq
+	if req.MaxTokens > 0 {
+		th.limit = min(th.limit, th.promptLen+req.MaxTokens)
+	}
+	th.seed = req.Seed
+	for th.seed == 0 {
+		th.seed = rand.Uint64()
+	}
+	th.sampler = newSampler(req, th.seed)
+	if e.tok != nil {
+		th.text = newTextStream(req.Stop)
+	}
+	return th, nil
+}
+
+// Complete implements backend.Backend.
+func (e *Engine) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	th, err := e.newThread(req)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.closed {
+		err := e.failure
+		e.mu.Unlock()
+		if err == nil {
+			err = ErrClosed
+		}
+		return nil, err
+	}
+	e.queue = append(e.queue, th)
+	e.mu.Unlock()
+	e.signal()
+	done := ctx.Done()
+	for {
+		select {
+		case <-th.notify:
+		case <-done:
+			// The loop lets go of the thread at its next step and
+			// delivers what it generated.
+			th.cancelled.Store(true)
+			e.signal()
+			done = nil
+		}
+		th.mu.Lock()
+		chunks, result := th.chunks, th.result
+		th.chunks = nil
+		th.mu.Unlock()
+		if len(chunks) >= maxBacklog {
+			e.signal() // the thread waits for this read
+		}
+		if req.OnChunk != nil {
+			for _, c := range chunks {
+				req.OnChunk(c)
+			}
+		}
+		if result != nil {
+			if th.err == nil && result.Finish == backend.FinishCancelled {
+				return result, ctx.Err()
+			}
+			return result, th.err
+		}
+	}
+}
+
+func (th *thread) backlogged() bool {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	return len(th.chunks) >= maxBacklog
+}
+
+func (th *thread) deliver(c backend.Chunk, result *backend.Completion) {
+	th.mu.Lock()
+	if th.req.OnChunk != nil && (len(c.Tokens) > 0 || c.Text != "") {
+		th.chunks = append(th.chunks, c)
+	}
+	if result != nil {
+		th.result = result
+	}
+	th.mu.Unlock()
+	select {
+	case th.notify <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs steps while there is work, until Close.
+func (e *Engine) loop() {
+	defer close(e.done)
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("engine: internal error: %v\n%s", p, debug.Stack())
+			e.mu.Lock()
+			e.closed, e.failure = true, err
+			e.mu.Unlock()
+			e.failAll(err)
+		}
+	}()
+	for e.admit() {
+		e.reap()
+		busy := len(e.finished) > 0
+		if len(e.running) > 0 && e.step() {
+			busy = true
+		}
+		e.publish()
+		for _, th := range e.finished {
+			e.complete(th)
+		}
+		e.finished = e.finished[:0]
+		if !busy {
+			// Every thread waits for its reader: sleep until one reads,
+			// a request comes or one is cancelled.
+			select {
+			case <-e.wake:
+			case <-e.closing:
+			}
+		}
+	}
+	e.failAll(ErrClosed)
+}
+
+// admit moves waiting threads into the running set, waiting while there is
+// nothing to do. It reports false once the engine is closing.
+func (e *Engine) admit() bool {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return false
+		}
+		// Cancelled threads still waiting leave without running.
+		e.queue = slices.DeleteFunc(e.queue, func(th *thread) bool {
+			if th.cancelled.Load() {
+				th.finish = backend.FinishCancelled
+				e.finished = append(e.finished, th)
+				return true
+			}
+			return false
+		})
+		e.admitQueued()
+		idle := len(e.running) == 0 && len(e.finished) == 0
+		e.mu.Unlock()
+		if !idle {
+			return true
+		}
+		e.publish()
+		select {
+		case <-e.wake:
+		case <-e.closing:
+		}
+	}
+}
+
+// admitQueued moves threads from the queue to the running set, in order,
+// while there are places and the blocks no running thread holds could take
+// each one's sequence without reuse: admitting more would only have
+// threads preempt each other. Called with e.mu held.
+func (e *Engine) admitQueued() {
+	room := e.cache.maxBlocks - e.cache.referenced
+	n := 0
+	for _, th := range e.queue {
+		need := (len(th.tokens)+blockTokens-1)/blockTokens + 1
+		if len(e.running) >= e.opts.MaxThreads || need > room && len(e.running) > 0 {
+			break
+		}
+		room -= need
+		e.running = append(e.running, th)
+		n++
+	}
+	e.queue = slices.Delete(e.queue, 0, n)
+}
+
+// reap ends cancelled threads, freeing their blocks before the step.
+func (e *Engine) reap() {
+	e.running = slices.DeleteFunc(e.running, func(th *thread) bool {
+		if !th.cancelled.Load() {
+			return false
+		}
+		th.finish = backend.FinishCancelled
+		e.end(th)
+		return true
+	})
+}
+
+// end lets go of a finished thread's blocks and queues its completion.
+func (e *Engine) end(th *thread) {
+	e.cache.release(&th.cur)
+	e.finished = append(e.finished, th)
+}
+
+// maxBacklog is how many chunks a thread may have waiting for its reader
+// before it stops decoding: a slow reader holds back its own thread, not
+// the engine, and its chunks do not pile up.
+const maxBacklog = 64
+
+// step runs one forward pass over the running threads' next tokens and
+// samples the threads that reached the end of what they know. It reports
+// whether anything happened.
+func (e *Engine) step() bool {
+	e.rows = e.rows[:0]
+	budget := e.opts.StepTokens
+	// Decoding threads first, so prompts never delay them; then prompt
+	// chunks in arrival order, so a thread catching up with another's
+	// identical prompt follows it instead of computing it twice.
+	for _, decoding := range []bool{true, false} {
+		for _, th := range e.running {
+			if (len(th.tokens)-th.pos == 1) == decoding && !th.backlogged() {
+				e.schedule(th, &budget)
+			}
+		}
+	}
+	var logits []float32
+	if len(e.rows) > 0 {
+		logits = e.fw.run(e.rows)
+	}
+	e.cache.stepDone()
+	e.steps++
+	V := e.w.cfg.Vocab
+	j := 0
+	for _, r := range e.rows {
+		if r.logits {
+			e.sample(r.th, logits[j*V:(j+1)*V])
+			j++
+		}
+	}
+	e.running = slices.DeleteFunc(e.running, func(th *thread) bool {
+		if th.finish == "" {
+			return false
+		}
+		e.end(th)
+		return true
+	})
+	return e.relieve() || len(e.rows) > 0
+}
+
+// schedule adds th's next tokens to the step, within budget rows.
+func (e *Engine) schedule(th *thread, budget *int) {
+	th.starved = false
+	for th.pos < len(th.tokens) && *budget > 0 {
+		t := th.tokens[th.pos]
+		n, slot, fresh, err := e.cache.advance(th, int32(t))
+		switch {
+		case errors.Is(err, errWait):
+			return
+		case err != nil:
+			th.starved = true
+			return
+		}
+		th.pos++
+		last := th.pos == len(th.tokens)
+		if !fresh && !last && th.countCached && th.pos <= th.promptLen {
+			th.cached++
+		}
+		if fresh || last {
+			e.rows = append(e.rows, row{token: t, pos: n.start + slot, path: th.cur.path, count: slot + 1,
+				write: fresh, logits: last, th: th})
+			*budget--
+		}
+	}
+}
+
+// sample picks th's next token and decides whether th goes on.
+func (e *Engine) sample(th *thread, logits []float32) {
+	id := th.sampler.sample(logits)
+	tok := backend.Token{ID: id}
+	if th.req.Logprobs || th.req.TopLogprobs > 0 {
+		tok.Logprob, tok.Top = logprobs(logits, id, th.req.TopLogprobs)
+	}
+	th.tokens = append(th.tokens, id)
+	th.out = append(th.out, tok)
+	var text string
+	switch {
+	case e.eos[id]:
+		th.finish = backend.FinishStop
+	case th.text != nil:
+		text, th.stop = th.text.add(e.tok.DecodeBytes([]int{id}))
+		if th.stop != "" {
+			th.finish = backend.FinishStop
+		}
+	}
+	if th.finish == "" && len(th.tokens) >= th.limit {
+		th.finish = backend.FinishLength
+	}
+	chunk := backend.Chunk{Text: text, Tokens: []backend.Token{tok}}
+	if th.finish == "" {
+		th.deliver(chunk, nil)
+	} else {
+		// The completion delivers it once the stats are published.
+		th.final = chunk
+	}
+}
+
+// relieve handles threads that found no free block: it preempts the
+// latest-admitted other thread, whose tokens are recomputed (mostly
+// re-found in the cache) when it runs again, or fails a thread that cannot
+// fit even alone.
+func (e *Engine) relieve() bool {
+	for _, th := range e.running {
+		if !th.starved {
+			continue
+		}
+		th.starved = false
+		victim := -1
+		for i := len(e.running) - 1; i >= 0; i-- {
+			if e.running[i] != th && len(e.running[i].cur.path) > 0 {
+				victim = i
+				break
+			}
+		}
+		if victim < 0 {
+			th.err = fmt.Errorf("engine: a %d-token sequence does not fit in the KV cache of %d blocks of %d tokens",
+				len(th.tokens), e.cache.maxBlocks, blockTokens)
+			th.finish = backend.FinishLength
+			e.running = slices.DeleteFunc(e.running, func(x *thread) bool { return x == th })
+			e.end(th)
+			return true
+		}
+		v := e.running[victim]
+		e.cache.release(&v.cur)
+		v.pos, v.countCached = 0, false
+		e.preempts++
+		// Back to the front of the queue, to run again as soon as blocks
+		// free up.
+		e.running = slices.Delete(e.running, victim, victim+1)
+		e.mu.Lock()
+		e.queue = slices.Insert(e.queue, 0, v)
+		e.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// complete delivers a finished thread's completion.
+func (e *Engine) complete(th *thread) {
+	c := &backend.Completion{
+		Tokens: th.out, Finish: th.finish, StopString: th.stop, Seed: th.seed,
+		Usage: backend.Usage{PromptTokens: th.promptLen, CachedPromptTokens: th.cached, CompletionTokens: len(th.out)},
+	}
+	chunk := th.final
+	if th.text != nil {
+		chunk.Text += th.text.flush()
+		c.Text = th.text.text()
+	}
+	th.deliver(chunk, c)
+}
+
+func (e *Engine) failAll(err error) {
+	e.mu.Lock()
+	queue := e.queue
+	e.queue = nil
+	e.mu.Unlock()
+	for _, th := range append(e.running, queue...) {
+		th.err, th.finish = err, backend.FinishCancelled
+		e.complete(th)
+	}
+	e.running = nil
+}
+
+func (e *Engine) publish() {
+	e.mu.Lock()
+	waiting := len(e.queue)
+	e.mu.Unlock()
+	e.stats.Store(&Stats{
+		Running: len(e.running), Waiting: waiting,
+		Blocks: e.cache.blocks, ReferencedBlocks: e.cache.referenced, MaxBlocks: e.cache.maxBlocks,
+		BlockBytes: e.w.blockFloats() * 4, Steps: e.steps, Preemptions: e.preempts,
+	})
+}

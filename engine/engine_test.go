@@ -1,0 +1,468 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// testModel is a small random model whose logits are peaked enough that
+// greedy decoding does not sit on near-ties.
+func testModel(t testing.TB, headDim int) *model.Model {
+	t.Helper()
+	c := model.Config{Vocab: 97, Dim: 32, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: headDim,
+		MaxSeq: 256, NormEps: 1e-5, RopeTheta: 10000, QKVBias: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(7, 7)), 0.3)
+	for _, lp := range m.Params.Layers {
+		for i := range lp.Bq {
+			lp.Bq[i] = 0.1
+		}
+		for i := range lp.Bk {
+			lp.Bk[i], lp.Bv[i] = -0.05, 0.02
+		}
+	}
+	return m
+}
+
+func newEngine(t testing.TB, m *model.Model, opts Options) *Engine {
+	t.Helper()
+	e, err := New(m, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func randomTokens(rng *rand.Rand, n, vocab int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = rng.IntN(vocab)
+	}
+	return s
+}
+
+func ids(c *backend.Completion) []int {
+	var s []int
+	for _, t := range c.Tokens {
+		s = append(s, t.ID)
+	}
+	return s
+}
+
+// completeAll runs the requests concurrently and returns their completions
+// in order.
+func completeAll(t *testing.T, e *Engine, reqs []*backend.Request) []*backend.Completion {
+	t.Helper()
+	out := make([]*backend.Completion, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Go(func() { out[i], errs[i] = e.Complete(context.Background(), r) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	return out
+}
+
+// alone completes req on a fresh engine with nothing else running.
+func alone(t *testing.T, m *model.Model, req *backend.Request) *backend.Completion {
+	t.Helper()
+	e := newEngine(t, m, Options{})
+	c, err := e.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestBatchedGreedyMatchesAlone(t *testing.T) {
+	for _, hd := range []int{8, 16} {
+		m := testModel(t, hd)
+		rng := rand.New(rand.NewPCG(1, 1))
+		var reqs []*backend.Request
+		for _, n := range []int{1, 5, 16, 17, 40, 100, 3} {
+			reqs = append(reqs, &backend.Request{PromptTokens: randomTokens(rng, n, 97), MaxTokens: 24})
+		}
+		var want [][]int
+		for _, r := range reqs {
+			want = append(want, ids(alone(t, m, r)))
+		}
+		for _, step := range []int{0, 7} {
+			e := newEngine(t, m, Options{StepTokens: step})
+			got := completeAll(t, e, reqs)
+			for i := range reqs {
+				if !slices.Equal(ids(got[i]), want[i]) {
+					t.Errorf("head %d, step tokens %d: prompt %d of %d tokens decoded %v in a batch, %v alone",
+						hd, step, i, len(reqs[i].PromptTokens), ids(got[i]), want[i])
+				}
+				if got[i].Finish != backend.FinishLength || len(got[i].Tokens) != 24 {
+					t.Errorf("prompt %d: finish %q after %d tokens, want length after 24", i, got[i].Finish, len(got[i].Tokens))
+				}
+			}
+		}
+	}
+}
+
+func TestForkedChildrenMatchRecomputation(t *testing.T) {
+	m := testModel(t, 16)
+	rng := rand.New(rand.NewPCG(2, 2))
+	prefix := randomTokens(rng, 50, 97)
+	e := newEngine(t, m, Options{})
+	parent, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prefix, MaxTokens: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []*backend.Request
+	for i := range 8 {
+		// Distinct first tokens, none the parent's: each child reuses
+		// exactly the prefix.
+		first := (parent.Tokens[0].ID + 1 + i) % 97
+		suffix := append([]int{first}, randomTokens(rng, i*3, 97)...)
+		r := &backend.Request{PromptTokens: append(slices.Clone(prefix), suffix...), MaxTokens: 20}
+		if i%2 == 1 {
+			r.Temperature, r.Seed = 1, uint64(100+i)
+		}
+		reqs = append(reqs, r)
+	}
+	got := completeAll(t, e, reqs)
+	for i, r := range reqs {
+		want := alone(t, m, r)
+		if !slices.Equal(ids(got[i]), ids(want)) {
+			t.Errorf("child %d decoded %v after a fork, %v recomputing its prefix", i, ids(got[i]), ids(want))
+		}
+		if u := got[i].Usage; u.CachedPromptTokens != len(prefix) || u.PromptTokens != len(r.PromptTokens) {
+			t.Errorf("child %d: usage %+v, want %d cached of %d", i, u, len(prefix), len(r.PromptTokens))
+		}
+		if want.Usage.CachedPromptTokens != 0 {
+			t.Errorf("child %d alone: %d cached tokens, want 0", i, want.Usage.CachedPromptTokens)
+		}
+	}
+}
+
+func TestReuseCountsAreExact(t *testing.T) {
+	m := testModel(t, 16)
+	rng := rand.New(rand.NewPCG(3, 3))
+	a := randomTokens(rng, 30, 97)
+	e := newEngine(t, m, Options{})
+	run := func(prompt []int, maxTokens int) *backend.Completion {
+		c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: maxTokens})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := run(a, 5)
+	gen := ids(first)
+	for _, tc := range []struct {
+		name   string
+		prompt []int
+		cached int
+	}{
+		// The last prompt token is always run: its logits are needed.
+		{"same prompt", a, 29},
+		{"shorter", a[:20], 19},
+		// The four generated tokens fed back are cached too; the fifth
+		// was sampled but never fed.
+		{"prompt and completion", append(slices.Clone(a), gen...), 34},
+		{"diverging", append(slices.Clone(a[:12]), (a[12]+1)%97), 12},
+		{"fresh", []int{(a[0] + 1) % 97, 5, 6}, 0},
+	} {
+		c := run(tc.prompt, 1)
+		if c.Usage.CachedPromptTokens != tc.cached {
+			t.Errorf("%s: %d cached prompt tokens, want %d", tc.name, c.Usage.CachedPromptTokens, tc.cached)
+		}
+	}
+}
+
+func TestCancelFreesBlocks(t *testing.T) {
+	m := testModel(t, 16)
+	e := newEngine(t, m, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	c, err := e.Complete(ctx, &backend.Request{PromptTokens: []int{1, 2, 3}, OnChunk: func(backend.Chunk) {
+		if n++; n == 5 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) || c == nil || c.Finish != backend.FinishCancelled {
+		t.Fatalf("got %+v, %v; want a cancelled completion and context.Canceled", c, err)
+	}
+	if len(c.Tokens) < 5 || len(c.Tokens) > 100 {
+		t.Errorf("cancelled after %d tokens", len(c.Tokens))
+	}
+	if s := e.Stats(); s.Running != 0 || s.ReferencedBlocks != 0 || s.Blocks == 0 {
+		t.Errorf("after cancelling: %+v; want no running thread, no referenced block, the tokens still cached", s)
+	}
+	// A request cancelled before it starts.
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Complete(ctx, &backend.Request{PromptTokens: []int{4}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("pre-cancelled request: %v", err)
+	}
+	if s := e.Stats(); s.Running != 0 || s.Waiting != 0 || s.ReferencedBlocks != 0 {
+		t.Errorf("after a pre-cancelled request: %+v", s)
+	}
+}
+
+func TestEvictionUnderBudget(t *testing.T) {
+	m := testModel(t, 16)
+	blockBytes := int64(newWeights(m).blockFloats() * 4)
+	const maxBlocks = 40
+	rng := rand.New(rand.NewPCG(4, 4))
+	var reqs []*backend.Request
+	for range 10 {
+		reqs = append(reqs, &backend.Request{PromptTokens: randomTokens(rng, 100, 97), MaxTokens: 30})
+	}
+	var want [][]int
+	for _, r := range reqs {
+		want = append(want, ids(alone(t, m, r)))
+	}
+	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockBytes})
+	// Ten threads of 130 tokens need 90 blocks at once: the engine must
+	// queue and preempt, and still decode what each decodes alone.
+	got := completeAll(t, e, reqs)
+	for i := range reqs {
+		if !slices.Equal(ids(got[i]), want[i]) {
+			t.Errorf("thread %d decoded %v under memory pressure, %v alone", i, ids(got[i]), want[i])
+		}
+	}
+	s := e.Stats()
+	if s.Preemptions == 0 {
+		t.Error("no thread was preempted: the test does not exercise memory pressure")
+	}
+	if s.Blocks > maxBlocks || s.ReferencedBlocks != 0 || s.Running != 0 {
+		t.Errorf("after the run: %+v; want at most %d blocks, none referenced", s, maxBlocks)
+	}
+	e.cache.dropUnreferenced() // safe: the loop is idle
+	if e.cache.blocks != 0 || e.cache.evictable.Len() != 0 || len(e.cache.root.children) != 0 {
+		t.Errorf("dropping everything left %d blocks, %d evictable, %d children of the root",
+			e.cache.blocks, e.cache.evictable.Len(), len(e.cache.root.children))
+	}
+}
+
+func TestLimitsAndErrors(t *testing.T) {
+	m := testModel(t, 16)
+	e := newEngine(t, m, Options{})
+	long := make([]int, 257)
+	if _, err := e.Complete(context.Background(), &backend.Request{PromptTokens: long}); err == nil || !strings.Contains(err.Error(), "257 tokens") {
+		t.Errorf("over-long prompt: %v", err)
+	}
+	if _, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{97}}); err == nil || !strings.Contains(err.Error(), "vocabulary") {
+		t.Errorf("token outside the vocabulary: %v", err)
+	}
+	if _, err := e.Complete(context.Background(), &backend.Request{Prompt: "hi"}); err == nil || !strings.Contains(err.Error(), "tokenizer") {
+		t.Errorf("text without a tokenizer: %v", err)
+	}
+	if _, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1}, TopP: 2}); err == nil {
+		t.Error("top-p 2 accepted")
+	}
+	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: make([]int, 250)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Finish != backend.FinishLength || len(c.Tokens) != 6 {
+		t.Errorf("at the context's end: finish %q after %d tokens, want length after 6", c.Finish, len(c.Tokens))
+	}
+	if _, err := New(m, nil, Options{CacheBytes: 1000}); err == nil || !strings.Contains(err.Error(), "needs") {
+		t.Errorf("tiny cache: %v", err)
+	}
+}
+
+func TestEOSEndsThread(t *testing.T) {
+	m := testModel(t, 16)
+	prompt := []int{3, 1, 4, 1, 5}
+	free := ids(alone(t, m, &backend.Request{PromptTokens: prompt, MaxTokens: 10}))
+	e := newEngine(t, m, Options{EOS: []int{free[3]}})
+	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := slices.Index(free, free[3]) + 1
+	if c.Finish != backend.FinishStop || !slices.Equal(ids(c), free[:end]) {
+		t.Errorf("with EOS %d: %v (%s), want %v (stop)", free[3], ids(c), c.Finish, free[:end])
+	}
+}
+
+func TestSeededSamplingIsReproducible(t *testing.T) {
+	m := testModel(t, 16)
+	e := newEngine(t, m, Options{})
+	req := func(seed uint64) *backend.Request {
+		return &backend.Request{PromptTokens: []int{9, 8, 7}, MaxTokens: 30, Temperature: 1.5, TopP: 0.95, Seed: seed}
+	}
+	a := completeAll(t, e, []*backend.Request{req(1), req(1), req(2), req(0)})
+	if !slices.Equal(ids(a[0]), ids(a[1])) {
+		t.Errorf("seed 1 gave %v and %v", ids(a[0]), ids(a[1]))
+	}
+	if slices.Equal(ids(a[0]), ids(a[2])) {
+		t.Errorf("seeds 1 and 2 both gave %v", ids(a[0]))
+	}
+	if a[3].Seed == 0 {
+		t.Error("no seed reported for a request without one")
+	}
+	again, err := e.Complete(context.Background(), req(a[3].Seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(again), ids(a[3])) {
+		t.Errorf("the reported seed %d gave %v, first %v", a[3].Seed, ids(again), ids(a[3]))
+	}
+}
+
+func TestLogprobs(t *testing.T) {
+	m := testModel(t, 16)
+	e := newEngine(t, m, Options{})
+	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1, 2}, MaxTokens: 5, Logprobs: true, TopLogprobs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range c.Tokens {
+		if len(tok.Top) != 3 || tok.Top[0].ID != tok.ID || tok.Top[0].Logprob != tok.Logprob {
+			t.Fatalf("token %d: %+v; greedy should pick the first of the top 3", i, tok)
+		}
+		if !(tok.Top[0].Logprob >= tok.Top[1].Logprob && tok.Top[1].Logprob >= tok.Top[2].Logprob && tok.Logprob < 0) {
+			t.Errorf("token %d: top logprobs out of order or positive: %+v", i, tok.Top)
+		}
+	}
+}
+
+// trainTokenizer is a small byte-level BPE for the text tests.
+func trainTokenizer(t *testing.T) *tokenizer.Tokenizer {
+	t.Helper()
+	corpus := []string{"the quick brown fox jumps over the lazy dog", "Countdown: 3 + 4 = 7", "héllo wörld ünïcode ✓"}
+	tok, err := tokenizer.Train(context.Background(), slices.Values(corpus), 300, []string{"<|end|>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestTextStopAndStreaming(t *testing.T) {
+	tok := trainTokenizer(t)
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(5, 5)), 0.3)
+	e, err := New(m, tok, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var streamed strings.Builder
+	var streamedTokens int
+	free, err := e.Complete(context.Background(), &backend.Request{Prompt: "the quick", MaxTokens: 60,
+		OnChunk: func(ch backend.Chunk) { streamed.WriteString(ch.Text); streamedTokens += len(ch.Tokens) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streamed.String() != free.Text || streamedTokens != len(free.Tokens) {
+		t.Errorf("streamed %q in %d tokens, completion %q in %d", streamed.String(), streamedTokens, free.Text, len(free.Tokens))
+	}
+	if free.Text != tok.Decode(ids(free)) {
+		t.Errorf("text %q, decoded tokens %q", free.Text, tok.Decode(ids(free)))
+	}
+	// Stop at a piece of what greedy decoding writes.
+	if len(free.Text) < 20 {
+		t.Fatalf("only %q generated", free.Text)
+	}
+	stop := free.Text[10:13]
+	streamed.Reset()
+	c2, err := e.Complete(context.Background(), &backend.Request{Prompt: "the quick", MaxTokens: 60, Stop: []string{"\x00never", stop},
+		OnChunk: func(ch backend.Chunk) { streamed.WriteString(ch.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := free.Text[:strings.Index(free.Text, stop)]
+	if c2.Text != want || c2.Finish != backend.FinishStop || c2.StopString != stop || streamed.String() != want {
+		t.Errorf("stop %q: text %q, streamed %q, finish %q (%q); want %q", stop, c2.Text, streamed.String(), c2.Finish, c2.StopString, want)
+	}
+	if c2.Usage.CachedPromptTokens == 0 {
+		t.Error("the same prompt again reused nothing")
+	}
+}
+
+func TestTextStream(t *testing.T) {
+	for _, tc := range []struct {
+		stops  []string
+		pieces []string
+		want   []string // released after each piece
+		text   string
+		stop   string
+	}{
+		{nil, []string{"ab", "c"}, []string{"ab", "c"}, "abc", ""},
+		{[]string{"END"}, []string{"xE", "N", "y"}, []string{"x", "", "ENy"}, "xENy", ""},
+		{[]string{"END"}, []string{"xE", "ND", "zz"}, []string{"x", ""}, "x", "END"},
+		// The stop string that starts first wins.
+		{[]string{"b", "abc"}, []string{"a", "bc"}, []string{"", ""}, "", "abc"},
+		// A character split across tokens waits for its last byte.
+		{nil, []string{"\xc3", "\xa9t"}, []string{"", "ét"}, "ét", ""},
+		{[]string{"é"}, []string{"x\xc3", "\xa9"}, []string{"x", ""}, "x", "é"},
+	} {
+		ts := newTextStream(tc.stops)
+		var got []string
+		stop := ""
+		for _, p := range tc.pieces {
+			var s string
+			s, stop = ts.add([]byte(p))
+			got = append(got, s)
+			if stop != "" {
+				break
+			}
+		}
+		if !slices.Equal(got, tc.want) || ts.text() != tc.text || stop != tc.stop {
+			t.Errorf("stops %q, pieces %q: released %q, text %q, stop %q; want %q, %q, %q",
+				tc.stops, tc.pieces, got, ts.text(), stop, tc.want, tc.text, tc.stop)
+		}
+	}
+}
+
+func TestSampler(t *testing.T) {
+	logits := []float32{1, 3, 2, 0.5, 3}
+	draw := func(req backend.Request, n int) map[int]int {
+		s := newSampler(&req, 42)
+		counts := map[int]int{}
+		for range n {
+			counts[s.sample(logits)]++
+		}
+		return counts
+	}
+	if c := draw(backend.Request{}, 10); c[1] != 10 {
+		t.Errorf("greedy: %v; want the first largest, token 1", c)
+	}
+	if c := draw(backend.Request{Temperature: 1, TopK: 1}, 10); c[1] != 10 {
+		t.Errorf("top-k 1: %v", c)
+	}
+	if c := draw(backend.Request{Temperature: 1, TopK: 3}, 2000); c[0]+c[3] != 0 || c[2] == 0 {
+		t.Errorf("top-k 3 drew %v; only tokens 1, 4 and 2 may come", c)
+	}
+	// p(1)=p(4)≈0.39, p(2)≈0.14: a nucleus of 0.7 holds only 1 and 4.
+	if c := draw(backend.Request{Temperature: 1, TopP: 0.7}, 2000); c[1]+c[4] != 2000 {
+		t.Errorf("top-p 0.7 drew %v", c)
+	}
+	// Temperature 1 follows the softmax: token 2 is drawn about
+	// e²/(e+2e³+e²+e^0.5) ≈ 14.3% of the time.
+	n := 20000
+	c := draw(backend.Request{Temperature: 1}, n)
+	if f := float64(c[2]) / float64(n); f < 0.13 || f > 0.157 {
+		t.Errorf("token 2 drawn %.3f of the time, want about 0.143", f)
+	}
+}

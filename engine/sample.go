@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/braid-dev/braid/backend"
+)
+
+// sampler picks a thread's next token from its logits: greedily at
+// temperature 0, else from the softmax at the temperature, restricted to
+// the top k and then to the top-p nucleus. Its random source is the
+// thread's own, seeded from the request, so a thread samples the same
+// tokens whatever runs beside it.
+type sampler struct {
+	temperature float64
+	topK        int
+	topP        float64
+	rng         *rand.Rand
+	cand        []candidate // scratch
+}
+
+type candidate struct {
+	id int
+	p  float64
+}
+
+func newSampler(req *backend.Request, seed uint64) *sampler {
+	return &sampler{temperature: req.Temperature, topK: req.TopK, topP: req.TopP,
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// sample returns the chosen token.
+func (s *sampler) sample(logits []float32) int {
+	if s.temperature == 0 || s.topK == 1 {
+		return argmax(logits)
+	}
+	max := float64(logits[argmax(logits)])
+	inv := 1 / s.temperature
+	s.cand = s.cand[:0]
+	// Weights relative to the most likely token; those below e^-40 of it
+	// cannot be drawn in practice and only slow the sort.
+	for id, l := range logits {
+		z := (float64(l) - max) * inv
+		if z > -40 {
+			s.cand = append(s.cand, candidate{id, math.Exp(z)})
+		}
+	}
+	cand := s.cand
+	if s.topK == 0 && s.topP > 0 && s.topP < 1 && len(cand) > 1 {
+		// A token below (1-p)/(n-1) of the total cannot be in the nucleus:
+		// the tokens above it would reach p first. Dropping them before
+		// the sort saves most of it.
+		var total float64
+		for _, c := range cand {
+			total += c.p
+		}
+		cut := (1 - s.topP) / float64(len(cand)-1) * total
+		kept := cand[:0]
+		for _, c := range cand {
+			if c.p >= cut {
+				kept = append(kept, c)
+			}
+		}
+		cand = kept
+	}
+	needSort := s.topK > 0 && s.topK < len(cand) || s.topP > 0 && s.topP < 1
+	if needSort {
+		slices.SortFunc(cand, func(a, b candidate) int {
+			if c := cmp.Compare(b.p, a.p); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.id, b.id)
+		})
+		if s.topK > 0 && s.topK < len(cand) {
+			cand = cand[:s.topK]
+		}
+		if s.topP > 0 && s.topP < 1 {
+			var total float64
+			for _, c := range cand {
+				total += c.p
+			}
+			var sum float64
+			for i, c := range cand {
+				sum += c.p
+				if sum >= s.topP*total {
+					cand = cand[:i+1]
+					break
+				}
+			}
+		}
+	}
+	var total float64
+	for _, c := range cand {
+		total += c.p
+	}
+	u := s.rng.Float64() * total
+	for _, c := range cand {
+		u -= c.p
+		if u < 0 {
+			return c.id
+		}
+	}
+	return cand[len(cand)-1].id
+}
+
+// argmax returns the first index of the largest value.
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// logprobs returns the log-probability of token under the model's own
+// distribution (the raw logits' softmax) and, with top > 0, the top most
+// likely tokens.
+func logprobs(logits []float32, token, top int) (float64, []backend.TopToken) {
+	max := float64(logits[argmax(logits)])
+	var sum float64
+	for _, l := range logits {
+		sum += math.Exp(float64(l) - max)
+	}
+	lse := max + math.Log(sum)
+	lp := float64(logits[token]) - lse
+	if top <= 0 {
+		return lp, nil
+	}
+	top = min(top, len(logits))
+	best := make([]backend.TopToken, 0, top+1)
+	for id, l := range logits {
+		v := float64(l) - lse
+		if len(best) == top && v <= best[top-1].Logprob {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(best, v, func(t backend.TopToken, v float64) int { return cmp.Compare(v, t.Logprob) })
+		// Equal values keep id order: insert after them.
+		for i < len(best) && best[i].Logprob == v {
+			i++
+		}
+		best = slices.Insert(best, i, backend.TopToken{ID: id, Logprob: v})
+		if len(best) > top {
+			best = best[:top]
+		}
+	}
+	return lp, best
+}

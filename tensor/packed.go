@@ -1,0 +1,118 @@
+package tensor
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Packed is a k×n matrix laid out once in the panels the microkernels read,
+// for products that reuse it many times: a model's weights, multiplied by
+// new activations at every decode step. A product with a Packed matrix
+// skips the packing an ordinary Gemm does on every call, and reads the
+// weights in one sequential stream.
+type Packed struct {
+	k, n int
+	kern kernel
+	// data holds, for each block of kcBlock depths, the ceil(n/nr) panels
+	// of that block, each kc×nr: row p of a panel is nr consecutive values,
+	// columns past n zero.
+	data []float32
+}
+
+// Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
+// Hugging Face weight [out, in], used as x·Wᵀ). Other flags are an error.
+func Pack(b []float32, k, n int, f Flags) *Packed {
+	if f&^TransB != 0 || k <= 0 || n <= 0 {
+		panic(fmt.Sprintf("tensor: Pack of %dx%d with flags %d", k, n, f))
+	}
+	ld := n
+	if f&TransB != 0 {
+		ld = k
+	}
+	(gemmArgs{b: Mat{b, ld}, m: 1, k: k, n: n, f: f, a: Mat{make([]float32, k), k}, c: Mat{make([]float32, n), n}}).check()
+	kern := bestKernel
+	panels := ceilDiv(n, kern.nr)
+	p := &Packed{k: k, n: n, kern: kern, data: make([]float32, panels*kern.nr*k)}
+	for pc := 0; pc < k; pc += kcBlock {
+		kc := min(kcBlock, k-pc)
+		packPanels(p.data[pc*panels*kern.nr:], Mat{b, ld}, 0, n, pc, kc, kern.nr, f&TransB == 0)
+	}
+	return p
+}
+
+// Rows and Cols are the packed matrix's shape, k×n.
+func (p *Packed) Rows() int { return p.k }
+func (p *Packed) Cols() int { return p.n }
+
+// panel returns panel q of the depth block starting at pc.
+func (p *Packed) panel(pc, q int) []float32 {
+	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
+	off := pc*ceilDiv(p.n, nr)*nr + q*kc*nr
+	return p.data[off : off+kc*nr]
+}
+
+// GemmPacked computes c = a·b, or c += a·b with Accumulate, for a m×k
+// (row stride lda), b packed and c m×n (row stride ldc), on at most threads
+// goroutines. Every row of c has the bits it would have computed alone:
+// batched decoding gives the tokens one-at-a-time decoding gives.
+func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Packed, m int, f Flags) {
+	if f&^Accumulate != 0 {
+		panic(fmt.Sprintf("tensor: GemmPacked takes only Accumulate, got flags %d", f))
+	}
+	if m == 0 {
+		return
+	}
+	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, m: m, k: b.k, n: b.n, f: f}
+	g.b = Mat{b.data, b.n} // for check's sake only: the panels hold at least k×n values
+	g.check()
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	kern := b.kern
+	if m < kern.mr() {
+		// Few rows stream the weights: split them when they are large.
+		if b.n*b.k < minParallelStream {
+			threads = 1
+		}
+	} else if 2*m*b.n*b.k < minParallelFlops {
+		threads = 1
+	}
+	panels := ceilDiv(b.n, kern.nr)
+	rowTiles := ceilDiv(m, kern.mr())
+	if threads <= 1 || panels == 1 && rowTiles == 1 {
+		packedSerial(g, b, 0, m, 0, panels)
+		return
+	}
+	var wg sync.WaitGroup
+	if rowTiles >= 2*threads {
+		per := ceilDiv(rowTiles, threads) * kern.mr()
+		for i0 := 0; i0 < m; i0 += per {
+			wg.Go(func() { packedSerial(g, b, i0, min(m, i0+per), 0, panels) })
+		}
+	} else {
+		threads = min(threads, panels)
+		per := ceilDiv(panels, threads)
+		for q0 := 0; q0 < panels; q0 += per {
+			wg.Go(func() { packedSerial(g, b, 0, m, q0, min(panels, q0+per)) })
+		}
+	}
+	wg.Wait()
+}
+
+// packedSerial computes rows [i0,i1) of c against panels [q0,q1) of b.
+func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	kern, nr := b.kern, b.kern.nr
+	mc := mcRows * kern.mr()
+	for pc := 0; pc < b.k; pc += kcBlock {
+		kc := min(kcBlock, b.k-pc)
+		acc := g.f&Accumulate != 0 || pc > 0
+		for ic := i0; ic < i1; ic += mc {
+			for q := q0; q < q1; q++ {
+				tiles(kern, s, g.a, false, pc, kc, ic, min(i1, ic+mc), b.panel(pc, q), g.c, q*nr, min(nr, b.n-q*nr), acc)
+			}
+		}
+	}
+}
