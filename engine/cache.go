@@ -28,7 +28,7 @@ type node struct {
 	// are pending until its forward pass writes them.
 	filled int
 	writer *thread // the thread that appended the pending tokens
-	kv     []float32
+	kv     []uint16 // keys and values in half precision
 	// children branch off this node; refs counts the live threads whose
 	// sequence runs through it.
 	children []*node
@@ -49,10 +49,10 @@ var errWait = errors.New("wait for the pending tokens")
 // cache is the KV cache: a prefix tree of nodes over a budget of blocks.
 // Only the engine's loop touches it.
 type cache struct {
-	blockFloats int // floats in one block
+	blockValues int // half-precision values in one block
 	maxBlocks   int
 	blocks      int // blocks holding nodes
-	free        [][]float32
+	free        [][]uint16
 	root        node
 	evictable   list.List
 	// touched are the nodes that have pending tokens this step.
@@ -61,8 +61,8 @@ type cache struct {
 	referenced int
 }
 
-func newCache(blockFloats, maxBlocks int) *cache {
-	return &cache{blockFloats: blockFloats, maxBlocks: maxBlocks}
+func newCache(blockValues, maxBlocks int) *cache {
+	return &cache{blockValues: blockValues, maxBlocks: maxBlocks}
 }
 
 // cursor is a thread's place in the tree: path[len-1] holds its last token
@@ -155,14 +155,14 @@ func (c *cache) newChild(parent *node, branch int, t int32) (*node, error) {
 
 // block returns a free block, allocating one under the budget or evicting
 // the least recently used unreferenced leaf.
-func (c *cache) block() ([]float32, error) {
+func (c *cache) block() ([]uint16, error) {
 	if k := len(c.free); k > 0 {
 		b := c.free[k-1]
 		c.free = c.free[:k-1]
 		return b, nil
 	}
 	if c.blocks < c.maxBlocks {
-		return make([]float32, c.blockFloats), nil
+		return make([]uint16, c.blockValues), nil
 	}
 	e := c.evictable.Front()
 	if e == nil {

@@ -121,7 +121,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		return nil, fmt.Errorf("engine: negative option in %+v", opts)
 	}
 	w := newWeights(m)
-	blockBytes := int64(w.blockFloats()) * 4
+	blockBytes := int64(w.blockValues()) * 2
 	maxBlocks := opts.CacheBytes / blockBytes
 	// One thread must fit: a full context, one block per 16 tokens, plus
 	// one for a fork's partial block.
@@ -132,7 +132,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
-		cache: newCache(w.blockFloats(), int(maxBlocks)),
+		cache: newCache(w.blockValues(), int(maxBlocks)),
 		fw:    newForward(w, opts.Workers),
 	}
 	for _, id := range opts.EOS {
@@ -324,6 +324,7 @@ func (e *Engine) loop() {
 			e.failAll(err)
 		}
 	}()
+	defer e.fw.crew.close()
 	for e.admit() {
 		e.reap()
 		busy := len(e.finished) > 0
@@ -591,6 +592,6 @@ func (e *Engine) publish() {
 	e.stats.Store(&Stats{
 		Running: len(e.running), Waiting: waiting,
 		Blocks: e.cache.blocks, ReferencedBlocks: e.cache.referenced, MaxBlocks: e.cache.maxBlocks,
-		BlockBytes: e.w.blockFloats() * 4, Steps: e.steps, Preemptions: e.preempts,
+		BlockBytes: e.w.blockValues() * 2, Steps: e.steps, Preemptions: e.preempts,
 	})
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/braid-dev/braid/model"
@@ -64,11 +63,13 @@ func newWeights(m *model.Model) *weights {
 	return w
 }
 
-// blockFloats is the size of one cache block: for each layer, the keys of
-// every key/value head transposed (head, dimension, slot) so that one
-// vector product scores a block's 16 keys, then the values (head, slot,
-// dimension).
-func (w *weights) blockFloats() int {
+// blockValues is the size of one cache block, in half-precision values:
+// for each layer, the keys of every key/value head transposed (head,
+// dimension, slot) so that one vector product scores a block's 16 keys,
+// then the values (head, slot, dimension). Half precision halves the
+// memory and the bandwidth attention needs, which bounds decoding speed at
+// long contexts; every thread sees the same rounding, alone or batched.
+func (w *weights) blockValues() int {
 	return w.cfg.Layers * 2 * w.kvd * blockTokens
 }
 
@@ -88,11 +89,11 @@ type row struct {
 	th     *thread // whose token it is
 }
 
-// forward runs batches of rows through the model. Its buffers grow to the
-// largest batch and are reused.
+// forward runs batches of rows through the model on a crew of goroutines.
+// Its buffers grow to the largest batch and are reused.
 type forward struct {
 	w       *weights
-	workers int
+	crew    *crew
 	x, xn   []float32 // rows × Dim
 	rstd    []float32
 	qkv     []float32 // rows × qkv
@@ -102,6 +103,8 @@ type forward struct {
 	xf      []float32 // logit rows × Dim
 	logits  []float32 // logit rows × Vocab
 	scratch []attnScratch
+	// next hands out attention tasks, one counter per layer.
+	next []atomic.Int64
 }
 
 type attnScratch struct {
@@ -112,9 +115,9 @@ func newForward(w *weights, workers int) *forward {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	f := &forward{w: w, workers: workers, scratch: make([]attnScratch, workers)}
+	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers)}
 	for i := range f.scratch {
-		f.scratch[i] = attnScratch{q: make([]float32, w.cfg.HeadDim), scores: make([]float32, w.cfg.MaxSeq+blockTokens)}
+		f.scratch[i] = attnScratch{q: make([]float32, w.qd), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens))}
 	}
 	return f
 }
@@ -134,12 +137,6 @@ func (f *forward) run(rows []row) []float32 {
 	f.x, f.xn, f.rstd = grow(f.x, R*c.Dim), grow(f.xn, R*c.Dim), grow(f.rstd, R)
 	f.qkv, f.att = grow(f.qkv, R*w.qkv), grow(f.att, R*w.qd)
 	f.gu, f.act = grow(f.gu, R*2*c.Hidden), grow(f.act, R*c.Hidden)
-	for i, r := range rows {
-		copy(f.x[i*c.Dim:(i+1)*c.Dim], w.embed[r.token*c.Dim:(r.token+1)*c.Dim])
-	}
-	for l := range w.layers {
-		f.layer(rows, l)
-	}
 	nl := 0
 	for _, r := range rows {
 		if r.logits {
@@ -147,126 +144,170 @@ func (f *forward) run(rows []row) []float32 {
 		}
 	}
 	f.xf, f.logits = grow(f.xf, nl*c.Dim), grow(f.logits, nl*c.Vocab)
-	j := 0
-	for i, r := range rows {
-		if r.logits {
-			copy(f.xf[j*c.Dim:(j+1)*c.Dim], f.x[i*c.Dim:(i+1)*c.Dim])
-			j++
-		}
+	for l := range f.next {
+		f.next[l].Store(0)
 	}
-	tensor.RMSNorm(f.xf, f.rstd, f.xf, w.finalNorm, nl, c.Dim, c.NormEps)
-	tensor.GemmPacked(f.workers, f.logits, c.Vocab, f.xf, c.Dim, w.lmHead, nl, 0)
+	f.crew.run(func(m int) { f.pass(m, rows, nl) })
 	return f.logits
 }
 
-func (f *forward) layer(rows []row, l int) {
-	w, c, lw := f.w, f.w.cfg, &f.w.layers[l]
-	R := len(rows)
-	tensor.RMSNorm(f.xn, f.rstd, f.x, lw.attnNorm, R, c.Dim, c.NormEps)
-	tensor.GemmPacked(f.workers, f.qkv, w.qkv, f.xn, c.Dim, lw.wqkv, R, 0)
-	if lw.bqkv != nil {
-		tensor.AddBias(f.qkv, lw.bqkv, R, w.qkv)
+// pass is crew member m's part of a forward pass: rows split among the
+// members for the row-wise operations, columns for the products, tasks for
+// attention, with a barrier wherever a phase reads what another member
+// wrote.
+func (f *forward) pass(m int, rows []row, nl int) {
+	w, c, cr := f.w, f.w.cfg, f.crew
+	R, D, H := len(rows), c.Dim, c.Hidden
+	r0, r1 := cr.span(R, m)
+	for i := r0; i < r1; i++ {
+		t := rows[i].token
+		copy(f.x[i*D:(i+1)*D], w.embed[t*D:(t+1)*D])
 	}
-	hd, loff := c.HeadDim, l*2*w.kvd*blockTokens
-	for i, r := range rows {
-		q := f.qkv[i*w.qkv : (i+1)*w.qkv]
-		pos := []int{r.pos}
-		w.rope.Apply(q[:w.qd], pos, c.Heads)
-		w.rope.Apply(q[w.qd:w.qd+w.kvd], pos, c.KVHeads)
-		if !r.write {
-			continue
+	for l := range w.layers {
+		lw := &w.layers[l]
+		tensor.RMSNorm(f.xn[r0*D:], f.rstd[r0:], f.x[r0*D:], lw.attnNorm, r1-r0, D, c.NormEps)
+		cr.barrier()
+		tensor.GemmPackedPart(f.qkv, w.qkv, f.xn, D, lw.wqkv, R, 0, m, cr.n)
+		cr.barrier()
+		for i := r0; i < r1; i++ {
+			f.store(&rows[i], i, l)
 		}
-		kv, slot := r.path[len(r.path)-1].kv[loff:], r.count-1
-		k, v := q[w.qd:w.qd+w.kvd], q[w.qd+w.kvd:]
-		for g := range c.KVHeads {
-			kt := kv[g*hd*blockTokens:]
-			for d, x := range k[g*hd : (g+1)*hd] {
-				kt[d*blockTokens+slot] = x
-			}
-			copy(kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:], v[g*hd:(g+1)*hd])
+		cr.barrier()
+		f.attention(m, rows, l)
+		cr.barrier()
+		tensor.GemmPackedPart(f.x, D, f.att, w.qd, lw.wo, R, tensor.Accumulate, m, cr.n)
+		cr.barrier()
+		tensor.RMSNorm(f.xn[r0*D:], f.rstd[r0:], f.x[r0*D:], lw.mlpNorm, r1-r0, D, c.NormEps)
+		cr.barrier()
+		tensor.GemmPackedPart(f.gu, 2*H, f.xn, D, lw.wgu, R, 0, m, cr.n)
+		cr.barrier()
+		for i := r0; i < r1; i++ {
+			gu := f.gu[i*2*H : (i+1)*2*H]
+			tensor.SwiGLU(f.act[i*H:(i+1)*H], gu[:H], gu[H:])
 		}
+		cr.barrier()
+		tensor.GemmPackedPart(f.x, D, f.act, H, lw.wdown, R, tensor.Accumulate, m, cr.n)
+		cr.barrier()
 	}
-	f.attention(rows, l)
-	tensor.GemmPacked(f.workers, f.x, c.Dim, f.att, w.qd, lw.wo, R, tensor.Accumulate)
-
-	tensor.RMSNorm(f.xn, f.rstd, f.x, lw.mlpNorm, R, c.Dim, c.NormEps)
-	H := c.Hidden
-	tensor.GemmPacked(f.workers, f.gu, 2*H, f.xn, c.Dim, lw.wgu, R, 0)
-	for i := range R {
-		gu := f.gu[i*2*H : (i+1)*2*H]
-		tensor.SwiGLU(f.act[i*H:(i+1)*H], gu[:H], gu[H:])
-	}
-	tensor.GemmPacked(f.workers, f.x, c.Dim, f.act, H, lw.wdown, R, tensor.Accumulate)
-}
-
-// attention computes every row's attention output, one (row, key/value
-// head) pair at a time across the workers: the scores of a query head
-// against its sequence's keys block by block, a softmax, and the weighted
-// sum of the values as one chain of multiply-adds over the positions, so
-// the result does not depend on how the sequence is cut into blocks.
-func (f *forward) attention(rows []row, l int) {
-	c := f.w.cfg
-	tasks := len(rows) * c.KVHeads
-	workers := min(f.workers, tasks)
-	var next atomic.Int64
-	work := func(s *attnScratch) {
-		for {
-			t := int(next.Add(1)) - 1
-			if t >= tasks {
-				return
-			}
-			f.attendGroup(s, &rows[t/c.KVHeads], t/c.KVHeads, t%c.KVHeads, l)
-		}
-	}
-	if workers <= 1 {
-		work(&f.scratch[0])
+	if nl == 0 {
 		return
 	}
-	var wg sync.WaitGroup
-	for i := 1; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work(&f.scratch[i])
-		}()
+	if m == 0 {
+		j := 0
+		for i, r := range rows {
+			if r.logits {
+				copy(f.xf[j*D:(j+1)*D], f.x[i*D:(i+1)*D])
+				j++
+			}
+		}
+		tensor.RMSNorm(f.xf, f.rstd, f.xf, w.finalNorm, nl, D, c.NormEps)
 	}
-	work(&f.scratch[0])
-	wg.Wait()
+	cr.barrier()
+	tensor.GemmPackedPart(f.logits, c.Vocab, f.xf, D, w.lmHead, nl, 0, m, cr.n)
 }
 
-func (f *forward) attendGroup(s *attnScratch, r *row, i, g, l int) {
+// store adds the q/k/v biases to row i, rotates its queries and keys, and
+// writes its keys and values into its cache slot.
+func (f *forward) store(r *row, i, l int) {
 	w, c := f.w, f.w.cfg
-	hd := c.HeadDim
-	group := c.Heads / c.KVHeads
-	koff := l*2*w.kvd*blockTokens + g*hd*blockTokens
-	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g*blockTokens*hd
-	n := r.pos + 1
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	for h := g * group; h < (g+1)*group; h++ {
-		q := f.qkv[i*w.qkv+h*hd : i*w.qkv+(h+1)*hd]
-		for d, x := range q {
-			s.q[d] = x * scale
+	q := f.qkv[i*w.qkv : (i+1)*w.qkv]
+	if b := w.layers[l].bqkv; b != nil {
+		for j, v := range b {
+			q[j] += v
 		}
-		scores := s.scores[:n+blockTokens]
+	}
+	pos := []int{r.pos}
+	w.rope.Apply(q[:w.qd], pos, c.Heads)
+	w.rope.Apply(q[w.qd:w.qd+w.kvd], pos, c.KVHeads)
+	if !r.write {
+		return
+	}
+	hd := c.HeadDim
+	kv, slot := r.path[len(r.path)-1].kv[l*2*w.kvd*blockTokens:], r.count-1
+	k, v := q[w.qd:w.qd+w.kvd], q[w.qd+w.kvd:]
+	for g := range c.KVHeads {
+		kt := kv[g*hd*blockTokens:]
+		for d, x := range k[g*hd : (g+1)*hd] {
+			kt[d*blockTokens+slot] = tensor.F32ToF16(x)
+		}
+		vs := kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:]
+		for d, x := range v[g*hd : (g+1)*hd] {
+			vs[d] = tensor.F32ToF16(x)
+		}
+	}
+}
+
+// attention is member m's share of every row's attention output: (row,
+// range of key/value heads) tasks, handed out in turn. Each query head's
+// scores against its sequence's keys are computed block by block, then a
+// softmax, then the weighted sum of the values as one chain of
+// multiply-adds over the positions, so the result does not depend on how
+// the sequence is cut into blocks. The heads go through
+// tensor.VecMatHeadsF16 together.
+func (f *forward) attention(m int, rows []row, l int) {
+	c := f.w.cfg
+	// A few rows would leave members idle: split the heads too.
+	parts := 1
+	if len(rows) < f.crew.n {
+		parts = min(f.crew.n, (c.KVHeads+3)/4)
+	}
+	per := (c.KVHeads + parts - 1) / parts
+	tasks := len(rows) * parts
+	for {
+		t := int(f.next[l].Add(1)) - 1
+		if t >= tasks {
+			return
+		}
+		i, g0 := t/parts, t%parts*per
+		if g0 < c.KVHeads {
+			f.attend(&f.scratch[m], &rows[i], i, g0, min(c.KVHeads, g0+per), l)
+		}
+	}
+}
+
+// attend computes row i's attention for key/value heads [g0, g1) and
+// their query heads.
+func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
+	w, c := f.w, f.w.cfg
+	hd, group, nh := c.HeadDim, c.Heads/c.KVHeads, g1-g0
+	S := c.MaxSeq + blockTokens // one head's scores
+	n := r.pos + 1
+	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
+	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
+	for x, v := range q {
+		s.q[x] = v * scale
+	}
+	// Query head g·group+j of this range is local head (g-g0)·group+j: for
+	// one j, the heads of every group are group·hd apart in q and group·S
+	// apart in the scores.
+	for j := range group {
 		at := 0
-		for j, nd := range r.path {
+		for x, nd := range r.path {
 			cnt := r.count
-			if j+1 < len(r.path) {
-				cnt = r.path[j+1].branch
+			if x+1 < len(r.path) {
+				cnt = r.path[x+1].branch
 			}
-			tensor.VecMat(scores[at:at+blockTokens], s.q, nd.kv[koff:], hd, blockTokens, blockTokens, false)
+			tensor.VecMatHeadsF16(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
+				nd.kv[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
 			at += cnt
 		}
-		p := scores[:n]
+	}
+	for lh := range nh * group {
+		p := s.scores[lh*S : lh*S+n]
 		tensor.Softmax(p, p)
-		out := f.att[i*w.qd+h*hd : i*w.qd+(h+1)*hd]
-		at = 0
-		for j, nd := range r.path {
+	}
+	out := f.att[i*w.qd+g0*group*hd:]
+	for j := range group {
+		at := 0
+		for x, nd := range r.path {
 			cnt := r.count
-			if j+1 < len(r.path) {
-				cnt = r.path[j+1].branch
+			if x+1 < len(r.path) {
+				cnt = r.path[x+1].branch
 			}
-			tensor.VecMat(out, p[at:at+cnt], nd.kv[voff:], cnt, hd, hd, at > 0)
+			tensor.VecMatHeadsF16(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
+				nd.kv[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
 			at += cnt
 		}
 	}

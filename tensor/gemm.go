@@ -365,48 +365,6 @@ func gemvRows(strips []gemvStrip, s *scratch, g gemmArgs, i0, i1, j0, j1 int) {
 	}
 }
 
-// VecMat computes the row vector c[0:n] = a·B for a of k values and B a
-// k×n matrix with row stride ldb: c[j] = Σ_p a[p]·B[p·ldb+j], each value
-// one chain of multiply-adds over p in order. With chain set, the chains
-// start from c's values rather than zero, so a sum split into consecutive
-// ranges of p gives the bits of one call over all of them: attention sums
-// over keys that lie in separate cache blocks this way. It runs on the
-// calling goroutine and allocates nothing.
-func VecMat(c, a, b []float32, k, n, ldb int, chain bool) {
-	if n == 0 {
-		return
-	}
-	if k == 0 {
-		if !chain {
-			clear(c[:n])
-		}
-		return
-	}
-	if ldb < n || len(a) < k || len(c) < n || len(b) < (k-1)*ldb+n {
-		panic(fmt.Sprintf("tensor: VecMat of %d by %dx%d (stride %d) with %d, %d and %d values", k, k, n, ldb, len(a), len(b), len(c)))
-	}
-	mode := stripSet
-	if chain {
-		mode = stripChain
-	}
-	j := 0
-	for _, st := range bestKernel.strips {
-		for ; j+st.width <= n; j += st.width {
-			st.run(k, &a[0], &b[j], &c[j], ldb, mode)
-		}
-	}
-	for ; j < n; j++ {
-		var sum float32
-		if chain {
-			sum = c[j]
-		}
-		for p := range k {
-			sum += a[p] * b[p*ldb+j]
-		}
-		c[j] = sum
-	}
-}
-
 // rowOfA returns row i of op(a), gathering it into s.a when a is stored
 // transposed.
 func rowOfA(s *scratch, g gemmArgs, i int) []float32 {

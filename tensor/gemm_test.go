@@ -254,6 +254,11 @@ func TestGemmPacked(t *testing.T) {
 					got := append([]float32(nil), c0...)
 					GemmPacked(threads, got, n, a, k, pb, m, acc)
 					closeEnough(t, fmt.Sprintf("packed %dx%dx%d flags %d threads %d", m, k, n, f|acc, threads), got, want, k)
+					parts := append([]float32(nil), c0...)
+					for p := range threads {
+						GemmPackedPart(parts, n, a, k, pb, m, acc, p, threads)
+					}
+					closeEnough(t, fmt.Sprintf("packed in %d parts %dx%dx%d flags %d", threads, m, k, n, f|acc), parts, got, 0)
 					// Each row alone gives the same bits.
 					for i := range m {
 						row := append([]float32(nil), c0[i*n:(i+1)*n]...)
@@ -261,6 +266,45 @@ func TestGemmPacked(t *testing.T) {
 						for j := range row {
 							if math.Float32bits(row[j]) != math.Float32bits(got[i*n+j]) {
 								t.Fatalf("packed %dx%dx%d: row %d col %d alone is %g, in %d rows %g", m, k, n, i, j, row[j], m, got[i*n+j])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestVecMatHeadsMatchesVecMat(t *testing.T) {
+	rng := newTestRand()
+	for _, heads := range []int{1, 2, 3, 4, 5, 6, 8, 9} {
+		for _, sh := range [][2]int{{1, 16}, {7, 32}, {32, 16}, {16, 48}, {5, 8}, {16, 33}, {48, 64}} {
+			k, n := sh[0], sh[1]
+			for _, shared := range []bool{false, true} {
+				for _, chain := range []bool{false, true} {
+					lda, ldb, ldc := k+3, n+5, n+2
+					ldbh := k * ldb
+					if shared {
+						ldbh = 0
+					}
+					a := randSlice(rng, heads*lda)
+					b := randSlice(rng, heads*k*ldb+ldb)
+					c0 := randSlice(rng, heads*ldc)
+					got := append([]float32(nil), c0...)
+					VecMatHeads(heads, got, ldc, a, lda, b, ldbh, ldb, k, n, chain)
+					for h := range heads {
+						want := append([]float32(nil), c0[h*ldc:h*ldc+n]...)
+						VecMat(want, a[h*lda:], b[h*ldbh:], k, n, ldb, chain)
+						for j := range want {
+							if math.Float32bits(got[h*ldc+j]) != math.Float32bits(want[j]) {
+								t.Fatalf("%d heads, %dx%d, shared %v, chain %v: head %d col %d is %g, VecMat gives %g",
+									heads, k, n, shared, chain, h, j, got[h*ldc+j], want[j])
+							}
+						}
+						// Columns between heads are left alone.
+						for j := n; j < ldc && h*ldc+j < len(got); j++ {
+							if got[h*ldc+j] != c0[h*ldc+j] {
+								t.Fatalf("%d heads: wrote past head %d's columns", heads, h)
 							}
 						}
 					}

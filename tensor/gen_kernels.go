@@ -42,6 +42,14 @@ func main() {
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
+	for _, heads := range []int{4, 2} {
+		for _, vecs := range []int{2, 1} {
+			vecMatHeads(&b, fmt.Sprintf("vecMatAVX512h%dx%d", heads, 16*vecs), heads, vecs, false)
+			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512h%dx%d", heads, 16*vecs), heads, vecs, true)
+		}
+	}
+	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, true)
+	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, true)
 	dot4AVX512(&b)
 	packBTransAVX512(&b)
 	expAVX512(&b)
@@ -410,6 +418,91 @@ func peak(b *strings.Builder, name, reg string, n int, zero string) {
 	}
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// vecMatHeads writes a kernel for several independent row-times-strip
+// products at once (attention's heads): for h < heads, c_h[0:w] = Σ_p
+// a_h[p]·b_h[p·ldb : p·ldb+w] with w = 16·vecs, a_h at a + h·lda, b_h at b +
+// h·ldbh, c_h at c + h·ldc (strides in elements). Each value is one chain of
+// fused multiply-adds over p in order, as in gemv's kernels, but the heads'
+// chains interleave, so the FMA latency no longer bounds a short product.
+// With chain set the chains start from c's values. With f16, b holds IEEE
+// half-precision values, widened as they are loaded.
+func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
+	bshift, bvec, btype := 2, 64, "*float32" // b's element size as a shift, one vector's bytes
+	if f16 {
+		bshift, bvec, btype = 1, 32, "*uint16"
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("// func %s(k int, a *float32, lda int, b %s, ldbh, ldb int, c *float32, ldc int, chain bool)", name, btype)
+	p("TEXT ·%s(SB), NOSPLIT, $0-65", name)
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ lda+16(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ b+24(FP), BX")
+	p("\tMOVQ ldbh+32(FP), R11")
+	p("\tSHLQ $%d, R11", bshift)
+	p("\tMOVQ ldb+40(FP), R8")
+	p("\tSHLQ $%d, R8", bshift)
+	p("\tMOVQ c+48(FP), DI")
+	p("\tMOVQ ldc+56(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tLEAQ (R9)(R9*2), R10")
+	p("\tLEAQ (R11)(R11*2), R12")
+	p("\tLEAQ (R13)(R13*2), R14")
+	at := func(base, s1, s3 string, h int) string {
+		switch h {
+		case 0:
+			return "(" + base + ")"
+		case 1:
+			return "(" + base + ")(" + s1 + "*1)"
+		case 2:
+			return "(" + base + ")(" + s1 + "*2)"
+		}
+		return "(" + base + ")(" + s3 + "*1)"
+	}
+	acc := func(h, v int) int { return h*vecs + v }
+	p("\tMOVBLZX chain+64(FP), SI")
+	p("\tTESTL SI, SI")
+	p("\tJZ %s_zero", name)
+	for h := range heads {
+		for v := range vecs {
+			p("\tVMOVUPS %d%s, Z%d", 64*v, at("DI", "R13", "R14", h), acc(h, v))
+		}
+	}
+	p("\tJMP %s_loop", name)
+	p("%s_zero:", name)
+	for h := range heads {
+		for v := range vecs {
+			r := acc(h, v)
+			p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
+		}
+	}
+	p("%s_loop:", name)
+	for h := range heads {
+		p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
+		for v := range vecs {
+			if f16 {
+				p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 20+v)
+				p("\tVFMADD231PS Z%d, Z%d, Z%d", 20+v, 16+h, acc(h, v))
+			} else {
+				p("\tVFMADD231PS %d%s, Z%d, Z%d", bvec*v, at("BX", "R11", "R12", h), 16+h, acc(h, v))
+			}
+		}
+	}
+	p("\tADDQ $4, AX")
+	p("\tADDQ R8, BX")
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	for h := range heads {
+		for v := range vecs {
+			p("\tVMOVUPS Z%d, %d%s", acc(h, v), 64*v, at("DI", "R13", "R14", h))
+		}
+	}
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")

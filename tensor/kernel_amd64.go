@@ -185,3 +185,79 @@ func packPanelTrans(panel, src []float32, ldb, kc, nr int) bool {
 	packBTransAVX512(&panel[0], &src[0], kc, &idx[0])
 	return true
 }
+
+//go:noescape
+func vecMatAVX512h4x32(k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatAVX512h4x16(k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatAVX512h2x32(k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatAVX512h2x16(k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+// vecMatHeadsKernels runs the multi-head kernel for 4 or 2 heads and 32
+// (wide) or 16 columns; nil without AVX-512. The caller has checked the
+// bounds.
+var vecMatHeadsKernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool) {
+	if !cpu.X86.HasAVX512F {
+		return nil
+	}
+	return func(heads int, wide bool, k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool) {
+		switch {
+		case heads == 4 && wide:
+			vecMatAVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 4:
+			vecMatAVX512h4x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case wide:
+			vecMatAVX512h2x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		default:
+			vecMatAVX512h2x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		}
+	}
+}()
+
+//go:noescape
+func vecMatF16AVX512h4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+// vecMatF16Kernels runs the half-precision multi-head kernel for 4, 2 or 1
+// heads and 32 (wide) or 16 columns; nil without AVX-512. The caller has
+// checked the bounds.
+var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
+	if !cpu.X86.HasAVX512F {
+		return nil
+	}
+	return func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
+		switch {
+		case heads == 4 && wide:
+			vecMatF16AVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 4:
+			vecMatF16AVX512h4x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 2 && wide:
+			vecMatF16AVX512h2x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 2:
+			vecMatF16AVX512h2x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case wide:
+			vecMatF16AVX512h1x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		default:
+			vecMatF16AVX512h1x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		}
+	}
+}()

@@ -116,3 +116,23 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 		}
 	}
 }
+
+// GemmPackedPart computes part `part` of `parts` of GemmPacked's product
+// (a range of c's columns) on the calling goroutine, so a team of
+// goroutines that already runs can share a product without starting new
+// ones; together the parts compute the whole.
+func GemmPackedPart(c []float32, ldc int, a []float32, lda int, b *Packed, m int, f Flags, part, parts int) {
+	if f&^Accumulate != 0 || parts <= 0 || part < 0 || part >= parts {
+		panic(fmt.Sprintf("tensor: GemmPackedPart part %d of %d, flags %d", part, parts, f))
+	}
+	if m == 0 {
+		return
+	}
+	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, b: Mat{b.data, b.n}, m: m, k: b.k, n: b.n, f: f}
+	g.check()
+	panels := ceilDiv(b.n, b.kern.nr)
+	q0, q1 := part*panels/parts, (part+1)*panels/parts
+	if q0 < q1 {
+		packedSerial(g, b, 0, m, q0, q1)
+	}
+}

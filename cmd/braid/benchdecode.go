@@ -257,7 +257,7 @@ func benchForkMemory(ctx context.Context, m *model.Model, n, prefix, suffix int)
 		return nil, err
 	}
 	c := m.Config
-	perToken := int64(c.Layers * 2 * c.KVHeads * c.HeadDim * 4)
+	perToken := int64(c.Layers * 2 * c.KVHeads * c.HeadDim * 2) // keys and values in half precision
 	// Each child feeds back all but its last sampled token.
 	floor := perToken * int64(prefix+n*(suffix-1))
 	return &forkMemory{Children: n, PrefixTokens: prefix, SuffixTokens: suffix, ForkedBytes: forked, IndependentBytes: indep,

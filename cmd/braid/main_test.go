@@ -32,13 +32,14 @@ func expectExit(t *testing.T, want int, stdin string, args ...string) (string, s
 
 func TestHelpListsCommandsWithExamples(t *testing.T) {
 	out, _ := expectExit(t, 0, "", "help")
-	for _, c := range []string{"gen", "countdown", "bench"} {
+	for _, c := range []string{"gen", "countdown", "generate", "bench"} {
 		if !strings.Contains(out, c) {
 			t.Errorf("braid help does not list %q:\n%s", c, out)
 		}
 	}
 	for _, cmd := range [][]string{
-		{"gen"}, {"countdown"}, {"bench"}, {"bench", "kernels"}, {"gen", "problems"}, {"gen", "traces"}, {"countdown", "solve"}, {"countdown", "verify"},
+		{"gen"}, {"countdown"}, {"bench"}, {"bench", "kernels"}, {"bench", "decode"}, {"gen", "problems"}, {"gen", "traces"},
+		{"countdown", "solve"}, {"countdown", "verify"}, {"generate"},
 	} {
 		out, _ := expectExit(t, 0, "", append(cmd, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "braid "+strings.Join(cmd, " ")) {

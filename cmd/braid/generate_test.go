@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// tinyModelDir writes a small random model with a trained tokenizer.
+func tinyModelDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tok, err := tokenizer.Train(context.Background(), slices.Values([]string{"hello world, hello braid", "27 22 26 31 53"}), 280, []string{"<|end|>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 64, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.5)
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestGenerateCommand(t *testing.T) {
+	dir := tinyModelDir(t)
+	out, errs := expectExit(t, 0, "", "generate", "--model", dir, "--max-tokens", "12", "--seed", "3", "--temperature", "0.9", "hello")
+	if !strings.Contains(errs, "12 generated (length)") || !strings.Contains(errs, "seed 3") {
+		t.Errorf("stderr: %s", errs)
+	}
+	again, _ := expectExit(t, 0, "", "generate", "--model", dir, "--max-tokens", "12", "--seed", "3", "--temperature", "0.9", "--quiet", "hello")
+	if again != out {
+		t.Errorf("the same seed printed %q, then %q", out, again)
+	}
+	_, errs = expectExit(t, 2, "", "generate", "hello")
+	if !strings.Contains(errs, "--model") {
+		t.Errorf("without a model: %s", errs)
+	}
+	_, errs = expectExit(t, 1, "", "generate", "--model", filepath.Join(dir, "missing"), "hello")
+	if !strings.Contains(errs, "missing") {
+		t.Errorf("missing model directory: %s", errs)
+	}
+	_, errs = expectExit(t, 2, "", "generate", "--model", dir, "--top-p", "1.5", "hello")
+	if !strings.Contains(errs, "top-p") {
+		t.Errorf("bad top-p: %s", errs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs = expectExit(t, 1, "", "generate", "--model", dir, "hello")
+	if !strings.Contains(errs, "tokenizer.json") {
+		t.Errorf("broken tokenizer: %s", errs)
+	}
+}
+
+func TestBenchDecodeJSON(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"model_type":"llama","vocab_size":300,"hidden_size":32,"intermediate_size":64,
+		"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"max_position_embeddings":256}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := expectExit(t, 0, "", "bench", "decode", "--config", cfg, "--threads", "1,3", "--prompt", "5", "--tokens", "6",
+		"--prefix", "40", "--children", "4", "--suffix", "10", "--json")
+	var rep struct {
+		Decode []struct {
+			Threads      int     `json:"threads"`
+			TokensPerSec float64 `json:"tokens_per_s"`
+		} `json:"decode"`
+		Prefill    []struct{ Threads int } `json:"prefill"`
+		ForkMemory struct {
+			Children         int     `json:"children"`
+			ForkedBytes      int64   `json:"forked_bytes"`
+			IndependentBytes int64   `json:"independent_bytes"`
+			Ratio            float64 `json:"forked_over_one_thread_plus_suffixes"`
+		} `json:"fork_memory"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Decode) != 2 || rep.Decode[0].Threads != 1 || rep.Decode[1].Threads != 3 || rep.Decode[1].TokensPerSec <= 0 || len(rep.Prefill) != 2 {
+		t.Errorf("decode: %+v", rep.Decode)
+	}
+	fm := rep.ForkMemory
+	if fm.Children != 4 || fm.ForkedBytes <= 0 || fm.IndependentBytes <= fm.ForkedBytes || fm.Ratio < 1 {
+		t.Errorf("fork memory: %+v", fm)
+	}
+	_, errs := expectExit(t, 2, "", "bench", "decode", "--config", cfg, "--prompt", "250", "--tokens", "10")
+	if !strings.Contains(errs, "256 positions") {
+		t.Errorf("over-long prompt: %s", errs)
+	}
+}

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// crew is a fixed team of goroutines that run one function together, the
+// caller being member 0, meeting at barriers between its phases. A decode
+// step is a few dozen short phases (a product, a norm, attention); starting
+// goroutines for each costs more than the phase, so the members stay, and
+// wait for each other by spinning, which costs a fraction of a
+// microsecond.
+type crew struct {
+	n       int
+	work    func(member int)
+	wake    []chan struct{}
+	arrived atomic.Int32
+	phase   atomic.Uint32
+	stop    chan struct{}
+}
+
+func newCrew(n int) *crew {
+	c := &crew{n: n, stop: make(chan struct{})}
+	for i := 1; i < n; i++ {
+		ch := make(chan struct{})
+		c.wake = append(c.wake, ch)
+		go func() {
+			for {
+				select {
+				case <-ch:
+					c.work(i)
+					c.barrier()
+				case <-c.stop:
+					return
+				}
+			}
+		}()
+	}
+	return c
+}
+
+// run calls f(member) on every member at once and returns when all have
+// finished.
+func (c *crew) run(f func(member int)) {
+	c.work = f
+	for _, ch := range c.wake {
+		ch <- struct{}{}
+	}
+	f(0)
+	c.barrier()
+	c.work = nil
+}
+
+// barrier returns once every member has reached it.
+func (c *crew) barrier() {
+	if c.n == 1 {
+		return
+	}
+	phase := c.phase.Load()
+	if c.arrived.Add(1) == int32(c.n) {
+		c.arrived.Store(0)
+		c.phase.Add(1)
+		return
+	}
+	for spins := 0; c.phase.Load() == phase; spins++ {
+		if spins > 100 {
+			// Let other goroutines run, and a member that is not
+			// running yet reach the barrier.
+			runtime.Gosched()
+		}
+	}
+}
+
+// close stops the members.
+func (c *crew) close() { close(c.stop) }
+
+// span is member w's share of n items split among the crew.
+func (c *crew) span(n, w int) (int, int) {
+	return w * n / c.n, (w + 1) * n / c.n
+}

@@ -1,0 +1,147 @@
+package tensor
+
+import "fmt"
+
+// VecMat computes the row vector c[0:n] = a·B for a of k values and B a
+// k×n matrix with row stride ldb: c[j] = Σ_p a[p]·B[p·ldb+j], each value
+// one chain of multiply-adds over p in order. With chain set, the chains
+// start from c's values rather than zero, so a sum split into consecutive
+// ranges of p gives the bits of one call over all of them: attention sums
+// over keys that lie in separate cache blocks this way. It runs on the
+// calling goroutine and allocates nothing.
+func VecMat(c, a, b []float32, k, n, ldb int, chain bool) {
+	if n == 0 {
+		return
+	}
+	if k == 0 {
+		if !chain {
+			clear(c[:n])
+		}
+		return
+	}
+	if ldb < n || len(a) < k || len(c) < n || len(b) < (k-1)*ldb+n {
+		panic(fmt.Sprintf("tensor: VecMat of %d by %dx%d (stride %d) with %d, %d and %d values", k, k, n, ldb, len(a), len(b), len(c)))
+	}
+	mode := stripSet
+	if chain {
+		mode = stripChain
+	}
+	j := 0
+	for _, st := range bestKernel.strips {
+		for ; j+st.width <= n; j += st.width {
+			st.run(k, &a[0], &b[j], &c[j], ldb, mode)
+		}
+	}
+	vecMatTail(c, a, b, k, j, n, ldb, chain)
+}
+
+// vecMatTail computes columns [j, n) of VecMat in plain Go.
+func vecMatTail(c, a, b []float32, k, j, n, ldb int, chain bool) {
+	for ; j < n; j++ {
+		var sum float32
+		if chain {
+			sum = c[j]
+		}
+		for p := range k {
+			sum += a[p] * b[p*ldb+j]
+		}
+		c[j] = sum
+	}
+}
+
+// VecMatHeads is VecMat for several independent products at once, the
+// heads of an attention layer: for h < heads, c[h·ldc:][0:n] = a[h·lda:][0:k]
+// · B_h, with B_h at b[h·ldbh:] and row stride ldb (ldbh may be 0 for a
+// matrix every head shares). Every value has the bits VecMat gives that
+// head alone; interleaving the heads' chains lets short products run at
+// the speed of the loads instead of the multiply-add latency.
+func VecMatHeads(heads int, c []float32, ldc int, a []float32, lda int, b []float32, ldbh, ldb int, k, n int, chain bool) {
+	if heads <= 0 || n == 0 {
+		return
+	}
+	if k == 0 || ldb < n || len(a) < (heads-1)*lda+k || len(c) < (heads-1)*ldc+n || len(b) < (heads-1)*ldbh+(k-1)*ldb+n {
+		for h := range heads {
+			VecMat(c[h*ldc:], a[h*lda:], b[h*ldbh:], k, n, ldb, chain)
+		}
+		return
+	}
+	h := 0
+	if vecMatHeadsKernels != nil {
+		for ; h+2 <= heads; h += 2 {
+			g := 2
+			if h+4 <= heads {
+				g = 4
+			}
+			j := 0
+			for ; j+16 <= n; j += 16 {
+				wide := j+32 <= n
+				vecMatHeadsKernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
+				if wide {
+					j += 16
+				}
+			}
+			if j < n {
+				for x := h; x < h+g; x++ {
+					vecMatTail(c[x*ldc:], a[x*lda:], b[x*ldbh:], k, j, n, ldb, chain)
+				}
+			}
+			h += g - 2
+		}
+	}
+	for ; h < heads; h++ {
+		VecMat(c[h*ldc:], a[h*lda:], b[h*ldbh:], k, n, ldb, chain)
+	}
+}
+
+// VecMatHeadsF16 is VecMatHeads with b in half precision (see F32ToF16),
+// widened exactly as it is read. Every value is one chain of multiply-adds
+// over p in order, computed the same way whatever the number of heads.
+func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []uint16, ldbh, ldb int, k, n int, chain bool) {
+	if heads <= 0 || n == 0 {
+		return
+	}
+	if ldb < n || len(a) < (heads-1)*lda+k || len(c) < (heads-1)*ldc+n || k > 0 && len(b) < (heads-1)*ldbh+(k-1)*ldb+n {
+		panic(fmt.Sprintf("tensor: VecMatHeadsF16 of %d heads, %dx%d (strides %d, %d) with %d, %d and %d values",
+			heads, k, n, ldbh, ldb, len(a), len(b), len(c)))
+	}
+	if k == 0 {
+		if !chain {
+			for h := range heads {
+				clear(c[h*ldc : h*ldc+n])
+			}
+		}
+		return
+	}
+	j := 0
+	if vecMatF16Kernels != nil {
+		for ; j+16 <= n; j += 16 {
+			wide := j+32 <= n
+			for h := 0; h < heads; {
+				g := 1
+				switch {
+				case h+4 <= heads:
+					g = 4
+				case h+2 <= heads:
+					g = 2
+				}
+				vecMatF16Kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
+				h += g
+			}
+			if wide {
+				j += 16
+			}
+		}
+	}
+	for h := range heads {
+		for jj := j; jj < n; jj++ {
+			var sum float32
+			if chain {
+				sum = c[h*ldc+jj]
+			}
+			for p := range k {
+				sum += a[h*lda+p] * F16ToF32(b[h*ldbh+p*ldb+jj])
+			}
+			c[h*ldc+jj] = sum
+		}
+	}
+}
