@@ -27,7 +27,7 @@ type node struct {
 	// steps every token is filled; during one, tokens appended for the step
 	// are pending until its forward pass writes them.
 	filled int
-	writer *thread // the thread that appended the pending tokens
+	writer *thread  // the thread that appended the pending tokens
 	kv     []uint16 // keys and values in half precision
 	// children branch off this node; refs counts the live threads whose
 	// sequence runs through it.

@@ -98,7 +98,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 				}
 				name = configPath
 			}
-			if prompt+tokens > c.MaxSeq || prefix+suffix > c.MaxSeq {
+			if prompt+tokens > c.MaxSeq || children > 0 && prefix+suffix > c.MaxSeq {
 				return usageErrorf("--prompt + --tokens and --prefix + --suffix must fit the model's %d positions", c.MaxSeq)
 			}
 			m, err := model.New(c)

@@ -162,4 +162,3 @@ func unescape(s string) string {
 	}
 	return string(b)
 }
-
