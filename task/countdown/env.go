@@ -1,0 +1,410 @@
+package countdown
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Env is a thread's Countdown environment: it follows the text a model
+// writes and writes, itself, everything the search state determines, so a
+// small model spends its capacity on the search policy (which operation to
+// explore, which node to move to, when to spawn which children) instead of
+// on arithmetic. The environment writes:
+//
+//   - after "Exploring Operation: a-b=", the result, the resulting numbers
+//     and the verdict line (the Generated Node, or Goal Reached / No
+//     Solution when one number is left);
+//   - after every move, the Current State of the node moved to;
+//   - after the goal, the solution path replayed from the thread's start and
+//     the Exit Sub Search lines of every open sub search;
+//   - after a sub search gave up ("No solution found."), its Exit line and
+//     "No solution found in sub search";
+//   - after a join that brought the goal, the Goal Reached line and the
+//     solution path from the root.
+//
+// The model writes the rest: the start of every line, the operation, the
+// node a move goes to, sub searches, spawn blocks, and giving up. Training
+// masks the environment's text from the loss; decoding appends it as forced
+// tokens. A line the rules reject is an error naming it.
+type Env struct {
+	w    *walker
+	line strings.Builder // the line being written
+	out  traceWriter     // scratch for the text the environment writes
+	// explored counts, per node and operation, how often the operation
+	// was explored there: with repeated numbers one operation has several
+	// variants ("42-37" on either 42 of [37, 42, 44, 42]), taken in turn.
+	explored map[string]int
+	// expect, when set, is the text the trace goes on with (EnvSpans):
+	// of an operation's variants, the environment writes the one it
+	// holds.
+	expect string
+	// goalAt is the node whose operation first reached the goal (in a
+	// join, the first solved sub search's), for the solution path.
+	goalAt *TreeNode
+}
+
+// NewEnv starts the environment of a thread of problem p whose prompt is
+// prompt: a root thread's header and start, a child's move and state, or a
+// parent resumed with its join block.
+func NewEnv(p Problem, prompt string) (*Env, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Env{w: &walker{t: &Trace{byID: make(map[string]*TreeNode), Target: p.Target}, problem: &p}, explored: map[string]int{}}
+	h, body, err := SplitHeader(prompt)
+	if err != nil {
+		return nil, err
+	}
+	e.w.t.Header = h
+	if h.Mode != "" {
+		e.w.lineNo++
+	}
+	if !strings.HasSuffix(body, "\n") && body != "" {
+		return nil, errors.New("countdown: a prompt ends with a whole line")
+	}
+	for line := range strings.SplitSeq(strings.TrimSuffix(body, "\n"), "\n") {
+		if line == "" && body == "" {
+			break
+		}
+		if err := e.feed(line); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Done reports whether the thread's trace is complete: the goal reached
+// with its solution path and every sub search closed, a spawn block
+// written, or the search given up.
+func (e *Env) Done() bool {
+	w := e.w
+	if w.finished {
+		return true
+	}
+	replayed := w.path == nil || w.path.done || w.t.Header.Mode == ModeDirect
+	return w.t.Solved() && replayed && len(w.subs) == 0 && w.join == nil && e.line.Len() == 0
+}
+
+// Next takes the text the model wrote since the last call and returns the
+// text the environment writes after it, "" when the model writes next. An
+// error names a line the rules reject.
+func (e *Env) Next(written string) (string, error) {
+	var fill strings.Builder
+	for written != "" {
+		i := strings.IndexByte(written, '\n')
+		if i < 0 {
+			e.line.WriteString(written)
+			written = ""
+			f, err := e.partial()
+			if err != nil {
+				return "", err
+			}
+			if f != "" {
+				fill.WriteString(f)
+			}
+			break
+		}
+		e.line.WriteString(written[:i])
+		written = written[i+1:]
+		line := e.line.String()
+		e.line.Reset()
+		if err := e.feed(line); err != nil {
+			return "", err
+		}
+		f, err := e.determined()
+		if err != nil {
+			return "", err
+		}
+		fill.WriteString(f)
+	}
+	return fill.String(), nil
+}
+
+// Feed tells the environment about text written by neither the model nor
+// itself: a join block the runtime inserted. It returns what the
+// environment writes after it.
+func (e *Env) Feed(text string) (string, error) {
+	if e.line.Len() > 0 {
+		return "", errors.New("countdown: text inserted in the middle of a line")
+	}
+	return e.Next(text)
+}
+
+func (e *Env) feed(line string) error {
+	w := e.w
+	w.lineNo++
+	l, err := ParseLine(line)
+	if err == nil && l.Kind == LineGoal && w.exploreOf != nil && e.goalAt == nil {
+		e.goalAt = w.exploreOf
+	}
+	if err == nil {
+		err = w.step(&l)
+	}
+	if err != nil {
+		return &TraceError{Line: w.lineNo, Text: line, Reason: err.Error()}
+	}
+	w.prev = l.Kind
+	return nil
+}
+
+// partial is what follows an unfinished line: the rest of an Exploring
+// Operation line once the model has written its operation and "=".
+func (e *Env) partial() (string, error) {
+	s := e.line.String()
+	rest, ok := strings.CutPrefix(s, "Exploring Operation: ")
+	if !ok || !strings.HasSuffix(rest, "=") {
+		return "", nil
+	}
+	w := e.w
+	op, err := parseOperands(strings.TrimSuffix(rest, "="))
+	if err != nil {
+		return "", &TraceError{Line: w.lineNo + 1, Text: s, Reason: err.Error()}
+	}
+	if w.cur == nil {
+		return "", &TraceError{Line: w.lineNo + 1, Text: s, Reason: "an operation is explored before any Current State"}
+	}
+	nums, ok := e.variant(op, s)
+	if !ok {
+		return "", &TraceError{Line: w.lineNo + 1, Text: s, Reason: fmt.Sprintf("%s uses numbers not in the state %s", op, formatNums(w.cur.Nums))}
+	}
+	e.out.b = e.out.b[:0]
+	e.out.exploring(op, nums)
+	full := e.out.String()
+	e.line.Reset()
+	fill := full[len(s):]
+	if err := e.feed(strings.TrimSuffix(full, "\n")); err != nil {
+		return "", err
+	}
+	// The verdict follows.
+	e.out.b = e.out.b[:0]
+	if len(nums) == 1 {
+		e.out.verdict(nums[0], w.t.Target)
+	} else {
+		e.out.generated(childID(w.exploreOf.ID, e.children(w.exploreOf.ID)), w.t.Target, nums, op)
+	}
+	verdict := e.out.String()
+	if err := e.feed(strings.TrimSuffix(verdict, "\n")); err != nil {
+		return "", err
+	}
+	more, err := e.determined()
+	if err != nil {
+		return "", err
+	}
+	return fill + verdict + more, nil
+}
+
+// variant returns the numbers op leaves in the current state, in the
+// generators' order: the numbers not used, then the result. When repeated
+// numbers give op several variants, the k-th exploration of op at a node
+// takes the k-th (in the order of the operands' positions), unless the text
+// expected next names another.
+func (e *Env) variant(op Op, written string) ([]int, bool) {
+	cur := e.w.cur
+	var variants [][]int
+	nums := cur.Nums
+	for i := range nums {
+		for j := i + 1; j < len(nums); j++ {
+			for _, o := range Combine(nums[i], nums[j]) {
+				if o != op {
+					continue
+				}
+				v := make([]int, 0, len(nums)-1)
+				for k, x := range nums {
+					if k != i && k != j {
+						v = append(v, x)
+					}
+				}
+				variants = append(variants, append(v, op.Result))
+			}
+		}
+	}
+	if len(variants) == 0 {
+		// Operands in another order than the generators write them
+		// ("22+26" for 26 before 22): still a legal step.
+		return apply(nums, op)
+	}
+	key := cur.ID + " " + op.String()
+	k := e.explored[key]
+	e.explored[key]++
+	if e.expect != "" {
+		for _, v := range variants {
+			e.out.b = e.out.b[:0]
+			e.out.exploring(op, v)
+			if strings.HasPrefix(e.expect, e.out.String()[len(written):]) {
+				return v, true
+			}
+		}
+	}
+	return variants[k%len(variants)], true
+}
+
+// parseOperands reads "a-b" into an operation with its result, checking it
+// against the rules.
+func parseOperands(s string) (Op, error) {
+	i := strings.IndexAny(s, "+-*/")
+	if i <= 0 || i == len(s)-1 {
+		return Op{}, fmt.Errorf("want an operation such as 53-22, not %q", s)
+	}
+	a, errA := strconv.Atoi(s[:i])
+	b, errB := strconv.Atoi(s[i+1:])
+	if errA != nil || errB != nil || a > 1e9 || b > 1e9 {
+		return Op{}, fmt.Errorf("want an operation such as 53-22, not %q", s)
+	}
+	for _, o := range Combine(a, b) {
+		if o.Sym == s[i] && o.A == a && o.B == b {
+			return o, nil
+		}
+	}
+	op := Op{A: a, B: b, Sym: s[i]}
+	if err := checkOp(op); err != nil {
+		return Op{}, err
+	}
+	return Op{}, fmt.Errorf("%s is not a legal step", s)
+}
+
+// children counts the nodes generated from the node with the given id.
+func (e *Env) children(id string) int {
+	n := 0
+	for _, c := range e.w.t.Nodes {
+		if p, ok := parentID(c.ID); ok && p == id {
+			n++
+		}
+	}
+	return n
+}
+
+// determined writes the lines the state determines after a whole line,
+// feeding them back, until the model is to write.
+func (e *Env) determined() (string, error) {
+	var fill strings.Builder
+	for {
+		line, ok := e.nextLine()
+		if !ok {
+			return fill.String(), nil
+		}
+		fill.WriteString(line)
+		for l := range strings.SplitSeq(strings.TrimSuffix(line, "\n"), "\n") {
+			if err := e.feed(l); err != nil {
+				return "", err
+			}
+		}
+	}
+}
+
+// nextLine is the line the state determines next, if any.
+func (e *Env) nextLine() (string, bool) {
+	w, t := e.w, e.w.t
+	e.out.b = e.out.b[:0]
+	switch {
+	case w.finished || w.spawn != nil || w.join != nil && w.path == nil:
+		return "", false
+	case w.pending != nil:
+		if w.pending.Nums == nil {
+			return "", false // a thread's start: its state is in the prompt
+		}
+		e.out.currentState(t.Target, w.pending.Nums, w.pending.Ops)
+	case w.explore != nil:
+		return "", false // only after the model's operation
+	case w.prev == LineEndJoin && w.joinGoal != nil:
+		e.out.verdict(t.Target, t.Target)
+	case w.path != nil && !w.path.done && t.Header.Mode != ModeDirect:
+		// Direct mode's trace is the path itself: no replay.
+		if !e.replayLine() {
+			return "", false
+		}
+	case len(w.subs) > 0 && w.subs[len(w.subs)-1].outcome != subOpen:
+		n := len(w.subs)
+		e.out.raw("Exit Sub Search at level " + strconv.Itoa(n) + "\n")
+	case w.prev == LineSubExit && w.exited == subExhausted:
+		e.out.raw("No solution found in sub search\n")
+	default:
+		return "", false
+	}
+	return e.out.String(), true
+}
+
+// replayLine writes the next line of the solution path being replayed: a
+// move, then (after its Current State) the step toward the goal, along the
+// chain of nodes from the thread's start to the node that reached it.
+func (e *Env) replayLine() bool {
+	w, t := e.w, e.w.t
+	if w.join != nil || e.goalAt == nil || len(t.Solution) == 0 {
+		return false // a child's path inside a join: the runtime writes it
+	}
+	if w.prev != LineCurrentState {
+		e.out.moving(w.path.next)
+		return true
+	}
+	cur := w.cur
+	if cur.ID == e.goalAt.ID {
+		op := t.Solution[len(t.Solution)-1]
+		e.out.exploring(op, []int{op.Result})
+		e.out.verdict(op.Result, t.Target)
+		return true
+	}
+	// The next node: the ancestor of the goal's node whose parent is cur.
+	next := e.goalAt
+	for {
+		p, ok := parentID(next.ID)
+		if !ok {
+			return false
+		}
+		if p == cur.ID {
+			break
+		}
+		if next = t.byID[p]; next == nil {
+			return false
+		}
+	}
+	op := next.Ops[len(next.Ops)-1]
+	e.out.exploring(op, next.Nums)
+	e.out.generated(next.ID, t.Target, next.Nums, op)
+	return true
+}
+
+// Span is a byte range [Start, End) of a text.
+type Span struct{ Start, End int }
+
+// EnvSpans returns the parts of a thread's completion that its environment
+// writes, in order, checking that the environment writes exactly them: the
+// model writes up to each end of line and each "=" of an Exploring
+// Operation, and whatever the environment writes there must come next.
+func EnvSpans(p Problem, prompt, completion string) ([]Span, error) {
+	e, err := NewEnv(p, prompt)
+	if err != nil {
+		return nil, err
+	}
+	var spans []Span
+	pos := 0
+	for pos < len(completion) {
+		end := strings.IndexByte(completion[pos:], '\n')
+		if end < 0 {
+			end = len(completion)
+		} else {
+			end += pos + 1
+		}
+		line := e.line.String() + completion[pos:end]
+		if rest, ok := strings.CutPrefix(line, "Exploring Operation: "); ok {
+			if i := strings.IndexByte(rest, '='); i >= 0 {
+				end = pos + (len("Exploring Operation: ") + i + 1 - e.line.Len())
+			}
+		}
+		e.expect = completion[end:]
+		fill, err := e.Next(completion[pos:end])
+		if err != nil {
+			return nil, err
+		}
+		pos = end
+		if fill == "" {
+			continue
+		}
+		if !strings.HasPrefix(completion[pos:], fill) {
+			return nil, fmt.Errorf("countdown: at byte %d the environment writes %q, the trace %q", pos, fill, completion[pos:min(len(completion), pos+len(fill))])
+		}
+		spans = append(spans, Span{pos, pos + len(fill)})
+		pos += len(fill)
+	}
+	return spans, nil
+}

@@ -1,0 +1,145 @@
+package countdown
+
+import (
+	"iter"
+	"strings"
+	"testing"
+)
+
+func firstProblems(seed uint64, n int) []Problem {
+	next, stop := iter.Pull(Problems(seed, Train))
+	defer stop()
+	var ps []Problem
+	for range n {
+		p, _ := next()
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// The environment writes exactly the determined parts of every sequence the
+// generators produce, in every format.
+func TestEnvReproducesGeneratedTraces(t *testing.T) {
+	problems := firstProblems(11, 150)
+	for _, format := range []Mode{ModeSerial, ModeParallel, ModeDirect} {
+		cfg := TraceConfig{Format: format, ModeHeader: true}
+		var envBytes, total int
+		for i, p := range problems {
+			rec, err := cfg.Generate(p, 11, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, s := range rec.Sequences {
+				spans, err := EnvSpans(p, s.Prompt, s.Completion)
+				if err != nil {
+					t.Fatalf("%s problem %d sequence %d: %v\nprompt:\n%s\ncompletion:\n%s", format, i, j, err, s.Prompt, s.Completion)
+				}
+				last := 0
+				for _, sp := range spans {
+					if sp.Start < last || sp.End <= sp.Start || sp.End > len(s.Completion) {
+						t.Fatalf("%s problem %d: spans out of order: %v", format, i, spans)
+					}
+					last = sp.End
+					envBytes += sp.End - sp.Start
+				}
+				total += len(s.Completion)
+			}
+		}
+		t.Logf("%s: the environment writes %.0f%% of the completion bytes", format, 100*float64(envBytes)/float64(total))
+		if envBytes == 0 {
+			t.Errorf("%s: the environment wrote nothing", format)
+		}
+	}
+}
+
+// What the model writes, fed token by token in arbitrary pieces, draws the
+// same text from the environment as whole lines do.
+func TestEnvNextInPieces(t *testing.T) {
+	p := firstProblems(12, 1)[0]
+	rec, err := TraceConfig{Format: ModeSerial, ModeHeader: true}.Generate(p, 12, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rec.Sequences[0]
+	spans, err := EnvSpans(p, s.Prompt, s.Completion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEnv(p, s.Prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	pos := 0
+	for _, sp := range append(spans, Span{len(s.Completion), len(s.Completion)}) {
+		model := s.Completion[pos:sp.Start]
+		for k := 0; k < len(model); k += 3 {
+			piece := model[k:min(len(model), k+3)]
+			got.WriteString(piece)
+			fill, err := e.Next(piece)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fill != "" && k+3 < len(model) {
+				t.Fatalf("the environment wrote %q in the middle of the model's text %q", fill, model)
+			}
+			got.WriteString(fill)
+		}
+		pos = sp.End
+	}
+	if got.String() != s.Completion {
+		t.Errorf("rebuilt:\n%s\nwant:\n%s", got.String(), s.Completion)
+	}
+	if !e.Done() {
+		t.Error("the trace is complete but the environment is not done")
+	}
+}
+
+func TestEnvRejectsIllegalOperations(t *testing.T) {
+	p := Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	prompt := "Mode: serial\nCurrent State: 27:[22, 26, 31, 53], Operations: []\n"
+	for _, tc := range []struct{ written, want string }{
+		{"Exploring Operation: 22-53=", "smaller number from the larger"},
+		{"Exploring Operation: 22+99=", "not in the state"},
+		{"Exploring Operation: 53/22=", "not exact"},
+		{"Exploring Operation: x=", "want an operation"},
+		{"Moving to Node #0,7\n", "never generated"},
+	} {
+		e, err := NewEnv(p, prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.Next(tc.written)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error about %q", tc.written, err, tc.want)
+		}
+	}
+	e, _ := NewEnv(p, prompt)
+	fill, err := e.Next("Exploring Operation: 53-22=")
+	if want := "31, Resulting Numbers: [26, 31, 31]\nGenerated Node #0,0: 27:[26, 31, 31] Operation: 53-22=31\n"; err != nil || fill != want {
+		t.Errorf("fill %q, %v; want %q", fill, err, want)
+	}
+}
+
+// Whatever a model writes, the environment answers with text or an error,
+// never a panic.
+func FuzzEnvNext(f *testing.F) {
+	f.Add("Exploring Operation: 53-22=", "Moving to Node #0,0\n")
+	f.Add("Exploring Operation: 53*26=", "Start Sub Search at level 1: Moving to Node #0,0\n")
+	f.Add("<Calling Sub Searches>\n", "<Start Sub Search 0 at level 1> Moving to Node #0,0\n")
+	f.Add("No solution found.\n", "x")
+	p := Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		for _, mode := range []Mode{ModeSerial, ModeParallel, ModeDirect} {
+			e, err := NewEnv(p, Header{Mode: mode}.Apply("Moving to Node #0\nCurrent State: 27:[22, 26, 31, 53], Operations: []\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Next(a); err != nil {
+				continue
+			}
+			_, _ = e.Next(b)
+			_ = e.Done()
+		}
+	})
+}
