@@ -15,6 +15,13 @@ var ErrNoTargets = errors.New("model: Backward needs a Forward with targets")
 // probabilities, so it runs once per Forward; a second call returns
 // ErrNoTargets.
 func (m *Model) Backward(a *Activations, g *Params) error {
+	return m.BackwardScaled(a, g, 1)
+}
+
+// BackwardScaled is Backward for scale times the mean loss: a trainer that
+// accumulates micro-batches weights each by its share of the batch's
+// targets, so the sum is the gradient of the batch's mean loss.
+func (m *Model) BackwardScaled(a *Activations, g *Params, scale float32) error {
 	if a.targets == nil {
 		return ErrNoTargets
 	}
@@ -26,7 +33,7 @@ func (m *Model) Backward(a *Activations, g *Params) error {
 	// target; written over the probabilities.
 	inv := float32(0)
 	if a.valid > 0 {
-		inv = 1 / float32(a.valid)
+		inv = scale / float32(a.valid)
 	}
 	for i, t := range a.targets {
 		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
@@ -57,14 +64,30 @@ func (a *Activations) ensureScratch(c Config) {
 	if a.dx != nil {
 		return
 	}
-	bt := a.B * a.T
-	f := func(n int) []float32 { return make([]float32, n) }
-	a.dx, a.dxn = f(bt*c.Dim), f(bt*c.Dim)
-	a.dq, a.dk, a.dv, a.dAtt = f(bt*c.qDim()), f(bt*c.kvDim()), f(bt*c.kvDim()), f(bt*c.qDim())
-	a.dg, a.du, a.dact = f(bt*c.Hidden), f(bt*c.Hidden), f(bt*c.Hidden)
-	a.dscore = make([][]float32, a.B*c.KVHeads)
+	for _, v := range []struct {
+		dst *[]float32
+		per int
+	}{{&a.dx, c.Dim}, {&a.dxn, c.Dim}, {&a.dq, c.qDim()}, {&a.dk, c.kvDim()}, {&a.dv, c.kvDim()}, {&a.dAtt, c.qDim()},
+		{&a.dg, c.Hidden}, {&a.du, c.Hidden}, {&a.dact, c.Hidden}} {
+		a.views = append(a.views, view{dst: v.dst, back: make([]float32, a.maxTokens*v.per), per: v.per})
+		n := a.B * a.T * v.per
+		*v.dst = a.views[len(a.views)-1].back[:n:n]
+	}
+	a.scoreBack = make([]float32, a.maxTokens*a.maxT*c.KVHeads)
+	a.cutScores()
+}
+
+// cutScores cuts the backward pass's per-(sequence, head) score gradients,
+// T×T each, from their backing array.
+func (a *Activations) cutScores() {
+	n := a.B * a.cfg.KVHeads
+	if cap(a.dscore) < n {
+		a.dscore = make([][]float32, n)
+	}
+	a.dscore = a.dscore[:n]
+	tt := a.T * a.T
 	for i := range a.dscore {
-		a.dscore[i] = f(a.T * a.T)
+		a.dscore[i] = a.scoreBack[i*tt : (i+1)*tt : (i+1)*tt]
 	}
 }
 

@@ -26,7 +26,8 @@ func New(c Config) (*Model, error) {
 
 // Activations hold what a forward pass over B sequences of T tokens saves
 // for the backward pass, and the backward pass's scratch. Reuse one across
-// steps of the same shape: it allocates nothing after the first.
+// steps: it allocates nothing after the first, and Reshape fits it to any
+// batch within the capacity it was made with.
 type Activations struct {
 	B, T   int
 	tokens []int
@@ -43,6 +44,21 @@ type Activations struct {
 	// backward scratch
 	dx, dxn, dq, dk, dv, dAtt, dg, du, dact []float32
 	dscore                                  [][]float32
+
+	cfg             Config
+	maxTokens, maxT int
+	views           []view
+	posBack         []int
+	scoreBack       []float32
+}
+
+// view is a buffer cut from a backing array at its capacity: per values
+// per token, or per attention score (B·T·T values per head) with scores.
+type view struct {
+	dst    *[]float32
+	back   []float32
+	per    int
+	scores bool
 }
 
 type layerActs struct {
@@ -51,30 +67,76 @@ type layerActs struct {
 
 // NewActivations sizes the buffers for B sequences of T tokens.
 func (m *Model) NewActivations(B, T int) *Activations {
-	c := m.Config
-	bt := B * T
-	a := &Activations{B: B, T: T, pos: make([]int, bt)}
-	for i := range a.pos {
-		a.pos[i] = i % T
+	a := m.NewActivationsCap(B*T, T)
+	if err := a.Reshape(B, T); err != nil {
+		panic(err) // within the capacity by construction
 	}
-	f := func(n int) []float32 { return make([]float32, n) }
+	return a
+}
+
+// NewActivationsCap makes activations for batches of at most maxTokens
+// tokens in sequences of at most maxT; call Reshape before each Forward
+// whose shape differs from the last.
+func (m *Model) NewActivationsCap(maxTokens, maxT int) *Activations {
+	c := m.Config
+	a := &Activations{cfg: c, maxTokens: maxTokens, maxT: maxT, posBack: make([]int, maxTokens)}
+	add := func(dst *[]float32, per int, scores bool) {
+		n := maxTokens * per
+		if scores {
+			n = maxTokens * maxT * per
+		}
+		a.views = append(a.views, view{dst: dst, back: make([]float32, n), per: per, scores: scores})
+	}
 	a.x = make([][]float32, c.Layers+1)
 	for i := range a.x {
-		a.x[i] = f(bt * c.Dim)
+		add(&a.x[i], c.Dim, false)
 	}
 	a.layers = make([]layerActs, c.Layers)
 	for l := range a.layers {
-		a.layers[l] = layerActs{
-			xn1: f(bt * c.Dim), rstd1: f(bt),
-			q: f(bt * c.qDim()), k: f(bt * c.kvDim()), v: f(bt * c.kvDim()),
-			att:    f(B * c.Heads * T * T),
-			attOut: f(bt * c.qDim()),
-			x2:     f(bt * c.Dim), xn2: f(bt * c.Dim), rstd2: f(bt),
-			gate: f(bt * c.Hidden), up: f(bt * c.Hidden), act: f(bt * c.Hidden),
-		}
+		la := &a.layers[l]
+		add(&la.xn1, c.Dim, false)
+		add(&la.rstd1, 1, false)
+		add(&la.q, c.qDim(), false)
+		add(&la.k, c.kvDim(), false)
+		add(&la.v, c.kvDim(), false)
+		add(&la.att, c.Heads, true)
+		add(&la.attOut, c.qDim(), false)
+		add(&la.x2, c.Dim, false)
+		add(&la.xn2, c.Dim, false)
+		add(&la.rstd2, 1, false)
+		add(&la.gate, c.Hidden, false)
+		add(&la.up, c.Hidden, false)
+		add(&la.act, c.Hidden, false)
 	}
-	a.xf, a.rstdf, a.probs = f(bt*c.Dim), f(bt), f(bt*c.Vocab)
+	add(&a.xf, c.Dim, false)
+	add(&a.rstdf, 1, false)
+	add(&a.probs, c.Vocab, false)
 	return a
+}
+
+// Reshape fits the activations to B sequences of T tokens, within their
+// capacity. Nothing is allocated.
+func (a *Activations) Reshape(B, T int) error {
+	if B <= 0 || T <= 0 || B*T > a.maxTokens || T > a.maxT {
+		return fmt.Errorf("model: activations for %d tokens in sequences of at most %d cannot hold %d sequences of %d", a.maxTokens, a.maxT, B, T)
+	}
+	a.B, a.T = B, T
+	bt := B * T
+	for _, v := range a.views {
+		n := bt * v.per
+		if v.scores {
+			n = bt * T * v.per
+		}
+		*v.dst = v.back[:n:n]
+	}
+	a.pos = a.posBack[:bt]
+	for i := range a.pos {
+		a.pos[i] = i % T
+	}
+	if a.scoreBack != nil {
+		a.cutScores()
+	}
+	return nil
 }
 
 // Forward runs the model on tokens (B·T ids, sequence after sequence). With

@@ -194,3 +194,50 @@ func TestCausality(t *testing.T) {
 		}
 	}
 }
+
+// Activations reshaped from a larger batch compute what fresh ones do.
+func TestReshapedActivations(t *testing.T) {
+	c := Config{Vocab: 50, Dim: 16, Hidden: 24, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000}
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	m.Params.Init(rng, 0.1)
+	shared := m.NewActivationsCap(64, 32)
+	for _, sh := range [][2]int{{2, 32}, {3, 7}, {1, 20}, {8, 8}} {
+		B, T := sh[0], sh[1]
+		tokens, targets := randomBatch(rng, c, B, T)
+		fresh := m.NewActivations(B, T)
+		want, err := m.Forward(fresh, tokens, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := NewParams(c)
+		if err := m.Backward(fresh, gw); err != nil {
+			t.Fatal(err)
+		}
+		if err := shared.Reshape(B, T); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Forward(shared, tokens, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gg := NewParams(c)
+		if err := m.Backward(shared, gg); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%dx%d: loss %g reshaped, %g fresh", B, T, got, want)
+		}
+		for i, v := range gw.Data() {
+			if gg.Data()[i] != v {
+				t.Fatalf("%dx%d: gradient %d is %g reshaped, %g fresh", B, T, i, gg.Data()[i], v)
+			}
+		}
+	}
+	if err := shared.Reshape(3, 32); err == nil {
+		t.Error("a batch over the capacity was accepted")
+	}
+}

@@ -75,6 +75,16 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 	return e, nil
 }
 
+// Begin returns what the environment writes before the model writes
+// anything: after a join that brought the goal, the Goal Reached line and
+// the solution path.
+func (e *Env) Begin() (string, error) {
+	if e.line.Len() > 0 {
+		return "", nil
+	}
+	return e.determined()
+}
+
 // Done reports whether the thread's trace is complete: the goal reached
 // with its solution path and every sub search closed, a spawn block
 // written, or the search given up.
@@ -378,6 +388,17 @@ func EnvSpans(p Problem, prompt, completion string) ([]Span, error) {
 	}
 	var spans []Span
 	pos := 0
+	begin, err := e.Begin()
+	if err != nil {
+		return nil, err
+	}
+	if begin != "" {
+		if !strings.HasPrefix(completion, begin) {
+			return nil, fmt.Errorf("countdown: the environment begins with %q, the trace with %q", begin, completion[:min(len(completion), len(begin))])
+		}
+		spans = append(spans, Span{0, len(begin)})
+		pos = len(begin)
+	}
 	for pos < len(completion) {
 		end := strings.IndexByte(completion[pos:], '\n')
 		if end < 0 {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/braid-dev/braid/internal/parallel"
+	"github.com/braid-dev/braid/tokenizer"
+	"github.com/braid-dev/braid/train"
+	"github.com/spf13/cobra"
+)
+
+func newTrainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "train",
+		Short:   "Train braid's models",
+		Example: "  braid train sft --config models/countdown/recipe.json --out runs/countdown",
+	}
+	cmd.AddCommand(newTrainSFTCmd())
+	return cmd
+}
+
+func newTrainSFTCmd() *cobra.Command {
+	var (
+		config, out string
+		bench       bool
+		benchSteps  int
+	)
+	cmd := &cobra.Command{
+		Use:   "sft",
+		Short: "Supervised training on Countdown search traces, resumable",
+		Long: `Train a model on the search traces a recipe describes: generate the traces,
+train a BPE tokenizer on them (or reuse the run's), mask from the loss what
+the Countdown environment writes, and train with AdamW, warmup and cosine
+decay. Every checkpoint_every steps the run directory gets a checkpoint (a
+model directory 'braid generate --model' opens), log.csv and loss.svg. Run the
+same command again to resume: the loss curve goes on exactly as if the run
+had never stopped. Ctrl-C saves a checkpoint before exiting.
+
+--bench times the trainer instead, on the reference shape (d=256, 4 layers,
+SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
+~700), and prints tokens per second.`,
+		Example: `  braid train sft --config models/countdown/recipe.json --out runs/countdown
+  braid train sft --bench`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bench {
+				return runTrainBench(cmd.Context(), cmd.OutOrStdout(), benchSteps)
+			}
+			if config == "" || out == "" {
+				return usageErrorf("train sft needs --config FILE and --out DIR (or --bench)")
+			}
+			r, err := train.LoadRecipe(config)
+			if err != nil {
+				return err
+			}
+			return runTrainSFT(cmd.Context(), cmd.ErrOrStderr(), r, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "the recipe (JSON)")
+	f.StringVar(&out, "out", "", "the run directory: checkpoint, log, loss curve")
+	f.BoolVar(&bench, "bench", false, "time the trainer on the reference shape instead")
+	f.IntVar(&benchSteps, "bench-steps", 8, "timed steps for --bench")
+	return cmd
+}
+
+func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string) error {
+	start := time.Now()
+	fmt.Fprintf(log, "generating traces for %d+%d+%d problems (+%d per format for validation)...\n",
+		r.Data.Serial, r.Data.Parallel, r.Data.Direct, r.Data.Validation)
+	trainSeqs, valSeqs, err := train.Traces(ctx, r.Data)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "%d training and %d validation sequences in %s\n", len(trainSeqs), len(valSeqs), time.Since(start).Round(time.Millisecond))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tokPath := filepath.Join(dir, "tokenizer.json")
+	tok, err := tokenizer.Load(tokPath)
+	switch {
+	case err == nil:
+		fmt.Fprintf(log, "reusing %s (%d tokens)\n", tokPath, tok.VocabSize())
+	case errors.Is(err, os.ErrNotExist):
+		sample := sampleSequences(trainSeqs, r.Tokenizer.Sample)
+		if tok, err = train.TrainTokenizer(ctx, sample, r.Tokenizer.Vocab); err != nil {
+			return err
+		}
+		if err := tok.Save(tokPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "trained a %d-token BPE vocabulary on %d sequences\n", tok.VocabSize(), len(sample))
+	default:
+		return err
+	}
+	trainSet, dropped, err := encodeAll(ctx, tok, trainSeqs, r.Model.MaxSeq)
+	if err != nil {
+		return err
+	}
+	valSet, _, err := encodeAll(ctx, tok, valSeqs, r.Model.MaxSeq)
+	if err != nil {
+		return err
+	}
+	var tokens, learned int
+	for _, x := range trainSet {
+		tokens += len(x.Tokens)
+		for _, l := range x.Learn {
+			if l {
+				learned++
+			}
+		}
+	}
+	fmt.Fprintf(log, "%d training examples, %d tokens (mean %.0f), %.0f%% of them learned; %d longer than %d tokens dropped\n",
+		len(trainSet), tokens, float64(tokens)/float64(max(1, len(trainSet))), 100*float64(learned)/float64(max(1, tokens)), dropped, r.Model.MaxSeq)
+	t, err := train.NewTrainer(r, dir, tok, trainSet, valSet)
+	if err != nil {
+		return err
+	}
+	t.Progress = log
+	if st := t.State(); st.Step > 0 {
+		fmt.Fprintf(log, "resuming at step %d of %d (epoch %d)\n", st.Step, r.Train.Steps, st.Epoch)
+	}
+	fmt.Fprintf(log, "model: %d parameters\n", t.Model.Params.Count())
+	if err := t.Run(ctx); err != nil {
+		return err
+	}
+	st := t.State()
+	fmt.Fprintf(log, "done: %d steps, %d tokens in %s of training; model in %s\n", st.Step, st.Tokens,
+		time.Duration(st.Seconds*float64(time.Second)).Round(time.Second), filepath.Join(dir, train.CheckpointDir))
+	return nil
+}
+
+// sampleSequences takes about 3n sequences spread evenly over seqs, which
+// hold the formats one after another, for the tokenizer.
+func sampleSequences(seqs []train.Sequence, n int) []train.Sequence {
+	if len(seqs) <= 3*n {
+		return seqs
+	}
+	out := make([]train.Sequence, 0, 3*n)
+	for i := range 3 * n {
+		out = append(out, seqs[i*len(seqs)/(3*n)])
+	}
+	return out
+}
+
+// encodeAll encodes the sequences on all CPUs, dropping those longer than
+// maxSeq tokens.
+func encodeAll(ctx context.Context, tok *tokenizer.Tokenizer, seqs []train.Sequence, maxSeq int) ([]train.Example, int, error) {
+	var out []train.Example
+	dropped := 0
+	err := parallel.Ordered(ctx, len(seqs), runtime.GOMAXPROCS(0), func(i int) (train.Example, error) {
+		return train.Encode(tok, seqs[i])
+	}, func(i int, x train.Example) error {
+		if x.Len() > maxSeq {
+			dropped++
+			return nil
+		}
+		out = append(out, x)
+		return nil
+	})
+	return out, dropped, err
+}
+
+// benchRecipe is the reference shape of the trainer benchmark: the PyTorch
+// figure it is compared with trained this model.
+func benchRecipe() *train.Recipe {
+	return &train.Recipe{
+		Model: train.ModelConfig{Dim: 256, Hidden: 704, Layers: 4, Heads: 8, KVHeads: 8, MaxSeq: 1536, RopeTheta: 10000, Tied: true, InitStd: 0.02},
+		Train: train.TrainConfig{Seed: 1, Steps: 1000, MicroTokens: 8192, MicroBatches: 2, LR: 1e-3, MinLR: 1e-4, Warmup: 10,
+			WeightDecay: 0.1, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Clip: 1, CheckpointEvery: 1000, EvalEvery: 1000, LogEvery: 1000},
+	}
+}
+
+func runTrainBench(ctx context.Context, out io.Writer, steps int) error {
+	if steps <= 0 {
+		return usageErrorf("--bench-steps must be positive")
+	}
+	r := benchRecipe()
+	const vocab = 37
+	rng := rand.New(rand.NewPCG(1, 1))
+	examples := make([]train.Example, 400)
+	for i := range examples {
+		n := 64 + rng.IntN(1273) // mean ~700, at most 1,336
+		x := train.Example{Tokens: make([]int32, n), Learn: make([]bool, n)}
+		for j := range x.Tokens {
+			x.Tokens[j], x.Learn[j] = int32(rng.IntN(vocab)), true
+		}
+		examples[i] = x
+	}
+	rate, err := train.Bench(ctx, r, vocab, examples, 2, steps)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "trainer: %.0f tokens/s (d=256, 4 layers, SwiGLU 704, vocabulary 37, sequences of mean ~700 tokens, %d steps of %d micro-batches of %d tokens, %d threads)\n",
+		rate, steps, r.Train.MicroBatches, r.Train.MicroTokens, runtime.GOMAXPROCS(0))
+	return nil
+}

@@ -1,0 +1,224 @@
+package train
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+
+	"github.com/braid-dev/braid/internal/parallel"
+	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// EOS is the token that ends every completion: the model learns to write
+// it, and the engine stops a thread at it.
+const EOS = "<|end|>"
+
+// Sequence is one model call of a trace: the problem it is about, the
+// prompt it is given, the completion it should write.
+type Sequence struct {
+	Problem    countdown.Problem
+	Prompt     string
+	Completion string
+}
+
+// Example is a sequence as tokens: Tokens is the prompt, the completion and
+// EOS; Learn[i] says whether the model is trained to predict token i (a
+// completion token the model writes, or EOS), not given it (the prompt, and
+// what the environment writes).
+type Example struct {
+	Tokens []int32
+	Learn  []bool
+}
+
+// Len is the number of positions the example occupies in a batch.
+func (x *Example) Len() int { return len(x.Tokens) - 1 }
+
+// Traces generates the recipe's sequences: the training ones, then the
+// validation ones, in a fixed order, on all CPUs.
+func Traces(ctx context.Context, d DataConfig) (trainSeqs, valSeqs []Sequence, err error) {
+	type job struct {
+		format countdown.Mode
+		index  int // the problem's index in the stream
+		val    bool
+	}
+	var jobs []job
+	next := 0
+	for _, f := range []struct {
+		mode countdown.Mode
+		n    int
+	}{{countdown.ModeSerial, d.Serial}, {countdown.ModeParallel, d.Parallel}, {countdown.ModeDirect, d.Direct}} {
+		for range f.n {
+			jobs = append(jobs, job{f.mode, next, false})
+			next++
+		}
+	}
+	for _, f := range []countdown.Mode{countdown.ModeSerial, countdown.ModeParallel, countdown.ModeDirect} {
+		for range d.Validation {
+			jobs = append(jobs, job{f, next, true})
+			next++
+		}
+	}
+	problems := make([]countdown.Problem, 0, next)
+	pull, stop := iter.Pull(countdown.Problems(d.Seed, countdown.Train))
+	for range next {
+		p, _ := pull()
+		problems = append(problems, p)
+	}
+	stop()
+	err = parallel.Ordered(ctx, len(jobs), runtime.GOMAXPROCS(0), func(i int) ([]Sequence, error) {
+		j := jobs[i]
+		p := problems[j.index]
+		rec, err := countdown.TraceConfig{Format: j.format, ModeHeader: true}.Generate(p, d.Seed, j.index)
+		if err != nil {
+			return nil, err
+		}
+		var out []Sequence
+		for _, s := range rec.Sequences {
+			out = append(out, Sequence{Problem: p, Prompt: s.Prompt, Completion: s.Completion})
+		}
+		return out, nil
+	}, func(i int, seqs []Sequence) error {
+		if jobs[i].val {
+			valSeqs = append(valSeqs, seqs...)
+		} else {
+			trainSeqs = append(trainSeqs, seqs...)
+		}
+		return nil
+	})
+	return trainSeqs, valSeqs, err
+}
+
+// TrainTokenizer learns a vocabulary from the sequences' text, each
+// environment span and each stretch the model writes a document of its own,
+// so that no token spans a boundary between the two.
+func TrainTokenizer(ctx context.Context, seqs []Sequence, vocab int) (*tokenizer.Tokenizer, error) {
+	docs := func(yield func(string) bool) {
+		for _, s := range seqs {
+			if !yield(s.Prompt) {
+				return
+			}
+			spans, err := countdown.EnvSpans(s.Problem, s.Prompt, s.Completion)
+			if err != nil {
+				continue // Encode will report it
+			}
+			at := 0
+			for _, sp := range spans {
+				if !yield(s.Completion[at:sp.Start]) || !yield(s.Completion[sp.Start:sp.End]) {
+					return
+				}
+				at = sp.End
+			}
+			if !yield(s.Completion[at:]) {
+				return
+			}
+		}
+	}
+	return tokenizer.Train(ctx, docs, vocab, []string{EOS})
+}
+
+// Encode turns a sequence into an example. The environment's spans must
+// fall on token boundaries, which byte-level BPE guarantees where the
+// pre-tokenizer cuts (between digits and punctuation, before a line's first
+// word): the engine then feeds the environment's text as the very tokens
+// the model was trained on.
+func Encode(tok *tokenizer.Tokenizer, s Sequence) (Example, error) {
+	eos, ok := tok.SpecialID(EOS)
+	if !ok {
+		return Example{}, fmt.Errorf("train: the tokenizer has no %s token", EOS)
+	}
+	spans, err := countdown.EnvSpans(s.Problem, s.Prompt, s.Completion)
+	if err != nil {
+		return Example{}, err
+	}
+	prompt := tok.EncodeOrdinary(s.Prompt)
+	completion := tok.EncodeOrdinary(s.Completion)
+	x := Example{Tokens: make([]int32, 0, len(prompt)+len(completion)+1), Learn: make([]bool, 0, len(prompt)+len(completion)+1)}
+	for _, t := range prompt {
+		x.Tokens, x.Learn = append(x.Tokens, int32(t)), append(x.Learn, false)
+	}
+	at, sp := 0, 0
+	for _, t := range completion {
+		n := len(tok.DecodeBytes([]int{t}))
+		start, end := at, at+n
+		at = end
+		for sp < len(spans) && spans[sp].End <= start {
+			sp++
+		}
+		env := false
+		if sp < len(spans) && spans[sp].Start < end {
+			if start < spans[sp].Start || end > spans[sp].End {
+				return Example{}, fmt.Errorf("train: token %q crosses the environment span at bytes %d-%d", tok.Decode([]int{t}), spans[sp].Start, spans[sp].End)
+			}
+			env = true
+		}
+		x.Tokens, x.Learn = append(x.Tokens, int32(t)), append(x.Learn, !env)
+	}
+	x.Tokens, x.Learn = append(x.Tokens, int32(eos)), append(x.Learn, true)
+	return x, nil
+}
+
+// microBatch is a set of examples padded to one length.
+type microBatch struct {
+	examples []int // indices into the example set
+	T        int
+}
+
+// schedule cuts one epoch of examples into micro-batches: the examples in
+// an order drawn from (seed, epoch), grouped by length within windows so
+// that little is padding, at most maxTokens positions each, the
+// micro-batches themselves in a drawn order.
+func schedule(examples []Example, seed uint64, epoch int, maxTokens int) []microBatch {
+	rng := rand.New(rand.NewPCG(seed, uint64(epoch)+1))
+	order := rng.Perm(len(examples))
+	const window = 512
+	var batches []microBatch
+	for w := 0; w < len(order); w += window {
+		win := order[w:min(len(order), w+window)]
+		slices.SortStableFunc(win, func(a, b int) int { return cmp.Compare(examples[a].Len(), examples[b].Len()) })
+		var cur microBatch
+		for _, i := range win {
+			T := roundUp(examples[i].Len(), 16)
+			if len(cur.examples) > 0 && (len(cur.examples)+1)*max(T, cur.T) > maxTokens {
+				batches = append(batches, cur)
+				cur = microBatch{}
+			}
+			cur.examples = append(cur.examples, i)
+			cur.T = max(cur.T, T)
+		}
+		if len(cur.examples) > 0 {
+			batches = append(batches, cur)
+		}
+	}
+	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+	return batches
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// fill writes a micro-batch's inputs and targets: row b holds example b's
+// tokens but the last, and the target at each position is the next token
+// where the model learns it, -1 elsewhere and in the padding. It returns
+// the number of targets.
+func fill(examples []Example, mb microBatch, pad int, tokens, targets []int) int {
+	n := 0
+	for b, i := range mb.examples {
+		x := &examples[i]
+		row, tgt := tokens[b*mb.T:(b+1)*mb.T], targets[b*mb.T:(b+1)*mb.T]
+		for j := range mb.T {
+			row[j], tgt[j] = pad, -1
+			if j < x.Len() {
+				row[j] = int(x.Tokens[j])
+				if x.Learn[j+1] {
+					tgt[j] = int(x.Tokens[j+1])
+					n++
+				}
+			}
+		}
+	}
+	return n
+}

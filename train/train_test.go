@@ -1,0 +1,194 @@
+package train
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/model"
+)
+
+func tinyRecipe() *Recipe {
+	return &Recipe{
+		Data:      DataConfig{Seed: 3, Serial: 12, Parallel: 6, Direct: 12, Validation: 2},
+		Tokenizer: TokenizerConfig{Vocab: 300, Sample: 20},
+		Model:     ModelConfig{Dim: 32, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2, MaxSeq: 1024, RopeTheta: 10000, Tied: true, InitStd: 0.05},
+		Train: TrainConfig{Seed: 5, Steps: 8, MicroTokens: 2048, MicroBatches: 2, LR: 3e-3, MinLR: 3e-4, Warmup: 2,
+			WeightDecay: 0.1, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Clip: 1, CheckpointEvery: 3, EvalEvery: 4, LogEvery: 1},
+	}
+}
+
+func tinyData(t *testing.T, r *Recipe) (*Trainer, func(dir string) *Trainer) {
+	t.Helper()
+	ctx := context.Background()
+	trainSeqs, valSeqs, err := Traces(ctx, r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := TrainTokenizer(ctx, trainSeqs, r.Tokenizer.Vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encode := func(seqs []Sequence) []Example {
+		var out []Example
+		for _, s := range seqs {
+			x, err := Encode(tok, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Len() <= r.Model.MaxSeq {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	trainSet, valSet := encode(trainSeqs), encode(valSeqs)
+	open := func(dir string) *Trainer {
+		tr, err := NewTrainer(r, dir, tok, trainSet, valSet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	return nil, open
+}
+
+// A run stopped at a checkpoint and resumed ends with the very weights and
+// loss curve of a run that never stopped.
+func TestResumeIsExact(t *testing.T) {
+	r := tinyRecipe()
+	_, open := tinyData(t, r)
+	straight := open(t.TempDir())
+	if err := straight.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	first := open(dir)
+	for range 4 { // one step past the checkpoint at 3, then a kill: that step is lost
+		if err := first.advance(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resumed := open(dir)
+	if got := resumed.State().Step; got != 3 {
+		t.Fatalf("resumed at step %d, want 3", got)
+	}
+	if err := resumed.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range straight.Model.Params.Data() {
+		if w := resumed.Model.Params.Data()[i]; math.Float32bits(v) != math.Float32bits(w) {
+			t.Fatalf("parameter %d is %g after a resume, %g straight", i, w, v)
+		}
+	}
+	a, b := straight.Log(), resumed.Log()
+	if len(a) != len(b) {
+		t.Fatalf("logs of %d and %d steps", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Step != b[i].Step || a[i].Loss != b[i].Loss {
+			t.Fatalf("log row %d: %+v straight, %+v resumed", i, a[i], b[i])
+		}
+	}
+	// The checkpoint is a model directory.
+	if _, err := model.Load(filepath.Join(dir, CheckpointDir)); err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, CurveFile))
+	if err != nil || !strings.Contains(string(svg), "<polyline") {
+		t.Errorf("loss curve: %v\n%.200s", err, svg)
+	}
+	if first := a[0].Loss; !(a[len(a)-1].Loss < first) {
+		t.Errorf("the loss went from %g to %g", first, a[len(a)-1].Loss)
+	}
+}
+
+func TestResumeRefusesAnotherRecipe(t *testing.T) {
+	r := tinyRecipe()
+	_, open := tinyData(t, r)
+	dir := t.TempDir()
+	tr := open(dir)
+	if _, _, err := tr.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	r.Train.LR *= 2
+	if _, err := NewTrainer(r, dir, tr.Tok, tr.train, tr.val); err == nil || !strings.Contains(err.Error(), "another recipe") {
+		t.Errorf("resuming with another recipe: %v", err)
+	}
+}
+
+func TestEncodeMasksTheEnvironment(t *testing.T) {
+	r := tinyRecipe()
+	ctx := context.Background()
+	seqs, _, err := Traces(ctx, r.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := TrainTokenizer(ctx, seqs, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, s := range seqs {
+		x, err := Encode(tok, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int, len(x.Tokens))
+		var learned strings.Builder
+		for i, v := range x.Tokens {
+			ids[i] = int(v)
+			if x.Learn[i] && i < len(x.Tokens)-1 {
+				learned.WriteString(tok.Decode([]int{int(v)}))
+			}
+		}
+		if got := tok.Decode(ids[:len(ids)-1]); got != s.Prompt+s.Completion {
+			t.Fatalf("decoded %q", got)
+		}
+		if !x.Learn[len(x.Learn)-1] {
+			t.Error("EOS is not learned")
+		}
+		l := learned.String()
+		for _, env := range []string{"Resulting Numbers", "Current State", "Generated Node"} {
+			if strings.Contains(l, env) {
+				t.Fatalf("the model is trained to write %q, which the environment writes:\n%s", env, l)
+			}
+		}
+		all.WriteString(l)
+	}
+	if !strings.Contains(all.String(), "Exploring Operation: ") || !strings.Contains(all.String(), "Moving to Node #") {
+		t.Errorf("the model's own text is not learned:\n%.2000s", all.String())
+	}
+}
+
+func TestLearningRateSchedule(t *testing.T) {
+	c := TrainConfig{LR: 1, MinLR: 0.1, Warmup: 10, Steps: 110}
+	for _, tc := range []struct {
+		step int
+		want float64
+	}{{0, 0.1}, {9, 1}, {10, 1}, {60, 0.55}, {110, 0.1}} {
+		if got := learningRate(c, tc.step); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("step %d: %g, want %g", tc.step, got, tc.want)
+		}
+	}
+}
+
+func TestLoadRecipe(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "r.json")
+	os.WriteFile(bad, []byte(`{"data":{"seed":1,"serail":5}}`), 0o644)
+	if _, err := LoadRecipe(bad); err == nil || !strings.Contains(err.Error(), "serail") {
+		t.Errorf("misspelt field: %v", err)
+	}
+	os.WriteFile(bad, []byte(`{"data":{"seed":1,"serial":5}}`), 0o644)
+	if _, err := LoadRecipe(bad); err == nil || !strings.Contains(err.Error(), "vocab") {
+		t.Errorf("missing values: %v", err)
+	}
+}
