@@ -53,6 +53,11 @@ type Request struct {
 	Logprobs    bool
 	TopLogprobs int
 
+	// Env, when set, is the task's environment: it follows the text as it
+	// is generated, writes what the task's state determines, may restrict
+	// what the model writes next, and may end the completion.
+	Env Environment
+
 	// OnChunk, when set, receives the completion as it is generated, in
 	// order, from a goroutine of the backend; the next chunk waits until it
 	// returns. Text that could still turn out to start a stop string is
@@ -84,6 +89,26 @@ func (r *Request) Validate() error {
 	return nil
 }
 
+// Environment is a task's side of a completion: the model writes the
+// choices, the environment the consequences (a calculator's results, a
+// search's states), so that a small model spends itself on the choices.
+// Backends call it from one goroutine at a time.
+type Environment interface {
+	// Begin returns the text the environment writes before the model
+	// writes anything, "" for none.
+	Begin() (string, error)
+	// Next takes the text the model wrote since the last call and returns
+	// the text the environment appends to it, "" to let the model go on.
+	// An error ends the completion (FinishEnv) and is reported in it.
+	Next(written string) (string, error)
+	// Choices returns, when what the model writes next must be one of a
+	// set of strings, those strings (each up to where the environment
+	// takes over again); nil when the model writes freely.
+	Choices() []string
+	// Done reports that the completion is complete.
+	Done() bool
+}
+
 // Chunk is the part of a completion generated since the last chunk.
 type Chunk struct {
 	Text   string  // text released since the last chunk
@@ -92,7 +117,9 @@ type Chunk struct {
 
 // Token is one generated token.
 type Token struct {
-	ID      int
+	ID int
+	// Filled marks a token the environment wrote, not the model.
+	Filled  bool
 	Logprob float64 // with Request.Logprobs
 	// Top holds the most likely alternatives, most likely first, with
 	// Request.TopLogprobs.
@@ -112,6 +139,9 @@ const (
 	FinishStop      FinishReason = "stop"      // a stop string or the end-of-sequence token
 	FinishLength    FinishReason = "length"    // MaxTokens or the context length
 	FinishCancelled FinishReason = "cancelled" // the context was done
+	// FinishEnv: the environment rejected what the model wrote
+	// (Completion.EnvError says why).
+	FinishEnv FinishReason = "environment"
 )
 
 // Completion is a finished completion.
@@ -123,7 +153,9 @@ type Completion struct {
 	Finish FinishReason
 	// StopString is the stop string that ended the completion, if one did.
 	StopString string
-	Usage      Usage
+	// EnvError is why the environment ended the completion, with FinishEnv.
+	EnvError string
+	Usage    Usage
 	// Seed is the seed sampling used: the request's, or the one drawn.
 	Seed uint64
 }
@@ -134,5 +166,8 @@ type Usage struct {
 	// CachedPromptTokens are prompt tokens whose forward pass the backend
 	// reused from earlier work instead of running.
 	CachedPromptTokens int
-	CompletionTokens   int
+	// CompletionTokens counts every completion token; FilledTokens those
+	// of them the environment wrote.
+	CompletionTokens int
+	FilledTokens     int
 }

@@ -19,9 +19,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -73,6 +75,11 @@ type Engine struct {
 	closing chan struct{}
 	done    chan struct{}
 	stats   atomic.Pointer[Stats]
+
+	// tokenText is each token's text, for matching the environment's
+	// choices; allowed is the loop's scratch for the mask.
+	tokenText []string
+	allowed   []bool
 
 	// Owned by the loop goroutine.
 	cache    *cache
@@ -138,6 +145,13 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	for _, id := range opts.EOS {
 		e.eos[id] = true
 	}
+	if tok != nil {
+		e.tokenText = make([]string, tok.VocabSize())
+		for id := range e.tokenText {
+			e.tokenText[id] = string(tok.DecodeBytes([]int{id}))
+		}
+		e.allowed = make([]bool, tok.VocabSize())
+	}
 	e.publish()
 	go e.loop()
 	return e, nil
@@ -192,6 +206,9 @@ type thread struct {
 	stop        string
 	err         error
 	final       backend.Chunk // the last token, delivered with the completion
+	env         backend.Environment
+	envErr      string
+	filled      int // completion tokens the environment wrote
 
 	cancelled atomic.Bool
 	notify    chan struct{}
@@ -238,6 +255,24 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 	if e.tok != nil {
 		th.text = newTextStream(req.Stop)
 	}
+	if req.Env != nil {
+		if e.tok == nil {
+			return nil, errors.New("engine: an environment needs a tokenizer")
+		}
+		th.env = req.Env
+		begin, err := th.env.Begin()
+		if err != nil {
+			return nil, fmt.Errorf("engine: the environment refuses the prompt: %w", err)
+		}
+		if begin != "" {
+			var chunk backend.Chunk
+			e.fill(th, begin, &chunk)
+			th.deliver(chunk, nil)
+		}
+		if th.finish == "" && th.env.Done() {
+			th.finish = backend.FinishStop
+		}
+	}
 	return th, nil
 }
 
@@ -246,6 +281,11 @@ func (e *Engine) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	th, err := e.newThread(req)
 	if err != nil {
 		return nil, err
+	}
+	if th.finish != "" {
+		// The environment ended the thread before the model wrote.
+		e.complete(th)
+		return th.result, nil
 	}
 	e.mu.Lock()
 	if e.closed {
@@ -490,6 +530,11 @@ func (e *Engine) schedule(th *thread, budget *int) {
 
 // sample picks th's next token and decides whether th goes on.
 func (e *Engine) sample(th *thread, logits []float32) {
+	if th.env != nil {
+		if choices := th.env.Choices(); choices != nil {
+			e.mask(logits, choices)
+		}
+	}
 	id := th.sampler.sample(logits)
 	tok := backend.Token{ID: id}
 	if th.req.Logprobs || th.req.TopLogprobs > 0 {
@@ -497,25 +542,95 @@ func (e *Engine) sample(th *thread, logits []float32) {
 	}
 	th.tokens = append(th.tokens, id)
 	th.out = append(th.out, tok)
-	var text string
+	chunk := backend.Chunk{Tokens: []backend.Token{tok}}
 	switch {
 	case e.eos[id]:
 		th.finish = backend.FinishStop
 	case th.text != nil:
-		text, th.stop = th.text.add(e.tok.DecodeBytes([]int{id}))
+		b := e.tok.DecodeBytes([]int{id})
+		chunk.Text, th.stop = th.text.add(b)
 		if th.stop != "" {
+			th.finish = backend.FinishStop
+			break
+		}
+		if th.env == nil {
+			break
+		}
+		fill, err := th.env.Next(string(b))
+		if err != nil {
+			th.finish, th.envErr = backend.FinishEnv, err.Error()
+			break
+		}
+		if fill != "" {
+			e.fill(th, fill, &chunk)
+		}
+		if th.finish == "" && th.env.Done() {
 			th.finish = backend.FinishStop
 		}
 	}
 	if th.finish == "" && len(th.tokens) >= th.limit {
 		th.finish = backend.FinishLength
 	}
-	chunk := backend.Chunk{Text: text, Tokens: []backend.Token{tok}}
 	if th.finish == "" {
 		th.deliver(chunk, nil)
 	} else {
 		// The completion delivers it once the stats are published.
 		th.final = chunk
+	}
+}
+
+// fill appends the environment's text to th as tokens the model did not
+// sample: fed to the model at the next step like a prompt, and part of the
+// completion. What would pass the thread's length limit is cut, and the
+// thread ends.
+func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
+	ids := e.tok.EncodeOrdinary(text)
+	if room := th.limit - len(th.tokens); len(ids) > room {
+		ids = ids[:max(0, room)]
+		th.finish = backend.FinishLength
+	}
+	for _, id := range ids {
+		tok := backend.Token{ID: id, Filled: true}
+		th.tokens = append(th.tokens, id)
+		th.out = append(th.out, tok)
+		th.filled++
+		chunk.Tokens = append(chunk.Tokens, tok)
+		t, stop := th.text.add(e.tok.DecodeBytes([]int{id}))
+		chunk.Text += t
+		if stop != "" && th.stop == "" {
+			th.stop, th.finish = stop, backend.FinishStop
+		}
+	}
+}
+
+// mask leaves only the tokens that begin one of the environment's choices:
+// the rest get a logit of -Inf, so no sampler can pick them. When no token
+// fits, the logits stay as they are and the environment will reject the
+// model's choice.
+func (e *Engine) mask(logits []float32, choices []string) {
+	allowed := 0
+	for id, text := range e.tokenText {
+		ok := false
+		if text != "" && !e.eos[id] {
+			for _, c := range choices {
+				if strings.HasPrefix(c, text) {
+					ok = true
+					break
+				}
+			}
+		}
+		if ok {
+			allowed++
+		}
+		e.allowed[id] = ok
+	}
+	if allowed == 0 {
+		return
+	}
+	for id := range logits {
+		if id >= len(e.allowed) || !e.allowed[id] {
+			logits[id] = float32(math.Inf(-1))
+		}
 	}
 }
 
@@ -562,8 +677,8 @@ func (e *Engine) relieve() bool {
 // complete delivers a finished thread's completion.
 func (e *Engine) complete(th *thread) {
 	c := &backend.Completion{
-		Tokens: th.out, Finish: th.finish, StopString: th.stop, Seed: th.seed,
-		Usage: backend.Usage{PromptTokens: th.promptLen, CachedPromptTokens: th.cached, CompletionTokens: len(th.out)},
+		Tokens: th.out, Finish: th.finish, StopString: th.stop, EnvError: th.envErr, Seed: th.seed,
+		Usage: backend.Usage{PromptTokens: th.promptLen, CachedPromptTokens: th.cached, CompletionTokens: len(th.out), FilledTokens: th.filled},
 	}
 	chunk := th.final
 	if th.text != nil {

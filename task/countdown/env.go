@@ -40,6 +40,8 @@ type Env struct {
 	// of an operation's variants, the environment writes the one it
 	// holds.
 	expect string
+	// visited are the nodes whose state has been written (moved to).
+	visited map[string]bool
 	// goalAt is the node whose operation first reached the goal (in a
 	// join, the first solved sub search's), for the solution path.
 	goalAt *TreeNode
@@ -52,7 +54,7 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Env{w: &walker{t: &Trace{byID: make(map[string]*TreeNode), Target: p.Target}, problem: &p}, explored: map[string]int{}}
+	e := &Env{w: &walker{t: &Trace{byID: make(map[string]*TreeNode), Target: p.Target}, problem: &p}, explored: map[string]int{}, visited: map[string]bool{}}
 	h, body, err := SplitHeader(prompt)
 	if err != nil {
 		return nil, err
@@ -156,7 +158,112 @@ func (e *Env) feed(line string) error {
 		return &TraceError{Line: w.lineNo, Text: line, Reason: err.Error()}
 	}
 	w.prev = l.Kind
+	if l.Kind == LineCurrentState && w.cur != nil {
+		e.visited[w.cur.ID] = true
+	}
 	return nil
+}
+
+// Choices returns what the model may write next, from where it is in the
+// current line, up to where the environment takes over: at a line's start,
+// the lines the state allows (an operation not yet explored at the current
+// node, a move to a generated node not yet visited, a sub search of one of
+// the current node's children, a spawn block, giving up); within one, the
+// rest of those lines. It returns nil when the model writes freely (the
+// trace is finished).
+func (e *Env) Choices() []string {
+	w := e.w
+	if w.finished || e.Done() {
+		return nil
+	}
+	written := e.line.String()
+	var out []string
+	for _, c := range e.lines() {
+		if rest, ok := strings.CutPrefix(c, written); ok && rest != "" {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// lines lists the whole lines (or line starts, up to the environment's
+// part) the model may write at this point.
+func (e *Env) lines() []string {
+	w, t := e.w, e.w.t
+	var out []string
+	children := func(of *TreeNode) []string {
+		var ids []string
+		for _, n := range t.Nodes {
+			if p, ok := parentID(n.ID); ok && of != nil && p == of.ID {
+				ids = append(ids, n.ID)
+			}
+		}
+		return ids
+	}
+	if b := w.spawn; b != nil {
+		in := map[string]bool{}
+		for _, id := range b.Nodes {
+			in[id] = true
+		}
+		for _, id := range children(w.cur) {
+			if !in[id] {
+				out = append(out, fmt.Sprintf("<Start Sub Search %d at level 1> Moving to Node #%s\n", len(b.Nodes), id))
+			}
+		}
+		return append(out, "<End Calling Sub Searches>\n")
+	}
+	if cur := w.cur; cur != nil && len(cur.Nums) > 1 {
+		seen := map[string]bool{}
+		for i := range cur.Nums {
+			for j := i + 1; j < len(cur.Nums); j++ {
+				for _, o := range Combine(cur.Nums[i], cur.Nums[j]) {
+					s := o.String()
+					key := cur.ID + " " + s
+					if seen[s] {
+						continue
+					}
+					seen[s] = true
+					if e.explored[key] < e.variants(o) {
+						out = append(out, "Exploring Operation: "+s[:strings.IndexByte(s, '=')+1])
+					}
+				}
+			}
+		}
+	}
+	for _, n := range t.Nodes {
+		if !e.visited[n.ID] {
+			out = append(out, "Moving to Node #"+n.ID+"\n")
+		}
+	}
+	mode := t.Header.Mode
+	if mode != ModeParallel && mode != ModeDirect && w.cur != nil {
+		for _, id := range children(w.cur) {
+			if !e.visited[id] {
+				out = append(out, fmt.Sprintf("Start Sub Search at level %d: Moving to Node #%s\n", len(w.subs)+1, id))
+			}
+		}
+	}
+	if mode == ModeParallel && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
+		out = append(out, "<Calling Sub Searches>\n")
+	}
+	return append(out, "No solution found.\n")
+}
+
+// variants counts the pairs of positions in the current state that op can
+// be taken on.
+func (e *Env) variants(op Op) int {
+	nums := e.w.cur.Nums
+	n := 0
+	for i := range nums {
+		for j := i + 1; j < len(nums); j++ {
+			for _, o := range Combine(nums[i], nums[j]) {
+				if o == op {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 // partial is what follows an unfinished line: the rest of an Exploring

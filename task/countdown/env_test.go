@@ -2,6 +2,7 @@ package countdown
 
 import (
 	"iter"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -142,4 +143,116 @@ func FuzzEnvNext(f *testing.F) {
 			_ = e.Done()
 		}
 	})
+}
+
+// The choices the environment allows always include what the generators
+// wrote: constraining a model never forbids a trace it was trained on.
+func TestEnvChoicesAllowGeneratedTraces(t *testing.T) {
+	problems := firstProblems(13, 80)
+	for _, format := range []Mode{ModeSerial, ModeParallel, ModeDirect} {
+		cfg := TraceConfig{Format: format, ModeHeader: true}
+		for i, p := range problems {
+			rec, err := cfg.Generate(p, 13, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, s := range rec.Sequences {
+				spans, err := EnvSpans(p, s.Prompt, s.Completion)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := NewEnv(p, s.Prompt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.Begin(); err != nil {
+					t.Fatal(err)
+				}
+				pos := 0
+				for _, sp := range append(spans, Span{len(s.Completion), len(s.Completion)}) {
+					model := s.Completion[pos:sp.Start]
+					// The model's text between two fills is whole lines,
+					// or a line up to an operation's "=".
+					for model != "" {
+						end := strings.IndexByte(model, '\n') + 1
+						if end == 0 {
+							end = len(model)
+						}
+						piece := model[:end]
+						if !slices.Contains(e.Choices(), piece) {
+							t.Fatalf("%s problem %d sequence %d: %q is not among the choices %q", format, i, j, piece, e.Choices())
+						}
+						if _, err := e.Next(piece); err != nil {
+							t.Fatal(err)
+						}
+						model = model[end:]
+					}
+					pos = sp.End // Next already fed the fill
+				}
+			}
+		}
+	}
+}
+
+// Replaying a parallel rollout through the protocol functions gives the
+// generator's calls: the spawns it notices, the children's prompts, the
+// joins that resume the parent.
+func TestProtocolReplaysParallelRollouts(t *testing.T) {
+	problems := firstProblems(14, 60)
+	cfg := TraceConfig{Format: ModeParallel, ModeHeader: true}
+	joins := 0
+	for i, p := range problems {
+		rec, err := cfg.Generate(p, 14, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs := rec.Sequences
+		if seqs[0].Prompt != RootPrompt(p, ModeParallel) {
+			t.Fatalf("root prompt %q, want %q", RootPrompt(p, ModeParallel), seqs[0].Prompt)
+		}
+		// Root calls, in order, and each one's children.
+		var root []Sequence
+		kids := map[string]Sequence{}
+		for _, s := range seqs {
+			if s.Thread == "0" {
+				root = append(root, s)
+			} else {
+				kids[s.Thread] = s
+			}
+		}
+		for k := 0; k+1 < len(root); k++ {
+			text := root[k].Prompt + root[k].Completion
+			before, nodes, ok := Spawned(text)
+			if !ok {
+				t.Fatalf("problem %d call %d ends without a spawn:\n%s", i, k, text)
+			}
+			var results []ChildResult
+			for _, id := range nodes {
+				kid, ok := kids[id]
+				if !ok {
+					t.Fatalf("problem %d: no child thread for #%s", i, id)
+				}
+				prompt, err := ChildPrompt(p, before, id)
+				if err != nil || prompt != kid.Prompt {
+					t.Fatalf("problem %d child #%s: prompt %q (%v), want %q", i, id, prompt, err, kid.Prompt)
+				}
+				results = append(results, ChildResult{Node: id, Text: kid.Prompt + kid.Completion})
+			}
+			resumed := before + Join(p, 1, results)
+			if !strings.HasPrefix(root[k+1].Prompt, resumed) || root[k+1].Prompt != resumed {
+				t.Fatalf("problem %d: resumed prompt\n%s\nwant\n%s", i, resumed, root[k+1].Prompt)
+			}
+			joins++
+		}
+		if rec.Solved {
+			final := root[len(root)-1]
+			answer, ok := Answer(p, final.Prompt+final.Completion)
+			if !ok || VerifyAnswer(p, answer) != nil {
+				t.Errorf("problem %d: answer %q (%v)", i, answer, ok)
+			}
+		}
+	}
+	if joins == 0 {
+		t.Error("no rollout spawned")
+	}
 }

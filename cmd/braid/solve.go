@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/internal/parallel"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task/countdown"
+	"github.com/spf13/cobra"
+)
+
+// solveOutput is one problem's line of `braid solve --json`.
+type solveOutput struct {
+	Problem  countdown.Problem `json:"problem"`
+	Strategy string            `json:"strategy"`
+	Env      reason.EnvMode    `json:"env"`
+	Answer   string            `json:"answer"`
+	Correct  bool              `json:"correct"`
+	Usage    solveUsage        `json:"usage"`
+	WallMS   int64             `json:"wall_ms"`
+	Tree     *reason.Thread    `json:"tree,omitempty"`
+}
+
+type solveUsage struct {
+	TotalTokens        int `json:"total_tokens"`
+	CriticalPathTokens int `json:"critical_path_tokens"`
+	Threads            int `json:"threads"`
+}
+
+func newModelSolveCmd() *cobra.Command {
+	var (
+		ef          engineFlags
+		strategy    string
+		envMode     string
+		input       string
+		asJSON      bool
+		withTree    bool
+		showTrace   bool
+		temperature float64
+		seed        uint64
+		maxTokens   int
+		concurrent  int
+	)
+	cmd := &cobra.Command{
+		Use:   "solve TARGET N1 N2 ...",
+		Short: "Solve Countdown problems with a model: directly, by serial search, or by parallel search (APR)",
+		Long: `Solve a Countdown problem with a language model that writes search traces.
+
+--strategy direct writes the solution path; serial searches in one thread;
+apr (the default) lets the root thread spawn child searches, which decode
+concurrently in one batch, and resumes it with their results. The answer is
+checked by the verifier. --env says what the Countdown environment does:
+off (the model writes everything), fill (the environment writes what the
+search state determines: results, states, node lines, the solution path),
+or constrain (the default: fill, and the model may only choose legal
+operations and existing nodes). Every output says which ran.
+
+With --input FILE.jsonl (problems as 'braid gen problems' writes them, '-'
+for stdin) it solves them all, several at once, one line each; --json
+prints one object per problem.`,
+		Example: `  braid solve --model runs/countdown/checkpoint 27 22 26 31 53
+  braid solve --model DIR --strategy serial --env fill 27 22 26 31 53
+  braid gen problems --split test --n 100 | braid solve --model DIR --input - --json`,
+		Args: func(c *cobra.Command, args []string) error {
+			if input != "" {
+				return exactArgs(0)(c, args)
+			}
+			return problemArgs(countdown.MinCount+1, countdown.MaxCount+1)(c, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel}[strategy]
+			if !ok {
+				return usageErrorf("--strategy %q: want direct, serial or apr", strategy)
+			}
+			env, err := reason.ParseEnvMode(envMode)
+			if err != nil {
+				return usageErrorf("--env: %v", err)
+			}
+			if maxTokens < 0 || concurrent <= 0 || temperature < 0 {
+				return usageErrorf("--max-tokens must be >= 0, --concurrent positive, --temperature >= 0")
+			}
+			var problems []countdown.Problem
+			if input != "" {
+				if problems, err = readProblems(input, cmd.InOrStdin()); err != nil {
+					return err
+				}
+			} else {
+				p, err := parseProblemArgs(args)
+				if err != nil {
+					return err
+				}
+				problems = []countdown.Problem{p}
+			}
+			e, err := ef.open()
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
+			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), e, s, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
+		},
+	}
+	ef.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&strategy, "strategy", "apr", "direct, serial or apr")
+	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
+	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
+	f.BoolVar(&withTree, "tree", false, "with --json, include the thread tree and texts")
+	f.BoolVar(&showTrace, "trace", false, "print the root thread's trace")
+	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	f.Uint64Var(&seed, "seed", 0, "sampling seed")
+	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
+	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
+	return cmd
+}
+
+func runSolve(ctx context.Context, out, log io.Writer, e *engine.Engine, s reason.Countdown, strategy string,
+	problems []countdown.Problem, asJSON, withTree, showTrace bool, concurrent int, single bool) error {
+	correct := 0
+	var bar *progress
+	if !single {
+		bar = newProgress(log, len(problems), "solve")
+	}
+	start := time.Now()
+	err := parallel.Ordered(ctx, len(problems), concurrent, func(i int) (*reason.Result, error) {
+		return s.Solve(ctx, e, problems[i])
+	}, func(i int, r *reason.Result) error {
+		bar.add(1)
+		p := problems[i]
+		o := solveOutput{Problem: p, Strategy: strategy, Env: s.Env, Answer: r.Answer,
+			Correct: r.Answer != "" && countdown.VerifyAnswer(p, r.Answer) == nil,
+			Usage:   solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}, WallMS: r.Wall.Milliseconds()}
+		if o.Correct {
+			correct++
+		}
+		if asJSON {
+			if withTree {
+				o.Tree = r.Tree
+			}
+			line, err := jsonLine(o)
+			if err != nil {
+				return err
+			}
+			_, err = out.Write(line)
+			return err
+		}
+		if single {
+			return printSolved(out, p, o, r, showTrace)
+		}
+		verdict := "wrong"
+		switch {
+		case o.Correct:
+			verdict = "correct"
+		case o.Answer == "":
+			verdict = "no answer"
+		}
+		_, err := fmt.Fprintf(out, "%s\t%s\t%s\t%d tokens (critical path %d), %d threads, %d ms\n",
+			p, orDash(o.Answer), verdict, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.Usage.Threads, o.WallMS)
+		return err
+	})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	if single {
+		if correct == 0 {
+			return &exitError{code: 1}
+		}
+		return nil
+	}
+	n := len(problems)
+	lo, hi := wilson(correct, n)
+	fmt.Fprintf(log, "%s, env %s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
+		strategy, s.Env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// wilson is the Wilson score interval for k successes in n at 95%.
+func wilson(k, n int) (float64, float64) {
+	if n == 0 {
+		return 0, 1
+	}
+	const z = 1.959964
+	p, nf := float64(k)/float64(n), float64(n)
+	den := 1 + z*z/nf
+	mid := (p + z*z/(2*nf)) / den
+	half := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / den
+	return math.Max(0, mid-half), math.Min(1, mid+half)
+}
+
+func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Result, showTrace bool) error {
+	if showTrace {
+		fmt.Fprint(out, r.Tree.Text)
+		fmt.Fprintln(out, strings.Repeat("-", 40))
+	}
+	switch {
+	case o.Correct:
+		fmt.Fprintf(out, "answer: %s = %d (correct)\n", o.Answer, p.Target)
+	case o.Answer != "":
+		fmt.Fprintf(out, "answer: %s (wrong: %v)\n", o.Answer, countdown.VerifyAnswer(p, o.Answer))
+	default:
+		fmt.Fprintf(out, "no answer: the search ended without reaching %d (%s)\n", p.Target, r.Tree.Finish)
+	}
+	fmt.Fprintf(out, "strategy %s, env %s: %d threads, %d tokens (critical path %d), %d ms\n",
+		o.Strategy, o.Env, o.Usage.Threads, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.WallMS)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "thread\ttokens\tfilled\tcalls\twall\tend\t")
+	var walk func(t *reason.Thread, depth int)
+	walk = func(t *reason.Thread, depth int) {
+		end := t.Finish
+		if t.EnvError != "" {
+			end += ": " + t.EnvError
+		}
+		fmt.Fprintf(tw, "%s#%s\t%d\t%d\t%d\t%d ms\t%s\t\n", strings.Repeat("  ", depth), t.Node, t.Tokens, t.Filled, t.Calls, t.WallMS, end)
+		for _, c := range t.Children {
+			walk(c, depth+1)
+		}
+	}
+	walk(r.Tree, 0)
+	return tw.Flush()
+}

@@ -1,0 +1,214 @@
+// Package reason holds braid's strategies: each turns a problem into
+// threads of generation on a backend and returns an answer with the tree
+// of threads that produced it, its token counts and its timings.
+package reason
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task/countdown"
+)
+
+// EnvMode says how much of a thread the task's environment writes.
+type EnvMode string
+
+const (
+	// EnvOff: the model writes everything.
+	EnvOff EnvMode = "off"
+	// EnvFill: the environment writes what the search state determines.
+	EnvFill EnvMode = "fill"
+	// EnvConstrain: as fill, and the model's choices are restricted to the
+	// legal ones.
+	EnvConstrain EnvMode = "constrain"
+)
+
+// ParseEnvMode reads an environment mode.
+func ParseEnvMode(s string) (EnvMode, error) {
+	switch m := EnvMode(s); m {
+	case EnvOff, EnvFill, EnvConstrain:
+		return m, nil
+	}
+	return "", fmt.Errorf("reason: unknown environment mode %q (want off, fill or constrain)", s)
+}
+
+// Thread is one node of a trace tree: a thread of generation, possibly
+// over several calls (a parent resumed after its children).
+type Thread struct {
+	// Node is the search node the thread starts from ("0" for the root).
+	Node string `json:"node"`
+	// Text is the thread's final text: its prompt and all it wrote, each
+	// spawn replaced by its join.
+	Text   string `json:"text"`
+	Calls  int    `json:"calls"`
+	Tokens int    `json:"tokens"` // completion tokens over all calls
+	// Filled counts the tokens of Tokens the environment wrote.
+	Filled   int           `json:"filled_tokens"`
+	Wall     time.Duration `json:"-"`
+	WallMS   int64         `json:"wall_ms"`
+	Finish   string        `json:"finish"`
+	EnvError string        `json:"env_error,omitempty"`
+	Children []*Thread     `json:"children,omitempty"`
+}
+
+// Result is a strategy's answer to one problem.
+type Result struct {
+	// Answer is the expression the search reached, "" when it reached
+	// none.
+	Answer string  `json:"answer"`
+	Tree   *Thread `json:"tree"`
+	// TotalTokens counts every thread's completion tokens (the cost);
+	// CriticalPathTokens the longest chain of tokens that had to be
+	// generated one after another (the latency): a parent's tokens plus,
+	// at each spawn, its longest child's.
+	TotalTokens        int           `json:"total_tokens"`
+	CriticalPathTokens int           `json:"critical_path_tokens"`
+	Threads            int           `json:"threads"`
+	Wall               time.Duration `json:"-"`
+}
+
+// Countdown solves Countdown problems with a model that writes search
+// traces: directly (the solution path), serially (one searching thread),
+// or in parallel (APR: the root may spawn child searches, which run
+// concurrently; the root resumes with their results joined).
+type Countdown struct {
+	Mode countdown.Mode
+	Env  EnvMode
+	// MaxTokens caps each call (0: the model's context).
+	MaxTokens   int
+	Temperature float64
+	// Seed makes sampled runs repeatable; each thread derives its own.
+	Seed uint64
+	// MaxChildren bounds the children running at once (0: all of a
+	// spawn's).
+	MaxChildren int
+}
+
+// Solve runs the strategy on p.
+func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Problem) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	root, err := s.thread(ctx, b, p, "0", countdown.RootPrompt(p, s.Mode))
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Tree: root, Wall: time.Since(start)}
+	r.Answer, _ = countdown.Answer(p, root.Text)
+	var walk func(t *Thread) int
+	walk = func(t *Thread) int {
+		r.Threads++
+		r.TotalTokens += t.Tokens
+		longest := 0
+		for _, c := range t.Children {
+			longest = max(longest, walk(c))
+		}
+		return t.Tokens + longest
+	}
+	r.CriticalPathTokens = walk(root)
+	return r, nil
+}
+
+// thread runs one thread from its prompt: a call, and for the parallel
+// root, after each spawn, the children and the call that resumes it.
+func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, prompt string) (*Thread, error) {
+	t := &Thread{Node: node}
+	text := prompt
+	start := time.Now()
+	defer func() { t.Wall = time.Since(start); t.WallMS = t.Wall.Milliseconds() }()
+	for {
+		req := &backend.Request{Prompt: text, MaxTokens: s.MaxTokens, Temperature: s.Temperature,
+			Seed: s.seedFor(node, t.Calls)}
+		if s.Env != EnvOff {
+			env, err := countdown.NewEnv(p, text)
+			if err != nil {
+				return nil, err
+			}
+			if s.Env == EnvFill {
+				req.Env = fillOnly{env}
+			} else {
+				req.Env = env
+			}
+		}
+		c, err := b.Complete(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		t.Calls++
+		t.Tokens += c.Usage.CompletionTokens
+		t.Filled += c.Usage.FilledTokens
+		t.Finish, t.EnvError = string(c.Finish), c.EnvError
+		text += c.Text
+		if s.Mode != countdown.ModeParallel || node != "0" {
+			break
+		}
+		before, nodes, ok := countdown.Spawned(text)
+		if !ok {
+			break
+		}
+		kids, err := s.children(ctx, b, p, before, nodes)
+		if err != nil {
+			return nil, err
+		}
+		results := make([]countdown.ChildResult, len(kids))
+		for i, k := range kids {
+			results[i] = countdown.ChildResult{Node: k.Node, Text: k.Text}
+		}
+		t.Children = append(t.Children, kids...)
+		text = before + countdown.Join(p, 1, results)
+	}
+	t.Text = text
+	return t, nil
+}
+
+// children runs a spawn's children concurrently, at most MaxChildren at
+// once, and returns them in spawn order.
+func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, nodes []string) ([]*Thread, error) {
+	kids := make([]*Thread, len(nodes))
+	errs := make([]error, len(nodes))
+	limit := s.MaxChildren
+	if limit <= 0 {
+		limit = len(nodes)
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i, id := range nodes {
+		prompt, err := countdown.ChildPrompt(p, parent, id)
+		if err != nil {
+			return nil, err
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			kids[i], errs[i] = s.thread(ctx, b, p, id, prompt)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return kids, nil
+}
+
+// seedFor derives a thread's seed for one of its calls, so that a sampled
+// run repeats with its seed whatever order the threads run in.
+func (s Countdown) seedFor(node string, call int) uint64 {
+	if s.Seed == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s/%d", s.Seed, node, call)
+	return h.Sum64() | 1
+}
+
+// fillOnly is an environment that writes but never constrains.
+type fillOnly struct{ *countdown.Env }
+
+func (fillOnly) Choices() []string { return nil }

@@ -1,0 +1,119 @@
+package reason
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task/countdown"
+)
+
+// replay is a backend that answers each prompt with the completion a
+// generated rollout has for it, as a model that learned the generator
+// perfectly would; it counts a token per byte.
+type replay struct {
+	mu      sync.Mutex
+	answers map[string]string
+	calls   int
+	active  int
+	peak    int
+}
+
+func (r *replay) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	r.mu.Lock()
+	r.calls++
+	r.active++
+	r.peak = max(r.peak, r.active)
+	c, ok := r.answers[req.Prompt]
+	r.mu.Unlock()
+	time.Sleep(2 * time.Millisecond) // long enough for concurrent calls to overlap
+	defer func() { r.mu.Lock(); r.active--; r.mu.Unlock() }()
+	if !ok {
+		return nil, fmt.Errorf("no completion for the prompt\n%s", req.Prompt)
+	}
+	return &backend.Completion{Text: c, Finish: backend.FinishStop, Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(c)}}, nil
+}
+
+func problems(n int) []countdown.Problem {
+	next, stop := iter.Pull(countdown.Problems(21, countdown.Test))
+	defer stop()
+	var ps []countdown.Problem
+	for range n {
+		p, _ := next()
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func TestAPRRunsTheSpawnJoinProtocol(t *testing.T) {
+	spawned := 0
+	for i, p := range problems(40) {
+		rec, err := countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}.Generate(p, 21, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &replay{answers: map[string]string{}}
+		total, calls := 0, 0
+		for _, s := range rec.Sequences {
+			r.answers[s.Prompt] = s.Completion
+			total += len(s.Completion)
+			calls++
+		}
+		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+		if err != nil {
+			t.Fatalf("problem %d: %v", i, err)
+		}
+		if r.calls != calls {
+			t.Errorf("problem %d: %d calls, the rollout has %d", i, r.calls, calls)
+		}
+		if res.TotalTokens != total || res.Threads != rec.Children+1 {
+			t.Errorf("problem %d: %d tokens in %d threads, want %d in %d", i, res.TotalTokens, res.Threads, total, rec.Children+1)
+		}
+		if res.Tree.Text != (countdown.Header{Mode: countdown.ModeParallel}).Apply(rec.Text) {
+			t.Errorf("problem %d: the root's text differs from the rollout's", i)
+		}
+		if rec.Solved != (res.Answer != "") || rec.Solved && countdown.VerifyAnswer(p, res.Answer) != nil {
+			t.Errorf("problem %d: answer %q, rollout solved %v", i, res.Answer, rec.Solved)
+		}
+		if len(res.Tree.Children) > 0 {
+			spawned++
+			if res.CriticalPathTokens >= res.TotalTokens {
+				t.Errorf("problem %d: critical path %d of %d tokens with %d children", i, res.CriticalPathTokens, res.TotalTokens, len(res.Tree.Children))
+			}
+			if r.peak < 2 {
+				t.Errorf("problem %d: children ran one at a time", i)
+			}
+		}
+	}
+	if spawned == 0 {
+		t.Error("no rollout spawned")
+	}
+}
+
+func TestSerialAndDirect(t *testing.T) {
+	for _, mode := range []countdown.Mode{countdown.ModeSerial, countdown.ModeDirect} {
+		for i, p := range problems(10) {
+			rec, err := countdown.TraceConfig{Format: mode, ModeHeader: true}.Generate(p, 21, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := rec.Sequences[0]
+			r := &replay{answers: map[string]string{s.Prompt: s.Completion}}
+			res, err := Countdown{Mode: mode, Env: EnvOff}.Solve(context.Background(), r, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Threads != 1 || res.CriticalPathTokens != res.TotalTokens || !strings.HasSuffix(res.Tree.Text, s.Completion) {
+				t.Errorf("%s problem %d: %+v", mode, i, res)
+			}
+			if rec.Solved != (res.Answer != "") {
+				t.Errorf("%s problem %d: answer %q, trace solved %v", mode, i, res.Answer, rec.Solved)
+			}
+		}
+	}
+}

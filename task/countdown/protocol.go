@@ -1,0 +1,123 @@
+package countdown
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The runtime's side of the spawn/join protocol: what a strategy needs to
+// start threads, notice a spawn, give children their prompts, and resume a
+// parent with the join, without reading trace lines itself.
+
+// RootPrompt is what the root thread of a problem is given in a mode: the
+// mode line, then the root's state, after "Moving to Node #0" for the
+// parallel and direct formats as the generators write them.
+func RootPrompt(p Problem, mode Mode) string {
+	var w traceWriter
+	if mode != ModeSerial {
+		w.moving("0")
+	}
+	w.currentState(p.Target, p.Numbers, nil)
+	return Header{Mode: mode}.Apply(w.String())
+}
+
+const (
+	callingLine    = "<Calling Sub Searches>\n"
+	endCallingLine = "<End Calling Sub Searches>\n"
+)
+
+// Spawned reports whether a call's text ends with a spawn block, and
+// returns the text before the block and the nodes it spawns, in order.
+func Spawned(text string) (before string, nodes []string, ok bool) {
+	if !strings.HasSuffix(text, endCallingLine) {
+		return "", nil, false
+	}
+	i := strings.LastIndex(text, callingLine)
+	if i < 0 {
+		return "", nil, false
+	}
+	block := strings.TrimSuffix(text[i+len(callingLine):], endCallingLine)
+	for line := range strings.SplitSeq(strings.TrimSuffix(block, "\n"), "\n") {
+		l, err := ParseLine(line)
+		if err != nil || l.Kind != LineSpawn {
+			return "", nil, false
+		}
+		nodes = append(nodes, l.Node)
+	}
+	return text[:i], nodes, len(nodes) > 0
+}
+
+// ChildPrompt is what a child thread searching from node id is given: the
+// move to the node and its state, as the parent's text generated it.
+func ChildPrompt(p Problem, parentText, id string) (string, error) {
+	t, err := VerifyTrace(p, parentText)
+	if err != nil && t == nil {
+		return "", err
+	}
+	n := t.byID[id]
+	if n == nil {
+		return "", fmt.Errorf("countdown: the parent never generated node #%s", id)
+	}
+	var w traceWriter
+	w.moving(id)
+	w.currentState(p.Target, n.Nums, n.Ops)
+	return w.String(), nil
+}
+
+// ChildResult is what a child thread came back with.
+type ChildResult struct {
+	Node string
+	// Text is the child's whole text: its prompt and what it wrote.
+	Text string
+}
+
+// Join writes the join block that resumes a parent whose spawn at the
+// given level ran the children: one entry per child, in spawn order, and
+// for a child that reached the goal its solution path from its node, as
+// the environment writes it.
+func Join(p Problem, level int, kids []ChildResult) string {
+	var w traceWriter
+	w.raw("<Sub Searches>\n")
+	for i, k := range kids {
+		path, solved := childPath(p, k.Text)
+		w.joinEntry(solved, i, level, k.Node)
+		w.raw(path)
+	}
+	w.raw("<End Sub Searches>\n")
+	return w.String()
+}
+
+// childPath returns the solution path a child's text replays after its
+// first Goal Reached, and whether the child really reached the goal: its
+// text up to there must be a valid search of p.
+func childPath(p Problem, text string) (string, bool) {
+	const goalLine = " equal: Goal Reached\n"
+	goal := strings.Index(text, goalLine)
+	if goal < 0 {
+		return "", false
+	}
+	head := goal + len(goalLine)
+	if t, err := VerifyTrace(p, text[:head]); err != nil || t.Solution == nil {
+		return "", false
+	}
+	rest := text[head:]
+	end := strings.Index(rest, goalLine)
+	if end < 0 || !strings.HasPrefix(rest, "Moving to Node #") {
+		return "", true // solved, but the path was never written
+	}
+	return rest[:end+len(goalLine)], true
+}
+
+// Answer returns the expression a trace reached, and whether it reached
+// one. The trace is read as far as it is valid.
+func Answer(p Problem, text string) (string, bool) {
+	t, _ := VerifyTrace(p, text)
+	if t == nil || t.Solution == nil {
+		return "", false
+	}
+	e, err := PathExpression(p.Numbers, t.Solution)
+	if err != nil {
+		return "", false
+	}
+	return e.String(), true
+}
