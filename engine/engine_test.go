@@ -466,3 +466,80 @@ func TestSampler(t *testing.T) {
 		t.Errorf("token 2 drawn %.3f of the time, want about 0.143", f)
 	}
 }
+
+// scriptedEnv writes "<" + what the model wrote + ">" after every token,
+// allows only the choices it is given, and ends the thread after n fills.
+type scriptedEnv struct {
+	choices []string
+	fills   int
+	n       int
+	log     []string
+}
+
+func (s *scriptedEnv) Begin() (string, error) { return "[", nil }
+func (s *scriptedEnv) Next(w string) (string, error) {
+	s.log = append(s.log, w)
+	if w == "q" {
+		return "", errors.New("q is not allowed")
+	}
+	s.fills++
+	return "<" + w + ">", nil
+}
+func (s *scriptedEnv) Choices() []string { return s.choices }
+func (s *scriptedEnv) Done() bool        { return s.fills >= s.n }
+
+func TestEnvironmentFillsAndConstrains(t *testing.T) {
+	tok := trainTokenizer(t)
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(6, 6)), 0.3)
+	e, err := New(m, tok, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	env := &scriptedEnv{choices: []string{"x", "yz"}, n: 4}
+	var streamed strings.Builder
+	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Temperature: 1, Seed: 3, Env: env,
+		OnChunk: func(ch backend.Chunk) { streamed.WriteString(ch.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every sampled token is one of the choices' first tokens; each is
+	// followed by the environment's fill, which is fed like a prompt.
+	want := "["
+	for _, w := range env.log {
+		if w != "x" && w != "y" && w != "yz" {
+			t.Fatalf("the model wrote %q, which no choice begins with", w)
+		}
+		want += w + "<" + w + ">"
+	}
+	if comp.Text != want || streamed.String() != want {
+		t.Errorf("text %q, streamed %q, want %q", comp.Text, streamed.String(), want)
+	}
+	if comp.Finish != backend.FinishStop || len(env.log) != 4 {
+		t.Errorf("finish %q after %d model tokens, want stop after 4", comp.Finish, len(env.log))
+	}
+	filled := 0
+	for _, tk := range comp.Tokens {
+		if tk.Filled {
+			filled++
+		}
+	}
+	if filled != comp.Usage.FilledTokens || filled == 0 || comp.Usage.CompletionTokens != len(comp.Tokens) {
+		t.Errorf("usage %+v, %d filled tokens marked", comp.Usage, filled)
+	}
+	// A token the environment rejects ends the thread, saying why.
+	env2 := &scriptedEnv{choices: []string{"q"}, n: 10}
+	bad, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Env: env2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad.Finish != backend.FinishEnv || !strings.Contains(bad.EnvError, "q is not allowed") {
+		t.Errorf("a rejected token: finish %q, error %q", bad.Finish, bad.EnvError)
+	}
+}

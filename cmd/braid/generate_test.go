@@ -104,3 +104,47 @@ func TestBenchDecodeJSON(t *testing.T) {
 		t.Errorf("over-long prompt: %s", errs)
 	}
 }
+
+func TestSolveCommandWithAModel(t *testing.T) {
+	dir := tinyModelDir(t)
+	out, _ := expectExit(t, 1, "", "solve", "--model", dir, "--max-tokens", "30", "27", "22", "26", "31", "53")
+	for _, want := range []string{"strategy apr, env constrain", "thread", "#0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	in := `{"numbers":[22,26,31,53],"target":27}` + "\n" + `{"numbers":[1,2,3,4],"target":24}` + "\n"
+	out, errs := expectExit(t, 0, in, "solve", "--model", dir, "--input", "-", "--json", "--strategy", "serial", "--env", "fill", "--max-tokens", "20")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines:\n%s", len(lines), out)
+	}
+	var o struct {
+		Answer  string `json:"answer"`
+		Correct bool   `json:"correct"`
+		Env     string `json:"env"`
+		Usage   struct {
+			Total    int `json:"total_tokens"`
+			Critical int `json:"critical_path_tokens"`
+			Threads  int `json:"threads"`
+		} `json:"usage"`
+		WallMS *int64 `json:"wall_ms"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.Env != "fill" || o.Usage.Threads != 1 || o.Usage.Total == 0 || o.Usage.Critical != o.Usage.Total || o.WallMS == nil {
+		t.Errorf("first line: %s", lines[0])
+	}
+	if !strings.Contains(errs, "serial, env fill: ") || !strings.Contains(errs, "of 2 correct") {
+		t.Errorf("summary: %s", errs)
+	}
+	_, errs = expectExit(t, 2, "", "solve", "--model", dir, "--strategy", "wide", "27", "22", "26", "31", "53")
+	if !strings.Contains(errs, "direct, serial or apr") {
+		t.Errorf("bad strategy: %s", errs)
+	}
+	_, errs = expectExit(t, 2, "", "solve", "--model", dir, "--env", "on", "27", "22", "26", "31", "53")
+	if !strings.Contains(errs, "off, fill or constrain") {
+		t.Errorf("bad env: %s", errs)
+	}
+}
