@@ -65,6 +65,21 @@
 // spawn and join blocks, the outcome); [VerifyTrace] also checks it against a
 // problem and reports the first wrong line as a [*TraceError].
 //
+// # The environment
+//
+// [Env] follows a thread's text as a model writes it and writes, itself,
+// what the search state determines: after "Exploring Operation: a-b=" the
+// result, the resulting numbers and the verdict line; after a move the
+// node's Current State; after the goal the solution path and the Exit Sub
+// Search lines; after a join that brought the goal, the Goal Reached line
+// and the path from the root. That is about 72% of a trace's bytes. The
+// model writes the choices: the operations, the moves, sub searches, spawn
+// blocks, giving up. [Env.Choices] lists what the model may legally write
+// next (for constrained decoding), [EnvSpans] marks the environment's parts
+// of a generated trace (which training masks from the loss). [RootPrompt],
+// [Spawned], [ChildPrompt], [Join] and [Answer] are the runtime's side of
+// the spawn/join protocol.
+//
 // # Headers: budgets and braid's modes
 //
 // APR's budget prefixes are glued to a root trace's first line:
