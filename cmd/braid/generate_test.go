@@ -148,3 +148,24 @@ func TestSolveCommandWithAModel(t *testing.T) {
 		t.Errorf("bad env: %s", errs)
 	}
 }
+
+func TestSolveSamples(t *testing.T) {
+	dir := tinyModelDir(t)
+	in := `{"numbers":[22,26,31,53],"target":27}` + "\n"
+	out, errs := expectExit(t, 0, in, "solve", "--model", dir, "--input", "-", "--samples", "3", "--temperature", "1", "--max-tokens", "20", "--strategy", "direct")
+	var o struct {
+		Samples int      `json:"samples"`
+		Answers []string `json:"answers"`
+		PassAt1 *float64 `json:"pass@1"`
+	}
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if o.Samples != 3 || len(o.Answers) != 3 || o.PassAt1 == nil || !strings.Contains(errs, "pass@3") || !strings.Contains(errs, "cons@3") {
+		t.Errorf("output %s, summary %s", out, errs)
+	}
+	_, errs = expectExit(t, 2, in, "solve", "--model", dir, "--input", "-", "--samples", "3")
+	if !strings.Contains(errs, "--temperature") {
+		t.Errorf("greedy samples: %s", errs)
+	}
+}

@@ -47,6 +47,7 @@ func newModelSolveCmd() *cobra.Command {
 		seed        uint64
 		maxTokens   int
 		concurrent  int
+		samples     int
 	)
 	cmd := &cobra.Command{
 		Use:   "solve TARGET N1 N2 ...",
@@ -83,8 +84,11 @@ prints one object per problem.`,
 			if err != nil {
 				return usageErrorf("--env: %v", err)
 			}
-			if maxTokens < 0 || concurrent <= 0 || temperature < 0 {
-				return usageErrorf("--max-tokens must be >= 0, --concurrent positive, --temperature >= 0")
+			if maxTokens < 0 || concurrent <= 0 || temperature < 0 || samples <= 0 {
+				return usageErrorf("--max-tokens must be >= 0, --concurrent and --samples positive, --temperature >= 0")
+			}
+			if samples > 1 && temperature == 0 {
+				return usageErrorf("--samples %d with greedy decoding would repeat one answer: set --temperature", samples)
 			}
 			var problems []countdown.Problem
 			if input != "" {
@@ -104,6 +108,9 @@ prints one object per problem.`,
 			}
 			defer e.Close()
 			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
+			if samples > 1 {
+				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), e, s, strategy, problems, samples, concurrent)
+			}
 			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), e, s, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
 		},
 	}
@@ -119,6 +126,7 @@ prints one object per problem.`,
 	f.Uint64Var(&seed, "seed", 0, "sampling seed")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
+	f.IntVar(&samples, "samples", 1, "independent samples per problem (with --temperature): one JSON object per problem with pass@1, pass@N and cons@N")
 	return cmd
 }
 
@@ -233,4 +241,120 @@ func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Re
 	}
 	walk(r.Tree, 0)
 	return tw.Flush()
+}
+
+// sampledOutput is one problem's line of `braid solve --samples N --json`.
+type sampledOutput struct {
+	Problem  countdown.Problem `json:"problem"`
+	Strategy string            `json:"strategy"`
+	Env      reason.EnvMode    `json:"env"`
+	Samples  int               `json:"samples"`
+	Answers  []string          `json:"answers"`
+	Correct  int               `json:"correct"`
+	PassAt1  float64           `json:"pass@1"`
+	PassAtN  bool              `json:"pass@n"`
+	ConsAtN  bool              `json:"cons@n"`
+	// Mean tokens per sample.
+	TotalTokens        float64 `json:"mean_total_tokens"`
+	CriticalPathTokens float64 `json:"mean_critical_path_tokens"`
+}
+
+// runSamples solves each problem n times with seeds seed+1..seed+n (1..n
+// without --seed) and reports, per problem and over all: pass@1 (the mean
+// success of one sample), pass@n (any sample correct) and cons@n (the
+// most frequent answer is correct; correct answers all count as one).
+func runSamples(ctx context.Context, out, log io.Writer, e *engine.Engine, s reason.Countdown, strategy string,
+	problems []countdown.Problem, n, concurrent int) error {
+	type job struct{ p, k int }
+	results := make([][]*reason.Result, len(problems))
+	for i := range results {
+		results[i] = make([]*reason.Result, n)
+	}
+	bar := newProgress(log, len(problems)*n, "samples")
+	start := time.Now()
+	var pass1 []float64
+	passN, consN := 0, 0
+	err := parallel.Ordered(ctx, len(problems)*n, concurrent, func(j int) (*reason.Result, error) {
+		sc := s
+		sc.Seed = s.Seed + uint64(j%n) + 1
+		return sc.Solve(ctx, e, problems[j/n])
+	}, func(j int, r *reason.Result) error {
+		bar.add(1)
+		i, k := j/n, j%n
+		results[i][k] = r
+		if k < n-1 {
+			return nil
+		}
+		p := problems[i]
+		o := sampledOutput{Problem: p, Strategy: strategy, Env: s.Env, Samples: n}
+		votes := map[string]int{}
+		for _, r := range results[i] {
+			o.Answers = append(o.Answers, r.Answer)
+			o.TotalTokens += float64(r.TotalTokens) / float64(n)
+			o.CriticalPathTokens += float64(r.CriticalPathTokens) / float64(n)
+			switch {
+			case r.Answer == "":
+			case countdown.VerifyAnswer(p, r.Answer) == nil:
+				o.Correct++
+				votes["correct"]++
+			default:
+				votes[r.Answer]++
+			}
+		}
+		best, top := "", 0
+		for a, v := range votes {
+			if v > top || v == top && a == "correct" {
+				best, top = a, v
+			}
+		}
+		o.PassAt1, o.PassAtN, o.ConsAtN = float64(o.Correct)/float64(n), o.Correct > 0, best == "correct"
+		pass1 = append(pass1, o.PassAt1)
+		if o.PassAtN {
+			passN++
+		}
+		if o.ConsAtN {
+			consN++
+		}
+		line, err := jsonLine(o)
+		if err != nil {
+			return err
+		}
+		results[i] = nil
+		_, err = out.Write(line)
+		return err
+	})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	m, half := meanCI(pass1)
+	lp, hp := wilson(passN, len(problems))
+	lc, hc := wilson(consN, len(problems))
+	fmt.Fprintf(log, "%s, env %s, %d samples at temperature %g on %d problems: pass@1 %.1f%% (95%% CI %.1f-%.1f), pass@%d %.1f%% (%.1f-%.1f), cons@%d %.1f%% (%.1f-%.1f) in %s\n",
+		strategy, s.Env, n, s.Temperature, len(problems), 100*m, 100*(m-half), 100*(m+half),
+		n, 100*float64(passN)/float64(len(problems)), 100*lp, 100*hp,
+		n, 100*float64(consN)/float64(len(problems)), 100*lc, 100*hc, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// meanCI returns the mean of per-problem scores and the half-width of its
+// 95% interval (normal approximation over problems, so samples of one
+// problem count as one cluster).
+func meanCI(x []float64) (float64, float64) {
+	if len(x) == 0 {
+		return 0, 0
+	}
+	var sum float64
+	for _, v := range x {
+		sum += v
+	}
+	m := sum / float64(len(x))
+	if len(x) < 2 {
+		return m, 0
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - m) * (v - m)
+	}
+	return m, 1.959964 * math.Sqrt(ss/float64(len(x)-1)/float64(len(x)))
 }
