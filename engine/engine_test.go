@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -541,5 +543,45 @@ func TestEnvironmentFillsAndConstrains(t *testing.T) {
 	}
 	if bad.Finish != backend.FinishEnv || !strings.Contains(bad.EnvError, "q is not allowed") {
 		t.Errorf("a rejected token: finish %q, error %q", bad.Finish, bad.EnvError)
+	}
+}
+
+func TestOpenAndOpenFS(t *testing.T) {
+	tok := trainTokenizer(t)
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(8, 8)), 0.3)
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Save(filepath.Join(dir, TokenizerFile)); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, open := range []func() (*Engine, error){
+		func() (*Engine, error) { return Open(dir, Options{}) },
+		func() (*Engine, error) { return OpenFS(os.DirFS(dir), ".", Options{}) },
+	} {
+		e, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "hello", MaxTokens: 10})
+		e.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, comp.Text)
+	}
+	if texts[0] != texts[1] {
+		t.Errorf("Open wrote %q, OpenFS %q", texts[0], texts[1])
+	}
+	if _, err := Open(filepath.Join(dir, "nope"), Options{}); err == nil {
+		t.Error("a missing directory opened")
 	}
 }

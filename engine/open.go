@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"io/fs"
+	"path"
 	"path/filepath"
 
 	"github.com/braid-dev/braid/model"
@@ -38,4 +40,33 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	return e, nil
+}
+
+// OpenFS is Open for a model directory inside a file system, such as the
+// model embedded in braid's binary.
+func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
+	m, err := model.LoadFS(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := fs.ReadFile(fsys, path.Join(dir, TokenizerFile))
+	if err != nil {
+		return nil, fmt.Errorf("open model: %w", err)
+	}
+	tok, err := tokenizer.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path.Join(dir, TokenizerFile), err)
+	}
+	if opts.EOS == nil {
+		data, err := fs.ReadFile(fsys, path.Join(dir, model.ConfigFile))
+		if err != nil {
+			return nil, fmt.Errorf("open model: %w", err)
+		}
+		hc, err := hfconfig.Parse(data)
+		if err != nil {
+			return nil, err
+		}
+		opts.EOS = hc.EOSTokenIDs
+	}
+	return New(m, tok, opts)
 }

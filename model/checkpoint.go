@@ -3,7 +3,9 @@ package model
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,6 +79,40 @@ func Load(dir string) (*Model, error) {
 	}
 	if err := m.Params.load(f); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// LoadFS reads a model directory from a file system: the model braid
+// embeds in its binary, say. Errors name the files inside fsys.
+func LoadFS(fsys fs.FS, dir string) (*Model, error) {
+	name := path.Join(dir, ConfigFile)
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	hc, err := hfconfig.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	c, err := ConfigFromHF(hc)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	m, err := New(c)
+	if err != nil {
+		return nil, err
+	}
+	name = path.Join(dir, WeightsFile)
+	if data, err = fs.ReadFile(fsys, name); err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	f, err := safetensors.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := m.Params.load(f); err != nil {
+		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	return m, nil
 }

@@ -115,3 +115,26 @@ func TestLoadRejectsMismatchedCheckpoints(t *testing.T) {
 		t.Error("a truncated checkpoint loaded")
 	}
 }
+
+func TestLoadFSMatchesLoad(t *testing.T) {
+	c := Config{Vocab: 40, Dim: 16, Hidden: 24, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 8, MaxSeq: 32, NormEps: 1e-5, RopeTheta: 10000}
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(9, 9)), 0.1)
+	dir := t.TempDir()
+	if err := m.Save(filepath.Join(dir, "m")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadFS(os.DirFS(dir), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config != m.Config || !slices.Equal(got.Params.Data(), m.Params.Data()) {
+		t.Error("LoadFS read another model than was saved")
+	}
+	if _, err := LoadFS(os.DirFS(dir), "missing"); err == nil || !strings.Contains(err.Error(), "missing/config.json") {
+		t.Errorf("missing directory: %v", err)
+	}
+}
