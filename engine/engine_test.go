@@ -3,9 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
