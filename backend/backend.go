@@ -48,8 +48,9 @@ type Request struct {
 	// strings; the text returned stops before it.
 	Stop []string
 	// Logprobs asks for the log-probability of each completion token under
-	// the model (temperature 1, no top-k or top-p), and TopLogprobs for
-	// that many most likely alternatives at each position.
+	// the model (temperature 1, no top-k, top-p or environment mask), and
+	// TopLogprobs for that many most likely alternatives at each position.
+	// Tokens an environment wrote carry none.
 	Logprobs    bool
 	TopLogprobs int
 
@@ -108,6 +109,11 @@ type Environment interface {
 	// Done reports that the completion is complete.
 	Done() bool
 }
+
+// ErrPromptTooLong is returned, wrapped, for a prompt longer than the
+// model's context: a strategy that lets prompts grow (a parent resumed
+// with its children's results) ends the thread there.
+var ErrPromptTooLong = errors.New("the prompt is longer than the model's context")
 
 // Chunk is the part of a completion generated since the last chunk.
 type Chunk struct {

@@ -20,8 +20,8 @@ type node struct {
 	parent *node
 	branch int // how many of the parent's tokens precede this node
 	start  int // sequence position of tokens[0]
-	// tokens are the node's tokens, at most blockTokens; a thread may
-	// append to the node in place while it is the only one using it.
+	// tokens are the node's tokens, at most blockTokens; a thread at the
+	// node's end may append to it in place while no child branches off it.
 	tokens []int32
 	// filled counts the tokens whose keys and values are computed. Between
 	// steps every token is filled; during one, tokens appended for the step
@@ -103,7 +103,10 @@ func (c *cache) advance(th *thread, t int32) (n *node, slot int, fresh bool, err
 	if n.filled < len(n.tokens) && n.writer != th && cur.off == len(n.tokens) {
 		return nil, 0, false, errWait
 	}
-	if n != &c.root && cur.off == len(n.tokens) && len(n.tokens) < blockTokens && n.refs == 1 && len(n.children) == 0 {
+	// Appending in place at the node's end is safe whoever else holds it:
+	// they read only the slots before their own place. A thread behind,
+	// whose token differs, branches off instead.
+	if n != &c.root && cur.off == len(n.tokens) && len(n.tokens) < blockTokens && len(n.children) == 0 {
 		n.tokens = append(n.tokens, t)
 		c.pending(n, th)
 		cur.off++

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"runtime"
 	"sync/atomic"
 )
@@ -18,7 +19,15 @@ type crew struct {
 	arrived atomic.Int32
 	phase   atomic.Uint32
 	stop    chan struct{}
+	// broken is set when a member panics: the others leave their
+	// barriers instead of waiting forever, and the panic reaches member 0,
+	// whose caller (the engine's loop) recovers it.
+	broken atomic.Bool
+	failed atomic.Value // the first panic of a member other than 0
 }
+
+// errBroken unwinds a member from a barrier after another member panicked.
+var errBroken = errors.New("engine: a crew member failed")
 
 func newCrew(n int) *crew {
 	c := &crew{n: n, stop: make(chan struct{})}
@@ -29,8 +38,7 @@ func newCrew(n int) *crew {
 			for {
 				select {
 				case <-ch:
-					c.work(i)
-					c.barrier()
+					c.member(i)
 				case <-c.stop:
 					return
 				}
@@ -40,10 +48,36 @@ func newCrew(n int) *crew {
 	return c
 }
 
+// member runs one member's part of a run, catching its panic for member 0
+// to raise.
+func (c *crew) member(i int) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != errBroken {
+				c.failed.CompareAndSwap(nil, p)
+			}
+			c.broken.Store(true)
+		}
+	}()
+	c.work(i)
+	c.barrier()
+}
+
 // run calls f(member) on every member at once and returns when all have
-// finished.
+// finished. A panic in any member panics here.
 func (c *crew) run(f func(member int)) {
 	c.work = f
+	defer func() {
+		if p := recover(); p != nil {
+			c.broken.Store(true)
+			if p == errBroken {
+				if f := c.failed.Load(); f != nil {
+					p = f
+				}
+			}
+			panic(p)
+		}
+	}()
 	for _, ch := range c.wake {
 		ch <- struct{}{}
 	}
@@ -64,6 +98,9 @@ func (c *crew) barrier() {
 		return
 	}
 	for spins := 0; c.phase.Load() == phase; spins++ {
+		if c.broken.Load() {
+			panic(errBroken)
+		}
 		if spins > 100 {
 			// Let other goroutines run, and a member that is not
 			// running yet reach the barrier.

@@ -43,9 +43,10 @@ const (
 type Options struct {
 	// CacheBytes is the KV cache's budget (DefaultCacheBytes when 0).
 	CacheBytes int64
-	// StepTokens caps the tokens one forward pass carries: every running
-	// thread's next token first, then prompt chunks up to the cap
-	// (DefaultStepTokens when 0).
+	// StepTokens caps the tokens one forward pass carries: the next
+	// tokens of decoding threads first, in arrival order, then prompt
+	// chunks, up to the cap (DefaultStepTokens when 0). A cap below the
+	// number of running threads leaves the latest to later steps.
 	StepTokens int
 	// MaxThreads caps the threads decoding at once; later requests wait
 	// (DefaultMaxThreads when 0).
@@ -80,6 +81,7 @@ type Engine struct {
 	// choices; allowed is the loop's scratch for the mask.
 	tokenText []string
 	allowed   []bool
+	rawLogits []float32
 
 	// Owned by the loop goroutine.
 	cache    *cache
@@ -241,7 +243,7 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 	}
 	th.promptLen = len(th.tokens)
 	if th.promptLen > c.MaxSeq {
-		return nil, fmt.Errorf("engine: the prompt has %d tokens; the model's context is %d", th.promptLen, c.MaxSeq)
+		return nil, fmt.Errorf("engine: the prompt has %d tokens; the model's context is %d: %w", th.promptLen, c.MaxSeq, backend.ErrPromptTooLong)
 	}
 	th.limit = c.MaxSeq
 	if req.MaxTokens > 0 {
@@ -285,6 +287,11 @@ func (e *Engine) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	if th.finish != "" {
 		// The environment ended the thread before the model wrote.
 		e.complete(th)
+		if req.OnChunk != nil {
+			for _, c := range th.chunks {
+				req.OnChunk(c)
+			}
+		}
 		return th.result, nil
 	}
 	e.mu.Lock()
@@ -530,15 +537,22 @@ func (e *Engine) schedule(th *thread, budget *int) {
 
 // sample picks th's next token and decides whether th goes on.
 func (e *Engine) sample(th *thread, logits []float32) {
+	wantLogprobs := th.req.Logprobs || th.req.TopLogprobs > 0
+	raw := logits
 	if th.env != nil {
 		if choices := th.env.Choices(); choices != nil {
+			if wantLogprobs {
+				// Logprobs are the model's own, before the mask.
+				e.rawLogits = append(e.rawLogits[:0], logits...)
+				raw = e.rawLogits
+			}
 			e.mask(logits, choices)
 		}
 	}
 	id := th.sampler.sample(logits)
 	tok := backend.Token{ID: id}
-	if th.req.Logprobs || th.req.TopLogprobs > 0 {
-		tok.Logprob, tok.Top = logprobs(logits, id, th.req.TopLogprobs)
+	if wantLogprobs {
+		tok.Logprob, tok.Top = logprobs(raw, id, th.req.TopLogprobs)
 	}
 	th.tokens = append(th.tokens, id)
 	th.out = append(th.out, tok)
@@ -584,6 +598,9 @@ func (e *Engine) sample(th *thread, logits []float32) {
 // completion. What would pass the thread's length limit is cut, and the
 // thread ends.
 func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
+	if th.stop != "" {
+		return
+	}
 	ids := e.tok.EncodeOrdinary(text)
 	if room := th.limit - len(th.tokens); len(ids) > room {
 		ids = ids[:max(0, room)]
@@ -597,8 +614,10 @@ func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
 		chunk.Tokens = append(chunk.Tokens, tok)
 		t, stop := th.text.add(e.tok.DecodeBytes([]int{id}))
 		chunk.Text += t
-		if stop != "" && th.stop == "" {
+		if stop != "" {
+			// The rest of the fill lies past the stop string.
 			th.stop, th.finish = stop, backend.FinishStop
+			return
 		}
 	}
 }
@@ -693,6 +712,10 @@ func (e *Engine) failAll(err error) {
 	queue := e.queue
 	e.queue = nil
 	e.mu.Unlock()
+	for _, th := range e.finished {
+		e.complete(th) // already ended: deliver as they are
+	}
+	e.finished = nil
 	for _, th := range append(e.running, queue...) {
 		th.err, th.finish = err, backend.FinishCancelled
 		e.complete(th)

@@ -585,3 +585,27 @@ func TestOpenAndOpenFS(t *testing.T) {
 		t.Error("a missing directory opened")
 	}
 }
+
+// Threads decoding the same tokens in lockstep share one chain of blocks:
+// the follower reads what the leader writes in the same step.
+func TestIdenticalThreadsShareBlocks(t *testing.T) {
+	m := testModel(t, 16)
+	prompt := randomTokens(rand.New(rand.NewPCG(9, 9)), 40, 97)
+	req := func() *backend.Request { return &backend.Request{PromptTokens: prompt, MaxTokens: 100} }
+	one := newEngine(t, m, Options{})
+	alone, err := one.Complete(context.Background(), req())
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := one.Stats().Blocks
+	two := newEngine(t, m, Options{})
+	got := completeAll(t, two, []*backend.Request{req(), req()})
+	for i, c := range got {
+		if !slices.Equal(ids(c), ids(alone)) {
+			t.Errorf("thread %d decoded other tokens beside its twin", i)
+		}
+	}
+	if b := two.Stats().Blocks; b > single+1 {
+		t.Errorf("two identical threads hold %d blocks, one alone %d", b, single)
+	}
+}

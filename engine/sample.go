@@ -57,7 +57,8 @@ func (s *sampler) sample(logits []float32) int {
 		for _, c := range cand {
 			total += c.p
 		}
-		cut := (1 - s.topP) / float64(len(cand)-1) * total
+		// The most likely token (weight 1) always stays.
+		cut := min(1, (1-s.topP)/float64(len(cand)-1)*total)
 		kept := cand[:0]
 		for _, c := range cand {
 			if c.p >= cut {

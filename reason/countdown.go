@@ -5,6 +5,7 @@ package reason
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -51,7 +52,7 @@ type Thread struct {
 	Wall     time.Duration `json:"-"`
 	WallMS   int64         `json:"wall_ms"`
 	Finish   string        `json:"finish"`
-	EnvError string        `json:"env_error,omitempty"`
+	Reason   string        `json:"reason,omitempty"` // why the environment or the runtime ended it
 	Children []*Thread     `json:"children,omitempty"`
 }
 
@@ -136,13 +137,18 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			}
 		}
 		c, err := b.Complete(ctx, req)
+		if errors.Is(err, backend.ErrPromptTooLong) {
+			// A parent resumed past the context: the thread ends here.
+			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
+			break
+		}
 		if err != nil {
 			return nil, err
 		}
 		t.Calls++
 		t.Tokens += c.Usage.CompletionTokens
 		t.Filled += c.Usage.FilledTokens
-		t.Finish, t.EnvError = string(c.Finish), c.EnvError
+		t.Finish, t.Reason = string(c.Finish), c.EnvError
 		text += c.Text
 		if s.Mode != countdown.ModeParallel || node != "0" {
 			break
@@ -151,7 +157,19 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		if !ok {
 			break
 		}
-		kids, err := s.children(ctx, b, p, before, nodes)
+		prompts := make([]string, len(nodes))
+		for i, id := range nodes {
+			if prompts[i], err = countdown.ChildPrompt(p, before, id); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			// The model spawned a node it never generated (possible when
+			// nothing constrains it): the thread ends there, unsolved.
+			t.Finish, t.Reason = "invalid spawn", err.Error()
+			break
+		}
+		kids, err := s.children(ctx, b, p, nodes, prompts)
 		if err != nil {
 			return nil, err
 		}
@@ -168,7 +186,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 
 // children runs a spawn's children concurrently, at most MaxChildren at
 // once, and returns them in spawn order.
-func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, nodes []string) ([]*Thread, error) {
+func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, nodes, prompts []string) ([]*Thread, error) {
 	kids := make([]*Thread, len(nodes))
 	errs := make([]error, len(nodes))
 	limit := s.MaxChildren
@@ -178,14 +196,10 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i, id := range nodes {
-		prompt, err := countdown.ChildPrompt(p, parent, id)
-		if err != nil {
-			return nil, err
-		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			kids[i], errs[i] = s.thread(ctx, b, p, id, prompt)
+			kids[i], errs[i] = s.thread(ctx, b, p, id, prompts[i])
 		})
 	}
 	wg.Wait()

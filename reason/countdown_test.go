@@ -117,3 +117,31 @@ func TestSerialAndDirect(t *testing.T) {
 		}
 	}
 }
+
+// A model that spawns a node it never generated, or whose resumed prompt
+// outgrows the context, ends its thread unsolved; the run goes on.
+func TestBadThreadsEndUnsolved(t *testing.T) {
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	root := countdown.RootPrompt(p, countdown.ModeParallel)
+	spawn := "Exploring Operation: 53-22=31, Resulting Numbers: [26, 31, 31]\nGenerated Node #0,0: 27:[26, 31, 31] Operation: 53-22=31\n" +
+		"<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,9\n<End Calling Sub Searches>\n"
+	r := &replay{answers: map[string]string{root: spawn}}
+	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answer != "" || res.Tree.Finish != "invalid spawn" || !strings.Contains(res.Tree.Reason, "#0,9") {
+		t.Errorf("got answer %q, finish %q (%s)", res.Answer, res.Tree.Finish, res.Tree.Reason)
+	}
+	long := &tooLong{}
+	res, err = Countdown{Mode: countdown.ModeSerial, Env: EnvOff}.Solve(context.Background(), long, p)
+	if err != nil || res.Tree.Finish != string(backend.FinishLength) {
+		t.Errorf("a prompt past the context: %+v, %v", res, err)
+	}
+}
+
+type tooLong struct{}
+
+func (tooLong) Complete(context.Context, *backend.Request) (*backend.Completion, error) {
+	return nil, fmt.Errorf("engine: the prompt has 9999 tokens: %w", backend.ErrPromptTooLong)
+}

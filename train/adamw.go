@@ -70,7 +70,7 @@ func learningRate(t TrainConfig, step int) float64 {
 	if step < t.Warmup {
 		return t.LR * float64(step+1) / float64(t.Warmup)
 	}
-	span := max(1, t.Steps-t.Warmup)
+	span := max(1, t.Steps-t.Warmup-1) // the last step, Steps-1, is at MinLR
 	frac := math.Min(1, float64(step-t.Warmup)/float64(span))
 	return t.MinLR + (t.LR-t.MinLR)*0.5*(1+math.Cos(math.Pi*frac))
 }

@@ -170,9 +170,10 @@ type microBatch struct {
 
 // schedule cuts one epoch of examples into micro-batches: the examples in
 // an order drawn from (seed, epoch), grouped by length within windows so
-// that little is padding, at most maxTokens positions each, the
-// micro-batches themselves in a drawn order.
-func schedule(examples []Example, seed uint64, epoch int, maxTokens int) []microBatch {
+// that little is padding, rows padded to a multiple of 16 (at most maxT),
+// at most maxTokens positions each, the micro-batches themselves in a drawn
+// order.
+func schedule(examples []Example, seed uint64, epoch int, maxTokens, maxT int) []microBatch {
 	rng := rand.New(rand.NewPCG(seed, uint64(epoch)+1))
 	order := rng.Perm(len(examples))
 	const window = 512
@@ -182,7 +183,7 @@ func schedule(examples []Example, seed uint64, epoch int, maxTokens int) []micro
 		slices.SortStableFunc(win, func(a, b int) int { return cmp.Compare(examples[a].Len(), examples[b].Len()) })
 		var cur microBatch
 		for _, i := range win {
-			T := roundUp(examples[i].Len(), 16)
+			T := min(roundUp(examples[i].Len(), 16), maxT)
 			if len(cur.examples) > 0 && (len(cur.examples)+1)*max(T, cur.T) > maxTokens {
 				batches = append(batches, cur)
 				cur = microBatch{}

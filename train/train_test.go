@@ -169,7 +169,7 @@ func TestEncodeMasksTheEnvironment(t *testing.T) {
 }
 
 func TestLearningRateSchedule(t *testing.T) {
-	c := TrainConfig{LR: 1, MinLR: 0.1, Warmup: 10, Steps: 110}
+	c := TrainConfig{LR: 1, MinLR: 0.1, Warmup: 10, Steps: 111}
 	for _, tc := range []struct {
 		step int
 		want float64
@@ -190,5 +190,25 @@ func TestLoadRecipe(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"data":{"seed":1,"serial":5}}`), 0o644)
 	if _, err := LoadRecipe(bad); err == nil || !strings.Contains(err.Error(), "vocab") {
 		t.Errorf("missing values: %v", err)
+	}
+}
+
+func TestScheduleFitsTheModel(t *testing.T) {
+	var xs []Example
+	for n := 990; n <= 1001; n++ {
+		xs = append(xs, Example{Tokens: make([]int32, n), Learn: make([]bool, n)})
+	}
+	for _, mb := range schedule(xs, 1, 0, 1000, 1000) {
+		if mb.T > 1000 || len(mb.examples)*mb.T > 1000 {
+			t.Fatalf("a micro-batch of %d rows of %d positions; the model takes 1000", len(mb.examples), mb.T)
+		}
+	}
+	r := tinyRecipe()
+	if _, err := newTrainer(r, "", 300, 0, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "no training examples") {
+		t.Errorf("no examples: %v", err)
+	}
+	long := []Example{{Tokens: make([]int32, 2000), Learn: make([]bool, 2000)}}
+	if _, err := newTrainer(r, "", 300, 0, nil, long, nil); err == nil || !strings.Contains(err.Error(), "1999 positions") {
+		t.Errorf("an example over max_seq: %v", err)
 	}
 }

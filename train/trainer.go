@@ -97,6 +97,19 @@ func NewTrainer(r *Recipe, dir string, tok *tokenizer.Tokenizer, trainSet, valSe
 // newTrainer is NewTrainer for a vocabulary and padding token; without a
 // directory it neither resumes nor checkpoints (a benchmark).
 func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer, trainSet, valSet []Example) (*Trainer, error) {
+	if len(trainSet) == 0 {
+		return nil, errors.New("train: no training examples (are they all longer than the model's max_seq?)")
+	}
+	for i, x := range trainSet {
+		if x.Len() < 1 || x.Len() > r.Model.MaxSeq {
+			return nil, fmt.Errorf("train: example %d has %d positions; the model takes 1 to %d", i, x.Len(), r.Model.MaxSeq)
+		}
+	}
+	for i, x := range valSet {
+		if x.Len() < 1 || x.Len() > r.Model.MaxSeq {
+			return nil, fmt.Errorf("train: validation example %d has %d positions; the model takes 1 to %d", i, x.Len(), r.Model.MaxSeq)
+		}
+	}
 	c := r.modelConfig(vocab)
 	m, err := model.New(c)
 	if err != nil {
@@ -116,7 +129,7 @@ func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer,
 	if !resumed {
 		m.Params.Init(rand.New(rand.NewPCG(r.Train.Seed, 0x5eed)), r.Model.InitStd)
 	}
-	t.epoch = schedule(t.train, r.Train.Seed, t.state.Epoch, r.Train.MicroTokens)
+	t.epoch = schedule(t.train, r.Train.Seed, t.state.Epoch, r.Train.MicroTokens, c.MaxSeq)
 	return t, nil
 }
 
@@ -131,7 +144,7 @@ func (t *Trainer) next() microBatch {
 	if t.state.Batch >= len(t.epoch) {
 		t.state.Epoch++
 		t.state.Batch = 0
-		t.epoch = schedule(t.train, t.recipe.Train.Seed, t.state.Epoch, t.recipe.Train.MicroTokens)
+		t.epoch = schedule(t.train, t.recipe.Train.Seed, t.state.Epoch, t.recipe.Train.MicroTokens, t.Model.Config.MaxSeq)
 	}
 	mb := t.epoch[t.state.Batch]
 	t.state.Batch++
@@ -201,7 +214,7 @@ func (t *Trainer) ValidationLoss() (float64, error) {
 	pad := t.pad
 	var sum float64
 	var count int
-	for _, mb := range schedule(t.val, 0, 0, t.recipe.Train.MicroTokens) {
+	for _, mb := range schedule(t.val, 0, 0, t.recipe.Train.MicroTokens, t.Model.Config.MaxSeq) {
 		B := len(mb.examples)
 		n := B * mb.T
 		k := fill(t.val, mb, pad, t.tokens[:n], t.targets[:n])
@@ -312,6 +325,11 @@ func (t *Trainer) Checkpoint() error {
 	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(st, '\n')); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	// The log goes with the checkpoint, so that a resumed run has every
+	// row up to its step; the copy beside it is for people.
+	if err := t.writeLog(filepath.Join(tmp, LogFile)); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
 	cur, old := filepath.Join(t.dir, CheckpointDir), filepath.Join(t.dir, CheckpointDir+".old")
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -325,7 +343,7 @@ func (t *Trainer) Checkpoint() error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := t.writeLog(); err != nil {
+	if err := t.writeLog(filepath.Join(t.dir, LogFile)); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(t.dir, CurveFile), lossCurve(t.log))
@@ -380,12 +398,16 @@ func (t *Trainer) resume() (bool, error) {
 		return false, fmt.Errorf("resume: optimizer step: %w", err)
 	}
 	t.state = st
-	t.log, err = readLog(filepath.Join(t.dir, LogFile), st.Step)
+	logPath := filepath.Join(dir, LogFile)
+	if _, err := os.Stat(logPath); err != nil {
+		logPath = filepath.Join(t.dir, LogFile) // a checkpoint from before the log moved in
+	}
+	t.log, err = readLog(logPath, st.Step)
 	return true, err
 }
 
-func (t *Trainer) writeLog() error {
-	f, err := atomicfile.Create(filepath.Join(t.dir, LogFile))
+func (t *Trainer) writeLog(path string) error {
+	f, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

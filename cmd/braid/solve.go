@@ -90,6 +90,9 @@ prints one object per problem.`,
 			if samples > 1 && temperature == 0 {
 				return usageErrorf("--samples %d with greedy decoding would repeat one answer: set --temperature", samples)
 			}
+			if samples > 1 && (withTree || showTrace) {
+				return usageErrorf("--samples prints one JSON summary per problem: --tree and --trace do not apply")
+			}
 			var problems []countdown.Problem
 			if input != "" {
 				if problems, err = readProblems(input, cmd.InOrStdin()); err != nil {
@@ -231,8 +234,8 @@ func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Re
 	var walk func(t *reason.Thread, depth int)
 	walk = func(t *reason.Thread, depth int) {
 		end := t.Finish
-		if t.EnvError != "" {
-			end += ": " + t.EnvError
+		if t.Reason != "" {
+			end += ": " + t.Reason
 		}
 		fmt.Fprintf(tw, "%s#%s\t%d\t%d\t%d\t%d ms\t%s\t\n", strings.Repeat("  ", depth), t.Node, t.Tokens, t.Filled, t.Calls, t.WallMS, end)
 		for _, c := range t.Children {

@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestCrewRunsEveryMemberBetweenBarriers(t *testing.T) {
+	c := newCrew(3)
+	defer c.close()
+	var hits [3]atomic.Int32
+	for range 50 {
+		c.run(func(m int) {
+			hits[m].Add(1)
+			c.barrier()
+			hits[m].Add(1)
+		})
+	}
+	for m := range hits {
+		if got := hits[m].Load(); got != 100 {
+			t.Errorf("member %d ran %d halves, want 100", m, got)
+		}
+	}
+}
+
+// A panic in any member reaches the caller of run; no member is left
+// spinning at a barrier.
+func TestCrewPanicsReachTheCaller(t *testing.T) {
+	for _, bad := range []int{0, 1} {
+		c := newCrew(2)
+		done := make(chan any)
+		go func() {
+			defer func() { done <- recover() }()
+			c.run(func(m int) {
+				if m == bad {
+					panic("member failed")
+				}
+				c.barrier()
+			})
+		}()
+		select {
+		case p := <-done:
+			if s, _ := p.(string); !strings.Contains(s, "member failed") {
+				t.Errorf("member %d's panic came back as %v", bad, p)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("member %d's panic left the crew waiting", bad)
+		}
+		c.close()
+	}
+}
