@@ -609,3 +609,44 @@ func TestIdenticalThreadsShareBlocks(t *testing.T) {
 		t.Errorf("two identical threads hold %d blocks, one alone %d", b, single)
 	}
 }
+
+func TestTopPKeepsTheMostLikelyToken(t *testing.T) {
+	s := newSampler(&backend.Request{Temperature: 1, TopP: 0.3}, 1)
+	for range 100 {
+		if id := s.sample([]float32{1, 1, -1e9}); id > 1 {
+			t.Fatalf("sampled token %d", id)
+		}
+	}
+}
+
+type fillEnv struct{ fill string }
+
+func (fillEnv) Begin() (string, error)        { return "", nil }
+func (f fillEnv) Next(string) (string, error) { return f.fill, nil }
+func (fillEnv) Choices() []string             { return nil }
+func (fillEnv) Done() bool                    { return false }
+
+func TestNoFillPastAStopString(t *testing.T) {
+	tok := trainTokenizer(t)
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(2, 2)), 0.3)
+	e, err := New(m, tok, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var streamed strings.Builder
+	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Stop: []string{"STOP"}, Env: fillEnv{"aSTOPbbb"},
+		OnChunk: func(ch backend.Chunk) { streamed.WriteString(ch.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Finish != backend.FinishStop || strings.Contains(comp.Text, "b") || strings.Contains(streamed.String(), "b") || !strings.HasSuffix(comp.Text, "a") {
+		t.Errorf("text %q, streamed %q, finish %q", comp.Text, streamed.String(), comp.Finish)
+	}
+}
