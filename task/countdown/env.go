@@ -40,8 +40,17 @@ type Env struct {
 	// of an operation's variants, the environment writes the one it
 	// holds.
 	expect string
-	// visited are the nodes whose state has been written (moved to).
+	// visited are the nodes whose state has been written (moved to) or
+	// that a spawn handed to a child (named in a spawn or join block).
 	visited map[string]bool
+	// Every search, the thread's own and each inline sub search, has a
+	// scope: the nodes generated while it was the innermost open one,
+	// which only it moves to, and which it must all visit before it may
+	// give up, as the generators' searches do. scopes is the stack of
+	// open ones; scopeOf maps a node to the scope that generated it.
+	scopes  []int
+	nscopes int
+	scopeOf map[string]int
 	// goalAt is the node whose operation first reached the goal (in a
 	// join, the first solved sub search's), for the solution path.
 	goalAt *TreeNode
@@ -54,7 +63,8 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Env{w: &walker{t: &Trace{byID: make(map[string]*TreeNode), Target: p.Target}, problem: &p}, explored: map[string]int{}, visited: map[string]bool{}}
+	e := &Env{w: &walker{t: &Trace{byID: make(map[string]*TreeNode), Target: p.Target}, problem: &p}, explored: map[string]int{}, visited: map[string]bool{},
+		scopes: []int{0}, nscopes: 1, scopeOf: map[string]int{}}
 	h, body, err := SplitHeader(prompt)
 	if err != nil {
 		return nil, err
@@ -158,18 +168,48 @@ func (e *Env) feed(line string) error {
 		return &TraceError{Line: w.lineNo, Text: line, Reason: err.Error()}
 	}
 	w.prev = l.Kind
-	if l.Kind == LineCurrentState && w.cur != nil {
-		e.visited[w.cur.ID] = true
+	switch l.Kind {
+	case LineCurrentState:
+		if w.cur != nil {
+			e.visited[w.cur.ID] = true
+		}
+	case LineGenerated:
+		if _, ok := e.scopeOf[l.Node]; !ok {
+			e.scopeOf[l.Node] = e.scopes[len(e.scopes)-1]
+		}
+	case LineSpawn, LineJoinGoal, LineJoinNone:
+		// A child searched it (a resumed parent sees only the join).
+		e.visited[l.Node] = true
+	case LineSubStart:
+		e.scopes = append(e.scopes, e.nscopes)
+		e.nscopes++
+	case LineSubExit:
+		if len(e.scopes) > 1 {
+			e.scopes = e.scopes[:len(e.scopes)-1]
+		}
 	}
 	return nil
+}
+
+// frontier lists the nodes of the innermost open search not yet visited.
+func (e *Env) frontier() []string {
+	scope := e.scopes[len(e.scopes)-1]
+	var ids []string
+	for _, n := range e.w.t.Nodes {
+		if !e.visited[n.ID] && e.scopeOf[n.ID] == scope {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids
 }
 
 // Choices returns what the model may write next, from where it is in the
 // current line, up to where the environment takes over: at a line's start,
 // the lines the state allows (an operation not yet explored at the current
-// node, a move to a generated node not yet visited, a sub search of one of
-// the current node's children, a spawn block, giving up); within one, the
-// rest of those lines. It returns nil when the model writes freely (the
+// node, a move to a node the current search generated and has not yet
+// visited, a sub search of one of the current node's children, a spawn
+// block, and giving up once the search has no such node left); within one,
+// the rest of those lines. It returns nil when the model writes freely (the
 // trace is finished).
 func (e *Env) Choices() []string {
 	w := e.w
@@ -230,10 +270,9 @@ func (e *Env) lines() []string {
 			}
 		}
 	}
-	for _, n := range t.Nodes {
-		if !e.visited[n.ID] {
-			out = append(out, "Moving to Node #"+n.ID+"\n")
-		}
+	frontier := e.frontier()
+	for _, id := range frontier {
+		out = append(out, "Moving to Node #"+id+"\n")
 	}
 	mode := t.Header.Mode
 	if mode != ModeParallel && mode != ModeDirect && w.cur != nil {
@@ -246,7 +285,10 @@ func (e *Env) lines() []string {
 	if mode == ModeParallel && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
 		out = append(out, "<Calling Sub Searches>\n")
 	}
-	return append(out, "No solution found.\n")
+	if len(frontier) == 0 {
+		out = append(out, "No solution found.\n")
+	}
+	return out
 }
 
 // variants counts the pairs of positions in the current state that op can
