@@ -123,6 +123,8 @@ type Chunk struct {
 
 // Token is one generated token.
 type Token struct {
+	// ID is the token's id, -1 when the backend does not say (remote
+	// servers stream text and logprobs, not ids).
 	ID int
 	// Filled marks a token the environment wrote, not the model.
 	Filled  bool
@@ -173,7 +175,8 @@ type Usage struct {
 	// reused from earlier work instead of running.
 	CachedPromptTokens int
 	// CompletionTokens counts every completion token; FilledTokens those
-	// of them the environment wrote.
+	// of them the environment wrote (0 from remote servers, which count
+	// only what they generate, in their own tokens).
 	CompletionTokens int
 	FilledTokens     int
 }

@@ -1,0 +1,523 @@
+// Package remote implements backend.Backend over OpenAI-compatible HTTP
+// servers (vLLM, SGLang, llama.cpp's server, OpenAI): /v1/completions for
+// raw text continuation, which spawn/join and task environments need, and
+// /v1/chat/completions for chat models. Responses stream as server-sent
+// events; failed requests are retried with backoff; several endpoints share
+// the load with prefix affinity, so a thread's continuations reach the
+// server that caches its prefix.
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Endpoints are the servers' base URLs, such as
+	// http://127.0.0.1:8000/v1.
+	Endpoints []string
+	// APIKey is sent as a bearer token; empty means $BRAID_API_KEY, then
+	// $OPENAI_API_KEY, then none.
+	APIKey string
+	// Model names the model in each request.
+	Model string
+	// Chat selects /chat/completions: the prompt becomes one user message.
+	Chat bool
+	// MaxConcurrent caps the requests in flight per endpoint (16 when 0).
+	MaxConcurrent int
+	// Timeout caps one HTTP request (none when 0; the context still
+	// applies).
+	Timeout time.Duration
+	// Retries is how many times a request is retried after a 429, a 5xx or
+	// a dropped connection (4 when 0; -1 for none).
+	Retries int
+	// ChatTemplateKwargs and ReasoningEffort are passed through, for
+	// hybrid-thinking models (e.g. {"enable_thinking": false}).
+	ChatTemplateKwargs map[string]any
+	ReasoningEffort    string
+	// GuidedChoice sends an environment's choices as vLLM's guided_choice,
+	// so the server only generates legal ones; servers without it get
+	// fill-only environments.
+	GuidedChoice bool
+	// HTTPClient is the client to use (http.DefaultClient when nil).
+	HTTPClient *http.Client
+}
+
+// Client is a Backend over OpenAI-compatible servers. It is safe for
+// concurrent use.
+type Client struct {
+	opts      Options
+	endpoints []*endpoint
+	http      *http.Client
+	key       string
+}
+
+type endpoint struct {
+	base  string
+	slots chan struct{}
+}
+
+// New checks the options and returns a client.
+func New(opts Options) (*Client, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("remote: no endpoint")
+	}
+	if opts.MaxConcurrent == 0 {
+		opts.MaxConcurrent = 16
+	}
+	if opts.Retries == 0 {
+		opts.Retries = 4
+	}
+	if opts.MaxConcurrent < 0 || opts.Timeout < 0 {
+		return nil, fmt.Errorf("remote: negative option in %+v", opts)
+	}
+	c := &Client{opts: opts, http: opts.HTTPClient, key: opts.APIKey}
+	if c.http == nil {
+		c.http = http.DefaultClient
+	}
+	if c.key == "" {
+		c.key = os.Getenv("BRAID_API_KEY")
+	}
+	if c.key == "" {
+		c.key = os.Getenv("OPENAI_API_KEY")
+	}
+	for _, e := range opts.Endpoints {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("remote: endpoint %q is not an http(s) URL", e)
+		}
+		c.endpoints = append(c.endpoints, &endpoint{base: strings.TrimSuffix(e, "/"), slots: make(chan struct{}, opts.MaxConcurrent)})
+	}
+	return c, nil
+}
+
+// route picks the endpoint for a prompt: a hash of its first 512 bytes, so
+// that a thread's later calls, which extend its prompt, reach the server
+// that holds the prefix in its cache.
+func (c *Client) route(prompt string) *endpoint {
+	if len(c.endpoints) == 1 {
+		return c.endpoints[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(prompt[:min(len(prompt), 512)]))
+	return c.endpoints[int(h.Sum32()%uint32(len(c.endpoints)))]
+}
+
+// Complete implements backend.Backend. With an environment, a completion
+// is generated piece by piece: the stream is cut where the environment
+// takes over, and generation continues from the text with the
+// environment's part appended (stop and continue).
+func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.PromptTokens != nil && c.opts.Chat {
+		return nil, fmt.Errorf("remote: token prompts need /completions, not chat: %w", errors.ErrUnsupported)
+	}
+	if req.Env != nil && c.opts.Chat {
+		return nil, fmt.Errorf("remote: environments need /completions, not chat: %w", errors.ErrUnsupported)
+	}
+	ep := c.route(req.Prompt)
+	out := &backend.Completion{Seed: req.Seed}
+	var text strings.Builder
+	emit := func(ch backend.Chunk) {
+		text.WriteString(ch.Text)
+		out.Tokens = append(out.Tokens, ch.Tokens...)
+		if req.OnChunk != nil {
+			req.OnChunk(ch)
+		}
+	}
+	env := req.Env
+	if env != nil {
+		begin, err := env.Begin()
+		if err != nil {
+			return nil, fmt.Errorf("remote: the environment refuses the prompt: %w", err)
+		}
+		if begin != "" {
+			emit(backend.Chunk{Text: begin})
+		}
+	}
+	for {
+		if env != nil && env.Done() {
+			out.Finish = backend.FinishStop
+			break
+		}
+		budget := 0
+		if req.MaxTokens > 0 {
+			budget = req.MaxTokens - out.Usage.CompletionTokens
+			if budget <= 0 {
+				out.Finish = backend.FinishLength
+				break
+			}
+		}
+		var choices []string
+		if env != nil && c.opts.GuidedChoice {
+			choices = env.Choices()
+		}
+		res, err := c.stream(ctx, ep, req, req.Prompt+text.String(), budget, choices, env, emit)
+		out.Usage.PromptTokens = max(out.Usage.PromptTokens, res.promptTokens)
+		out.Usage.CachedPromptTokens += res.cachedTokens
+		out.Usage.CompletionTokens += res.completionTokens
+		if err != nil {
+			out.Text, out.Finish = text.String(), backend.FinishCancelled
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			return nil, err
+		}
+		if res.envErr != nil {
+			out.Finish, out.EnvError = backend.FinishEnv, res.envErr.Error()
+			break
+		}
+		if res.fill != "" {
+			emit(backend.Chunk{Text: res.fill})
+			continue
+		}
+		// The model ended the completion (a stop, the end of sequence or
+		// the length): with an environment too, the thread is over.
+		out.Finish, out.StopString = res.finish, res.stop
+		break
+	}
+	out.Text = text.String()
+	return out, nil
+}
+
+// result is what one streamed request produced.
+type result struct {
+	finish                                       backend.FinishReason
+	stop                                         string
+	fill                                         string // the environment's text, when it cut the stream
+	envErr                                       error
+	promptTokens, cachedTokens, completionTokens int
+}
+
+// stream runs one request, with retries, emitting the model's text as it
+// comes. With an environment it feeds the environment as it goes and cuts
+// the stream where the environment writes.
+func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request, prompt string, maxTokens int,
+	choices []string, env backend.Environment, emit func(backend.Chunk)) (result, error) {
+	var res result
+	written := ""
+	for attempt := 0; ; attempt++ {
+		body, err := c.body(req, prompt+written, maxTokens, choices)
+		if err != nil {
+			return res, err
+		}
+		got, retryAfter, err := c.attempt(ctx, ep, body, env, func(ch backend.Chunk) {
+			written += ch.Text
+			emit(ch)
+		})
+		res.promptTokens = max(res.promptTokens, got.promptTokens)
+		res.cachedTokens += got.cachedTokens
+		res.completionTokens += got.completionTokens
+		if err == nil {
+			res.finish, res.stop, res.fill, res.envErr = got.finish, got.stop, got.fill, got.envErr
+			return res, nil
+		}
+		var perm *permanentError
+		if errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0 {
+			return res, err
+		}
+		if c.opts.Chat && written != "" {
+			// A chat message cannot be continued mid-way.
+			return res, err
+		}
+		wait := backoff(attempt)
+		if retryAfter > 0 {
+			wait = retryAfter
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+}
+
+// backoff is the wait before retry attempt+1: exponential from 250 ms,
+// capped at 8 s, with full jitter.
+func backoff(attempt int) time.Duration {
+	d := 250 * time.Millisecond << min(attempt, 5)
+	return time.Duration(rand.Int64N(int64(min(d, 8*time.Second))) + 1)
+}
+
+// permanentError is a failure retrying cannot fix (a 4xx other than 429).
+type permanentError struct {
+	status int
+	msg    string
+}
+
+func (e *permanentError) Error() string { return fmt.Sprintf("remote: HTTP %d: %s", e.status, e.msg) }
+
+func (c *Client) body(req *backend.Request, prompt string, maxTokens int, choices []string) ([]byte, error) {
+	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
+	if c.opts.Chat {
+		b["messages"] = []map[string]string{{"role": "user", "content": prompt}}
+		if c.opts.ChatTemplateKwargs != nil {
+			b["chat_template_kwargs"] = c.opts.ChatTemplateKwargs
+		}
+		if c.opts.ReasoningEffort != "" {
+			b["reasoning_effort"] = c.opts.ReasoningEffort
+		}
+	} else if req.PromptTokens != nil {
+		b["prompt"] = req.PromptTokens
+	} else {
+		b["prompt"] = prompt
+	}
+	if maxTokens > 0 {
+		b["max_tokens"] = maxTokens
+	}
+	b["temperature"] = req.Temperature
+	if req.TopP > 0 {
+		b["top_p"] = req.TopP
+	}
+	if req.TopK > 0 {
+		b["top_k"] = req.TopK
+	}
+	if req.Seed != 0 {
+		b["seed"] = req.Seed
+	}
+	if len(req.Stop) > 0 {
+		b["stop"] = req.Stop
+	}
+	if req.Logprobs || req.TopLogprobs > 0 {
+		if c.opts.Chat {
+			b["logprobs"] = true
+			b["top_logprobs"] = req.TopLogprobs
+		} else {
+			b["logprobs"] = max(1, req.TopLogprobs)
+		}
+	}
+	if len(choices) > 0 {
+		b["guided_choice"] = choices
+	}
+	return json.Marshal(b)
+}
+
+// attempt sends one request and reads its stream. It returns how long the
+// server asked to wait before a retry, if it did.
+func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env backend.Environment, emit func(backend.Chunk)) (result, time.Duration, error) {
+	select {
+	case ep.slots <- struct{}{}:
+	case <-ctx.Done():
+		return result{}, 0, ctx.Err()
+	}
+	defer func() { <-ep.slots }()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c.opts.Timeout > 0 {
+		var stop context.CancelFunc
+		rctx, stop = context.WithTimeout(rctx, c.opts.Timeout)
+		defer stop()
+	}
+	path := "/completions"
+	if c.opts.Chat {
+		path = "/chat/completions"
+	}
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.base+path, bytes.NewReader(body))
+	if err != nil {
+		return result{}, 0, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if c.key != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return result{}, 0, fmt.Errorf("remote: %s: %w", ep.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg := errorMessage(resp.Body)
+		err := fmt.Errorf("remote: %s: HTTP %d: %s", ep.base, resp.StatusCode, msg)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			return result{}, retryAfter(resp.Header.Get("Retry-After")), err
+		}
+		return result{}, 0, &permanentError{resp.StatusCode, msg}
+	}
+	return c.read(resp.Body, env, emit)
+}
+
+// errorMessage reads an OpenAI error body ({"error": {"message": ...}}),
+// or the start of whatever the server sent.
+func errorMessage(r io.Reader) string {
+	data, _ := io.ReadAll(io.LimitReader(r, 8<<10))
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(data, &e) == nil {
+		if e.Error.Message != "" {
+			return e.Error.Message
+		}
+		if e.Message != "" {
+			return e.Message
+		}
+	}
+	s := strings.TrimSpace(string(data))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date.
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, 5*time.Minute)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(0, time.Until(t)), 5*time.Minute)
+	}
+	return 0
+}
+
+// streamChunk is one server-sent event of either endpoint.
+type streamChunk struct {
+	Choices []struct {
+		Text  string `json:"text"`
+		Delta struct {
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+		StopReason   any     `json:"stop_reason"`
+		Logprobs     *struct {
+			Tokens        []string             `json:"tokens"`
+			TokenLogprobs []float64            `json:"token_logprobs"`
+			TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+			Content       []struct {
+				Logprob float64 `json:"logprob"`
+			} `json:"content"`
+		} `json:"logprobs"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens        int `json:"prompt_tokens"`
+		CompletionTokens    int `json:"completion_tokens"`
+		PromptTokensDetails *struct {
+			CachedTokens int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+	} `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// errDropped marks a stream that ended without [DONE] or a finish reason:
+// a dropped connection, retried.
+var errDropped = errors.New("the stream ended early")
+
+// read consumes a stream of server-sent events. With an environment, the
+// model's text goes to it byte by byte (so that nothing past the point
+// where the environment writes is kept), and the stream is cut there.
+func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend.Chunk)) (result, time.Duration, error) {
+	var res result
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	finished := false
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data:")
+		if !ok {
+			continue // comments, event names, blank separators
+		}
+		data = strings.TrimSpace(data)
+		if data == "[DONE]" {
+			if !finished {
+				return res, 0, fmt.Errorf("remote: %w before a finish reason", errDropped)
+			}
+			return res, 0, nil
+		}
+		var ch streamChunk
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			return res, 0, fmt.Errorf("remote: a malformed event %.80q: %w", data, err)
+		}
+		if ch.Error != nil {
+			return res, 0, fmt.Errorf("remote: the server failed mid-stream: %s", ch.Error.Message)
+		}
+		if u := ch.Usage; u != nil {
+			res.promptTokens, res.completionTokens = u.PromptTokens, u.CompletionTokens
+			if u.PromptTokensDetails != nil {
+				res.cachedTokens = u.PromptTokensDetails.CachedTokens
+			}
+		}
+		if len(ch.Choices) == 0 {
+			continue
+		}
+		choice := ch.Choices[0]
+		text := choice.Text + choice.Delta.Content
+		// Thinking tokens (reasoning_content) are part of the thread's
+		// text: braid reasons over them like any other.
+		text = choice.Delta.ReasoningContent + text
+		if text != "" {
+			var toks []backend.Token
+			if lp := choice.Logprobs; lp != nil {
+				for i := range lp.TokenLogprobs {
+					toks = append(toks, backend.Token{ID: -1, Logprob: lp.TokenLogprobs[i]})
+				}
+				for _, x := range lp.Content {
+					toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
+				}
+			}
+			if env == nil {
+				emit(backend.Chunk{Text: text, Tokens: toks})
+			} else {
+				for i := 0; i < len(text); i++ {
+					fill, err := env.Next(text[i : i+1])
+					if err != nil {
+						emit(backend.Chunk{Text: text[:i+1]})
+						res.envErr = err
+						return res, 0, nil
+					}
+					if fill != "" {
+						emit(backend.Chunk{Text: text[:i+1]})
+						res.fill = fill
+						return res, 0, nil
+					}
+				}
+				emit(backend.Chunk{Text: text, Tokens: toks})
+			}
+		}
+		if f := choice.FinishReason; f != nil && *f != "" {
+			finished = true
+			switch *f {
+			case "length":
+				res.finish = backend.FinishLength
+			default:
+				res.finish = backend.FinishStop
+			}
+			if s, ok := choice.StopReason.(string); ok {
+				res.stop = s
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return res, 0, fmt.Errorf("remote: reading the stream: %w: %w", errDropped, err)
+	}
+	if !finished {
+		return res, 0, fmt.Errorf("remote: %w", errDropped)
+	}
+	return res, 0, nil
+}

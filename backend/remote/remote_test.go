@@ -1,0 +1,314 @@
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+)
+
+// fakeServer speaks OpenAI's streaming protocol, answering each request
+// with the function's script: text pieces (streamed as events), a finish
+// reason, or an HTTP failure.
+type fakeServer struct {
+	mu       sync.Mutex
+	requests []map[string]any
+	inFlight atomic.Int32
+	peak     atomic.Int32
+	respond  func(n int, req map[string]any, w http.ResponseWriter)
+}
+
+func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cur := f.inFlight.Add(1)
+	defer f.inFlight.Add(-1)
+	for {
+		p := f.peak.Load()
+		if cur <= p || f.peak.CompareAndSwap(p, cur) {
+			break
+		}
+	}
+	var req map[string]any
+	body, _ := io.ReadAll(r.Body)
+	json.Unmarshal(body, &req)
+	req["_path"] = r.URL.Path
+	req["_auth"] = r.Header.Get("Authorization")
+	f.mu.Lock()
+	f.requests = append(f.requests, req)
+	n := len(f.requests)
+	f.mu.Unlock()
+	f.respond(n, req, w)
+}
+
+// sse writes a completions stream of the pieces, then a finish reason,
+// usage and [DONE].
+func sse(w http.ResponseWriter, chat bool, finish string, pieces ...string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, p := range pieces {
+		var ev any
+		if chat {
+			ev = map[string]any{"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": p}, "finish_reason": nil}}}
+		} else {
+			ev = map[string]any{"choices": []any{map[string]any{"index": 0, "text": p, "finish_reason": nil}}}
+		}
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":%q}]}\n\n", finish)
+	fmt.Fprintf(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":%d,\"prompt_tokens_details\":{\"cached_tokens\":3}}}\n\n", len(pieces))
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func newClient(t *testing.T, f *fakeServer, opts Options) *Client {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	if opts.Endpoints == nil {
+		opts.Endpoints = []string{srv.URL + "/v1"}
+	}
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestStreamsACompletion(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) { sse(w, false, "stop", "Hel", "lo", " world") }}
+	c := newClient(t, f, Options{Model: "m", APIKey: "k"})
+	var chunks []string
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "Say hi", MaxTokens: 10, Temperature: 0.5, Stop: []string{"\n"},
+		OnChunk: func(ch backend.Chunk) { chunks = append(chunks, ch.Text) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "Hello world" || strings.Join(chunks, "|") != "Hel|lo| world" || comp.Finish != backend.FinishStop {
+		t.Errorf("text %q, chunks %q, finish %q", comp.Text, chunks, comp.Finish)
+	}
+	if u := comp.Usage; u.PromptTokens != 7 || u.CompletionTokens != 3 || u.CachedPromptTokens != 3 {
+		t.Errorf("usage %+v", u)
+	}
+	r := f.requests[0]
+	if r["_path"] != "/v1/completions" || r["prompt"] != "Say hi" || r["model"] != "m" || r["stream"] != true || r["_auth"] != "Bearer k" ||
+		r["max_tokens"] != float64(10) || r["temperature"] != 0.5 {
+		t.Errorf("request %v", r)
+	}
+}
+
+func TestChatWithReasoning(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think \"},\"finish_reason\":null}]}\n\n")
+		fmt.Fprint(w, ": a comment line\n\n")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"42\"},\"finish_reason\":\"stop\"}]}\n\n")
+		fmt.Fprint(w, "data: [DONE]\n\n")
+	}}
+	c := newClient(t, f, Options{Chat: true, ChatTemplateKwargs: map[string]any{"enable_thinking": true}, ReasoningEffort: "high"})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "6*7?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "think 42" {
+		t.Errorf("text %q", comp.Text)
+	}
+	r := f.requests[0]
+	msgs, _ := r["messages"].([]any)
+	if r["_path"] != "/v1/chat/completions" || len(msgs) != 1 || r["reasoning_effort"] != "high" || r["chat_template_kwargs"] == nil {
+		t.Errorf("request %v", r)
+	}
+	if _, err := c.Complete(context.Background(), &backend.Request{PromptTokens: []int{1}}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("token prompt to chat: %v", err)
+	}
+}
+
+func TestRetriesServerErrorsAndRateLimits(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		switch n {
+		case 1:
+			http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
+		case 2:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":{"message":"slow down"}}`, http.StatusTooManyRequests)
+		default:
+			sse(w, false, "stop", "ok")
+		}
+	}}
+	c := newClient(t, f, Options{})
+	start := time.Now()
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "ok" || len(f.requests) != 3 {
+		t.Errorf("text %q after %d requests", comp.Text, len(f.requests))
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("retried after %s, before the second the 429 asked for", d)
+	}
+}
+
+func TestNoRetryOnClientErrors(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"max_tokens is too large","type":"invalid_request_error"}}`)
+	}}
+	c := newClient(t, f, Options{})
+	_, err := c.Complete(context.Background(), &backend.Request{Prompt: "x"})
+	if err == nil || !strings.Contains(err.Error(), "max_tokens is too large") || len(f.requests) != 1 {
+		t.Errorf("%v after %d requests", err, len(f.requests))
+	}
+}
+
+// A connection dropped mid-stream is retried as a continuation: the text
+// streamed so far joins the prompt.
+func TestDroppedStreamContinues(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"first \",\"finish_reason\":null}]}\n\n")
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		sse(w, false, "stop", "second")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "go: "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "first second" || len(f.requests) != 2 || f.requests[1]["prompt"] != "go: first " {
+		t.Errorf("text %q; second prompt %v", comp.Text, f.requests[len(f.requests)-1]["prompt"])
+	}
+}
+
+func TestSlowFirstByteTimesOut(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		if n == 1 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		sse(w, false, "stop", "late")
+	}}
+	c := newClient(t, f, Options{Timeout: 100 * time.Millisecond})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "x"})
+	if err != nil || comp.Text != "late" || len(f.requests) != 2 {
+		t.Errorf("%v, %+v after %d requests", err, comp, len(f.requests))
+	}
+}
+
+// equalsEnv writes "[" + "X" + "]" after every "=" the model writes and is
+// done after two.
+type equalsEnv struct{ fills int }
+
+func (e *equalsEnv) Begin() (string, error) { return "", nil }
+func (e *equalsEnv) Next(w string) (string, error) {
+	if w == "=" {
+		e.fills++
+		return "X\n", nil
+	}
+	return "", nil
+}
+func (e *equalsEnv) Choices() []string { return nil }
+func (e *equalsEnv) Done() bool        { return e.fills >= 2 }
+
+func TestEnvironmentStopsAndContinues(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		// The model would write its own result after "="; the client
+		// must cut it and continue after the environment's.
+		sse(w, false, "stop", "a", "b=wrong", " more")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:", Env: &equalsEnv{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "ab=X\nab=X\n" || comp.Finish != backend.FinishStop || len(f.requests) != 2 {
+		t.Errorf("text %q, finish %q, %d requests", comp.Text, comp.Finish, len(f.requests))
+	}
+	if f.requests[1]["prompt"] != "P:ab=X\n" {
+		t.Errorf("the second request continued from %q", f.requests[1]["prompt"])
+	}
+}
+
+func TestConcurrencyLimitAndRouting(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		time.Sleep(20 * time.Millisecond)
+		sse(w, false, "stop", "ok")
+	}}
+	c := newClient(t, f, Options{MaxConcurrent: 2})
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			if _, err := c.Complete(context.Background(), &backend.Request{Prompt: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := f.peak.Load(); p > 2 {
+		t.Errorf("%d requests in flight at once, the limit is 2", p)
+	}
+	two, err := New(Options{Endpoints: []string{"http://a/v1", "http://b/v1", "http://c/v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("shared prefix ", 60)
+	if two.route(long+"call 1") != two.route(long+"call 2 with the join") {
+		t.Error("prompts sharing their first 512 bytes went to different endpoints")
+	}
+	if _, err := New(Options{Endpoints: []string{"ftp://x"}}); err == nil {
+		t.Error("an ftp endpoint was accepted")
+	}
+}
+
+// Cancelling the context ends the request at once and leaves no goroutine
+// behind.
+func TestCancelLeavesNoGoroutine(t *testing.T) {
+	release := make(chan struct{})
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"partial\",\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+	}}
+	c := newClient(t, f, Options{})
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := c.Complete(ctx, &backend.Request{Prompt: "x", OnChunk: func(backend.Chunk) { cancel() }})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling did not end the request")
+	}
+	close(release)
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the request, %d before", n, before)
+	}
+}
