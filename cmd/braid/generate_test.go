@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -167,5 +170,28 @@ func TestSolveSamples(t *testing.T) {
 	_, errs = expectExit(t, 2, in, "solve", "--model", dir, "--input", "-", "--samples", "3")
 	if !strings.Contains(errs, "--temperature") {
 		t.Errorf("greedy samples: %s", errs)
+	}
+}
+
+func TestSolveOnARemoteBackend(t *testing.T) {
+	var prompts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Prompt string `json:"prompt"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		prompts = append(prompts, req.Prompt)
+		w.Header().Set("Content-Type", "text/event-stream")
+		// A model that gives up at once.
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"No solution found.\\n\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	out, _ := expectExit(t, 1, "", "solve", "--backend", srv.URL+"/v1", "--env", "off", "27", "22", "26", "31", "53")
+	if !strings.Contains(out, "no answer") || len(prompts) != 1 || !strings.HasPrefix(prompts[0], "Mode: parallel\nMoving to Node #0\n") {
+		t.Errorf("output %s; prompts %q", out, prompts)
+	}
+	_, errs := expectExit(t, 2, "", "solve", "--backend", srv.URL+"/v1", "--model", "x", "27", "22", "26", "31", "53")
+	if !strings.Contains(errs, "exclude") {
+		t.Errorf("--model with --backend: %s", errs)
 	}
 }

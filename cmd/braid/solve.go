@@ -9,7 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task/countdown"
@@ -48,6 +49,10 @@ func newModelSolveCmd() *cobra.Command {
 		maxTokens   int
 		concurrent  int
 		samples     int
+		remoteURLs  []string
+		remoteModel string
+		apiKey      string
+		guided      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "solve TARGET N1 N2 ...",
@@ -68,7 +73,8 @@ for stdin) it solves them all, several at once, one line each; --json
 prints one object per problem.`,
 		Example: `  braid solve --model runs/countdown/checkpoint 27 22 26 31 53
   braid solve --model DIR --strategy serial --env fill 27 22 26 31 53
-  braid gen problems --split test --n 100 | braid solve --model DIR --input - --json`,
+  braid gen problems --split test --n 100 | braid solve --model DIR --input - --json
+  braid solve --backend http://127.0.0.1:8000/v1 --backend-model apr 27 22 26 31 53`,
 		Args: func(c *cobra.Command, args []string) error {
 			if input != "" {
 				return exactArgs(0)(c, args)
@@ -105,16 +111,28 @@ prints one object per problem.`,
 				}
 				problems = []countdown.Problem{p}
 			}
-			e, err := ef.open()
-			if err != nil {
-				return err
+			var b backend.Backend
+			if len(remoteURLs) > 0 {
+				if ef.modelDir != "" {
+					return usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
+				}
+				if b, err = remote.New(remote.Options{Endpoints: remoteURLs, Model: remoteModel, APIKey: apiKey,
+					GuidedChoice: guided}); err != nil {
+					return usageErrorf("--backend: %v", err)
+				}
+			} else {
+				e, err := ef.open()
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				b = e
 			}
-			defer e.Close()
 			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
 			if samples > 1 {
-				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), e, s, strategy, problems, samples, concurrent)
+				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
 			}
-			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), e, s, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
+			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
 		},
 	}
 	ef.register(cmd)
@@ -129,11 +147,15 @@ prints one object per problem.`,
 	f.Uint64Var(&seed, "seed", 0, "sampling seed")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
+	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
+	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
+	f.StringVar(&apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
+	f.BoolVar(&guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as vLLM's guided_choice")
 	f.IntVar(&samples, "samples", 1, "independent samples per problem (with --temperature): one JSON object per problem with pass@1, pass@N and cons@N")
 	return cmd
 }
 
-func runSolve(ctx context.Context, out, log io.Writer, e *engine.Engine, s reason.Countdown, strategy string,
+func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.Countdown, strategy string,
 	problems []countdown.Problem, asJSON, withTree, showTrace bool, concurrent int, single bool) error {
 	correct := 0
 	var bar *progress
@@ -266,7 +288,7 @@ type sampledOutput struct {
 // without --seed) and reports, per problem and over all: pass@1 (the mean
 // success of one sample), pass@n (any sample correct) and cons@n (the
 // most frequent answer is correct; correct answers all count as one).
-func runSamples(ctx context.Context, out, log io.Writer, e *engine.Engine, s reason.Countdown, strategy string,
+func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.Countdown, strategy string,
 	problems []countdown.Problem, n, concurrent int) error {
 	type job struct{ p, k int }
 	results := make([][]*reason.Result, len(problems))
