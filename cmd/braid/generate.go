@@ -6,6 +6,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/models"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +21,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.modelDir, "model", "", "model directory: config.json, tokenizer.json, model.safetensors")
+	fl.StringVar(&f.modelDir, "model", "", "model directory: config.json, tokenizer.json, model.safetensors (default: the embedded Countdown model)")
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
@@ -44,7 +45,10 @@ func (f *engineFlags) open() (*engine.Engine, error) {
 		return nil, err
 	}
 	if f.modelDir == "" {
-		return nil, usageErrorf("no model is embedded in this build yet: pass --model DIR (config.json, tokenizer.json, model.safetensors)")
+		if !models.Has(models.Countdown) {
+			return nil, usageErrorf("this build embeds no model yet: pass --model DIR (config.json, tokenizer.json, model.safetensors)")
+		}
+		return engine.OpenFS(models.FS, models.Countdown, opts)
 	}
 	return engine.Open(f.modelDir, opts)
 }
