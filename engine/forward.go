@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/tensor"
 )
@@ -228,11 +229,11 @@ func (f *forward) store(r *row, i, l int) {
 	for g := range c.KVHeads {
 		kt := kv[g*hd*blockTokens:]
 		for d, x := range k[g*hd : (g+1)*hd] {
-			kt[d*blockTokens+slot] = tensor.F32ToF16(x)
+			kt[d*blockTokens+slot] = half.FromFloat32(x)
 		}
 		vs := kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:]
 		for d, x := range v[g*hd : (g+1)*hd] {
-			vs[d] = tensor.F32ToF16(x)
+			vs[d] = half.FromFloat32(x)
 		}
 	}
 }

@@ -153,16 +153,26 @@ func (p *Params) load(f *safetensors.File) error {
 // Save writes the model to dir as config.json and model.safetensors (F32,
 // metadata format "pt"), which Hugging Face transformers loads unchanged.
 // Each file is replaced atomically.
-func (m *Model) Save(dir string) error {
+func (m *Model) Save(dir string) error { return m.SaveAs(dir, safetensors.F32) }
+
+// SaveAs is Save with the weights stored as dtype: F32, or F16 for a model
+// shipped at half the size (loading widens it back; the engine computes
+// in float32 either way).
+func (m *Model) SaveAs(dir string, dtype safetensors.DType) error {
+	if dtype != safetensors.F32 && dtype != safetensors.F16 {
+		return fmt.Errorf("save model: weights are saved as F32 or F16, not %s", dtype)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}
 	var ts []safetensors.Tensor
 	for _, t := range m.Params.Tensors() {
-		ts = append(ts, safetensors.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
+		ts = append(ts, safetensors.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data, DType: dtype})
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	return m.Config.HFConfig().Save(filepath.Join(dir, ConfigFile))
+	hc := m.Config.HFConfig()
+	hc.TorchDType = map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
+	return hc.Save(filepath.Join(dir, ConfigFile))
 }

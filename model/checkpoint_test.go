@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
 )
@@ -136,5 +137,34 @@ func TestLoadFSMatchesLoad(t *testing.T) {
 	}
 	if _, err := LoadFS(os.DirFS(dir), "missing"); err == nil || !strings.Contains(err.Error(), "missing/config.json") {
 		t.Errorf("missing directory: %v", err)
+	}
+}
+
+func TestSaveAsF16(t *testing.T) {
+	c := Config{Vocab: 40, Dim: 16, Hidden: 24, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 8, MaxSeq: 32, NormEps: 1e-5, RopeTheta: 10000}
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(4, 4)), 0.1)
+	dir := t.TempDir()
+	if err := m.SaveAs(dir, safetensors.F16); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range m.Params.Data() {
+		if w := half.ToFloat32(half.FromFloat32(v)); got.Params.Data()[i] != w {
+			t.Fatalf("parameter %d reads %g, want %g", i, got.Params.Data()[i], w)
+		}
+	}
+	hc, err := hfconfig.Load(filepath.Join(dir, ConfigFile))
+	if err != nil || hc.TorchDType != "float16" {
+		t.Errorf("config dtype %q, %v", hc.TorchDType, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, WeightsFile)); fi.Size() > int64(m.Params.Count())*2+4096 {
+		t.Errorf("an F16 file of %d bytes for %d parameters", fi.Size(), m.Params.Count())
 	}
 }

@@ -1,6 +1,10 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/braid-dev/braid/internal/half"
+)
 
 // VecMat computes the row vector c[0:n] = a·B for a of k values and B a
 // k×n matrix with row stride ldb: c[j] = Σ_p a[p]·B[p·ldb+j], each value
@@ -93,7 +97,7 @@ func VecMatHeads(heads int, c []float32, ldc int, a []float32, lda int, b []floa
 	}
 }
 
-// VecMatHeadsF16 is VecMatHeads with b in half precision (see F32ToF16),
+// VecMatHeadsF16 is VecMatHeads with b in half precision (IEEE binary16),
 // widened exactly as it is read. Every value is one chain of multiply-adds
 // over p in order, computed the same way whatever the number of heads.
 func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []uint16, ldbh, ldb int, k, n int, chain bool) {
@@ -139,7 +143,7 @@ func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []u
 				sum = c[h*ldc+jj]
 			}
 			for p := range k {
-				sum += a[h*lda+p] * F16ToF32(b[h*ldbh+p*ldb+jj])
+				sum += a[h*lda+p] * half.ToFloat32(b[h*ldbh+p*ldb+jj])
 			}
 			c[h*ldc+jj] = sum
 		}

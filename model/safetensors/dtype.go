@@ -3,6 +3,8 @@ package safetensors
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/braid-dev/braid/internal/half"
 )
 
 // DType names the element type of a tensor as the safetensors header spells
@@ -50,7 +52,7 @@ func decodeFloats(dtype DType, raw []byte) ([]float32, bool) {
 	case F16:
 		out = make([]float32, len(raw)/2)
 		for i := range out {
-			out[i] = float16ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = half.ToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
 		}
 	case BF16:
 		out = make([]float32, len(raw)/2)
@@ -72,29 +74,4 @@ func decodeFloats(dtype DType, raw []byte) ([]float32, bool) {
 // every value, NaN payloads included, converts exactly.
 func bfloat16ToFloat32(b uint16) float32 {
 	return math.Float32frombits(uint32(b) << 16)
-}
-
-// float16ToFloat32 widens an IEEE 754 half. Every half is exactly
-// representable as a float32, subnormals included, so the conversion is
-// exact; NaN payloads are kept.
-func float16ToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // Inf or NaN.
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0 && mant == 0: // ±0.
-		return math.Float32frombits(sign)
-	case exp == 0:
-		// A subnormal half is mant × 2^-24; a float32 holds that as a normal
-		// number, and the product by a power of two is exact.
-		f := float32(mant) * 0x1p-24
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	default:
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	}
 }

@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"github.com/braid-dev/braid/internal/half"
 	"math"
 	"testing"
 )
@@ -25,21 +26,21 @@ func TestFloat16ToFloat32(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := float16ToFloat32(tt.bits); got != tt.want {
-				t.Errorf("float16ToFloat32(%#04x) = %g, want %g", tt.bits, got, tt.want)
+			if got := half.ToFloat32(tt.bits); got != tt.want {
+				t.Errorf("half.ToFloat32(%#04x) = %g, want %g", tt.bits, got, tt.want)
 			}
 		})
 	}
 	t.Run("minus zero", func(t *testing.T) {
-		if got := float16ToFloat32(0x8000); got != 0 || !math.Signbit(float64(got)) {
-			t.Errorf("float16ToFloat32(0x8000) = %g, want -0", got)
+		if got := half.ToFloat32(0x8000); got != 0 || !math.Signbit(float64(got)) {
+			t.Errorf("half.ToFloat32(0x8000) = %g, want -0", got)
 		}
 	})
 	t.Run("NaN keeps its sign and payload", func(t *testing.T) {
 		for _, bits := range []uint16{0x7e00, 0x7c01, 0xfe00, 0x7fff} {
 			want := uint32(bits&0x8000)<<16 | 0x7f800000 | uint32(bits&0x3ff)<<13
-			if got := math.Float32bits(float16ToFloat32(bits)); got != want {
-				t.Errorf("float16ToFloat32(%#04x) has bits %#08x, want %#08x", bits, got, want)
+			if got := math.Float32bits(half.ToFloat32(bits)); got != want {
+				t.Errorf("half.ToFloat32(%#04x) has bits %#08x, want %#08x", bits, got, want)
 			}
 		}
 	})
@@ -69,9 +70,9 @@ func TestFloat16ToFloat32All(t *testing.T) {
 		default:
 			want = sign * math.Ldexp(1+mant/1024, exp-15)
 		}
-		got := float16ToFloat32(h)
+		got := half.ToFloat32(h)
 		if float64(got) != want || math.Signbit(float64(got)) != math.Signbit(want) {
-			t.Fatalf("float16ToFloat32(%#04x) = %g, want %g", h, got, want)
+			t.Fatalf("half.ToFloat32(%#04x) = %g, want %g", h, got, want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/braid-dev/braid/internal/atomicfile"
+	"github.com/braid-dev/braid/internal/half"
 )
 
 // Tensor is a float32 tensor to write: Data holds the elements of Shape in
@@ -23,6 +24,17 @@ type Tensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
+	// DType is what the file stores: F32 (the default) or F16, rounded to
+	// nearest even, for weights shipped at half the size.
+	DType DType
+}
+
+// dtype is the tensor's stored dtype and its size in bytes.
+func (t Tensor) dtype() (DType, uint64) {
+	if t.DType == F16 {
+		return F16, 2
+	}
+	return F32, 4
 }
 
 // Write writes tensors to w as an F32 safetensors file laid out as the
@@ -51,7 +63,7 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	bw.Write(prefix[:])
 	bw.Write(header)
 	for _, t := range sorted {
-		if err := writeFloats(bw, t.Data); err != nil {
+		if err := writeFloats(bw, t.Data, t.DType == F16); err != nil {
 			return fmt.Errorf("safetensors: write: %w", err)
 		}
 	}
@@ -63,18 +75,27 @@ func Write(w io.Writer, tensors []Tensor, metadata map[string]string) error {
 	return nil
 }
 
-// writeFloats writes data little-endian, encoding straight into bw's buffer.
-func writeFloats(bw *bufio.Writer, data []float32) error {
+// writeFloats writes data little-endian, as float32 or, with f16, as
+// halves, encoding straight into bw's buffer.
+func writeFloats(bw *bufio.Writer, data []float32, f16 bool) error {
+	size := 4
+	if f16 {
+		size = 2
+	}
 	for len(data) > 0 {
-		if bw.Available() < 4 {
+		if bw.Available() < size {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
 		}
 		buf := bw.AvailableBuffer()
-		n := min(len(data), cap(buf)/4)
+		n := min(len(data), cap(buf)/size)
 		for _, v := range data[:n] {
-			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if f16 {
+				buf = binary.LittleEndian.AppendUint16(buf, half.FromFloat32(v))
+			} else {
+				buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			}
 		}
 		if _, err := bw.Write(buf); err != nil {
 			return err
@@ -132,9 +153,10 @@ func encodeHeader(sorted []Tensor, metadata map[string]string) ([]byte, error) {
 		if i > 0 || len(metadata) > 0 {
 			b.WriteByte(',')
 		}
-		end := offset + 4*uint64(len(t.Data))
+		dt, size := t.dtype()
+		end := offset + size*uint64(len(t.Data))
 		appendString(&b, t.Name)
-		b.WriteString(`:{"dtype":"F32","shape":[`)
+		b.WriteString(`:{"dtype":"` + string(dt) + `","shape":[`)
 		for j, d := range t.Shape {
 			if j > 0 {
 				b.WriteByte(',')
@@ -170,6 +192,9 @@ func checkTensor(t Tensor) error {
 			return fmt.Errorf("safetensors: tensor %q: shape %v has too many elements", t.Name, t.Shape)
 		}
 		count *= d
+	}
+	if t.DType != "" && t.DType != F32 && t.DType != F16 {
+		return fmt.Errorf("safetensors: tensor %q: braid writes F32 or F16, not %s", t.Name, t.DType)
 	}
 	if count != len(t.Data) {
 		return fmt.Errorf("safetensors: tensor %q: shape %v needs %d values, Data has %d", t.Name, t.Shape, count, len(t.Data))

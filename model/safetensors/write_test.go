@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/braid-dev/braid/internal/half"
 )
 
 func TestWriteRoundTrip(t *testing.T) {
@@ -244,5 +247,33 @@ func expectOnlyFile(t *testing.T, dir, name string) {
 	}
 	if !slices.Equal(names, []string{name}) {
 		t.Errorf("directory holds %q, want only %q", names, name)
+	}
+}
+
+func TestWriteF16RoundTrips(t *testing.T) {
+	data := []float32{0, 1, -2.5, 65504, 1e-7, 3.14159, 1e6}
+	var b bytes.Buffer
+	if err := Write(&b, []Tensor{{Name: "w", Shape: []int{7}, Data: data, DType: F16}, {Name: "x", Shape: []int{1}, Data: []float32{1.5}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := f.Info("w")
+	got, err := f.Float32("w")
+	if err != nil || info.DType != F16 {
+		t.Fatalf("%v, dtype %s", err, info.DType)
+	}
+	for i, v := range data {
+		if want := half.ToFloat32(half.FromFloat32(v)); got[i] != want {
+			t.Errorf("value %d: %g, want %g (%g rounded to a half)", i, got[i], want, v)
+		}
+	}
+	if x, _ := f.Float32("x"); x[0] != 1.5 {
+		t.Errorf("the F32 tensor beside it reads %g", x[0])
+	}
+	if err := Write(io.Discard, []Tensor{{Name: "w", Shape: []int{1}, Data: []float32{1}, DType: BF16}}, nil); err == nil {
+		t.Error("a BF16 tensor was written")
 	}
 }

@@ -1,12 +1,13 @@
-package tensor
+// Package half converts between float32 and IEEE 754 half precision
+// (binary16), the format of F16 weights and of the engine's KV cache.
+package half
 
 import "math"
 
-// F32ToF16 rounds x to the nearest IEEE 754 half-precision value, ties to
-// even, as the hardware's conversion does: values past the half range
-// become ±Inf, NaN stays NaN. The KV cache keeps keys and values this way,
-// at half the memory and half the bandwidth of float32.
-func F32ToF16(x float32) uint16 {
+// FromFloat32 rounds x to the nearest half, ties to even, as the
+// hardware's conversion does: values past the half range become ±Inf, NaN
+// stays NaN.
+func FromFloat32(x float32) uint16 {
 	b := math.Float32bits(x)
 	sign := uint16(b>>16) & 0x8000
 	exp := int(b>>23) & 0xff
@@ -42,8 +43,9 @@ func F32ToF16(x float32) uint16 {
 	return h
 }
 
-// F16ToF32 widens a half-precision value, exactly.
-func F16ToF32(h uint16) float32 {
+// ToFloat32 widens a half, exactly: every half, subnormals included, is a
+// float32.
+func ToFloat32(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
