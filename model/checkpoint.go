@@ -172,7 +172,6 @@ func (m *Model) SaveAs(dir string, dtype safetensors.DType) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	hc := m.Config.HFConfig()
-	hc.TorchDType = map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
-	return hc.Save(filepath.Join(dir, ConfigFile))
+	torch := map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
+	return m.Config.HFConfig().SaveAs(filepath.Join(dir, ConfigFile), torch)
 }

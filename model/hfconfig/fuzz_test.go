@@ -29,7 +29,7 @@ func FuzzParse(f *testing.F) {
 		if c.Validate() != nil {
 			return
 		}
-		encoded, err := c.encode()
+		encoded, err := c.encode("float32")
 		if err != nil {
 			t.Fatalf("encode() of a valid config: %v", err)
 		}

@@ -15,8 +15,12 @@ import (
 // the model type when Architectures is empty. The file is written to a
 // temporary file and renamed into place, so a failure leaves no partial
 // config.
-func (c Config) Save(path string) error {
-	data, err := c.encode()
+func (c Config) Save(path string) error { return c.SaveAs(path, "float32") }
+
+// SaveAs is Save for weights of another dtype, written as "torch_dtype"
+// ("float16" for F16 weights).
+func (c Config) SaveAs(path, torchDType string) error {
+	data, err := c.encode(torchDType)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -24,11 +28,11 @@ func (c Config) Save(path string) error {
 }
 
 // encode returns the bytes Save writes.
-func (c Config) encode() ([]byte, error) {
+func (c Config) encode(torchDType string) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	c.TorchDType = "float32"
+	c.TorchDType = torchDType
 	if len(c.Architectures) == 0 {
 		c.Architectures = []string{causalLMArchitecture(c.ModelType)}
 	}
