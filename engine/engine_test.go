@@ -225,7 +225,7 @@ func TestCancelFreesBlocks(t *testing.T) {
 
 func TestEvictionUnderBudget(t *testing.T) {
 	m := testModel(t, 16)
-	blockBytes := int64(newWeights(m).blockValues() * 2)
+	blockBytes := int64(newWeights(m, true).blockValues() * 2)
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request

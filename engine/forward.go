@@ -11,9 +11,11 @@ import (
 )
 
 // weights are a model's parameters laid out for batched decoding: every
-// matrix packed once for the microkernels (tensor.Pack), with the q/k/v and
-// gate/up projections fused, so each step is a few products whose rows do
-// not change with the batch around them: a thread decodes the same tokens
+// matrix packed once for the microkernels (tensor.Pack), in half precision
+// unless told otherwise (decoding streams every weight at every step, so
+// half the bytes is up to twice the speed), with the q/k/v and gate/up
+// projections fused, so each step is a few products whose rows do not
+// change with the batch around them: a thread decodes the same tokens
 // alone or among many.
 type weights struct {
 	cfg          model.Config
@@ -35,27 +37,33 @@ type layerWeights struct {
 }
 
 // packRows packs the Hugging Face weights ws ([out, in] each, stacked
-// along out) as one in × Σout matrix.
-func packRows(in int, ws ...[]float32) *tensor.Packed {
+// along out) as one in × Σout matrix, in half precision when halfW and the
+// CPU has the kernels for it.
+func packRows(halfW bool, in int, ws ...[]float32) *tensor.Packed {
 	var all []float32
 	for _, w := range ws {
 		all = append(all, w...)
 	}
+	if halfW {
+		if p, ok := tensor.PackHalf(all, in, len(all)/in, tensor.TransB); ok {
+			return p
+		}
+	}
 	return tensor.Pack(all, in, len(all)/in, tensor.TransB)
 }
 
-func newWeights(m *model.Model) *weights {
+func newWeights(m *model.Model, halfW bool) *weights {
 	c, p := m.Config, m.Params
 	w := &weights{cfg: c, qd: c.Heads * c.HeadDim, kvd: c.KVHeads * c.HeadDim}
 	w.qkv = w.qd + 2*w.kvd
 	w.embed = p.Embed
 	w.finalNorm = p.FinalNorm
-	w.lmHead = packRows(c.Dim, p.LMHead)
+	w.lmHead = packRows(halfW, c.Dim, p.LMHead)
 	w.rope = tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)
 	for _, lp := range p.Layers {
 		lw := layerWeights{attnNorm: lp.AttnNorm, mlpNorm: lp.MLPNorm,
-			wqkv: packRows(c.Dim, lp.Wq, lp.Wk, lp.Wv), wo: packRows(w.qd, lp.Wo),
-			wgu: packRows(c.Dim, lp.Wgate, lp.Wup), wdown: packRows(c.Hidden, lp.Wdown)}
+			wqkv: packRows(halfW, c.Dim, lp.Wq, lp.Wk, lp.Wv), wo: packRows(halfW, w.qd, lp.Wo),
+			wgu: packRows(halfW, c.Dim, lp.Wgate, lp.Wup), wdown: packRows(halfW, c.Hidden, lp.Wdown)}
 		if c.QKVBias {
 			lw.bqkv = append(append(append([]float32(nil), lp.Bq...), lp.Bk...), lp.Bv...)
 		}

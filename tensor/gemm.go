@@ -127,7 +127,12 @@ func gemm(kern kernel, threads int, g gemmArgs) {
 
 // check panics, naming the sizes, when a slice is too short for its matrix:
 // a programming error, not a data one.
-func (g gemmArgs) check() {
+func (g gemmArgs) check() { g.checkMats(true) }
+
+// checkAC is check for a and c only: a packed b is right by construction.
+func (g gemmArgs) checkAC() { g.checkMats(false) }
+
+func (g gemmArgs) checkMats(withB bool) {
 	if g.m < 0 || g.k < 0 || g.n < 0 {
 		panic(fmt.Sprintf("tensor: negative matrix size %dx%dx%d", g.m, g.k, g.n))
 	}
@@ -144,7 +149,7 @@ func (g gemmArgs) check() {
 		mat        Mat
 		rows, cols int
 	}{{"a", g.a, ar, ac}, {"b", g.b, br, bc}, {"c", g.c, g.m, g.n}} {
-		if x.rows == 0 || x.cols == 0 {
+		if x.rows == 0 || x.cols == 0 || x.name == "b" && !withB {
 			continue
 		}
 		// Compare by division: (rows-1)·stride+cols could overflow for a
@@ -181,6 +186,9 @@ const (
 type tileKernel struct {
 	mr  int
 	run func(kc int, a []float32, pstride, istride int, b, c []float32, ldc int, acc bool)
+	// run16 is the same kernel over a half-precision panel of b, nil
+	// where the CPU has none.
+	run16 func(kc int, a []float32, pstride, istride int, b []uint16, c []float32, ldc int, acc bool)
 }
 
 // kernel is the set of microkernels for one instruction set.
@@ -246,7 +254,7 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			for ic := i0; ic < i1; ic += mc {
 				for jr := range panels {
 					j := jc + jr*nr
-					tiles(kern, s, g.a, g.f&TransA != 0, pc, kc, ic, min(i1, ic+mc), s.b[jr*nr*kc:(jr+1)*nr*kc], g.c, j, min(nr, jc+nc-j), acc)
+					tiles(kern, s, g.a, g.f&TransA != 0, pc, kc, ic, min(i1, ic+mc), s.b[jr*nr*kc:(jr+1)*nr*kc], nil, g.c, j, min(nr, jc+nc-j), acc)
 				}
 			}
 		}
@@ -254,10 +262,18 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 }
 
 // tiles multiplies rows [i0,i1) of op(a), depths [pc,pc+kc), by one packed
-// panel of b into columns [j, j+cols) of c: full tiles with the tallest
-// kernel, leftover rows with the narrower ones. An edge panel (cols < nr)
-// is computed whole into scratch, and what fits is kept.
-func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp []float32, c Mat, j, cols int, acc bool) {
+// panel of b (bp, or in half precision bp16) into columns [j, j+cols) of c:
+// full tiles with the tallest kernel, leftover rows with the narrower ones.
+// An edge panel (cols < nr) is computed whole into scratch, and what fits
+// is kept.
+func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp []float32, bp16 []uint16, c Mat, j, cols int, acc bool) {
+	run := func(tk tileKernel, ap []float32, ps, is int, c []float32, ldc int, acc bool) {
+		if bp16 != nil {
+			tk.run16(kc, ap, ps, is, bp16, c, ldc, acc)
+		} else {
+			tk.run(kc, ap, ps, is, bp, c, ldc, acc)
+		}
+	}
 	nr := kern.nr
 	for i := i0; i < i1; {
 		tk := kern.tiles[0]
@@ -280,10 +296,10 @@ func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp [
 		}
 		ci := i*c.Stride + j
 		if cols == nr {
-			tk.run(kc, ap, ps, is, bp, c.Data[ci:], c.Stride, acc)
+			run(tk, ap, ps, is, c.Data[ci:], c.Stride, acc)
 		} else {
 			s.tile = grow(s.tile, tk.mr*nr)
-			tk.run(kc, ap, ps, is, bp, s.tile, nr, false)
+			run(tk, ap, ps, is, s.tile, nr, false)
 			for r := range tk.mr {
 				dst := c.Data[ci+r*c.Stride : ci+r*c.Stride+cols]
 				src := s.tile[r*nr : r*nr+cols]

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/braid-dev/braid/internal/half"
 )
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
@@ -307,6 +309,46 @@ func TestVecMatHeadsMatchesVecMat(t *testing.T) {
 								t.Fatalf("%d heads: wrote past head %d's columns", heads, h)
 							}
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// A half-precision packing computes exactly what the float32 packing of
+// the rounded matrix does, row by row whatever the batch.
+func TestGemmPackedHalf(t *testing.T) {
+	rng := newTestRand()
+	for _, sh := range [][3]int{{1, 1, 1}, {3, 17, 33}, {16, 256, 704}, {29, 300, 65}, {40, 2100, 40}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		b := randSlice(rng, k*n)
+		ph, ok := PackHalf(b, k, n, TransB)
+		if !ok {
+			t.Skip("no half-precision kernels on this CPU")
+		}
+		rounded := make([]float32, len(b))
+		for i, v := range b {
+			rounded[i] = half.ToFloat32(half.FromFloat32(v))
+		}
+		pf := Pack(rounded, k, n, TransB)
+		a, c0 := randSlice(rng, m*k), randSlice(rng, m*n)
+		for _, acc := range []Flags{0, Accumulate} {
+			want := append([]float32(nil), c0...)
+			GemmPacked(2, want, n, a, k, pf, m, acc)
+			got := append([]float32(nil), c0...)
+			GemmPacked(2, got, n, a, k, ph, m, acc)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%dx%dx%d: value %d is %g from halves, %g from rounded floats", m, k, n, i, got[i], want[i])
+				}
+			}
+			for i := range m {
+				row := append([]float32(nil), c0[i*n:(i+1)*n]...)
+				GemmPacked(1, row, n, a[i*k:], k, ph, 1, acc)
+				for j := range row {
+					if math.Float32bits(row[j]) != math.Float32bits(got[i*n+j]) {
+						t.Fatalf("%dx%dx%d: row %d alone differs at %d", m, k, n, i, j)
 					}
 				}
 			}

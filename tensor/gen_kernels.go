@@ -38,6 +38,12 @@ func main() {
 		microkernel(&b, fmt.Sprintf("kernelAVX2x%dx16", mr), mr, 2, 32, "Y", [2]int{14, 15}, 12, "VXORPS")
 		b.WriteString("\n")
 	}
+	// The same tiles over half-precision panels of b, for weights kept in
+	// half precision.
+	for _, mr := range []int{14, 8, 4, 2, 1} {
+		microkernelB(&b, fmt.Sprintf("kernelF16AVX512x%dx32", mr), mr, 2, 64, "Z", [2]int{30, 31}, 28, "VPXORD", true)
+		b.WriteString("\n")
+	}
 	gemv(&b, "gemvAVX512x128", 8, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
@@ -68,8 +74,20 @@ func main() {
 // 4·mr, istride 4), rows of a row-major a in place (4, 4·lda) or columns of
 // a transposed one (4·lda, 4).
 func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg string, bcast [2]int, breg int, zero string) {
+	microkernelB(b, name, mr, vecs, vbytes, reg, bcast, breg, zero, false)
+}
+
+// microkernelB is microkernel, with b's panel in half precision when f16:
+// each vector of b is loaded widened (VCVTPH2PS), so a panel streams half
+// the bytes and the sums are those of the widened values, in the same
+// order.
+func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg string, bcast [2]int, breg int, zero string, f16 bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	p("// func %s(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)", name)
+	btype := "b, c *float32"
+	if f16 {
+		btype = "b *uint16, c *float32"
+	}
+	p("// func %s(kc int, a *float32, pstride, istride int, %s, ldc int, acc bool)", name, btype)
 	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
 	p("\tMOVQ kc+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
@@ -106,8 +124,16 @@ func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg stri
 	}
 	p("")
 	p("%s_loop:", name)
+	bstep := vbytes
+	if f16 {
+		bstep = vbytes / 2
+	}
 	for v := range vecs {
-		p("\tVMOVUPS %d(BX), %s%d", v*vbytes, reg, breg+v)
+		if f16 {
+			p("\tVCVTPH2PS %d(BX), %s%d", v*bstep, reg, breg+v)
+		} else {
+			p("\tVMOVUPS %d(BX), %s%d", v*vbytes, reg, breg+v)
+		}
 	}
 	for i := range mr {
 		br := bcast[i%2]
@@ -123,7 +149,7 @@ func microkernel(b *strings.Builder, name string, mr, vecs, vbytes int, reg stri
 	if mr > 10 {
 		p("\tADDQ R14, R13")
 	}
-	p("\tADDQ $%d, BX", vecs*vbytes)
+	p("\tADDQ $%d, BX", vecs*bstep)
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
 	p("")

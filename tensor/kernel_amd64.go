@@ -33,7 +33,24 @@ func kernelAVX2x2x16(kc int, a *float32, pstride, istride int, b, c *float32, ld
 //go:noescape
 func kernelAVX2x1x16(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
+//go:noescape
+func kernelF16AVX512x14x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelF16AVX512x8x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelF16AVX512x4x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelF16AVX512x2x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelF16AVX512x1x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
 type asmKernel func(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
+
+type asmKernelF16 func(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
 
 // wrap gives an assembly kernel of mr×nr the Go signature, with the bounds
 // checks the assembly cannot make: the last value of each operand it reads
@@ -45,10 +62,24 @@ func wrap(mr, nr int, f asmKernel) tileKernel {
 	}}
 }
 
+// withF16 adds to a tile kernel its twin over half-precision panels of b.
+func withF16(t tileKernel, nr int, f asmKernelF16) tileKernel {
+	mr := t.mr
+	t.run16 = func(kc int, a []float32, ps, is int, b []uint16, c []float32, ldc int, acc bool) {
+		_, _, _ = a[(kc-1)*ps+(mr-1)*is], b[kc*nr-1], c[(mr-1)*ldc+nr-1]
+		f(kc, &a[0], 4*ps, 4*is, &b[0], &c[0], ldc, acc)
+	}
+	return t
+}
+
 var avx512Kernel = kernel{
 	name: "avx512", nr: 32,
-	tiles: []tileKernel{wrap(14, 32, kernelAVX512x14x32), wrap(8, 32, kernelAVX512x8x32),
-		wrap(4, 32, kernelAVX512x4x32), wrap(2, 32, kernelAVX512x2x32), wrap(1, 32, kernelAVX512x1x32)},
+	tiles: []tileKernel{
+		withF16(wrap(14, 32, kernelAVX512x14x32), 32, kernelF16AVX512x14x32),
+		withF16(wrap(8, 32, kernelAVX512x8x32), 32, kernelF16AVX512x8x32),
+		withF16(wrap(4, 32, kernelAVX512x4x32), 32, kernelF16AVX512x4x32),
+		withF16(wrap(2, 32, kernelAVX512x2x32), 32, kernelF16AVX512x2x32),
+		withF16(wrap(1, 32, kernelAVX512x1x32), 32, kernelF16AVX512x1x32)},
 	strips: []gemvStrip{{128, gemvAVX512x128}, {16, gemvAVX512x16}},
 	dot4:   true,
 }

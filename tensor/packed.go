@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/braid-dev/braid/internal/half"
 )
 
 // Packed is a k×n matrix laid out once in the panels the microkernels read,
@@ -16,8 +18,10 @@ type Packed struct {
 	kern kernel
 	// data holds, for each block of kcBlock depths, the ceil(n/nr) panels
 	// of that block, each kc×nr: row p of a panel is nr consecutive values,
-	// columns past n zero.
+	// columns past n zero. half holds the same in half precision instead,
+	// for a matrix packed by PackHalf.
 	data []float32
+	half []uint16
 }
 
 // Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
@@ -41,16 +45,43 @@ func Pack(b []float32, k, n int, f Flags) *Packed {
 	return p
 }
 
+// PackHalf is Pack with the panels in half precision: half the memory and
+// half the bytes each product streams, which is what bounds products of
+// few rows (decoding), at the precision of the values rounded to halves
+// (see internal/half). It reports false, packing nothing, on a CPU without
+// half-precision kernels.
+func PackHalf(b []float32, k, n int, f Flags) (*Packed, bool) {
+	for _, t := range bestKernel.tiles {
+		if t.run16 == nil {
+			return nil, false
+		}
+	}
+	p := Pack(b, k, n, f)
+	p.half = make([]uint16, len(p.data))
+	for i, v := range p.data {
+		p.half[i] = half.FromFloat32(v)
+	}
+	p.data = nil
+	return p, true
+}
+
 // Rows and Cols are the packed matrix's shape, k×n.
 func (p *Packed) Rows() int { return p.k }
 func (p *Packed) Cols() int { return p.n }
 
-// panel returns panel q of the depth block starting at pc.
-func (p *Packed) panel(pc, q int) []float32 {
+// panel returns panel q of the depth block starting at pc, in whichever
+// precision the matrix holds.
+func (p *Packed) panel(pc, q int) ([]float32, []uint16) {
 	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
 	off := pc*ceilDiv(p.n, nr)*nr + q*kc*nr
-	return p.data[off : off+kc*nr]
+	if p.half != nil {
+		return nil, p.half[off : off+kc*nr]
+	}
+	return p.data[off : off+kc*nr], nil
 }
+
+// values is the number of values the panels hold.
+func (p *Packed) values() int { return max(len(p.data), len(p.half)) }
 
 // GemmPacked computes c = a·b, or c += a·b with Accumulate, for a m×k
 // (row stride lda), b packed and c m×n (row stride ldc), on at most threads
@@ -64,8 +95,7 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 		return
 	}
 	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, m: m, k: b.k, n: b.n, f: f}
-	g.b = Mat{b.data, b.n} // for check's sake only: the panels hold at least k×n values
-	g.check()
+	g.checkAC()
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
@@ -111,7 +141,8 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 		acc := g.f&Accumulate != 0 || pc > 0
 		for ic := i0; ic < i1; ic += mc {
 			for q := q0; q < q1; q++ {
-				tiles(kern, s, g.a, false, pc, kc, ic, min(i1, ic+mc), b.panel(pc, q), g.c, q*nr, min(nr, b.n-q*nr), acc)
+				bp, bp16 := b.panel(pc, q)
+				tiles(kern, s, g.a, false, pc, kc, ic, min(i1, ic+mc), bp, bp16, g.c, q*nr, min(nr, b.n-q*nr), acc)
 			}
 		}
 	}
@@ -128,8 +159,8 @@ func GemmPackedPart(c []float32, ldc int, a []float32, lda int, b *Packed, m int
 	if m == 0 {
 		return
 	}
-	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, b: Mat{b.data, b.n}, m: m, k: b.k, n: b.n, f: f}
-	g.check()
+	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, m: m, k: b.k, n: b.n, f: f}
+	g.checkAC()
 	panels := ceilDiv(b.n, b.kern.nr)
 	q0, q1 := part*panels/parts, (part+1)*panels/parts
 	if q0 < q1 {

@@ -60,6 +60,7 @@ func newBenchDecodeCmd() *cobra.Command {
 		prompt, tokens      int
 		prefix, children    int
 		suffix              int
+		floatWeights        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "decode",
@@ -110,7 +111,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			ctx := cmd.Context()
 			bar := newProgress(cmd.ErrOrStderr(), len(threadList)+1, "decode")
 			for _, t := range threadList {
-				pre, dec, err := benchThreads(ctx, m, t, prompt, tokens)
+				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights}, t, prompt, tokens)
 				if err != nil {
 					return err
 				}
@@ -159,6 +160,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&prefix, "prefix", 1000, "tokens of the shared prefix in the fork memory test (0: skip it)")
 	f.IntVar(&children, "children", 16, "children in the fork memory test (0: skip it)")
 	f.IntVar(&suffix, "suffix", 128, "tokens each child generates in the fork memory test")
+	f.BoolVar(&floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
 	return cmd
 }
 
@@ -183,8 +185,8 @@ func completeEach(ctx context.Context, e *engine.Engine, reqs []*backend.Request
 }
 
 // benchThreads returns prefill and decode tokens/s for t threads.
-func benchThreads(ctx context.Context, m *model.Model, t, prompt, tokens int) (prefill, decode float64, err error) {
-	e, err := engine.New(m, nil, engine.Options{})
+func benchThreads(ctx context.Context, m *model.Model, opts engine.Options, t, prompt, tokens int) (prefill, decode float64, err error) {
+	e, err := engine.New(m, nil, opts)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -13,10 +13,11 @@ import (
 // engineFlags are the options of every command that runs the embedded
 // engine.
 type engineFlags struct {
-	modelDir  string
-	cacheMiB  int
-	stepToks  int
-	threadCap int
+	modelDir     string
+	cacheMiB     int
+	stepToks     int
+	threadCap    int
+	floatWeights bool
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
@@ -25,6 +26,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
+	fl.BoolVar(&f.floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
 }
 
 func (f *engineFlags) options() (engine.Options, error) {
@@ -36,7 +38,7 @@ func (f *engineFlags) options() (engine.Options, error) {
 	case f.threadCap <= 0:
 		return engine.Options{}, usageErrorf("--max-threads must be positive")
 	}
-	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap}, nil
+	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FloatWeights: f.floatWeights}, nil
 }
 
 func (f *engineFlags) open() (*engine.Engine, error) {
