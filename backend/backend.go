@@ -54,6 +54,11 @@ type Request struct {
 	Logprobs    bool
 	TopLogprobs int
 
+	// Affinity, when set, routes a backend with several servers: requests
+	// with the same key go to the same server, which caches their common
+	// prefix (a thread's calls share one). Empty: the prompt's start.
+	Affinity string
+
 	// Env, when set, is the task's environment: it follows the text as it
 	// is generated, writes what the task's state determines, may restrict
 	// what the model writes next, and may end the completion.

@@ -23,8 +23,11 @@ type crew struct {
 	// barriers instead of waiting forever, and the panic reaches member 0,
 	// whose caller (the engine's loop) recovers it.
 	broken atomic.Bool
-	failed atomic.Value // the first panic of a member other than 0
+	failed atomic.Pointer[crewPanic] // the first panic of a member other than 0
 }
+
+// crewPanic boxes a panic value: values of any type, one type per box.
+type crewPanic struct{ v any }
 
 // errBroken unwinds a member from a barrier after another member panicked.
 var errBroken = errors.New("engine: a crew member failed")
@@ -54,7 +57,7 @@ func (c *crew) member(i int) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p != errBroken {
-				c.failed.CompareAndSwap(nil, p)
+				c.failed.CompareAndSwap(nil, &crewPanic{p})
 			}
 			c.broken.Store(true)
 		}
@@ -72,7 +75,7 @@ func (c *crew) run(f func(member int)) {
 			c.broken.Store(true)
 			if p == errBroken {
 				if f := c.failed.Load(); f != nil {
-					p = f
+					p = f.v
 				}
 			}
 			panic(p)

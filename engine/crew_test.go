@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,5 +50,32 @@ func TestCrewPanicsReachTheCaller(t *testing.T) {
 			t.Fatalf("member %d's panic left the crew waiting", bad)
 		}
 		c.close()
+	}
+}
+
+// Members panicking with values of different types report one of them.
+func TestCrewPanicsOfDifferentTypes(t *testing.T) {
+	c := newCrew(3)
+	defer c.close()
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		c.run(func(m int) {
+			switch m {
+			case 1:
+				panic("a string")
+			case 2:
+				panic(errors.New("an error"))
+			}
+			c.barrier()
+		})
+	}()
+	select {
+	case p := <-done:
+		if p == nil {
+			t.Error("no panic came back")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the crew hung")
 	}
 }

@@ -545,7 +545,13 @@ func (e *Engine) sample(th *thread, logits []float32) {
 	wantLogprobs := th.req.Logprobs || th.req.TopLogprobs > 0
 	raw := logits
 	if th.env != nil {
-		if choices := th.env.Choices(); choices != nil {
+		var choices []string
+		if err := guard(func() { choices = th.env.Choices() }); err != nil {
+			th.finish, th.envErr = backend.FinishEnv, err.Error()
+			th.final = backend.Chunk{}
+			return
+		}
+		if choices != nil {
 			if wantLogprobs {
 				// Logprobs are the model's own, before the mask.
 				e.rawLogits = append(e.rawLogits[:0], logits...)
@@ -575,7 +581,15 @@ func (e *Engine) sample(th *thread, logits []float32) {
 		if th.env == nil {
 			break
 		}
-		fill, err := th.env.Next(string(b))
+		var fill string
+		var done bool
+		err := guard(func() {
+			var err error
+			if fill, err = th.env.Next(string(b)); err != nil {
+				panic(err)
+			}
+			done = th.env.Done()
+		})
 		if err != nil {
 			th.finish, th.envErr = backend.FinishEnv, err.Error()
 			break
@@ -583,7 +597,7 @@ func (e *Engine) sample(th *thread, logits []float32) {
 		if fill != "" {
 			e.fill(th, fill, &chunk)
 		}
-		if th.finish == "" && th.env.Done() {
+		if th.finish == "" && done {
 			th.finish = backend.FinishStop
 		}
 	}
@@ -596,6 +610,22 @@ func (e *Engine) sample(th *thread, logits []float32) {
 		// The completion delivers it once the stats are published.
 		th.final = chunk
 	}
+}
+
+// guard runs an environment's callback, turning its error or panic into an
+// error: a task's bug ends its thread, not the engine.
+func guard(f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if e, ok := p.(error); ok {
+				err = e
+			} else {
+				err = fmt.Errorf("the environment failed: %v", p)
+			}
+		}
+	}()
+	f()
+	return nil
 }
 
 // fill appends the environment's text to th as tokens the model did not

@@ -650,3 +650,31 @@ func TestNoFillPastAStopString(t *testing.T) {
 		t.Errorf("text %q, streamed %q, finish %q", comp.Text, streamed.String(), comp.Finish)
 	}
 }
+
+type panickyEnv struct{ fillEnv }
+
+func (panickyEnv) Choices() []string { panic("a bug in the task") }
+
+// A task's panic ends its thread with the reason, and the engine goes on.
+func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
+	tok := trainTokenizer(t)
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(3, 3)), 0.3)
+	e, err := New(m, tok, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Env: panickyEnv{}})
+	if err != nil || comp.Finish != backend.FinishEnv || !strings.Contains(comp.EnvError, "a bug in the task") {
+		t.Fatalf("%+v, %v", comp, err)
+	}
+	if _, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", MaxTokens: 3}); err != nil {
+		t.Errorf("the engine after a panicking environment: %v", err)
+	}
+}

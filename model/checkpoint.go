@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -167,6 +168,13 @@ func (m *Model) SaveAs(dir string, dtype safetensors.DType) error {
 	}
 	var ts []safetensors.Tensor
 	for _, t := range m.Params.Tensors() {
+		if dtype == safetensors.F16 {
+			for i, v := range t.Data {
+				if math.Abs(float64(v)) > 65504 || math.IsNaN(float64(v)) {
+					return fmt.Errorf("save model: %s[%d] = %g does not fit in half precision", t.Name, i, v)
+				}
+			}
+		}
 		ts = append(ts, safetensors.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data, DType: dtype})
 	}
 	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {

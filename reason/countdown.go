@@ -70,6 +70,9 @@ type Result struct {
 	CriticalPathTokens int           `json:"critical_path_tokens"`
 	Threads            int           `json:"threads"`
 	Wall               time.Duration `json:"-"`
+	// Error says why the run failed, for a result that stands for a
+	// failure (a backend that kept failing), "" otherwise.
+	Error string `json:"error,omitempty"`
 }
 
 // Countdown solves Countdown problems with a model that writes search
@@ -124,11 +127,14 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 	defer func() { t.Wall = time.Since(start); t.WallMS = t.Wall.Milliseconds() }()
 	for {
 		req := &backend.Request{Prompt: text, MaxTokens: s.MaxTokens, Temperature: s.Temperature,
-			Seed: s.seedFor(node, t.Calls)}
+			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node)}
 		if s.Env != EnvOff {
 			env, err := countdown.NewEnv(p, text)
 			if err != nil {
 				return nil, err
+			}
+			if s.Mode == countdown.ModeParallel && node != "0" {
+				env.AsChild()
 			}
 			if s.Env == EnvFill {
 				req.Env = fillOnly{env}

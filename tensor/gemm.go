@@ -210,10 +210,41 @@ type kernel struct {
 // mr is the height of the full tiles.
 func (k kernel) mr() int { return k.tiles[0].mr }
 
+// plan cuts rows into tiles, as indices into k.tiles, at the least cost in
+// cycles per depth: a tile of mr rows issues 2·mr multiply-adds on two
+// FMA ports, but fewer than four rows leave too few independent chains to
+// hide the multiply-add's latency of about four cycles. So 16 rows run as
+// two tiles of 8 (16 cycles) rather than 14 and 2 (18). Any plan gives the
+// same bits: every kernel sums in the same order.
+func (k kernel) plan(rows int, dst []int) []int {
+	cost := make([]int, rows+1)
+	pick := make([]int, rows+1)
+	for r := 1; r <= rows; r++ {
+		cost[r] = -1
+		for t, tk := range k.tiles {
+			if tk.mr > r {
+				continue
+			}
+			if c := max(tk.mr, 4) + cost[r-tk.mr]; cost[r] < 0 || c < cost[r] {
+				cost[r], pick[r] = c, t
+			}
+		}
+		if cost[r] < 0 {
+			panic("tensor: no kernel for the leftover rows")
+		}
+	}
+	dst = dst[:0]
+	for r := rows; r > 0; r -= k.tiles[pick[r]].mr {
+		dst = append(dst, pick[r])
+	}
+	return dst
+}
+
 // scratch holds one call's packing buffers; they are pooled so repeated
 // products allocate nothing.
 type scratch struct {
 	b, tile, row []float32
+	plan         []int
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -252,21 +283,21 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 			s.b = grow(s.b, panels*nr*kc)
 			packPanels(s.b, g.b, jc, nc, pc, kc, nr, g.f&TransB == 0)
 			for ic := i0; ic < i1; ic += mc {
+				s.plan = kern.plan(min(i1, ic+mc)-ic, s.plan)
 				for jr := range panels {
 					j := jc + jr*nr
-					tiles(kern, s, g.a, g.f&TransA != 0, pc, kc, ic, min(i1, ic+mc), s.b[jr*nr*kc:(jr+1)*nr*kc], nil, g.c, j, min(nr, jc+nc-j), acc)
+					tiles(kern, s, g.a, g.f&TransA != 0, pc, kc, ic, s.b[jr*nr*kc:(jr+1)*nr*kc], nil, g.c, j, min(nr, jc+nc-j), acc)
 				}
 			}
 		}
 	}
 }
 
-// tiles multiplies rows [i0,i1) of op(a), depths [pc,pc+kc), by one packed
-// panel of b (bp, or in half precision bp16) into columns [j, j+cols) of c:
-// full tiles with the tallest kernel, leftover rows with the narrower ones.
-// An edge panel (cols < nr) is computed whole into scratch, and what fits
-// is kept.
-func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp []float32, bp16 []uint16, c Mat, j, cols int, acc bool) {
+// tiles multiplies the rows of op(a) from i0 on, depths [pc,pc+kc), by one
+// packed panel of b (bp, or in half precision bp16) into columns
+// [j, j+cols) of c, a tile at a time as s.plan says. An edge panel
+// (cols < nr) is computed whole into scratch, and what fits is kept.
+func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0 int, bp []float32, bp16 []uint16, c Mat, j, cols int, acc bool) {
 	run := func(tk tileKernel, ap []float32, ps, is int, c []float32, ldc int, acc bool) {
 		if bp16 != nil {
 			tk.run16(kc, ap, ps, is, bp16, c, ldc, acc)
@@ -275,18 +306,9 @@ func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0, i1 int, bp [
 		}
 	}
 	nr := kern.nr
-	for i := i0; i < i1; {
-		tk := kern.tiles[0]
-		for _, t := range kern.tiles[1:] {
-			if tk.mr <= i1-i {
-				break
-			}
-			tk = t
-		}
-		if tk.mr > i1-i {
-			// Only a CPU without a 1-row kernel gets here.
-			panic("tensor: no kernel for the leftover rows")
-		}
+	i := i0
+	for _, t := range s.plan {
+		tk := kern.tiles[t]
 		var ap []float32
 		ps, is := 1, a.Stride
 		if transA {

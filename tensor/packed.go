@@ -140,9 +140,10 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 		kc := min(kcBlock, b.k-pc)
 		acc := g.f&Accumulate != 0 || pc > 0
 		for ic := i0; ic < i1; ic += mc {
+			s.plan = kern.plan(min(i1, ic+mc)-ic, s.plan)
 			for q := q0; q < q1; q++ {
 				bp, bp16 := b.panel(pc, q)
-				tiles(kern, s, g.a, false, pc, kc, ic, min(i1, ic+mc), bp, bp16, g.c, q*nr, min(nr, b.n-q*nr), acc)
+				tiles(kern, s, g.a, false, pc, kc, ic, bp, bp16, g.c, q*nr, min(nr, b.n-q*nr), acc)
 			}
 		}
 	}

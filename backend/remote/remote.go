@@ -51,9 +51,10 @@ type Options struct {
 	// hybrid-thinking models (e.g. {"enable_thinking": false}).
 	ChatTemplateKwargs map[string]any
 	ReasoningEffort    string
-	// GuidedChoice sends an environment's choices as vLLM's guided_choice,
-	// so the server only generates legal ones; servers without it get
-	// fill-only environments.
+	// GuidedChoice sends an environment's choices as vLLM's guided-decoding
+	// choice list (guided_choice, and structured_outputs for vLLM 0.12 and
+	// later), so the server only generates legal ones. Without it an
+	// environment only fills.
 	GuidedChoice bool
 	// HTTPClient is the client to use (http.DefaultClient when nil).
 	HTTPClient *http.Client
@@ -107,15 +108,15 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// route picks the endpoint for a prompt: a hash of its first 512 bytes, so
-// that a thread's later calls, which extend its prompt, reach the server
-// that holds the prefix in its cache.
-func (c *Client) route(prompt string) *endpoint {
+// route picks the endpoint for an affinity key, by its hash, so that a
+// thread's calls (which extend its prompt) reach the server that holds the
+// prefix in its cache.
+func (c *Client) route(key string) *endpoint {
 	if len(c.endpoints) == 1 {
 		return c.endpoints[0]
 	}
 	h := fnv.New32a()
-	h.Write([]byte(prompt[:min(len(prompt), 512)]))
+	h.Write([]byte(key))
 	return c.endpoints[int(h.Sum32()%uint32(len(c.endpoints)))]
 }
 
@@ -127,14 +128,22 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if req.PromptTokens != nil && c.opts.Chat {
-		return nil, fmt.Errorf("remote: token prompts need /completions, not chat: %w", errors.ErrUnsupported)
+	if req.PromptTokens != nil && (c.opts.Chat || req.Env != nil) {
+		return nil, fmt.Errorf("remote: token prompts need /completions and no environment: %w", errors.ErrUnsupported)
 	}
 	if req.Env != nil && c.opts.Chat {
 		return nil, fmt.Errorf("remote: environments need /completions, not chat: %w", errors.ErrUnsupported)
 	}
-	ep := c.route(req.Prompt)
-	out := &backend.Completion{Seed: req.Seed}
+	seed := req.Seed
+	for seed == 0 {
+		seed = rand.Uint64() >> 1 // servers read seeds as signed integers
+	}
+	key := req.Affinity
+	if key == "" {
+		key = req.Prompt[:min(len(req.Prompt), 64)]
+	}
+	ep := c.route(key)
+	out := &backend.Completion{Seed: seed}
 	var text strings.Builder
 	emit := func(ch backend.Chunk) {
 		text.WriteString(ch.Text)
@@ -153,7 +162,7 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 			emit(backend.Chunk{Text: begin})
 		}
 	}
-	for {
+	for calls := 0; ; calls++ {
 		if env != nil && env.Done() {
 			out.Finish = backend.FinishStop
 			break
@@ -170,10 +179,18 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		if env != nil && c.opts.GuidedChoice {
 			choices = env.Choices()
 		}
-		res, err := c.stream(ctx, ep, req, req.Prompt+text.String(), budget, choices, env, emit)
-		out.Usage.PromptTokens = max(out.Usage.PromptTokens, res.promptTokens)
-		out.Usage.CachedPromptTokens += res.cachedTokens
+		res, err := c.stream(ctx, ep, req, seed, req.Prompt+text.String(), budget, choices, env, emit)
+		if calls == 0 {
+			// The prompt as given; later calls' prompts are continuations.
+			out.Usage.PromptTokens, out.Usage.CachedPromptTokens = res.promptTokens, res.cachedTokens
+		}
 		out.Usage.CompletionTokens += res.completionTokens
+		if errors.Is(err, backend.ErrPromptTooLong) && calls > 0 {
+			// The continuation outgrew the context: the text so far is
+			// the completion.
+			out.Finish = backend.FinishLength
+			break
+		}
 		if err != nil {
 			out.Text, out.Finish = text.String(), backend.FinishCancelled
 			if ctx.Err() != nil {
@@ -181,17 +198,20 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 			}
 			return nil, err
 		}
-		if res.envErr != nil {
+		switch {
+		case res.envErr != nil:
 			out.Finish, out.EnvError = backend.FinishEnv, res.envErr.Error()
-			break
-		}
-		if res.fill != "" {
+		case res.fill != "":
 			emit(backend.Chunk{Text: res.fill})
 			continue
+		case env != nil && choices != nil && res.finish == backend.FinishStop && !env.Done():
+			// A guided request ends with its choice, not with the thread.
+			continue
+		default:
+			// The model ended the completion (a stop string, the end of
+			// sequence, the length), or the environment is done.
+			out.Finish, out.StopString = res.finish, res.stop
 		}
-		// The model ended the completion (a stop, the end of sequence or
-		// the length): with an environment too, the thread is over.
-		out.Finish, out.StopString = res.finish, res.stop
 		break
 	}
 	out.Text = text.String()
@@ -210,12 +230,23 @@ type result struct {
 // stream runs one request, with retries, emitting the model's text as it
 // comes. With an environment it feeds the environment as it goes and cuts
 // the stream where the environment writes.
-func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request, prompt string, maxTokens int,
+func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request, seed uint64, prompt string, maxTokens int,
 	choices []string, env backend.Environment, emit func(backend.Chunk)) (result, error) {
 	var res result
 	written := ""
 	for attempt := 0; ; attempt++ {
-		body, err := c.body(req, prompt+written, maxTokens, choices)
+		// A retry continues after what was streamed: the choices, too,
+		// are what remains of those that begin with it.
+		var rest []string
+		for _, ch := range choices {
+			if r, ok := strings.CutPrefix(ch, written); ok && r != "" {
+				rest = append(rest, r)
+			}
+		}
+		if choices != nil && rest == nil {
+			rest = []string{}
+		}
+		body, err := c.body(req, seed, prompt+written, maxTokens, rest)
 		if err != nil {
 			return res, err
 		}
@@ -234,8 +265,9 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 		if errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0 {
 			return res, err
 		}
-		if c.opts.Chat && written != "" {
-			// A chat message cannot be continued mid-way.
+		if written != "" && (c.opts.Chat || req.PromptTokens != nil) {
+			// A chat message cannot be continued mid-way, nor a prompt of
+			// token ids with text.
 			return res, err
 		}
 		wait := backoff(attempt)
@@ -257,15 +289,36 @@ func backoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(min(d, 8*time.Second))) + 1)
 }
 
-// permanentError is a failure retrying cannot fix (a 4xx other than 429).
+// permanentError is a failure retrying cannot fix (a 4xx other than 429,
+// an error event mid-stream).
 type permanentError struct {
 	status int
 	msg    string
+	kind   error // backend.ErrPromptTooLong, or nil
 }
 
-func (e *permanentError) Error() string { return fmt.Sprintf("remote: HTTP %d: %s", e.status, e.msg) }
+func (e *permanentError) Error() string {
+	if e.status == 0 {
+		return "remote: " + e.msg
+	}
+	return fmt.Sprintf("remote: HTTP %d: %s", e.status, e.msg)
+}
 
-func (c *Client) body(req *backend.Request, prompt string, maxTokens int, choices []string) ([]byte, error) {
+func (e *permanentError) Unwrap() error { return e.kind }
+
+// tooLong recognises the servers' ways of saying a prompt exceeds the
+// context (vLLM, OpenAI, SGLang, llama.cpp).
+func tooLong(msg string) bool {
+	m := strings.ToLower(msg)
+	for _, s := range []string{"maximum context length", "context length", "context_length_exceeded", "too many tokens", "exceeds the context", "prompt is too long"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) ([]byte, error) {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
 	if c.opts.Chat {
 		b["messages"] = []map[string]string{{"role": "user", "content": prompt}}
@@ -290,9 +343,7 @@ func (c *Client) body(req *backend.Request, prompt string, maxTokens int, choice
 	if req.TopK > 0 {
 		b["top_k"] = req.TopK
 	}
-	if req.Seed != 0 {
-		b["seed"] = req.Seed
-	}
+	b["seed"] = seed
 	if len(req.Stop) > 0 {
 		b["stop"] = req.Stop
 	}
@@ -305,7 +356,10 @@ func (c *Client) body(req *backend.Request, prompt string, maxTokens int, choice
 		}
 	}
 	if len(choices) > 0 {
+		// vLLM before 0.12 reads guided_choice, later versions
+		// structured_outputs; each ignores the other.
 		b["guided_choice"] = choices
+		b["structured_outputs"] = map[string]any{"choice": choices}
 	}
 	return json.Marshal(b)
 }
@@ -321,10 +375,13 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env bac
 	defer func() { <-ep.slots }()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The timeout bounds the wait for the first byte and every silence
+	// after it, not a long generation.
+	idle := func() {}
 	if c.opts.Timeout > 0 {
-		var stop context.CancelFunc
-		rctx, stop = context.WithTimeout(rctx, c.opts.Timeout)
-		defer stop()
+		timer := time.AfterFunc(c.opts.Timeout, cancel)
+		defer timer.Stop()
+		idle = func() { timer.Reset(c.opts.Timeout) }
 	}
 	path := "/completions"
 	if c.opts.Chat {
@@ -350,9 +407,12 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env bac
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 			return result{}, retryAfter(resp.Header.Get("Retry-After")), err
 		}
-		return result{}, 0, &permanentError{resp.StatusCode, msg}
+		if resp.StatusCode == http.StatusBadRequest && tooLong(msg) {
+			return result{}, 0, &permanentError{resp.StatusCode, msg, backend.ErrPromptTooLong}
+		}
+		return result{}, 0, &permanentError{resp.StatusCode, msg, nil}
 	}
-	return c.read(resp.Body, env, emit)
+	return c.read(resp.Body, env, emit, idle)
 }
 
 // errorMessage reads an OpenAI error body ({"error": {"message": ...}}),
@@ -432,12 +492,16 @@ var errDropped = errors.New("the stream ended early")
 // read consumes a stream of server-sent events. With an environment, the
 // model's text goes to it byte by byte (so that nothing past the point
 // where the environment writes is kept), and the stream is cut there.
-func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend.Chunk)) (result, time.Duration, error) {
-	var res result
+func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	finished := false
+	// Servers stream about a token an event; a stream cut before its usage
+	// (by the environment, or a dropped connection) is counted that way.
+	events := 0
+	defer func() { res.completionTokens = max(res.completionTokens, events) }()
 	for sc.Scan() {
+		idle()
 		line := sc.Text()
 		data, ok := strings.CutPrefix(line, "data:")
 		if !ok {
@@ -455,7 +519,7 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 			return res, 0, fmt.Errorf("remote: a malformed event %.80q: %w", data, err)
 		}
 		if ch.Error != nil {
-			return res, 0, fmt.Errorf("remote: the server failed mid-stream: %s", ch.Error.Message)
+			return res, 0, &permanentError{msg: "the server failed mid-stream: " + ch.Error.Message}
 		}
 		if u := ch.Usage; u != nil {
 			res.promptTokens, res.completionTokens = u.PromptTokens, u.CompletionTokens
@@ -472,6 +536,7 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 		// text: braid reasons over them like any other.
 		text = choice.Delta.ReasoningContent + text
 		if text != "" {
+			events++
 			var toks []backend.Token
 			if lp := choice.Logprobs; lp != nil {
 				for i := range lp.TokenLogprobs {
@@ -486,14 +551,19 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 			} else {
 				for i := 0; i < len(text); i++ {
 					fill, err := env.Next(text[i : i+1])
-					if err != nil {
+					switch {
+					case err != nil:
 						emit(backend.Chunk{Text: text[:i+1]})
 						res.envErr = err
 						return res, 0, nil
-					}
-					if fill != "" {
+					case fill != "":
 						emit(backend.Chunk{Text: text[:i+1]})
 						res.fill = fill
+						return res, 0, nil
+					case env.Done():
+						// The thread is complete; what follows is not.
+						emit(backend.Chunk{Text: text[:i+1]})
+						res.finish = backend.FinishStop
 						return res, 0, nil
 					}
 				}

@@ -264,13 +264,28 @@ func TestConcurrencyLimitAndRouting(t *testing.T) {
 	if p := f.peak.Load(); p > 2 {
 		t.Errorf("%d requests in flight at once, the limit is 2", p)
 	}
-	two, err := New(Options{Endpoints: []string{"http://a/v1", "http://b/v1", "http://c/v1"}})
+	// Requests with one affinity key reach one server.
+	var hits [2]atomic.Int32
+	var urls []string
+	for i := range hits {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits[i].Add(1)
+			sse(w, false, "stop", "ok")
+		}))
+		defer srv.Close()
+		urls = append(urls, srv.URL+"/v1")
+	}
+	two, err := New(Options{Endpoints: urls})
 	if err != nil {
 		t.Fatal(err)
 	}
-	long := strings.Repeat("shared prefix ", 60)
-	if two.route(long+"call 1") != two.route(long+"call 2 with the join") {
-		t.Error("prompts sharing their first 512 bytes went to different endpoints")
+	for i := range 8 {
+		if _, err := two.Complete(context.Background(), &backend.Request{Prompt: fmt.Sprint("call ", i), Affinity: "thread 0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := hits[0].Load(), hits[1].Load(); a != 8 && b != 8 {
+		t.Errorf("one thread's calls went %d and %d ways", a, b)
 	}
 	if _, err := New(Options{Endpoints: []string{"ftp://x"}}); err == nil {
 		t.Error("an ftp endpoint was accepted")
@@ -310,5 +325,81 @@ func TestCancelLeavesNoGoroutine(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after the request, %d before", n, before)
+	}
+}
+
+// choiceEnv offers two whole lines as choices and is done after one.
+type choiceEnv struct{ lines int }
+
+func (e *choiceEnv) Begin() (string, error) { return "", nil }
+func (e *choiceEnv) Next(w string) (string, error) {
+	if strings.HasSuffix(w, "\n") {
+		e.lines++
+	}
+	return "", nil
+}
+func (e *choiceEnv) Choices() []string { return []string{"left\n", "right\n"} }
+func (e *choiceEnv) Done() bool        { return e.lines >= 2 }
+
+// A guided request ends with its choice; the client goes on until the
+// environment is done, and sends the choices to the server.
+func TestGuidedChoicesContinue(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) { sse(w, false, "stop", "left\n") }}
+	c := newClient(t, f, Options{GuidedChoice: true})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "go:", Env: &choiceEnv{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "left\nleft\n" || len(f.requests) != 2 || comp.Finish != backend.FinishStop {
+		t.Errorf("text %q after %d requests, finish %q", comp.Text, len(f.requests), comp.Finish)
+	}
+	so, _ := f.requests[0]["structured_outputs"].(map[string]any)
+	if f.requests[0]["guided_choice"] == nil || so["choice"] == nil {
+		t.Errorf("request %v carries no choice list", f.requests[0])
+	}
+}
+
+// doneEnv is done after the first line.
+type doneEnv struct{ done bool }
+
+func (e *doneEnv) Begin() (string, error) { return "", nil }
+func (e *doneEnv) Next(w string) (string, error) {
+	if w == "\n" {
+		e.done = true
+	}
+	return "", nil
+}
+func (e *doneEnv) Choices() []string { return nil }
+func (e *doneEnv) Done() bool        { return e.done }
+
+func TestStreamCutWhenTheEnvironmentIsDone(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, p := range []string{"end", ".\nmore", " junk"} {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":%q,\"finish_reason\":null}]}\n\n", p)
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "x", MaxTokens: 50, Env: &doneEnv{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "end.\n" || comp.Finish != backend.FinishStop || comp.Usage.CompletionTokens != 2 {
+		t.Errorf("text %q, finish %q, usage %+v", comp.Text, comp.Finish, comp.Usage)
+	}
+}
+
+func TestPromptTooLong(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"This model's maximum context length is 2048 tokens. However, you requested 3000 tokens."}}`)
+	}}
+	c := newClient(t, f, Options{})
+	if _, err := c.Complete(context.Background(), &backend.Request{Prompt: "x"}); !errors.Is(err, backend.ErrPromptTooLong) {
+		t.Errorf("a context-length 400: %v", err)
+	}
+	if _, err := c.Complete(context.Background(), &backend.Request{PromptTokens: []int{1}, Env: &doneEnv{}}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("token prompt with an environment: %v", err)
 	}
 }

@@ -190,8 +190,23 @@ func TestSolveOnARemoteBackend(t *testing.T) {
 	if !strings.Contains(out, "no answer") || len(prompts) != 1 || !strings.HasPrefix(prompts[0], "Mode: parallel\nMoving to Node #0\n") {
 		t.Errorf("output %s; prompts %q", out, prompts)
 	}
-	_, errs := expectExit(t, 2, "", "solve", "--backend", srv.URL+"/v1", "--model", "x", "27", "22", "26", "31", "53")
+	_, errs := expectExit(t, 2, "", "solve", "--backend", srv.URL+"/v1", "--env", "fill", "--model", "x", "27", "22", "26", "31", "53")
 	if !strings.Contains(errs, "exclude") {
 		t.Errorf("--model with --backend: %s", errs)
+	}
+	_, errs = expectExit(t, 2, "", "solve", "--backend", srv.URL+"/v1", "27", "22", "26", "31", "53")
+	if !strings.Contains(errs, "--guided-choice") {
+		t.Errorf("constrain without guided choice on a server: %s", errs)
+	}
+	// A server that keeps failing makes that problem an error, not the run.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"no such model"}}`)
+	}))
+	defer bad.Close()
+	in := `{"numbers":[22,26,31,53],"target":27}` + "\n" + `{"numbers":[1,2,3,4],"target":24}` + "\n"
+	out, _ = expectExit(t, 0, in, "solve", "--backend", bad.URL+"/v1", "--env", "off", "--input", "-", "--json")
+	if n := strings.Count(out, `"error":"remote: HTTP 400: no such model"`); n != 2 {
+		t.Errorf("%d problems report the server's error:\n%s", n, out)
 	}
 }

@@ -26,6 +26,7 @@ type solveOutput struct {
 	Correct  bool              `json:"correct"`
 	Usage    solveUsage        `json:"usage"`
 	WallMS   int64             `json:"wall_ms"`
+	Error    string            `json:"error,omitempty"`
 	Tree     *reason.Thread    `json:"tree,omitempty"`
 }
 
@@ -113,6 +114,9 @@ prints one object per problem.`,
 			}
 			var b backend.Backend
 			if len(remoteURLs) > 0 {
+				if env == reason.EnvConstrain && !guided {
+					return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
+				}
 				if ef.modelDir != "" {
 					return usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
 				}
@@ -164,13 +168,13 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 	}
 	start := time.Now()
 	err := parallel.Ordered(ctx, len(problems), concurrent, func(i int) (*reason.Result, error) {
-		return s.Solve(ctx, e, problems[i])
+		return solveOne(ctx, s, e, problems[i])
 	}, func(i int, r *reason.Result) error {
 		bar.add(1)
 		p := problems[i]
 		o := solveOutput{Problem: p, Strategy: strategy, Env: s.Env, Answer: r.Answer,
 			Correct: r.Answer != "" && countdown.VerifyAnswer(p, r.Answer) == nil,
-			Usage:   solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}, WallMS: r.Wall.Milliseconds()}
+			Usage:   solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}, WallMS: r.Wall.Milliseconds(), Error: r.Error}
 		if o.Correct {
 			correct++
 		}
@@ -192,6 +196,8 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 		switch {
 		case o.Correct:
 			verdict = "correct"
+		case o.Error != "":
+			verdict = "error: " + o.Error
 		case o.Answer == "":
 			verdict = "no answer"
 		}
@@ -214,6 +220,17 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 	fmt.Fprintf(log, "%s, env %s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
 		strategy, s.Env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// solveOne solves a problem; a failure other than an interruption (a
+// server that kept failing, say) becomes that problem's result, unsolved
+// and saying why, so that one problem does not end a run of many.
+func solveOne(ctx context.Context, s reason.Countdown, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
+	r, err := s.Solve(ctx, b, p)
+	if err != nil && ctx.Err() == nil {
+		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error()}, nil
+	}
+	return r, err
 }
 
 func orDash(s string) string {
@@ -302,7 +319,7 @@ func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s re
 	err := parallel.Ordered(ctx, len(problems)*n, concurrent, func(j int) (*reason.Result, error) {
 		sc := s
 		sc.Seed = s.Seed + uint64(j%n) + 1
-		return sc.Solve(ctx, e, problems[j/n])
+		return solveOne(ctx, sc, e, problems[j/n])
 	}, func(j int, r *reason.Result) error {
 		bar.add(1)
 		i, k := j/n, j%n

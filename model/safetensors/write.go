@@ -37,8 +37,9 @@ func (t Tensor) dtype() (DType, uint64) {
 	return F32, 4
 }
 
-// Write writes tensors to w as an F32 safetensors file laid out as the
-// reference implementation lays it out: tensors sorted by name, the header
+// Write writes tensors to w as a safetensors file (F32 values, or F16 for
+// tensors that ask for it) laid out as the reference implementation lays
+// it out: tensors sorted by name, the header
 // padded with spaces to a multiple of 8 bytes so that the data buffer is
 // aligned, and "__metadata__" first in the header when metadata is not
 // empty. Hugging Face transformers refuses to load a PyTorch model from a

@@ -51,6 +51,10 @@ type Env struct {
 	scopes  []int
 	nscopes int
 	scopeOf map[string]int
+	// child marks a parallel child thread, whose prompt carries no mode:
+	// it searches serially, without inline sub searches or spawns, as the
+	// APR generator's children do.
+	child bool
 	// goalAt is the node whose operation first reached the goal (in a
 	// join, the first solved sub search's), for the solution path.
 	goalAt *TreeNode
@@ -85,6 +89,13 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 		}
 	}
 	return e, nil
+}
+
+// AsChild marks the thread as a parallel (APR) child, whose choices
+// include no inline sub search and no spawn.
+func (e *Env) AsChild() *Env {
+	e.child = true
+	return e
 }
 
 // Begin returns what the environment writes before the model writes
@@ -250,7 +261,10 @@ func (e *Env) lines() []string {
 				out = append(out, fmt.Sprintf("<Start Sub Search %d at level 1> Moving to Node #%s\n", len(b.Nodes), id))
 			}
 		}
-		return append(out, "<End Calling Sub Searches>\n")
+		if len(b.Nodes) > 0 {
+			out = append(out, "<End Calling Sub Searches>\n")
+		}
+		return out
 	}
 	if cur := w.cur; cur != nil && len(cur.Nums) > 1 {
 		seen := map[string]bool{}
@@ -275,14 +289,14 @@ func (e *Env) lines() []string {
 		out = append(out, "Moving to Node #"+id+"\n")
 	}
 	mode := t.Header.Mode
-	if mode != ModeParallel && mode != ModeDirect && w.cur != nil {
+	if mode != ModeParallel && mode != ModeDirect && !e.child && w.cur != nil {
 		for _, id := range children(w.cur) {
 			if !e.visited[id] {
 				out = append(out, fmt.Sprintf("Start Sub Search at level %d: Moving to Node #%s\n", len(w.subs)+1, id))
 			}
 		}
 	}
-	if mode == ModeParallel && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
+	if mode == ModeParallel && !e.child && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
 		out = append(out, "<Calling Sub Searches>\n")
 	}
 	if len(frontier) == 0 {

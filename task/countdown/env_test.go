@@ -256,3 +256,35 @@ func TestProtocolReplaysParallelRollouts(t *testing.T) {
 		t.Error("no rollout spawned")
 	}
 }
+
+func TestChoicesInSpawnBlocksAndChildren(t *testing.T) {
+	p := Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	e, err := NewEnv(p, RootPrompt(p, ModeParallel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Next("Exploring Operation: 53-22="); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Next("<Calling Sub Searches>\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range e.Choices() {
+		if strings.Contains(c, "End Calling") {
+			t.Errorf("an empty spawn block may end: %q", e.Choices())
+		}
+	}
+	child, err := NewEnv(p, "Moving to Node #0,0\nCurrent State: 27:[26, 31, 31], Operations: ['53-22=31']\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.AsChild()
+	if _, err := child.Next("Exploring Operation: 26+31="); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range child.Choices() {
+		if strings.Contains(c, "Sub Search") {
+			t.Errorf("a parallel child may start a sub search: %q", child.Choices())
+		}
+	}
+}
