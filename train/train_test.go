@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/model/hfconfig"
+	"github.com/braid-dev/braid/model/safetensors"
 )
 
 func tinyRecipe() *Recipe {
@@ -94,9 +96,27 @@ func TestResumeIsExact(t *testing.T) {
 			t.Fatalf("log row %d: %+v straight, %+v resumed", i, a[i], b[i])
 		}
 	}
-	// The checkpoint is a model directory.
+	// The checkpoint is a model directory, and exports as a shippable one.
 	if _, err := model.Load(filepath.Join(dir, CheckpointDir)); err != nil {
 		t.Fatal(err)
+	}
+	ship := t.TempDir()
+	if err := Export(filepath.Join(dir, CheckpointDir), ship, safetensors.F16); err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := model.Load(ship)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := shipped.Params.Data()[7] - straight.Model.Params.Data()[7]; d > 1e-3 || d < -1e-3 {
+		t.Errorf("the exported weight 7 is %g off", d)
+	}
+	hc, err := hfconfig.Load(filepath.Join(ship, model.ConfigFile))
+	if err != nil || len(hc.EOSTokenIDs) != 1 || hc.TorchDType != "float16" {
+		t.Errorf("exported config %+v, %v", hc, err)
+	}
+	if _, err := os.Stat(filepath.Join(ship, "tokenizer.json")); err != nil {
+		t.Error(err)
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, CurveFile))
 	if err != nil || !strings.Contains(string(svg), "<polyline") {

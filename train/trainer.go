@@ -18,6 +18,7 @@ import (
 
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/tokenizer"
 )
@@ -496,4 +497,33 @@ func Bench(ctx context.Context, r *Recipe, vocab int, examples []Example, warm, 
 		}
 	}
 	return float64(t.state.Tokens) / t.state.Seconds, nil
+}
+
+// Export writes the model directory at checkpoint (a run's CheckpointDir)
+// to dir for shipping: the weights as dtype (F16 halves the size), the
+// config with its end-of-sequence tokens and the dtype, the tokenizer.
+// Files already in dir (a model card, the recipe) stay.
+func Export(checkpoint, dir string, dtype safetensors.DType) error {
+	m, err := model.Load(checkpoint)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	hc, err := hfconfig.Load(filepath.Join(checkpoint, model.ConfigFile))
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	tok, err := os.ReadFile(filepath.Join(checkpoint, tokenizerFile))
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := m.SaveAs(dir, dtype); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	out := m.Config.HFConfig()
+	out.EOSTokenIDs = hc.EOSTokenIDs
+	torch := map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
+	if err := out.SaveAs(filepath.Join(dir, model.ConfigFile), torch); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, tokenizerFile), tok)
 }

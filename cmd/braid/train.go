@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/internal/parallel"
+	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/tokenizer"
 	"github.com/braid-dev/braid/train"
 	"github.com/spf13/cobra"
@@ -23,7 +24,44 @@ func newTrainCmd() *cobra.Command {
 		Short:   "Train braid's models",
 		Example: "  braid train sft --config models/countdown/recipe.json --out runs/countdown",
 	}
-	cmd.AddCommand(newTrainSFTCmd())
+	cmd.AddCommand(newTrainSFTCmd(), newTrainExportCmd())
+	return cmd
+}
+
+func newTrainExportCmd() *cobra.Command {
+	var (
+		run, out string
+		f32      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write a run's model as a shippable model directory (half-precision weights)",
+		Long: `Copy the latest checkpoint of a training run into a model directory:
+config.json (with its end-of-sequence token), tokenizer.json and
+model.safetensors, the weights in half precision unless --f32 (half the size;
+the engine computes in float32 and keeps weights in half precision anyway).
+The Countdown model braid embeds is exported this way into models/countdown.`,
+		Example: `  braid train export --run runs/countdown --out models/countdown`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if run == "" || out == "" {
+				return usageErrorf("train export needs --run DIR and --out DIR")
+			}
+			dtype := safetensors.F16
+			if f32 {
+				dtype = safetensors.F32
+			}
+			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s weights)\n", out, dtype)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&run, "run", "", "the training run directory")
+	f.StringVar(&out, "out", "", "the model directory to write")
+	f.BoolVar(&f32, "f32", false, "keep the weights in float32")
 	return cmd
 }
 
