@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"math"
 
 	"github.com/braid-dev/braid/tensor"
 )
@@ -143,6 +144,9 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
 	scale := sqrtInv(hd)
+	// The forward pass left the queries scaled by 1/√d: the gradients below
+	// need them as the projection made them.
+	tensor.Scale(float32(math.Sqrt(float64(hd))), la.q)
 	m.forEachGroup(a.B, func(b, g int) {
 		ds := a.dscore[b*c.KVHeads+g]
 		dsm := tensor.Mat{Data: ds, Stride: T}

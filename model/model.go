@@ -223,6 +223,9 @@ func (m *Model) layerForward(a *Activations, l int) {
 		tensor.AddBias(la.v, lp.Bv, bt, c.kvDim())
 	}
 	m.rope.Apply(la.q, a.pos, c.Heads)
+	// Scale the queries by 1/√d once here rather than every score row
+	// (T²/2 values) in attention; Backward undoes it first.
+	tensor.Scale(sqrtInv(c.HeadDim), la.q)
 	m.rope.Apply(la.k, a.pos, c.KVHeads)
 	m.attentionForward(a, la)
 
@@ -281,12 +284,11 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
-	scale := sqrtInv(hd)
 	m.forEachGroup(a.B, func(b, g int) {
 		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
 		for h := g * group; h < (g+1)*group; h++ {
-			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd}
+			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd} // scaled by 1/√d
 			out := tensor.Mat{Data: la.attOut[b*T*qd+h*hd:], Stride: qd}
 			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T : (b*c.Heads+h+1)*T*T], Stride: T}
 			for r0 := 0; r0 < T; r0 += attnBlock {
@@ -294,7 +296,6 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 				tensor.GemmStrided(1, rowsFrom(p, r0), rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
 				for t := r0; t < r1; t++ {
 					row := p.Data[t*T : (t+1)*T]
-					tensor.Scale(scale, row[:t+1])
 					tensor.Softmax(row[:t+1], row[:t+1])
 					clear(row[t+1:])
 				}
