@@ -167,10 +167,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 				tensor.GemmStrided(1, dv, pb, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
 				for t := r0; t < r1; t++ {
 					prow, drow := p.Data[t*T:t*T+t+1], ds[t*T:t*T+r1]
-					sum := tensor.Dot(drow[:t+1], prow)
-					for s, w := range prow {
-						drow[s] = w * (drow[s] - sum) * scale
-					}
+					tensor.SoftmaxRowBackward(drow[:t+1], prow, scale)
 					clear(drow[t+1:])
 				}
 				tensor.GemmStrided(1, rowsFrom(dq, r0), dsb, k, rows, r1, hd, tensor.Accumulate)

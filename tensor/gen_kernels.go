@@ -57,6 +57,7 @@ func main() {
 	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, true)
 	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, true)
 	dot4AVX512(&b)
+	softmaxBackwardAVX512(&b)
 	packBTransAVX512(&b)
 	expAVX512(&b)
 	peak(&b, "fmaPeakAVX512", "Z", 24, "VPXORD")
@@ -532,4 +533,61 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 	p("\tVZEROUPPER")
 	p("\tRET")
 	p("")
+}
+
+// softmaxBackwardAVX512 writes the kernels of a softmax row's backward
+// pass over blocks of 16 values: a dot product, then d = p·(d−sum)·scale.
+func softmaxBackwardAVX512(b *strings.Builder) {
+	b.WriteString(`// func dotAVX512(a, b *float32, blocks int) float32
+TEXT ·dotAVX512(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ blocks+16(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	TESTQ CX, CX
+	JZ dotAVX512_sum
+dotAVX512_loop:
+	VMOVUPS (SI), Z2
+	VFMADD231PS (DI), Z2, Z0
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JZ dotAVX512_sum
+	VMOVUPS (SI), Z3
+	VFMADD231PS (DI), Z3, Z1
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ dotAVX512_loop
+dotAVX512_sum:
+	VADDPS Z1, Z0, Z0
+` + reduceAVX512(0, "VADDPS", "VADDSS") + `	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func softmaxBackAVX512(d, p *float32, blocks int, sum, scale float32)
+TEXT ·softmaxBackAVX512(SB), NOSPLIT, $0-32
+	MOVQ d+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VBROADCASTSS sum+24(FP), Z1
+	VBROADCASTSS scale+28(FP), Z2
+	TESTQ CX, CX
+	JZ softmaxBackAVX512_done
+softmaxBackAVX512_loop:
+	VMOVUPS (DI), Z0
+	VSUBPS Z1, Z0, Z0
+	VMULPS (SI), Z0, Z0
+	VMULPS Z2, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $64, SI
+	DECQ CX
+	JNZ softmaxBackAVX512_loop
+softmaxBackAVX512_done:
+	VZEROUPPER
+	RET
+
+`)
 }

@@ -292,3 +292,26 @@ var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda 
 		}
 	}
 }()
+
+//go:noescape
+func dotAVX512(a, b *float32, blocks int) float32
+
+//go:noescape
+func softmaxBackAVX512(d, p *float32, blocks int, sum, scale float32)
+
+// softmaxBackVector does the leading multiple of 16 values of
+// SoftmaxRowBackward with AVX-512 and returns how many it did; the first
+// pass returns the partial dot product.
+func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) int {
+	blocks := len(d) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0
+	}
+	_, _ = d[blocks*16-1], p[blocks*16-1]
+	if apply {
+		softmaxBackAVX512(&d[0], &p[0], blocks, *sum, scale)
+	} else {
+		*sum = dotAVX512(&d[0], &p[0], blocks)
+	}
+	return blocks * 16
+}

@@ -89,6 +89,23 @@ func SoftmaxBackward(dx, dy, y []float32) {
 	}
 }
 
+// SoftmaxRowBackward turns d, the gradient with respect to a softmax's
+// output p, into scale times the gradient with respect to its input, in
+// place: d = p·(d − Σ d·p)·scale. Attention's backward pass runs it on
+// every score row; the sum is in float32, 16 lanes at a time.
+func SoftmaxRowBackward(d, p []float32, scale float32) {
+	checkLen("SoftmaxRowBackward", len(p), len(d))
+	var sum float32
+	n := softmaxBackVector(d, p, scale, &sum, false)
+	for i := n; i < len(d); i++ {
+		sum += d[i] * p[i]
+	}
+	n = softmaxBackVector(d, p, scale, &sum, true)
+	for i := n; i < len(d); i++ {
+		d[i] = p[i] * (d[i] - sum) * scale
+	}
+}
+
 // RoPE holds the rotary position embedding tables of one head size: cos and
 // sin of pos·θ^(−2i/d) for every position below maxPos and i < d/2.
 type RoPE struct {

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -208,5 +209,22 @@ func TestBiasAndVectorOps(t *testing.T) {
 	Scale(0.5, y)
 	if y[0] != 3.5 || y[1] != 4.5 || Dot(y, []float32{2, 2}) != 16 {
 		t.Fatalf("Axpy/Scale/Dot: %v", y)
+	}
+}
+
+func TestSoftmaxRowBackward(t *testing.T) {
+	rng := newTestRand()
+	for _, n := range []int{1, 7, 16, 17, 31, 32, 33, 100, 1000} {
+		d, p := randSlice(rng, n), randSlice(rng, n)
+		var dot float64
+		for i := range d {
+			dot += float64(d[i]) * float64(p[i])
+		}
+		want := make([]float32, n)
+		for i := range want {
+			want[i] = float32(float64(p[i]) * (float64(d[i]) - dot) * 0.25)
+		}
+		SoftmaxRowBackward(d, p, 0.25)
+		closeEnough(t, fmt.Sprintf("SoftmaxRowBackward of %d", n), d, want, n)
 	}
 }
