@@ -267,8 +267,15 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 			return nil, errors.New("engine: an environment needs a tokenizer")
 		}
 		th.env = req.Env
-		begin, err := th.env.Begin()
-		if err != nil {
+		var begin string
+		var done bool
+		if err := guard(func() {
+			var err error
+			if begin, err = th.env.Begin(); err != nil {
+				panic(err)
+			}
+			done = th.env.Done()
+		}); err != nil {
 			return nil, fmt.Errorf("engine: the environment refuses the prompt: %w", err)
 		}
 		if begin != "" {
@@ -276,7 +283,7 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 			e.fill(th, begin, &chunk)
 			th.deliver(chunk, nil)
 		}
-		if th.finish == "" && th.env.Done() {
+		if th.finish == "" && done {
 			th.finish = backend.FinishStop
 		}
 	}
