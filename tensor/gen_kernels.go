@@ -56,6 +56,8 @@ func main() {
 	}
 	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, true)
 	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, true)
+	vecMatHeads(&b, "vecMatF16AVX512h8x32", 8, 2, true)
+	vecMatHeads(&b, "vecMatF16AVX512h8x16", 8, 1, true)
 	dot4AVX512(&b)
 	softmaxBackwardAVX512(&b)
 	packBTransAVX512(&b)
@@ -481,7 +483,17 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 	p("\tLEAQ (R9)(R9*2), R10")
 	p("\tLEAQ (R11)(R11*2), R12")
 	p("\tLEAQ (R13)(R13*2), R14")
+	// Heads 4 to 7 are reached from second bases four strides on: DX for
+	// a, R15 for b, SI for c (once the chain flag is read).
+	second := map[string]string{"AX": "DX", "BX": "R15", "DI": "SI"}
+	if heads > 4 {
+		p("\tLEAQ (AX)(R9*4), DX")
+		p("\tLEAQ (BX)(R11*4), R15")
+	}
 	at := func(base, s1, s3 string, h int) string {
+		if h >= 4 {
+			base, h = second[base], h-4
+		}
 		switch h {
 		case 0:
 			return "(" + base + ")"
@@ -496,6 +508,9 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 	p("\tMOVBLZX chain+64(FP), SI")
 	p("\tTESTL SI, SI")
 	p("\tJZ %s_zero", name)
+	if heads > 4 {
+		p("\tLEAQ (DI)(R13*4), SI")
+	}
 	for h := range heads {
 		for v := range vecs {
 			p("\tVMOVUPS %d%s, Z%d", 64*v, at("DI", "R13", "R14", h), acc(h, v))
@@ -514,8 +529,8 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 		p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
 		for v := range vecs {
 			if f16 {
-				p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 20+v)
-				p("\tVFMADD231PS Z%d, Z%d, Z%d", 20+v, 16+h, acc(h, v))
+				p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
+				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
 			} else {
 				p("\tVFMADD231PS %d%s, Z%d, Z%d", bvec*v, at("BX", "R11", "R12", h), 16+h, acc(h, v))
 			}
@@ -523,8 +538,15 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 	}
 	p("\tADDQ $4, AX")
 	p("\tADDQ R8, BX")
+	if heads > 4 {
+		p("\tADDQ $4, DX")
+		p("\tADDQ R8, R15")
+	}
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
+	if heads > 4 {
+		p("\tLEAQ (DI)(R13*4), SI")
+	}
 	for h := range heads {
 		for v := range vecs {
 			p("\tVMOVUPS Z%d, %d%s", acc(h, v), 64*v, at("DI", "R13", "R14", h))

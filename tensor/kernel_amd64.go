@@ -263,13 +263,19 @@ func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, 
 func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
 
 //go:noescape
+func vecMatF16AVX512h8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatF16AVX512h8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
 func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
 
 //go:noescape
 func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
 
-// vecMatF16Kernels runs the half-precision multi-head kernel for 4, 2 or 1
-// heads and 32 (wide) or 16 columns; nil without AVX-512. The caller has
+// vecMatF16Kernels runs the half-precision multi-head kernel for 8, 4, 2
+// or 1 heads and 32 (wide) or 16 columns; nil without AVX-512. The caller has
 // checked the bounds.
 var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
 	if !cpu.X86.HasAVX512F {
@@ -277,6 +283,10 @@ var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda 
 	}
 	return func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
 		switch {
+		case heads == 8 && wide:
+			vecMatF16AVX512h8x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 8:
+			vecMatF16AVX512h8x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
 		case heads == 4 && wide:
 			vecMatF16AVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
 		case heads == 4:

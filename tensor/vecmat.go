@@ -123,6 +123,8 @@ func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []u
 			for h := 0; h < heads; {
 				g := 1
 				switch {
+				case h+8 <= heads:
+					g = 8
 				case h+4 <= heads:
 					g = 4
 				case h+2 <= heads:
