@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/tensor"
 )
@@ -118,6 +117,7 @@ type forward struct {
 
 type attnScratch struct {
 	q, scores []float32
+	kv        []uint16 // a row's keys and values in half precision
 }
 
 func newForward(w *weights, workers int) *forward {
@@ -126,7 +126,8 @@ func newForward(w *weights, workers int) *forward {
 	}
 	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers)}
 	for i := range f.scratch {
-		f.scratch[i] = attnScratch{q: make([]float32, w.qd), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens))}
+		f.scratch[i] = attnScratch{q: make([]float32, w.qd), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens)),
+			kv: make([]uint16, 2*w.kvd)}
 	}
 	return f
 }
@@ -179,7 +180,7 @@ func (f *forward) pass(m int, rows []row, nl int) {
 		tensor.GemmPackedPart(f.qkv, w.qkv, f.xn, D, lw.wqkv, R, 0, m, cr.n)
 		cr.barrier()
 		for i := r0; i < r1; i++ {
-			f.store(&rows[i], i, l)
+			f.store(&f.scratch[m], &rows[i], i, l)
 		}
 		cr.barrier()
 		f.attention(m, rows, l)
@@ -217,7 +218,7 @@ func (f *forward) pass(m int, rows []row, nl int) {
 
 // store adds the q/k/v biases to row i, rotates its queries and keys, and
 // writes its keys and values into its cache slot.
-func (f *forward) store(r *row, i, l int) {
+func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	w, c := f.w, f.w.cfg
 	q := f.qkv[i*w.qkv : (i+1)*w.qkv]
 	if b := w.layers[l].bqkv; b != nil {
@@ -233,16 +234,14 @@ func (f *forward) store(r *row, i, l int) {
 	}
 	hd := c.HeadDim
 	kv, slot := r.path[len(r.path)-1].kv[l*2*w.kvd*blockTokens:], r.count-1
-	k, v := q[w.qd:w.qd+w.kvd], q[w.qd+w.kvd:]
+	tensor.ToHalf(s.kv, q[w.qd:]) // keys, then values
+	k, v := s.kv[:w.kvd], s.kv[w.kvd:]
 	for g := range c.KVHeads {
 		kt := kv[g*hd*blockTokens:]
 		for d, x := range k[g*hd : (g+1)*hd] {
-			kt[d*blockTokens+slot] = half.FromFloat32(x)
+			kt[d*blockTokens+slot] = x
 		}
-		vs := kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:]
-		for d, x := range v[g*hd : (g+1)*hd] {
-			vs[d] = half.FromFloat32(x)
-		}
+		copy(kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:], v[g*hd:(g+1)*hd])
 	}
 }
 

@@ -38,3 +38,21 @@ func TestVecMatHeadsF16MatchesVecMat(t *testing.T) {
 		}
 	}
 }
+
+// The vector conversion rounds as half.FromFloat32 does, special values
+// included.
+func TestToHalfMatchesScalar(t *testing.T) {
+	rng := newTestRand()
+	src := randSlice(rng, 4099)
+	for i := range src {
+		src[i] *= float32(math.Pow(10, float64(i%14-7)))
+	}
+	src[3], src[5], src[7], src[40] = float32(math.Inf(1)), float32(math.NaN()), 70000, 2.9802322e-08
+	dst := make([]uint16, len(src))
+	ToHalf(dst, src)
+	for i, v := range src {
+		if want := half.FromFloat32(v); dst[i] != want && !(math.IsNaN(float64(v)) && dst[i]&0x7c00 == 0x7c00 && dst[i]&0x3ff != 0) {
+			t.Fatalf("value %d (%g): %#04x, want %#04x", i, v, dst[i], want)
+		}
+	}
+}

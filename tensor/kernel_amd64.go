@@ -325,3 +325,18 @@ func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) 
 	}
 	return blocks * 16
 }
+
+//go:noescape
+func toHalfAVX512(dst *uint16, src *float32, blocks int)
+
+// toHalfVector converts the leading multiple of 16 values with AVX-512
+// (round to nearest even, as half.FromFloat32) and returns how many.
+func toHalfVector(dst []uint16, src []float32) int {
+	blocks := len(src) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0
+	}
+	_ = dst[blocks*16-1]
+	toHalfAVX512(&dst[0], &src[0], blocks)
+	return blocks * 16
+}

@@ -2258,6 +2258,25 @@ softmaxBackAVX512_done:
 	VZEROUPPER
 	RET
 
+// func toHalfAVX512(dst *uint16, src *float32, blocks int)
+TEXT ·toHalfAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	TESTQ CX, CX
+	JZ toHalfAVX512_done
+toHalfAVX512_loop:
+	VMOVUPS (SI), Z0
+	VCVTPS2PH $0, Z0, Y1
+	VMOVDQU Y1, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ toHalfAVX512_loop
+toHalfAVX512_done:
+	VZEROUPPER
+	RET
+
 // func packBTransAVX512(dst, src *float32, kc int, idx *int32)
 TEXT ·packBTransAVX512(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI

@@ -151,3 +151,12 @@ func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []u
 		}
 	}
 }
+
+// ToHalf rounds src to half precision into dst (see internal/half), with
+// AVX-512 where the CPU has it; the bits are the same either way.
+func ToHalf(dst []uint16, src []float32) {
+	checkLen("ToHalf", len(dst), len(src))
+	for i := toHalfVector(dst, src); i < len(src); i++ {
+		dst[i] = half.FromFloat32(src[i])
+	}
+}
