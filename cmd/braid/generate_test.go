@@ -210,3 +210,33 @@ func TestSolveOnARemoteBackend(t *testing.T) {
 		t.Errorf("%d problems report the server's error:\n%s", n, out)
 	}
 }
+
+func TestSolveMathOnARemoteBackend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct{ Content string } `json:"messages"`
+			Prompt   string                     `json:"prompt"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		answer := "4"
+		if strings.Contains(req.Prompt, "half") {
+			answer = `\\frac{1}{2}`
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"so \\\\boxed{%s}\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", answer)
+	}))
+	defer srv.Close()
+	out, _ := expectExit(t, 0, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "vote:k=3", "--temperature", "1", "What is 2+2?")
+	if !strings.HasPrefix(out, "4\t") || !strings.Contains(out, "3 threads") {
+		t.Errorf("output %q", out)
+	}
+	in := `{"text":"What is 2+2?","answer":"4"}` + "\n" + `{"text":"What is one half?","answer":"0.5"}` + "\n"
+	out, errs := expectExit(t, 0, in, "solve", "--task", "math", "--backend", srv.URL+"/v1", "--input", "-", "--json")
+	if strings.Count(out, `"correct":true`) != 2 || !strings.Contains(errs, "2 of 2 correct") {
+		t.Errorf("output %s; summary %s", out, errs)
+	}
+	_, errs = expectExit(t, 2, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "vote", "x")
+	if !strings.Contains(errs, "vote:k=N") {
+		t.Errorf("bad strategy: %s", errs)
+	}
+}

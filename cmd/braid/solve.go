@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +16,9 @@ import (
 	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
+	taskmath "github.com/braid-dev/braid/task/math"
 	"github.com/spf13/cobra"
 )
 
@@ -54,6 +59,7 @@ func newModelSolveCmd() *cobra.Command {
 		remoteModel string
 		apiKey      string
 		guided      bool
+		taskName    string
 	)
 	cmd := &cobra.Command{
 		Use:   "solve TARGET N1 N2 ...",
@@ -77,12 +83,33 @@ prints one object per problem.`,
   braid gen problems --split test --n 100 | braid solve --model DIR --input - --json
   braid solve --backend http://127.0.0.1:8000/v1 --backend-model apr 27 22 26 31 53`,
 		Args: func(c *cobra.Command, args []string) error {
-			if input != "" {
+			switch {
+			case input != "":
 				return exactArgs(0)(c, args)
+			case taskName == "math":
+				return exactArgs(1)(c, args)
 			}
 			return problemArgs(countdown.MinCount+1, countdown.MaxCount+1)(c, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if taskName == "math" {
+				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
+				if err != nil {
+					return err
+				}
+				defer closeB()
+				if strategy == "apr" {
+					strategy = "serial" // the default strategy is Countdown's
+				}
+				st, err := reason.ParseStrategy(strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: seed})
+				if err != nil {
+					return usageErrorf("--strategy: %v", err)
+				}
+				return runMath(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, args, input, cmd.InOrStdin(), asJSON, concurrent)
+			}
+			if taskName != "countdown" {
+				return usageErrorf("--task %q: want countdown or math", taskName)
+			}
 			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel}[strategy]
 			if !ok {
 				return usageErrorf("--strategy %q: want direct, serial or apr", strategy)
@@ -112,26 +139,14 @@ prints one object per problem.`,
 				}
 				problems = []countdown.Problem{p}
 			}
-			var b backend.Backend
-			if len(remoteURLs) > 0 {
-				if env == reason.EnvConstrain && !guided {
-					return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
-				}
-				if ef.modelDir != "" {
-					return usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
-				}
-				if b, err = remote.New(remote.Options{Endpoints: remoteURLs, Model: remoteModel, APIKey: apiKey,
-					GuidedChoice: guided}); err != nil {
-					return usageErrorf("--backend: %v", err)
-				}
-			} else {
-				e, err := ef.open()
-				if err != nil {
-					return err
-				}
-				defer e.Close()
-				b = e
+			if len(remoteURLs) > 0 && env == reason.EnvConstrain && !guided {
+				return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
 			}
+			b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, guided)
+			if err != nil {
+				return err
+			}
+			defer closeB()
 			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
 			if samples > 1 {
 				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
@@ -141,7 +156,8 @@ prints one object per problem.`,
 	}
 	ef.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&strategy, "strategy", "apr", "direct, serial or apr")
+	f.StringVar(&taskName, "task", "countdown", "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)")
+	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial or apr; math: serial, vote:k=N or best:k=N")
 	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
 	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
@@ -399,4 +415,145 @@ func meanCI(x []float64) (float64, float64) {
 		ss += (v - m) * (v - m)
 	}
 	return m, 1.959964 * math.Sqrt(ss/float64(len(x)-1)/float64(len(x)))
+}
+
+// openBackend is the remote servers when given, else the engine.
+func openBackend(ef *engineFlags, urls []string, model, key string, guided bool) (backend.Backend, func(), error) {
+	if len(urls) > 0 {
+		if ef.modelDir != "" {
+			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
+		}
+		c, err := remote.New(remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided})
+		if err != nil {
+			return nil, nil, usageErrorf("--backend: %v", err)
+		}
+		return c, func() {}, nil
+	}
+	e, err := ef.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, func() { e.Close() }, nil
+}
+
+// mathOutput is one problem's line of `braid solve --task math --json`.
+type mathOutput struct {
+	Problem  task.Problem `json:"problem"`
+	Strategy string       `json:"strategy"`
+	Answer   string       `json:"answer"`
+	// Correct is set when the problem has a reference answer.
+	Correct *bool      `json:"correct,omitempty"`
+	Usage   solveUsage `json:"usage"`
+	WallMS  int64      `json:"wall_ms"`
+	Error   string     `json:"error,omitempty"`
+}
+
+// runMath solves free-text math questions: one from the command line, or
+// a JSONL file of {"text": ..., "answer": ...}.
+func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reason.Strategy, args []string,
+	input string, stdin io.Reader, asJSON bool, concurrent int) error {
+	var problems []task.Problem
+	if input != "" {
+		var err error
+		if problems, err = readMathProblems(input, stdin); err != nil {
+			return err
+		}
+	} else {
+		problems = []task.Problem{{Task: "math", Text: args[0]}}
+	}
+	t := taskmath.Task{}
+	known, correct := 0, 0
+	err := parallel.Ordered(ctx, len(problems), concurrent, func(i int) (mathOutput, error) {
+		o := mathOutput{Problem: problems[i], Strategy: st.Name()}
+		r, err := st.Solve(ctx, b, t, problems[i])
+		if err != nil {
+			if ctx.Err() != nil {
+				return o, err
+			}
+			o.Error = err.Error()
+			return o, nil
+		}
+		o.Answer, o.WallMS = r.Answer, r.Wall.Milliseconds()
+		o.Usage = solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}
+		if ok, k := t.Verify(problems[i], r.Answer); k {
+			o.Correct = &ok
+		}
+		return o, nil
+	}, func(i int, o mathOutput) error {
+		if o.Correct != nil {
+			known++
+			if *o.Correct {
+				correct++
+			}
+		}
+		if asJSON {
+			line, err := jsonLine(o)
+			if err != nil {
+				return err
+			}
+			_, err = out.Write(line)
+			return err
+		}
+		verdict := ""
+		switch {
+		case o.Error != "":
+			verdict = " (error: " + o.Error + ")"
+		case o.Correct != nil && *o.Correct:
+			verdict = " (correct)"
+		case o.Correct != nil:
+			verdict = " (wrong)"
+		}
+		_, err := fmt.Fprintf(out, "%s%s\t%d tokens (critical path %d), %d threads, %d ms\n",
+			orDash(o.Answer), verdict, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.Usage.Threads, o.WallMS)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if known > 0 {
+		lo, hi := wilson(correct, known)
+		fmt.Fprintf(log, "%s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%)\n", st.Name(), correct, known,
+			100*float64(correct)/float64(known), 100*lo, 100*hi)
+	}
+	return nil
+}
+
+// readMathProblems reads a JSONL file of math problems; a bad line is an
+// error naming it.
+func readMathProblems(path string, stdin io.Reader) ([]task.Problem, error) {
+	var r io.Reader = stdin
+	name := "standard input"
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, name = f, path
+	}
+	var out []task.Problem
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<24)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var p task.Problem
+		if err := json.Unmarshal([]byte(text), &p); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		if strings.TrimSpace(p.Text) == "" {
+			return nil, fmt.Errorf("%s:%d: a problem needs a \"text\"", name, line)
+		}
+		p.Task = "math"
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no problems", name)
+	}
+	return out, nil
 }

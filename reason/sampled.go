@@ -1,0 +1,197 @@
+package reason
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+)
+
+// Strategy solves problems of any task on a backend.
+type Strategy interface {
+	// Name is the strategy as it is written on the command line.
+	Name() string
+	Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error)
+}
+
+// Sampling is how each sample is generated.
+type Sampling struct {
+	// MaxTokens caps each sample (0: the model's context).
+	MaxTokens   int
+	Temperature float64
+	// Seed makes a run repeatable: sample i uses Seed+i+1 (0: drawn).
+	Seed uint64
+}
+
+// Serial asks once.
+type Serial struct{ Sampling }
+
+// Vote is self-consistency: K samples, and the answer most of them give,
+// answers grouped by the task's equivalence (equal numbers are one answer),
+// not by their spelling. Ties go to the answer given first.
+type Vote struct {
+	Sampling
+	K int
+}
+
+// Best is best-of-N: K samples, and the first answer the task verifies as
+// right; without a verdict (no reference answer), the vote's answer.
+type Best struct {
+	Sampling
+	K int
+}
+
+func (Serial) Name() string { return "serial" }
+func (s Vote) Name() string { return fmt.Sprintf("vote:k=%d", s.K) }
+func (s Best) Name() string { return fmt.Sprintf("best:k=%d", s.K) }
+
+// Solve implements Strategy.
+func (s Serial) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	start := time.Now()
+	th, err := s.sample(ctx, b, t, p, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Answer: t.Extract(p, th.Text), Tree: th, TotalTokens: th.Tokens, CriticalPathTokens: th.Tokens,
+		Threads: 1, Wall: time.Since(start)}, nil
+}
+
+// Solve implements Strategy.
+func (s Vote) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	r, answers, err := samples(ctx, s.Sampling, s.K, b, t, p)
+	if err != nil {
+		return nil, err
+	}
+	r.Answer = majority(t, p, answers)
+	return r, nil
+}
+
+// Solve implements Strategy.
+func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	r, answers, err := samples(ctx, s.Sampling, s.K, b, t, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range answers {
+		if a == "" {
+			continue
+		}
+		ok, known := t.Verify(p, a)
+		if !known {
+			break
+		}
+		if ok {
+			r.Answer = a
+			return r, nil
+		}
+	}
+	r.Answer = majority(t, p, answers)
+	return r, nil
+}
+
+// sample runs sample i of a problem: one call, one thread.
+func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, i int) (*Thread, error) {
+	start := time.Now()
+	seed := uint64(0)
+	if s.Seed != 0 {
+		seed = s.Seed + uint64(i) + 1
+	}
+	c, err := b.Complete(ctx, &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+	return &Thread{Node: strconv.Itoa(i), Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
+		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Reason: c.EnvError}, nil
+}
+
+// samples runs k samples concurrently under one root thread and returns
+// the result without its answer, and each sample's answer in order.
+func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.Task, p task.Problem) (*Result, []string, error) {
+	if k < 1 {
+		return nil, nil, fmt.Errorf("reason: %d samples", k)
+	}
+	start := time.Now()
+	threads := make([]*Thread, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Go(func() { threads[i], errs[i] = s.sample(ctx, b, t, p, i) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	root := &Thread{Node: "samples", Children: threads}
+	r := &Result{Tree: root, Threads: k}
+	answers := make([]string, k)
+	for i, th := range threads {
+		answers[i] = t.Extract(p, th.Text)
+		r.TotalTokens += th.Tokens
+		r.CriticalPathTokens = max(r.CriticalPathTokens, th.Tokens)
+	}
+	r.Wall = time.Since(start)
+	root.Wall, root.WallMS = r.Wall, r.Wall.Milliseconds()
+	return r, answers, nil
+}
+
+// majority is the answer most samples give, by the task's equivalence,
+// ties to the one given first; "" when none gave one.
+func majority(t task.Task, p task.Problem, answers []string) string {
+	best, top := "", 0
+	for i, a := range answers {
+		if a == "" {
+			continue
+		}
+		n := 0
+		for _, b := range answers {
+			if b != "" && t.Equivalent(p, a, b) {
+				n++
+			}
+		}
+		if n > top || n == top && best == "" {
+			best, top = answers[i], n
+		}
+	}
+	return best
+}
+
+// ParseStrategy reads a sampled strategy as the command line writes it:
+// "serial", "vote:k=8", "best:k=4".
+func ParseStrategy(spec string, s Sampling) (Strategy, error) {
+	name, args, _ := strings.Cut(spec, ":")
+	k := 0
+	if args != "" {
+		v, ok := strings.CutPrefix(args, "k=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("reason: %q: want %s:k=N with N in 1..1024", spec, name)
+		}
+		k = n
+	}
+	switch name {
+	case "serial":
+		if args != "" {
+			return nil, fmt.Errorf("reason: %q: serial takes no arguments", spec)
+		}
+		return Serial{s}, nil
+	case "vote":
+		if k == 0 {
+			return nil, fmt.Errorf("reason: %q: want vote:k=N", spec)
+		}
+		return Vote{s, k}, nil
+	case "best":
+		if k == 0 {
+			return nil, fmt.Errorf("reason: %q: want best:k=N", spec)
+		}
+		return Best{s, k}, nil
+	}
+	return nil, fmt.Errorf("reason: unknown strategy %q (want serial, vote:k=N or best:k=N)", spec)
+}

@@ -1,0 +1,81 @@
+package reason
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+	taskmath "github.com/braid-dev/braid/task/math"
+)
+
+// scripted answers sample i (by its seed) with answers[i], a token per
+// byte.
+type scripted struct {
+	mu      sync.Mutex
+	answers []string
+	prompts []string
+}
+
+func (s *scripted) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	s.prompts = append(s.prompts, req.Prompt)
+	s.mu.Unlock()
+	text := "Working it out... so \\boxed{" + s.answers[int(req.Seed)-101] + "}"
+	return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
+}
+
+func TestVoteGroupsEquivalentAnswers(t *testing.T) {
+	b := &scripted{answers: []string{"3", "0.5", `\frac{1}{2}`, "4", "1/2"}}
+	p := task.Problem{Task: "math", Text: "What is one half?", Answer: "0.5"}
+	r, err := Vote{Sampling{Temperature: 1, Seed: 100}, 5}.Solve(context.Background(), b, taskmath.Task{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer != "0.5" || r.Threads != 5 || len(r.Tree.Children) != 5 {
+		t.Errorf("answer %q from %d threads", r.Answer, r.Threads)
+	}
+	if r.CriticalPathTokens >= r.TotalTokens || r.CriticalPathTokens == 0 {
+		t.Errorf("critical path %d of %d tokens", r.CriticalPathTokens, r.TotalTokens)
+	}
+	if !strings.Contains(b.prompts[0], "What is one half?") || !strings.Contains(b.prompts[0], `\boxed{}`) {
+		t.Errorf("prompt %q", b.prompts[0])
+	}
+}
+
+func TestBestTakesAVerifiedAnswer(t *testing.T) {
+	b := &scripted{answers: []string{"7", "7", "12"}}
+	p := task.Problem{Task: "math", Text: "3*4?", Answer: "#### 12"}
+	r, err := Best{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer != "12" {
+		t.Errorf("best-of-3 answered %q", r.Answer)
+	}
+	vote, err := Vote{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	if err != nil || vote.Answer != "7" {
+		t.Errorf("vote answered %q, %v", vote.Answer, err)
+	}
+	// Without a reference, best falls back to the vote.
+	p.Answer = ""
+	if r, _ := (Best{Sampling{Temperature: 1, Seed: 100}, 3}).Solve(context.Background(), b, taskmath.Task{}, p); r.Answer != "7" {
+		t.Errorf("best without a reference answered %q", r.Answer)
+	}
+}
+
+func TestParseStrategy(t *testing.T) {
+	for spec, want := range map[string]string{"serial": "serial", "vote:k=8": "vote:k=8", "best:k=2": "best:k=2"} {
+		s, err := ParseStrategy(spec, Sampling{})
+		if err != nil || s.Name() != want {
+			t.Errorf("%q: %v, %v", spec, s, err)
+		}
+	}
+	for _, bad := range []string{"vote", "vote:k=0", "vote:n=3", "best:k=x", "serial:k=2", "wide"} {
+		if _, err := ParseStrategy(bad, Sampling{}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
