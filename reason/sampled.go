@@ -46,6 +46,47 @@ type Best struct {
 	K int
 }
 
+// Aggregate draws K samples, then asks the model once more, with the
+// question and all K solutions, for one final answer: the aggregator reads
+// the others' reasoning, not just their answers (for chat models).
+type Aggregate struct {
+	Sampling
+	K int
+}
+
+func (s Aggregate) Name() string { return fmt.Sprintf("aggregate:k=%d", s.K) }
+
+// Solve implements Strategy.
+func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	r, _, err := samples(ctx, s.Sampling, s.K, b, t, p)
+	if err != nil {
+		return nil, err
+	}
+	var prompt strings.Builder
+	prompt.WriteString(t.Prompt(p))
+	fmt.Fprintf(&prompt, "\n\nHere are %d attempted solutions:\n", s.K)
+	for i, th := range r.Tree.Children {
+		fmt.Fprintf(&prompt, "\n--- Solution %d ---\n%s\n", i+1, strings.TrimSpace(th.Text))
+	}
+	prompt.WriteString("\nSome of them may be wrong. Check them against each other, then write one correct solution.")
+	start := time.Now()
+	// The judgement is not sampled.
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt.String(), MaxTokens: s.MaxTokens})
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+	judge := &Thread{Node: "aggregate", Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
+		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Children: r.Tree.Children}
+	r.Tree = judge
+	r.Threads++
+	r.TotalTokens += judge.Tokens
+	r.CriticalPathTokens += judge.Tokens
+	r.Wall += wall
+	r.Answer = t.Extract(p, c.Text)
+	return r, nil
+}
+
 func (Serial) Name() string { return "serial" }
 func (s Vote) Name() string { return fmt.Sprintf("vote:k=%d", s.K) }
 func (s Best) Name() string { return fmt.Sprintf("best:k=%d", s.K) }
@@ -164,7 +205,7 @@ func majority(t task.Task, p task.Problem, answers []string) string {
 }
 
 // ParseStrategy reads a sampled strategy as the command line writes it:
-// "serial", "vote:k=8", "best:k=4".
+// "serial", "vote:k=8", "best:k=4", "aggregate:k=4".
 func ParseStrategy(spec string, s Sampling) (Strategy, error) {
 	name, args, _ := strings.Cut(spec, ":")
 	k := 0
@@ -192,6 +233,11 @@ func ParseStrategy(spec string, s Sampling) (Strategy, error) {
 			return nil, fmt.Errorf("reason: %q: want best:k=N", spec)
 		}
 		return Best{s, k}, nil
+	case "aggregate":
+		if k == 0 {
+			return nil, fmt.Errorf("reason: %q: want aggregate:k=N", spec)
+		}
+		return Aggregate{s, k}, nil
 	}
-	return nil, fmt.Errorf("reason: unknown strategy %q (want serial, vote:k=N or best:k=N)", spec)
+	return nil, fmt.Errorf("reason: unknown strategy %q (want serial, vote:k=N, best:k=N or aggregate:k=N)", spec)
 }

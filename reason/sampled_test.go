@@ -79,3 +79,41 @@ func TestParseStrategy(t *testing.T) {
 		}
 	}
 }
+
+// judge answers the aggregation prompt with the answer most solutions in
+// it give, and the samples with their scripted answers.
+type judge struct{ scripted }
+
+func (j *judge) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	if strings.Contains(req.Prompt, "attempted solutions") {
+		if req.Temperature != 0 || !strings.Contains(req.Prompt, "--- Solution 3 ---") {
+			return nil, context.Canceled
+		}
+		text := `Checking them: \boxed{12}`
+		return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: 9}}, nil
+	}
+	return j.scripted.Complete(ctx, req)
+}
+
+func TestAggregateReadsTheSamples(t *testing.T) {
+	b := &judge{scripted{answers: []string{"7", "12", "7"}}}
+	p := task.Problem{Task: "math", Text: "3*4?", Answer: "12"}
+	r, err := Aggregate{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer != "12" || r.Threads != 4 || r.Tree.Node != "aggregate" || len(r.Tree.Children) != 3 {
+		t.Errorf("answer %q, %d threads, tree %s with %d children", r.Answer, r.Threads, r.Tree.Node, len(r.Tree.Children))
+	}
+	if r.CriticalPathTokens != maxTokens(r.Tree.Children)+9 {
+		t.Errorf("critical path %d", r.CriticalPathTokens)
+	}
+}
+
+func maxTokens(ts []*Thread) int {
+	m := 0
+	for _, t := range ts {
+		m = max(m, t.Tokens)
+	}
+	return m
+}

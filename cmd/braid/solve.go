@@ -157,7 +157,7 @@ prints one object per problem.`,
 	ef.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&taskName, "task", "countdown", "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)")
-	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial or apr; math: serial, vote:k=N or best:k=N")
+	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial or apr; math: serial, vote:k=N, best:k=N or aggregate:k=N")
 	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
 	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
