@@ -90,6 +90,8 @@ type Countdown struct {
 	// MaxChildren bounds the children running at once (0: all of a
 	// spawn's).
 	MaxChildren int
+	// Observe, when set, receives the run's events as they happen.
+	Observe Observer
 }
 
 // Solve runs the strategy on p.
@@ -98,7 +100,8 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 		return nil, err
 	}
 	start := time.Now()
-	root, err := s.thread(ctx, b, p, "0", countdown.RootPrompt(p, s.Mode))
+	s.Observe = serialized(s.Observe)
+	root, err := s.thread(ctx, b, p, "0", "", countdown.RootPrompt(p, s.Mode))
 	if err != nil {
 		return nil, err
 	}
@@ -115,19 +118,25 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 		return t.Tokens + longest
 	}
 	r.CriticalPathTokens = walk(root)
+	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
 }
 
 // thread runs one thread from its prompt: a call, and for the parallel
 // root, after each spawn, the children and the call that resumes it.
-func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, prompt string) (*Thread, error) {
+func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, parent, prompt string) (*Thread, error) {
 	t := &Thread{Node: node}
 	text := prompt
 	start := time.Now()
-	defer func() { t.Wall = time.Since(start); t.WallMS = t.Wall.Milliseconds() }()
+	s.Observe.emit(Event{Kind: ThreadStarted, Thread: node, Parent: parent})
+	defer func() {
+		t.Wall = time.Since(start)
+		t.WallMS = t.Wall.Milliseconds()
+		s.Observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
+	}()
 	for {
 		req := &backend.Request{Prompt: text, MaxTokens: s.MaxTokens, Temperature: s.Temperature,
-			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node)}
+			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.Observe.stream(node, parent)}
 		if s.Env != EnvOff {
 			env, err := countdown.NewEnv(p, text)
 			if err != nil {
@@ -175,7 +184,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			t.Finish, t.Reason = "invalid spawn", err.Error()
 			break
 		}
-		kids, err := s.children(ctx, b, p, nodes, prompts)
+		kids, err := s.children(ctx, b, p, node, nodes, prompts)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +201,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 
 // children runs a spawn's children concurrently, at most MaxChildren at
 // once, and returns them in spawn order.
-func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, nodes, prompts []string) ([]*Thread, error) {
+func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, nodes, prompts []string) ([]*Thread, error) {
 	kids := make([]*Thread, len(nodes))
 	errs := make([]error, len(nodes))
 	limit := s.MaxChildren
@@ -205,7 +214,7 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			kids[i], errs[i] = s.thread(ctx, b, p, id, prompts[i])
+			kids[i], errs[i] = s.thread(ctx, b, p, id, parent, prompts[i])
 		})
 	}
 	wg.Wait()

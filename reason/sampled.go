@@ -26,6 +26,8 @@ type Sampling struct {
 	Temperature float64
 	// Seed makes a run repeatable: sample i uses Seed+i+1 (0: drawn).
 	Seed uint64
+	// Observe, when set, receives the run's events as they happen.
+	Observe Observer
 }
 
 // Serial asks once.
@@ -58,6 +60,7 @@ func (s Aggregate) Name() string { return fmt.Sprintf("aggregate:k=%d", s.K) }
 
 // Solve implements Strategy.
 func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	s.Observe = serialized(s.Observe)
 	r, _, err := samples(ctx, s.Sampling, s.K, b, t, p)
 	if err != nil {
 		return nil, err
@@ -70,12 +73,14 @@ func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p 
 	}
 	prompt.WriteString("\nSome of them may be wrong. Check them against each other, then write one correct solution.")
 	start := time.Now()
+	s.Observe.emit(Event{Kind: ThreadStarted, Thread: "aggregate"})
 	// The judgement is not sampled.
-	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt.String(), MaxTokens: s.MaxTokens})
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt.String(), MaxTokens: s.MaxTokens, OnChunk: s.Observe.stream("aggregate", "")})
 	if err != nil {
 		return nil, err
 	}
 	wall := time.Since(start)
+	s.Observe.emit(Event{Kind: ThreadFinished, Thread: "aggregate", Tokens: c.Usage.CompletionTokens})
 	judge := &Thread{Node: "aggregate", Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
 		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Children: r.Tree.Children}
 	r.Tree = judge
@@ -84,6 +89,7 @@ func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p 
 	r.CriticalPathTokens += judge.Tokens
 	r.Wall += wall
 	r.Answer = t.Extract(p, c.Text)
+	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
 }
 
@@ -94,30 +100,37 @@ func (s Best) Name() string { return fmt.Sprintf("best:k=%d", s.K) }
 // Solve implements Strategy.
 func (s Serial) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
 	start := time.Now()
-	th, err := s.sample(ctx, b, t, p, 0)
+	s.Observe = serialized(s.Observe)
+	th, err := s.sample(ctx, b, t, p, 0, "")
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Answer: t.Extract(p, th.Text), Tree: th, TotalTokens: th.Tokens, CriticalPathTokens: th.Tokens,
-		Threads: 1, Wall: time.Since(start)}, nil
+	r := &Result{Answer: t.Extract(p, th.Text), Tree: th, TotalTokens: th.Tokens, CriticalPathTokens: th.Tokens,
+		Threads: 1, Wall: time.Since(start)}
+	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
 }
 
 // Solve implements Strategy.
 func (s Vote) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	s.Observe = serialized(s.Observe)
 	r, answers, err := samples(ctx, s.Sampling, s.K, b, t, p)
 	if err != nil {
 		return nil, err
 	}
 	r.Answer = majority(t, p, answers)
+	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
 }
 
 // Solve implements Strategy.
 func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	s.Observe = serialized(s.Observe)
 	r, answers, err := samples(ctx, s.Sampling, s.K, b, t, p)
 	if err != nil {
 		return nil, err
 	}
+	defer func() { s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer}) }()
 	for _, a := range answers {
 		if a == "" {
 			continue
@@ -135,19 +148,24 @@ func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	return r, nil
 }
 
-// sample runs sample i of a problem: one call, one thread.
-func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, i int) (*Thread, error) {
+// sample runs sample i of a problem: one call, one thread, named name
+// under parent ("" for a root).
+func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, i int, parent string) (*Thread, error) {
 	start := time.Now()
 	seed := uint64(0)
 	if s.Seed != 0 {
 		seed = s.Seed + uint64(i) + 1
 	}
-	c, err := b.Complete(ctx, &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed})
+	name := strconv.Itoa(i)
+	s.Observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
+	c, err := b.Complete(ctx, &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
+		OnChunk: s.Observe.stream(name, parent)})
 	if err != nil {
 		return nil, err
 	}
 	wall := time.Since(start)
-	return &Thread{Node: strconv.Itoa(i), Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
+	s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: parent, Tokens: c.Usage.CompletionTokens})
+	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
 		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Reason: c.EnvError}, nil
 }
 
@@ -158,11 +176,12 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 		return nil, nil, fmt.Errorf("reason: %d samples", k)
 	}
 	start := time.Now()
+	s.Observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
 	threads := make([]*Thread, k)
 	errs := make([]error, k)
 	var wg sync.WaitGroup
 	for i := range k {
-		wg.Go(func() { threads[i], errs[i] = s.sample(ctx, b, t, p, i) })
+		wg.Go(func() { threads[i], errs[i] = s.sample(ctx, b, t, p, i, "samples") })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -180,6 +199,7 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 	}
 	r.Wall = time.Since(start)
 	root.Wall, root.WallMS = r.Wall, r.Wall.Milliseconds()
+	s.Observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
 	return r, answers, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/task"
+	"github.com/braid-dev/braid/task/countdown"
 	taskmath "github.com/braid-dev/braid/task/math"
 )
 
@@ -116,4 +117,72 @@ func maxTokens(ts []*Thread) int {
 		m = max(m, t.Tokens)
 	}
 	return m
+}
+
+func TestEventsTellTheRun(t *testing.T) {
+	var mu sync.Mutex
+	var events []Event
+	observe := func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	b := &scripted{answers: []string{"1", "2", "2"}}
+	r, err := Vote{Sampling{Temperature: 1, Seed: 100, Observe: observe}, 3}.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[EventKind]int{}
+	for _, e := range events {
+		count[e.Kind]++
+	}
+	if count[ThreadStarted] != 4 || count[ThreadFinished] != 4 || count[AnswerReady] != 1 || events[len(events)-1].Text != r.Answer {
+		t.Errorf("events %v; answer %q", count, r.Answer)
+	}
+}
+
+// The Countdown strategy tells its tree: the root, then each child under
+// it, every thread started before it finishes.
+func TestCountdownEvents(t *testing.T) {
+	var p countdown.Problem
+	var rec countdown.TraceRecord
+	for i, q := range problems(20) {
+		var err error
+		if rec, err = (countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}).Generate(q, 21, i); err != nil {
+			t.Fatal(err)
+		}
+		if p = q; rec.Children > 0 {
+			break
+		}
+	}
+	if rec.Children == 0 {
+		t.Fatal("no rollout spawned")
+	}
+	r := &replay{answers: map[string]string{}}
+	for _, s := range rec.Sequences {
+		r.answers[s.Prompt] = s.Completion
+	}
+	var mu sync.Mutex
+	started := map[string]string{}
+	finished := 0
+	_, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, Observe: func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e.Kind {
+		case ThreadStarted:
+			started[e.Thread] = e.Parent
+		case ThreadFinished:
+			if _, ok := started[e.Thread]; !ok {
+				t.Errorf("%s finished before it started", e.Thread)
+			}
+			finished++
+		}
+	}}.Solve(context.Background(), r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(started) != rec.Children+1 || finished != rec.Children+1 || started["0"] != "" {
+		t.Errorf("%d started, %d finished, for %d threads", len(started), finished, rec.Children+1)
+	}
+	for th, parent := range started {
+		if th != "0" && parent != "0" {
+			t.Errorf("child %s under %q", th, parent)
+		}
+	}
 }
