@@ -54,6 +54,12 @@ type Request struct {
 	Logprobs    bool
 	TopLogprobs int
 
+	// Effort asks a hybrid-thinking model for a reasoning effort: "off",
+	// "light" or "deep" ("" for the server's default). Remote chat models
+	// get it as their thinking switch (chat_template_kwargs.enable_thinking)
+	// and reasoning_effort; backends without a switch ignore it.
+	Effort string
+
 	// Affinity, when set, routes a backend with several servers: requests
 	// with the same key go to the same server, which caches their common
 	// prefix (a thread's calls share one). Empty: the prompt's start.
@@ -86,6 +92,11 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("backend: top logprobs %d is negative", r.TopLogprobs)
 	case r.Prompt == "" && len(r.PromptTokens) == 0:
 		return errors.New("backend: empty prompt")
+	}
+	switch r.Effort {
+	case "", "off", "light", "deep":
+	default:
+		return fmt.Errorf("backend: effort %q: want off, light or deep", r.Effort)
 	}
 	for i, s := range r.Stop {
 		if s == "" {

@@ -3,6 +3,7 @@ package reason
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type Sampling struct {
 	Seed uint64
 	// Observe, when set, receives the run's events as they happen.
 	Observe Observer
+	// Effort is the reasoning effort asked of a hybrid-thinking model
+	// ("off", "light", "deep"; "" for its default).
+	Effort string
 }
 
 // Serial asks once.
@@ -72,25 +76,101 @@ func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p 
 		fmt.Fprintf(&prompt, "\n--- Solution %d ---\n%s\n", i+1, strings.TrimSpace(th.Text))
 	}
 	prompt.WriteString("\nSome of them may be wrong. Check them against each other, then write one correct solution.")
-	start := time.Now()
-	s.Observe.emit(Event{Kind: ThreadStarted, Thread: "aggregate"})
 	// The judgement is not sampled.
-	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt.String(), MaxTokens: s.MaxTokens, OnChunk: s.Observe.stream("aggregate", "")})
+	judge, err := s.call(ctx, b, "aggregate", prompt.String())
 	if err != nil {
 		return nil, err
 	}
-	wall := time.Since(start)
-	s.Observe.emit(Event{Kind: ThreadFinished, Thread: "aggregate", Tokens: c.Usage.CompletionTokens})
-	judge := &Thread{Node: "aggregate", Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
-		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Children: r.Tree.Children}
+	judge.Children = r.Tree.Children
 	r.Tree = judge
 	r.Threads++
 	r.TotalTokens += judge.Tokens
 	r.CriticalPathTokens += judge.Tokens
-	r.Wall += wall
-	r.Answer = t.Extract(p, c.Text)
+	r.Wall += judge.Wall
+	r.Answer = t.Extract(p, judge.Text)
 	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
+}
+
+// DeepThink branches into K samples, has the model judge which is best,
+// then has it check and refine that one into the final solution (for chat
+// models).
+type DeepThink struct {
+	Sampling
+	K int
+}
+
+func (s DeepThink) Name() string { return fmt.Sprintf("deepthink:k=%d", s.K) }
+
+// Solve implements Strategy.
+func (s DeepThink) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	s.Observe = serialized(s.Observe)
+	r, _, err := samples(ctx, s.Sampling, s.K, b, t, p)
+	if err != nil {
+		return nil, err
+	}
+	var judging strings.Builder
+	judging.WriteString(t.Prompt(p))
+	fmt.Fprintf(&judging, "\n\nHere are %d candidate solutions:\n", s.K)
+	for i, th := range r.Tree.Children {
+		fmt.Fprintf(&judging, "\n--- Solution %d ---\n%s\n", i+1, strings.TrimSpace(th.Text))
+	}
+	fmt.Fprintf(&judging, "\nWhich solution is most likely correct? Reply with its number, 1 to %d, first.", s.K)
+	judge, err := s.call(ctx, b, "judge", judging.String())
+	if err != nil {
+		return nil, err
+	}
+	pick := 0
+	if m := firstNumber.FindString(judge.Text); m != "" {
+		if n, err := strconv.Atoi(m); err == nil && n >= 1 && n <= s.K {
+			pick = n - 1
+		}
+	}
+	chosen := r.Tree.Children[pick]
+	refine := t.Prompt(p) + "\n\nHere is a solution:\n\n" + strings.TrimSpace(chosen.Text) +
+		"\n\nCheck every step. Fix any mistake, and write the final solution."
+	final, err := s.call(ctx, b, "refine", refine)
+	if err != nil {
+		return nil, err
+	}
+	judge.Children = r.Tree.Children
+	final.Children = []*Thread{judge}
+	r.Tree = final
+	r.Threads += 2
+	r.TotalTokens += judge.Tokens + final.Tokens
+	r.CriticalPathTokens += judge.Tokens + final.Tokens
+	r.Wall += judge.Wall + final.Wall
+	r.Answer = t.Extract(p, final.Text)
+	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
+}
+
+var firstNumber = regexp.MustCompile(`\d+`)
+
+// call is one greedy call of a multi-stage strategy, as a thread.
+func (s Sampling) call(ctx context.Context, b backend.Backend, name, prompt string) (*Thread, error) {
+	start := time.Now()
+	s.Observe.emit(Event{Kind: ThreadStarted, Thread: name})
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Effort: s.Effort, OnChunk: s.Observe.stream(name, "")})
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+	s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Tokens: c.Usage.CompletionTokens})
+	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Wall: wall, WallMS: wall.Milliseconds(),
+		Finish: string(c.Finish)}, nil
+}
+
+// Hybrid asks once, at a reasoning effort: off, light or deep, mapped to a
+// hybrid-thinking model's switch (on the Countdown model: direct, serial
+// or parallel search, which braid solve maps itself).
+type Hybrid struct{ Sampling }
+
+func (s Hybrid) Name() string { return "hybrid:effort=" + s.Effort }
+
+// Solve implements Strategy.
+func (s Hybrid) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem) (*Result, error) {
+	return Serial(s).Solve(ctx, b, t, p)
 }
 
 func (Serial) Name() string { return "serial" }
@@ -159,7 +239,7 @@ func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p 
 	name := strconv.Itoa(i)
 	s.Observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
 	c, err := b.Complete(ctx, &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
-		OnChunk: s.Observe.stream(name, parent)})
+		Effort: s.Effort, OnChunk: s.Observe.stream(name, parent)})
 	if err != nil {
 		return nil, err
 	}
@@ -224,10 +304,19 @@ func majority(t task.Task, p task.Problem, answers []string) string {
 	return best
 }
 
-// ParseStrategy reads a sampled strategy as the command line writes it:
-// "serial", "vote:k=8", "best:k=4", "aggregate:k=4".
+// ParseStrategy reads a strategy as the command line writes it: "serial",
+// "hybrid:effort=deep", "vote:k=8", "best:k=4", "aggregate:k=4",
+// "deepthink:k=4".
 func ParseStrategy(spec string, s Sampling) (Strategy, error) {
 	name, args, _ := strings.Cut(spec, ":")
+	if name == "hybrid" {
+		effort, ok := strings.CutPrefix(args, "effort=")
+		if !ok || effort != "off" && effort != "light" && effort != "deep" {
+			return nil, fmt.Errorf("reason: %q: want hybrid:effort=off, light or deep", spec)
+		}
+		s.Effort = effort
+		return Hybrid{s}, nil
+	}
 	k := 0
 	if args != "" {
 		v, ok := strings.CutPrefix(args, "k=")
@@ -258,6 +347,11 @@ func ParseStrategy(spec string, s Sampling) (Strategy, error) {
 			return nil, fmt.Errorf("reason: %q: want aggregate:k=N", spec)
 		}
 		return Aggregate{s, k}, nil
+	case "deepthink":
+		if k == 0 {
+			return nil, fmt.Errorf("reason: %q: want deepthink:k=N", spec)
+		}
+		return DeepThink{s, k}, nil
 	}
-	return nil, fmt.Errorf("reason: unknown strategy %q (want serial, vote:k=N, best:k=N or aggregate:k=N)", spec)
+	return nil, fmt.Errorf("reason: unknown strategy %q (want serial, hybrid:effort=off|light|deep, vote:k=N, best:k=N, aggregate:k=N or deepthink:k=N)", spec)
 }

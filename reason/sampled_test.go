@@ -186,3 +186,59 @@ func TestCountdownEvents(t *testing.T) {
 		}
 	}
 }
+
+// thinker samples scripted answers, judges "2", and refines what it is
+// given into \boxed{12}; it records the efforts it was asked for.
+type thinker struct {
+	scripted
+	mu      sync.Mutex
+	efforts []string
+	refined string
+}
+
+func (th *thinker) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	th.mu.Lock()
+	th.efforts = append(th.efforts, req.Effort)
+	th.mu.Unlock()
+	switch {
+	case strings.Contains(req.Prompt, "candidate solutions"):
+		return &backend.Completion{Text: "2. It checks out.", Usage: backend.Usage{CompletionTokens: 5}}, nil
+	case strings.Contains(req.Prompt, "Here is a solution"):
+		th.refined = req.Prompt
+		return &backend.Completion{Text: `Fixed: \boxed{12}`, Usage: backend.Usage{CompletionTokens: 6}}, nil
+	}
+	return th.scripted.Complete(ctx, req)
+}
+
+func TestDeepThinkJudgesAndRefines(t *testing.T) {
+	b := &thinker{scripted: scripted{answers: []string{"7", "11", "9"}}}
+	p := task.Problem{Text: "3*4?"}
+	r, err := DeepThink{Sampling{Temperature: 1, Seed: 100, Effort: "deep"}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer != "12" || r.Threads != 5 || r.Tree.Node != "refine" || r.Tree.Children[0].Node != "judge" || len(r.Tree.Children[0].Children) != 3 {
+		t.Errorf("answer %q, %d threads, tree %s", r.Answer, r.Threads, r.Tree.Node)
+	}
+	if !strings.Contains(b.refined, `\boxed{11}`) {
+		t.Errorf("refined another solution than the second:\n%s", b.refined)
+	}
+	for _, e := range b.efforts {
+		if e != "deep" {
+			t.Errorf("a call at effort %q", e)
+		}
+	}
+	h, err := ParseStrategy("hybrid:effort=off", Sampling{Seed: 100})
+	if err != nil || h.Name() != "hybrid:effort=off" {
+		t.Fatalf("%v, %v", h, err)
+	}
+	b.efforts = nil
+	if _, err := h.Solve(context.Background(), b, taskmath.Task{}, p); err != nil || len(b.efforts) != 1 || b.efforts[0] != "off" {
+		t.Errorf("hybrid asked with efforts %q, %v", b.efforts, err)
+	}
+	for _, bad := range []string{"hybrid", "hybrid:effort=max", "deepthink"} {
+		if _, err := ParseStrategy(bad, Sampling{}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -322,11 +322,25 @@ func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxToken
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
 	if c.opts.Chat {
 		b["messages"] = []map[string]string{{"role": "user", "content": prompt}}
-		if c.opts.ChatTemplateKwargs != nil {
-			b["chat_template_kwargs"] = c.opts.ChatTemplateKwargs
+		kwargs := map[string]any{}
+		for k, v := range c.opts.ChatTemplateKwargs {
+			kwargs[k] = v
 		}
-		if c.opts.ReasoningEffort != "" {
-			b["reasoning_effort"] = c.opts.ReasoningEffort
+		effort := c.opts.ReasoningEffort
+		switch req.Effort {
+		case "off":
+			kwargs["enable_thinking"] = false
+			effort = ""
+		case "light":
+			kwargs["enable_thinking"], effort = true, "low"
+		case "deep":
+			kwargs["enable_thinking"], effort = true, "high"
+		}
+		if len(kwargs) > 0 {
+			b["chat_template_kwargs"] = kwargs
+		}
+		if effort != "" {
+			b["reasoning_effort"] = effort
 		}
 	} else if req.PromptTokens != nil {
 		b["prompt"] = req.PromptTokens

@@ -403,3 +403,24 @@ func TestPromptTooLong(t *testing.T) {
 		t.Errorf("token prompt with an environment: %v", err)
 	}
 }
+
+func TestEffortIsTheThinkingSwitch(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) { sse(w, true, "stop", "ok") }}
+	c := newClient(t, f, Options{Chat: true, ChatTemplateKwargs: map[string]any{"x": 1}})
+	for _, effort := range []string{"off", "deep", ""} {
+		if _, err := c.Complete(context.Background(), &backend.Request{Prompt: "q", Effort: effort}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	off, _ := f.requests[0]["chat_template_kwargs"].(map[string]any)
+	deep, _ := f.requests[1]["chat_template_kwargs"].(map[string]any)
+	if off["enable_thinking"] != false || off["x"] != float64(1) || f.requests[0]["reasoning_effort"] != nil {
+		t.Errorf("effort off sent %v", f.requests[0])
+	}
+	if deep["enable_thinking"] != true || f.requests[1]["reasoning_effort"] != "high" {
+		t.Errorf("effort deep sent %v", f.requests[1])
+	}
+	if def, _ := f.requests[2]["chat_template_kwargs"].(map[string]any); def["enable_thinking"] != nil {
+		t.Errorf("no effort sent %v", f.requests[2])
+	}
+}

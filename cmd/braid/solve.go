@@ -110,9 +110,11 @@ prints one object per problem.`,
 			if taskName != "countdown" {
 				return usageErrorf("--task %q: want countdown or math", taskName)
 			}
-			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel}[strategy]
+			// The Countdown model's hybrid thinking is its mode.
+			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
+				"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[strategy]
 			if !ok {
-				return usageErrorf("--strategy %q: want direct, serial or apr", strategy)
+				return usageErrorf("--strategy %q: want direct, serial or apr (or hybrid:effort=off, light or deep)", strategy)
 			}
 			env, err := reason.ParseEnvMode(envMode)
 			if err != nil {
@@ -157,7 +159,7 @@ prints one object per problem.`,
 	ef.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&taskName, "task", "countdown", "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)")
-	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial or apr; math: serial, vote:k=N, best:k=N or aggregate:k=N")
+	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial, apr or hybrid:effort=off|light|deep; math: serial, hybrid:effort=E, vote:k=N, best:k=N, aggregate:k=N or deepthink:k=N")
 	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
 	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
