@@ -241,3 +241,67 @@ func (s Countdown) seedFor(node string, call int) uint64 {
 type fillOnly struct{ *countdown.Env }
 
 func (fillOnly) Choices() []string { return nil }
+
+// CountdownVote is self-consistency over Countdown searches: K runs of an
+// inner Countdown strategy, sampled (each with its own seed), concurrently,
+// and the answer most of them reach. Answers are grouped by their value
+// under the rules (every answer that reaches the target is one answer),
+// not by how the expression is written.
+type CountdownVote struct {
+	Inner Countdown
+	K     int
+}
+
+// Solve runs the votes.
+func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown.Problem) (*Result, error) {
+	if v.K < 1 {
+		return nil, fmt.Errorf("reason: vote of %d", v.K)
+	}
+	start := time.Now()
+	runs := make([]*Result, v.K)
+	errs := make([]error, v.K)
+	var wg sync.WaitGroup
+	for i := range v.K {
+		inner := v.Inner
+		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
+		wg.Go(func() { runs[i], errs[i] = inner.Solve(ctx, b, p) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	root := &Thread{Node: "samples"}
+	r := &Result{Tree: root}
+	votes := map[string]int{}
+	first := map[string]string{}
+	var order []string
+	for _, run := range runs {
+		root.Children = append(root.Children, run.Tree)
+		r.Threads += run.Threads
+		r.TotalTokens += run.TotalTokens
+		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
+		if run.Answer == "" {
+			continue
+		}
+		key := "wrong: " + run.Answer
+		if countdown.VerifyAnswer(p, run.Answer) == nil {
+			key = "target"
+		}
+		if _, ok := first[key]; !ok {
+			first[key] = run.Answer
+			order = append(order, key)
+		}
+		votes[key]++
+	}
+	top := 0
+	for _, k := range order {
+		if votes[k] > top {
+			top, r.Answer = votes[k], first[k]
+		}
+	}
+	r.Wall = time.Since(start)
+	root.Wall, root.WallMS = r.Wall, r.Wall.Milliseconds()
+	return r, nil
+}

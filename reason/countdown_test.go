@@ -145,3 +145,49 @@ type tooLong struct{}
 func (tooLong) Complete(context.Context, *backend.Request) (*backend.Completion, error) {
 	return nil, fmt.Errorf("engine: the prompt has 9999 tokens: %w", backend.ErrPromptTooLong)
 }
+
+// sampledReplay answers the root prompt with one of several completions,
+// by the request's seed.
+type sampledReplay struct {
+	completions []string
+	mu          sync.Mutex
+	seen        map[uint64]int
+}
+
+func (s *sampledReplay) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[uint64]int{}
+	}
+	i, ok := s.seen[req.Seed]
+	if !ok {
+		i = len(s.seen)
+		s.seen[req.Seed] = i
+	}
+	c := s.completions[i%len(s.completions)]
+	return &backend.Completion{Text: c, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(c)}}, nil
+}
+
+func TestCountdownVote(t *testing.T) {
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	solved := countdown.DirectTrace(p, mustSolve(t, p))
+	b := &sampledReplay{completions: []string{"No solution found.\n", solved, "No solution found.\n"}}
+	v := CountdownVote{Inner: Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 5}, K: 3}
+	r, err := v.Solve(context.Background(), b, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer == "" || countdown.VerifyAnswer(p, r.Answer) != nil || len(r.Tree.Children) != 3 || r.Threads != 3 {
+		t.Errorf("answer %q from %d threads", r.Answer, r.Threads)
+	}
+}
+
+func mustSolve(t *testing.T, p countdown.Problem) countdown.Solution {
+	t.Helper()
+	sol, ok := countdown.Solve(p)
+	if !ok {
+		t.Fatal("unsolvable")
+	}
+	return sol
+}

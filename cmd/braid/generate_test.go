@@ -143,7 +143,7 @@ func TestSolveCommandWithAModel(t *testing.T) {
 		t.Errorf("summary: %s", errs)
 	}
 	_, errs = expectExit(t, 2, "", "solve", "--model", dir, "--strategy", "wide", "27", "22", "26", "31", "53")
-	if !strings.Contains(errs, "direct, serial or apr") {
+	if !strings.Contains(errs, "direct, serial, apr") {
 		t.Errorf("bad strategy: %s", errs)
 	}
 	_, errs = expectExit(t, 2, "", "solve", "--model", dir, "--env", "on", "27", "22", "26", "31", "53")
@@ -238,5 +238,17 @@ func TestSolveMathOnARemoteBackend(t *testing.T) {
 	_, errs = expectExit(t, 2, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "vote", "x")
 	if !strings.Contains(errs, "vote:k=N") {
 		t.Errorf("bad strategy: %s", errs)
+	}
+}
+
+func TestSolveCountdownVote(t *testing.T) {
+	dir := tinyModelDir(t)
+	out, _ := expectExit(t, 1, "", "solve", "--model", dir, "--strategy", "vote:k=3", "--temperature", "1", "--max-tokens", "20", "--env", "fill", "27", "22", "26", "31", "53")
+	if !strings.Contains(out, "strategy vote:k=3") || !strings.Contains(out, "#samples") {
+		t.Errorf("output:\n%s", out)
+	}
+	_, errs := expectExit(t, 2, "", "solve", "--model", dir, "--strategy", "vote:k=3", "27", "22", "26", "31", "53")
+	if !strings.Contains(errs, "--temperature") {
+		t.Errorf("greedy vote: %s", errs)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -111,10 +112,23 @@ prints one object per problem.`,
 				return usageErrorf("--task %q: want countdown or math", taskName)
 			}
 			// The Countdown model's hybrid thinking is its mode.
+			votes := 0
+			base := strategy
+			if k, ok := strings.CutPrefix(strategy, "vote:k="); ok {
+				// Self-consistency over serial searches.
+				n, err := strconv.Atoi(k)
+				if err != nil || n < 1 || n > 1024 {
+					return usageErrorf("--strategy %q: want vote:k=N with N in 1..1024", strategy)
+				}
+				if temperature == 0 {
+					return usageErrorf("--strategy %s needs --temperature: greedy searches would all agree", strategy)
+				}
+				votes, base = n, "serial"
+			}
 			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
-				"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[strategy]
+				"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[base]
 			if !ok {
-				return usageErrorf("--strategy %q: want direct, serial or apr (or hybrid:effort=off, light or deep)", strategy)
+				return usageErrorf("--strategy %q: want direct, serial, apr, hybrid:effort=off|light|deep or vote:k=N", strategy)
 			}
 			env, err := reason.ParseEnvMode(envMode)
 			if err != nil {
@@ -151,9 +165,16 @@ prints one object per problem.`,
 			defer closeB()
 			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
 			if samples > 1 {
+				if votes > 0 {
+					return usageErrorf("--samples and vote:k=N: pick one")
+				}
 				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
 			}
-			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
+			var st countdownStrategy = s
+			if votes > 0 {
+				st = reason.CountdownVote{Inner: s, K: votes}
+			}
+			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, env, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
 		},
 	}
 	ef.register(cmd)
@@ -177,7 +198,12 @@ prints one object per problem.`,
 	return cmd
 }
 
-func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.Countdown, strategy string,
+// countdownStrategy is a strategy for Countdown problems.
+type countdownStrategy interface {
+	Solve(context.Context, backend.Backend, countdown.Problem) (*reason.Result, error)
+}
+
+func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s countdownStrategy, env reason.EnvMode, strategy string,
 	problems []countdown.Problem, asJSON, withTree, showTrace bool, concurrent int, single bool) error {
 	correct := 0
 	var bar *progress
@@ -190,7 +216,7 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 	}, func(i int, r *reason.Result) error {
 		bar.add(1)
 		p := problems[i]
-		o := solveOutput{Problem: p, Strategy: strategy, Env: s.Env, Answer: r.Answer,
+		o := solveOutput{Problem: p, Strategy: strategy, Env: env, Answer: r.Answer,
 			Correct: r.Answer != "" && countdown.VerifyAnswer(p, r.Answer) == nil,
 			Usage:   solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}, WallMS: r.Wall.Milliseconds(), Error: r.Error}
 		if o.Correct {
@@ -236,14 +262,14 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 	n := len(problems)
 	lo, hi := wilson(correct, n)
 	fmt.Fprintf(log, "%s, env %s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
-		strategy, s.Env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
+		strategy, env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // solveOne solves a problem; a failure other than an interruption (a
 // server that kept failing, say) becomes that problem's result, unsolved
 // and saying why, so that one problem does not end a run of many.
-func solveOne(ctx context.Context, s reason.Countdown, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
+func solveOne(ctx context.Context, s countdownStrategy, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
 	r, err := s.Solve(ctx, b, p)
 	if err != nil && ctx.Err() == nil {
 		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error()}, nil
