@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -92,6 +93,13 @@ type Countdown struct {
 	MaxChildren int
 	// Observe, when set, receives the run's events as they happen.
 	Observe Observer
+	// MaxTotalTokens caps the tokens of all threads together (0: none).
+	// Each call is given at most what remains; a thread that finds nothing
+	// left ends ("budget"). Children running at once share what remains,
+	// so the last calls may together pass it by one call each.
+	MaxTotalTokens int
+
+	used *atomic.Int64 // tokens spent so far in this run
 }
 
 // Solve runs the strategy on p.
@@ -101,6 +109,7 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	}
 	start := time.Now()
 	s.Observe = serialized(s.Observe)
+	s.used = new(atomic.Int64)
 	root, err := s.thread(ctx, b, p, "0", "", countdown.RootPrompt(p, s.Mode))
 	if err != nil {
 		return nil, err
@@ -135,7 +144,18 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		s.Observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
 	}()
 	for {
-		req := &backend.Request{Prompt: text, MaxTokens: s.MaxTokens, Temperature: s.Temperature,
+		maxTokens := s.MaxTokens
+		if s.MaxTotalTokens > 0 {
+			left := s.MaxTotalTokens - int(s.used.Load())
+			if left <= 0 {
+				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", s.MaxTotalTokens)
+				break
+			}
+			if maxTokens == 0 || left < maxTokens {
+				maxTokens = left
+			}
+		}
+		req := &backend.Request{Prompt: text, MaxTokens: maxTokens, Temperature: s.Temperature,
 			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.Observe.stream(node, parent)}
 		if s.Env != EnvOff {
 			env, err := countdown.NewEnv(p, text)
@@ -162,6 +182,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		}
 		t.Calls++
 		t.Tokens += c.Usage.CompletionTokens
+		s.used.Add(int64(c.Usage.CompletionTokens))
 		t.Filled += c.Usage.FilledTokens
 		t.Finish, t.Reason = string(c.Finish), c.EnvError
 		text += c.Text

@@ -191,3 +191,35 @@ func mustSolve(t *testing.T, p countdown.Problem) countdown.Solution {
 	}
 	return sol
 }
+
+func TestTotalTokenBudget(t *testing.T) {
+	for i, p := range problems(40) {
+		rec, err := countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}.Generate(p, 21, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Children == 0 {
+			continue
+		}
+		r := &replay{answers: map[string]string{}}
+		for _, s := range rec.Sequences {
+			r.answers[s.Prompt] = s.Completion
+		}
+		root := rec.Sequences[0]
+		budget := len(root.Completion) // the root's first call spends it all
+		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxTotalTokens: budget}.Solve(context.Background(), r, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range res.Tree.Children {
+			if k.Finish != "budget" || k.Calls != 0 {
+				t.Errorf("child #%s ran (%s, %d calls) on a spent budget", k.Node, k.Finish, k.Calls)
+			}
+		}
+		if res.TotalTokens != budget {
+			t.Errorf("%d tokens spent on a budget of %d", res.TotalTokens, budget)
+		}
+		return
+	}
+	t.Fatal("no rollout spawned")
+}

@@ -61,6 +61,7 @@ func newModelSolveCmd() *cobra.Command {
 		apiKey      string
 		guided      bool
 		taskName    string
+		maxTotal    int
 	)
 	cmd := &cobra.Command{
 		Use:   "solve TARGET N1 N2 ...",
@@ -134,7 +135,7 @@ prints one object per problem.`,
 			if err != nil {
 				return usageErrorf("--env: %v", err)
 			}
-			if maxTokens < 0 || concurrent <= 0 || temperature < 0 || samples <= 0 {
+			if maxTokens < 0 || maxTotal < 0 || concurrent <= 0 || temperature < 0 || samples <= 0 {
 				return usageErrorf("--max-tokens must be >= 0, --concurrent and --samples positive, --temperature >= 0")
 			}
 			if samples > 1 && temperature == 0 {
@@ -163,7 +164,7 @@ prints one object per problem.`,
 				return err
 			}
 			defer closeB()
-			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
+			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTotal}
 			if samples > 1 {
 				if votes > 0 {
 					return usageErrorf("--samples and vote:k=N: pick one")
@@ -189,6 +190,7 @@ prints one object per problem.`,
 	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	f.Uint64Var(&seed, "seed", 0, "sampling seed")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
+	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run together (0: no limit)")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
 	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
