@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
+	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
@@ -262,7 +262,8 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s coun
 		return nil
 	}
 	n := len(problems)
-	lo, hi := wilson(correct, n)
+	w := stats.Wilson(correct, n)
+	lo, hi := w.Low, w.High
 	fmt.Fprintf(log, "%s, env %s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
 		strategy, env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
 	return nil
@@ -284,19 +285,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// wilson is the Wilson score interval for k successes in n at 95%.
-func wilson(k, n int) (float64, float64) {
-	if n == 0 {
-		return 0, 1
-	}
-	const z = 1.959964
-	p, nf := float64(k)/float64(n), float64(n)
-	den := 1 + z*z/nf
-	mid := (p + z*z/(2*nf)) / den
-	half := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / den
-	return math.Max(0, mid-half), math.Min(1, mid+half)
 }
 
 func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Result, showTrace bool) error {
@@ -415,36 +403,19 @@ func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s re
 	if err != nil {
 		return err
 	}
-	m, half := meanCI(pass1)
-	lp, hp := wilson(passN, len(problems))
-	lc, hc := wilson(consN, len(problems))
+	var perProblem [][]float64
+	for _, v := range pass1 {
+		perProblem = append(perProblem, []float64{v})
+	}
+	c := stats.Clustered(perProblem)
+	m, half := c.Estimate, c.High-c.Estimate
+	wp, wc := stats.Wilson(passN, len(problems)), stats.Wilson(consN, len(problems))
+	lp, hp, lc, hc := wp.Low, wp.High, wc.Low, wc.High
 	fmt.Fprintf(log, "%s, env %s, %d samples at temperature %g on %d problems: pass@1 %.1f%% (95%% CI %.1f-%.1f), pass@%d %.1f%% (%.1f-%.1f), cons@%d %.1f%% (%.1f-%.1f) in %s\n",
 		strategy, s.Env, n, s.Temperature, len(problems), 100*m, 100*(m-half), 100*(m+half),
 		n, 100*float64(passN)/float64(len(problems)), 100*lp, 100*hp,
 		n, 100*float64(consN)/float64(len(problems)), 100*lc, 100*hc, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// meanCI returns the mean of per-problem scores and the half-width of its
-// 95% interval (normal approximation over problems, so samples of one
-// problem count as one cluster).
-func meanCI(x []float64) (float64, float64) {
-	if len(x) == 0 {
-		return 0, 0
-	}
-	var sum float64
-	for _, v := range x {
-		sum += v
-	}
-	m := sum / float64(len(x))
-	if len(x) < 2 {
-		return m, 0
-	}
-	var ss float64
-	for _, v := range x {
-		ss += (v - m) * (v - m)
-	}
-	return m, 1.959964 * math.Sqrt(ss/float64(len(x)-1)/float64(len(x)))
 }
 
 // openBackend is the remote servers when given, else the engine.
@@ -541,7 +512,8 @@ func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reas
 		return err
 	}
 	if known > 0 {
-		lo, hi := wilson(correct, known)
+		w := stats.Wilson(correct, known)
+		lo, hi := w.Low, w.High
 		fmt.Fprintf(log, "%s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%)\n", st.Name(), correct, known,
 			100*float64(correct)/float64(known), 100*lo, 100*hi)
 	}

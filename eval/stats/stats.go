@@ -1,0 +1,255 @@
+// Package stats is the arithmetic of honest evaluation: confidence
+// intervals for accuracies (clustered by problem when samples repeat),
+// paired differences between strategies with their p-values, the unbiased
+// pass@k and maj@k estimators, and the number of problems a difference
+// needs to be seen.
+package stats
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// z95 is the standard normal quantile of a two-sided 95% interval.
+const z95 = 1.959963984540054
+
+// Interval is an estimate with its 95% confidence interval.
+type Interval struct {
+	Estimate, Low, High float64
+}
+
+// Wilson is the Wilson score interval of k successes in n trials: unlike
+// the normal one it stays inside [0, 1] and works near 0% and 100%.
+func Wilson(k, n int) Interval {
+	if n <= 0 {
+		return Interval{0, 0, 1}
+	}
+	p, nf := float64(k)/float64(n), float64(n)
+	den := 1 + z95*z95/nf
+	mid := (p + z95*z95/(2*nf)) / den
+	half := z95 * math.Sqrt(p*(1-p)/nf+z95*z95/(4*nf*nf)) / den
+	return Interval{p, math.Max(0, mid-half), math.Min(1, mid+half)}
+}
+
+// Clustered is the accuracy over problems whose samples repeat: scores[i]
+// holds problem i's samples (1 correct, 0 not). The estimate is the mean
+// of per-problem means, each problem weighing the same, and the interval
+// treats problems, not samples, as the independent units (samples of one
+// problem are correlated: counting them as independent would make the
+// interval too narrow). It uses Student's t on the per-problem means.
+func Clustered(scores [][]float64) Interval {
+	means := make([]float64, 0, len(scores))
+	for _, s := range scores {
+		if len(s) > 0 {
+			means = append(means, mean(s))
+		}
+	}
+	m, half := meanInterval(means)
+	return Interval{m, m - half, m + half}
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// meanInterval is the mean of x and the half-width of its 95% t interval.
+func meanInterval(x []float64) (float64, float64) {
+	n := len(x)
+	if n == 0 {
+		return 0, 0
+	}
+	m := mean(x)
+	if n < 2 {
+		return m, math.Inf(1)
+	}
+	var ss float64
+	for _, v := range x {
+		ss += (v - m) * (v - m)
+	}
+	se := math.Sqrt(ss / float64(n-1) / float64(n))
+	return m, tQuantile(0.975, float64(n-1)) * se
+}
+
+// Paired compares two strategies on the same problems: a[i] and b[i] are
+// their scores on problem i (an accuracy over its samples). It returns the
+// mean difference a−b with its 95% t interval and the two-sided p-value
+// of the paired t-test that the difference is zero.
+type Paired struct {
+	Diff   Interval
+	PValue float64
+	// SD is the standard deviation of the per-problem differences, which
+	// a power analysis needs.
+	SD float64
+	N  int
+}
+
+// ErrLengths is returned for score lists of different lengths.
+var ErrLengths = errors.New("stats: paired scores need one score per problem on each side")
+
+// Compare runs the paired comparison.
+func Compare(a, b []float64) (Paired, error) {
+	if len(a) != len(b) || len(a) == 0 {
+		return Paired{}, ErrLengths
+	}
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	m, half := meanInterval(d)
+	p := Paired{Diff: Interval{m, m - half, m + half}, N: len(d)}
+	if len(d) < 2 {
+		p.PValue = 1
+		return p, nil
+	}
+	var ss float64
+	for _, v := range d {
+		ss += (v - m) * (v - m)
+	}
+	p.SD = math.Sqrt(ss / float64(len(d)-1))
+	se := p.SD / math.Sqrt(float64(len(d)))
+	switch {
+	case se == 0 && m == 0:
+		p.PValue = 1
+	case se == 0:
+		p.PValue = 0
+	default:
+		p.PValue = 2 * (1 - tCDF(math.Abs(m/se), float64(len(d)-1)))
+	}
+	return p, nil
+}
+
+// ProblemsToDetect is the number of problems a paired comparison needs to
+// see a difference diff with 80% power at the 5% level, when per-problem
+// differences spread with standard deviation sd: n = ((z₀.₉₇₅+z₀.₈)·sd/diff)².
+func ProblemsToDetect(diff, sd float64) int {
+	if diff == 0 || sd == 0 {
+		return 0
+	}
+	const z80 = 0.8416212335729143
+	n := math.Pow((z95+z80)*sd/diff, 2)
+	return int(math.Ceil(n))
+}
+
+// PassAtK is the unbiased estimator of pass@k from n samples of which c
+// are correct: 1 − C(n−c, k)/C(n, k), the chance that k of the n samples,
+// drawn without replacement, hold at least one correct (Chen et al.,
+// 2021). It needs k ≤ n.
+func PassAtK(n, c, k int) float64 {
+	if k <= 0 || k > n || c < 0 || c > n {
+		return math.NaN()
+	}
+	if n-c < k {
+		return 1
+	}
+	// C(n−c, k)/C(n, k) = Π_{i=n−c+1}^{n} (1 − k/i), stable for any n.
+	q := 1.0
+	for i := n - c + 1; i <= n; i++ {
+		q *= 1 - float64(k)/float64(i)
+	}
+	return 1 - q
+}
+
+// MajAtK estimates maj@k from n samples: the chance that the most common
+// answer among k samples drawn without replacement is a correct one.
+// answers[i] is sample i's answer class (equal classes are one answer;
+// negative for no answer) and correct[class] says whether a class is
+// right; a tie for the most common answer counts as wrong, the
+// conservative reading. It averages over every k-subset when
+// there are at most 20,000, else over 20,000 drawn with a fixed seed (so
+// the same samples always give the same estimate).
+func MajAtK(answers []int, correct map[int]bool, k int) float64 {
+	n := len(answers)
+	if k <= 0 || k > n {
+		return math.NaN()
+	}
+	const budget = 20000
+	wins, total := 0.0, 0
+	subset := make([]int, k)
+	judge := func(idx []int) {
+		counts := map[int]int{}
+		for _, i := range idx {
+			if a := answers[i]; a >= 0 {
+				counts[a]++
+			}
+		}
+		best, top, tie := -1, 0, false
+		for a, c := range counts {
+			switch {
+			case c > top:
+				best, top, tie = a, c, false
+			case c == top:
+				tie = true
+			}
+		}
+		if best >= 0 && !tie && correct[best] {
+			wins++
+		}
+		total++
+	}
+	if binom(n, k) <= budget {
+		for i := range subset {
+			subset[i] = i
+		}
+		for {
+			judge(subset)
+			// The next combination in lexicographic order.
+			i := k - 1
+			for i >= 0 && subset[i] == n-k+i {
+				i--
+			}
+			if i < 0 {
+				break
+			}
+			subset[i]++
+			for j := i + 1; j < k; j++ {
+				subset[j] = subset[j-1] + 1
+			}
+		}
+	} else {
+		rng := rand.New(rand.NewPCG(uint64(n), uint64(k)))
+		perm := make([]int, n)
+		for range budget {
+			for i := range perm {
+				perm[i] = i
+			}
+			for i := range k { // a partial shuffle picks k distinct samples
+				j := i + rng.IntN(n-i)
+				perm[i], perm[j] = perm[j], perm[i]
+			}
+			judge(perm[:k])
+		}
+	}
+	return wins / float64(total)
+}
+
+// binom is C(n, k) as a float, large values saturating.
+func binom(n, k int) float64 {
+	r := 1.0
+	for i := 1; i <= k; i++ {
+		r = r * float64(n-k+i) / float64(i)
+		if r > 1e18 {
+			return math.Inf(1)
+		}
+	}
+	return r
+}
+
+// Percentile is the p-th percentile (0..100) of x by linear interpolation
+// between order statistics; NaN for no data.
+func Percentile(x []float64, p float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	r := p / 100 * float64(len(s)-1)
+	lo := int(math.Floor(r))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (s[hi]-s[lo])*(r-float64(lo))
+}

@@ -1,0 +1,125 @@
+package stats
+
+import (
+	"math"
+	"testing"
+)
+
+func near(t *testing.T, what string, got, want, tol float64) {
+	t.Helper()
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s = %.6g, want %.6g (±%g)", what, got, want, tol)
+	}
+}
+
+// Reference values: R's qt(0.975, df), and pt(q, df) checked by integrating the density.
+func TestStudentT(t *testing.T) {
+	near(t, "qt(0.975, 1)", tQuantile(0.975, 1), 12.7062047, 1e-5)
+	near(t, "qt(0.975, 9)", tQuantile(0.975, 9), 2.2621572, 1e-6)
+	near(t, "qt(0.975, 499)", tQuantile(0.975, 499), 1.9647293, 1e-6)
+	near(t, "pt(2.5, 20)", tCDF(2.5, 20), 0.9893832, 1e-6)
+	near(t, "pt(-1, 3)", tCDF(-1, 3), 0.1955011, 1e-6)
+}
+
+func TestWilson(t *testing.T) {
+	// R: prop.test(50, 100, correct=FALSE)$conf.int
+	w := Wilson(50, 100)
+	near(t, "low", w.Low, 0.4038315, 1e-6)
+	near(t, "high", w.High, 0.5961685, 1e-6)
+	if w := Wilson(0, 10); w.Low != 0 || w.High <= 0 || w.High >= 0.5 {
+		t.Errorf("0 of 10: %+v", w)
+	}
+}
+
+func TestClusteredIsWiderThanPooled(t *testing.T) {
+	// Ten problems, eight samples each, all-or-nothing: the samples of a
+	// problem agree, so there are ten observations, not eighty.
+	var scores [][]float64
+	for i := range 10 {
+		s := make([]float64, 8)
+		for j := range s {
+			if i < 5 {
+				s[j] = 1
+			}
+		}
+		scores = append(scores, s)
+	}
+	c := Clustered(scores)
+	pooled := Wilson(40, 80)
+	near(t, "estimate", c.Estimate, 0.5, 1e-12)
+	if c.High-c.Low <= pooled.High-pooled.Low {
+		t.Errorf("clustered interval %.3f wide, pooled %.3f", c.High-c.Low, pooled.High-pooled.Low)
+	}
+	// R: t.test(c(rep(1,5), rep(0,5)))$conf.int = 0.1226..0.8774
+	near(t, "low", c.Low, 0.1226, 1e-3)
+}
+
+func TestCompare(t *testing.T) {
+	a := []float64{1, 1, 1, 0, 1, 1, 0, 1, 1, 1}
+	b := []float64{0, 1, 0, 0, 1, 0, 0, 1, 0, 1}
+	p, err := Compare(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// R: t.test(a, b, paired=TRUE): mean 0.4, p = 0.0368, CI 0.0305..0.7695
+	near(t, "diff", p.Diff.Estimate, 0.4, 1e-12)
+	near(t, "p", p.PValue, 0.03682, 1e-4)
+	near(t, "low", p.Diff.Low, 0.0305, 1e-3)
+	if _, err := Compare(a, b[:3]); err == nil {
+		t.Error("lists of different lengths compared")
+	}
+	same, _ := Compare(a, a)
+	if same.PValue != 1 {
+		t.Errorf("identical scores: p = %g", same.PValue)
+	}
+}
+
+func TestPassAtK(t *testing.T) {
+	near(t, "pass@1", PassAtK(10, 3, 1), 0.3, 1e-12)
+	near(t, "pass@10", PassAtK(10, 1, 10), 1, 1e-12)
+	// 1 − C(7,2)/C(10,2) = 1 − 21/45
+	near(t, "pass@2", PassAtK(10, 3, 2), 1-21.0/45, 1e-12)
+	near(t, "none correct", PassAtK(8, 0, 4), 0, 1e-12)
+	if !math.IsNaN(PassAtK(3, 1, 4)) {
+		t.Error("k > n gave a number")
+	}
+}
+
+func TestMajAtK(t *testing.T) {
+	correct := map[int]bool{0: true}
+	// Three samples answer 0 (right), one answers 1: any 3 of 4 hold at
+	// least two 0s, so maj@3 is 1; maj@1 is 3/4.
+	answers := []int{0, 0, 0, 1}
+	near(t, "maj@3", MajAtK(answers, correct, 3), 1, 1e-12)
+	near(t, "maj@1", MajAtK(answers, correct, 1), 0.75, 1e-12)
+	// Ties are wrong: two 0s and two 1s at k=4.
+	near(t, "tie", MajAtK([]int{0, 0, 1, 1}, correct, 4), 0, 1e-12)
+	// Large n uses drawn subsets, reproducibly.
+	big := make([]int, 60)
+	for i := range big {
+		big[i] = i % 3 // 0 right a third of the time, others split
+	}
+	x, y := MajAtK(big, correct, 15), MajAtK(big, correct, 15)
+	if x != y || x <= 0 || x >= 1 {
+		t.Errorf("drawn maj@15 = %g then %g", x, y)
+	}
+}
+
+func TestProblemsToDetect(t *testing.T) {
+	// sd 0.5, diff 0.1: ((1.96+0.84)·5)² ≈ 196.2
+	if n := ProblemsToDetect(0.1, 0.5); n != 197 {
+		t.Errorf("n = %d, want 197", n)
+	}
+	if ProblemsToDetect(0, 1) != 0 {
+		t.Error("a zero difference")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	x := []float64{5, 1, 3, 2, 4}
+	near(t, "p50", Percentile(x, 50), 3, 1e-12)
+	near(t, "p95", Percentile(x, 95), 4.8, 1e-12)
+	if !math.IsNaN(Percentile(nil, 50)) {
+		t.Error("no data")
+	}
+}
