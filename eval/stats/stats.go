@@ -253,3 +253,23 @@ func Percentile(x []float64, p float64) float64 {
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (s[hi]-s[lo])*(r-float64(lo))
 }
+
+// Bootstrap is the percentile bootstrap interval of the mean of x, from
+// resamples draws with a fixed seed (the same data give the same
+// interval): it makes no assumption about x's distribution, and so checks
+// the t intervals.
+func Bootstrap(x []float64, resamples int, seed uint64) Interval {
+	if len(x) == 0 || resamples <= 0 {
+		return Interval{math.NaN(), math.NaN(), math.NaN()}
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(len(x))))
+	means := make([]float64, resamples)
+	for r := range means {
+		var s float64
+		for range x {
+			s += x[rng.IntN(len(x))]
+		}
+		means[r] = s / float64(len(x))
+	}
+	return Interval{mean(x), Percentile(means, 2.5), Percentile(means, 97.5)}
+}
