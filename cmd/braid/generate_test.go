@@ -252,3 +252,46 @@ func TestSolveCountdownVote(t *testing.T) {
 		t.Errorf("greedy vote: %s", errs)
 	}
 }
+
+func TestEvalResumes(t *testing.T) {
+	dir := tinyModelDir(t)
+	db := filepath.Join(t.TempDir(), "braid.db")
+	args := []string{"eval", "--model", dir, "--n", "3", "--strategies", "serial,apr", "--max-tokens", "16", "--db", db, "--json"}
+	out, errs := expectExit(t, 0, "", args...)
+	var rep struct {
+		Run        string `json:"run"`
+		Strategies []struct {
+			Name     string    `json:"name"`
+			N        int       `json:"n"`
+			Accuracy float64   `json:"accuracy"`
+			CI95     []float64 `json:"ci95"`
+		} `json:"strategies"`
+		Paired []struct {
+			A, B   string
+			PValue float64 `json:"p_value"`
+		} `json:"paired"`
+		Samples []json.RawMessage `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Strategies) != 2 || rep.Strategies[1].N != 3 || len(rep.Samples) != 6 || len(rep.Paired) != 1 || rep.Paired[0].A != "apr" {
+		t.Errorf("report %s", out)
+	}
+	if !strings.Contains(errs, "run "+rep.Run) {
+		t.Errorf("stderr %s", errs)
+	}
+	// The same command finds its run done: nothing taken again.
+	again, _ := expectExit(t, 0, "", args...)
+	if again != out {
+		t.Errorf("the resumed run reports otherwise:\n%s\nthen\n%s", out, again)
+	}
+	table, _ := expectExit(t, 0, "", args[:len(args)-1]...)
+	if !strings.Contains(table, "accuracy") || !strings.Contains(table, "apr − serial") {
+		t.Errorf("table:\n%s", table)
+	}
+	_, errs = expectExit(t, 2, "", "eval", "--model", dir, "--seeds", "3", "--db", db)
+	if !strings.Contains(errs, "--temperature") {
+		t.Errorf("greedy seeds: %s", errs)
+	}
+}

@@ -39,7 +39,7 @@ func TestHelpListsCommandsWithExamples(t *testing.T) {
 	}
 	for _, cmd := range [][]string{
 		{"gen"}, {"countdown"}, {"bench"}, {"bench", "kernels"}, {"bench", "decode"}, {"gen", "problems"}, {"gen", "traces"},
-		{"countdown", "solve"}, {"countdown", "verify"}, {"generate"}, {"solve"}, {"train"}, {"train", "sft"}, {"train", "export"},
+		{"countdown", "solve"}, {"countdown", "verify"}, {"generate"}, {"solve"}, {"train"}, {"train", "sft"}, {"train", "export"}, {"eval"},
 	} {
 		out, _ := expectExit(t, 0, "", append(cmd, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "braid "+strings.Join(cmd, " ")) {

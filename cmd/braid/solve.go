@@ -112,24 +112,9 @@ prints one object per problem.`,
 			if taskName != "countdown" {
 				return usageErrorf("--task %q: want countdown or math", taskName)
 			}
-			// The Countdown model's hybrid thinking is its mode.
-			votes := 0
-			base := strategy
-			if k, ok := strings.CutPrefix(strategy, "vote:k="); ok {
-				// Self-consistency over serial searches.
-				n, err := strconv.Atoi(k)
-				if err != nil || n < 1 || n > 1024 {
-					return usageErrorf("--strategy %q: want vote:k=N with N in 1..1024", strategy)
-				}
-				if temperature == 0 {
-					return usageErrorf("--strategy %s needs --temperature: greedy searches would all agree", strategy)
-				}
-				votes, base = n, "serial"
-			}
-			mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
-				"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[base]
-			if !ok {
-				return usageErrorf("--strategy %q: want direct, serial, apr, hybrid:effort=off|light|deep or vote:k=N", strategy)
+			mode, votes, err := parseCountdownStrategy(strategy, temperature)
+			if err != nil {
+				return err
 			}
 			env, err := reason.ParseEnvMode(envMode)
 			if err != nil {
@@ -171,10 +156,7 @@ prints one object per problem.`,
 				}
 				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
 			}
-			var st countdownStrategy = s
-			if votes > 0 {
-				st = reason.CountdownVote{Inner: s, K: votes}
-			}
+			st := countdownSolver(s, votes)
 			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, env, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
 		},
 	}
@@ -558,4 +540,37 @@ func readMathProblems(path string, stdin io.Reader) ([]task.Problem, error) {
 		return nil, fmt.Errorf("%s holds no problems", name)
 	}
 	return out, nil
+}
+
+// parseCountdownStrategy reads a Countdown strategy: its search mode, and
+// the votes of vote:k=N (0 otherwise). The model's hybrid thinking is its
+// mode: hybrid:effort=off, light and deep are direct, serial and apr.
+func parseCountdownStrategy(spec string, temperature float64) (countdown.Mode, int, error) {
+	votes := 0
+	base := spec
+	if k, ok := strings.CutPrefix(spec, "vote:k="); ok {
+		// Self-consistency over serial searches.
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 1 || n > 1024 {
+			return "", 0, usageErrorf("strategy %q: want vote:k=N with N in 1..1024", spec)
+		}
+		if temperature == 0 {
+			return "", 0, usageErrorf("strategy %s needs --temperature: greedy searches would all agree", spec)
+		}
+		votes, base = n, "serial"
+	}
+	mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
+		"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[base]
+	if !ok {
+		return "", 0, usageErrorf("strategy %q: want direct, serial, apr, hybrid:effort=off|light|deep or vote:k=N", spec)
+	}
+	return mode, votes, nil
+}
+
+// countdownSolver builds the solver of a parsed Countdown strategy.
+func countdownSolver(s reason.Countdown, votes int) countdownStrategy {
+	if votes > 0 {
+		return reason.CountdownVote{Inner: s, K: votes}
+	}
+	return s
 }

@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/braid-dev/braid/eval"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/store"
+	"github.com/braid-dev/braid/task/countdown"
+	taskmath "github.com/braid-dev/braid/task/math"
+	"github.com/spf13/cobra"
+)
+
+// evalConfig is what defines an evaluation run: rerunning the same
+// command finds the same run and resumes it.
+type evalConfig struct {
+	Task           string            `json:"task"`
+	Problems       []json.RawMessage `json:"problems"`
+	Strategies     []string          `json:"strategies"`
+	Seeds          int               `json:"seeds"`
+	Env            string            `json:"env"`
+	Temperature    float64           `json:"temperature"`
+	MaxTokens      int               `json:"max_tokens"`
+	MaxTotalTokens int               `json:"max_total_tokens"`
+	Model          string            `json:"model"`
+}
+
+func newEvalCmd() *cobra.Command {
+	var (
+		ef                          engineFlags
+		taskName, input, strategies string
+		n, seeds, concurrent        int
+		problemSeed                 uint64
+		envMode, dbPath, runID      string
+		temperature                 float64
+		maxTokens, maxTotal         int
+		asJSON                      bool
+		remoteURLs                  []string
+		remoteModel, apiKey         string
+		guided                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate strategies on many problems, with confidence intervals, resumably",
+		Long: `Run every strategy on every problem (--seeds times each), saving each sample
+to the database as it finishes (SQLite, --db), then print a table: accuracy
+with a 95% interval clustered by problem, the paired difference against the
+first strategy with its interval and p-value, pass@k and maj@k when samples
+repeat, mean total and critical-path tokens, latency percentiles and tokens
+per correct answer. A difference inside the noise says how many problems
+would show it. Stopped at any moment (Ctrl-C, kill -9), the same command
+resumes: samples already saved are not taken again.
+
+Countdown problems come from --input (JSONL as 'braid gen problems' writes
+them) or are drawn from the test split (--n, --problem-seed). Math problems
+come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
+		Example: `  braid eval --model runs/countdown/checkpoint --n 500 --strategies serial,apr
+  braid eval --strategies serial,apr,vote:k=8 --temperature 1 --n 200 --json > grid.json
+  braid eval --task math --input gsm8k.jsonl --backend http://127.0.0.1:8000/v1 --strategies serial,vote:k=8 --temperature 0.8`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			names := strings.Split(strategies, ",")
+			if seeds < 1 || concurrent < 1 || n < 1 || temperature < 0 || maxTokens < 0 || maxTotal < 0 {
+				return usageErrorf("--seeds, --concurrent and --n must be positive; --temperature, --max-tokens and --max-total-tokens >= 0")
+			}
+			if seeds > 1 && temperature == 0 {
+				return usageErrorf("--seeds %d with greedy decoding would repeat each sample: set --temperature", seeds)
+			}
+			env, err := reason.ParseEnvMode(envMode)
+			if err != nil {
+				return usageErrorf("--env: %v", err)
+			}
+			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
+				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir}
+			if len(remoteURLs) > 0 {
+				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
+			}
+			var solve func(context.Context, eval.Cell) (eval.Outcome, error)
+			switch taskName {
+			case "countdown":
+				var problems []countdown.Problem
+				if input != "" {
+					if problems, err = readProblems(input, cmd.InOrStdin()); err != nil {
+						return err
+					}
+				} else {
+					next, stop := iter.Pull(countdown.Problems(problemSeed, countdown.Test))
+					for range n {
+						p, _ := next()
+						problems = append(problems, p)
+					}
+					stop()
+				}
+				solvers := map[string]func(uint64) countdownStrategy{}
+				for _, name := range names {
+					mode, votes, err := parseCountdownStrategy(name, temperature)
+					if err != nil {
+						return err
+					}
+					solvers[name] = func(seed uint64) countdownStrategy {
+						return countdownSolver(reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature,
+							Seed: seed, MaxTotalTokens: maxTotal}, votes)
+					}
+				}
+				for _, p := range problems {
+					b, _ := json.Marshal(p)
+					cfg.Problems = append(cfg.Problems, b)
+				}
+				if len(remoteURLs) > 0 && env == reason.EnvConstrain && !guided {
+					return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
+				}
+				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, guided)
+				if err != nil {
+					return err
+				}
+				defer closeB()
+				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
+					p := problems[c.Index]
+					seed := c.Seed
+					if temperature == 0 {
+						seed = 0 // greedy: no seed needed
+					}
+					r, err := solvers[c.Strategy](seed).Solve(ctx, b, p)
+					if err != nil {
+						return eval.Outcome{}, err
+					}
+					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
+						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), Tree: r.Tree}
+					if r.Answer != "" {
+						o.Correct = countdown.VerifyAnswer(p, r.Answer) == nil
+						o.Class = "wrong: " + r.Answer
+						if o.Correct {
+							o.Class = "target" // every answer reaching the target is one answer
+						}
+					}
+					return o, nil
+				}
+			case "math":
+				if input == "" {
+					return usageErrorf("--task math needs --input FILE.jsonl of {\"text\": ..., \"answer\": ...}")
+				}
+				problems, err := readMathProblems(input, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				for _, p := range problems {
+					b, _ := json.Marshal(p)
+					cfg.Problems = append(cfg.Problems, b)
+				}
+				strats := map[string]bool{}
+				for _, name := range names {
+					if _, err := reason.ParseStrategy(name, reason.Sampling{}); err != nil {
+						return usageErrorf("--strategies: %v", err)
+					}
+					strats[name] = true
+				}
+				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
+				if err != nil {
+					return err
+				}
+				defer closeB()
+				t := taskmath.Task{}
+				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
+					st, _ := reason.ParseStrategy(c.Strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: c.Seed * 1000})
+					p := problems[c.Index]
+					r, err := st.Solve(ctx, b, t, p)
+					if err != nil {
+						return eval.Outcome{}, err
+					}
+					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
+						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), Tree: r.Tree}
+					o.Correct, _ = t.Verify(p, r.Answer)
+					o.Class = mathClass(r.Answer)
+					return o, nil
+				}
+			default:
+				return usageErrorf("--task %q: want countdown or math", taskName)
+			}
+			if runID == "" {
+				h := sha256.New()
+				json.NewEncoder(h).Encode(cfg)
+				runID = hex.EncodeToString(h.Sum(nil))[:12]
+			}
+			st, err := store.Open(ctx, dbPath)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.StartRun(ctx, runID, cfg); err != nil {
+				return err
+			}
+			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Concurrent: concurrent}
+			bar := newProgress(cmd.ErrOrStderr(), len(grid.Cells()), "eval")
+			last := 0
+			grid.Progress = func(done, total int) {
+				bar.add(done - last)
+				last = done
+			}
+			start := time.Now()
+			fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, env %s\n",
+				runID, dbPath, len(names), len(cfg.Problems), seeds, envMode)
+			if err := grid.Run(ctx, st, runID, solve); err != nil {
+				bar.finish()
+				if ctx.Err() != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "stopped; the same command resumes run %s\n", runID)
+				}
+				return err
+			}
+			bar.finish()
+			samples, err := st.Samples(ctx, runID)
+			if err != nil {
+				return err
+			}
+			rep := eval.Summarize(names, samples)
+			fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(start).Round(time.Millisecond))
+			if asJSON {
+				return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
+			}
+			return printEvalTable(cmd.OutOrStdout(), rep, envMode)
+		},
+	}
+	ef.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&taskName, "task", "countdown", "countdown or math")
+	f.StringVar(&input, "input", "", "problems, JSONL ('-' for stdin); default for countdown: --n drawn from the test split")
+	f.IntVar(&n, "n", 100, "countdown problems to draw from the test split, without --input")
+	f.Uint64Var(&problemSeed, "problem-seed", 2, "the seed of the drawn problems")
+	f.StringVar(&strategies, "strategies", "serial,apr", "comma-separated strategies, the first the baseline")
+	f.IntVar(&seeds, "seeds", 1, "samples per strategy and problem (with --temperature)")
+	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
+	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
+	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
+	f.StringVar(&dbPath, "db", "braid.db", "the SQLite database that keeps the samples")
+	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes)")
+	f.BoolVar(&asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
+	f.IntVar(&concurrent, "concurrent", 16, "samples taken at once")
+	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) instead of the embedded model")
+	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
+	f.StringVar(&apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
+	f.BoolVar(&guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding")
+	return cmd
+}
+
+// mathClass names a math answer's class for maj@k: its exact value when
+// it is a number (1/2, 0.5 and \frac{1}{2} are one class), else its text
+// without case or spaces.
+func mathClass(answer string) string {
+	if answer == "" {
+		return ""
+	}
+	if v, ok := taskmath.Parse(answer); ok {
+		return "= " + v.RatString()
+	}
+	return strings.ToLower(strings.Join(strings.Fields(answer), ""))
+}
+
+func printEvalTable(out io.Writer, rep eval.Report, env string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tp50 ms\tp95 ms\ttokens/correct\t")
+	for _, s := range rep.Strategies {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.1f–%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", s.Name, s.N, s.Samples, 100*s.Accuracy,
+			100*s.CI95[0], 100*s.CI95[1], s.MeanTotalTokens, s.MeanCriticalTokens, s.LatencyP50MS, s.LatencyP95MS, s.TokensPerCorrect)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "(env %s; intervals clustered by problem)\n", env)
+	for _, s := range rep.Strategies {
+		if len(s.PassAtK) == 0 {
+			continue
+		}
+		var parts []string
+		for k := 1; k <= s.Samples; k *= 2 {
+			parts = append(parts, fmt.Sprintf("pass@%d %.1f%%, maj@%d %.1f%%", k, 100*s.PassAtK[k], k, 100*s.MajAtK[k]))
+		}
+		fmt.Fprintf(out, "%s: %s\n", s.Name, strings.Join(parts, "; "))
+	}
+	for _, p := range rep.Paired {
+		fmt.Fprintf(out, "%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", p.A, p.B, 100*p.Diff, 100*p.CI95[0], 100*p.CI95[1], p.PValue)
+		if p.InNoise {
+			fmt.Fprintf(out, " — inside the noise")
+			if p.ProblemsNeeded > 0 {
+				fmt.Fprintf(out, "; about %d problems would show a difference this size", p.ProblemsNeeded)
+			}
+		}
+		fmt.Fprintln(out)
+	}
+	return nil
+}
+
+func printEvalJSON(out io.Writer, run string, rep eval.Report, samples []store.Sample) error {
+	type sampleOut struct {
+		Strategy string          `json:"strategy"`
+		Problem  json.RawMessage `json:"problem"`
+		Seed     uint64          `json:"seed"`
+		Correct  bool            `json:"correct"`
+		Answer   string          `json:"answer"`
+		Error    string          `json:"error,omitempty"`
+	}
+	doc := struct {
+		Run        string                `json:"run"`
+		Strategies []eval.StrategyReport `json:"strategies"`
+		Paired     []eval.PairedReport   `json:"paired"`
+		Samples    []sampleOut           `json:"samples"`
+	}{Run: run, Strategies: rep.Strategies, Paired: rep.Paired}
+	for _, x := range samples {
+		doc.Samples = append(doc.Samples, sampleOut{x.Strategy, x.Problem, x.Seed, x.Correct, x.Answer, x.Error})
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}

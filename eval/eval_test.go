@@ -1,0 +1,109 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/braid-dev/braid/store"
+)
+
+func problemsN(n int) []json.RawMessage {
+	var ps []json.RawMessage
+	for i := range n {
+		ps = append(ps, json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	return ps
+}
+
+// outcome: "good" is right on 3 problems in 4, "weak" on 1 in 4; each
+// sample of a problem agrees.
+func outcome(_ context.Context, c Cell) (Outcome, error) {
+	right := c.Index%4 != 0
+	if c.Strategy == "weak" {
+		right = c.Index%4 == 0
+	}
+	class := "wrong"
+	if right {
+		class = "right"
+	}
+	return Outcome{Answer: class, Class: class, Correct: right, TotalTokens: 100, CriticalPathTokens: 40, Threads: 3, LatencyMS: int64(c.Index)}, nil
+}
+
+func TestRunResumesAndSummarizes(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "braid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := Grid{Strategies: []string{"weak", "good"}, Problems: problemsN(40), Seeds: 2, Concurrent: 4}
+	if err := st.StartRun(ctx, "r", "grid"); err != nil {
+		t.Fatal(err)
+	}
+	// A first run stopped after 50 cells.
+	cctx, cancel := context.WithCancel(ctx)
+	var calls atomic.Int32
+	err = g.Run(cctx, st, "r", func(ctx context.Context, c Cell) (Outcome, error) {
+		if calls.Add(1) > 50 {
+			cancel()
+			return Outcome{}, ctx.Err()
+		}
+		return outcome(ctx, c)
+	})
+	if err == nil {
+		t.Fatal("the stopped run reported success")
+	}
+	done, _ := st.Done(ctx, "r")
+	if len(done) < 40 || len(done) > 50 {
+		t.Fatalf("%d cells saved by the stopped run", len(done))
+	}
+	// The resumed run takes only the rest.
+	var rest atomic.Int32
+	if err := g.Run(ctx, st, "r", func(ctx context.Context, c Cell) (Outcome, error) {
+		rest.Add(1)
+		return outcome(ctx, c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	samples, err := st.Samples(ctx, "r")
+	if err != nil || len(samples) != 160 || int(rest.Load()) != 160-len(done) {
+		t.Fatalf("%d samples, %d taken on resume after %d (%v)", len(samples), rest.Load(), len(done), err)
+	}
+	r := Summarize(g.Strategies, samples)
+	weak, good := r.Strategies[0], r.Strategies[1]
+	if weak.Accuracy != 0.25 || good.Accuracy != 0.75 || good.N != 40 || good.Samples != 2 {
+		t.Errorf("accuracies %g and %g over %d problems", weak.Accuracy, good.Accuracy, good.N)
+	}
+	if !(good.CI95[0] < 0.75 && 0.75 < good.CI95[1]) || good.TokensPerCorrect != 100/0.75 {
+		t.Errorf("good: %+v", good)
+	}
+	if good.PassAtK[2] != 0.75 || good.MajAtK[1] != 0.75 || good.MajAtK[2] != 0.75 {
+		t.Errorf("pass@k %v, maj@k %v", good.PassAtK, good.MajAtK)
+	}
+	p := r.Paired[0]
+	if p.A != "good" || p.B != "weak" || math.Abs(p.Diff-0.5) > 1e-12 || p.PValue > 0.01 || p.InNoise {
+		t.Errorf("paired: %+v", p)
+	}
+}
+
+func TestNoiseWarning(t *testing.T) {
+	var samples []store.Sample
+	for i := range 20 {
+		for _, s := range []string{"a", "b"} {
+			right := (i+len(s))%2 == 0
+			if s == "b" && i == 0 {
+				right = !right
+			}
+			samples = append(samples, store.Sample{Key: fmt.Sprint(s, i), Strategy: s, Index: i, Correct: right})
+		}
+	}
+	r := Summarize([]string{"a", "b"}, samples)
+	if p := r.Paired[0]; !p.InNoise || p.ProblemsNeeded <= 20 {
+		t.Errorf("a small difference on 20 problems: %+v", p)
+	}
+}
