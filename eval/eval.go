@@ -8,13 +8,21 @@ package eval
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/braid-dev/braid/eval/stats"
-	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -45,10 +53,22 @@ type Grid struct {
 	Strategies []string
 	Problems   []json.RawMessage
 	Seeds      int
-	// Concurrent bounds the cells running at once.
+	// Concurrent bounds the cells this worker runs at once.
 	Concurrent int
-	// Progress, when set, is told of each finished cell (done, of total).
+	// Worker names this process in the store's claims; default
+	// host:pid:nonce, which lets a worker on the same host see that the
+	// holder of stale claims has died.
+	Worker string
+	// Lease is how long a claim on a cell lives without renewal; a worker
+	// renews its claims every Lease/4 while it works, so only a dead
+	// worker's claims lapse. Default 2 minutes.
+	Lease time.Duration
+	// Progress, when set, is told of each cell this worker finishes: the
+	// run's cells done (by any worker), of total.
 	Progress func(done, total int)
+	// Waiting, when set, is told when this worker has nothing to claim
+	// while other workers still hold cells (how many they hold).
+	Waiting func(held int)
 }
 
 // Cells lists the grid's cells in a fixed order.
@@ -64,52 +84,187 @@ func (g Grid) Cells() []Cell {
 	return cells
 }
 
-// Run takes every cell the store does not hold yet, at most Concurrent at
-// once, and commits each as it finishes: a run stopped at any moment goes
-// on from where it was when run again. A cell whose solve fails (other
-// than by ctx) is stored with its error, as a wrong answer.
+// Run works through the run's cells with any other workers sharing the
+// store: it claims cells no one holds, at most Concurrent at once, and
+// commits each as it finishes, until every cell of the grid is done. A run
+// stopped at any moment goes on from where it was when run again. A cell
+// whose solve fails (other than by ctx) is stored with its error, as a
+// wrong answer.
 func (g Grid) Run(ctx context.Context, st *store.Store, run string, solve func(context.Context, Cell) (Outcome, error)) error {
-	done, err := st.Done(ctx, run)
+	all := g.Cells()
+	byKey := make(map[string]Cell, len(all))
+	keys := make([]string, len(all))
+	for i, c := range all {
+		keys[i] = c.Key()
+		byKey[keys[i]] = c
+	}
+	if err := st.AddCells(ctx, run, keys); err != nil {
+		return err
+	}
+	worker := g.Worker
+	if worker == "" {
+		worker = newWorkerID()
+	}
+	lease := g.Lease
+	if lease <= 0 {
+		lease = 2 * time.Minute
+	}
+	if err := releaseDead(ctx, st, run, worker); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Whatever this worker still holds when it stops goes back at once,
+	// for the next run or the other workers.
+	defer st.Release(context.WithoutCancel(ctx), run, worker)
+	go renew(ctx, cancel, st, run, worker, lease)
+
+	var wg sync.WaitGroup
+	var progress sync.Mutex
+	var inFlight atomic.Int64 // cells this worker holds
+	for range max(1, g.Concurrent) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				got, err := st.Claim(ctx, run, worker, 1, lease)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				if len(got) == 0 {
+					todo, held, err := st.Remaining(ctx, run)
+					if err != nil {
+						cancel(err)
+						return
+					}
+					if todo == 0 {
+						return
+					}
+					// Others hold the rest: wait, in case one dies and
+					// its claims lapse.
+					if others := held - int(inFlight.Load()); others > 0 && g.Waiting != nil {
+						g.Waiting(others)
+					}
+					if err := releaseDead(ctx, st, run, worker); err != nil {
+						cancel(err)
+						return
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(min(lease/4, 2*time.Second)):
+					}
+					continue
+				}
+				c, ok := byKey[got[0]]
+				if !ok {
+					cancel(fmt.Errorf("eval: run %s holds cell %q, which this grid does not have", run, got[0]))
+					return
+				}
+				inFlight.Add(1)
+				err = g.take(ctx, st, run, c, solve)
+				inFlight.Add(-1)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				if g.Progress != nil {
+					todo, _, err := st.Remaining(ctx, run)
+					if err != nil {
+						cancel(err)
+						return
+					}
+					progress.Lock()
+					g.Progress(len(all)-todo, len(all))
+					progress.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// take solves one cell and commits its sample.
+func (g Grid) take(ctx context.Context, st *store.Store, run string, c Cell, solve func(context.Context, Cell) (Outcome, error)) error {
+	o, err := solve(ctx, c)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	x := store.Sample{Key: c.Key(), Strategy: c.Strategy, Problem: g.Problems[c.Index], Index: c.Index, Seed: c.Seed}
+	if err != nil {
+		x.Error = err.Error()
+	} else {
+		x.Answer, x.Class, x.Correct, x.TotalTokens, x.CriticalPathTokens = o.Answer, o.Class, o.Correct, o.TotalTokens, o.CriticalPathTokens
+		x.Threads, x.LatencyMS = o.Threads, o.LatencyMS
+		if o.Tree != nil {
+			if x.Tree, err = json.Marshal(o.Tree); err != nil {
+				return fmt.Errorf("eval: the trace tree of %s: %w", c.Key(), err)
+			}
+		}
+	}
+	return st.Save(ctx, run, x)
+}
+
+// renew keeps worker's claims alive every lease/4 until ctx ends. A store
+// that cannot be reached for most of a lease stops the run: its claims are
+// about to lapse, and another worker would redo its cells.
+func renew(ctx context.Context, cancel context.CancelCauseFunc, st *store.Store, run, worker string, lease time.Duration) {
+	t := time.NewTicker(lease / 4)
+	defer t.Stop()
+	failed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := st.Renew(ctx, run, worker, lease); err != nil {
+			if failed++; failed >= 3 && ctx.Err() == nil {
+				cancel(err)
+				return
+			}
+			continue
+		}
+		failed = 0
+	}
+}
+
+// newWorkerID names this process: host, pid and a random nonce (a pid can
+// be reused after a crash).
+func newWorkerID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// releaseDead frees the claims of workers on this host whose processes
+// have died (killed, say, with kill -9), so a resumed run need not wait
+// for their leases to lapse. Workers on other hosts are left to their
+// leases.
+func releaseDead(ctx context.Context, st *store.Store, run, self string) error {
+	ws, err := st.Claimants(ctx, run)
 	if err != nil {
 		return err
 	}
-	var todo []Cell
-	all := g.Cells()
-	for _, c := range all {
-		if !done[c.Key()] {
-			todo = append(todo, c)
+	host, _ := os.Hostname()
+	for _, w := range ws {
+		parts := strings.Split(w, ":")
+		if w == self || len(parts) != 3 || parts[0] != host {
+			continue
 		}
-	}
-	finished := len(all) - len(todo)
-	var mu sync.Mutex
-	return parallel.Ordered(ctx, len(todo), max(1, g.Concurrent), func(i int) (store.Sample, error) {
-		c := todo[i]
-		o, err := solve(ctx, c)
-		if err != nil && ctx.Err() != nil {
-			return store.Sample{}, ctx.Err()
-		}
-		x := store.Sample{Key: c.Key(), Strategy: c.Strategy, Problem: g.Problems[c.Index], Index: c.Index, Seed: c.Seed}
+		pid, err := strconv.Atoi(parts[1])
 		if err != nil {
-			x.Error = err.Error()
-		} else {
-			x.Answer, x.Class, x.Correct, x.TotalTokens, x.CriticalPathTokens = o.Answer, o.Class, o.Correct, o.TotalTokens, o.CriticalPathTokens
-			x.Threads, x.LatencyMS = o.Threads, o.LatencyMS
-			if o.Tree != nil {
-				x.Tree, _ = json.Marshal(o.Tree)
+			continue
+		}
+		// The same pid as ours with another nonce is a dead predecessor.
+		if pid == os.Getpid() || !processAlive(pid) {
+			if err := st.Release(ctx, run, w); err != nil {
+				return err
 			}
 		}
-		// Commit here, as soon as the cell is done, not in order.
-		if err := st.Save(ctx, run, x); err != nil {
-			return store.Sample{}, err
-		}
-		mu.Lock()
-		finished++
-		if g.Progress != nil {
-			g.Progress(finished, len(all))
-		}
-		mu.Unlock()
-		return x, nil
-	}, func(int, store.Sample) error { return nil })
+	}
+	return nil
 }
 
 // StrategyReport summarises one strategy.
@@ -202,7 +357,11 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		var scores [][]float64
 		means[s] = map[int]float64{}
 		k := 0
-		for i, v := range a.byProblem {
+		// In problem order: float sums must not depend on map order, or
+		// the same samples would give reports differing in the last digit.
+		problems := slices.Sorted(maps.Keys(a.byProblem))
+		for _, i := range problems {
+			v := a.byProblem[i]
 			scores = append(scores, v)
 			means[s][i] = mean(v)
 			k = max(k, len(v))
@@ -218,7 +377,8 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 			sr.PassAtK, sr.MajAtK = map[int]float64{}, map[int]float64{}
 			for kk := 1; kk <= k; kk *= 2 {
 				var pass, maj float64
-				for i, v := range a.byProblem {
+				for _, i := range problems {
+					v := a.byProblem[i]
 					c := 0
 					for _, x := range v {
 						if x == 1 {
@@ -238,7 +398,8 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		base := strategies[0]
 		for _, s := range strategies[1:] {
 			var a, b []float64
-			for i, v := range means[s] {
+			for _, i := range slices.Sorted(maps.Keys(means[s])) {
+				v := means[s][i]
 				if w, ok := means[base][i]; ok {
 					a, b = append(a, v), append(b, w)
 				}

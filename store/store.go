@@ -1,7 +1,11 @@
 // Package store keeps evaluation runs durable: each finished sample is
 // committed at once, so an evaluation killed at any moment (kill -9
 // included) resumes where it stopped, with nothing lost or done twice. It
-// uses SQLite (pure Go, no cgo) in WAL mode with full synchronous commits.
+// uses SQLite by default (pure Go, no cgo; WAL mode, full synchronous
+// commits) and PostgreSQL when given a postgres:// address, where several
+// evaluation processes, on one machine or many, share a run: each cell is
+// claimed by one worker at a time (FOR UPDATE SKIP LOCKED), and the claims
+// of a worker that dies expire and are taken over.
 package store
 
 import (
@@ -10,9 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
+	_ "modernc.org/sqlite"             // the pure-Go SQLite driver, registered as "sqlite"
 )
 
 // Sample is one cell of an evaluation grid, done.
@@ -41,11 +49,12 @@ type Sample struct {
 
 // Store is an open database of runs.
 type Store struct {
-	db *sql.DB
+	db       *sql.DB
+	postgres bool
 }
 
-// migrations bring a database from version i to i+1. Never edit one that
-// has shipped: add another.
+// migrations bring a database from version i to i+1, in SQL both SQLite
+// and PostgreSQL read. Never edit one that has shipped: add another.
 var migrations = []string{
 	`CREATE TABLE runs (
 		id TEXT PRIMARY KEY,
@@ -57,51 +66,116 @@ var migrations = []string{
 		key TEXT NOT NULL,
 		strategy TEXT NOT NULL,
 		problem TEXT NOT NULL,
-		problem_index INTEGER NOT NULL,
-		seed INTEGER NOT NULL,
+		problem_index BIGINT NOT NULL,
+		seed BIGINT NOT NULL,
 		answer TEXT NOT NULL,
 		class TEXT NOT NULL,
-		correct INTEGER NOT NULL,
+		correct BOOLEAN NOT NULL,
 		error TEXT NOT NULL,
-		total_tokens INTEGER NOT NULL,
-		critical_path_tokens INTEGER NOT NULL,
-		threads INTEGER NOT NULL,
-		latency_ms INTEGER NOT NULL,
+		total_tokens BIGINT NOT NULL,
+		critical_path_tokens BIGINT NOT NULL,
+		threads BIGINT NOT NULL,
+		latency_ms BIGINT NOT NULL,
 		tree TEXT,
 		created TEXT NOT NULL,
 		PRIMARY KEY (run_id, key)
 	);`,
+	// The cells of a run, for workers sharing it to claim one at a time.
+	`CREATE TABLE cells (
+		run_id TEXT NOT NULL REFERENCES runs(id),
+		key TEXT NOT NULL,
+		position BIGINT NOT NULL,
+		worker TEXT NOT NULL DEFAULT '',
+		lease_until BIGINT NOT NULL DEFAULT 0,
+		done BOOLEAN NOT NULL DEFAULT FALSE,
+		PRIMARY KEY (run_id, key)
+	);
+	CREATE INDEX cells_todo ON cells (run_id, done, position);`,
 }
 
-// Open opens (creating if needed) the SQLite database at path and brings
-// its schema up to date.
-func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)")
+// Open opens the store at target: a postgres:// (or postgresql://) address,
+// or the path of a SQLite file (created if needed). It brings the schema up
+// to date, under a lock, so that workers starting together migrate once.
+func Open(ctx context.Context, target string) (*Store, error) {
+	var s Store
+	var err error
+	if strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://") {
+		s.postgres = true
+		s.db, err = sql.Open("pgx", target)
+	} else {
+		// Immediate transactions take the write lock at BEGIN, so a
+		// claim's read and write are one step; one connection keeps the
+		// pragmas in force and SQLite's one-writer rule.
+		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
+		if err == nil {
+			s.db.SetMaxOpenConns(1)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", Redact(target), err)
 	}
-	// One writer at a time is SQLite's rule; a single connection keeps
-	// it and the pragmas in force.
-	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		s.db.Close()
+		return nil, fmt.Errorf("open %s: %w", Redact(target), err)
 	}
-	return s, nil
+	return &s, nil
+}
+
+// Redact hides the password in a database address, for messages: in the
+// user part or as a password= parameter.
+func Redact(target string) string {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme == "" {
+		return target
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// q writes a query for the database: PostgreSQL numbers its placeholders.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.postgres {
+		// Workers starting together take turns; SQLite's immediate
+		// transaction is its own lock.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(2093844)`); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
 		return err
 	}
 	var v int
-	switch err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v); {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
 			return err
 		}
 	case err != nil:
@@ -111,23 +185,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: the database is at schema version %d, this braid knows %d: use a newer braid", v, len(migrations))
 	}
 	for ; v < len(migrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
+		for stmt := range strings.SplitSeq(migrations[v], ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("store: migration %d: %w", v+1, err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migration %d: %w", v+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v+1); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE schema_version SET version = ?`), v+1); err != nil {
 			return err
 		}
 	}
-	return nil
+	return tx.Commit()
 }
 
 // StartRun records a run, or checks that an existing run of that id was
@@ -139,9 +209,9 @@ func (s *Store) StartRun(ctx context.Context, id string, config any) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	var have string
-	switch err := s.db.QueryRowContext(ctx, `SELECT config FROM runs WHERE id = ?`, id).Scan(&have); {
+	switch err := s.db.QueryRowContext(ctx, s.q(`SELECT config FROM runs WHERE id = ?`), id).Scan(&have); {
 	case errors.Is(err, sql.ErrNoRows):
-		_, err := s.db.ExecContext(ctx, `INSERT INTO runs (id, created, config) VALUES (?, ?, ?)`, id, time.Now().UTC().Format(time.RFC3339), string(cfg))
+		_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO runs (id, created, config) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`), id, time.Now().UTC().Format(time.RFC3339), string(cfg))
 		return err
 	case err != nil:
 		return err
@@ -154,7 +224,7 @@ func (s *Store) StartRun(ctx context.Context, id string, config any) error {
 
 // Done returns the keys of the run's finished samples.
 func (s *Store) Done(ctx context.Context, run string) (map[string]bool, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key FROM samples WHERE run_id = ?`, run)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key FROM samples WHERE run_id = ?`), run)
 	if err != nil {
 		return nil, err
 	}
@@ -170,18 +240,147 @@ func (s *Store) Done(ctx context.Context, run string) (map[string]bool, error) {
 	return done, rows.Err()
 }
 
-// Save commits one finished sample. Saving a key twice keeps the first:
-// a resumed run never counts a sample twice.
+// Save commits one finished sample, and marks its cell done. Saving a key
+// twice keeps the first: a resumed run never counts a sample twice.
 func (s *Store) Save(ctx context.Context, run string, x Sample) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO samples (run_id, key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tree, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`,
-		run, x.Key, x.Strategy, string(x.Problem), x.Index, int64(x.Seed), x.Answer, x.Class, x.Correct, x.Error,
-		x.TotalTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, nullable(x.Tree), time.Now().UTC().Format(time.RFC3339Nano))
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: save %s: %w", x.Key, err)
 	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (run_id, key, strategy, problem, problem_index, seed, answer, class, correct, error,
+		total_tokens, critical_path_tokens, threads, latency_ms, tree, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
+		run, x.Key, x.Strategy, string(x.Problem), x.Index, int64(x.Seed), x.Answer, x.Class, x.Correct, x.Error,
+		x.TotalTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, nullable(x.Tree), time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("store: save %s: %w", x.Key, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE cells SET done = TRUE WHERE run_id = ? AND key = ?`), run, x.Key); err != nil {
+		return fmt.Errorf("store: save %s: %w", x.Key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: save %s: %w", x.Key, err)
+	}
 	return nil
+}
+
+// AddCells records a run's cells, in order, for workers to claim; cells
+// already recorded (by another worker, or before a restart) stay as they
+// are.
+func (s *Store) AddCells(ctx context.Context, run string, keys []string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO cells (run_id, key, position, done)
+		SELECT ?, ?, ?, EXISTS (SELECT 1 FROM samples WHERE run_id = ? AND key = ?)
+		ON CONFLICT (run_id, key) DO NOTHING`))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, k := range keys {
+		if _, err := stmt.ExecContext(ctx, run, k, i, run, k); err != nil {
+			return fmt.Errorf("store: add cell %s: %w", k, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Claim gives worker up to n cells of the run that are neither done nor
+// held by a live claim (expired claims of a worker that died are taken
+// over), held until now+lease, first in grid order. No two workers get
+// the same cell while its claim lives.
+func (s *Store) Claim(ctx context.Context, run, worker string, n int, lease time.Duration) ([]string, error) {
+	// SKIP LOCKED: PostgreSQL workers claiming at once take different
+	// cells instead of queueing on the same rows. SQLite runs the one
+	// statement under its single writer lock.
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`UPDATE cells SET worker = ?, lease_until = `+s.now()+` + ? WHERE run_id = ? AND key IN (
+		SELECT key FROM cells WHERE run_id = ? AND NOT done AND lease_until < `+s.now()+`
+		ORDER BY position LIMIT ?`+lock+`) RETURNING key`), worker, lease.Milliseconds(), run, run, n)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// Renew extends worker's live claims on keys to now+lease: a worker still
+// at work keeps its cells.
+func (s *Store) Renew(ctx context.Context, run, worker string, lease time.Duration) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE cells SET lease_until = `+s.now()+` + ? WHERE run_id = ? AND worker = ? AND NOT done AND lease_until > 0`),
+		lease.Milliseconds(), run, worker)
+	if err != nil {
+		return fmt.Errorf("store: renew claims of %s: %w", worker, err)
+	}
+	return nil
+}
+
+// Release gives up worker's claims on the run's cells not done, so that
+// others take them at once: a worker stopping, or one found dead.
+func (s *Store) Release(ctx context.Context, run, worker string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE cells SET lease_until = 0 WHERE run_id = ? AND worker = ? AND NOT done`), run, worker)
+	if err != nil {
+		return fmt.Errorf("store: release claims of %s: %w", worker, err)
+	}
+	return nil
+}
+
+// Claimants lists the workers holding live claims on the run's cells.
+func (s *Store) Claimants(ctx context.Context, run string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT DISTINCT worker FROM cells WHERE run_id = ? AND NOT done AND lease_until >= `+s.now()), run)
+	if err != nil {
+		return nil, fmt.Errorf("store: claimants: %w", err)
+	}
+	defer rows.Close()
+	var ws []string
+	for rows.Next() {
+		var w string
+		if err := rows.Scan(&w); err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, rows.Err()
+}
+
+// Remaining counts the run's cells not done, and how many of those a live
+// claim holds.
+func (s *Store) Remaining(ctx context.Context, run string) (todo, claimed int, err error) {
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN lease_until >= `+s.now()+` THEN 1 ELSE 0 END), 0)
+		FROM cells WHERE run_id = ? AND NOT done`), run).Scan(&todo, &claimed)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: remaining cells: %w", err)
+	}
+	return todo, claimed, nil
+}
+
+// pgNow is PostgreSQL's clock in Unix milliseconds. Leases are measured on
+// the database's clock, so workers on machines whose clocks disagree still
+// agree on when a claim expires.
+const pgNow = `(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT`
+
+// now is the current time, in Unix milliseconds, in SQL: the database's
+// clock for PostgreSQL; SQLite is one machine's file, read by that
+// machine's clock.
+func (s *Store) now() string {
+	if s.postgres {
+		return pgNow
+	}
+	return `CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)`
 }
 
 func nullable(b json.RawMessage) any {
@@ -194,8 +393,8 @@ func nullable(b json.RawMessage) any {
 // Samples returns the run's samples, in the order of their problems, then
 // keys.
 func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tree FROM samples WHERE run_id = ? ORDER BY problem_index, key`, run)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, strategy, problem, problem_index, seed, answer, class, correct, error,
+		total_tokens, critical_path_tokens, threads, latency_ms, tree FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
 	if err != nil {
 		return nil, err
 	}

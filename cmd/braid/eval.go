@@ -47,12 +47,13 @@ func newEvalCmd() *cobra.Command {
 		remoteURLs                  []string
 		remoteModel, apiKey         string
 		guided                      bool
+		lease                       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate strategies on many problems, with confidence intervals, resumably",
 		Long: `Run every strategy on every problem (--seeds times each), saving each sample
-to the database as it finishes (SQLite, --db), then print a table: accuracy
+to the database as it finishes (SQLite, or PostgreSQL: --db), then print a table: accuracy
 with a 95% interval clustered by problem, the paired difference against the
 first strategy with its interval and p-value, pass@k and maj@k when samples
 repeat, mean total and critical-path tokens, latency percentiles and tokens
@@ -60,11 +61,18 @@ per correct answer. A difference inside the noise says how many problems
 would show it. Stopped at any moment (Ctrl-C, kill -9), the same command
 resumes: samples already saved are not taken again.
 
+Scale out by starting the same command on several machines with one
+PostgreSQL database (--db postgres://...): the workers share the run, each
+cell is taken by one of them, a worker that dies has its cells taken over
+when its claims lapse (--lease), and each prints the run's report when the
+last cell is done.
+
 Countdown problems come from --input (JSONL as 'braid gen problems' writes
 them) or are drawn from the test split (--n, --problem-seed). Math problems
 come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 		Example: `  braid eval --model runs/countdown/checkpoint --n 500 --strategies serial,apr
   braid eval --strategies serial,apr,vote:k=8 --temperature 1 --n 200 --json > grid.json
+  braid eval --db postgres://braid@db.local/braid --run big --n 500 --strategies serial,apr   # on each machine
   braid eval --task math --input gsm8k.jsonl --backend http://127.0.0.1:8000/v1 --strategies serial,vote:k=8 --temperature 0.8`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +80,9 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 			names := strings.Split(strategies, ",")
 			if seeds < 1 || concurrent < 1 || n < 1 || temperature < 0 || maxTokens < 0 || maxTotal < 0 {
 				return usageErrorf("--seeds, --concurrent and --n must be positive; --temperature, --max-tokens and --max-total-tokens >= 0")
+			}
+			if lease < time.Second {
+				return usageErrorf("--lease %s: want at least 1s", lease)
 			}
 			if seeds > 1 && temperature == 0 {
 				return usageErrorf("--seeds %d with greedy decoding would repeat each sample: set --temperature", seeds)
@@ -199,16 +210,23 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 			if err := st.StartRun(ctx, runID, cfg); err != nil {
 				return err
 			}
-			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Concurrent: concurrent}
+			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Concurrent: concurrent, Lease: lease}
 			bar := newProgress(cmd.ErrOrStderr(), len(grid.Cells()), "eval")
 			last := 0
 			grid.Progress = func(done, total int) {
 				bar.add(done - last)
 				last = done
 			}
+			var told time.Time
+			grid.Waiting = func(held int) {
+				if time.Since(told) > 30*time.Second {
+					told = time.Now()
+					fmt.Fprintf(cmd.ErrOrStderr(), "\nwaiting: other workers hold the last %d cells (taken over if their claims lapse)\n", held)
+				}
+			}
 			start := time.Now()
 			fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, env %s\n",
-				runID, dbPath, len(names), len(cfg.Problems), seeds, envMode)
+				runID, store.Redact(dbPath), len(names), len(cfg.Problems), seeds, envMode)
 			if err := grid.Run(ctx, st, runID, solve); err != nil {
 				bar.finish()
 				if ctx.Err() != nil {
@@ -241,8 +259,9 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
-	f.StringVar(&dbPath, "db", "braid.db", "the SQLite database that keeps the samples")
-	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes)")
+	f.StringVar(&dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
+	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
+	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
 	f.BoolVar(&asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
 	f.IntVar(&concurrent, "concurrent", 16, "samples taken at once")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) instead of the embedded model")
