@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,4 +183,90 @@ func listedRun(t *testing.T, g Grid) *store.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// An eval process killed with SIGKILL mid-run, then run again, ends with
+// the samples an uninterrupted run gives: none lost, none twice.
+func TestKill9MidRunResumes(t *testing.T) {
+	g := Grid{Strategies: []string{"weak", "good"}, Problems: problemsN(40), Seeds: 2, Concurrent: 3}
+	slow := func(ctx context.Context, c Cell) (Outcome, error) {
+		time.Sleep(3 * time.Millisecond)
+		return outcome(ctx, c)
+	}
+	if path := os.Getenv("BRAID_EVAL_WORKER"); path != "" {
+		ctx := context.Background()
+		st, err := store.Open(ctx, path)
+		if err != nil {
+			os.Exit(3)
+		}
+		st.StartRun(ctx, "r", "grid")
+		g.Progress = func(done, _ int) { fmt.Println(done) }
+		g.Run(ctx, st, "r", slow)
+		os.Exit(0)
+	}
+	ctx := context.Background()
+	path := storetest.Targets(t)["sqlite"]()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestKill9MidRunResumes$")
+	cmd.Env = append(os.Environ(), "BRAID_EVAL_WORKER="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	seen := 0
+	for deadline := time.Now().Add(30 * time.Second); seen < 40 && time.Now().Before(deadline); {
+		n, err := out.Read(buf)
+		if err != nil {
+			break
+		}
+		seen += strings.Count(string(buf[:n]), "\n")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if seen < 40 {
+		t.Fatalf("the worker finished only %d cells before the kill", seen)
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	before, _ := st.Samples(ctx, "r")
+	if len(before) >= len(g.Cells()) {
+		t.Fatalf("the worker finished all %d cells before the kill", len(before))
+	}
+	if todo, held, _ := st.Remaining(ctx, "r"); held == 0 || todo == 0 {
+		t.Logf("the kill left %d cells to do, %d held", todo, held)
+	}
+	var taken atomic.Int32
+	finished := make(chan error, 1)
+	go func() {
+		finished <- g.Run(ctx, st, "r", func(ctx context.Context, c Cell) (Outcome, error) {
+			taken.Add(1)
+			return slow(ctx, c)
+		})
+	}()
+	select {
+	case err := <-finished:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the resumed run waited on the dead worker's claims")
+	}
+	after, err := st.Samples(ctx, "r")
+	if err != nil || len(after) != len(g.Cells()) || int(taken.Load()) != len(g.Cells())-len(before) {
+		t.Fatalf("%d samples after resuming (%v), %d taken on resume, %d saved before the kill", len(after), err, taken.Load(), len(before))
+	}
+	single := listedRun(t, g)
+	if err := g.Run(ctx, single, "r", outcome); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := single.Samples(ctx, "r")
+	if ra, rb := Summarize(g.Strategies, after), Summarize(g.Strategies, want); !reflect.DeepEqual(ra, rb) {
+		t.Errorf("killed and resumed:\n%+v\nuninterrupted:\n%+v", ra, rb)
+	}
 }
