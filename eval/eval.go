@@ -45,7 +45,10 @@ type Outcome struct {
 	CriticalPathTokens int
 	Threads            int
 	LatencyMS          int64
-	Tree               any
+	// TokensToGoal counts the tokens spent when the answer was first
+	// found, -1 when it was not or the task cannot tell.
+	TokensToGoal int
+	Tree         any
 }
 
 // Grid is an experiment: every strategy on every problem, Seeds times.
@@ -192,10 +195,10 @@ func (g Grid) take(ctx context.Context, st *store.Store, run string, c Cell, sol
 	}
 	x := store.Sample{Key: c.Key(), Strategy: c.Strategy, Problem: g.Problems[c.Index], Index: c.Index, Seed: c.Seed}
 	if err != nil {
-		x.Error = err.Error()
+		x.Error, x.TokensToGoal = err.Error(), -1
 	} else {
 		x.Answer, x.Class, x.Correct, x.TotalTokens, x.CriticalPathTokens = o.Answer, o.Class, o.Correct, o.TotalTokens, o.CriticalPathTokens
-		x.Threads, x.LatencyMS = o.Threads, o.LatencyMS
+		x.Threads, x.LatencyMS, x.TokensToGoal = o.Threads, o.LatencyMS, o.TokensToGoal
 		if o.Tree != nil {
 			if x.Tree, err = json.Marshal(o.Tree); err != nil {
 				return fmt.Errorf("eval: the trace tree of %s: %w", c.Key(), err)

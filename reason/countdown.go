@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,12 @@ type Result struct {
 	// Error says why the run failed, for a result that stands for a
 	// failure (a backend that kept failing), "" otherwise.
 	Error string `json:"error,omitempty"`
+	// TokensToGoal counts the tokens all threads had streamed when the
+	// first "Goal Reached" appeared in any of them, -1 when none did:
+	// tokens past it were spent on an answer already found
+	// (overthinking). It counts streamed tokens, which remote servers that
+	// do not say how many a delta holds give as one per delta.
+	TokensToGoal int `json:"tokens_to_goal"`
 }
 
 // Countdown solves Countdown problems with a model that writes search
@@ -100,6 +107,47 @@ type Countdown struct {
 	MaxTotalTokens int
 
 	used *atomic.Int64 // tokens spent so far in this run
+	goal *goalWatch
+}
+
+// goalWatch notes when a run (or a vote's runs together) first reaches
+// the goal.
+type goalWatch struct {
+	streamed atomic.Int64 // tokens streamed by every thread so far
+	first    atomic.Int64 // streamed when "Goal Reached" first appeared; -1 before
+}
+
+func newGoalWatch() *goalWatch {
+	w := &goalWatch{}
+	w.first.Store(-1)
+	return w
+}
+
+const goalReached = "Goal Reached"
+
+// watch wraps a call's OnChunk: it counts the call's tokens and looks for
+// the goal in its text, across chunk boundaries.
+func (w *goalWatch) watch(next func(backend.Chunk)) func(backend.Chunk) {
+	var tail string
+	return func(c backend.Chunk) {
+		n := len(c.Tokens)
+		if n == 0 && c.Text != "" {
+			n = 1
+		}
+		total := w.streamed.Add(int64(n))
+		if w.first.Load() < 0 {
+			tail += c.Text
+			if strings.Contains(tail, goalReached) {
+				w.first.CompareAndSwap(-1, total)
+			}
+			if len(tail) >= len(goalReached) {
+				tail = tail[len(tail)-len(goalReached)+1:]
+			}
+		}
+		if next != nil {
+			next(c)
+		}
+	}
 }
 
 // Solve runs the strategy on p.
@@ -110,11 +158,14 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	start := time.Now()
 	s.Observe = serialized(s.Observe)
 	s.used = new(atomic.Int64)
+	if s.goal == nil {
+		s.goal = newGoalWatch()
+	}
 	root, err := s.thread(ctx, b, p, "0", "", countdown.RootPrompt(p, s.Mode))
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Tree: root, Wall: time.Since(start)}
+	r := &Result{Tree: root, Wall: time.Since(start), TokensToGoal: int(s.goal.first.Load())}
 	r.Answer, _ = countdown.Answer(p, root.Text)
 	var walk func(t *Thread) int
 	walk = func(t *Thread) int {
@@ -156,7 +207,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			}
 		}
 		req := &backend.Request{Prompt: text, MaxTokens: maxTokens, Temperature: s.Temperature,
-			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.Observe.stream(node, parent)}
+			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.goal.watch(s.Observe.stream(node, parent))}
 		if s.Env != EnvOff {
 			env, err := countdown.NewEnv(p, text)
 			if err != nil {
@@ -282,8 +333,10 @@ func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown
 	runs := make([]*Result, v.K)
 	errs := make([]error, v.K)
 	var wg sync.WaitGroup
+	goal := newGoalWatch() // the votes run together: the first goal of any
 	for i := range v.K {
 		inner := v.Inner
+		inner.goal = goal
 		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
 		wg.Go(func() { runs[i], errs[i] = inner.Solve(ctx, b, p) })
 	}
@@ -294,7 +347,7 @@ func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown
 		}
 	}
 	root := &Thread{Node: "samples"}
-	r := &Result{Tree: root}
+	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}
 	votes := map[string]int{}
 	first := map[string]string{}
 	var order []string

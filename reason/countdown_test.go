@@ -36,8 +36,16 @@ func (r *replay) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	if !ok {
 		return nil, fmt.Errorf("no completion for the prompt\n%s", req.Prompt)
 	}
+	if req.OnChunk != nil { // stream it, a token per byte, in chunks of replayChunk
+		for i := 0; i < len(c); i += replayChunk {
+			j := min(i+replayChunk, len(c))
+			req.OnChunk(backend.Chunk{Text: c[i:j], Tokens: make([]backend.Token, j-i)})
+		}
+	}
 	return &backend.Completion{Text: c, Finish: backend.FinishStop, Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(c)}}, nil
 }
+
+const replayChunk = 5
 
 func problems(n int) []countdown.Problem {
 	next, stop := iter.Pull(countdown.Problems(21, countdown.Test))
@@ -80,6 +88,9 @@ func TestAPRRunsTheSpawnJoinProtocol(t *testing.T) {
 		if rec.Solved != (res.Answer != "") || rec.Solved && countdown.VerifyAnswer(p, res.Answer) != nil {
 			t.Errorf("problem %d: answer %q, rollout solved %v", i, res.Answer, rec.Solved)
 		}
+		if reached := strings.Contains(rec.Text, "Goal Reached"); reached != (res.TokensToGoal > 0) || res.TokensToGoal > res.TotalTokens {
+			t.Errorf("problem %d: goal after %d of %d tokens; the rollout reached it: %v", i, res.TokensToGoal, res.TotalTokens, reached)
+		}
 		if len(res.Tree.Children) > 0 {
 			spawned++
 			if res.CriticalPathTokens >= res.TotalTokens {
@@ -113,6 +124,14 @@ func TestSerialAndDirect(t *testing.T) {
 			}
 			if rec.Solved != (res.Answer != "") {
 				t.Errorf("%s problem %d: answer %q, trace solved %v", mode, i, res.Answer, rec.Solved)
+			}
+			// The goal is seen in the chunk that completes its line.
+			want := -1
+			if k := strings.Index(s.Completion, "Goal Reached"); k >= 0 {
+				want = min(len(s.Completion), (k+len("Goal Reached")+replayChunk-1)/replayChunk*replayChunk)
+			}
+			if res.TokensToGoal != want {
+				t.Errorf("%s problem %d: goal after %d tokens, want %d", mode, i, res.TokensToGoal, want)
 			}
 		}
 	}

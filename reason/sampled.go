@@ -185,7 +185,7 @@ func (s Serial) Solve(ctx context.Context, b backend.Backend, t task.Task, p tas
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Answer: t.Extract(p, th.Text), Tree: th, TotalTokens: th.Tokens, CriticalPathTokens: th.Tokens,
+	r := &Result{Answer: t.Extract(p, th.Text), Tree: th, TokensToGoal: -1, TotalTokens: th.Tokens, CriticalPathTokens: th.Tokens,
 		Threads: 1, Wall: time.Since(start)}
 	s.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
@@ -270,7 +270,7 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 		}
 	}
 	root := &Thread{Node: "samples", Children: threads}
-	r := &Result{Tree: root, Threads: k}
+	r := &Result{Tree: root, Threads: k, TokensToGoal: -1}
 	answers := make([]string, k)
 	for i, th := range threads {
 		answers[i] = t.Extract(p, th.Text)

@@ -39,12 +39,16 @@ type Sample struct {
 	Correct bool   `json:"correct"`
 	// Error says why the sample failed, when it did (then it has no
 	// answer).
-	Error              string          `json:"error,omitempty"`
-	TotalTokens        int             `json:"total_tokens"`
-	CriticalPathTokens int             `json:"critical_path_tokens"`
-	Threads            int             `json:"threads"`
-	LatencyMS          int64           `json:"latency_ms"`
-	Tree               json.RawMessage `json:"tree,omitempty"`
+	Error              string `json:"error,omitempty"`
+	TotalTokens        int    `json:"total_tokens"`
+	CriticalPathTokens int    `json:"critical_path_tokens"`
+	Threads            int    `json:"threads"`
+	LatencyMS          int64  `json:"latency_ms"`
+	// TokensToGoal counts the tokens spent when the answer was first found
+	// (Countdown: the first "Goal Reached" in any thread), -1 when it was
+	// not or the task cannot tell.
+	TokensToGoal int             `json:"tokens_to_goal"`
+	Tree         json.RawMessage `json:"tree,omitempty"`
 }
 
 // Store is an open database of runs.
@@ -91,6 +95,7 @@ var migrations = []string{
 		PRIMARY KEY (run_id, key)
 	);
 	CREATE INDEX cells_todo ON cells (run_id, done, position);`,
+	`ALTER TABLE samples ADD COLUMN tokens_to_goal BIGINT NOT NULL DEFAULT -1`,
 }
 
 // Open opens the store at target: a postgres:// (or postgresql://) address,
@@ -249,10 +254,10 @@ func (s *Store) Save(ctx context.Context, run string, x Sample) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (run_id, key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tree, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
+		total_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
 		run, x.Key, x.Strategy, string(x.Problem), x.Index, int64(x.Seed), x.Answer, x.Class, x.Correct, x.Error,
-		x.TotalTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, nullable(x.Tree), time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		x.TotalTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, x.TokensToGoal, nullable(x.Tree), time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("store: save %s: %w", x.Key, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE cells SET done = TRUE WHERE run_id = ? AND key = ?`), run, x.Key); err != nil {
@@ -394,7 +399,7 @@ func nullable(b json.RawMessage) any {
 // keys.
 func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tree FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
+		total_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +411,7 @@ func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 		var seed int64
 		var tree sql.NullString
 		if err := rows.Scan(&x.Key, &x.Strategy, &problem, &x.Index, &seed, &x.Answer, &x.Class, &x.Correct, &x.Error,
-			&x.TotalTokens, &x.CriticalPathTokens, &x.Threads, &x.LatencyMS, &tree); err != nil {
+			&x.TotalTokens, &x.CriticalPathTokens, &x.Threads, &x.LatencyMS, &x.TokensToGoal, &tree); err != nil {
 			return nil, err
 		}
 		x.Problem, x.Seed = json.RawMessage(problem), uint64(seed)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -128,5 +129,43 @@ func TestSurvivesKill9(t *testing.T) {
 	got, err := s.Samples(context.Background(), "r")
 	if err != nil || len(got) < committed {
 		t.Errorf("%d samples after the kill, %d were committed (%v)", len(got), committed, err)
+	}
+}
+
+// A database written by the first schema (before cells and goal tokens)
+// opens, migrates, and keeps its samples.
+func TestMigratesFromTheFirstSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "braid.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		`INSERT INTO schema_version (version) VALUES (1)`,
+		migrations[0],
+		`INSERT INTO runs VALUES ('r', '2026-11-27T00:00:00Z', '"cfg"')`,
+		`INSERT INTO samples VALUES ('r', 'serial|0|1', 'serial', '{}', 0, 1, '27', 'target', 1, '', 100, 100, 1, 5, NULL, '2026-11-27T00:00:00Z')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Samples(ctx, "r")
+	if err != nil || len(got) != 1 || !got[0].Correct || got[0].TokensToGoal != -1 {
+		t.Fatalf("after migrating: %+v, %v", got, err)
+	}
+	if err := s.AddCells(ctx, "r", []string{"serial|0|1", "serial|1|1"}); err != nil {
+		t.Fatal(err)
+	}
+	if todo, _, err := s.Remaining(ctx, "r"); err != nil || todo != 1 {
+		t.Errorf("%d cells to do (%v): the migrated sample's cell should be done", todo, err)
 	}
 }

@@ -43,7 +43,7 @@ func newEvalCmd() *cobra.Command {
 		envMode, dbPath, runID      string
 		temperature                 float64
 		maxTokens, maxTotal         int
-		asJSON                      bool
+		asJSON, skipBad             bool
 		remoteURLs                  []string
 		remoteModel, apiKey         string
 		guided                      bool
@@ -69,7 +69,10 @@ last cell is done.
 
 Countdown problems come from --input (JSONL as 'braid gen problems' writes
 them) or are drawn from the test split (--n, --problem-seed). Math problems
-come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
+come from --input, JSONL in GSM8K ({"question", "answer": "... #### N"}), MATH
+({"problem", "solution" with \boxed{}}) or braid's ({"text", "answer"}) shape,
+and need --backend. A malformed line stops the run, naming it; --skip-bad
+skips such lines, each reported.`,
 		Example: `  braid eval --model runs/countdown/checkpoint --n 500 --strategies serial,apr
   braid eval --strategies serial,apr,vote:k=8 --temperature 1 --n 200 --json > grid.json
   braid eval --db postgres://braid@db.local/braid --run big --n 500 --strategies serial,apr   # on each machine
@@ -146,7 +149,7 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 						return eval.Outcome{}, err
 					}
 					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
-						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), Tree: r.Tree}
+						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), TokensToGoal: r.TokensToGoal, Tree: r.Tree}
 					if r.Answer != "" {
 						o.Correct = countdown.VerifyAnswer(p, r.Answer) == nil
 						o.Class = "wrong: " + r.Answer
@@ -158,9 +161,9 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 				}
 			case "math":
 				if input == "" {
-					return usageErrorf("--task math needs --input FILE.jsonl of {\"text\": ..., \"answer\": ...}")
+					return usageErrorf("--task math needs --input FILE.jsonl (GSM8K, MATH or {\"text\", \"answer\"} lines)")
 				}
-				problems, err := readMathProblems(input, cmd.InOrStdin())
+				problems, err := readMathProblems(input, cmd.InOrStdin(), skipBad, cmd.ErrOrStderr())
 				if err != nil {
 					return err
 				}
@@ -189,7 +192,7 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 						return eval.Outcome{}, err
 					}
 					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
-						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), Tree: r.Tree}
+						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), TokensToGoal: r.TokensToGoal, Tree: r.Tree}
 					o.Correct, _ = t.Verify(p, r.Answer)
 					o.Class = mathClass(r.Answer)
 					return o, nil
@@ -263,6 +266,7 @@ come from --input (JSONL: {"text": ..., "answer": ...}) and need --backend.`,
 	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
 	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
 	f.BoolVar(&asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
+	f.BoolVar(&skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	f.IntVar(&concurrent, "concurrent", 16, "samples taken at once")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) instead of the embedded model")
 	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +47,7 @@ func newModelSolveCmd() *cobra.Command {
 		envMode     string
 		input       string
 		asJSON      bool
+		skipBad     bool
 		withTree    bool
 		showTrace   bool
 		temperature float64
@@ -107,7 +106,7 @@ prints one object per problem.`,
 				if err != nil {
 					return usageErrorf("--strategy: %v", err)
 				}
-				return runMath(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, args, input, cmd.InOrStdin(), asJSON, concurrent)
+				return runMath(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, args, input, cmd.InOrStdin(), skipBad, asJSON, concurrent)
 			}
 			if taskName != "countdown" {
 				return usageErrorf("--task %q: want countdown or math", taskName)
@@ -167,6 +166,7 @@ prints one object per problem.`,
 	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
 	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
+	f.BoolVar(&skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	f.BoolVar(&withTree, "tree", false, "with --json, include the thread tree and texts")
 	f.BoolVar(&showTrace, "trace", false, "print the root thread's trace")
 	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
@@ -257,7 +257,7 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s coun
 func solveOne(ctx context.Context, s countdownStrategy, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
 	r, err := s.Solve(ctx, b, p)
 	if err != nil && ctx.Err() == nil {
-		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error()}, nil
+		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}, nil
 	}
 	return r, err
 }
@@ -432,13 +432,13 @@ type mathOutput struct {
 }
 
 // runMath solves free-text math questions: one from the command line, or
-// a JSONL file of {"text": ..., "answer": ...}.
+// a JSONL file (GSM8K, MATH or braid shape).
 func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reason.Strategy, args []string,
-	input string, stdin io.Reader, asJSON bool, concurrent int) error {
+	input string, stdin io.Reader, skipBad, asJSON bool, concurrent int) error {
 	var problems []task.Problem
 	if input != "" {
 		var err error
-		if problems, err = readMathProblems(input, stdin); err != nil {
+		if problems, err = readMathProblems(input, stdin, skipBad, log); err != nil {
 			return err
 		}
 	} else {
@@ -502,9 +502,10 @@ func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reas
 	return nil
 }
 
-// readMathProblems reads a JSONL file of math problems; a bad line is an
-// error naming it.
-func readMathProblems(path string, stdin io.Reader) ([]task.Problem, error) {
+// readMathProblems reads a JSONL file of math problems in any shape
+// taskmath.ReadJSONL knows; a bad line is an error naming it, or with
+// skipBad a warning on log.
+func readMathProblems(path string, stdin io.Reader, skipBad bool, log io.Writer) ([]task.Problem, error) {
 	var r io.Reader = stdin
 	name := "standard input"
 	if path != "-" {
@@ -515,31 +516,14 @@ func readMathProblems(path string, stdin io.Reader) ([]task.Problem, error) {
 		defer f.Close()
 		r, name = f, path
 	}
-	var out []task.Problem
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<24)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var p task.Problem
-		if err := json.Unmarshal([]byte(text), &p); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
-		}
-		if strings.TrimSpace(p.Text) == "" {
-			return nil, fmt.Errorf("%s:%d: a problem needs a \"text\"", name, line)
-		}
-		p.Task = "math"
-		out = append(out, p)
+	problems, skipped, err := taskmath.ReadJSONL(r, name, skipBad)
+	for _, e := range skipped {
+		fmt.Fprintf(log, "skipped %v\n", e)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	if len(skipped) > 0 {
+		fmt.Fprintf(log, "skipped %d bad lines of %s\n", len(skipped), name)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no problems", name)
-	}
-	return out, nil
+	return problems, err
 }
 
 // parseCountdownStrategy reads a Countdown strategy: its search mode, and

@@ -43,9 +43,13 @@ func (t Task) Verify(p task.Problem, answer string) (bool, bool) {
 	if answer == "" {
 		return false, true
 	}
-	ref, ok := Extract(p.Answer) // a reference may be a worked solution ending in #### N
-	if !ok {
-		ref = answerOf(p.Answer)
+	// A reference is the answer itself (72, \frac{3}{4}, x^2+1), or a
+	// worked solution that marks it (#### 72, \boxed{72}).
+	ref := answerOf(p.Answer)
+	if strings.Contains(p.Answer, "####") || strings.Contains(p.Answer, `\boxed`) || strings.Contains(p.Answer, `\fbox`) {
+		if a, ok := Extract(p.Answer); ok {
+			ref = a
+		}
 	}
 	return Equivalent(answerOf(answer), ref), true
 }
