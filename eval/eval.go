@@ -26,15 +26,28 @@ import (
 	"github.com/braid-dev/braid/store"
 )
 
-// Cell is one sample to take: a strategy on a problem with a seed.
+// Cell is one sample to take: a strategy on a problem, perturbed or not,
+// with a seed.
 type Cell struct {
 	Strategy string
 	Index    int // the problem's index
 	Seed     uint64
+	// Perturb names the perturbation the problem is given with ("" for
+	// the clean problem).
+	Perturb string
+}
+
+// Name is the cell's strategy as the store records it: perturbed cells
+// under "STRATEGY+PERTURBATION".
+func (c Cell) Name() string {
+	if c.Perturb == "" {
+		return c.Strategy
+	}
+	return c.Strategy + "+" + c.Perturb
 }
 
 // Key is the cell's key in the store.
-func (c Cell) Key() string { return fmt.Sprintf("%s|%d|%d", c.Strategy, c.Index, c.Seed) }
+func (c Cell) Key() string { return fmt.Sprintf("%s|%d|%d", c.Name(), c.Index, c.Seed) }
 
 // Outcome is what a cell produced.
 type Outcome struct {
@@ -56,6 +69,9 @@ type Grid struct {
 	Strategies []string
 	Problems   []json.RawMessage
 	Seeds      int
+	// Perturb, when set, adds to every cell its twin on the perturbed
+	// problem, for the robustness figures.
+	Perturb string
 	// Concurrent bounds the cells this worker runs at once.
 	Concurrent int
 	// Worker names this process in the store's claims; default
@@ -80,7 +96,10 @@ func (g Grid) Cells() []Cell {
 	for i := range g.Problems {
 		for _, s := range g.Strategies {
 			for seed := 1; seed <= g.Seeds; seed++ {
-				cells = append(cells, Cell{s, i, uint64(seed)})
+				cells = append(cells, Cell{Strategy: s, Index: i, Seed: uint64(seed)})
+				if g.Perturb != "" {
+					cells = append(cells, Cell{Strategy: s, Index: i, Seed: uint64(seed), Perturb: g.Perturb})
+				}
 			}
 		}
 	}
@@ -193,7 +212,7 @@ func (g Grid) take(ctx context.Context, st *store.Store, run string, c Cell, sol
 	if err != nil && ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	x := store.Sample{Key: c.Key(), Strategy: c.Strategy, Problem: g.Problems[c.Index], Index: c.Index, Seed: c.Seed}
+	x := store.Sample{Key: c.Key(), Strategy: c.Name(), Problem: g.Problems[c.Index], Index: c.Index, Seed: c.Seed}
 	if err != nil {
 		x.Error, x.TokensToGoal = err.Error(), -1
 	} else {
@@ -287,6 +306,9 @@ type StrategyReport struct {
 	LatencyP95MS       float64         `json:"latency_p95_ms"`
 	TokensPerCorrect   float64         `json:"tokens_per_correct"`
 	Errors             int             `json:"errors,omitempty"`
+	Overthinking       Overthinking    `json:"overthinking"`
+	// Robustness is set when the run has the strategy's perturbed twin.
+	Robustness *Robustness `json:"robustness,omitempty"`
 }
 
 // PairedReport compares a strategy with the baseline on the same problems.
@@ -326,7 +348,9 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 	for _, s := range strategies {
 		per[s] = &acc{byProblem: map[int][]float64{}, classes: map[int][]string{}, correctOf: map[int]map[string]bool{}}
 	}
+	byName := map[string][]store.Sample{}
 	for _, x := range samples {
+		byName[x.Strategy] = append(byName[x.Strategy], x)
 		a := per[x.Strategy]
 		if a == nil {
 			continue
@@ -393,6 +417,14 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 				}
 				sr.PassAtK[kk] = pass / float64(len(a.byProblem))
 				sr.MajAtK[kk] = maj / float64(len(a.byProblem))
+			}
+		}
+		sr.Overthinking = overthinking(byName[s])
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
+			if kind, ok := strings.CutPrefix(name, s+"+"); ok {
+				rb := robustness(kind, byName[s], byName[name])
+				sr.Robustness = &rb
+				break
 			}
 		}
 		r.Strategies = append(r.Strategies, sr)

@@ -105,6 +105,9 @@ type Countdown struct {
 	// left ends ("budget"). Children running at once share what remains,
 	// so the last calls may together pass it by one call each.
 	MaxTotalTokens int
+	// Decoy starts the root with a tempting dead-end move already explored
+	// (countdown.DecoyPrompt), for robustness checks.
+	Decoy bool
 
 	used *atomic.Int64 // tokens spent so far in this run
 	goal *goalWatch
@@ -161,7 +164,11 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	if s.goal == nil {
 		s.goal = newGoalWatch()
 	}
-	root, err := s.thread(ctx, b, p, "0", "", countdown.RootPrompt(p, s.Mode))
+	prompt := countdown.RootPrompt(p, s.Mode)
+	if s.Decoy {
+		prompt, _, _ = countdown.DecoyPrompt(p, s.Mode)
+	}
+	root, err := s.thread(ctx, b, p, "0", "", prompt)
 	if err != nil {
 		return nil, err
 	}

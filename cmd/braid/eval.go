@@ -17,6 +17,7 @@ import (
 	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task/countdown"
 	taskmath "github.com/braid-dev/braid/task/math"
+	"github.com/braid-dev/braid/task/perturb"
 	"github.com/spf13/cobra"
 )
 
@@ -32,6 +33,7 @@ type evalConfig struct {
 	MaxTokens      int               `json:"max_tokens"`
 	MaxTotalTokens int               `json:"max_total_tokens"`
 	Model          string            `json:"model"`
+	Perturb        string            `json:"perturb,omitempty"`
 }
 
 func newEvalCmd() *cobra.Command {
@@ -48,6 +50,7 @@ func newEvalCmd() *cobra.Command {
 		remoteModel, apiKey         string
 		guided                      bool
 		lease                       time.Duration
+		perturbName                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -94,8 +97,12 @@ skips such lines, each reported.`,
 			if err != nil {
 				return usageErrorf("--env: %v", err)
 			}
+			kind, err := perturb.Parse(perturbName)
+			if err != nil {
+				return usageErrorf("--perturb: %v", err)
+			}
 			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
-				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir}
+				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind)}
 			if len(remoteURLs) > 0 {
 				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
 			}
@@ -115,15 +122,15 @@ skips such lines, each reported.`,
 					}
 					stop()
 				}
-				solvers := map[string]func(uint64) countdownStrategy{}
+				solvers := map[string]func(seed uint64, decoy bool) countdownStrategy{}
 				for _, name := range names {
 					mode, votes, err := parseCountdownStrategy(name, temperature)
 					if err != nil {
 						return err
 					}
-					solvers[name] = func(seed uint64) countdownStrategy {
+					solvers[name] = func(seed uint64, decoy bool) countdownStrategy {
 						return countdownSolver(reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature,
-							Seed: seed, MaxTotalTokens: maxTotal}, votes)
+							Seed: seed, MaxTotalTokens: maxTotal, Decoy: decoy}, votes)
 					}
 				}
 				for _, p := range problems {
@@ -144,7 +151,7 @@ skips such lines, each reported.`,
 					if temperature == 0 {
 						seed = 0 // greedy: no seed needed
 					}
-					r, err := solvers[c.Strategy](seed).Solve(ctx, b, p)
+					r, err := solvers[c.Strategy](seed, c.Perturb != "").Solve(ctx, b, p)
 					if err != nil {
 						return eval.Outcome{}, err
 					}
@@ -187,6 +194,10 @@ skips such lines, each reported.`,
 				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
 					st, _ := reason.ParseStrategy(c.Strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: c.Seed * 1000})
 					p := problems[c.Index]
+					if c.Perturb != "" {
+						// Keyed by problem: every strategy and seed sees the same sentence.
+						p.Text = perturb.Distract(p.Text, uint64(c.Index))
+					}
 					r, err := st.Solve(ctx, b, t, p)
 					if err != nil {
 						return eval.Outcome{}, err
@@ -213,7 +224,7 @@ skips such lines, each reported.`,
 			if err := st.StartRun(ctx, runID, cfg); err != nil {
 				return err
 			}
-			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Concurrent: concurrent, Lease: lease}
+			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Perturb: cfg.Perturb, Concurrent: concurrent, Lease: lease}
 			bar := newProgress(cmd.ErrOrStderr(), len(grid.Cells()), "eval")
 			last := 0
 			grid.Progress = func(done, total int) {
@@ -266,6 +277,7 @@ skips such lines, each reported.`,
 	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
 	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
 	f.BoolVar(&asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
+	f.StringVar(&perturbName, "perturb", "", "also run every cell on a perturbed problem and report robustness: distractors (a sentence appended to math problems; for Countdown a tempting dead-end first move)")
 	f.BoolVar(&skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	f.IntVar(&concurrent, "concurrent", 16, "samples taken at once")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) instead of the embedded model")
@@ -308,6 +320,39 @@ func printEvalTable(out io.Writer, rep eval.Report, env string) error {
 			parts = append(parts, fmt.Sprintf("pass@%d %.1f%%, maj@%d %.1f%%", k, 100*s.PassAtK[k], k, 100*s.MajAtK[k]))
 		}
 		fmt.Fprintf(out, "%s: %s\n", s.Name, strings.Join(parts, "; "))
+	}
+	for _, s := range rep.Strategies {
+		o := s.Overthinking
+		var parts []string
+		if o.ShareAfterAnswer != nil {
+			parts = append(parts, fmt.Sprintf("%.0f%% of tokens spent after the answer was found (found in %d of %d samples)",
+				100**o.ShareAfterAnswer, o.AnswerFound, o.Samples))
+		}
+		var caps []string
+		for _, c := range o.Caps {
+			caps = append(caps, fmt.Sprintf("%dk %.1f%%", c.MaxTokens/1024, 100*c.Accuracy))
+		}
+		if len(caps) > 0 {
+			parts = append(parts, "accuracy within "+strings.Join(caps, ", ")+" tokens")
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(out, "%s: %s\n", s.Name, strings.Join(parts, "; "))
+		}
+		if r := s.Robustness; r != nil && r.N > 0 {
+			fmt.Fprintf(out, "%s with %s: accuracy %.1f%% → %.1f%% (%+.1f points", s.Name, r.Perturbation,
+				100*r.CleanAccuracy, 100*r.PerturbedAccuracy, 100*r.Diff)
+			if r.PValue != nil {
+				fmt.Fprintf(out, ", 95%% CI %+.1f to %+.1f, p = %.3g", 100*r.DiffCI95[0], 100*r.DiffCI95[1], *r.PValue)
+			}
+			fmt.Fprint(out, ")")
+			if r.ErrorRateRatio != nil {
+				fmt.Fprintf(out, ", error rate ×%.2f", *r.ErrorRateRatio)
+			}
+			if r.TokenRatio != nil {
+				fmt.Fprintf(out, ", tokens ×%.2f", *r.TokenRatio)
+			}
+			fmt.Fprintln(out)
+		}
 	}
 	for _, p := range rep.Paired {
 		fmt.Fprintf(out, "%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", p.A, p.B, 100*p.Diff, 100*p.CI95[0], 100*p.CI95[1], p.PValue)

@@ -47,7 +47,9 @@ func Clustered(scores [][]float64) Interval {
 		}
 	}
 	m, half := meanInterval(means)
-	return Interval{m, m - half, m + half}
+	// An accuracy lies in [0, 1]: a t interval on few problems can reach
+	// past either end, which says nothing more than the end itself.
+	return Interval{m, max(0, m-half), min(1, m+half)}
 }
 
 func mean(x []float64) float64 {

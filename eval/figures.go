@@ -1,0 +1,177 @@
+package eval
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/braid-dev/braid/eval/stats"
+	"github.com/braid-dev/braid/store"
+)
+
+// Robustness compares a strategy on perturbed problems with the same
+// strategy on the clean ones, paired by problem.
+type Robustness struct {
+	Perturbation      string    `json:"perturbation"`
+	N                 int       `json:"n"` // problems run both ways
+	CleanAccuracy     float64   `json:"clean_accuracy"`
+	PerturbedAccuracy float64   `json:"perturbed_accuracy"`
+	PerturbedCI95     []float64 `json:"perturbed_ci95"`
+	// Diff is perturbed minus clean accuracy, with its paired interval and
+	// p-value.
+	Diff     float64   `json:"diff"`
+	DiffCI95 []float64 `json:"diff_ci95,omitempty"`
+	PValue   *float64  `json:"p_value,omitempty"`
+	// ErrorRateRatio is the perturbed error rate over the clean one
+	// (2 means twice the errors); null when the clean run made none.
+	ErrorRateRatio *float64 `json:"error_rate_ratio"`
+	// TokenRatio is the perturbed mean total tokens over the clean mean;
+	// null when the clean run spent none.
+	TokenRatio              *float64 `json:"token_ratio"`
+	CleanMeanTokens         float64  `json:"clean_mean_tokens"`
+	PerturbedMeanTokens     float64  `json:"perturbed_mean_tokens"`
+	CleanTokensPerCorrect   float64  `json:"clean_tokens_per_correct"`
+	PerturbedTokensPerRight float64  `json:"perturbed_tokens_per_correct"`
+}
+
+// Overthinking says how much of a strategy's spending bought nothing.
+type Overthinking struct {
+	// ShareAfterAnswer is, of all the tokens the strategy spent, the share
+	// spent after the answer was first found (Countdown: the first Goal
+	// Reached in any thread); null when no sample found it, or the task
+	// cannot tell (free-text math).
+	ShareAfterAnswer *float64 `json:"share_after_answer"`
+	// AnswerFound counts the samples in which the answer was found at
+	// some point, of Samples.
+	AnswerFound int `json:"answer_found"`
+	Samples     int `json:"samples"`
+	// Caps is the accuracy the strategy would have had under each cap on
+	// a sample's total tokens: a sample counts as right only if it was
+	// right and finished within the cap.
+	Caps []CapAccuracy `json:"accuracy_under_caps"`
+}
+
+// CapAccuracy is the accuracy under one token cap.
+type CapAccuracy struct {
+	MaxTokens int     `json:"max_tokens"`
+	Accuracy  float64 `json:"accuracy"`
+}
+
+// overthinking computes a strategy's overthinking figures; caps run 1k,
+// 2k, 4k, ... up to the first that holds every sample.
+func overthinking(samples []store.Sample) Overthinking {
+	o := Overthinking{Samples: len(samples)}
+	var spent, after, most int
+	for _, x := range samples {
+		most = max(most, x.TotalTokens)
+		spent += x.TotalTokens
+		if x.TokensToGoal >= 0 {
+			o.AnswerFound++
+			after += max(0, x.TotalTokens-x.TokensToGoal)
+		}
+	}
+	if o.AnswerFound > 0 && spent > 0 {
+		share := float64(after) / float64(spent)
+		o.ShareAfterAnswer = &share
+	}
+	if len(samples) == 0 {
+		return o
+	}
+	for c := 1024; ; c *= 2 {
+		right := 0
+		for _, x := range samples {
+			if x.Correct && x.TotalTokens <= c {
+				right++
+			}
+		}
+		o.Caps = append(o.Caps, CapAccuracy{MaxTokens: c, Accuracy: float64(right) / float64(len(samples))})
+		if c >= most {
+			return o
+		}
+	}
+}
+
+// robustness pairs a strategy's clean samples with its perturbed ones by
+// problem.
+func robustness(kind string, clean, perturbed []store.Sample) Robustness {
+	r := Robustness{Perturbation: kind}
+	cm, pm := problemMeans(clean), problemMeans(perturbed)
+	var a, b []float64 // paired: perturbed, clean
+	var scores [][]float64
+	byProblem := map[int][]float64{}
+	for _, x := range perturbed {
+		byProblem[x.Index] = append(byProblem[x.Index], bool01(x.Correct))
+	}
+	for _, i := range slices.Sorted(maps.Keys(pm)) {
+		if c, ok := cm[i]; ok {
+			a, b = append(a, pm[i]), append(b, c)
+			scores = append(scores, byProblem[i])
+		}
+	}
+	r.N = len(a)
+	if r.N == 0 {
+		return r
+	}
+	r.CleanAccuracy, r.PerturbedAccuracy = mean(b), mean(a)
+	ci := stats.Clustered(scores)
+	r.PerturbedCI95 = []float64{ci.Low, ci.High}
+	r.Diff = r.PerturbedAccuracy - r.CleanAccuracy
+	if p, err := stats.Compare(a, b); err == nil {
+		r.DiffCI95 = []float64{p.Diff.Low, p.Diff.High}
+		pv := p.PValue
+		r.PValue = &pv
+	}
+	if e := 1 - r.CleanAccuracy; e > 0 {
+		v := (1 - r.PerturbedAccuracy) / e
+		r.ErrorRateRatio = &v
+	}
+	r.CleanMeanTokens, r.PerturbedMeanTokens = meanTokens(clean), meanTokens(perturbed)
+	if r.CleanMeanTokens > 0 {
+		v := r.PerturbedMeanTokens / r.CleanMeanTokens
+		r.TokenRatio = &v
+	}
+	r.CleanTokensPerCorrect, r.PerturbedTokensPerRight = tokensPerCorrect(clean), tokensPerCorrect(perturbed)
+	return r
+}
+
+// problemMeans is each problem's mean correctness.
+func problemMeans(samples []store.Sample) map[int]float64 {
+	sum, n := map[int]float64{}, map[int]int{}
+	for _, x := range samples {
+		sum[x.Index] += bool01(x.Correct)
+		n[x.Index]++
+	}
+	for i := range sum {
+		sum[i] /= float64(n[i])
+	}
+	return sum
+}
+
+func meanTokens(samples []store.Sample) float64 {
+	t := make([]float64, len(samples))
+	for i, x := range samples {
+		t[i] = float64(x.TotalTokens)
+	}
+	return mean(t)
+}
+
+// tokensPerCorrect is the tokens spent per right answer, 0 with none.
+func tokensPerCorrect(samples []store.Sample) float64 {
+	total, right := 0, 0
+	for _, x := range samples {
+		total += x.TotalTokens
+		if x.Correct {
+			right++
+		}
+	}
+	if right == 0 {
+		return 0
+	}
+	return float64(total) / float64(right)
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

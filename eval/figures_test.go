@@ -1,0 +1,73 @@
+package eval
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/store"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+
+func TestOverthinking(t *testing.T) {
+	o := overthinking([]store.Sample{
+		{Index: 0, Correct: true, TotalTokens: 1000, TokensToGoal: 400},
+		{Index: 1, Correct: true, TotalTokens: 3000, TokensToGoal: 1000},
+		{Index: 2, Correct: false, TotalTokens: 2000, TokensToGoal: -1},
+	})
+	// 600 + 2000 tokens after the goal, of 6000 spent.
+	if o.ShareAfterAnswer == nil || !near(*o.ShareAfterAnswer, 2600.0/6000) || o.AnswerFound != 2 || o.Samples != 3 {
+		t.Errorf("share after the answer: %+v", o)
+	}
+	want := []CapAccuracy{{1024, 1.0 / 3}, {2048, 1.0 / 3}, {4096, 2.0 / 3}}
+	if len(o.Caps) != len(want) {
+		t.Fatalf("caps %+v, want %+v", o.Caps, want)
+	}
+	for i := range want {
+		if o.Caps[i].MaxTokens != want[i].MaxTokens || !near(o.Caps[i].Accuracy, want[i].Accuracy) {
+			t.Errorf("cap %d: %+v, want %+v", i, o.Caps[i], want[i])
+		}
+	}
+	// Free-text math cannot tell when its answer was found.
+	m := overthinking([]store.Sample{{Correct: true, TotalTokens: 500, TokensToGoal: -1}})
+	if m.ShareAfterAnswer != nil || len(m.Caps) != 1 || m.Caps[0].Accuracy != 1 {
+		t.Errorf("math: %+v", m)
+	}
+	b, _ := json.Marshal(m)
+	if !strings.Contains(string(b), `"share_after_answer":null`) {
+		t.Errorf("JSON %s", b)
+	}
+}
+
+func TestRobustness(t *testing.T) {
+	var clean, perturbed []store.Sample
+	for i := range 4 {
+		clean = append(clean, store.Sample{Index: i, Strategy: "serial", Correct: i < 3, TotalTokens: 100})
+		perturbed = append(perturbed, store.Sample{Index: i, Strategy: "serial+distractors", Correct: i == 0, TotalTokens: 250})
+	}
+	r := robustness("distractors", clean, perturbed)
+	if r.N != 4 || r.CleanAccuracy != 0.75 || r.PerturbedAccuracy != 0.25 || !near(r.Diff, -0.5) {
+		t.Errorf("accuracies: %+v", r)
+	}
+	if r.ErrorRateRatio == nil || !near(*r.ErrorRateRatio, 3) || r.TokenRatio == nil || !near(*r.TokenRatio, 2.5) {
+		t.Errorf("ratios: error %v, tokens %v; want 3 and 2.5", r.ErrorRateRatio, r.TokenRatio)
+	}
+	if r.PValue == nil || len(r.DiffCI95) != 2 || !(r.DiffCI95[0] < -0.5 && -0.5 < r.DiffCI95[1]) || r.PerturbedCI95[0] != 0 {
+		t.Errorf("paired difference: %+v", r)
+	}
+	// With no clean errors, the ratio of error rates has no value.
+	for i := range clean {
+		clean[i].Correct = true
+	}
+	if r := robustness("distractors", clean, perturbed); r.ErrorRateRatio != nil {
+		t.Errorf("error-rate ratio %v with no clean errors", *r.ErrorRateRatio)
+	}
+	// Summarize puts it on the strategy, and keeps perturbed samples out
+	// of the clean accuracy.
+	rep := Summarize([]string{"serial"}, append(clean, perturbed...))
+	if s := rep.Strategies[0]; s.Accuracy != 1 || s.Robustness == nil || s.Robustness.PerturbedAccuracy != 0.25 {
+		t.Errorf("summary: %+v", s)
+	}
+}
