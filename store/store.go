@@ -422,3 +422,47 @@ func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 	}
 	return out, rows.Err()
 }
+
+// Run is a run as recorded: its id, when it started, and the configuration
+// it was started with (JSON).
+type Run struct {
+	ID      string          `json:"id"`
+	Created string          `json:"created"`
+	Config  json.RawMessage `json:"config"`
+}
+
+// Runs lists the runs in the database, oldest first; with ids, only those,
+// and an id the database lacks is an error.
+func (s *Store) Runs(ctx context.Context, ids ...string) ([]Run, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, created, config FROM runs ORDER BY created, id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: runs: %w", err)
+	}
+	defer rows.Close()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var out []Run
+	for rows.Next() {
+		var r Run
+		var cfg string
+		if err := rows.Scan(&r.ID, &r.Created, &cfg); err != nil {
+			return nil, err
+		}
+		r.Config = json.RawMessage(cfg)
+		if len(ids) == 0 || want[r.ID] {
+			out = append(out, r)
+			delete(want, r.ID)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if want[id] {
+			return nil, fmt.Errorf("store: no run %q in this database", id)
+		}
+	}
+	return out, nil
+}

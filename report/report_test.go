@@ -1,0 +1,130 @@
+package report
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/store"
+)
+
+// fixture is a run with everything the charts draw: two strategies, four
+// seeds (pass@k), perturbed twins (robustness) and goal tokens
+// (overthinking).
+func fixture(t *testing.T) []Run {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "braid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	strategies := []string{"serial", "apr"}
+	st.StartRun(ctx, "grid1", map[string]any{"task": "countdown", "strategies": strategies})
+	for i := range 30 {
+		for si, s := range strategies {
+			for seed := 1; seed <= 4; seed++ {
+				for _, variant := range []string{"", "+distractors"} {
+					right := (i+seed+si)%3 != 0
+					if variant != "" {
+						right = right && i%2 == 0
+					}
+					tokens := 800 + 900*si + 37*i + 11*seed
+					goal := -1
+					if right {
+						goal = tokens / 2
+					}
+					x := store.Sample{Key: fmt.Sprintf("%s%s|%d|%d", s, variant, i, seed), Strategy: s + variant,
+						Problem: json.RawMessage(`{}`), Index: i, Seed: uint64(seed), Correct: right, Answer: "x",
+						TotalTokens: tokens, CriticalPathTokens: tokens / (1 + si), LatencyMS: int64(tokens), TokensToGoal: goal}
+					if err := st.Save(ctx, "grid1", x); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	runs, err := Load(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runs
+}
+
+func TestHTMLAndMarkdown(t *testing.T) {
+	runs := fixture(t)
+	var page bytes.Buffer
+	if err := HTML(&page, runs); err != nil {
+		t.Fatal(err)
+	}
+	h := page.String()
+	for _, want := range []string{"Accuracy against total tokens", "mean total tokens per sample", "accuracy (%)",
+		"median latency per sample (s)", "pass@k (%)", "total tokens per sample", "Robustness: clean against perturbed",
+		"cap on total tokens per sample", "share of all tokens (%)", "apr − serial"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if n := strings.Count(h, `<figure class="chart"`); n != 7 {
+		t.Errorf("%d charts, want 7", n)
+	}
+	for _, banned := range []string{"http://", "https://", "<link", "src="} {
+		if strings.Contains(strings.ReplaceAll(h, `xmlns="http://www.w3.org/2000/svg"`, ""), banned) {
+			t.Errorf("the page refers outside itself: %q", banned)
+		}
+	}
+	var md bytes.Buffer
+	if err := Markdown(&md, runs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "| serial | 30 | 4 |") || !strings.Contains(md.String(), "## Run grid1") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+}
+
+// chromiumEnv names the browser for TestChartsDrawInABrowser; .ci/run sets
+// it, so CI never skips the test.
+const chromiumEnv = "BRAID_TEST_CHROMIUM"
+
+func TestChartsDrawInABrowser(t *testing.T) {
+	browser := os.Getenv(chromiumEnv)
+	if browser == "" {
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				browser = p
+				break
+			}
+		}
+	}
+	if browser == "" {
+		t.Skipf("no headless browser: set %s or install chromium", chromiumEnv)
+	}
+	var page bytes.Buffer
+	if err := HTML(&page, fixture(t)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(path, page.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", "file://"+path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	dom, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", browser, err, stderr.String())
+	}
+	if !strings.Contains(string(dom), `data-charts="drawn 7"`) {
+		i := strings.Index(string(dom), "<body")
+		t.Errorf("the browser did not draw every chart: %.300s", string(dom[max(i, 0):]))
+	}
+}
