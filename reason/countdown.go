@@ -168,7 +168,7 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	if s.Decoy {
 		prompt, _, _ = countdown.DecoyPrompt(p, s.Mode)
 	}
-	root, err := s.thread(ctx, b, p, "0", "", prompt)
+	root, err := s.thread(ctx, b, p, "0", "", prompt, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +190,11 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 }
 
 // thread runs one thread from its prompt: a call, and for the parallel
-// root, after each spawn, the children and the call that resumes it.
-func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, parent, prompt string) (*Thread, error) {
+// root, after each spawn, the children and the call that resumes it. A
+// positive share caps the thread's own tokens: children started together
+// split what is left of the run's budget, so running at once cannot take
+// them past it.
+func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, parent, prompt string, share int) (*Thread, error) {
 	t := &Thread{Node: node}
 	text := prompt
 	start := time.Now()
@@ -207,6 +210,13 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			left := s.MaxTotalTokens - int(s.used.Load())
 			if left <= 0 {
 				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", s.MaxTotalTokens)
+				break
+			}
+			if share > 0 {
+				left = min(left, share-t.Tokens)
+			}
+			if left <= 0 {
+				t.Finish, t.Reason = "budget", "its share of the run's tokens is spent"
 				break
 			}
 			if maxTokens == 0 || left < maxTokens {
@@ -287,13 +297,17 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 	if limit <= 0 {
 		limit = len(nodes)
 	}
+	share := 0
+	if s.MaxTotalTokens > 0 {
+		share = max(1, (s.MaxTotalTokens-int(s.used.Load()))/len(nodes))
+	}
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i, id := range nodes {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			kids[i], errs[i] = s.thread(ctx, b, p, id, parent, prompts[i])
+			kids[i], errs[i] = s.thread(ctx, b, p, id, parent, prompts[i], share)
 		})
 	}
 	wg.Wait()
