@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,10 @@ type Thread struct {
 	Text   string `json:"text"`
 	Calls  int    `json:"calls"`
 	Tokens int    `json:"tokens"` // completion tokens over all calls
+	// PromptTokens counts the prompt tokens of all its calls, CachedTokens
+	// those of them a backend's prefix cache already held.
+	PromptTokens int `json:"prompt_tokens"`
+	CachedTokens int `json:"cached_prompt_tokens"`
 	// Filled counts the tokens of Tokens the environment wrote.
 	Filled   int           `json:"filled_tokens"`
 	Wall     time.Duration `json:"-"`
@@ -249,6 +254,8 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			return nil, err
 		}
 		t.Calls++
+		t.PromptTokens += c.Usage.PromptTokens
+		t.CachedTokens += c.Usage.CachedPromptTokens
 		t.Tokens += c.Usage.CompletionTokens
 		s.used.Add(int64(c.Usage.CompletionTokens))
 		t.Filled += c.Usage.FilledTokens
@@ -355,9 +362,11 @@ func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown
 	errs := make([]error, v.K)
 	var wg sync.WaitGroup
 	goal := newGoalWatch() // the votes run together: the first goal of any
+	v.Inner.Observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
 	for i := range v.K {
 		inner := v.Inner
 		inner.goal = goal
+		inner.Observe = v.Inner.Observe.under(fmt.Sprintf("sample %d", i+1), "samples")
 		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
 		wg.Go(func() { runs[i], errs[i] = inner.Solve(ctx, b, p) })
 	}
@@ -398,5 +407,42 @@ func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown
 	}
 	r.Wall = time.Since(start)
 	root.Wall, root.WallMS = r.Wall, r.Wall.Milliseconds()
+	v.Inner.Observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
+	v.Inner.Observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
+}
+
+// CountdownStrategy solves Countdown problems.
+type CountdownStrategy interface {
+	Solve(ctx context.Context, b backend.Backend, p countdown.Problem) (*Result, error)
+}
+
+// ParseCountdown reads a Countdown strategy and builds it on base, whose
+// Mode it sets: direct, serial, apr, hybrid:effort=off|light|deep (the
+// model's hybrid thinking is its mode: direct, serial and apr), or
+// vote:k=N (self-consistency over N sampled serial searches, which needs a
+// temperature).
+func ParseCountdown(spec string, base Countdown) (CountdownStrategy, error) {
+	votes := 0
+	mode := spec
+	if k, ok := strings.CutPrefix(spec, "vote:k="); ok {
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("strategy %q: want vote:k=N with N in 1..1024", spec)
+		}
+		if base.Temperature == 0 {
+			return nil, fmt.Errorf("strategy %s needs a temperature: greedy searches would all agree", spec)
+		}
+		votes, mode = n, "serial"
+	}
+	m, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
+		"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[mode]
+	if !ok {
+		return nil, fmt.Errorf("strategy %q: want direct, serial, apr, hybrid:effort=off|light|deep or vote:k=N", spec)
+	}
+	base.Mode = m
+	if votes > 0 {
+		return CountdownVote{Inner: base, K: votes}, nil
+	}
+	return base, nil
 }

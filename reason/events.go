@@ -64,3 +64,26 @@ func (o Observer) stream(thread, parent string) func(backend.Chunk) {
 		o(Event{Kind: ThreadDelta, Thread: thread, Parent: parent, Text: c.Text, Tokens: len(c.Tokens)})
 	}
 }
+
+// under names a run's threads within a larger run: thread "0" of sample 3
+// becomes "sample 3/0", and a root thread's parent becomes root, so that
+// the threads of several runs make one tree.
+func (o Observer) under(prefix, root string) Observer {
+	if o == nil {
+		return nil
+	}
+	return func(e Event) {
+		if e.Kind == AnswerReady {
+			return // one run's answer is not the whole's
+		}
+		if e.Thread != "" {
+			e.Thread = prefix + "/" + e.Thread
+		}
+		if e.Parent != "" {
+			e.Parent = prefix + "/" + e.Parent
+		} else {
+			e.Parent = root
+		}
+		o(e)
+	}
+}

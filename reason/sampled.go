@@ -157,7 +157,8 @@ func (s Sampling) call(ctx context.Context, b backend.Backend, name, prompt stri
 	}
 	wall := time.Since(start)
 	s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Tokens: c.Usage.CompletionTokens})
-	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Wall: wall, WallMS: wall.Milliseconds(),
+	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
+		PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
 		Finish: string(c.Finish)}, nil
 }
 
@@ -246,7 +247,7 @@ func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p 
 	wall := time.Since(start)
 	s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: parent, Tokens: c.Usage.CompletionTokens})
 	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
-		Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Reason: c.EnvError}, nil
+		PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish), Reason: c.EnvError}, nil
 }
 
 // samples runs k samples concurrently under one root thread and returns

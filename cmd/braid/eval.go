@@ -122,15 +122,13 @@ skips such lines, each reported.`,
 					}
 					stop()
 				}
-				solvers := map[string]func(seed uint64, decoy bool) countdownStrategy{}
+				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal}
 				for _, name := range names {
-					mode, votes, err := parseCountdownStrategy(name, temperature)
-					if err != nil {
-						return err
+					if strings.HasPrefix(name, "vote:") && temperature == 0 {
+						return usageErrorf("--strategies: %s needs --temperature: greedy searches would all agree", name)
 					}
-					solvers[name] = func(seed uint64, decoy bool) countdownStrategy {
-						return countdownSolver(reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature,
-							Seed: seed, MaxTotalTokens: maxTotal, Decoy: decoy}, votes)
+					if _, err := reason.ParseCountdown(name, base); err != nil {
+						return usageErrorf("--strategies: %v", err)
 					}
 				}
 				for _, p := range problems {
@@ -151,7 +149,10 @@ skips such lines, each reported.`,
 					if temperature == 0 {
 						seed = 0 // greedy: no seed needed
 					}
-					r, err := solvers[c.Strategy](seed, c.Perturb != "").Solve(ctx, b, p)
+					cb := base
+					cb.Seed, cb.Decoy = seed, c.Perturb != ""
+					st, _ := reason.ParseCountdown(c.Strategy, cb) // checked above
+					r, err := st.Solve(ctx, b, p)
 					if err != nil {
 						return eval.Outcome{}, err
 					}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -111,10 +110,6 @@ prints one object per problem.`,
 			if taskName != "countdown" {
 				return usageErrorf("--task %q: want countdown or math", taskName)
 			}
-			mode, votes, err := parseCountdownStrategy(strategy, temperature)
-			if err != nil {
-				return err
-			}
 			env, err := reason.ParseEnvMode(envMode)
 			if err != nil {
 				return usageErrorf("--env: %v", err)
@@ -148,14 +143,20 @@ prints one object per problem.`,
 				return err
 			}
 			defer closeB()
-			s := reason.Countdown{Mode: mode, Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTotal}
+			if strings.HasPrefix(strategy, "vote:") && temperature == 0 {
+				return usageErrorf("--strategy %s needs --temperature: greedy searches would all agree", strategy)
+			}
+			st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTotal})
+			if err != nil {
+				return usageErrorf("--strategy: %v", err)
+			}
 			if samples > 1 {
-				if votes > 0 {
-					return usageErrorf("--samples and vote:k=N: pick one")
+				s, ok := st.(reason.Countdown)
+				if !ok {
+					return usageErrorf("--samples and %s: pick one", strategy)
 				}
 				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
 			}
-			st := countdownSolver(s, votes)
 			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, env, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
 		},
 	}
@@ -182,12 +183,7 @@ prints one object per problem.`,
 	return cmd
 }
 
-// countdownStrategy is a strategy for Countdown problems.
-type countdownStrategy interface {
-	Solve(context.Context, backend.Backend, countdown.Problem) (*reason.Result, error)
-}
-
-func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s countdownStrategy, env reason.EnvMode, strategy string,
+func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.CountdownStrategy, env reason.EnvMode, strategy string,
 	problems []countdown.Problem, asJSON, withTree, showTrace bool, concurrent int, single bool) error {
 	correct := 0
 	var bar *progress
@@ -254,7 +250,7 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s coun
 // solveOne solves a problem; a failure other than an interruption (a
 // server that kept failing, say) becomes that problem's result, unsolved
 // and saying why, so that one problem does not end a run of many.
-func solveOne(ctx context.Context, s countdownStrategy, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
+func solveOne(ctx context.Context, s reason.CountdownStrategy, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
 	r, err := s.Solve(ctx, b, p)
 	if err != nil && ctx.Err() == nil {
 		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}, nil
@@ -526,35 +522,3 @@ func readMathProblems(path string, stdin io.Reader, skipBad bool, log io.Writer)
 	return problems, err
 }
 
-// parseCountdownStrategy reads a Countdown strategy: its search mode, and
-// the votes of vote:k=N (0 otherwise). The model's hybrid thinking is its
-// mode: hybrid:effort=off, light and deep are direct, serial and apr.
-func parseCountdownStrategy(spec string, temperature float64) (countdown.Mode, int, error) {
-	votes := 0
-	base := spec
-	if k, ok := strings.CutPrefix(spec, "vote:k="); ok {
-		// Self-consistency over serial searches.
-		n, err := strconv.Atoi(k)
-		if err != nil || n < 1 || n > 1024 {
-			return "", 0, usageErrorf("strategy %q: want vote:k=N with N in 1..1024", spec)
-		}
-		if temperature == 0 {
-			return "", 0, usageErrorf("strategy %s needs --temperature: greedy searches would all agree", spec)
-		}
-		votes, base = n, "serial"
-	}
-	mode, ok := map[string]countdown.Mode{"direct": countdown.ModeDirect, "serial": countdown.ModeSerial, "apr": countdown.ModeParallel,
-		"hybrid:effort=off": countdown.ModeDirect, "hybrid:effort=light": countdown.ModeSerial, "hybrid:effort=deep": countdown.ModeParallel}[base]
-	if !ok {
-		return "", 0, usageErrorf("strategy %q: want direct, serial, apr, hybrid:effort=off|light|deep or vote:k=N", spec)
-	}
-	return mode, votes, nil
-}
-
-// countdownSolver builds the solver of a parsed Countdown strategy.
-func countdownSolver(s reason.Countdown, votes int) countdownStrategy {
-	if votes > 0 {
-		return reason.CountdownVote{Inner: s, K: votes}
-	}
-	return s
-}
