@@ -521,4 +521,3 @@ func readMathProblems(path string, stdin io.Reader, skipBad bool, log io.Writer)
 	}
 	return problems, err
 }
-
