@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/braid-dev/braid/serve"
+	"github.com/braid-dev/braid/store"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		ef                    engineFlags
+		addr, name, dbPath    string
+		remoteURLs            []string
+		remoteModel, apiKey   string
+		maxBody               int64
+		perClient, keep       int
+		timeout, grace        time.Duration
+		quiet                 bool
+		defaultStrategy, kind string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve an OpenAI-compatible API that reasons in parallel, and a web UI that shows the threads",
+		Long: `Serve the model behind an OpenAI-compatible API, with braid's strategies
+chosen by the model name: "apr/countdown", "serial/countdown",
+"vote:k=8/countdown", or a "braid" object in the body ({"strategy": ...});
+reasoning_effort low, medium and high map to hybrid:effort=off, light and
+deep. Streamed answers carry every thread's text as reasoning_content, then
+the answer as content; usage sums every thread.
+
+On the embedded Countdown model a chat message states a problem in words
+("Using the numbers 22, 26, 31, 53, create an equation that equals 27", or
+"27: 22 26 31 53"). /v1/completions serves the model raw, so one braid can be
+another's --backend. With --backend, braid serves a remote model's chat
+through its strategies instead.
+
+Endpoints: /v1/chat/completions, /v1/completions, /v1/models,
+/v1/traces/{id} (the thread tree), /v1/traces/{id}/events (SSE, resumable
+with Last-Event-ID), /healthz, /metrics (Prometheus) and the web UI at /.
+With BRAID_API_KEY set (or --api-key), /v1 requests need
+"Authorization: Bearer KEY". Ctrl-C stops gracefully: requests in flight
+get --grace to finish, then are cancelled.`,
+		Example: `  braid serve
+  braid serve --addr :8080 --db braid.db          # all interfaces; the UI lists braid.db's eval runs
+  BRAID_API_KEY=secret braid serve --model runs/countdown/checkpoint
+  braid serve --backend http://127.0.0.1:8000/v1 --backend-model Qwen/Qwen3-8B`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if apiKey == "" {
+				apiKey = os.Getenv("BRAID_API_KEY")
+			}
+			if maxBody <= 0 || perClient <= 0 || keep <= 0 || timeout <= 0 || grace < 0 {
+				return usageErrorf("--max-body, --per-client, --keep-traces and --timeout must be positive, --grace >= 0")
+			}
+			opts := serve.Options{APIKey: apiKey, MaxBodyBytes: maxBody, PerClient: perClient, Timeout: timeout,
+				KeepTraces: keep, DefaultStrategy: defaultStrategy}
+			if !quiet {
+				opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			}
+			if len(remoteURLs) > 0 {
+				if remoteModel == "" {
+					return usageErrorf("--backend needs --backend-model: the name the server knows the model by")
+				}
+				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), false)
+				if err != nil {
+					return err
+				}
+				defer closeB()
+				opts.Backend, opts.Model = b, remoteModel
+				opts.Countdown = kind == "countdown"
+			} else {
+				e, err := ef.open()
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				opts.Backend, opts.Model, opts.Raw = e, name, true
+				opts.Countdown = kind != "general"
+				opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
+			}
+			if dbPath != "" {
+				st, err := store.Open(cmd.Context(), dbPath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				opts.Runs = st
+			}
+			srv, err := serve.New(opts)
+			if err != nil {
+				return err
+			}
+			return srv.ListenAndServe(cmd.Context(), addr, grace, func(a net.Addr) {
+				auth := "no API key"
+				if apiKey != "" {
+					auth = "API key required"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "braid serving %s on http://%s (%s); the UI is at /\n", opts.Model, a, auth)
+			})
+		},
+	}
+	ef.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "localhost:8080", "address to listen on (:8080 for every interface)")
+	f.StringVar(&name, "name", "countdown", "the embedded or --model model's name in the API")
+	f.StringVar(&kind, "task", "countdown", "what the model's chat messages state: countdown (problems in words) or general (questions, for the task-agnostic strategies)")
+	f.StringVar(&defaultStrategy, "strategy", "", "the strategy when a request names none (default apr for countdown, serial otherwise)")
+	f.StringVar(&apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
+	f.StringSliceVar(&remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
+	f.StringVar(&remoteModel, "backend-model", "", "the remote model's name")
+	f.StringVar(&dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
+	f.Int64Var(&maxBody, "max-body", 1<<20, "most bytes in a request body")
+	f.IntVar(&perClient, "per-client", 16, "most requests in flight per client (API key, else address)")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "most time a request may take")
+	f.DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
+	f.IntVar(&keep, "keep-traces", 256, "recent traces kept for the trace API")
+	f.BoolVar(&quiet, "quiet", false, "no log line per request")
+	return cmd
+}

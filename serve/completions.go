@@ -1,0 +1,282 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+)
+
+// completionRequest is the part of OpenAI's (and vLLM's) completion
+// request braid reads.
+type completionRequest struct {
+	Model         string          `json:"model"`
+	Prompt        json.RawMessage `json:"prompt"`
+	MaxTokens     *int            `json:"max_tokens"`
+	Temperature   *float64        `json:"temperature"`
+	TopP          *float64        `json:"top_p"`
+	TopK          *int            `json:"top_k"`
+	Seed          *int64          `json:"seed"`
+	Stop          json.RawMessage `json:"stop"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *streamOpts     `json:"stream_options"`
+	Logprobs      *int            `json:"logprobs"`
+	N             *int            `json:"n"`
+	// GuidedChoice is vLLM's: the completion is one of these strings.
+	GuidedChoice      []string `json:"guided_choice"`
+	StructuredOutputs *struct {
+		Choice []string `json:"choice"`
+	} `json:"structured_outputs"`
+}
+
+// completions answers /v1/completions with the model itself, no strategy:
+// a raw continuation, as vLLM serves it, so that braid can be another
+// braid's (or any OpenAI client's) backend.
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var req completionRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if !s.opts.Raw {
+		badRequest(w, "this server runs a remote model: /v1/completions is served only for braid's embedded model; use /v1/chat/completions")
+		return
+	}
+	if req.Model != s.opts.Model {
+		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("model %q: raw completions are served for %q, without a strategy", req.Model, s.opts.Model))
+		return
+	}
+	breq := &backend.Request{Temperature: 1} // OpenAI's default
+	if err := readPrompt(req.Prompt, breq); err != nil {
+		badRequest(w, "prompt: %v", err)
+		return
+	}
+	switch {
+	case req.N != nil && *req.N != 1:
+		badRequest(w, "n: only 1 is supported")
+		return
+	case req.MaxTokens != nil && *req.MaxTokens < 0:
+		badRequest(w, "max_tokens: %d is negative", *req.MaxTokens)
+		return
+	case req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2):
+		badRequest(w, "temperature: %g is outside 0..2", *req.Temperature)
+		return
+	case req.TopP != nil && (*req.TopP <= 0 || *req.TopP > 1):
+		badRequest(w, "top_p: %g is outside (0, 1]", *req.TopP)
+		return
+	case req.TopK != nil && *req.TopK < -1:
+		badRequest(w, "top_k: %d: expected -1 (off) or more", *req.TopK)
+		return
+	case req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > 20):
+		badRequest(w, "logprobs: %d is outside 0..20", *req.Logprobs)
+		return
+	}
+	if req.MaxTokens != nil {
+		breq.MaxTokens = *req.MaxTokens
+	}
+	if req.Temperature != nil {
+		breq.Temperature = *req.Temperature
+	}
+	if req.TopP != nil {
+		breq.TopP = *req.TopP
+	}
+	if req.TopK != nil && *req.TopK > 0 {
+		breq.TopK = *req.TopK
+	}
+	if req.Seed != nil {
+		breq.Seed = uint64(*req.Seed)
+	}
+	if req.Logprobs != nil {
+		breq.Logprobs, breq.TopLogprobs = true, *req.Logprobs
+	}
+	if len(req.Stop) > 0 && string(req.Stop) != "null" {
+		var one string
+		if json.Unmarshal(req.Stop, &one) == nil {
+			breq.Stop = []string{one}
+		} else if err := json.Unmarshal(req.Stop, &breq.Stop); err != nil {
+			badRequest(w, "stop: expected a string or an array of strings")
+			return
+		}
+	}
+	choices := req.GuidedChoice
+	if req.StructuredOutputs != nil && len(req.StructuredOutputs.Choice) > 0 {
+		choices = req.StructuredOutputs.Choice
+	}
+	if len(choices) > 0 {
+		breq.Env = &guidedChoice{choices: choices}
+	}
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	id := "cmpl-" + time.Now().Format("150405") + fmt.Sprintf("%06d", time.Now().Nanosecond()/1000)
+	created := time.Now().Unix()
+	if !req.Stream {
+		c, err := s.opts.Backend.Complete(r.Context(), breq)
+		if err != nil {
+			s.completionFailed(w, err)
+			return
+		}
+		s.countTokens(c.Usage)
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
+			"choices": []map[string]any{{"index": 0, "text": c.Text, "finish_reason": finishOf(c), "logprobs": logprobsOf(c.Tokens, req.Logprobs)}},
+			"usage": completionUsage(c.Usage)})
+		return
+	}
+	// Stream: chunks go out from OnChunk as the engine releases them.
+	var sse *sseWriter
+	first := true
+	var werr error
+	breq.OnChunk = func(ch backend.Chunk) {
+		if werr != nil {
+			return
+		}
+		if sse == nil {
+			sse = newSSE(w)
+		}
+		if first && ch.Text != "" {
+			s.metrics.firstToken.Observe(time.Since(start).Seconds())
+			first = false
+		}
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
+			"choices": []map[string]any{{"index": 0, "text": ch.Text, "finish_reason": nil, "logprobs": logprobsOf(ch.Tokens, req.Logprobs)}}})
+		werr = sse.event("", "", b)
+	}
+	c, err := s.opts.Backend.Complete(r.Context(), breq)
+	if err != nil {
+		if sse == nil {
+			s.completionFailed(w, err)
+			return
+		}
+		var e apiError
+		e.Error.Message, e.Error.Type = err.Error(), "server_error"
+		b, _ := json.Marshal(e)
+		sse.event("", "", b)
+		return
+	}
+	s.countTokens(c.Usage)
+	if sse == nil {
+		sse = newSSE(w)
+	}
+	b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
+		"choices": []map[string]any{{"index": 0, "text": "", "finish_reason": finishOf(c), "logprobs": nil}}})
+	sse.event("", "", b)
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
+			"choices": []any{}, "usage": completionUsage(c.Usage)})
+		sse.event("", "", b)
+	}
+	w.Write([]byte("data: [DONE]\n\n"))
+	sse.flush()
+}
+
+func (s *Server) countTokens(u backend.Usage) {
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
+	s.metrics.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
+}
+
+func (s *Server) completionFailed(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, backend.ErrPromptTooLong):
+		badRequest(w, "%v", err) // vLLM's wording carries "maximum context length"
+	default:
+		s.runFailed(w, err.Error())
+	}
+}
+
+// readPrompt reads a prompt: a string, an array of one string, or an
+// array of token ids.
+func readPrompt(raw json.RawMessage, req *backend.Request) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return errors.New("required")
+	}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		req.Prompt = text
+		return nil
+	}
+	var texts []string
+	if json.Unmarshal(raw, &texts) == nil {
+		if len(texts) != 1 {
+			return fmt.Errorf("an array of %d prompts: send one", len(texts))
+		}
+		req.Prompt = texts[0]
+		return nil
+	}
+	var ids []int
+	if json.Unmarshal(raw, &ids) == nil {
+		if len(ids) == 0 {
+			return errors.New("no tokens")
+		}
+		req.PromptTokens = ids
+		return nil
+	}
+	return errors.New("expected a string, an array of one string, or an array of token ids")
+}
+
+func finishOf(c *backend.Completion) string {
+	if c.Finish == backend.FinishLength {
+		return "length"
+	}
+	return "stop"
+}
+
+func completionUsage(u backend.Usage) map[string]any {
+	return map[string]any{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens,
+		"total_tokens": u.PromptTokens + u.CompletionTokens, "prompt_tokens_details": map[string]any{"cached_tokens": u.CachedPromptTokens}}
+}
+
+// logprobsOf is OpenAI's legacy completion logprobs for tokens, nil when
+// not asked for.
+func logprobsOf(tokens []backend.Token, n *int) any {
+	if n == nil {
+		return nil
+	}
+	lp := map[string]any{"tokens": []string{}, "token_logprobs": []float64{}, "top_logprobs": []map[string]float64{}, "text_offset": []int{}}
+	var toks []string
+	var lps []float64
+	var tops []map[string]float64
+	for _, t := range tokens {
+		toks = append(toks, fmt.Sprint(t.ID))
+		lps = append(lps, t.Logprob)
+		top := map[string]float64{}
+		for _, a := range t.Top {
+			top[fmt.Sprint(a.ID)] = a.Logprob
+		}
+		tops = append(tops, top)
+	}
+	if toks != nil {
+		lp["tokens"], lp["token_logprobs"], lp["top_logprobs"] = toks, lps, tops
+	}
+	return lp
+}
+
+// guidedChoice is vLLM's guided_choice as an environment: the model writes
+// one of the choices, and the completion ends there.
+type guidedChoice struct {
+	choices []string
+	written string
+	done    bool
+}
+
+func (g *guidedChoice) Begin() (string, error) { return "", nil }
+
+func (g *guidedChoice) Next(written string) (string, error) {
+	g.written += written
+	for _, c := range g.choices {
+		if g.written == c {
+			g.done = true
+		}
+	}
+	return "", nil
+}
+
+func (g *guidedChoice) Choices() []string {
+	if g.done {
+		return nil
+	}
+	return g.choices
+}
+
+func (g *guidedChoice) Done() bool { return g.done }

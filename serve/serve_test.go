@@ -1,0 +1,322 @@
+package serve
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task/countdown"
+)
+
+// replay is a backend that answers each prompt with the completion a
+// generated rollout has for it, as a model that learned the generator
+// would, streamed a token per byte in small chunks. Unknown prompts get
+// an empty completion.
+type replay struct {
+	mu      sync.Mutex
+	answers map[string]string
+	delay   time.Duration // per chunk, to make runs take time
+}
+
+func newReplay(t testing.TB, problems ...countdown.Problem) *replay {
+	r := &replay{answers: map[string]string{}}
+	for i, p := range problems {
+		for _, mode := range []countdown.Mode{countdown.ModeParallel, countdown.ModeSerial} {
+			rec, err := countdown.TraceConfig{Format: mode, ModeHeader: true}.Generate(p, 21, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range rec.Sequences {
+				r.answers[s.Prompt] = s.Completion
+			}
+		}
+	}
+	return r
+}
+
+func (r *replay) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	r.mu.Lock()
+	c, ok := r.answers[req.Prompt]
+	if !ok {
+		// A continuation (a client resuming a dropped stream): the rest
+		// of the completion whose prompt and start it is.
+		for p, full := range r.answers {
+			if rest, ok := strings.CutPrefix(req.Prompt, p); ok && strings.HasPrefix(full, rest) {
+				c = full[len(rest):]
+				break
+			}
+		}
+	}
+	r.mu.Unlock()
+	finish := backend.FinishStop
+	if req.MaxTokens > 0 && len(c) > req.MaxTokens {
+		c, finish = c[:req.MaxTokens], backend.FinishLength
+	}
+	for i := 0; i < len(c); i += 7 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		j := min(i+7, len(c))
+		if req.OnChunk != nil {
+			req.OnChunk(backend.Chunk{Text: c[i:j], Tokens: make([]backend.Token, j-i)})
+		}
+		if r.delay > 0 {
+			time.Sleep(r.delay)
+		}
+	}
+	return &backend.Completion{Text: c, Finish: finish, Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(c)}}, nil
+}
+
+var problem27 = countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+
+func newTestServer(t testing.TB, opts Options) (*Server, *httptest.Server) {
+	t.Helper()
+	if opts.Backend == nil {
+		opts.Backend = newReplay(t, problem27)
+	}
+	if opts.Model == "" {
+		opts.Model, opts.Countdown, opts.Raw = "countdown", true, true
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, hs
+}
+
+func post(t testing.TB, url, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// Every bad request is answered with a 4xx and an OpenAI-style error that
+// says what was wrong, and the server stays healthy.
+func TestMalformedRequests(t *testing.T) {
+	_, hs := newTestServer(t, Options{APIKey: "k", MaxBodyBytes: 1 << 20})
+	chat := hs.URL + "/v1/chat/completions"
+	good := `{"model":"apr/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`
+	for _, c := range []struct {
+		name, url, key, body string
+		status               int
+		says                 string
+	}{
+		{"no key", chat, "", good, 401, "API key"},
+		{"wrong key", chat, "x", good, 401, "API key"},
+		{"broken JSON", chat, "k", `{"model": "countdown", "messages": [`, 400, "not valid JSON"},
+		{"empty body", chat, "k", ``, 400, "empty"},
+		{"two values", chat, "k", good + good, 400, "more than one"},
+		{"wrong type", chat, "k", `{"model": 7, "messages": []}`, 400, `"model"`},
+		{"messages wrong type", chat, "k", `{"model": "countdown", "messages": "hi"}`, 400, `"messages"`},
+		{"no messages", chat, "k", `{"model": "countdown", "messages": []}`, 400, "at least one message"},
+		{"no model", chat, "k", `{"messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "model: required"},
+		{"unknown model", chat, "k", `{"model": "gpt-4o", "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 404, "does not exist"},
+		{"unknown strategy", chat, "k", `{"model": "ponder/countdown", "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "want direct, serial, apr"},
+		{"negative max_tokens", chat, "k", `{"model": "countdown", "max_tokens": -5, "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "negative"},
+		{"temperature", chat, "k", `{"model": "countdown", "temperature": 7, "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "temperature"},
+		{"n", chat, "k", `{"model": "countdown", "n": 3, "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "n: only 1"},
+		{"not a problem", chat, "k", `{"model": "countdown", "messages": [{"role":"user","content":"What is love?"}]}`, 400, "expected a Countdown problem"},
+		{"no user message", chat, "k", `{"model": "countdown", "messages": [{"role":"system","content":"27: 22 26 31 53"}]}`, 400, "user message"},
+		{"image part", chat, "k", `{"model": "countdown", "messages": [{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "image_url"},
+		{"bad effort", chat, "k", `{"model": "countdown", "reasoning_effort": "max", "messages": [{"role":"user","content":"27: 22 26 31 53"}]}`, 400, "reasoning_effort"},
+		{"5 MB body", chat, "k", `{"model": "countdown", "messages": [{"role":"user","content":"` + strings.Repeat("a", 5<<20) + `"}]}`, 413, "over 1048576 bytes"},
+		{"raw with strategy", hs.URL + "/v1/completions", "k", `{"model": "apr/countdown", "prompt": "x"}`, 404, "without a strategy"},
+		{"raw bad prompt", hs.URL + "/v1/completions", "k", `{"model": "countdown", "prompt": {"a": 1}}`, 400, "prompt"},
+		{"raw bad stop", hs.URL + "/v1/completions", "k", `{"model": "countdown", "prompt": "x", "stop": 3}`, 400, "stop"},
+		{"no endpoint", hs.URL + "/v1/embeddings", "k", `{}`, 404, "no endpoint"},
+	} {
+		resp, body := post(t, c.url, c.key, c.body)
+		var e apiError
+		if resp.StatusCode != c.status || json.Unmarshal(body, &e) != nil || e.Error.Type == "" || !strings.Contains(e.Error.Message, c.says) {
+			t.Errorf("%s: %d %s; want %d and an error saying %q", c.name, resp.StatusCode, clipBody(body), c.status, c.says)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q", c.name, ct)
+		}
+	}
+	// Still healthy, and still answering.
+	if resp, err := http.Get(hs.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz after the bad requests: %v %v", resp, err)
+	}
+	resp, body := post(t, chat, "k", good)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"correct":true`) {
+		t.Errorf("a good request after the bad ones: %d %s", resp.StatusCode, clipBody(body))
+	}
+}
+
+func clipBody(b []byte) string {
+	if len(b) > 300 {
+		return string(b[:300]) + "..."
+	}
+	return string(b)
+}
+
+// A client over its limit of requests in flight is told to retry.
+func TestPerClientLimit(t *testing.T) {
+	slow := newReplay(t, problem27)
+	slow.delay = 2 * time.Millisecond
+	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Countdown: true, PerClient: 1})
+	body := `{"model":"apr/countdown","stream":true,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`
+	first, err := http.Post(hs.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	resp, b := post(t, hs.URL+"/v1/chat/completions", "", body)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "in flight") {
+		t.Errorf("a second request at once: %d %s", resp.StatusCode, b)
+	}
+	io.Copy(io.Discard, first.Body)
+}
+
+// The trace API replays a finished run's events, and a client that
+// reconnects with Last-Event-ID gets only the rest.
+func TestTraceEventsResume(t *testing.T) {
+	_, hs := newTestServer(t, Options{})
+	resp, body := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"apr/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("X-Braid-Trace")
+	var view traceView
+	r, err := http.Get(hs.URL + "/v1/traces/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(r.Body).Decode(&view)
+	r.Body.Close()
+	if view.Status != "done" || view.Correct == nil || !*view.Correct || view.Result == nil || view.Result.Threads < 2 || view.Events == 0 {
+		t.Fatalf("trace %+v", view)
+	}
+	all := readEvents(t, hs.URL+"/v1/traces/"+id+"/events", "")
+	if len(all) != view.Events+1 || all[len(all)-1].name != "end" {
+		t.Fatalf("%d events streamed, the trace has %d (+ end)", len(all), view.Events)
+	}
+	rest := readEvents(t, hs.URL+"/v1/traces/"+id+"/events", "9")
+	if len(rest) != len(all)-10 || rest[0].id != "10" || rest[0].data != all[10].data {
+		t.Errorf("after Last-Event-ID 9: %d events from id %q, want %d from 10", len(rest), rest[0].id, len(all)-10)
+	}
+	if r, _ := http.Get(hs.URL + "/v1/traces/trace-nope"); r.StatusCode != 404 {
+		t.Errorf("an unknown trace: %d", r.StatusCode)
+	}
+}
+
+type sseEvent struct{ id, name, data string }
+
+func readEvents(t testing.TB, url, lastID string) []sseEvent {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []sseEvent
+	var e sseEvent
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			out = append(out, e)
+			e = sseEvent{}
+		case strings.HasPrefix(line, "id: "):
+			e.id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			e.name = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			e.data = line[6:]
+		}
+	}
+	return out
+}
+
+// /metrics speaks Prometheus, and counts what the server did.
+func TestMetrics(t *testing.T) {
+	_, hs := newTestServer(t, Options{Stats: func() (int, int) { return 3, 5 }})
+	post(t, hs.URL+"/v1/chat/completions", "", `{"model":"serial/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`)
+	post(t, hs.URL+"/v1/chat/completions", "", `{"model":"nope","messages":[]}`)
+	r, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{
+		`braid_requests_total{code="200",route="POST /v1/chat/completions"} 1`,
+		`braid_requests_total{code="404",route="POST /v1/chat/completions"} 1`,
+		`braid_tokens_total{kind="completion"}`, `braid_live_threads 0`, `braid_engine_queue_depth 5`,
+		`braid_request_duration_seconds_bucket`, `braid_requests_in_flight 0`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// Shutting down with a request in flight gives it the grace period, then
+// cancels it; the server returns.
+func TestGracefulShutdown(t *testing.T) {
+	slow := newReplay(t, problem27)
+	slow.delay = 200 * time.Millisecond
+	s, err := New(Options{Backend: slow, Model: "countdown", Countdown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ListenAndServe(ctx, "127.0.0.1:0", 200*time.Millisecond, func(a net.Addr) { addr <- a.String() })
+	}()
+	url := "http://" + <-addr
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"apr/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`))
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	select {
+	case err := <-done:
+		if err != nil && err != http.ErrServerClosed {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop")
+	}
+	if code := <-got; code != 503 && code != -1 {
+		t.Errorf("a request longer than the grace period: %d, want 503 or a closed connection", code)
+	}
+}

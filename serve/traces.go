@@ -1,0 +1,221 @@
+package serve
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/braid-dev/braid/reason"
+)
+
+// trace is one request's run: its events as they happened, and at the
+// end its tree and answer.
+type trace struct {
+	ID       string `json:"id"`
+	Model    string `json:"model"`
+	Strategy string `json:"strategy"`
+	Problem  string `json:"problem"`
+	Created  int64  `json:"created"`
+
+	mu      sync.Mutex
+	events  []reason.Event
+	changed chan struct{} // closed and replaced at each change
+	done    bool
+	result  *reason.Result
+	correct *bool
+	err     string
+}
+
+// traces keeps the most recent traces.
+type traces struct {
+	mu    sync.Mutex
+	keep  int
+	byID  map[string]*trace
+	order []string
+}
+
+func newTraces(keep int) *traces { return &traces{keep: keep, byID: map[string]*trace{}} }
+
+func (ts *traces) start(model, strategy, problem string) *trace {
+	var b [8]byte
+	rand.Read(b[:])
+	t := &trace{ID: "trace-" + hex.EncodeToString(b[:]), Model: model, Strategy: strategy, Problem: problem,
+		Created: time.Now().Unix(), changed: make(chan struct{})}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.byID[t.ID] = t
+	ts.order = append(ts.order, t.ID)
+	for len(ts.order) > ts.keep {
+		delete(ts.byID, ts.order[0])
+		ts.order = ts.order[1:]
+	}
+	return t
+}
+
+func (ts *traces) get(id string) *trace {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.byID[id]
+}
+
+func (t *trace) add(e reason.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events = append(t.events, e)
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *trace) finish(r *reason.Result, correct *bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done, t.result, t.correct = true, r, correct
+	if err != nil {
+		t.err = err.Error()
+	}
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// since returns the events after the first n, whether the trace is done,
+// and a channel closed at the next change.
+func (t *trace) since(n int) ([]reason.Event, bool, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n > len(t.events) {
+		n = len(t.events)
+	}
+	return t.events[n:], t.done, t.changed
+}
+
+// traceView is the trace API's JSON.
+type traceView struct {
+	ID       string         `json:"id"`
+	Model    string         `json:"model"`
+	Strategy string         `json:"strategy"`
+	Problem  string         `json:"problem"`
+	Created  int64          `json:"created"`
+	Status   string         `json:"status"` // running, done or failed
+	Answer   string         `json:"answer,omitempty"`
+	Correct  *bool          `json:"correct,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Result   *reason.Result `json:"result,omitempty"`
+	Events   int            `json:"events"`
+}
+
+func (t *trace) view() traceView {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v := traceView{ID: t.ID, Model: t.Model, Strategy: t.Strategy, Problem: t.Problem, Created: t.Created, Status: "running",
+		Correct: t.correct, Error: t.err, Result: t.result, Events: len(t.events)}
+	switch {
+	case t.done && t.err != "":
+		v.Status = "failed"
+	case t.done:
+		v.Status = "done"
+	}
+	if t.result != nil {
+		v.Answer = t.result.Answer
+	}
+	return v
+}
+
+func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
+	t := s.traces.get(r.PathValue("id"))
+	if t == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no trace %q (the server keeps the last %d)", r.PathValue("id"), s.opts.KeepTraces))
+		return
+	}
+	writeJSON(w, http.StatusOK, t.view())
+}
+
+// traceEvents streams a trace's events as server-sent events, each with
+// its index as id: a client that reconnects with Last-Event-ID (or
+// ?after=N) gets only what it missed. The stream ends with an "end" event
+// when the trace is done.
+func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
+	t := s.traces.get(r.PathValue("id"))
+	if t == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no trace %q", r.PathValue("id")))
+		return
+	}
+	next := 0
+	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1 {
+			badRequest(w, "Last-Event-ID %q: expected an event index", v)
+			return
+		}
+		next = n + 1
+	}
+	sse := newSSE(w)
+	for {
+		events, done, changed := t.since(next)
+		for _, e := range events {
+			b, _ := json.Marshal(e)
+			if err := sse.event(strconv.Itoa(next), string(e.Kind), b); err != nil {
+				return
+			}
+			next++
+		}
+		if done {
+			b, _ := json.Marshal(t.view())
+			sse.event("", "end", b)
+			return
+		}
+		sse.flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// sseWriter writes server-sent events.
+type sseWriter struct {
+	w http.ResponseWriter
+}
+
+func newSSE(w http.ResponseWriter) *sseWriter {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return &sseWriter{w: w}
+}
+
+// event writes one event; id and name may be empty. data is one line of
+// JSON.
+func (s *sseWriter) event(id, name string, data []byte) error {
+	var b []byte
+	if id != "" {
+		b = append(b, "id: "+id+"\n"...)
+	}
+	if name != "" {
+		b = append(b, "event: "+name+"\n"...)
+	}
+	b = append(b, "data: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	if _, err := s.w.Write(b); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}
+
+func (s *sseWriter) flush() {
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
