@@ -121,7 +121,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.countTokens(c.Usage)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
 			"choices": []map[string]any{{"index": 0, "text": c.Text, "finish_reason": finishOf(c), "logprobs": logprobsOf(c.Tokens, req.Logprobs)}},
-			"usage": completionUsage(c.Usage)})
+			"usage":   completionUsage(c.Usage)})
 		return
 	}
 	// Stream: chunks go out from OnChunk as the engine releases them.
