@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braid-dev/braid/internal/browsertest"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -88,23 +89,8 @@ func TestHTMLAndMarkdown(t *testing.T) {
 	}
 }
 
-// chromiumEnv names the browser for TestChartsDrawInABrowser; .ci/run sets
-// it, so CI never skips the test.
-const chromiumEnv = "BRAID_TEST_CHROMIUM"
-
 func TestChartsDrawInABrowser(t *testing.T) {
-	browser := os.Getenv(chromiumEnv)
-	if browser == "" {
-		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-			if p, err := exec.LookPath(name); err == nil {
-				browser = p
-				break
-			}
-		}
-	}
-	if browser == "" {
-		t.Skipf("no headless browser: set %s or install chromium", chromiumEnv)
-	}
+	browser := browsertest.Path(t)
 	var page bytes.Buffer
 	if err := HTML(&page, fixture(t)); err != nil {
 		t.Fatal(err)
