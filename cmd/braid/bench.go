@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 		Short:   "Measure braid's kernels on this machine",
 		Example: "  braid bench kernels --json",
 	}
-	bench.AddCommand(newBenchKernelsCmd(), newBenchDecodeCmd())
+	bench.AddCommand(newBenchKernelsCmd(), newBenchDecodeCmd(), newBenchServeCmd())
 	return bench
 }
 
