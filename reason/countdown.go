@@ -268,12 +268,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		if !ok {
 			break
 		}
-		prompts := make([]string, len(nodes))
-		for i, id := range nodes {
-			if prompts[i], err = countdown.ChildPrompt(p, before, id); err != nil {
-				break
-			}
-		}
+		prompts, err := countdown.ChildPrompts(p, before, nodes)
 		if err != nil {
 			// The model spawned a node it never generated (possible when
 			// nothing constrains it): the thread ends there, unsolved.

@@ -50,18 +50,32 @@ func Spawned(text string) (before string, nodes []string, ok bool) {
 // ChildPrompt is what a child thread searching from node id is given: the
 // move to the node and its state, as the parent's text generated it.
 func ChildPrompt(p Problem, parentText, id string) (string, error) {
-	t, err := VerifyTrace(p, parentText)
-	if err != nil && t == nil {
+	prompts, err := ChildPrompts(p, parentText, []string{id})
+	if err != nil {
 		return "", err
 	}
-	n := t.byID[id]
-	if n == nil {
-		return "", fmt.Errorf("countdown: the parent never generated node #%s", id)
+	return prompts[0], nil
+}
+
+// ChildPrompts is ChildPrompt for each of a spawn's nodes, reading the
+// parent's text once.
+func ChildPrompts(p Problem, parentText string, ids []string) ([]string, error) {
+	t, err := VerifyTrace(p, parentText)
+	if err != nil && t == nil {
+		return nil, err
 	}
-	var w traceWriter
-	w.moving(id)
-	w.currentState(p.Target, n.Nums, n.Ops)
-	return w.String(), nil
+	prompts := make([]string, len(ids))
+	for i, id := range ids {
+		n := t.byID[id]
+		if n == nil {
+			return nil, fmt.Errorf("countdown: the parent never generated node #%s", id)
+		}
+		var w traceWriter
+		w.moving(id)
+		w.currentState(p.Target, n.Nums, n.Ops)
+		prompts[i] = w.String()
+	}
+	return prompts, nil
 }
 
 // ChildResult is what a child thread came back with.
