@@ -40,7 +40,7 @@ type serveResult struct {
 // process can measure the delay to its arrival.
 type stamped struct {
 	backend.Backend
-	mu    sync.Mutex
+	mu   sync.Mutex
 	sent map[uint64][]time.Time
 }
 
@@ -236,4 +236,3 @@ func streamCompletion(ctx context.Context, url, body string) ([]time.Time, int, 
 	}
 	return arrived, tokens, sc.Err()
 }
-
