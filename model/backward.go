@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/braid-dev/braid/tensor"
@@ -23,6 +24,41 @@ func (m *Model) Backward(a *Activations, g *Params) error {
 // accumulates micro-batches weights each by its share of the batch's
 // targets, so the sum is the gradient of the batch's mean loss.
 func (m *Model) BackwardScaled(a *Activations, g *Params, scale float32) error {
+	inv := float32(0)
+	if a.valid > 0 {
+		inv = scale / float32(a.valid)
+	}
+	return m.backward(a, g, func(int) float32 { return inv })
+}
+
+// BackwardWeighted is the backward pass of Σᵢ w[i]·(−log pᵢ(targetᵢ)), each
+// position with its own weight: a policy-gradient step weighs each action's
+// log-probability by its advantage. Positions without a target contribute
+// nothing. It accumulates into g, as Backward does.
+func (m *Model) BackwardWeighted(a *Activations, g *Params, w []float32) error {
+	if len(w) != a.B*a.T {
+		return fmt.Errorf("model: %d weights for %d positions", len(w), a.B*a.T)
+	}
+	return m.backward(a, g, func(i int) float32 { return w[i] })
+}
+
+// TargetLogprobs writes into dst (grown as needed) the log-probability the
+// last Forward gave each position's target, 0 where there is none. Call it
+// before Backward, which consumes the probabilities.
+func (a *Activations) TargetLogprobs(dst []float32, vocab int) ([]float32, error) {
+	if a.targets == nil {
+		return nil, ErrNoTargets
+	}
+	dst = append(dst[:0], make([]float32, len(a.targets))...)
+	for i, t := range a.targets {
+		if t >= 0 {
+			dst[i] = float32(math.Log(math.Max(float64(a.probs[i*vocab+t]), 1e-30)))
+		}
+	}
+	return dst, nil
+}
+
+func (m *Model) backward(a *Activations, g *Params, weight func(i int) float32) error {
 	if a.targets == nil {
 		return ErrNoTargets
 	}
@@ -30,20 +66,17 @@ func (m *Model) BackwardScaled(a *Activations, g *Params, scale float32) error {
 	bt := a.B * a.T
 	a.ensureScratch(c)
 
-	// d loss / d logits = (softmax − onehot) / valid, zero where there is no
+	// d loss / d logits = weight·(softmax − onehot), zero where there is no
 	// target; written over the probabilities.
-	inv := float32(0)
-	if a.valid > 0 {
-		inv = scale / float32(a.valid)
-	}
 	for i, t := range a.targets {
 		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
-		if t < 0 {
+		w := weight(i)
+		if t < 0 || w == 0 {
 			clear(row)
 			continue
 		}
-		tensor.Scale(inv, row)
-		row[t] -= inv
+		tensor.Scale(w, row)
+		row[t] -= w
 	}
 	dlogits := a.probs
 	tensor.Gemm(g.LMHead, dlogits, a.xf, c.Vocab, bt, c.Dim, tensor.TransA|tensor.Accumulate)

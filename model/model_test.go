@@ -241,3 +241,67 @@ func TestReshapedActivations(t *testing.T) {
 		t.Error("a batch over the capacity was accepted")
 	}
 }
+
+// TestWeightedGradient checks BackwardWeighted against central differences
+// of Σ w·(−log p(target)) built from TargetLogprobs, with weights of both
+// signs (advantages are).
+func TestWeightedGradient(t *testing.T) {
+	c := tinyConfig()
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 9))
+	m.Params.Init(rng, 0.3)
+	B, T := 2, 6
+	tokens, targets := randomBatch(rng, c, B, T)
+	w := make([]float32, B*T)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	w[4] = 0
+	a := m.NewActivations(B, T)
+	var lp []float32
+	objective := func() float64 {
+		if _, err := m.Forward(a, tokens, targets); err != nil {
+			t.Fatal(err)
+		}
+		lp, err = a.TargetLogprobs(lp, c.Vocab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for i, v := range lp {
+			s -= float64(w[i]) * float64(v)
+		}
+		return s
+	}
+	objective()
+	if lp[1] != 0 {
+		t.Errorf("a position without a target has log-probability %g", lp[1])
+	}
+	g := NewParams(c)
+	if err := m.BackwardWeighted(a, g, w); err != nil {
+		t.Fatal(err)
+	}
+	grads := g.Tensors()
+	for ti, tn := range m.Params.Tensors() {
+		for range 4 {
+			i := rng.IntN(len(tn.Data))
+			orig := tn.Data[i]
+			const h = 5e-3
+			tn.Data[i] = orig + h
+			up := objective()
+			tn.Data[i] = orig - h
+			down := objective()
+			tn.Data[i] = orig
+			num, ana := (up-down)/(2*h), float64(grads[ti].Data[i])
+			if math.Abs(num-ana) > 5e-4+3e-2*math.Abs(num) {
+				t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
+			}
+		}
+	}
+	if err := m.BackwardWeighted(a, g, w[:3]); err == nil {
+		t.Error("weights of the wrong length were taken")
+	}
+}

@@ -67,3 +67,74 @@ func lossCurve(log []Point) []byte {
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
 }
+
+// grpoCurves draws a GRPO run's curves against the step, in three panels:
+// reward and accuracy, tokens per rollout (total and critical path), and
+// children per rollout.
+func grpoCurves(log []GRPOPoint) []byte {
+	const W, panelH = 720.0, 240.0
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", W, 3*panelH, W, 3*panelH)
+	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
+	pick := func(f func(GRPOPoint) float64) []float64 {
+		v := make([]float64, len(log))
+		for i, p := range log {
+			v[i] = f(p)
+		}
+		return v
+	}
+	steps := make([]int, len(log))
+	for i, p := range log {
+		steps[i] = p.Step
+	}
+	curvePanel(&b, 0, W, panelH, "reward and accuracy per rollout", "mean over the step's rollouts", steps,
+		[]string{"reward", "correct"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Reward }), pick(func(p GRPOPoint) float64 { return p.Accuracy })})
+	curvePanel(&b, panelH, W, panelH, "tokens per rollout", "tokens", steps,
+		[]string{"total", "critical path"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Tokens }), pick(func(p GRPOPoint) float64 { return p.Critical })})
+	curvePanel(&b, 2*panelH, W, panelH, "children per rollout", "child threads", steps,
+		[]string{"children"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Children })})
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
+}
+
+// curvePanel draws named series against the step in a panel at y offset
+// top.
+func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, steps []int, names []string, series [][]float64) {
+	const left, right, pad, bottom = 70.0, 20.0, 30.0, 40.0
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c"}
+	fmt.Fprintf(b, `<text x="%g" y="%g" font-weight="bold">%s</text>`+"\n", left, top+18, title)
+	lo, hi, maxStep := 0.0, math.Inf(-1), 1
+	for _, s := range series {
+		for _, v := range s {
+			hi = math.Max(hi, v)
+		}
+	}
+	for _, s := range steps {
+		maxStep = max(maxStep, s)
+	}
+	if math.IsInf(hi, 0) || hi <= lo {
+		hi = lo + 1
+	}
+	hi *= 1.05
+	x := func(step int) float64 { return left + (W-left-right)*float64(step)/float64(maxStep) }
+	y := func(v float64) float64 { return top + pad + (H-pad-bottom)*(hi-v)/(hi-lo) }
+	fmt.Fprintf(b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="black"/><line x1="%g" y1="%g" x2="%g" y2="%g" stroke="black"/>`+"\n",
+		left, top+H-bottom, W-right, top+H-bottom, left, top+pad, left, top+H-bottom)
+	for i := 0; i <= 4; i++ {
+		v := lo + (hi-lo)*float64(i)/4
+		fmt.Fprintf(b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#ddd"/><text x="%g" y="%.1f" text-anchor="end" dominant-baseline="middle">%.3g</text>`+"\n",
+			left, y(v), W-right, y(v), left-6, y(v), v)
+		s := maxStep * i / 4
+		fmt.Fprintf(b, `<text x="%.1f" y="%g" text-anchor="middle">%d</text>`+"\n", x(s), top+H-bottom+16, s)
+	}
+	fmt.Fprintf(b, `<text x="%g" y="%g" text-anchor="middle">step</text>`+"\n", (left+W-right)/2, top+H-6)
+	fmt.Fprintf(b, `<text x="16" y="%g" text-anchor="middle" transform="rotate(-90 16 %g)">%s</text>`+"\n", top+H/2, top+H/2, yLabel)
+	for si, s := range series {
+		var pts []string
+		for i, v := range s {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(steps[i]), y(v)))
+		}
+		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colors[si%len(colors)], strings.Join(pts, " "))
+		fmt.Fprintf(b, `<text x="%g" y="%g" fill="%s">%s</text>`+"\n", W-right-220+float64(si)*100, top+18, colors[si%len(colors)], names[si])
+	}
+}

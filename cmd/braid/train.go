@@ -24,7 +24,7 @@ func newTrainCmd() *cobra.Command {
 		Short:   "Train braid's models",
 		Example: "  braid train sft --config models/countdown/recipe.json --out runs/countdown",
 	}
-	cmd.AddCommand(newTrainSFTCmd(), newTrainExportCmd())
+	cmd.AddCommand(newTrainSFTCmd(), newTrainGRPOCmd(), newTrainExportCmd())
 	return cmd
 }
 

@@ -1,0 +1,581 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"iter"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/internal/atomicfile"
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/model/safetensors"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// GRPOConfig is a reinforcement-learning run: group-relative policy
+// optimisation with the Countdown verifier as the reward.
+type GRPOConfig struct {
+	// Mode is the search the rollouts run: serial or parallel.
+	Mode countdown.Mode `json:"mode"`
+	// Group is the rollouts per problem (G); Problems the problems per
+	// step.
+	Group    int     `json:"group"`
+	Problems int     `json:"problems_per_step"`
+	Steps    int     `json:"steps"`
+	LR       float64 `json:"lr"`
+	// Beta weighs the KL penalty to the starting model; Clip is the
+	// policy ratio's clipping range ε; Updates the optimizer steps taken
+	// on each batch of rollouts (the ratio differs from 1 from the
+	// second on).
+	Beta    float64 `json:"kl_beta"`
+	Clip    float64 `json:"clip"`
+	Updates int     `json:"updates_per_batch"`
+	// Temperature samples the rollouts; MaxTotalTokens caps each
+	// rollout's tokens over all its threads (0: the context alone).
+	Temperature    float64 `json:"temperature"`
+	MaxTotalTokens int     `json:"max_total_tokens"`
+	// FormatReward is added for a rollout whose root trace is valid to
+	// its end, right or wrong (0: the reward is correctness alone).
+	FormatReward float64 `json:"format_reward"`
+	GradClip     float64 `json:"grad_clip"`
+	WeightDecay  float64 `json:"weight_decay"`
+	Seed         uint64  `json:"seed"`
+	// Env is the environment the rollouts run in (constrain by default).
+	Env             string `json:"env"`
+	CheckpointEvery int    `json:"checkpoint_every"`
+}
+
+// DefaultGRPO is a configuration for the Countdown model on this machine
+// class.
+func DefaultGRPO() GRPOConfig {
+	return GRPOConfig{Mode: countdown.ModeParallel, Group: 8, Problems: 4, Steps: 100, LR: 2e-5, Beta: 0.04, Clip: 0.2,
+		Updates: 1, Temperature: 1, MaxTotalTokens: 16384, GradClip: 1, Seed: 1, Env: "constrain", CheckpointEvery: 5}
+}
+
+// Validate names what is wrong with c.
+func (c GRPOConfig) Validate() error {
+	switch {
+	case c.Mode != countdown.ModeSerial && c.Mode != countdown.ModeParallel:
+		return fmt.Errorf("grpo: mode %q: want serial or parallel", c.Mode)
+	case c.Group < 2:
+		return fmt.Errorf("grpo: a group of %d rollouts has no spread to learn from: want 2 or more", c.Group)
+	case c.Problems < 1 || c.Steps < 1 || c.Updates < 1 || c.CheckpointEvery < 1:
+		return errors.New("grpo: problems_per_step, steps, updates_per_batch and checkpoint_every must be positive")
+	case c.LR <= 0 || c.Beta < 0 || c.Clip <= 0 || c.Temperature <= 0 || c.MaxTotalTokens < 0 || c.GradClip < 0:
+		return errors.New("grpo: lr, clip and temperature must be positive; kl_beta, max_total_tokens and grad_clip >= 0")
+	}
+	if _, err := reason.ParseEnvMode(c.Env); err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	return nil
+}
+
+// GRPOPoint is one logged step.
+type GRPOPoint struct {
+	Step int `json:"step"`
+	// Reward and Accuracy are the rollouts' means; Tokens their mean
+	// total tokens, Critical their mean critical-path tokens, Children
+	// their mean threads beyond the root.
+	Reward, Accuracy        float64
+	Tokens, Critical        float64
+	Children                float64
+	KL                      float64 // mean per-action estimate against the starting model
+	GradNorm                float64
+	Learned                 int // rollouts with a nonzero advantage
+	RolloutSecs, UpdateSecs float64
+}
+
+// GRPOState is where a run stands.
+type GRPOState struct {
+	Step   int    `json:"step"`
+	Config string `json:"config"` // the configuration's hash
+	From   string `json:"from"`
+}
+
+// GRPO trains a policy by group-relative policy optimisation.
+type GRPO struct {
+	cfg    GRPOConfig
+	dir    string
+	Policy *model.Model
+	ref    *model.Model
+	Tok    *tokenizer.Tokenizer
+	eos    int
+	opt    *adamW
+	grads  *model.Params
+	state  GRPOState
+	log    []GRPOPoint
+	// Progress receives a line per step.
+	Progress io.Writer
+
+	acts     *model.Activations
+	refActs  *model.Activations
+	tokens   []int
+	targets  []int
+	weights  []float32
+	lp, rlp  []float32
+	problems func() (countdown.Problem, bool)
+	stop     func()
+}
+
+// NewGRPO starts a run in dir from the model directory from (which stays
+// the frozen reference), or resumes the run dir holds.
+func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ref, err := model.Load(from)
+	if err != nil {
+		return nil, fmt.Errorf("grpo: the starting model: %w", err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(from, tokenizerFile))
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	eos, ok := tok.SpecialID(EOS)
+	if !ok {
+		return nil, fmt.Errorf("grpo: the tokenizer of %s has no %s token", from, EOS)
+	}
+	policy, err := model.New(ref.Config)
+	if err != nil {
+		return nil, err
+	}
+	copy(policy.Params.Data(), ref.Params.Data())
+	b, _ := json.Marshal(cfg)
+	h := fnv.New64a()
+	h.Write(b)
+	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
+		opt:     newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
+		state:   GRPOState{Config: strconv.FormatUint(h.Sum64(), 16), From: from},
+		acts:    policy.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq),
+		refActs: ref.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq)}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := g.resume(); err != nil {
+		return nil, err
+	}
+	g.problems, g.stop = iter.Pull(countdown.Problems(cfg.Seed, countdown.Train))
+	for range g.state.Step * cfg.Problems { // the problems steps already done used
+		g.problems()
+	}
+	return g, nil
+}
+
+// State is where the run stands.
+func (g *GRPO) State() GRPOState { return g.state }
+
+// Log is the run's logged steps.
+func (g *GRPO) Log() []GRPOPoint { return g.log }
+
+// Close releases the problem stream.
+func (g *GRPO) Close() { g.stop() }
+
+// rollout is one search of one problem, with every call it made.
+type rollout struct {
+	problem   int
+	result    *reason.Result
+	correct   bool
+	reward    float64
+	advantage float64
+	calls     []call
+}
+
+// call is one model call: its tokens and which of them the model chose
+// (tokens the environment wrote are observations, not actions).
+type call struct {
+	tokens []int
+	action []bool // per token; prompt tokens are never actions
+	// oldLP and refLP are, per position, the log-probability of the next
+	// token under the sampling policy and under the reference model.
+	oldLP, refLP []float32
+}
+
+// recorder is a backend that keeps every call's tokens.
+type recorder struct {
+	backend.Backend
+	tok   *tokenizer.Tokenizer
+	mu    sync.Mutex
+	calls []call
+}
+
+func (r *recorder) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	c, err := r.Backend.Complete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	prompt := r.tok.Encode(req.Prompt) // as the engine encodes it
+	x := call{tokens: make([]int, 0, len(prompt)+len(c.Tokens)), action: make([]bool, 0, len(prompt)+len(c.Tokens))}
+	for _, t := range prompt {
+		x.tokens, x.action = append(x.tokens, t), append(x.action, false)
+	}
+	for _, t := range c.Tokens {
+		x.tokens, x.action = append(x.tokens, t.ID), append(x.action, !t.Filled)
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, x)
+	r.mu.Unlock()
+	return c, nil
+}
+
+// seedFor derives a rollout's seed, so a resumed run repeats the rollouts
+// it would have made.
+func (g *GRPO) seedFor(step, problem, k int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/%d/%d", g.cfg.Seed, step, problem, k)
+	return h.Sum64() | 1
+}
+
+// Step runs one step: rollouts of the current policy, rewards and
+// advantages, and Updates optimizer steps on them.
+func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
+	pt := GRPOPoint{Step: g.state.Step + 1}
+	start := time.Now()
+	rollouts, err := g.rollouts(ctx)
+	if err != nil {
+		return pt, err
+	}
+	pt.RolloutSecs = time.Since(start).Seconds()
+	for _, r := range rollouts {
+		pt.Reward += r.reward
+		if r.correct {
+			pt.Accuracy++
+		}
+		pt.Tokens += float64(r.result.TotalTokens)
+		pt.Critical += float64(r.result.CriticalPathTokens)
+		pt.Children += float64(r.result.Threads - 1)
+	}
+	n := float64(len(rollouts))
+	pt.Reward, pt.Accuracy, pt.Tokens, pt.Critical, pt.Children = pt.Reward/n, pt.Accuracy/n, pt.Tokens/n, pt.Critical/n, pt.Children/n
+	// Group-relative advantages: (r − mean) / std within each problem's
+	// group. A group that agrees (all right or all wrong) teaches nothing.
+	var learn []*rollout
+	for p := 0; p < len(rollouts); p += g.cfg.Group {
+		group := rollouts[p : p+g.cfg.Group]
+		var mean, sd float64
+		for _, r := range group {
+			mean += r.reward
+		}
+		mean /= float64(len(group))
+		for _, r := range group {
+			sd += (r.reward - mean) * (r.reward - mean)
+		}
+		sd = math.Sqrt(sd / float64(len(group)))
+		if sd < 1e-9 {
+			continue
+		}
+		for _, r := range group {
+			r.advantage = (r.reward - mean) / sd
+			learn = append(learn, r)
+		}
+	}
+	pt.Learned = len(learn)
+	start = time.Now()
+	if len(learn) > 0 {
+		for u := range g.cfg.Updates {
+			kl, norm, err := g.update(learn, u == 0)
+			if err != nil {
+				return pt, err
+			}
+			if u == 0 {
+				pt.KL, pt.GradNorm = kl, norm
+			}
+		}
+	}
+	pt.UpdateSecs = time.Since(start).Seconds()
+	g.state.Step++
+	g.log = append(g.log, pt)
+	return pt, nil
+}
+
+// rollouts samples Group searches of each of the step's problems from the
+// current policy, all at once on one engine.
+func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
+	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, FloatWeights: true})
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	env, _ := reason.ParseEnvMode(g.cfg.Env)
+	var problems []countdown.Problem
+	for range g.cfg.Problems {
+		p, _ := g.problems()
+		problems = append(problems, p)
+	}
+	out := make([]*rollout, len(problems)*g.cfg.Group)
+	errs := make([]error, len(out))
+	var wg sync.WaitGroup
+	for i := range out {
+		pi, k := i/g.cfg.Group, i%g.cfg.Group
+		wg.Go(func() {
+			rec := &recorder{Backend: e, tok: g.Tok}
+			s := reason.Countdown{Mode: g.cfg.Mode, Env: env, Temperature: g.cfg.Temperature,
+				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}
+			res, err := s.Solve(ctx, rec, problems[pi])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			r := &rollout{problem: pi, result: res, calls: rec.calls}
+			if res.Answer != "" && countdown.VerifyAnswer(problems[pi], res.Answer) == nil {
+				r.correct, r.reward = true, 1
+			}
+			if g.cfg.FormatReward > 0 {
+				if _, err := countdown.VerifyTrace(problems[pi], res.Tree.Text); err == nil {
+					r.reward += g.cfg.FormatReward
+				}
+			}
+			out[i] = r
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("grpo: rollouts: %w", err)
+	}
+	return out, nil
+}
+
+// update takes one optimizer step on the rollouts' calls. The objective,
+// per action: −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·KL, with ρ the ratio of
+// the policy's probability to the one the rollout was sampled with, A the
+// rollout's advantage and KL the low-variance estimate
+// exp(ref−logp) − (ref−logp) − 1. Each call's actions are averaged; every
+// call of a rollout shares its advantage and the rollout's loss is divided
+// by its number of calls, so a rollout that spawned many children weighs
+// no more than one that did not; rollouts are averaged. first records the
+// sampling log-probabilities and the reference's.
+func (g *GRPO) update(learn []*rollout, first bool) (kl, gradNorm float64, err error) {
+	clear(g.grads.Data())
+	vocab := g.Policy.Config.Vocab
+	var klSum float64
+	var klN int
+	for _, r := range learn {
+		for ci := range r.calls {
+			c := &r.calls[ci]
+			T := len(c.tokens) - 1
+			actions := 0
+			for _, a := range c.action[1:] {
+				if a {
+					actions++
+				}
+			}
+			if T < 1 || actions == 0 {
+				continue
+			}
+			g.tokens, g.targets = g.tokens[:0], g.targets[:0]
+			for i := range T {
+				g.tokens = append(g.tokens, c.tokens[i])
+				t := -1
+				if c.action[i+1] {
+					t = c.tokens[i+1]
+				}
+				g.targets = append(g.targets, t)
+			}
+			if first {
+				// The reference model's log-probabilities, once per batch.
+				if err := g.refActs.Reshape(1, T); err != nil {
+					return 0, 0, err
+				}
+				if _, err := g.ref.Forward(g.refActs, g.tokens, g.targets); err != nil {
+					return 0, 0, err
+				}
+				refLP, err := g.refActs.TargetLogprobs(nil, vocab)
+				if err != nil {
+					return 0, 0, err
+				}
+				c.refLP = refLP
+			}
+			if err := g.acts.Reshape(1, T); err != nil {
+				return 0, 0, err
+			}
+			if _, err := g.Policy.Forward(g.acts, g.tokens, g.targets); err != nil {
+				return 0, 0, err
+			}
+			if g.lp, err = g.acts.TargetLogprobs(g.lp, vocab); err != nil {
+				return 0, 0, err
+			}
+			if first {
+				c.oldLP = append([]float32(nil), g.lp...)
+			}
+			norm := 1 / (float64(actions) * float64(len(r.calls)) * float64(len(learn)))
+			g.weights = append(g.weights[:0], make([]float32, T)...)
+			for i, t := range g.targets {
+				if t < 0 {
+					continue
+				}
+				lp, old, ref := float64(g.lp[i]), float64(c.oldLP[i]), float64(c.refLP[i])
+				ratio := math.Exp(lp - old)
+				// d objective / d logp: the surrogate's, zero where the
+				// clipped term is the smaller, plus the KL penalty's.
+				d := 0.0
+				clipped := r.advantage > 0 && ratio > 1+g.cfg.Clip || r.advantage < 0 && ratio < 1-g.cfg.Clip
+				if !clipped {
+					d = -r.advantage * ratio
+				}
+				d += g.cfg.Beta * (1 - math.Exp(ref-lp))
+				klSum += math.Exp(ref-lp) - (ref - lp) - 1
+				klN++
+				// BackwardWeighted takes the gradient of Σ w·(−logp).
+				g.weights[i] = float32(-d * norm)
+			}
+			if err := g.Policy.BackwardWeighted(g.acts, g.grads, g.weights); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	gradNorm = clipNorm(g.grads.Data(), g.cfg.GradClip)
+	g.opt.update(g.Policy.Params.Data(), g.grads.Data(), g.cfg.LR)
+	if klN > 0 {
+		kl = klSum / float64(klN)
+	}
+	return kl, gradNorm, nil
+}
+
+// Run steps until the configured steps are done or ctx ends, with a
+// checkpoint every CheckpointEvery steps and at the end.
+func (g *GRPO) Run(ctx context.Context) error {
+	for g.state.Step < g.cfg.Steps {
+		if err := g.Advance(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // the last checkpoint stands
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Advance takes a step, reports it, and checkpoints when one is due.
+func (g *GRPO) Advance(ctx context.Context) error {
+	pt, err := g.Step(ctx)
+	if err != nil {
+		return err
+	}
+	if g.Progress != nil {
+		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %.1f%% tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
+			pt.Step, g.cfg.Steps, pt.Reward, 100*pt.Accuracy, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
+	}
+	if g.state.Step%g.cfg.CheckpointEvery == 0 || g.state.Step == g.cfg.Steps {
+		return g.Checkpoint()
+	}
+	return nil
+}
+
+// Checkpoint saves the policy (a model directory the engine opens), the
+// optimizer, the state and the log, replacing the last checkpoint whole.
+func (g *GRPO) Checkpoint() error {
+	tmp := filepath.Join(g.dir, CheckpointDir+".new")
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := g.Policy.Save(tmp); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	hc := g.Policy.Config.HFConfig()
+	hc.EOSTokenIDs = []int{g.eos}
+	if err := hc.Save(filepath.Join(tmp, model.ConfigFile)); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := g.Tok.Save(filepath.Join(tmp, tokenizerFile)); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
+		{Name: "m", Shape: []int{len(g.opt.m)}, Data: g.opt.m},
+		{Name: "v", Shape: []int{len(g.opt.v)}, Data: g.opt.v},
+	}, map[string]string{"step": strconv.Itoa(g.opt.step)}); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	st, _ := json.MarshalIndent(g.state, "", "  ")
+	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(st, '\n')); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	lg, _ := json.Marshal(g.log)
+	if err := atomicfile.WriteFile(filepath.Join(tmp, grpoLogFile), lg); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	cur, old := filepath.Join(g.dir, CheckpointDir), filepath.Join(g.dir, CheckpointDir+".old")
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.Rename(cur, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.Rename(tmp, cur); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log))
+}
+
+const grpoLogFile = "grpo.json"
+
+// GRPOCurveFile is the run's reward, length and children curves.
+const GRPOCurveFile = "grpo.svg"
+
+// resume loads the checkpoint in the run directory, if any.
+func (g *GRPO) resume() (bool, error) {
+	dir := filepath.Join(g.dir, CheckpointDir)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		old := filepath.Join(g.dir, CheckpointDir+".old")
+		if _, err := os.Stat(old); err != nil {
+			return false, nil
+		}
+		dir = old
+	}
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	var st GRPOState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return false, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if st.Config != g.state.Config || st.From != g.state.From {
+		return false, fmt.Errorf("resume: %s was made by another configuration or starting model; use a new directory", g.dir)
+	}
+	saved, err := model.Load(dir)
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	if saved.Config != g.Policy.Config {
+		return false, fmt.Errorf("resume: the checkpoint's model differs from the starting model's shape")
+	}
+	copy(g.Policy.Params.Data(), saved.Params.Data())
+	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	for name, dst := range map[string][]float32{"m": g.opt.m, "v": g.opt.v} {
+		src, err := f.Float32(name)
+		if err != nil || len(src) != len(dst) {
+			return false, fmt.Errorf("resume: optimizer %s: %v", name, err)
+		}
+		copy(dst, src)
+	}
+	if g.opt.step, err = strconv.Atoi(f.Metadata()["step"]); err != nil {
+		return false, fmt.Errorf("resume: optimizer step: %w", err)
+	}
+	lg, err := os.ReadFile(filepath.Join(dir, grpoLogFile))
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	if err := json.Unmarshal(lg, &g.log); err != nil {
+		return false, fmt.Errorf("resume: %w", err)
+	}
+	g.state = st
+	return true, nil
+}

@@ -1,0 +1,186 @@
+package train
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/task/countdown"
+)
+
+// tinyGRPO is a GRPO over a small random model, its own reference, for
+// tests of the update alone.
+func tinyGRPO(t *testing.T, cfg GRPOConfig) *GRPO {
+	t.Helper()
+	c := model.Config{Vocab: 16, Dim: 16, Hidden: 24, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 8, MaxSeq: 32,
+		NormEps: 1e-5, RopeTheta: 10000}
+	ref, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Params.Init(rand.New(rand.NewPCG(1, 2)), 0.2)
+	policy, _ := model.New(c)
+	copy(policy.Params.Data(), ref.Params.Data())
+	return &GRPO{cfg: cfg, Policy: policy, ref: ref, grads: model.NewParams(c),
+		opt:  newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}),
+		acts: policy.NewActivationsCap(c.MaxSeq, c.MaxSeq), refActs: ref.NewActivationsCap(c.MaxSeq, c.MaxSeq)}
+}
+
+// seqLogprob is the policy's log-probability of a call's actions.
+func seqLogprob(t *testing.T, g *GRPO, c call) float64 {
+	t.Helper()
+	T := len(c.tokens) - 1
+	tokens, targets := c.tokens[:T], make([]int, T)
+	for i := range T {
+		targets[i] = -1
+		if c.action[i+1] {
+			targets[i] = c.tokens[i+1]
+		}
+	}
+	a := g.Policy.NewActivations(1, T)
+	if _, err := g.Policy.Forward(a, tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	lp, _ := a.TargetLogprobs(nil, g.Policy.Config.Vocab)
+	var s float64
+	for _, v := range lp {
+		s += float64(v)
+	}
+	return s
+}
+
+func testCall(tokens ...int) call {
+	c := call{tokens: tokens, action: make([]bool, len(tokens))}
+	for i := 3; i < len(tokens); i++ {
+		c.action[i] = i%4 != 0 // a prompt of 3, then actions with an environment token now and then
+	}
+	return c
+}
+
+// A rollout with a positive advantage becomes likelier, one with a
+// negative advantage less likely.
+func TestGRPOUpdateFollowsTheAdvantage(t *testing.T) {
+	g := tinyGRPO(t, GRPOConfig{LR: 1e-2, Clip: 0.2, Beta: 0.01, GradClip: 1})
+	good := &rollout{advantage: 1, calls: []call{testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)}}
+	bad := &rollout{advantage: -1, calls: []call{testCall(1, 2, 3, 9, 8, 7, 6, 5, 4)}}
+	g0, b0 := seqLogprob(t, g, good.calls[0]), seqLogprob(t, g, bad.calls[0])
+	for u := range 5 {
+		if _, _, err := g.update([]*rollout{good, bad}, u == 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g1, b1 := seqLogprob(t, g, good.calls[0]), seqLogprob(t, g, bad.calls[0])
+	if !(g1 > g0 && b1 < b0) {
+		t.Errorf("log-probability of the rewarded rollout %.3f → %.3f, of the penalised %.3f → %.3f", g0, g1, b0, b1)
+	}
+}
+
+// Every call of a rollout shares its advantage and the rollout's loss is
+// divided by its number of calls: a rollout of four identical calls
+// pushes the model exactly as far as one of those calls alone.
+func TestGRPOLossDividedByCalls(t *testing.T) {
+	one := testCall(1, 2, 3, 4, 5, 6, 7)
+	grads := func(calls []call) []float32 {
+		g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2, Beta: 0.04})
+		if _, _, err := g.update([]*rollout{{advantage: 1.5, calls: calls}}, true); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(g.grads.Data())
+	}
+	a := grads([]call{one})
+	b := grads([]call{testCall(1, 2, 3, 4, 5, 6, 7), testCall(1, 2, 3, 4, 5, 6, 7), testCall(1, 2, 3, 4, 5, 6, 7), testCall(1, 2, 3, 4, 5, 6, 7)})
+	var worst, norm float64
+	for i := range a {
+		worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
+		norm = math.Max(norm, math.Abs(float64(a[i])))
+	}
+	if norm == 0 || worst > 1e-5*norm {
+		t.Errorf("four copies of a call: gradient differs by %g (largest entry %g)", worst, norm)
+	}
+}
+
+// Tokens the environment wrote are observations: a call in which the
+// model chose nothing moves nothing.
+func TestGRPOIgnoresEnvironmentTokens(t *testing.T) {
+	g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2})
+	c := testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)
+	c.action = make([]bool, len(c.tokens)) // nothing the model chose
+	if _, _, err := g.update([]*rollout{{advantage: 1, calls: []call{c}}}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range g.grads.Data() {
+		if v != 0 {
+			t.Fatal("a rollout with no actions moved the model")
+		}
+	}
+}
+
+// A GRPO run from a small supervised checkpoint: rollouts through the
+// engine, checkpoints, and a resume that continues as if never stopped.
+func TestGRPOResumeIsExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model first")
+	}
+	r := tinyRecipe()
+	_, open := tinyData(t, r)
+	sft := t.TempDir()
+	if err := open(sft).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	from := filepath.Join(sft, CheckpointDir)
+	cfg := GRPOConfig{Mode: countdown.ModeParallel, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
+		Temperature: 1, MaxTotalTokens: 400, FormatReward: 0.5, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 2}
+	ctx := context.Background()
+	straight, err := NewGRPO(cfg, from, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer straight.Close()
+	if err := straight.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first, err := NewGRPO(cfg, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // one step past the checkpoint at 2, then a kill
+		if err := first.Advance(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Close()
+	resumed, err := NewGRPO(cfg, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	if resumed.State().Step != 2 {
+		t.Fatalf("resumed at step %d, want 2", resumed.State().Step)
+	}
+	if err := resumed.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	learned := 0
+	for i, p := range straight.Log() {
+		q := resumed.Log()[i]
+		learned += p.Learned
+		if p.Reward != q.Reward || p.Tokens != q.Tokens || p.GradNorm != q.GradNorm {
+			t.Errorf("step %d: %+v straight, %+v resumed", p.Step, p, q)
+		}
+	}
+	for i, v := range straight.Policy.Params.Data() {
+		if w := resumed.Policy.Params.Data()[i]; math.Float32bits(v) != math.Float32bits(w) {
+			t.Fatalf("parameter %d is %g after a resume, %g straight", i, w, v)
+		}
+	}
+	t.Logf("log %+v; %d rollouts learned from", straight.Log(), learned)
+	if _, err := os.Stat(filepath.Join(dir, GRPOCurveFile)); err != nil {
+		t.Error(err)
+	}
+}
