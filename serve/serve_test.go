@@ -320,3 +320,52 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("a request longer than the grace period: %d, want 503 or a closed connection", code)
 	}
 }
+
+// canned answers every prompt with one worked solution.
+type canned string
+
+func (c canned) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	if req.OnChunk != nil {
+		req.OnChunk(backend.Chunk{Text: string(c), Tokens: make([]backend.Token, 5)})
+	}
+	return &backend.Completion{Text: string(c), Finish: backend.FinishStop, Usage: backend.Usage{PromptTokens: 11, CompletionTokens: 5}}, nil
+}
+
+// Over a general (remote) chat model, the strategy in the model name runs
+// on the question and the answer is the one extracted; usage sums the
+// samples.
+func TestGeneralModelStrategies(t *testing.T) {
+	_, hs := newTestServer(t, Options{Backend: canned("Half of 48 is 24, and 48+24 = 72. \\boxed{72}"), Model: "Qwen/Qwen3-8B"})
+	resp, body := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"vote:k=3/Qwen/Qwen3-8B","temperature":0.7,
+		"messages":[{"role":"user","content":"Natalia sold 48 clips in April and half as many in May. How many in all?"}]}`)
+	var out struct {
+		Choices []struct {
+			Message struct{ Content string } `json:"message"`
+		} `json:"choices"`
+		Usage struct {
+			PromptTokens     int `json:"prompt_tokens"`
+			CompletionTokens int `json:"completion_tokens"`
+		} `json:"usage"`
+		Braid struct {
+			Strategy string `json:"strategy"`
+			Threads  int    `json:"threads"`
+		} `json:"braid"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if out.Choices[0].Message.Content != "72" || out.Braid.Strategy != "vote:k=3" || out.Usage.CompletionTokens != 15 || out.Usage.PromptTokens != 33 {
+		t.Errorf("answer %q by %s, usage %+v", out.Choices[0].Message.Content, out.Braid.Strategy, out.Usage)
+	}
+	// The model alone runs the default strategy; a name it does not have is a 404.
+	resp, body = post(t, hs.URL+"/v1/chat/completions", "", `{"model":"Qwen/Qwen3-8B","messages":[{"role":"user","content":"2+2?"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"strategy":"serial"`) {
+		t.Errorf("the bare model: %d %s", resp.StatusCode, clipBody(body))
+	}
+	if resp, _ := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"vote:k=3/Qwen","messages":[{"role":"user","content":"2+2?"}]}`); resp.StatusCode != 404 {
+		t.Errorf("a model this server lacks: %d", resp.StatusCode)
+	}
+	if resp, _ := post(t, hs.URL+"/v1/completions", "", `{"model":"Qwen/Qwen3-8B","prompt":"x"}`); resp.StatusCode != 400 {
+		t.Errorf("raw completions of a remote model: %d", resp.StatusCode)
+	}
+}
