@@ -44,7 +44,9 @@ type GRPOConfig struct {
 	Clip    float64 `json:"clip"`
 	Updates int     `json:"updates_per_batch"`
 	// Temperature samples the rollouts; MaxTotalTokens caps each
-	// rollout's tokens over all its threads (0: the context alone).
+	// rollout's tokens over all its threads (0: each thread's context
+	// alone, as evaluations run). A cap is split among children started
+	// together, so a tight one starves wide spawns.
 	Temperature    float64 `json:"temperature"`
 	MaxTotalTokens int     `json:"max_total_tokens"`
 	// FormatReward is added for a rollout whose root trace is valid to
@@ -62,7 +64,7 @@ type GRPOConfig struct {
 // class.
 func DefaultGRPO() GRPOConfig {
 	return GRPOConfig{Mode: countdown.ModeParallel, Group: 8, Problems: 4, Steps: 100, LR: 2e-5, Beta: 0.04, Clip: 0.2,
-		Updates: 1, Temperature: 1, MaxTotalTokens: 16384, GradClip: 1, Seed: 1, Env: "constrain", CheckpointEvery: 5}
+		Updates: 1, Temperature: 1, MaxTotalTokens: 0, GradClip: 1, Seed: 1, Env: "constrain", CheckpointEvery: 5}
 }
 
 // Validate names what is wrong with c.
