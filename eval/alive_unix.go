@@ -4,6 +4,8 @@ package eval
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"syscall"
 )
 
@@ -13,4 +15,15 @@ import (
 func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// pidNamespace identifies this process's pid namespace ("" where the
+// system does not say): pids of two containers on one host are not
+// comparable.
+func pidNamespace() string {
+	link, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(strings.TrimPrefix(link, "pid:"), "[]")
 }

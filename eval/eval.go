@@ -138,8 +138,13 @@ func (g Grid) Run(ctx context.Context, st *store.Store, run string, solve func(c
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// Whatever this worker still holds when it stops goes back at once,
-	// for the next run or the other workers.
-	defer st.Release(context.WithoutCancel(ctx), run, worker)
+	// for the next run or the other workers; a store that cannot be
+	// reached gets a few seconds, then the leases lapse on their own.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		st.Release(rctx, run, worker)
+	}()
 	go renew(ctx, cancel, st, run, worker, lease)
 
 	var wg sync.WaitGroup
@@ -231,7 +236,7 @@ func (g Grid) take(ctx context.Context, st *store.Store, run string, c Cell, sol
 // that cannot be reached for most of a lease stops the run: its claims are
 // about to lapse, and another worker would redo its cells.
 func renew(ctx context.Context, cancel context.CancelCauseFunc, st *store.Store, run, worker string, lease time.Duration) {
-	t := time.NewTicker(lease / 4)
+	t := time.NewTicker(max(lease/4, time.Millisecond))
 	defer t.Stop()
 	failed := 0
 	for {
@@ -251,36 +256,37 @@ func renew(ctx context.Context, cancel context.CancelCauseFunc, st *store.Store,
 	}
 }
 
-// newWorkerID names this process: host, pid and a random nonce (a pid can
-// be reused after a crash).
+// newWorkerID names this process: host, pid namespace, pid and a random
+// nonce (a pid can be reused after a crash).
 func newWorkerID() string {
 	host, _ := os.Hostname()
 	var b [4]byte
 	rand.Read(b[:])
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s:%s:%d:%s", host, pidNamespace(), os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-// releaseDead frees the claims of workers on this host whose processes
-// have died (killed, say, with kill -9), so a resumed run need not wait
-// for their leases to lapse. Workers on other hosts are left to their
-// leases.
+// releaseDead frees the claims of workers on this host, in this pid
+// namespace, whose processes have died (killed, say, with kill -9), so a
+// resumed run need not wait for their leases to lapse. Workers elsewhere
+// (other hosts, other containers) are left to their leases, as is any
+// worker of this very process.
 func releaseDead(ctx context.Context, st *store.Store, run, self string) error {
 	ws, err := st.Claimants(ctx, run)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
+	ns := pidNamespace()
 	for _, w := range ws {
 		parts := strings.Split(w, ":")
-		if w == self || len(parts) != 3 || parts[0] != host {
+		if w == self || len(parts) != 4 || parts[0] != host || parts[1] != ns || ns == "" {
 			continue
 		}
-		pid, err := strconv.Atoi(parts[1])
-		if err != nil {
+		pid, err := strconv.Atoi(parts[2])
+		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		// The same pid as ours with another nonce is a dead predecessor.
-		if pid == os.Getpid() || !processAlive(pid) {
+		if !processAlive(pid) {
 			if err := st.Release(ctx, run, w); err != nil {
 				return err
 			}

@@ -111,6 +111,18 @@ func robustness(kind string, clean, perturbed []store.Sample) Robustness {
 	if r.N == 0 {
 		return r
 	}
+	// Costs over the paired problems only, like the accuracies: a run
+	// still going has problems on one side alone.
+	paired := func(xs []store.Sample, other map[int]float64) []store.Sample {
+		var out []store.Sample
+		for _, x := range xs {
+			if _, ok := other[x.Index]; ok {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	clean, perturbed = paired(clean, pm), paired(perturbed, cm)
 	r.CleanAccuracy, r.PerturbedAccuracy = mean(b), mean(a)
 	ci := stats.Clustered(scores)
 	r.PerturbedCI95 = []float64{ci.Low, ci.High}

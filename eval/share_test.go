@@ -118,7 +118,7 @@ func TestDeadLocalWorkersClaimsAreReleased(t *testing.T) {
 		t.Skipf("no process to outlive: %v", err)
 	}
 	host, _ := os.Hostname()
-	if got, err := st.Claim(ctx, "r", fmt.Sprintf("%s:%d:0", host, dead.Process.Pid), 2, time.Hour); err != nil || len(got) != 2 {
+	if got, err := st.Claim(ctx, "r", fmt.Sprintf("%s:%s:%d:0", host, pidNamespace(), dead.Process.Pid), 2, time.Hour); err != nil || len(got) != 2 {
 		t.Fatalf("claim %v, %v", got, err)
 	}
 	finished := make(chan error, 1)
@@ -268,5 +268,37 @@ func TestKill9MidRunResumes(t *testing.T) {
 	want, _ := single.Samples(ctx, "r")
 	if ra, rb := Summarize(g.Strategies, after), Summarize(g.Strategies, want); !reflect.DeepEqual(ra, rb) {
 		t.Errorf("killed and resumed:\n%+v\nuninterrupted:\n%+v", ra, rb)
+	}
+}
+
+// Two grids in one process, with the default worker names, never take
+// each other's live claims for a dead predecessor's.
+func TestWorkersOfOneProcessKeepTheirClaims(t *testing.T) {
+	ctx := context.Background()
+	g := Grid{Strategies: []string{"good"}, Problems: problemsN(6), Seeds: 1, Concurrent: 2}
+	st := listedRun(t, g)
+	var mu sync.Mutex
+	taken := map[string]int{}
+	solve := func(ctx context.Context, c Cell) (Outcome, error) {
+		mu.Lock()
+		taken[c.Key()]++
+		mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		return outcome(ctx, c)
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * 30 * time.Millisecond)
+			if err := g.Run(ctx, st, "r", solve); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for k, n := range taken {
+		if n != 1 {
+			t.Errorf("cell %s solved %d times", k, n)
+		}
 	}
 }

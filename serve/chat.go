@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/braid-dev/braid/reason"
@@ -336,6 +337,16 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-r.Context().Done():
+			// Cut short by the time limit or a shutdown: say so in the
+			// stream (a client that left reads nothing).
+			msg := "the server is shutting down; retry"
+			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+				msg = fmt.Sprintf("the request took longer than the server's limit of %s", s.opts.Timeout)
+			}
+			var e apiError
+			e.Error.Message, e.Error.Type = msg, "server_error"
+			b, _ := json.Marshal(e)
+			sse.event("", "", b)
 			return
 		case <-changed:
 		}
@@ -367,15 +378,30 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 			t.finish(nil, nil, fmt.Errorf("internal error: %v", v))
 		}
 	}()
+	var mu sync.Mutex
+	live := 0
 	observe := func(e reason.Event) {
 		switch e.Kind {
 		case reason.ThreadStarted:
 			s.metrics.threads.Inc()
+			mu.Lock()
+			live++
+			mu.Unlock()
 		case reason.ThreadFinished:
 			s.metrics.threads.Dec()
+			mu.Lock()
+			live--
+			mu.Unlock()
 		}
 		t.add(e)
 	}
+	// A run cut short (an error, a client gone) leaves threads that never
+	// said they finished: they are not live any more either.
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		s.metrics.threads.Sub(float64(live))
+	}()
 	r, err := j.run(ctx, observe)
 	if err != nil {
 		t.finish(nil, nil, err)

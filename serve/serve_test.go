@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -217,6 +219,11 @@ func TestTraceEventsResume(t *testing.T) {
 	if len(rest) != len(all)-10 || rest[0].id != "10" || rest[0].data != all[10].data {
 		t.Errorf("after Last-Event-ID 9: %d events from id %q, want %d from 10", len(rest), rest[0].id, len(all)-10)
 	}
+	req, _ := http.NewRequest("GET", hs.URL+"/v1/traces/"+id+"/events", nil)
+	req.Header.Set("Last-Event-ID", "99999")
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 400 {
+		t.Errorf("a Last-Event-ID past the end: %v %v", r.StatusCode, err)
+	}
 	if r, _ := http.Get(hs.URL + "/v1/traces/trace-nope"); r.StatusCode != 404 {
 		t.Errorf("an unknown trace: %d", r.StatusCode)
 	}
@@ -367,5 +374,70 @@ func TestGeneralModelStrategies(t *testing.T) {
 	}
 	if resp, _ := post(t, hs.URL+"/v1/completions", "", `{"model":"Qwen/Qwen3-8B","prompt":"x"}`); resp.StatusCode != 400 {
 		t.Errorf("raw completions of a remote model: %d", resp.StatusCode)
+	}
+}
+
+// A client that leaves mid-run stops its threads, and the live-threads
+// gauge comes back to zero; a streamed answer cut by the time limit says
+// so in the stream.
+func TestCutShortRuns(t *testing.T) {
+	slow := newReplay(t, problem27)
+	slow.delay = 5 * time.Millisecond
+	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Countdown: true, Timeout: 300 * time.Millisecond})
+	body := `{"model":"apr/countdown","stream":true,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`
+	resp, b := post(t, hs.URL+"/v1/chat/completions", "", body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "longer than the server's limit") || strings.Contains(string(b), "[DONE]") {
+		t.Errorf("a stream past the time limit: %d %s", resp.StatusCode, clipBody(b[max(0, len(b)-300):]))
+	}
+	time.Sleep(100 * time.Millisecond)
+	r, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(m), "braid_live_threads 0\n") {
+		t.Errorf("live threads after the cut run: %s", grepLine(string(m), "braid_live_threads "))
+	}
+}
+
+func grepLine(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return "(none)"
+}
+
+// The UI's runs list is an empty array on a fresh database, and a run's
+// report renders.
+func TestRunsForTheUI(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "braid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, hs := newTestServer(t, Options{Runs: st})
+	get := func(path string) (int, string) {
+		r, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	if code, body := get("/v1/braid/runs"); code != 200 || !strings.Contains(body, `"runs":[]`) {
+		t.Errorf("runs of a fresh database: %d %s", code, body)
+	}
+	st.StartRun(ctx, "r1", map[string]any{"task": "countdown", "strategies": []string{"serial"}})
+	st.Save(ctx, "r1", store.Sample{Key: "serial|0|1", Strategy: "serial", Problem: json.RawMessage(`{}`), Correct: true, TotalTokens: 10, TokensToGoal: 5})
+	if code, body := get("/v1/braid/runs/r1/report"); code != 200 || !strings.Contains(body, "Accuracy against total tokens") {
+		t.Errorf("a run's report: %d %.200s", code, body)
+	}
+	if code, _ := get("/v1/braid/runs/nope/report"); code != 404 {
+		t.Errorf("an unknown run's report: %d", code)
 	}
 }

@@ -93,6 +93,13 @@ func (t *trace) since(n int) ([]reason.Event, bool, <-chan struct{}) {
 	return t.events[n:], t.done, t.changed
 }
 
+// count returns how many events the trace has so far.
+func (t *trace) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.events)
+}
+
 // traceView is the trace API's JSON.
 type traceView struct {
 	ID       string         `json:"id"`
@@ -155,6 +162,10 @@ func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		next = n + 1
+	}
+	if n := t.count(); next > n {
+		badRequest(w, "event %d does not exist yet: the trace has %d events", next-1, n)
+		return
 	}
 	sse := newSSE(w)
 	for {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/braid-dev/braid/report"
+	"github.com/braid-dev/braid/store"
 )
 
 // The web UI: static files embedded in the binary (no build step, no
@@ -34,6 +35,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return
+	}
+	if rs == nil {
+		rs = []store.Run{} // [] in JSON, not null
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": rs})
 }

@@ -213,13 +213,15 @@ func (s *Store) StartRun(ctx context.Context, id string, config any) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	// Insert if new, then compare with what is there: two workers starting
+	// at once both insert, one wins, and the other is still checked.
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO runs (id, created, config) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+		id, time.Now().UTC().Format(time.RFC3339), string(cfg)); err != nil {
+		return fmt.Errorf("store: start run %s: %w", id, err)
+	}
 	var have string
-	switch err := s.db.QueryRowContext(ctx, s.q(`SELECT config FROM runs WHERE id = ?`), id).Scan(&have); {
-	case errors.Is(err, sql.ErrNoRows):
-		_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO runs (id, created, config) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`), id, time.Now().UTC().Format(time.RFC3339), string(cfg))
-		return err
-	case err != nil:
-		return err
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT config FROM runs WHERE id = ?`), id).Scan(&have); err != nil {
+		return fmt.Errorf("store: start run %s: %w", id, err)
 	}
 	if have != string(cfg) {
 		return fmt.Errorf("store: run %q was started with another configuration (%s); pick another --run", id, have)
@@ -323,8 +325,9 @@ func (s *Store) Claim(ctx context.Context, run, worker string, n int, lease time
 	return keys, rows.Err()
 }
 
-// Renew extends worker's live claims on keys to now+lease: a worker still
-// at work keeps its cells.
+// Renew extends worker's claims on the run's cells not done (lapsed ones
+// nobody has taken since included) to now+lease: a worker still at work
+// keeps its cells.
 func (s *Store) Renew(ctx context.Context, run, worker string, lease time.Duration) error {
 	_, err := s.db.ExecContext(ctx, s.q(`UPDATE cells SET lease_until = `+s.now()+` + ? WHERE run_id = ? AND worker = ? AND NOT done AND lease_until > 0`),
 		lease.Milliseconds(), run, worker)

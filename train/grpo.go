@@ -76,8 +76,12 @@ func (c GRPOConfig) Validate() error {
 		return fmt.Errorf("grpo: a group of %d rollouts has no spread to learn from: want 2 or more", c.Group)
 	case c.Problems < 1 || c.Steps < 1 || c.Updates < 1 || c.CheckpointEvery < 1:
 		return errors.New("grpo: problems_per_step, steps, updates_per_batch and checkpoint_every must be positive")
-	case c.LR <= 0 || c.Beta < 0 || c.Clip <= 0 || c.Temperature <= 0 || c.MaxTotalTokens < 0 || c.GradClip < 0:
-		return errors.New("grpo: lr, clip and temperature must be positive; kl_beta, max_total_tokens and grad_clip >= 0")
+	case c.LR <= 0 || c.Beta < 0 || c.Clip <= 0 || c.MaxTotalTokens < 0 || c.GradClip < 0:
+		return errors.New("grpo: lr and clip must be positive; kl_beta, max_total_tokens and grad_clip >= 0")
+	case c.Temperature != 1:
+		// The objective's probabilities are the model's own; sampling at
+		// another temperature would make every ratio wrong.
+		return fmt.Errorf("grpo: temperature %g: rollouts sample at 1, the distribution the objective differentiates", c.Temperature)
 	}
 	if _, err := reason.ParseEnvMode(c.Env); err != nil {
 		return fmt.Errorf("grpo: %w", err)
@@ -351,13 +355,18 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 
 // update takes one optimizer step on the rollouts' calls. The objective,
 // per action: −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·KL, with ρ the ratio of
-// the policy's probability to the one the rollout was sampled with, A the
+// the policy's probability to its probability at the batch's first update
+// (the policy that sampled it), A the
 // rollout's advantage and KL the low-variance estimate
 // exp(ref−logp) − (ref−logp) − 1. Each call's actions are averaged; every
 // call of a rollout shares its advantage and the rollout's loss is divided
 // by its number of calls, so a rollout that spawned many children weighs
 // no more than one that did not; rollouts are averaged. first records the
-// sampling log-probabilities and the reference's.
+// sampling log-probabilities and the reference's. The probabilities are
+// the model's own, before the environment's mask: under --env constrain
+// the rollouts were drawn from the masked distribution, whose gradient
+// differs by the mask's normaliser, and the update ignores that term, as
+// grammar-constrained RL commonly does.
 func (g *GRPO) update(learn []*rollout, first bool) (kl, gradNorm float64, err error) {
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab

@@ -180,6 +180,7 @@ async function loadRuns() {
     return;
   }
   const body = await resp.json();
+  body.runs = body.runs || [];
   if (!body.runs.length) {
     box.innerHTML = '<p class="hint"></p>';
     box.firstChild.textContent = body.note || "No evaluation runs yet: braid eval records them.";

@@ -39,6 +39,9 @@ func ParseText(text string) (Problem, error) {
 	if start < 0 {
 		return Problem{}, fmt.Errorf("%w; found no target in %q", ErrNotAProblem, clip(text))
 	}
+	if end+1 < len(text) && text[end] == '.' && text[end+1] >= '0' && text[end+1] <= '9' {
+		return Problem{}, fmt.Errorf("%w; the target %s is not a whole number", ErrNotAProblem, integer.FindString(text[start:]))
+	}
 	var p Problem
 	var err error
 	if p.Target, err = strconv.Atoi(text[start:end]); err != nil {

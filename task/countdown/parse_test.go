@@ -27,6 +27,7 @@ func TestParseText(t *testing.T) {
 		"make 27 from 22",            // one number
 		"make 27 from 1 2 3 4 5 6 7", // seven
 		"make 27 from 2.5 3 4",
+		"Using 1, 2, 3, 4 make an equation that equals 27.5",
 		"make 27 from 0 3 4",
 		"make 99999999999999999999999 from 1 2",
 	} {
