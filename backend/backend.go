@@ -79,6 +79,27 @@ type Request struct {
 
 // Validate reports a request no backend can serve.
 func (r *Request) Validate() error {
+	if err := r.validate(); err != nil {
+		return Invalid(err)
+	}
+	return nil
+}
+
+// ErrInvalidRequest matches, with errors.Is, the errors of requests a
+// backend refuses as malformed: the caller's mistake, not the backend's
+// (a server answers them 400, not 500).
+var ErrInvalidRequest = errors.New("invalid request")
+
+// Invalid marks err as the caller's mistake: it matches ErrInvalidRequest
+// and keeps its message.
+func Invalid(err error) error { return invalidError{err} }
+
+type invalidError struct{ error }
+
+func (e invalidError) Is(target error) bool { return target == ErrInvalidRequest }
+func (e invalidError) Unwrap() error        { return e.error }
+
+func (r *Request) validate() error {
 	switch {
 	case r.MaxTokens < 0:
 		return fmt.Errorf("backend: max tokens %d is negative", r.MaxTokens)

@@ -234,17 +234,17 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 	case req.PromptTokens != nil:
 		for i, t := range req.PromptTokens {
 			if t < 0 || t >= c.Vocab {
-				return nil, fmt.Errorf("engine: prompt token %d (at %d) outside the vocabulary of %d", t, i, c.Vocab)
+				return nil, backend.Invalid(fmt.Errorf("engine: prompt token %d (at %d) outside the vocabulary of %d", t, i, c.Vocab))
 			}
 		}
 		th.tokens = slices.Clone(req.PromptTokens)
 	case e.tok == nil:
-		return nil, errors.New("engine: a text prompt needs a tokenizer; this engine takes token ids only")
+		return nil, backend.Invalid(errors.New("engine: a text prompt needs a tokenizer; this engine takes token ids only"))
 	default:
 		th.tokens = e.tok.Encode(req.Prompt)
 	}
 	if len(req.Stop) > 0 && e.tok == nil {
-		return nil, errors.New("engine: stop strings need a tokenizer")
+		return nil, backend.Invalid(errors.New("engine: stop strings need a tokenizer"))
 	}
 	th.promptLen = len(th.tokens)
 	if th.promptLen > c.MaxSeq {

@@ -179,7 +179,14 @@ func (s *Server) countTokens(u backend.Usage) {
 func (s *Server) completionFailed(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, backend.ErrPromptTooLong):
-		badRequest(w, "%v", err) // vLLM's wording carries "maximum context length"
+		// In the words and code vLLM and OpenAI use, which clients (braid's
+		// own included) read as "the prompt outgrew the context".
+		var e apiError
+		code := "context_length_exceeded"
+		e.Error.Message, e.Error.Type, e.Error.Code = "This model's maximum context length is exceeded: "+err.Error(), "invalid_request_error", &code
+		writeJSON(w, http.StatusBadRequest, e)
+	case errors.Is(err, backend.ErrInvalidRequest):
+		badRequest(w, "%v", err)
 	default:
 		s.runFailed(w, err.Error())
 	}

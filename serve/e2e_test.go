@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
+	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task/countdown"
@@ -255,5 +257,38 @@ func TestLoad(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > goroutines+4 {
 		t.Errorf("%d goroutines after the run, %d before", g, goroutines)
+	}
+}
+
+// refusing is a backend that refuses every prompt, as the engine does one
+// past its context, or a malformed one.
+type refusing struct{ err error }
+
+func (r refusing) Complete(context.Context, *backend.Request) (*backend.Completion, error) { return nil, r.err }
+
+// Braid as another braid's backend: a prompt past the context comes back
+// to the client as backend.ErrPromptTooLong (so a strategy ends that
+// thread instead of the run), a malformed one as a 400.
+func TestRawCompletionErrorsReachTheRemoteClient(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want error
+	}{
+		{fmt.Errorf("engine: the prompt has 3000 tokens; the model's context is 2048: %w", backend.ErrPromptTooLong), backend.ErrPromptTooLong},
+		{backend.Invalid(errors.New("engine: prompt token 99999 outside the vocabulary")), nil},
+	} {
+		_, hs := newTestServer(t, Options{Backend: refusing{c.err}, Model: "countdown", Countdown: true, Raw: true})
+		cl, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "countdown", Retries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cl.Complete(context.Background(), &backend.Request{Prompt: "x"})
+		if err == nil || c.want != nil && !errors.Is(err, c.want) || c.want == nil && errors.Is(err, backend.ErrPromptTooLong) {
+			t.Errorf("%v came back as %v", c.err, err)
+		}
+		resp, body := post(t, hs.URL+"/v1/completions", "", `{"model":"countdown","prompt":"x"}`)
+		if resp.StatusCode != 400 {
+			t.Errorf("%v: %d %s", c.err, resp.StatusCode, body)
+		}
 	}
 }

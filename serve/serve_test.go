@@ -441,3 +441,37 @@ func TestRunsForTheUI(t *testing.T) {
 		t.Errorf("an unknown run's report: %d", code)
 	}
 }
+
+// Whatever body a client sends to the chat or completions endpoint, the
+// server answers
+// with an answer or a 4xx JSON error that says what was wrong; never a
+// 5xx, never a panic.
+func FuzzChatRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"apr/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
+		`{"model":"countdown","messages":[{"role":"user","content":[{"type":"text","text":"make 24 from 4 9 3 1"}]}],"max_tokens":50}`,
+		`{"model":"vote:k=2/countdown","temperature":1,"seed":3,"messages":[{"role":"user","content":"10: 2 5 1"}]}`,
+		`{"model":"countdown","braid":{"strategy":"serial","env":"fill"},"messages":[{"role":"user","content":"7: 3 4"}]}`,
+		`{"model":"countdown","reasoning_effort":"low","messages":[{"role":"user","content":"9: 3 3"}]}`,
+		`{"messages":null}`, `[]`, `"x"`, `{"model":"countdown","n":0}`,
+	} {
+		f.Add(s)
+	}
+	_, hs := newTestServer(f, Options{Timeout: 5 * time.Second})
+	f.Add(`{"model":"countdown","prompt":"Mode: serial\nCurrent State: 27:[22, 26, 31, 53], Operations: []\n","max_tokens":20,"stop":["\n"],"logprobs":2}`)
+	f.Add(`{"model":"countdown","prompt":[1,2,3],"guided_choice":["a","b"]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, path := range []string{"/v1/chat/completions", "/v1/completions"} {
+			resp, b := post(t, hs.URL+path, "", body)
+			if resp.StatusCode >= 500 {
+				t.Fatalf("%s: %d for %q: %s", path, resp.StatusCode, body, clipBody(b))
+			}
+			if resp.StatusCode != 200 {
+				var e apiError
+				if json.Unmarshal(b, &e) != nil || e.Error.Message == "" {
+					t.Fatalf("%s: %d without an error body for %q: %s", path, resp.StatusCode, body, clipBody(b))
+				}
+			}
+		}
+	})
+}
