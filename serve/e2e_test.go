@@ -264,7 +264,9 @@ func TestLoad(t *testing.T) {
 // past its context, or a malformed one.
 type refusing struct{ err error }
 
-func (r refusing) Complete(context.Context, *backend.Request) (*backend.Completion, error) { return nil, r.err }
+func (r refusing) Complete(context.Context, *backend.Request) (*backend.Completion, error) {
+	return nil, r.err
+}
 
 // Braid as another braid's backend: a prompt past the context comes back
 // to the client as backend.ErrPromptTooLong (so a strategy ends that
