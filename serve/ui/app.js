@@ -61,8 +61,19 @@ function node(id, parent) {
   const n = { el, text: el.querySelector("pre"), tokens: 0, start: performance.now() };
   nodes.set(id, n);
   const holder = parent ? node(parent).el.querySelector(".children") : $("tree");
-  holder.appendChild(el);
+  // Siblings in spawn order (0,2 before 0,10), whichever started first.
+  const after = [...holder.children].find((c) => byNode(c.dataset.thread, id) > 0);
+  holder.insertBefore(el, after || null);
   return n;
+}
+
+// byNode orders thread names by their numbers: "0,2" < "0,10", "sample 2/0" < "sample 10/0".
+function byNode(a, b) {
+  const na = a.match(/\d+/g) || [], nb = b.match(/\d+/g) || [];
+  for (let i = 0; i < Math.min(na.length, nb.length); i++) {
+    if (+na[i] !== +nb[i]) return +na[i] - +nb[i];
+  }
+  return na.length - nb.length || a.localeCompare(b);
 }
 
 function onTraceEvent(e) {
