@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The measurements behind the Countdown model card, as braid commands.
+# Every run is resumable: each sample is committed to $DB as it finishes,
+# and running this script again skips what is done. Runs take hours in all
+# on a 2-core machine; run it in the background and read $DB with
+# `braid report --db $DB --out report.html`.
+#
+#   MODEL=models/countdown DB=runs/eval.db models/countdown/evaluate.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODEL=${MODEL:-models/countdown}
+DB=${DB:-runs/eval.db}
+BRAID=${BRAID:-go run ./cmd/braid}
+N=${N:-500}
+mkdir -p "$(dirname "$DB")"
+common=(--model "$MODEL" --db "$DB" --n "$N" --problem-seed 2)
+
+# 1. Greedy, each environment setting (#5's goals: apr >= 50%, serial >= 35%
+#    with constrain; fill and off reported).
+for env in constrain fill off; do
+  $BRAID eval "${common[@]}" --run "greedy-$env" --env "$env" --strategies serial,apr,direct --json > "runs/greedy-$env.json"
+done
+
+# 2. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5).
+$BRAID eval "${common[@]}" --run sampled --temperature 1 --seeds 8 --strategies serial,apr --json > runs/sampled.json
+
+# 3. The grid of #7: serial, apr and self-consistency over 8 serial samples.
+$BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --json > runs/grid.json
+
+# 4. Robustness and overthinking (#8): the same grid with the decoy variant.
+$BRAID eval "${common[@]}" --run robustness --temperature 1 --strategies serial,apr,vote:k=8 --perturb distractors --json > runs/robustness.json
+
+$BRAID report --db "$DB" --out runs/countdown-report.html
