@@ -295,3 +295,57 @@ func TestEvalResumes(t *testing.T) {
 		t.Errorf("greedy seeds: %s", errs)
 	}
 }
+
+// An eval with perturbed twins reports robustness, and braid report draws
+// the run into a page and a Markdown summary.
+func TestEvalPerturbAndReport(t *testing.T) {
+	dir := tinyModelDir(t)
+	tmp := t.TempDir()
+	db := filepath.Join(tmp, "braid.db")
+	out, _ := expectExit(t, 0, "", "eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "16",
+		"--perturb", "distractors", "--db", db, "--json")
+	var rep struct {
+		Strategies []struct {
+			Name       string `json:"name"`
+			Robustness *struct {
+				Perturbation string   `json:"perturbation"`
+				N            int      `json:"n"`
+				TokenRatio   *float64 `json:"token_ratio"`
+			} `json:"robustness"`
+			Overthinking struct {
+				Caps []struct {
+					MaxTokens int `json:"max_tokens"`
+				} `json:"accuracy_under_caps"`
+			} `json:"overthinking"`
+		} `json:"strategies"`
+		Samples []struct {
+			Strategy string `json:"strategy"`
+		} `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	s := rep.Strategies[0]
+	if len(rep.Strategies) != 1 || s.Robustness == nil || s.Robustness.Perturbation != "distractors" || s.Robustness.N != 2 ||
+		len(s.Overthinking.Caps) == 0 || len(rep.Samples) != 4 {
+		t.Fatalf("report %s", out)
+	}
+	_, errs := expectExit(t, 2, "", "eval", "--model", dir, "--perturb", "typos", "--db", db)
+	if !strings.Contains(errs, "distractors") {
+		t.Errorf("an unknown perturbation: %s", errs)
+	}
+	page := filepath.Join(tmp, "report.html")
+	if _, errs := expectExit(t, 0, "", "report", "--db", db, "--out", page); !strings.Contains(errs, "from 1 run\n") {
+		t.Errorf("report stderr: %s", errs)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil || !strings.Contains(string(html), "Robustness: clean against perturbed") {
+		t.Errorf("the page: %v %.200s", err, html)
+	}
+	if md, err := os.ReadFile(filepath.Join(tmp, "report.md")); err != nil || !strings.Contains(string(md), "| serial |") {
+		t.Errorf("the summary: %v %s", err, md)
+	}
+	if _, errs := expectExit(t, 2, "", "report", "--db", db); !strings.Contains(errs, "--out") {
+		t.Errorf("report without --out: %s", errs)
+	}
+}

@@ -70,7 +70,11 @@ caps), each with named axes and units.`,
 			if err := atomicfile.WriteFile(md, summary.Bytes()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%d runs: wrote %s and %s\n", len(rs), out, md)
+			noun := "runs"
+			if len(rs) == 1 {
+				noun = "run"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %s from %d %s\n", out, md, len(rs), noun)
 			return nil
 		},
 	}
