@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -159,7 +160,12 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 		return nil, err
 	}
 	copy(policy.Params.Data(), ref.Params.Data())
-	b, _ := json.Marshal(cfg)
+	// The run's identity: everything that shapes its steps. Steps and
+	// checkpoint_every do not (the rate is constant), so a finished run
+	// may be extended.
+	id := cfg
+	id.Steps, id.CheckpointEvery = 0, 0
+	b, _ := json.Marshal(id)
 	h := fnv.New64a()
 	h.Write(b)
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
@@ -334,6 +340,10 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 				errs[i] = err
 				return
 			}
+			// Children finish in any order; the update sums their
+			// gradients in one fixed order, so that a resumed run repeats
+			// the run that never stopped bit for bit.
+			slices.SortFunc(rec.calls, func(a, b call) int { return slices.Compare(a.tokens, b.tokens) })
 			r := &rollout{problem: pi, result: res, calls: rec.calls}
 			if res.Answer != "" && countdown.VerifyAnswer(problems[pi], res.Answer) == nil {
 				r.correct, r.reward = true, 1

@@ -349,3 +349,27 @@ func TestEvalPerturbAndReport(t *testing.T) {
 		t.Errorf("report without --out: %s", errs)
 	}
 }
+
+// braid train grpo runs, checkpoints, evaluates, and resumes where it
+// stopped.
+func TestTrainGRPOCommand(t *testing.T) {
+	dir := tinyModelDir(t)
+	out := filepath.Join(t.TempDir(), "grpo")
+	args := []string{"train", "grpo", "--from", dir, "--out", out, "--steps", "1", "--problems", "1", "--group", "2", "--eval-every", "1", "--eval-n", "2"}
+	_, errs := expectExit(t, 0, "", args...)
+	if !strings.Contains(errs, "step 1/1 reward") || !strings.Contains(errs, "eval at step 1 on 2 test problems") {
+		t.Errorf("stderr: %s", errs)
+	}
+	for _, f := range []string{"checkpoint/model.safetensors", "checkpoint/state.json", "grpo.svg", "eval.db"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	args[7] = "2" // --steps 2: resumes at step 1
+	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "resuming "+out+" at step 1 of 2") || !strings.Contains(errs, "step 2/2") {
+		t.Errorf("resumed stderr: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", out, "--group", "1"); !strings.Contains(errs, "group of 1") {
+		t.Errorf("a group of one: %s", errs)
+	}
+}
