@@ -22,7 +22,7 @@ for env in constrain fill off; do
 done
 
 # 2. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5).
-$BRAID eval "${common[@]}" --run sampled --temperature 1 --seeds 8 --strategies serial,apr --json > runs/sampled.json
+$BRAID eval "${common[@]}" --run sampled --temperature 1 --seeds 8 --strategies serial,apr,direct --json > runs/sampled.json
 
 # 3. The grid of #7: serial, apr and self-consistency over 8 serial samples.
 $BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --json > runs/grid.json
