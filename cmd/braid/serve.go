@@ -64,6 +64,16 @@ get --grace to finish, then are cancelled.`,
 			if !quiet {
 				opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
+			switch kind {
+			case "":
+				kind = "countdown"
+				if len(remoteURLs) > 0 {
+					kind = "general"
+				}
+			case "countdown", "general":
+			default:
+				return usageErrorf("--task %q: want countdown or general", kind)
+			}
 			if len(remoteURLs) > 0 {
 				if remoteModel == "" {
 					return usageErrorf("--backend needs --backend-model: the name the server knows the model by")
@@ -82,7 +92,7 @@ get --grace to finish, then are cancelled.`,
 				}
 				defer e.Close()
 				opts.Backend, opts.Model, opts.Raw = e, name, true
-				opts.Countdown = kind != "general"
+				opts.Countdown = kind == "countdown"
 				opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
 			}
 			if dbPath != "" {
@@ -110,7 +120,7 @@ get --grace to finish, then are cancelled.`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "localhost:8080", "address to listen on (:8080 for every interface)")
 	f.StringVar(&name, "name", "countdown", "the embedded or --model model's name in the API")
-	f.StringVar(&kind, "task", "countdown", "what the model's chat messages state: countdown (problems in words) or general (questions, for the task-agnostic strategies)")
+	f.StringVar(&kind, "task", "", "what chat messages state: countdown (problems in words; the default for the embedded model) or general (questions for the task-agnostic strategies; the default with --backend)")
 	f.StringVar(&defaultStrategy, "strategy", "", "the strategy when a request names none (default apr for countdown, serial otherwise)")
 	f.StringVar(&apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
