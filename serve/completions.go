@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -279,11 +280,19 @@ func (g *guidedChoice) Next(written string) (string, error) {
 	return "", nil
 }
 
+// Choices returns, as the engine wants them, the rest of each choice
+// that what was written so far begins.
 func (g *guidedChoice) Choices() []string {
 	if g.done {
 		return nil
 	}
-	return g.choices
+	var rest []string
+	for _, c := range g.choices {
+		if r, ok := strings.CutPrefix(c, g.written); ok && r != "" {
+			rest = append(rest, r)
+		}
+	}
+	return rest
 }
 
 func (g *guidedChoice) Done() bool { return g.done }

@@ -475,3 +475,21 @@ func FuzzChatRequest(f *testing.F) {
 		}
 	})
 }
+
+// vLLM's guided choice, as an environment: after each piece the model
+// writes, what it may write next is the rest of the choices that piece
+// begins, and the completion ends on a whole choice.
+func TestGuidedChoice(t *testing.T) {
+	g := &guidedChoice{choices: []string{"Moving to Node #0,1\n", "Moving to Node #0,2\n", "Exploring Operation: "}}
+	if got := g.Choices(); len(got) != 3 {
+		t.Fatalf("at the start: %q", got)
+	}
+	g.Next("Moving to")
+	if got := g.Choices(); len(got) != 2 || got[0] != " Node #0,1\n" || got[1] != " Node #0,2\n" {
+		t.Errorf("after %q: %q", "Moving to", got)
+	}
+	g.Next(" Node #0,2\n")
+	if !g.Done() || g.Choices() != nil {
+		t.Errorf("a whole choice written: done %v, choices %q", g.Done(), g.Choices())
+	}
+}

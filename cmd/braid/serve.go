@@ -22,7 +22,7 @@ func newServeCmd() *cobra.Command {
 		maxBody               int64
 		perClient, keep       int
 		timeout, grace        time.Duration
-		quiet                 bool
+		quiet, guided         bool
 		defaultStrategy, kind string
 	)
 	cmd := &cobra.Command{
@@ -78,7 +78,7 @@ get --grace to finish, then are cancelled.`,
 				if remoteModel == "" {
 					return usageErrorf("--backend needs --backend-model: the name the server knows the model by")
 				}
-				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), false)
+				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), guided)
 				if err != nil {
 					return err
 				}
@@ -125,6 +125,7 @@ get --grace to finish, then are cancelled.`,
 	f.StringVar(&apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
 	f.StringVar(&remoteModel, "backend-model", "", "the remote model's name")
+	f.BoolVar(&guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
 	f.StringVar(&dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
 	f.Int64Var(&maxBody, "max-body", 1<<20, "most bytes in a request body")
 	f.IntVar(&perClient, "per-client", 16, "most requests in flight per client (API key, else address)")

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/backend/remote"
+	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/serve"
+	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/train"
+)
+
+// One braid as another's backend, with the Countdown environment's choices
+// sent as guided choices: every line the remote model writes is one the
+// environment allowed, as on the engine itself.
+func TestBraidOverBraidWithGuidedChoices(t *testing.T) {
+	e, err := engine.Open(countdownModelDir(t), engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Countdown: true, Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	c, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "countdown", GuidedChoice: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	for _, mode := range []countdown.Mode{countdown.ModeSerial, countdown.ModeParallel} {
+		r, err := reason.Countdown{Mode: mode, Env: reason.EnvConstrain, MaxTokens: 60}.Solve(context.Background(), c, p)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if r.Tree.Finish == "env" {
+			t.Errorf("%s: the remote model wrote outside the choices: %s", mode, r.Tree.Reason)
+		}
+		whole := r.Tree.Text[:strings.LastIndex(r.Tree.Text, "\n")+1] // cut by the token limit mid-line
+		if _, err := countdown.VerifyTrace(p, whole); err != nil {
+			t.Errorf("%s: the trace is invalid (%v):\n%s", mode, err, whole)
+		}
+		prompt := countdown.RootPrompt(p, mode)
+		if lines := strings.Count(whole, "\n") - strings.Count(prompt, "\n"); lines < 3 {
+			t.Errorf("%s: %d whole lines in 60 tokens, each chosen within the environment's choices:\n%s", mode, lines, r.Tree.Text)
+		}
+	}
+}
+
+// countdownModelDir writes a small random model whose tokenizer was trained
+// on Countdown traces, so it can write every line the environment allows.
+func countdownModelDir(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	seqs, _, err := train.Traces(ctx, train.DataConfig{Seed: 3, Serial: 8, Parallel: 4, Direct: 4, Validation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := train.TrainTokenizer(ctx, seqs, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := tok.Save(filepath.Join(dir, "tokenizer.json")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 64, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: 512, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.5)
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
