@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Backend completes prompts. Complete may be called from many goroutines at
@@ -156,6 +157,9 @@ var ErrPromptTooLong = errors.New("the prompt is longer than the model's context
 type Chunk struct {
 	Text   string  // text released since the last chunk
 	Tokens []Token // tokens generated since the last chunk
+	// Index says which of CompleteN's completions the chunk belongs to (0
+	// for Complete).
+	Index int
 }
 
 // Token is one generated token.
@@ -216,4 +220,47 @@ type Usage struct {
 	// only what they generate, in their own tokens).
 	CompletionTokens int
 	FilledTokens     int
+}
+
+// Sampler is a backend that draws several completions of one prompt in one
+// request (OpenAI's n): the server prefills the prompt once and bills it
+// once. Completion i samples with Seed+i (the seed drawn, when 0), and its
+// chunks carry Index i.
+type Sampler interface {
+	CompleteN(ctx context.Context, req *Request, n int) ([]*Completion, error)
+}
+
+// CompleteN draws n completions of req: in one request where b is a
+// Sampler and req has no environment (an environment steers one completion
+// at a time), else as n concurrent requests. Either way completion i
+// samples with req.Seed+i (drawn when req.Seed is 0) and its chunks reach
+// req.OnChunk with Index i.
+func CompleteN(ctx context.Context, b Backend, req *Request, n int) ([]*Completion, error) {
+	if n < 1 {
+		return nil, Invalid(fmt.Errorf("backend: %d completions", n))
+	}
+	if s, ok := b.(Sampler); ok && req.Env == nil && n > 1 {
+		return s.CompleteN(ctx, req, n)
+	}
+	out := make([]*Completion, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		r := *req
+		if req.Seed != 0 {
+			r.Seed = req.Seed + uint64(i)
+		}
+		if req.OnChunk != nil {
+			r.OnChunk = func(c Chunk) {
+				c.Index = i
+				req.OnChunk(c)
+			}
+		}
+		wg.Go(func() { out[i], errs[i] = b.Complete(ctx, &r) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -258,17 +257,34 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 	}
 	start := time.Now()
 	s.Observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
-	threads := make([]*Thread, k)
-	errs := make([]error, k)
-	var wg sync.WaitGroup
-	for i := range k {
-		wg.Go(func() { threads[i], errs[i] = s.sample(ctx, b, t, p, i, "samples") })
+	// The k samples go as one request where the backend takes n (the
+	// server prefills the prompt once), else as k concurrent ones; sample
+	// i samples with Seed+i+1 either way.
+	seed := uint64(0)
+	if s.Seed != 0 {
+		seed = s.Seed + 1
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, nil, err
-		}
+	streams := make([]func(backend.Chunk), k)
+	for i := range k {
+		s.Observe.emit(Event{Kind: ThreadStarted, Thread: strconv.Itoa(i), Parent: "samples"})
+		streams[i] = s.Observe.stream(strconv.Itoa(i), "samples")
+	}
+	req := &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort}
+	if s.Observe != nil {
+		req.OnChunk = func(c backend.Chunk) { streams[c.Index](c) }
+	}
+	cs, err := backend.CompleteN(ctx, b, req, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	wall := time.Since(start)
+	threads := make([]*Thread, k)
+	for i, c := range cs {
+		name := strconv.Itoa(i)
+		s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: "samples", Tokens: c.Usage.CompletionTokens})
+		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
+			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
+			Finish: string(c.Finish), Reason: c.EnvError}
 	}
 	root := &Thread{Node: "samples", Children: threads}
 	r := &Result{Tree: root, Threads: k, TokensToGoal: -1}

@@ -2,6 +2,8 @@ package reason
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -240,5 +242,56 @@ func TestDeepThinkJudgesAndRefines(t *testing.T) {
 		if _, err := ParseStrategy(bad, Sampling{}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// sampler answers k samples in one call, each with its seed, as a server
+// taking n does.
+type sampler struct {
+	calls, sampled int
+}
+
+func (s *sampler) Complete(context.Context, *backend.Request) (*backend.Completion, error) {
+	return nil, errors.New("sampler: CompleteN only")
+}
+
+func (s *sampler) CompleteN(_ context.Context, req *backend.Request, n int) ([]*backend.Completion, error) {
+	s.calls++
+	s.sampled += n
+	var out []*backend.Completion
+	for i := range n {
+		text := fmt.Sprintf("the answer is %d", 4+int(req.Seed+uint64(i))%2) // seeds alternate 4 and 5
+		if req.OnChunk != nil {
+			req.OnChunk(backend.Chunk{Text: text, Index: i})
+		}
+		out = append(out, &backend.Completion{Text: text, Finish: backend.FinishStop, Seed: req.Seed + uint64(i),
+			Usage: backend.Usage{CompletionTokens: 4}})
+	}
+	return out, nil
+}
+
+// A vote's samples go to a backend that takes n as one request, and each
+// sample streams as its own thread.
+func TestVoteSamplesInOneRequest(t *testing.T) {
+	b := &sampler{}
+	var mu sync.Mutex
+	deltas := map[string]int{}
+	st, err := ParseStrategy("vote:k=5", Sampling{Temperature: 1, Seed: 10, Observe: func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Kind == ThreadDelta {
+			deltas[e.Thread]++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "2+2?", Answer: "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seeds 11 to 15 answer 5, 4, 5, 4, 5.
+	if b.calls != 1 || b.sampled != 5 || r.Threads != 5 || r.Answer != "5" || len(deltas) != 5 {
+		t.Errorf("%d calls for %d samples; %d threads, answer %q, deltas by thread %v", b.calls, b.sampled, r.Threads, r.Answer, deltas)
 	}
 }

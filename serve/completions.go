@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -56,8 +57,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case req.N != nil && *req.N != 1:
-		badRequest(w, "n: only 1 is supported")
+	case req.N != nil && (*req.N < 1 || *req.N > 64):
+		badRequest(w, "n: %d is outside 1..64", *req.N)
 		return
 	case req.MaxTokens != nil && *req.MaxTokens < 0:
 		badRequest(w, "max_tokens: %d is negative", *req.MaxTokens)
@@ -109,27 +110,53 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	if len(choices) > 0 {
 		breq.Env = &guidedChoice{choices: choices}
 	}
+	n := 1
+	if req.N != nil {
+		n = *req.N
+	}
+	if n > 1 && breq.Env != nil {
+		badRequest(w, "n: guided choices steer one completion at a time; send n=1")
+		return
+	}
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	id := "cmpl-" + time.Now().Format("150405") + fmt.Sprintf("%06d", time.Now().Nanosecond()/1000)
 	created := time.Now().Unix()
+	var total backend.Usage
+	sum := func(cs []*backend.Completion) {
+		// The samples share the prompt, computed once (the others find it
+		// in the cache): it is counted once.
+		total.PromptTokens, total.CachedPromptTokens = cs[0].Usage.PromptTokens, cs[0].Usage.CachedPromptTokens
+		for _, c := range cs {
+			total.CompletionTokens += c.Usage.CompletionTokens
+		}
+		s.countTokens(total)
+	}
 	if !req.Stream {
-		c, err := s.opts.Backend.Complete(r.Context(), breq)
+		cs, err := backend.CompleteN(r.Context(), s.opts.Backend, breq, n)
 		if err != nil {
 			s.completionFailed(w, err)
 			return
 		}
-		s.countTokens(c.Usage)
+		sum(cs)
+		var choices []map[string]any
+		for i, c := range cs {
+			choices = append(choices, map[string]any{"index": i, "text": c.Text, "finish_reason": finishOf(c), "logprobs": logprobsOf(c.Tokens, req.Logprobs)})
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
-			"choices": []map[string]any{{"index": 0, "text": c.Text, "finish_reason": finishOf(c), "logprobs": logprobsOf(c.Tokens, req.Logprobs)}},
-			"usage":   completionUsage(c.Usage)})
+			"choices": choices, "usage": completionUsage(total)})
 		return
 	}
-	// Stream: chunks go out from OnChunk as the engine releases them.
+	// Stream: chunks go out from OnChunk as the engine releases them; n
+	// samples decode at once, so their chunks interleave, each with its
+	// index.
+	var mu sync.Mutex
 	var sse *sseWriter
 	first := true
 	var werr error
 	breq.OnChunk = func(ch backend.Chunk) {
+		mu.Lock()
+		defer mu.Unlock()
 		if werr != nil {
 			return
 		}
@@ -141,10 +168,12 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			first = false
 		}
 		b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
-			"choices": []map[string]any{{"index": 0, "text": ch.Text, "finish_reason": nil, "logprobs": logprobsOf(ch.Tokens, req.Logprobs)}}})
+			"choices": []map[string]any{{"index": ch.Index, "text": ch.Text, "finish_reason": nil, "logprobs": logprobsOf(ch.Tokens, req.Logprobs)}}})
 		werr = sse.event("", "", b)
 	}
-	c, err := s.opts.Backend.Complete(r.Context(), breq)
+	cs, err := backend.CompleteN(r.Context(), s.opts.Backend, breq, n)
+	mu.Lock()
+	defer mu.Unlock()
 	if err != nil {
 		if sse == nil {
 			s.completionFailed(w, err)
@@ -156,16 +185,18 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		sse.event("", "", b)
 		return
 	}
-	s.countTokens(c.Usage)
+	sum(cs)
 	if sse == nil {
 		sse = newSSE(w)
 	}
-	b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
-		"choices": []map[string]any{{"index": 0, "text": "", "finish_reason": finishOf(c), "logprobs": nil}}})
-	sse.event("", "", b)
+	for i, c := range cs {
+		b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
+			"choices": []map[string]any{{"index": i, "text": "", "finish_reason": finishOf(c), "logprobs": nil}}})
+		sse.event("", "", b)
+	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		b, _ := json.Marshal(map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
-			"choices": []any{}, "usage": completionUsage(c.Usage)})
+			"choices": []any{}, "usage": completionUsage(total)})
 		sse.event("", "", b)
 	}
 	w.Write([]byte("data: [DONE]\n\n"))

@@ -294,3 +294,46 @@ func TestRawCompletionErrorsReachTheRemoteClient(t *testing.T) {
 		}
 	}
 }
+
+// Raw completions take n: the samples decode at once and stream
+// interleaved by index; braid's client gets them in one request.
+func TestRawCompletionsWithN(t *testing.T) {
+	_, hs := newTestServer(t, Options{})
+	var requests atomic.Int32
+	counted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		hs.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer counted.Close()
+	c, err := remote.New(remote.Options{Endpoints: []string{counted.URL + "/v1"}, Model: "countdown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := countdown.RootPrompt(problem27, countdown.ModeSerial)
+	var mu sync.Mutex
+	seen := map[int]int{}
+	out, err := c.CompleteN(context.Background(), &backend.Request{Prompt: prompt, MaxTokens: 30, Seed: 3, OnChunk: func(ch backend.Chunk) {
+		mu.Lock()
+		seen[ch.Index]++
+		mu.Unlock()
+	}}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if requests.Load() != 1 || len(out) != 3 || len(seen) != 3 {
+		t.Fatalf("%d requests, %d completions, chunks by index %v", requests.Load(), len(out), seen)
+	}
+	prompts := 0
+	for i, o := range out {
+		if len(o.Text) != 30 || o.Finish != backend.FinishLength {
+			t.Errorf("sample %d: %q (%s)", i, o.Text, o.Finish)
+		}
+		prompts += o.Usage.PromptTokens
+	}
+	if prompts != len(prompt) {
+		t.Errorf("prompt tokens over the samples: %d, want the prompt's %d once", prompts, len(prompt))
+	}
+	if resp, body := post(t, hs.URL+"/v1/completions", "", `{"model":"countdown","prompt":"x","n":2,"guided_choice":["a","b"]}`); resp.StatusCode != 400 {
+		t.Errorf("n with guided choices: %d %s", resp.StatusCode, body)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -72,6 +73,7 @@ type Client struct {
 type endpoint struct {
 	base  string
 	slots chan struct{}
+	noN   atomic.Bool // the server refused n: samples go one request each
 }
 
 // New checks the options and returns a client.
@@ -319,6 +321,11 @@ func tooLong(msg string) bool {
 }
 
 func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) ([]byte, error) {
+	return json.Marshal(c.bodyMap(req, seed, prompt, maxTokens, choices))
+}
+
+// bodyMap is a request's JSON body, as a map.
+func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) map[string]any {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
 	if c.opts.Chat {
 		b["messages"] = []map[string]string{{"role": "user", "content": prompt}}
@@ -375,16 +382,28 @@ func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxToken
 		b["guided_choice"] = choices
 		b["structured_outputs"] = map[string]any{"choice": choices}
 	}
-	return json.Marshal(b)
+	return b
 }
 
 // attempt sends one request and reads its stream. It returns how long the
 // server asked to wait before a retry, if it did.
 func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env backend.Environment, emit func(backend.Chunk)) (result, time.Duration, error) {
+	var res result
+	retry, err := c.send(ctx, ep, body, func(r io.Reader, idle func()) error {
+		var err error
+		res, _, err = c.read(r, env, emit, idle)
+		return err
+	})
+	return res, retry, err
+}
+
+// send posts one request and hands its stream to consume. It returns how
+// long the server asked to wait before a retry, if it did.
+func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, consume func(r io.Reader, idle func()) error) (time.Duration, error) {
 	select {
 	case ep.slots <- struct{}{}:
 	case <-ctx.Done():
-		return result{}, 0, ctx.Err()
+		return 0, ctx.Err()
 	}
 	defer func() { <-ep.slots }()
 	rctx, cancel := context.WithCancel(ctx)
@@ -403,7 +422,7 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env bac
 	}
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.base+path, bytes.NewReader(body))
 	if err != nil {
-		return result{}, 0, err
+		return 0, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "text/event-stream")
@@ -412,21 +431,21 @@ func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env bac
 	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return result{}, 0, fmt.Errorf("remote: %s: %w", ep.base, err)
+		return 0, fmt.Errorf("remote: %s: %w", ep.base, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := errorMessage(resp.Body)
 		err := fmt.Errorf("remote: %s: HTTP %d: %s", ep.base, resp.StatusCode, msg)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-			return result{}, retryAfter(resp.Header.Get("Retry-After")), err
+			return retryAfter(resp.Header.Get("Retry-After")), err
 		}
 		if resp.StatusCode == http.StatusBadRequest && tooLong(msg) {
-			return result{}, 0, &permanentError{resp.StatusCode, msg, backend.ErrPromptTooLong}
+			return 0, &permanentError{resp.StatusCode, msg, backend.ErrPromptTooLong}
 		}
-		return result{}, 0, &permanentError{resp.StatusCode, msg, nil}
+		return 0, &permanentError{resp.StatusCode, msg, nil}
 	}
-	return c.read(resp.Body, env, emit, idle)
+	return 0, consume(resp.Body, idle)
 }
 
 // errorMessage reads an OpenAI error body ({"error": {"message": ...}}),
@@ -471,6 +490,7 @@ func retryAfter(h string) time.Duration {
 // streamChunk is one server-sent event of either endpoint.
 type streamChunk struct {
 	Choices []struct {
+		Index int    `json:"index"`
 		Text  string `json:"text"`
 		Delta struct {
 			Content          string `json:"content"`
