@@ -100,6 +100,11 @@ type Countdown struct {
 	Temperature float64
 	// Seed makes sampled runs repeatable; each thread derives its own.
 	Seed uint64
+	// MaxDepth bounds how deep spawns nest: 1 (the default, the APR
+	// protocol's) lets only the root spawn; 2 lets its children spawn too,
+	// and so on. The Countdown environment lets only the root spawn, so
+	// deeper spawns run with the environment off (public checkpoints).
+	MaxDepth int
 	// MaxChildren bounds the children running at once (0: all of a
 	// spawn's).
 	MaxChildren int
@@ -173,7 +178,7 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	if s.Decoy {
 		prompt, _, _ = countdown.DecoyPrompt(p, s.Mode)
 	}
-	root, err := s.thread(ctx, b, p, "0", "", prompt, 0)
+	root, err := s.thread(ctx, b, p, "0", "", prompt, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +199,12 @@ func (s Countdown) Solve(ctx context.Context, b backend.Backend, p countdown.Pro
 	return r, nil
 }
 
-// thread runs one thread from its prompt: a call, and for the parallel
-// root, after each spawn, the children and the call that resumes it. A
-// positive share caps the thread's own tokens: children started together
-// split what is left of the run's budget, so running at once cannot take
-// them past it.
-func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, parent, prompt string, share int) (*Thread, error) {
+// thread runs one thread from its prompt: a call, and for a parallel
+// thread above the depth limit (the root, at depth 0), after each spawn,
+// the children and the call that resumes it. A positive share caps the
+// thread's own tokens: children started together split what is left of
+// the run's budget, so running at once cannot take them past it.
+func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Problem, node, parent, prompt string, depth, share int) (*Thread, error) {
 	t := &Thread{Node: node}
 	text := prompt
 	start := time.Now()
@@ -261,7 +266,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		t.Filled += c.Usage.FilledTokens
 		t.Finish, t.Reason = string(c.Finish), c.EnvError
 		text += c.Text
-		if s.Mode != countdown.ModeParallel || node != "0" {
+		if s.Mode != countdown.ModeParallel || depth >= max(1, s.MaxDepth) {
 			break
 		}
 		before, nodes, ok := countdown.Spawned(text)
@@ -275,7 +280,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			t.Finish, t.Reason = "invalid spawn", err.Error()
 			break
 		}
-		kids, err := s.children(ctx, b, p, node, nodes, prompts)
+		kids, err := s.children(ctx, b, p, node, depth+1, nodes, prompts)
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +289,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			results[i] = countdown.ChildResult{Node: k.Node, Text: k.Text}
 		}
 		t.Children = append(t.Children, kids...)
-		text = before + countdown.Join(p, 1, results)
+		text = before + countdown.Join(p, depth+1, results)
 	}
 	t.Text = text
 	return t, nil
@@ -292,7 +297,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 
 // children runs a spawn's children concurrently, at most MaxChildren at
 // once, and returns them in spawn order.
-func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, nodes, prompts []string) ([]*Thread, error) {
+func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, depth int, nodes, prompts []string) ([]*Thread, error) {
 	kids := make([]*Thread, len(nodes))
 	errs := make([]error, len(nodes))
 	limit := s.MaxChildren
@@ -309,7 +314,7 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			kids[i], errs[i] = s.thread(ctx, b, p, id, parent, prompts[i], share)
+			kids[i], errs[i] = s.thread(ctx, b, p, id, parent, prompts[i], depth, share)
 		})
 	}
 	wg.Wait()

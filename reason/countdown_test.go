@@ -268,3 +268,47 @@ func TestTotalTokenBudget(t *testing.T) {
 	}
 	t.Fatal("no rollout spawned")
 }
+
+// Spawns nest down to MaxDepth: a child may spawn grandchildren, joined
+// back into it at level 2. With the protocol's default depth of 1, the
+// child's spawn block stays unanswered.
+func TestNestedSpawns(t *testing.T) {
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	root := countdown.RootPrompt(p, countdown.ModeParallel)
+	rootCall := "Exploring Operation: 53-31=22, Resulting Numbers: [22, 26, 22]\n" +
+		"Generated Node #0,0: 27:[22, 26, 22] Operation: 53-31=22\n" +
+		"<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n<End Calling Sub Searches>\n"
+	child, err := countdown.ChildPrompt(p, root+rootCall[:strings.Index(rootCall, "<Calling")], "0,0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	childCall := "Exploring Operation: 22/22=1, Resulting Numbers: [26, 1]\n" +
+		"Generated Node #0,0,0: 27:[26, 1] Operation: 22/22=1\n" +
+		"<Calling Sub Searches>\n<Start Sub Search 0 at level 2> Moving to Node #0,0,0\n<End Calling Sub Searches>\n"
+	grandchild, err := countdown.ChildPrompt(p, child+childCall[:strings.Index(childCall, "<Calling")], "0,0,0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replay{lenient: true, answers: map[string]string{
+		root:       rootCall,
+		child:      childCall,
+		grandchild: "Exploring Operation: 26+1=27, Resulting Numbers: [27]\n27,27 equal: Goal Reached\n",
+	}}
+	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxDepth: 2}.Solve(context.Background(), r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Threads != 3 || len(res.Tree.Children) != 1 || len(res.Tree.Children[0].Children) != 1 || res.Tree.Children[0].Children[0].Node != "0,0,0" {
+		t.Fatalf("tree: %d threads, %+v", res.Threads, res.Tree)
+	}
+	if k := res.Tree.Children[0]; !strings.Contains(k.Text, "<Goal Reached in Sub Search 0 at level 2 at Node #0,0,0>") {
+		t.Errorf("the child was not resumed with its grandchild's join:\n%s", k.Text)
+	}
+	flat, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flat.Threads != 2 || !strings.HasSuffix(flat.Tree.Children[0].Text, "<End Calling Sub Searches>\n") {
+		t.Errorf("depth 1: %d threads; the child's text ends %q", flat.Threads, flat.Tree.Children[0].Text[max(0, len(flat.Tree.Children[0].Text)-40):])
+	}
+}

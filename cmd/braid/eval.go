@@ -34,6 +34,7 @@ type evalConfig struct {
 	MaxTotalTokens int               `json:"max_total_tokens"`
 	Model          string            `json:"model"`
 	Perturb        string            `json:"perturb,omitempty"`
+	MaxDepth       int               `json:"max_depth,omitempty"`
 }
 
 func newEvalCmd() *cobra.Command {
@@ -51,6 +52,7 @@ func newEvalCmd() *cobra.Command {
 		guided                      bool
 		lease                       time.Duration
 		perturbName                 string
+		maxDepth                    int
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -103,6 +105,9 @@ skips such lines, each reported.`,
 			}
 			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
 				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind)}
+			if maxDepth > 1 {
+				cfg.MaxDepth = maxDepth // recorded only when it differs, so earlier runs keep their ids
+			}
 			if len(remoteURLs) > 0 {
 				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
 			}
@@ -122,7 +127,10 @@ skips such lines, each reported.`,
 					}
 					stop()
 				}
-				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal}
+				if maxDepth < 1 || maxDepth > 1 && env != reason.EnvOff {
+					return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
+				}
+				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal, MaxDepth: maxDepth}
 				for _, name := range names {
 					if strings.HasPrefix(name, "vote:") && temperature == 0 {
 						return usageErrorf("--strategies: %s needs --temperature: greedy searches would all agree", name)
@@ -274,6 +282,7 @@ skips such lines, each reported.`,
 	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
+	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
 	f.StringVar(&dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
 	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
 	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")

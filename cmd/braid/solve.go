@@ -47,6 +47,7 @@ func newModelSolveCmd() *cobra.Command {
 		input       string
 		asJSON      bool
 		skipBad     bool
+		maxDepth    int
 		withTree    bool
 		showTrace   bool
 		temperature float64
@@ -146,7 +147,11 @@ prints one object per problem.`,
 			if strings.HasPrefix(strategy, "vote:") && temperature == 0 {
 				return usageErrorf("--strategy %s needs --temperature: greedy searches would all agree", strategy)
 			}
-			st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTotal})
+			if maxDepth < 1 || maxDepth > 1 && env != reason.EnvOff {
+				return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
+			}
+			st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed,
+				MaxTotalTokens: maxTotal, MaxDepth: maxDepth})
 			if err != nil {
 				return usageErrorf("--strategy: %v", err)
 			}
@@ -174,6 +179,7 @@ prints one object per problem.`,
 	f.Uint64Var(&seed, "seed", 0, "sampling seed")
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run together (0: no limit)")
+	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
 	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
