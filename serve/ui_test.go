@@ -15,8 +15,15 @@ import (
 // Solve: the tree of threads draws, children inside the root, and the
 // verified answer shows.
 func TestUISolvesInABrowser(t *testing.T) {
+	t.Run("open", func(t *testing.T) { uiSolves(t, "") })
+	// With an API key, the page asks for it and sends it on every call
+	// (models, the chat stream, the trace events, the trace).
+	t.Run("with-key", func(t *testing.T) { uiSolves(t, "s3cret") })
+}
+
+func uiSolves(t *testing.T, key string) {
 	browser := browsertest.Path(t)
-	_, hs := newTestServer(t, Options{})
+	_, hs := newTestServer(t, Options{APIKey: key})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -25,8 +32,16 @@ func TestUISolvesInABrowser(t *testing.T) {
 	defer cancel()
 	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(hs.URL+"/")); err != nil {
+		t.Fatalf("driving %s: %v", browser, err)
+	}
+	if key != "" {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const k = document.getElementById("key"); k.value = "`+key+`";
+			k.dispatchEvent(new Event("change")); return true })()`)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(hs.URL+"/"),
 		chromedp.WaitReady(chromedp.CSS(`#model option[value="apr/countdown"]`)),
 		chromedp.SetValue(chromedp.CSS("#model"), "apr/countdown"),
 		chromedp.SetValue(chromedp.CSS("#problem"), "Using the numbers 22, 26, 31, 53, create an equation that equals 27"),
