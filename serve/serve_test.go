@@ -493,3 +493,34 @@ func TestGuidedChoice(t *testing.T) {
 		t.Errorf("a whole choice written: done %v, choices %q", g.Done(), g.Choices())
 	}
 }
+
+// Kept traces hold at most about TraceBytes of events: older ones go
+// first, the newest stays.
+func TestTraceMemoryBudget(t *testing.T) {
+	s, hs := newTestServer(t, Options{TraceBytes: 64 << 10})
+	var ids []string
+	for range 3 {
+		resp, body := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"apr/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		ids = append(ids, resp.Header.Get("X-Braid-Trace"))
+	}
+	one := s.traces.get(ids[2]).size
+	if one < 64<<10 {
+		t.Fatalf("a trace of %d bytes does not test a budget of 64 KiB", one)
+	}
+	for i, id := range ids {
+		r, err := http.Get(hs.URL + "/v1/traces/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if want := map[bool]int{true: 200, false: 404}[i == 2]; r.StatusCode != want {
+			t.Errorf("trace %d: %d, want %d", i, r.StatusCode, want)
+		}
+	}
+	if got := s.traces.bytes.Load(); got != one {
+		t.Errorf("%d bytes counted for the one trace kept, of %d", got, one)
+	}
+}

@@ -55,8 +55,10 @@ type Options struct {
 	// Timeout bounds a request's work (default 10 minutes).
 	Timeout time.Duration
 	// KeepTraces is how many recent traces the trace API keeps (default
-	// 256).
+	// 256), and TraceBytes about how much memory their events may hold,
+	// oldest dropped first (default 256 MiB).
 	KeepTraces int
+	TraceBytes int64
 	// Stats, when set, reports the backend's decoding and waiting
 	// threads, for /metrics.
 	Stats func() (running, waiting int)
@@ -111,10 +113,13 @@ func New(opts Options) (*Server, error) {
 	if opts.KeepTraces <= 0 {
 		opts.KeepTraces = 256
 	}
+	if opts.TraceBytes <= 0 {
+		opts.TraceBytes = 256 << 20
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, traces: newTraces(opts.KeepTraces), clients: map[string]int{}}
+	s := &Server{opts: opts, traces: newTraces(opts.KeepTraces, opts.TraceBytes), clients: map[string]int{}}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Stats)
 	s.mux = http.NewServeMux()

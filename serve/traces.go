@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/reason"
@@ -22,8 +23,10 @@ type trace struct {
 	Problem  string `json:"problem"`
 	Created  int64  `json:"created"`
 
+	owner   *traces
 	mu      sync.Mutex
 	events  []reason.Event
+	size    int64         // the events' memory, roughly
 	changed chan struct{} // closed and replaced at each change
 	done    bool
 	result  *reason.Result
@@ -31,26 +34,44 @@ type trace struct {
 	err     string
 }
 
-// traces keeps the most recent traces.
+// traces keeps the most recent traces: at most keep of them, and, oldest
+// first, no more than about limit bytes of events (an apr run streams an
+// event per token of every thread, tens of thousands).
 type traces struct {
 	mu    sync.Mutex
 	keep  int
+	limit int64
+	bytes atomic.Int64
 	byID  map[string]*trace
 	order []string
 }
 
-func newTraces(keep int) *traces { return &traces{keep: keep, byID: map[string]*trace{}} }
+func newTraces(keep int, limit int64) *traces {
+	return &traces{keep: keep, limit: limit, byID: map[string]*trace{}}
+}
+
+// eventSize is an event's memory, roughly: its struct, its slice slot and
+// its strings.
+func eventSize(e reason.Event) int64 {
+	return int64(96 + len(e.Text) + len(e.Thread) + len(e.Parent))
+}
 
 func (ts *traces) start(model, strategy, problem string) *trace {
 	var b [8]byte
 	rand.Read(b[:])
 	t := &trace{ID: "trace-" + hex.EncodeToString(b[:]), Model: model, Strategy: strategy, Problem: problem,
-		Created: time.Now().Unix(), changed: make(chan struct{})}
+		Created: time.Now().Unix(), changed: make(chan struct{}), owner: ts}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.byID[t.ID] = t
 	ts.order = append(ts.order, t.ID)
-	for len(ts.order) > ts.keep {
+	for len(ts.order) > ts.keep || len(ts.order) > 1 && ts.bytes.Load() > ts.limit {
+		old := ts.byID[ts.order[0]]
+		old.mu.Lock()
+		ts.bytes.Add(-old.size)
+		old.size = 0 // a run still going counts no more
+		old.owner = nil
+		old.mu.Unlock()
 		delete(ts.byID, ts.order[0])
 		ts.order = ts.order[1:]
 	}
@@ -67,6 +88,11 @@ func (t *trace) add(e reason.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.events = append(t.events, e)
+	if t.owner != nil {
+		sz := eventSize(e)
+		t.size += sz
+		t.owner.bytes.Add(sz)
+	}
 	close(t.changed)
 	t.changed = make(chan struct{})
 }

@@ -23,6 +23,7 @@ func newServeCmd() *cobra.Command {
 		perClient, keep       int
 		timeout, grace        time.Duration
 		quiet, guided         bool
+		traceMiB              int64
 		defaultStrategy, kind string
 	)
 	cmd := &cobra.Command{
@@ -56,11 +57,11 @@ get --grace to finish, then are cancelled.`,
 			if apiKey == "" {
 				apiKey = os.Getenv("BRAID_API_KEY")
 			}
-			if maxBody <= 0 || perClient <= 0 || keep <= 0 || timeout <= 0 || grace < 0 {
-				return usageErrorf("--max-body, --per-client, --keep-traces and --timeout must be positive, --grace >= 0")
+			if maxBody <= 0 || perClient <= 0 || keep <= 0 || traceMiB <= 0 || timeout <= 0 || grace < 0 {
+				return usageErrorf("--max-body, --per-client, --keep-traces, --trace-memory and --timeout must be positive, --grace >= 0")
 			}
 			opts := serve.Options{APIKey: apiKey, MaxBodyBytes: maxBody, PerClient: perClient, Timeout: timeout,
-				KeepTraces: keep, DefaultStrategy: defaultStrategy}
+				KeepTraces: keep, TraceBytes: traceMiB << 20, DefaultStrategy: defaultStrategy}
 			if !quiet {
 				opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			}
@@ -132,6 +133,7 @@ get --grace to finish, then are cancelled.`,
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "most time a request may take")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
 	f.IntVar(&keep, "keep-traces", 256, "recent traces kept for the trace API")
+	f.Int64Var(&traceMiB, "trace-memory", 256, "MiB the kept traces' events may hold, oldest dropped first")
 	f.BoolVar(&quiet, "quiet", false, "no log line per request")
 	return cmd
 }
