@@ -64,7 +64,7 @@ func TestExpSliceMatchesExp(t *testing.T) {
 	for x := float32(-110); x < 95; x += 0.0731 {
 		src = append(src, x)
 	}
-	src = append(src, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0, -0.0)
+	src = append(src, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 0, float32(math.Copysign(0, -1)))
 	dst := make([]float32, len(src))
 	ExpSlice(dst, src)
 	for i, x := range src {

@@ -80,9 +80,6 @@ func (p *Packed) panel(pc, q int) ([]float32, []uint16) {
 	return p.data[off : off+kc*nr], nil
 }
 
-// values is the number of values the panels hold.
-func (p *Packed) values() int { return max(len(p.data), len(p.half)) }
-
 // GemmPacked computes c = a·b, or c += a·b with Accumulate, for a m×k
 // (row stride lda), b packed and c m×n (row stride ldc), on at most threads
 // goroutines. Every row of c has the bits it would have computed alone:

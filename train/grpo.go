@@ -132,7 +132,7 @@ type GRPO struct {
 	tokens   []int
 	targets  []int
 	weights  []float32
-	lp, rlp  []float32
+	lp       []float32
 	problems func() (countdown.Problem, bool)
 	stop     func()
 }

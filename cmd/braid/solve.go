@@ -325,7 +325,6 @@ type sampledOutput struct {
 // most frequent answer is correct; correct answers all count as one).
 func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.Countdown, strategy string,
 	problems []countdown.Problem, n, concurrent int) error {
-	type job struct{ p, k int }
 	results := make([][]*reason.Result, len(problems))
 	for i := range results {
 		results[i] = make([]*reason.Result, n)

@@ -471,7 +471,7 @@ func (w *walker) verdict(l *Line) error {
 		return fmt.Errorf("the number left is %d", e.Nums[0])
 	}
 	if l.Kind == LineGoal && l.Value != t.Target {
-		return fmt.Errorf("Goal Reached, but the state is %s, not [%d]", formatNums(e.Nums), t.Target)
+		return fmt.Errorf("the line says Goal Reached, but the state is %s, not [%d]", formatNums(e.Nums), t.Target)
 	}
 	if l.Kind == LineNoSolution && l.Value == t.Target {
 		return fmt.Errorf("the state is [%d]: the goal is reached", t.Target)
