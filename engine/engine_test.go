@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -676,5 +677,53 @@ func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
 	}
 	if _, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", MaxTokens: 3}); err != nil {
 		t.Errorf("the engine after a panicking environment: %v", err)
+	}
+}
+
+// The engine computes the model's own probabilities: every token it
+// decodes has, within half precision's error, the log-probability
+// model.Forward gives it over the whole sequence recomputed. The engine's
+// speed (packed weights, a block cache, batching, attention divided per
+// head) must never drift from the model it serves.
+func TestMatchesTheModelsForward(t *testing.T) {
+	for _, floatWeights := range []bool{true, false} {
+		m := testModel(t, 8)
+		e := newEngine(t, m, Options{FloatWeights: floatWeights})
+		rng := rand.New(rand.NewPCG(3, 4))
+		prompt := randomTokens(rng, 40, m.Config.Vocab)
+		c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: 60, Logprobs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := append([]int(nil), prompt...)
+		worst := 0.0
+		for _, tok := range c.Tokens {
+			a := m.NewActivations(1, len(seq))
+			if _, err := m.Forward(a, seq, nil); err != nil {
+				t.Fatal(err)
+			}
+			logits := a.Logits(len(seq)-1, m.Config.Vocab)
+			mx := math.Inf(-1)
+			for _, v := range logits {
+				mx = math.Max(mx, float64(v))
+			}
+			var z float64
+			for _, v := range logits {
+				z += math.Exp(float64(v) - mx)
+			}
+			ref := float64(logits[tok.ID]) - mx - math.Log(z)
+			worst = math.Max(worst, math.Abs(ref-tok.Logprob))
+			seq = append(seq, tok.ID)
+		}
+		// The KV cache is in half precision (about 3 decimal digits), and
+		// with FloatWeights off the weights too.
+		limit := 1e-2
+		if !floatWeights {
+			limit = 3e-2
+		}
+		if worst > limit {
+			t.Errorf("float weights %v: log-probabilities differ from model.Forward's by up to %.2g over %d tokens", floatWeights, worst, len(c.Tokens))
+		}
+		t.Logf("float weights %v: worst difference %.2g over %d tokens", floatWeights, worst, len(c.Tokens))
 	}
 }

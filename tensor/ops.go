@@ -55,9 +55,18 @@ func RMSNormBackward(dx, dw, dout, x, w, rstd []float32, n, c int) {
 // maximum, the exponentials and their sum run on the vector kernels where
 // the CPU has them.
 func Softmax(out, x []float32) {
-	checkLen("Softmax", len(out), len(x))
+	if sum := ExpShift(out, x); sum != 0 {
+		Scale(1/sum, out[:len(x)])
+	}
+}
+
+// ExpShift writes exp(x − max x) into out and returns their sum: a softmax
+// left unnormalised, for a caller that divides something shorter by the
+// sum instead (attention divides each head's output, not every score).
+func ExpShift(out, x []float32) float32 {
+	checkLen("ExpShift", len(out), len(x))
 	if len(x) == 0 {
-		return
+		return 0
 	}
 	out = out[:len(x)]
 	done, maxv := maxVector(x)
@@ -73,7 +82,7 @@ func Softmax(out, x []float32) {
 		out[i] = e
 		sum += e
 	}
-	Scale(1/sum, out)
+	return sum
 }
 
 // SoftmaxBackward adds the gradient of y = Softmax(x):
