@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
-	"math"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
