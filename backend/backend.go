@@ -224,26 +224,32 @@ type Usage struct {
 
 // Sampler is a backend that draws several completions of one prompt in one
 // request (OpenAI's n): the server prefills the prompt once and bills it
-// once. Completion i samples with Seed+i (the seed drawn, when 0), and its
-// chunks carry Index i.
+// once. Completion i samples with Seed+i (with Seed 0, seeds are drawn),
+// and its chunks carry Index i.
 type Sampler interface {
 	CompleteN(ctx context.Context, req *Request, n int) ([]*Completion, error)
 }
 
 // CompleteN draws n completions of req: in one request where b is a
-// Sampler and req has no environment (an environment steers one completion
-// at a time), else as n concurrent requests. Either way completion i
-// samples with req.Seed+i (drawn when req.Seed is 0) and its chunks reach
-// req.OnChunk with Index i.
+// Sampler, else as n concurrent requests. Either way completion i samples
+// with req.Seed+i (each draws its own when req.Seed is 0), and its chunks
+// reach req.OnChunk with Index i, possibly from several goroutines at
+// once. An environment steers one completion at a time, so a request with
+// one takes n = 1 only. The first failure cancels the other completions
+// and is the error returned.
 func CompleteN(ctx context.Context, b Backend, req *Request, n int) ([]*Completion, error) {
-	if n < 1 {
+	switch {
+	case n < 1:
 		return nil, Invalid(fmt.Errorf("backend: %d completions", n))
+	case n > 1 && req.Env != nil:
+		return nil, Invalid(errors.New("backend: an environment steers one completion at a time; ask for n = 1"))
 	}
-	if s, ok := b.(Sampler); ok && req.Env == nil && n > 1 {
+	if s, ok := b.(Sampler); ok && n > 1 {
 		return s.CompleteN(ctx, req, n)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	out := make([]*Completion, n)
-	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		r := *req
@@ -256,10 +262,17 @@ func CompleteN(ctx context.Context, b Backend, req *Request, n int) ([]*Completi
 				req.OnChunk(c)
 			}
 		}
-		wg.Go(func() { out[i], errs[i] = b.Complete(ctx, &r) })
+		wg.Go(func() {
+			c, err := b.Complete(ctx, &r)
+			if err != nil {
+				cancel(err) // the first cause stays: later ones are the cancellation
+				return
+			}
+			out[i] = c
+		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := context.Cause(ctx); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -223,7 +223,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 				break
 			}
 			if share > 0 {
-				left = min(left, share-t.Tokens)
+				left = min(left, share-subtreeTokens(t))
 			}
 			if left <= 0 {
 				t.Finish, t.Reason = "budget", "its share of the run's tokens is spent"
@@ -280,7 +280,16 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			t.Finish, t.Reason = "invalid spawn", err.Error()
 			break
 		}
-		kids, err := s.children(ctx, b, p, node, depth+1, nodes, prompts)
+		// The children split what this thread may still spend: the run's
+		// budget left, and within it this thread's own share.
+		budget := 0
+		if s.MaxTotalTokens > 0 {
+			budget = s.MaxTotalTokens - int(s.used.Load())
+			if share > 0 {
+				budget = min(budget, share-subtreeTokens(t))
+			}
+		}
+		kids, err := s.children(ctx, b, p, node, depth+1, nodes, prompts, budget)
 		if err != nil {
 			return nil, err
 		}
@@ -296,8 +305,9 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 }
 
 // children runs a spawn's children concurrently, at most MaxChildren at
-// once, and returns them in spawn order.
-func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, depth int, nodes, prompts []string) ([]*Thread, error) {
+// once, and returns them in spawn order. With a total token budget they
+// split budget, the spawning thread's remaining tokens, evenly.
+func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.Problem, parent string, depth int, nodes, prompts []string, budget int) ([]*Thread, error) {
 	kids := make([]*Thread, len(nodes))
 	errs := make([]error, len(nodes))
 	limit := s.MaxChildren
@@ -306,7 +316,7 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 	}
 	share := 0
 	if s.MaxTotalTokens > 0 {
-		share = max(1, (s.MaxTotalTokens-int(s.used.Load()))/len(nodes))
+		share = max(1, budget/len(nodes))
 	}
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
@@ -445,4 +455,13 @@ func ParseCountdown(spec string, base Countdown) (CountdownStrategy, error) {
 		return CountdownVote{Inner: base, K: votes}, nil
 	}
 	return base, nil
+}
+
+// subtreeTokens counts the tokens of a thread and all its descendants.
+func subtreeTokens(t *Thread) int {
+	n := t.Tokens
+	for _, c := range t.Children {
+		n += subtreeTokens(c)
+	}
+	return n
 }

@@ -316,6 +316,17 @@ func TestNestedSpawns(t *testing.T) {
 	if k := res.Tree.Children[0]; !strings.Contains(k.Text, "<Goal Reached in Sub Search 0 at level 2 at Node #0,0,0>") {
 		t.Errorf("the child was not resumed with its grandchild's join:\n%s", k.Text)
 	}
+	// A total budget holds down the tree: every spawn splits what its
+	// thread may still spend.
+	for _, budget := range []int{len(rootCall) + 50, len(rootCall) + len(childCall) + 20} {
+		capped, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxDepth: 2, MaxTotalTokens: budget}.Solve(context.Background(), r, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if capped.TotalTokens > budget {
+			t.Errorf("%d tokens spent on a budget of %d", capped.TotalTokens, budget)
+		}
+	}
 	flat, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
 	if err != nil {
 		t.Fatal(err)

@@ -269,18 +269,27 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 		s.Observe.emit(Event{Kind: ThreadStarted, Thread: strconv.Itoa(i), Parent: "samples"})
 		streams[i] = s.Observe.stream(strconv.Itoa(i), "samples")
 	}
-	req := &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort}
-	if s.Observe != nil {
-		req.OnChunk = func(c backend.Chunk) { streams[c.Index](c) }
-	}
+	// A sample's wall time runs to its last chunk: samples drawn in one
+	// request all return together.
+	last := make([]time.Time, k)
+	req := &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort,
+		OnChunk: func(c backend.Chunk) {
+			last[c.Index] = time.Now() // each index from one goroutine at a time
+			if streams[c.Index] != nil {
+				streams[c.Index](c)
+			}
+		}}
 	cs, err := backend.CompleteN(ctx, b, req, k)
 	if err != nil {
 		return nil, nil, err
 	}
-	wall := time.Since(start)
 	threads := make([]*Thread, k)
 	for i, c := range cs {
 		name := strconv.Itoa(i)
+		wall := time.Since(start)
+		if !last[i].IsZero() {
+			wall = last[i].Sub(start)
+		}
 		s.Observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: "samples", Tokens: c.Usage.CompletionTokens})
 		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
 			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),

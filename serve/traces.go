@@ -65,17 +65,40 @@ func (ts *traces) start(model, strategy, problem string) *trace {
 	defer ts.mu.Unlock()
 	ts.byID[t.ID] = t
 	ts.order = append(ts.order, t.ID)
-	for len(ts.order) > ts.keep || len(ts.order) > 1 && ts.bytes.Load() > ts.limit {
-		old := ts.byID[ts.order[0]]
-		old.mu.Lock()
-		ts.bytes.Add(-old.size)
-		old.size = 0 // a run still going counts no more
-		old.owner = nil
-		old.mu.Unlock()
-		delete(ts.byID, ts.order[0])
-		ts.order = ts.order[1:]
+	for len(ts.order) > ts.keep {
+		ts.drop(0)
 	}
+	ts.trim()
 	return t
+}
+
+// trim drops finished traces, oldest first, while the events held pass
+// the limit. Runs still going stay (a client may be following one); each
+// is bounded by its request's limits. ts.mu is held.
+func (ts *traces) trim() {
+	for i := 0; i < len(ts.order) && ts.bytes.Load() > ts.limit; {
+		t := ts.byID[ts.order[i]]
+		t.mu.Lock()
+		done := t.done
+		t.mu.Unlock()
+		if !done {
+			i++
+			continue
+		}
+		ts.drop(i)
+	}
+}
+
+// drop forgets the i-th oldest trace. ts.mu is held.
+func (ts *traces) drop(i int) {
+	t := ts.byID[ts.order[i]]
+	t.mu.Lock()
+	ts.bytes.Add(-t.size)
+	t.size = 0 // a run still going counts no more
+	t.owner = nil
+	t.mu.Unlock()
+	delete(ts.byID, ts.order[i])
+	ts.order = append(ts.order[:i], ts.order[i+1:]...)
 }
 
 func (ts *traces) get(id string) *trace {
@@ -86,15 +109,21 @@ func (ts *traces) get(id string) *trace {
 
 func (t *trace) add(e reason.Event) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.events = append(t.events, e)
-	if t.owner != nil {
+	owner := t.owner
+	if owner != nil {
 		sz := eventSize(e)
 		t.size += sz
-		t.owner.bytes.Add(sz)
+		owner.bytes.Add(sz)
 	}
 	close(t.changed)
 	t.changed = make(chan struct{})
+	t.mu.Unlock()
+	if owner != nil && owner.bytes.Load() > owner.limit {
+		owner.mu.Lock() // ts.mu before t.mu, as start takes them
+		owner.trim()
+		owner.mu.Unlock()
+	}
 }
 
 func (t *trace) finish(r *reason.Result, correct *bool, err error) {

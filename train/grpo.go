@@ -135,6 +135,16 @@ type GRPO struct {
 	lp       []float32
 	problems func() (countdown.Problem, bool)
 	stop     func()
+
+	legacyConfig string
+}
+
+// configHash identifies a configuration.
+func configHash(c GRPOConfig) string {
+	b, _ := json.Marshal(c)
+	h := fnv.New64a()
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // NewGRPO starts a run in dir from the model directory from (which stays
@@ -165,14 +175,14 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	// may be extended.
 	id := cfg
 	id.Steps, id.CheckpointEvery = 0, 0
-	b, _ := json.Marshal(id)
-	h := fnv.New64a()
-	h.Write(b)
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
-		opt:     newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
-		state:   GRPOState{Config: strconv.FormatUint(h.Sum64(), 16), From: from},
-		acts:    policy.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq),
-		refActs: ref.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq)}
+		opt:   newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
+		state: GRPOState{Config: configHash(id), From: from},
+		// Runs started before steps left the hash name their whole
+		// configuration.
+		legacyConfig: configHash(cfg),
+		acts:         policy.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq),
+		refActs:      ref.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq)}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -564,6 +574,9 @@ func (g *GRPO) resume() (bool, error) {
 	var st GRPOState
 	if err := json.Unmarshal(data, &st); err != nil {
 		return false, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if st.Config == g.legacyConfig {
+		st.Config = g.state.Config
 	}
 	if st.Config != g.state.Config || st.From != g.state.From {
 		return false, fmt.Errorf("resume: %s was made by another configuration or starting model; use a new directory", g.dir)

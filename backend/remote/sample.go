@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -62,12 +63,14 @@ func (c *Client) CompleteN(ctx context.Context, req *backend.Request, n int) ([]
 	var res multiResult
 	for attempt := 0; ; attempt++ {
 		var retry time.Duration
-		res = multiResult{finish: make([]backend.FinishReason, n), events: make([]int, n)}
+		res = multiResult{finish: make([]backend.FinishReason, n), stop: make([]string, n), events: make([]int, n)}
 		retry, err = c.send(ctx, ep, body, func(r io.Reader, idle func()) error { return res.read(r, n, emit, idle) })
 		var perm *permanentError
 		switch {
 		case err == nil:
-		case errors.As(err, &perm) && perm.status == 400 && mentionsN(perm.msg):
+		case res.streamed == 0 && mentionsN(err.Error()):
+			// The server refuses n, whatever status it says it with
+			// (llama.cpp answers 500): single requests, now and later.
 			ep.noN.Store(true)
 			return backend.CompleteN(ctx, singles{c}, req, n)
 		case errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0:
@@ -87,39 +90,82 @@ func (c *Client) CompleteN(ctx context.Context, req *backend.Request, n int) ([]
 		}
 		break
 	}
-	for i, o := range out {
-		o.Usage.CompletionTokens = res.events[i]
-		o.Finish = res.finish[i]
-		if err != nil && o.Finish == "" {
-			if c.opts.Chat {
-				return nil, err // a chat message cannot be continued mid-way
-			}
-			// Dropped mid-way (or a server that ignored n and sent one
-			// sample): this one goes on alone from its text.
-			r := *req
-			r.Prompt, r.Seed = req.Prompt+texts[i].String(), seed+uint64(i)
-			if req.MaxTokens > 0 {
-				r.MaxTokens = max(1, req.MaxTokens-res.events[i])
-			}
-			r.OnChunk = func(ch backend.Chunk) {
-				ch.Index = i
-				emit(ch)
-			}
-			rest, err := c.Complete(ctx, &r)
-			if err != nil {
-				return nil, err
-			}
-			o.Finish, o.StopString = rest.Finish, rest.StopString
-			o.Usage.CompletionTokens += rest.Usage.CompletionTokens
-		}
-		o.Text = texts[i].String()
-	}
 	// The prompt was sent, and billed, once.
 	out[0].Usage.PromptTokens, out[0].Usage.CachedPromptTokens = res.promptTokens, res.cachedTokens
+	var unfinished []int
+	for i, o := range out {
+		o.Usage.CompletionTokens = res.events[i]
+		o.Finish, o.StopString = res.finish[i], res.stop[i]
+		if o.Finish == "" && req.MaxTokens > 0 && res.events[i] >= req.MaxTokens {
+			o.Finish = backend.FinishLength
+		}
+		if o.Finish == "" {
+			unfinished = append(unfinished, i)
+		}
+	}
+	if err != nil && len(unfinished) > 0 {
+		if c.opts.Chat {
+			return nil, err // a chat message cannot be continued mid-way
+		}
+		if res.finish[0] != "" && res.streamed == res.events[0] {
+			ep.noN.Store(true) // only the first sample came: the server ignores n
+		}
+		// Dropped mid-way (or n ignored): each unfinished sample goes on
+		// alone from its text, all at once.
+		if err := c.continueSamples(ctx, req, seed, unfinished, out, texts, res.events, emit); err != nil {
+			return nil, err
+		}
+	}
+	for i, o := range out {
+		o.Text = texts[i].String()
+	}
 	if res.completionTokens > 0 && !res.dropped {
 		spread(out, res.completionTokens)
 	}
 	return out, nil
+}
+
+// continueSamples finishes the samples a dropped n-stream left unfinished,
+// each by its own request from its text so far, concurrently.
+func (c *Client) continueSamples(ctx context.Context, req *backend.Request, seed uint64, which []int, out []*backend.Completion,
+	texts []strings.Builder, events []int, emit func(backend.Chunk)) error {
+	prompts := make([]string, len(which))
+	for k, i := range which {
+		prompts[k] = req.Prompt + texts[i].String()
+	}
+	var mu sync.Mutex // emit writes texts and out, shared by the goroutines
+	errs := make([]error, len(which))
+	var wg sync.WaitGroup
+	for k, i := range which {
+		r := *req
+		r.Prompt, r.Seed = prompts[k], seed+uint64(i)
+		if req.MaxTokens > 0 {
+			r.MaxTokens = req.MaxTokens - events[i]
+		}
+		r.OnChunk = func(ch backend.Chunk) {
+			ch.Index = i
+			mu.Lock()
+			defer mu.Unlock()
+			emit(ch)
+		}
+		wg.Go(func() {
+			rest, err := c.Complete(ctx, &r)
+			if err != nil {
+				errs[k] = err
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			o := out[i]
+			o.Finish, o.StopString = rest.Finish, rest.StopString
+			o.Usage.CompletionTokens += rest.Usage.CompletionTokens
+			// Each continuation sent its prompt again.
+			o.Usage.PromptTokens += rest.Usage.PromptTokens
+			o.Usage.CachedPromptTokens += rest.Usage.CachedPromptTokens
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // singles hides a client's CompleteN, so that backend.CompleteN falls
@@ -130,10 +176,10 @@ func (s singles) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	return s.c.Complete(ctx, req)
 }
 
-// mentionsN says whether a server's 400 is about the n parameter.
+// mentionsN says whether a server's refusal is about the n parameter.
 func mentionsN(msg string) bool {
 	m := strings.ToLower(msg)
-	for _, s := range []string{"'n'", "\"n\"", "`n`", " n ", "n must", "n >", "n=", "parameter n", "best_of"} {
+	for _, s := range []string{"'n'", "\"n\"", "`n`", " n ", "n must", "n >", "n=", "parameter n", "best_of", "completion choice"} {
 		if strings.Contains(m, s) {
 			return true
 		}
@@ -166,6 +212,7 @@ func spread(out []*backend.Completion, total int) {
 // multiResult is what one n-sample stream produced.
 type multiResult struct {
 	finish                                       []backend.FinishReason
+	stop                                         []string
 	events                                       []int
 	streamed                                     int
 	promptTokens, cachedTokens, completionTokens int
@@ -212,6 +259,9 @@ func (m *multiResult) read(body io.Reader, n int, emit func(backend.Chunk), idle
 					for _, x := range lp.TokenLogprobs {
 						toks = append(toks, backend.Token{ID: -1, Logprob: x})
 					}
+					for _, x := range lp.Content {
+						toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
+					}
 				}
 				emit(backend.Chunk{Text: text, Tokens: toks, Index: choice.Index})
 			}
@@ -220,6 +270,9 @@ func (m *multiResult) read(body io.Reader, n int, emit func(backend.Chunk), idle
 				m.finish[choice.Index] = backend.FinishStop
 				if *f == "length" {
 					m.finish[choice.Index] = backend.FinishLength
+				}
+				if stop, ok := choice.StopReason.(string); ok {
+					m.stop[choice.Index] = stop
 				}
 			}
 		}

@@ -112,3 +112,46 @@ func TestCompleteNContinuesDroppedSamples(t *testing.T) {
 		}
 	}
 }
+
+// llama.cpp refuses n with a 500: that too falls back to single requests,
+// at once, not after retries.
+func TestCompleteNFallsBackOnA500AboutN(t *testing.T) {
+	f := &fakeServer{respond: func(_ int, req map[string]any, w http.ResponseWriter) {
+		if _, ok := req["n"]; ok {
+			w.WriteHeader(500)
+			fmt.Fprint(w, `{"error":{"code":500,"message":"Only one completion choice is allowed","type":"server_error"}}`)
+			return
+		}
+		sse(w, false, "stop", "one")
+	}}
+	c := newClient(t, f, Options{Model: "m"})
+	out, err := c.CompleteN(context.Background(), &backend.Request{Prompt: "p", Seed: 2}, 2)
+	if err != nil || len(out) != 2 || out[1].Text != "one" {
+		t.Fatalf("%v, %v", out, err)
+	}
+	if len(f.requests) != 3 {
+		t.Errorf("%d requests: want the refused one, then 2 singles", len(f.requests))
+	}
+}
+
+// A dropped stream's samples report the prompt tokens their continuations
+// sent.
+func TestCompleteNDroppedUsage(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		if _, ok := req["n"]; ok {
+			sseN(w, 2, 3, true)
+			return
+		}
+		sse(w, false, "stop", "rest")
+	}}
+	c := newClient(t, f, Options{Model: "m"})
+	out, err := c.CompleteN(context.Background(), &backend.Request{Prompt: "p:", Seed: 5}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o.Usage.PromptTokens != 7 { // sse bills 7 prompt tokens per request
+			t.Errorf("sample %d: %d prompt tokens, want its continuation's 7", i, o.Usage.PromptTokens)
+		}
+	}
+}

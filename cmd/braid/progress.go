@@ -13,7 +13,8 @@ import (
 
 // progress shows a long job's progress on stderr: a bar on a terminal,
 // and, for logs and pipes (a job running in the background), a plain line
-// every logEvery and at the end, with the rate and the time left. A nil
+// every logEvery with the rate and the time left (a job shorter than that
+// prints none; the command's own summary follows either way). A nil
 // *progress is valid and shows nothing.
 type progress struct {
 	bar *progressbar.ProgressBar
