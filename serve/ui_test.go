@@ -57,11 +57,15 @@ func uiSolves(t *testing.T, key string) {
 	nodes := run[int](ctx, t, chromedp.Evaluate[int](`document.querySelectorAll("#tree .node").length`))
 	nested := run[int](ctx, t, chromedp.Evaluate[int](`document.querySelectorAll("#tree > .node > .children > .node").length`))
 	finished := run[int](ctx, t, chromedp.Evaluate[int](`document.querySelectorAll('#tree .node[data-state="done"]').length`))
+	goals := run[int](ctx, t, chromedp.Evaluate[int](`document.querySelectorAll('#tree .node[data-verdict="goal"]').length`))
 	if verdict != "true" || !strings.Contains(answer, "= 27") || !strings.Contains(answer, "verified") {
 		t.Errorf("answer %q (correct=%q), status %q", answer, verdict, status)
 	}
 	if nodes < 3 || nested != nodes-1 || finished != nodes {
 		t.Errorf("tree: %d threads, %d of them children of the root, %d finished", nodes, nested, finished)
+	}
+	if goals < 2 { // the root, and the child whose search found the answer
+		t.Errorf("%d threads show they reached the goal", goals)
 	}
 }
 

@@ -92,7 +92,14 @@ function onTraceEvent(e) {
     case "thread_finished": {
       const n = node(e.thread, e.parent);
       n.el.dataset.state = "done";
-      n.el.querySelector(".state").textContent = "joined";
+      // A Countdown thread's verdict is in its own text: it reached the
+      // goal, or searched its part and found nothing.
+      const text = n.text.textContent;
+      let verdict = "";
+      if (text.includes("equal: Goal Reached")) verdict = " · reached the goal";
+      else if (text.includes("No solution found")) verdict = " · no solution here";
+      n.el.dataset.verdict = verdict ? (verdict.includes("goal") ? "goal" : "none") : "";
+      n.el.querySelector(".state").textContent = (e.parent ? "joined" : "finished") + verdict;
       n.el.querySelector(".tokens").textContent = (e.tokens || n.tokens) + " tokens";
       n.el.querySelector(".time").textContent = ((performance.now() - n.start) / 1000).toFixed(1) + " s";
       break;
