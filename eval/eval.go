@@ -313,6 +313,11 @@ type StrategyReport struct {
 	TokensPerCorrect   float64         `json:"tokens_per_correct"`
 	Errors             int             `json:"errors,omitempty"`
 	Overthinking       Overthinking    `json:"overthinking"`
+	// CriticalPathCaps is the accuracy under each budget on a sample's
+	// critical-path tokens (its longest chain of dependent tokens, the
+	// latency a parallel run cannot hide), with 95% intervals: a sample
+	// counts only if it was right and its critical path fit the budget.
+	CriticalPathCaps []CapAccuracy `json:"accuracy_under_critical_path_caps,omitempty"`
 	// Robustness is set when the run has the strategy's perturbed twin.
 	Robustness *Robustness `json:"robustness,omitempty"`
 }
@@ -328,6 +333,17 @@ type PairedReport struct {
 	// problems would show a difference of this size (80% power, 5%).
 	InNoise        bool `json:"in_noise"`
 	ProblemsNeeded int  `json:"problems_needed,omitempty"`
+	// CriticalPathCaps compares the two at equal critical-path budgets:
+	// the paired difference of their accuracies under each budget.
+	CriticalPathCaps []CapDiff `json:"critical_path_caps,omitempty"`
+}
+
+// CapDiff is a paired difference in accuracy under one token budget.
+type CapDiff struct {
+	MaxTokens int       `json:"max_tokens"`
+	Diff      float64   `json:"diff"`
+	CI95      []float64 `json:"ci95"`
+	PValue    float64   `json:"p_value"`
 }
 
 // Report is a run's summary.
@@ -426,6 +442,7 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 			}
 		}
 		sr.Overthinking = overthinking(byName[s])
+		sr.CriticalPathCaps = criticalPathCaps(byName[s], criticalCaps(byName[s]))
 		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			if kind, ok := strings.CutPrefix(name, s+"+"); ok {
 				rb := robustness(kind, byName[s], byName[name])
@@ -454,6 +471,7 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 			if pr.InNoise {
 				pr.ProblemsNeeded = stats.ProblemsToDetect(p.Diff.Estimate, p.SD)
 			}
+			pr.CriticalPathCaps = criticalPathDiffs(byName[s], byName[base])
 			r.Paired = append(r.Paired, pr)
 		}
 	}

@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/store"
@@ -50,10 +52,12 @@ type Overthinking struct {
 	Caps []CapAccuracy `json:"accuracy_under_caps"`
 }
 
-// CapAccuracy is the accuracy under one token cap.
+// CapAccuracy is the accuracy under one token cap; CI95, where given, is
+// its 95% interval clustered by problem.
 type CapAccuracy struct {
-	MaxTokens int     `json:"max_tokens"`
-	Accuracy  float64 `json:"accuracy"`
+	MaxTokens int       `json:"max_tokens"`
+	Accuracy  float64   `json:"accuracy"`
+	CI95      []float64 `json:"ci95,omitempty"`
 }
 
 // overthinking computes a strategy's overthinking figures; caps run 1k,
@@ -88,6 +92,81 @@ func overthinking(samples []store.Sample) Overthinking {
 			return o
 		}
 	}
+}
+
+// criticalStep is the spacing of critical-path budgets: fine enough to
+// compare a serial chain with a parallel run's longest thread, which differ
+// by hundreds of tokens.
+const criticalStep = 256
+
+// criticalCaps are the critical-path budgets for samples: every
+// criticalStep tokens up to the first that holds them all.
+func criticalCaps(samples ...[]store.Sample) []int {
+	most := 0
+	for _, ss := range samples {
+		for _, x := range ss {
+			most = max(most, x.CriticalPathTokens)
+		}
+	}
+	var caps []int
+	for c := criticalStep; ; c += criticalStep {
+		caps = append(caps, c)
+		if c >= most {
+			return caps
+		}
+	}
+}
+
+// withinCritical scores each problem's samples 1 when right with a
+// critical path within budget, 0 otherwise, in problem order.
+func withinCritical(samples []store.Sample, budget int) map[int][]float64 {
+	by := map[int][]float64{}
+	for _, x := range samples {
+		by[x.Index] = append(by[x.Index], bool01(x.Correct && x.CriticalPathTokens <= budget))
+	}
+	return by
+}
+
+// criticalPathCaps is the accuracy under each critical-path budget.
+func criticalPathCaps(samples []store.Sample, caps []int) []CapAccuracy {
+	if len(samples) == 0 {
+		return nil
+	}
+	var out []CapAccuracy
+	for _, c := range caps {
+		by := withinCritical(samples, c)
+		var scores [][]float64
+		for _, i := range slices.Sorted(maps.Keys(by)) {
+			scores = append(scores, by[i])
+		}
+		ci := stats.Clustered(scores)
+		out = append(out, CapAccuracy{MaxTokens: c, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High}})
+	}
+	return out
+}
+
+// criticalPathDiffs compares a with b under each critical-path budget,
+// paired by problem (each problem's mean over its samples).
+func criticalPathDiffs(a, b []store.Sample) []CapDiff {
+	if len(a) == 0 || len(b) == 0 {
+		return nil
+	}
+	var out []CapDiff
+	for _, c := range criticalCaps(a, b) {
+		am, bm := withinCritical(a, c), withinCritical(b, c)
+		var x, y []float64
+		for _, i := range slices.Sorted(maps.Keys(am)) {
+			if w, ok := bm[i]; ok {
+				x, y = append(x, mean(am[i])), append(y, mean(w))
+			}
+		}
+		p, err := stats.Compare(x, y)
+		if err != nil {
+			return nil
+		}
+		out = append(out, CapDiff{MaxTokens: c, Diff: p.Diff.Estimate, CI95: []float64{p.Diff.Low, p.Diff.High}, PValue: p.PValue})
+	}
+	return out
 }
 
 // robustness pairs a strategy's clean samples with its perturbed ones by
@@ -186,4 +265,21 @@ func bool01(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// CriticalPathLine says how A and B compare at equal critical-path budgets,
+// at the budgets that are powers of two ("" when there are none): the
+// curves themselves are in the JSON and the report's chart.
+func (p PairedReport) CriticalPathLine() string {
+	var parts []string
+	for _, c := range p.CriticalPathCaps {
+		if c.MaxTokens&(c.MaxTokens-1) != 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("≤%d %+.1f (95%% CI %+.1f to %+.1f)", c.MaxTokens, 100*c.Diff, 100*c.CI95[0], 100*c.CI95[1]))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s − %s at equal critical-path budgets, points: %s", p.A, p.B, strings.Join(parts, ", "))
 }

@@ -21,7 +21,7 @@ func TestOverthinking(t *testing.T) {
 	if o.ShareAfterAnswer == nil || !near(*o.ShareAfterAnswer, 2600.0/6000) || o.AnswerFound != 2 || o.Samples != 3 {
 		t.Errorf("share after the answer: %+v", o)
 	}
-	want := []CapAccuracy{{1024, 1.0 / 3}, {2048, 1.0 / 3}, {4096, 2.0 / 3}}
+	want := []CapAccuracy{{1024, 1.0 / 3, nil}, {2048, 1.0 / 3, nil}, {4096, 2.0 / 3, nil}}
 	if len(o.Caps) != len(want) {
 		t.Fatalf("caps %+v, want %+v", o.Caps, want)
 	}
@@ -69,5 +69,53 @@ func TestRobustness(t *testing.T) {
 	rep := Summarize([]string{"serial"}, append(clean, perturbed...))
 	if s := rep.Strategies[0]; s.Accuracy != 1 || s.Robustness == nil || s.Robustness.PerturbedAccuracy != 0.25 {
 		t.Errorf("summary: %+v", s)
+	}
+}
+
+// Accuracy under critical-path budgets, and apr against serial at equal
+// budgets, on hand-built samples.
+func TestCriticalPathBudgets(t *testing.T) {
+	sample := func(s string, i int, right bool, cp int) store.Sample {
+		return store.Sample{Strategy: s, Index: i, Correct: right, TotalTokens: 3 * cp, CriticalPathTokens: cp, TokensToGoal: -1}
+	}
+	samples := []store.Sample{
+		sample("serial", 0, true, 1000), sample("serial", 1, true, 300), sample("serial", 2, false, 2000),
+		sample("apr", 0, true, 400), sample("apr", 1, true, 200), sample("apr", 2, true, 700),
+	}
+	r := Summarize([]string{"serial", "apr"}, samples)
+	serial, apr := r.Strategies[0].CriticalPathCaps, r.Strategies[1].CriticalPathCaps
+	wantSerial := map[int]float64{256: 0, 512: 1.0 / 3, 768: 1.0 / 3, 1024: 2.0 / 3, 2048: 2.0 / 3}
+	if len(serial) != 8 || serial[7].MaxTokens != 2048 {
+		t.Fatalf("serial's budgets %+v, want 256 to 2048 by 256", serial)
+	}
+	for _, c := range serial {
+		if w, ok := wantSerial[c.MaxTokens]; ok && !near(c.Accuracy, w) {
+			t.Errorf("serial within %d: %.3f, want %.3f", c.MaxTokens, c.Accuracy, w)
+		}
+		if c.CI95[0] > c.Accuracy || c.CI95[1] < c.Accuracy {
+			t.Errorf("serial within %d: interval %v misses %.3f", c.MaxTokens, c.CI95, c.Accuracy)
+		}
+	}
+	if len(apr) != 3 || !near(apr[0].Accuracy, 1.0/3) || !near(apr[1].Accuracy, 2.0/3) || apr[2].Accuracy != 1 {
+		t.Errorf("apr's budgets %+v, want 1/3, 2/3, 1 at 256, 512, 768", apr)
+	}
+	diffs := r.Paired[0].CriticalPathCaps
+	wantDiff := map[int]float64{256: 1.0 / 3, 512: 1.0 / 3, 768: 2.0 / 3, 1024: 1.0 / 3, 2048: 1.0 / 3}
+	if len(diffs) != 8 {
+		t.Fatalf("paired at %d budgets, want 8: %+v", len(diffs), diffs)
+	}
+	for _, d := range diffs {
+		if w, ok := wantDiff[d.MaxTokens]; ok && !near(d.Diff, w) {
+			t.Errorf("apr − serial within %d: %+.3f, want %+.3f", d.MaxTokens, d.Diff, w)
+		}
+	}
+	line := r.Paired[0].CriticalPathLine()
+	for _, want := range []string{"apr − serial at equal critical-path budgets", "≤256 +33.3", "≤512 +33.3", "≤1024 +33.3", "≤2048 +33.3"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	if strings.Contains(line, "≤768") {
+		t.Errorf("line %q names a budget that is not a power of two", line)
 	}
 }

@@ -172,6 +172,19 @@ func charts(runs []Run) []chart {
 			caps = append(caps, series{e.name, pts})
 		}
 	}
+	var crit []series
+	for _, e := range es {
+		var pts []point
+		for _, cp := range e.s.CriticalPathCaps {
+			pts = append(pts, point{X: float64(cp.MaxTokens), Y: 100 * cp.Accuracy, YLo: 100 * cp.CI95[0], YHi: 100 * cp.CI95[1]})
+		}
+		if len(pts) > 0 {
+			crit = append(crit, series{e.name, pts})
+		}
+	}
+	out = append(out, chart{id: "critical-path", title: "Accuracy against critical-path budget",
+		caption: "The accuracy each strategy would have had under a budget on its critical path (the longest chain of dependent tokens, what a parallel run cannot hide): a sample counts only if right with its critical path within the budget. Bars: 95% intervals.",
+		svg:     xyChart("Accuracy against critical-path budget", "critical-path tokens", "accuracy (%)", false, true, true, crit)})
 	out = append(out, chart{id: "token-caps", title: "Accuracy under token caps",
 		caption: "The accuracy each strategy would have had if every sample were cut at the cap: a sample counts only if right and finished within it.",
 		svg:     xyChart("Accuracy under token caps", "cap on total tokens per sample (log scale)", "accuracy (%)", true, true, true, caps)})
@@ -289,6 +302,9 @@ func pairedLines(r Run) []string {
 			}
 		}
 		out = append(out, line)
+		if cl := p.CriticalPathLine(); cl != "" {
+			out = append(out, cl)
+		}
 	}
 	return out
 }

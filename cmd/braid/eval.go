@@ -373,6 +373,9 @@ func printEvalTable(out io.Writer, rep eval.Report, env string) error {
 			}
 		}
 		fmt.Fprintln(out)
+		if line := p.CriticalPathLine(); line != "" {
+			fmt.Fprintln(out, line)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,12 +46,18 @@ func main() {
 // run executes the CLI and returns the exit code: 0 success, 1 failure (a
 // wrong answer, a failed command), 2 bad usage, 130 interrupted.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := newRootCmd()
+	var prof cpuProfile
+	root := newRootCmd(&prof)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	// Stopped here rather than in a post-run hook, which cobra skips when a
+	// command fails: an evaluation cut short by Ctrl-C is worth profiling too.
+	if perr := prof.stop(); perr != nil && err == nil {
+		err = perr
+	}
 	if err == nil {
 		return 0
 	}
@@ -69,7 +76,42 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 1
 }
 
-func newRootCmd() *cobra.Command {
+// cpuProfile is the CPU profile that --cpuprofile asks for.
+type cpuProfile struct {
+	path string
+	f    *os.File
+}
+
+func (p *cpuProfile) start() error {
+	if p.path == "" {
+		return nil
+	}
+	f, err := os.Create(p.path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile %s: %w", p.path, err)
+	}
+	p.f = f
+	return nil
+}
+
+func (p *cpuProfile) stop() error {
+	if p.f == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	err := p.f.Close()
+	p.f = nil
+	if err != nil {
+		return fmt.Errorf("cpu profile %s: %w", p.path, err)
+	}
+	return nil
+}
+
+func newRootCmd(prof *cpuProfile) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "braid",
 		Short: "braid makes language models reason wider: branch, run concurrently, join, verify",
@@ -88,6 +130,8 @@ for answers and whole traces.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&prof.path, "cpuprofile", "", "write a CPU profile of the command to `FILE` (read it with 'go tool pprof')")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return prof.start() }
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})

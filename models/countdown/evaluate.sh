@@ -6,28 +6,31 @@
 # `braid report --db $DB --out report.html`.
 #
 #   MODEL=models/countdown DB=runs/eval.db models/countdown/evaluate.sh
+#
+# The JSON summaries and the report go beside $DB (or to $OUT).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MODEL=${MODEL:-models/countdown}
 DB=${DB:-runs/eval.db}
 BRAID=${BRAID:-go run ./cmd/braid}
 N=${N:-500}
-mkdir -p "$(dirname "$DB")"
+OUT=${OUT:-$(dirname "$DB")}
+mkdir -p "$OUT"
 common=(--model "$MODEL" --db "$DB" --n "$N" --problem-seed 2)
 
 # 1. Greedy, each environment setting (#5's goals: apr >= 50%, serial >= 35%
 #    with constrain; fill and off reported).
 for env in constrain fill off; do
-  $BRAID eval "${common[@]}" --run "greedy-$env" --env "$env" --strategies serial,apr,direct --json > "runs/greedy-$env.json"
+  $BRAID eval "${common[@]}" --run "greedy-$env" --env "$env" --strategies serial,apr,direct --json > "$OUT/greedy-$env.json"
 done
 
 # 2. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5).
-$BRAID eval "${common[@]}" --run sampled --temperature 1 --seeds 8 --strategies serial,apr,direct --json > runs/sampled.json
+$BRAID eval "${common[@]}" --run sampled --temperature 1 --seeds 8 --strategies serial,apr,direct --json > "$OUT/sampled.json"
 
 # 3. The grid of #7: serial, apr and self-consistency over 8 serial samples.
-$BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --json > runs/grid.json
+$BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --json > "$OUT/grid.json"
 
 # 4. Robustness and overthinking (#8): the same grid with the decoy variant.
-$BRAID eval "${common[@]}" --run robustness --temperature 1 --strategies serial,apr,vote:k=8 --perturb distractors --json > runs/robustness.json
+$BRAID eval "${common[@]}" --run robustness --temperature 1 --strategies serial,apr,vote:k=8 --perturb distractors --json > "$OUT/robustness.json"
 
-$BRAID report --db "$DB" --out runs/countdown-report.html
+$BRAID report --db "$DB" --out "$OUT/countdown-report.html"
