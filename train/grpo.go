@@ -29,7 +29,9 @@ import (
 // GRPOConfig is a reinforcement-learning run: group-relative policy
 // optimisation with the Countdown verifier as the reward.
 type GRPOConfig struct {
-	// Mode is the search the rollouts run: serial or parallel.
+	// Mode is the search the rollouts run: serial, parallel, or mixed
+	// (ModeMixed: the step's problems alternate between the two, so one
+	// model improves at both, which is what it is evaluated on).
 	Mode countdown.Mode `json:"mode"`
 	// Group is the rollouts per problem (G); Problems the problems per
 	// step.
@@ -61,6 +63,24 @@ type GRPOConfig struct {
 	CheckpointEvery int    `json:"checkpoint_every"`
 }
 
+// ModeMixed is the GRPO mode that alternates serial and parallel rollouts
+// by problem. Each problem's group runs in one mode, so its advantages
+// compare searches of one kind.
+const ModeMixed countdown.Mode = "mixed"
+
+// modeFor is the search problem p of step runs: in mixed mode serial and
+// parallel alternate by problem, and by step too so that an odd number of
+// problems per step still splits evenly over two steps.
+func (c GRPOConfig) modeFor(step, p int) countdown.Mode {
+	if c.Mode != ModeMixed {
+		return c.Mode
+	}
+	if (step+p)%2 == 0 {
+		return countdown.ModeSerial
+	}
+	return countdown.ModeParallel
+}
+
 // DefaultGRPO is a configuration for the Countdown model on this machine
 // class.
 func DefaultGRPO() GRPOConfig {
@@ -71,8 +91,8 @@ func DefaultGRPO() GRPOConfig {
 // Validate names what is wrong with c.
 func (c GRPOConfig) Validate() error {
 	switch {
-	case c.Mode != countdown.ModeSerial && c.Mode != countdown.ModeParallel:
-		return fmt.Errorf("grpo: mode %q: want serial or parallel", c.Mode)
+	case c.Mode != countdown.ModeSerial && c.Mode != countdown.ModeParallel && c.Mode != ModeMixed:
+		return fmt.Errorf("grpo: mode %q: want serial, parallel or mixed", c.Mode)
 	case c.Group < 2:
 		return fmt.Errorf("grpo: a group of %d rollouts has no spread to learn from: want 2 or more", c.Group)
 	case c.Problems < 1 || c.Steps < 1 || c.Updates < 1 || c.CheckpointEvery < 1:
@@ -95,10 +115,14 @@ type GRPOPoint struct {
 	Step int `json:"step"`
 	// Reward and Accuracy are the rollouts' means; Tokens their mean
 	// total tokens, Critical their mean critical-path tokens, Children
-	// their mean threads beyond the root.
-	Reward, Accuracy        float64
-	Tokens, Critical        float64
-	Children                float64
+	// the parallel rollouts' mean threads beyond the root.
+	Reward, Accuracy float64
+	Tokens, Critical float64
+	Children         float64
+	// SerialAccuracy and ParallelAccuracy are the accuracies of the
+	// step's rollouts of each mode (0 for a mode it did not run).
+	SerialAccuracy          float64
+	ParallelAccuracy        float64
 	KL                      float64 // mean per-action estimate against the starting model
 	GradNorm                float64
 	Learned                 int // rollouts with a nonzero advantage
@@ -208,6 +232,7 @@ func (g *GRPO) Close() { g.stop() }
 // rollout is one search of one problem, with every call it made.
 type rollout struct {
 	problem   int
+	mode      countdown.Mode
 	result    *reason.Result
 	correct   bool
 	reward    float64
@@ -270,17 +295,34 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 		return pt, err
 	}
 	pt.RolloutSecs = time.Since(start).Seconds()
+	var serial, parallel, serialRight, parallelRight float64
 	for _, r := range rollouts {
 		pt.Reward += r.reward
+		right := 0.0
 		if r.correct {
-			pt.Accuracy++
+			right = 1
 		}
+		pt.Accuracy += right
 		pt.Tokens += float64(r.result.TotalTokens)
 		pt.Critical += float64(r.result.CriticalPathTokens)
-		pt.Children += float64(r.result.Threads - 1)
+		if r.mode == countdown.ModeParallel {
+			parallel++
+			parallelRight += right
+			pt.Children += float64(r.result.Threads - 1)
+		} else {
+			serial++
+			serialRight += right
+		}
 	}
 	n := float64(len(rollouts))
-	pt.Reward, pt.Accuracy, pt.Tokens, pt.Critical, pt.Children = pt.Reward/n, pt.Accuracy/n, pt.Tokens/n, pt.Critical/n, pt.Children/n
+	pt.Reward, pt.Accuracy, pt.Tokens, pt.Critical = pt.Reward/n, pt.Accuracy/n, pt.Tokens/n, pt.Critical/n
+	if parallel > 0 {
+		pt.Children /= parallel
+		pt.ParallelAccuracy = parallelRight / parallel
+	}
+	if serial > 0 {
+		pt.SerialAccuracy = serialRight / serial
+	}
 	// Group-relative advantages: (r − mean) / std within each problem's
 	// group. A group that agrees (all right or all wrong) teaches nothing.
 	var learn []*rollout
@@ -343,7 +385,8 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 		pi, k := i/g.cfg.Group, i%g.cfg.Group
 		wg.Go(func() {
 			rec := &recorder{Backend: e, tok: g.Tok}
-			s := reason.Countdown{Mode: g.cfg.Mode, Env: env, Temperature: g.cfg.Temperature,
+			mode := g.cfg.modeFor(g.state.Step, pi)
+			s := reason.Countdown{Mode: mode, Env: env, Temperature: g.cfg.Temperature,
 				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}
 			res, err := s.Solve(ctx, rec, problems[pi])
 			if err != nil {
@@ -354,7 +397,7 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 			// gradients in one fixed order, so that a resumed run repeats
 			// the run that never stopped bit for bit.
 			slices.SortFunc(rec.calls, func(a, b call) int { return slices.Compare(a.tokens, b.tokens) })
-			r := &rollout{problem: pi, result: res, calls: rec.calls}
+			r := &rollout{problem: pi, mode: mode, result: res, calls: rec.calls}
 			if res.Answer != "" && countdown.VerifyAnswer(problems[pi], res.Answer) == nil {
 				r.correct, r.reward = true, 1
 			}
@@ -495,6 +538,9 @@ func (g *GRPO) Advance(ctx context.Context) error {
 		return err
 	}
 	if g.Progress != nil {
+		if g.cfg.Mode == ModeMixed {
+			fmt.Fprintf(g.Progress, "step %d: serial %.1f%%, parallel %.1f%% correct\n", pt.Step, 100*pt.SerialAccuracy, 100*pt.ParallelAccuracy)
+		}
 		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %.1f%% tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
 			pt.Step, g.cfg.Steps, pt.Reward, 100*pt.Accuracy, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
 	}
@@ -549,7 +595,7 @@ func (g *GRPO) Checkpoint() error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log))
+	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log, g.cfg.Mode == ModeMixed))
 }
 
 const grpoLogFile = "grpo.json"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/braid-dev/braid/model"
@@ -121,7 +122,8 @@ func TestGRPOIgnoresEnvironmentTokens(t *testing.T) {
 }
 
 // A GRPO run from a small supervised checkpoint: rollouts through the
-// engine, checkpoints, and a resume that continues as if never stopped.
+// engine in both modes (mixed), checkpoints, and a resume that continues as
+// if never stopped.
 func TestGRPOResumeIsExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model first")
@@ -133,7 +135,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	from := filepath.Join(sft, CheckpointDir)
-	cfg := GRPOConfig{Mode: countdown.ModeParallel, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
+	cfg := GRPOConfig{Mode: ModeMixed, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
 		Temperature: 1, MaxTotalTokens: 400, FormatReward: 0.5, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 2}
 	ctx := context.Background()
 	straight, err := NewGRPO(cfg, from, t.TempDir())
@@ -180,7 +182,55 @@ func TestGRPOResumeIsExact(t *testing.T) {
 		}
 	}
 	t.Logf("log %+v; %d rollouts learned from", straight.Log(), learned)
+	// Each problem's group ran in its mode: serial searches in one thread.
+	rs, err := resumed.rollouts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[countdown.Mode]int{}
+	for _, r := range rs {
+		modes[r.mode]++
+		if want := cfg.modeFor(resumed.State().Step, r.problem); r.mode != want {
+			t.Errorf("problem %d ran %s, want %s", r.problem, r.mode, want)
+		}
+		if r.mode == countdown.ModeSerial && r.result.Threads != 1 {
+			t.Errorf("a serial rollout ran %d threads", r.result.Threads)
+		}
+	}
+	if modes[countdown.ModeSerial] != cfg.Group || modes[countdown.ModeParallel] != cfg.Group {
+		t.Errorf("rollouts by mode %v, want a group of each", modes)
+	}
 	if _, err := os.Stat(filepath.Join(dir, GRPOCurveFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// Mixed mode alternates the modes by problem and by step, and every mode
+// GRPO cannot run is refused by name.
+func TestGRPOMixedModes(t *testing.T) {
+	c := DefaultGRPO()
+	c.Mode = ModeMixed
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	count := map[countdown.Mode]int{}
+	for step := range 2 {
+		for p := range 3 {
+			count[c.modeFor(step, p)]++
+		}
+		if c.modeFor(step, 0) == c.modeFor(step, 1) {
+			t.Errorf("step %d: problems 0 and 1 both run %s", step, c.modeFor(step, 0))
+		}
+	}
+	if count[countdown.ModeSerial] != 3 || count[countdown.ModeParallel] != 3 {
+		t.Errorf("over two steps of 3 problems: %v, want 3 of each", count)
+	}
+	c.Mode = countdown.ModeSerial
+	if c.modeFor(1, 1) != countdown.ModeSerial {
+		t.Error("serial mode ran another")
+	}
+	c.Mode = countdown.ModeDirect
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serial, parallel or mixed") {
+		t.Errorf("direct mode: %v", err)
 	}
 }

@@ -70,8 +70,8 @@ func lossCurve(log []Point) []byte {
 
 // grpoCurves draws a GRPO run's curves against the step, in three panels:
 // reward and accuracy, tokens per rollout (total and critical path), and
-// children per rollout.
-func grpoCurves(log []GRPOPoint) []byte {
+// children per parallel rollout; a mixed run's accuracy also by mode.
+func grpoCurves(log []GRPOPoint, mixed bool) []byte {
 	const W, panelH = 720.0, 240.0
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", W, 3*panelH, W, 3*panelH)
@@ -87,11 +87,16 @@ func grpoCurves(log []GRPOPoint) []byte {
 	for i, p := range log {
 		steps[i] = p.Step
 	}
-	curvePanel(&b, 0, W, panelH, "reward and accuracy per rollout", "mean over the step's rollouts", steps,
-		[]string{"reward", "correct"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Reward }), pick(func(p GRPOPoint) float64 { return p.Accuracy })})
+	names := []string{"reward", "correct"}
+	series := [][]float64{pick(func(p GRPOPoint) float64 { return p.Reward }), pick(func(p GRPOPoint) float64 { return p.Accuracy })}
+	if mixed {
+		names = append(names, "serial correct", "parallel correct")
+		series = append(series, pick(func(p GRPOPoint) float64 { return p.SerialAccuracy }), pick(func(p GRPOPoint) float64 { return p.ParallelAccuracy }))
+	}
+	curvePanel(&b, 0, W, panelH, "reward and accuracy per rollout", "mean over the step's rollouts", steps, names, series)
 	curvePanel(&b, panelH, W, panelH, "tokens per rollout", "tokens", steps,
 		[]string{"total", "critical path"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Tokens }), pick(func(p GRPOPoint) float64 { return p.Critical })})
-	curvePanel(&b, 2*panelH, W, panelH, "children per rollout", "child threads", steps,
+	curvePanel(&b, 2*panelH, W, panelH, "children per parallel rollout", "child threads", steps,
 		[]string{"children"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Children })})
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
@@ -101,8 +106,11 @@ func grpoCurves(log []GRPOPoint) []byte {
 // top.
 func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, steps []int, names []string, series [][]float64) {
 	const left, right, pad, bottom = 70.0, 20.0, 30.0, 40.0
-	colors := []string{"#1f77b4", "#d62728", "#2ca02c"}
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"}
 	fmt.Fprintf(b, `<text x="%g" y="%g" font-weight="bold">%s</text>`+"\n", left, top+18, title)
+	// The legend runs right-aligned along the title's line, one name per
+	// 100 pixels.
+	legend := W - right - 100*float64(len(names))
 	lo, hi, maxStep := 0.0, math.Inf(-1), 1
 	for _, s := range series {
 		for _, v := range s {
@@ -135,6 +143,6 @@ func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, ste
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(steps[i]), y(v)))
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colors[si%len(colors)], strings.Join(pts, " "))
-		fmt.Fprintf(b, `<text x="%g" y="%g" fill="%s">%s</text>`+"\n", W-right-220+float64(si)*100, top+18, colors[si%len(colors)], names[si])
+		fmt.Fprintf(b, `<text x="%g" y="%g" fill="%s">%s</text>`+"\n", legend+float64(si)*100, top+18, colors[si%len(colors)], names[si])
 	}
 }

@@ -39,7 +39,9 @@ advantages (r − mean) / std within each problem's group, and updates the
 model with a clipped policy-ratio objective and a KL penalty to the
 starting model. Tokens the environment wrote are observations, not actions.
 In parallel mode every parent and child call of a rollout shares its
-advantage, and the rollout's loss is divided by its number of calls.
+advantage, and the rollout's loss is divided by its number of calls. Mixed
+mode alternates serial and parallel by problem, so that one model improves
+at both.
 
 The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
@@ -48,6 +50,7 @@ evaluated greedily on --eval-n test problems into --out/eval.db
 (braid report --db OUT/eval.db charts it).`,
 		Example: `  braid train grpo --from models/countdown --out runs/grpo-apr --mode parallel
   braid train grpo --from models/countdown --out runs/grpo-serial --mode serial --steps 60 --eval-every 10
+  braid train grpo --from models/countdown --out runs/grpo --mode mixed --eval-every 10
   braid train grpo --config grpo.json --from runs/countdown/checkpoint --out runs/grpo`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -120,7 +123,7 @@ evaluated greedily on --eval-n test problems into --out/eval.db
 	f.StringVar(&from, "from", "", "the supervised model directory to start from (it stays the KL reference)")
 	f.StringVar(&out, "out", "", "the run directory: checkpoints, grpo.svg, eval.db")
 	f.StringVar(&configPath, "config", "", "a JSON configuration (train.GRPOConfig's fields); flags override it")
-	f.StringVar(&mode, "mode", "parallel", "serial or parallel rollouts")
+	f.StringVar(&mode, "mode", "parallel", "serial, parallel, or mixed rollouts (the step's problems alternate between the two)")
 	f.IntVar(&steps, "steps", 100, "optimizer steps")
 	f.IntVar(&group, "group", 8, "rollouts per problem")
 	f.IntVar(&problems, "problems", 4, "problems per step")
@@ -167,7 +170,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	}
 	stop()
 	strategies := []string{"serial"}
-	if cfg.Mode == countdown.ModeParallel {
+	if cfg.Mode != countdown.ModeSerial {
 		strategies = append(strategies, "apr")
 	}
 	run := fmt.Sprintf("step-%d", step)
