@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/braid-dev/braid/models"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -50,9 +51,17 @@ func TestGenerateCommand(t *testing.T) {
 	if again != out {
 		t.Errorf("the same seed printed %q, then %q", out, again)
 	}
-	_, errs = expectExit(t, 2, "", "generate", "hello")
-	if !strings.Contains(errs, "--model") {
-		t.Errorf("without a model: %s", errs)
+	if models.Has(models.Countdown) {
+		// Without --model, the embedded model continues the prompt.
+		_, errs = expectExit(t, 0, "", "generate", "--max-tokens", "5", "hello")
+		if !strings.Contains(errs, "5 generated") {
+			t.Errorf("the embedded model: %s", errs)
+		}
+	} else {
+		_, errs = expectExit(t, 2, "", "generate", "hello")
+		if !strings.Contains(errs, "--model") {
+			t.Errorf("without a model: %s", errs)
+		}
 	}
 	_, errs = expectExit(t, 1, "", "generate", "--model", filepath.Join(dir, "missing"), "hello")
 	if !strings.Contains(errs, "missing") {
