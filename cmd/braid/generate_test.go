@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/braid-dev/braid/models"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/models"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
