@@ -382,3 +382,36 @@ func TestTrainGRPOCommand(t *testing.T) {
 		t.Errorf("a group of one: %s", errs)
 	}
 }
+
+// braid compare pairs two runs' samples by problem: here two evaluations
+// of different sizes, which share their first two problems.
+func TestCompareCommand(t *testing.T) {
+	dir := tinyModelDir(t)
+	db := filepath.Join(t.TempDir(), "braid.db")
+	expectExit(t, 0, "", "eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db, "--run", "small")
+	expectExit(t, 0, "", "eval", "--model", dir, "--n", "3", "--strategies", "serial,direct", "--max-tokens", "8", "--db", db, "--run", "big")
+	out, _ := expectExit(t, 0, "", "compare", "--db", db, "big/direct", "small/serial")
+	for _, want := range []string{"2 problems in both (1 only in big/direct, 0 only in small/serial, left out)", "big/direct − small/serial:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	js, _ := expectExit(t, 0, "", "compare", "--db", db, "--db-b", db, "--json", "big/serial", "small/serial")
+	var c struct {
+		N    int     `json:"n"`
+		Diff float64 `json:"diff"`
+	}
+	// Greedy decoding of the same model on the same problems: no difference.
+	if err := json.Unmarshal([]byte(js), &c); err != nil || c.N != 2 || c.Diff != 0 {
+		t.Errorf("JSON %v: %s", err, js)
+	}
+	if _, errs := expectExit(t, 1, "", "compare", "--db", db, "big/vote", "small/serial"); !strings.Contains(errs, "it has direct, serial") {
+		t.Errorf("an unknown strategy: %s", errs)
+	}
+	if _, errs := expectExit(t, 1, "", "compare", "--db", db, "huge/serial", "small/serial"); !strings.Contains(errs, `no run "huge" in this database; it has `) || !strings.Contains(errs, "small") || !strings.Contains(errs, "big") {
+		t.Errorf("an unknown run: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", "compare", "--db", db, "big", "small/serial"); !strings.Contains(errs, "RUN/STRATEGY") {
+		t.Errorf("a side without a strategy: %s", errs)
+	}
+}

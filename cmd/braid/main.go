@@ -135,7 +135,7 @@ for answers and whole traces.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd())
+	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd())
 	return root
 }
 

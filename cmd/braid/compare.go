@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/braid-dev/braid/eval"
+	"github.com/braid-dev/braid/store"
+)
+
+func newCompareCmd() *cobra.Command {
+	var dbA, dbB string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "compare RUN/STRATEGY RUN/STRATEGY",
+		Short: "Compare two evaluation runs on the problems they share: paired difference with a 95% interval",
+		Long: `Compare a strategy's samples in one evaluation run with a strategy's samples
+in another (two models, two checkpoints, two configurations), paired by
+problem: the problems are matched by content, so runs of different sizes
+compare on the problems both ran. Prints each side's accuracy with its 95%
+interval, the paired difference (first minus second) with its interval and
+p-value, and the mean total tokens, critical-path tokens and threads of
+each.
+
+Each side is RUN/STRATEGY: a run id as braid eval --run named it (braid
+report lists them) and one of its strategies. The second side's run may be
+in another database (--db-b), such as a GRPO run's evaluations.`,
+		Example: `  braid compare --db runs/eval.db rl-greedy/apr greedy-constrain/apr
+  braid compare --db runs/eval.db greedy-constrain/apr greedy-constrain/serial
+  braid compare --db runs/grpo/eval.db --db-b runs/eval.db step-100/serial greedy-constrain/serial --json`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dbB == "" {
+				dbB = dbA
+			}
+			a, err := loadSide(cmd, dbA, args[0])
+			if err != nil {
+				return err
+			}
+			b, err := loadSide(cmd, dbB, args[1])
+			if err != nil {
+				return err
+			}
+			c, err := eval.Compare(args[0], a, args[1], b)
+			if errors.Is(err, eval.ErrNoSharedProblems) {
+				return fmt.Errorf("%s and %s ran no problem in common (%d and %d problems): compare runs drawn with the same --problem-seed or --input", args[0], args[1], c.OnlyA, c.OnlyB)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(c)
+			}
+			printComparison(cmd.OutOrStdout(), c)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dbA, "db", "braid.db", "the database of the first run: a SQLite file or a postgres:// address")
+	f.StringVar(&dbB, "db-b", "", "the database of the second run (default: --db)")
+	f.BoolVar(&asJSON, "json", false, "print the comparison as JSON")
+	return cmd
+}
+
+// loadSide reads the samples of side "RUN/STRATEGY" from the database at
+// path.
+func loadSide(cmd *cobra.Command, path, side string) ([]store.Sample, error) {
+	// Strategies hold no slash; a run id might.
+	i := strings.LastIndex(side, "/")
+	if i <= 0 || i == len(side)-1 {
+		return nil, usageErrorf("%q: want RUN/STRATEGY, such as greedy-constrain/apr", side)
+	}
+	run, strategy := side[:i], side[i+1:]
+	if !strings.Contains(path, "://") {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("database %s: %w (braid eval writes it)", path, err)
+		}
+	}
+	st, err := store.Open(cmd.Context(), path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	if _, err := st.Runs(cmd.Context(), run); err != nil {
+		all, lerr := st.Runs(cmd.Context())
+		if lerr != nil || len(all) == 0 {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		var ids []string
+		for _, r := range all {
+			ids = append(ids, r.ID)
+		}
+		return nil, fmt.Errorf("%s: %w; it has %s", path, err, strings.Join(ids, ", "))
+	}
+	all, err := st.Samples(cmd.Context(), run)
+	if err != nil {
+		return nil, fmt.Errorf("%s: run %s: %w", path, run, err)
+	}
+	var out []store.Sample
+	for _, s := range all {
+		if s.Strategy == strategy {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("run %s in %s has no samples of strategy %q; it has %s", run, path, strategy, strings.Join(eval.Strategies(all), ", "))
+	}
+	return out, nil
+}
+
+func printComparison(out io.Writer, c eval.Comparison) {
+	fmt.Fprintf(out, "%d problems in both", c.N)
+	if c.OnlyA+c.OnlyB > 0 {
+		fmt.Fprintf(out, " (%d only in %s, %d only in %s, left out)", c.OnlyA, c.A, c.OnlyB, c.B)
+	}
+	fmt.Fprintln(out)
+	side := func(name string, acc float64, ci []float64, tok, crit, thr float64) {
+		fmt.Fprintf(out, "%s: %.1f%% (95%% CI %.1f–%.1f%%), %.0f tokens, critical path %.0f, %.1f threads per sample\n",
+			name, 100*acc, 100*ci[0], 100*ci[1], tok, crit, thr)
+	}
+	side(c.A, c.AccuracyA, c.CI95A, c.TotalTokensA, c.CriticalTokensA, c.ThreadsA)
+	side(c.B, c.AccuracyB, c.CI95B, c.TotalTokensB, c.CriticalTokensB, c.ThreadsB)
+	fmt.Fprintf(out, "%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", c.A, c.B, 100*c.Diff, 100*c.DiffCI95[0], 100*c.DiffCI95[1], c.PValue)
+	if c.InNoise {
+		fmt.Fprint(out, " — inside the noise")
+		if c.ProblemsNeeded > 0 {
+			fmt.Fprintf(out, "; about %d problems would show a difference this size", c.ProblemsNeeded)
+		}
+	}
+	fmt.Fprintln(out)
+}
