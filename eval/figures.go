@@ -94,13 +94,20 @@ func overthinking(samples []store.Sample) Overthinking {
 	}
 }
 
-// criticalStep is the spacing of critical-path budgets: fine enough to
-// compare a serial chain with a parallel run's longest thread, which differ
-// by hundreds of tokens.
-const criticalStep = 256
+// criticalStep is the finest spacing of critical-path budgets: fine enough
+// to compare a serial chain with a parallel run's longest thread, which
+// differ by hundreds of tokens. maxCriticalCaps bounds their number: long
+// chains (a remote reasoning model's tens of thousands of tokens) get a
+// coarser step.
+const (
+	criticalStep    = 256
+	maxCriticalCaps = 64
+)
 
-// criticalCaps are the critical-path budgets for samples: every
-// criticalStep tokens up to the first that holds them all.
+// criticalCaps are the critical-path budgets for samples: every step
+// tokens up to the first that holds them all, the step criticalStep times
+// the power of two that keeps them within maxCriticalCaps (so every power
+// of two from the step on is a budget).
 func criticalCaps(samples ...[]store.Sample) []int {
 	most := 0
 	for _, ss := range samples {
@@ -108,8 +115,12 @@ func criticalCaps(samples ...[]store.Sample) []int {
 			most = max(most, x.CriticalPathTokens)
 		}
 	}
+	step := criticalStep
+	for most > step*maxCriticalCaps {
+		step *= 2
+	}
 	var caps []int
-	for c := criticalStep; ; c += criticalStep {
+	for c := step; ; c += step {
 		caps = append(caps, c)
 		if c >= most {
 			return caps
@@ -118,7 +129,7 @@ func criticalCaps(samples ...[]store.Sample) []int {
 }
 
 // withinCritical scores each problem's samples 1 when right with a
-// critical path within budget, 0 otherwise, in problem order.
+// critical path within budget, 0 otherwise, by problem.
 func withinCritical(samples []store.Sample, budget int) map[int][]float64 {
 	by := map[int][]float64{}
 	for _, x := range samples {

@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,5 +118,17 @@ func TestCriticalPathBudgets(t *testing.T) {
 	}
 	if strings.Contains(line, "≤768") {
 		t.Errorf("line %q names a budget that is not a power of two", line)
+	}
+}
+
+// Long critical paths get coarser budgets, never more than maxCriticalCaps,
+// and the powers of two stay among them.
+func TestCriticalCapsStayFew(t *testing.T) {
+	caps := criticalCaps([]store.Sample{{CriticalPathTokens: 100_000}})
+	if len(caps) > maxCriticalCaps || caps[len(caps)-1] < 100_000 || caps[0] != 2048 {
+		t.Errorf("%d budgets from %d to %d", len(caps), caps[0], caps[len(caps)-1])
+	}
+	if !slices.Contains(caps, 65536) {
+		t.Errorf("budgets %v lack 65536", caps)
 	}
 }

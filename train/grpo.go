@@ -538,11 +538,12 @@ func (g *GRPO) Advance(ctx context.Context) error {
 		return err
 	}
 	if g.Progress != nil {
+		correct := fmt.Sprintf("%.1f%%", 100*pt.Accuracy)
 		if g.cfg.Mode == ModeMixed {
-			fmt.Fprintf(g.Progress, "step %d: serial %.1f%%, parallel %.1f%% correct\n", pt.Step, 100*pt.SerialAccuracy, 100*pt.ParallelAccuracy)
+			correct += fmt.Sprintf(" (serial %.1f%%, parallel %.1f%%)", 100*pt.SerialAccuracy, 100*pt.ParallelAccuracy)
 		}
-		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %.1f%% tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
-			pt.Step, g.cfg.Steps, pt.Reward, 100*pt.Accuracy, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
+		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %s tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
+			pt.Step, g.cfg.Steps, pt.Reward, correct, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
 	}
 	if g.state.Step%g.cfg.CheckpointEvery == 0 || g.state.Step == g.cfg.Steps {
 		return g.Checkpoint()
