@@ -56,3 +56,35 @@ func TestToHalfMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+func TestVecMatHeadsI8MatchesVecMat(t *testing.T) {
+	rng := newTestRand()
+	for _, heads := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
+		for _, sh := range [][2]int{{1, 16}, {7, 32}, {32, 16}, {16, 48}, {5, 8}, {16, 33}} {
+			k, n := sh[0], sh[1]
+			for _, chain := range []bool{false, true} {
+				lda, ldb, ldc := k+1, n+3, n+2
+				ldbh := k * ldb
+				a := randSlice(rng, heads*lda)
+				bytes := make([]int8, heads*ldbh+ldb)
+				wide := make([]float32, len(bytes))
+				for i := range bytes {
+					bytes[i] = int8(rng.IntN(256) - 128)
+					wide[i] = float32(bytes[i])
+				}
+				c0 := randSlice(rng, heads*ldc)
+				got := append([]float32(nil), c0...)
+				VecMatHeadsI8(heads, got, ldc, a, lda, bytes, ldbh, ldb, k, n, chain)
+				for h := range heads {
+					want := append([]float32(nil), c0[h*ldc:h*ldc+n]...)
+					VecMat(want, a[h*lda:], wide[h*ldbh:], k, n, ldb, chain)
+					for j := range want {
+						if math.Float32bits(got[h*ldc+j]) != math.Float32bits(want[j]) {
+							t.Fatalf("%d heads, %dx%d, chain %v: head %d col %d is %g, want %g", heads, k, n, chain, h, j, got[h*ldc+j], want[j])
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -50,14 +50,22 @@ func main() {
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
 	for _, heads := range []int{4, 2} {
 		for _, vecs := range []int{2, 1} {
-			vecMatHeads(&b, fmt.Sprintf("vecMatAVX512h%dx%d", heads, 16*vecs), heads, vecs, false)
-			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512h%dx%d", heads, 16*vecs), heads, vecs, true)
+			vecMatHeads(&b, fmt.Sprintf("vecMatAVX512h%dx%d", heads, 16*vecs), heads, vecs, "f32")
+			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512h%dx%d", heads, 16*vecs), heads, vecs, "f16")
 		}
 	}
-	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, true)
-	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, true)
-	vecMatHeads(&b, "vecMatF16AVX512h8x32", 8, 2, true)
-	vecMatHeads(&b, "vecMatF16AVX512h8x16", 8, 1, true)
+	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, "f16")
+	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, "f16")
+	vecMatHeads(&b, "vecMatF16AVX512h8x32", 8, 2, "f16")
+	vecMatHeads(&b, "vecMatF16AVX512h8x16", 8, 1, "f16")
+	// The same over 8-bit integers, for a quantized KV cache: half the
+	// bytes of half precision, which is what attention over long contexts
+	// waits for.
+	for _, heads := range []int{8, 4, 2, 1} {
+		for _, vecs := range []int{2, 1} {
+			vecMatHeads(&b, fmt.Sprintf("vecMatI8AVX512h%dx%d", heads, 16*vecs), heads, vecs, "i8")
+		}
+	}
 	dot4AVX512(&b)
 	softmaxBackwardAVX512(&b)
 	b.WriteString(`// func toHalfAVX512(dst *uint16, src *float32, blocks int)
@@ -480,10 +488,13 @@ func peak(b *strings.Builder, name, reg string, n int, zero string) {
 // chains interleave, so the FMA latency no longer bounds a short product.
 // With chain set the chains start from c's values. With f16, b holds IEEE
 // half-precision values, widened as they are loaded.
-func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
+func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) {
 	bshift, bvec, btype := 2, 64, "*float32" // b's element size as a shift, one vector's bytes
-	if f16 {
+	switch elem {
+	case "f16":
 		bshift, bvec, btype = 1, 32, "*uint16"
+	case "i8":
+		bshift, bvec, btype = 0, 16, "*int8"
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("// func %s(k int, a *float32, lda int, b %s, ldbh, ldb int, c *float32, ldc int, chain bool)", name, btype)
@@ -548,10 +559,17 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, f16 bool) {
 	for h := range heads {
 		p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
 		for v := range vecs {
-			if f16 {
+			switch elem {
+			case "f16":
 				p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
 				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
-			} else {
+			case "i8":
+				// Sign-extended to 32 bits, then converted: exact, as
+				// every int8 is a float32.
+				p("\tVPMOVSXBD %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
+				p("\tVCVTDQ2PS Z%d, Z%d", 24+v, 24+v)
+				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
+			default:
 				p("\tVFMADD231PS %d%s, Z%d, Z%d", bvec*v, at("BX", "R11", "R12", h), 16+h, acc(h, v))
 			}
 		}

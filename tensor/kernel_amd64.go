@@ -304,6 +304,59 @@ var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda 
 }()
 
 //go:noescape
+func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+//go:noescape
+func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
+// vecMatI8Kernels runs the 8-bit multi-head kernel for 8, 4, 2 or 1 heads
+// and 32 (wide) or 16 columns; nil without AVX-512. The caller has checked
+// the bounds.
+var vecMatI8Kernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool) {
+	if !cpu.X86.HasAVX512F {
+		return nil
+	}
+	return func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool) {
+		switch {
+		case heads == 8 && wide:
+			vecMatI8AVX512h8x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 8:
+			vecMatI8AVX512h8x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 4 && wide:
+			vecMatI8AVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 4:
+			vecMatI8AVX512h4x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 2 && wide:
+			vecMatI8AVX512h2x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case heads == 2:
+			vecMatI8AVX512h2x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		case wide:
+			vecMatI8AVX512h1x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		default:
+			vecMatI8AVX512h1x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		}
+	}
+}()
+
+//go:noescape
 func dotAVX512(a, b *float32, blocks int) float32
 
 //go:noescape

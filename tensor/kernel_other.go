@@ -23,6 +23,8 @@ var vecMatHeadsKernels func(heads int, wide bool, k int, a *float32, lda int, b 
 
 var vecMatF16Kernels func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
 
+var vecMatI8Kernels func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+
 func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) int { return 0 }
 
 func toHalfVector(dst []uint16, src []float32) int { return 0 }

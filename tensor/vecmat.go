@@ -152,6 +152,63 @@ func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []u
 	}
 }
 
+// VecMatHeadsI8 is VecMatHeads with b in 8-bit integers, widened exactly
+// as it is read: the quantized form of a KV cache, whose scales the caller
+// applies (to the products for keys, to a for values). Every value is one
+// chain of multiply-adds over p in order, computed the same way whatever
+// the number of heads.
+func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []int8, ldbh, ldb int, k, n int, chain bool) {
+	if heads <= 0 || n == 0 {
+		return
+	}
+	if ldb < n || len(a) < (heads-1)*lda+k || len(c) < (heads-1)*ldc+n || k > 0 && len(b) < (heads-1)*ldbh+(k-1)*ldb+n {
+		panic(fmt.Sprintf("tensor: VecMatHeadsI8 of %d heads, %dx%d (strides %d, %d) with %d, %d and %d values",
+			heads, k, n, ldbh, ldb, len(a), len(b), len(c)))
+	}
+	if k == 0 {
+		if !chain {
+			for h := range heads {
+				clear(c[h*ldc : h*ldc+n])
+			}
+		}
+		return
+	}
+	j := 0
+	if vecMatI8Kernels != nil {
+		for ; j+16 <= n; j += 16 {
+			wide := j+32 <= n
+			for h := 0; h < heads; {
+				g := 1
+				switch {
+				case h+8 <= heads:
+					g = 8
+				case h+4 <= heads:
+					g = 4
+				case h+2 <= heads:
+					g = 2
+				}
+				vecMatI8Kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
+				h += g
+			}
+			if wide {
+				j += 16
+			}
+		}
+	}
+	for h := range heads {
+		for jj := j; jj < n; jj++ {
+			var sum float32
+			if chain {
+				sum = c[h*ldc+jj]
+			}
+			for p := range k {
+				sum += a[h*lda+p] * float32(b[h*ldbh+p*ldb+jj])
+			}
+			c[h*ldc+jj] = sum
+		}
+	}
+}
+
 // ToHalf rounds src to half precision into dst (see internal/half), with
 // AVX-512 where the CPU has it; the bits are the same either way.
 func ToHalf(dst []uint16, src []float32) {
