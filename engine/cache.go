@@ -27,8 +27,8 @@ type node struct {
 	// steps every token is filled; during one, tokens appended for the step
 	// are pending until its forward pass writes them.
 	filled int
-	writer *thread  // the thread that appended the pending tokens
-	kv     []uint16 // keys and values in half precision
+	writer *thread // the thread that appended the pending tokens
+	kv     kvBlock
 	// children branch off this node; refs counts the live threads whose
 	// sequence runs through it.
 	children []*node
@@ -36,6 +36,16 @@ type node struct {
 	// lru is the node's place in the list of evictable nodes: unreferenced
 	// leaves, least recently used first.
 	lru *list.Element
+}
+
+// kvBlock holds a node's keys and values (laid out as weights.blockValues
+// says): in half precision, or, in an 8-bit cache, as integers q with a
+// scale per layer, key or value, head and slot (weights.blockScales), the
+// value being q·scale.
+type kvBlock struct {
+	half  []uint16
+	q     []int8
+	scale []float32
 }
 
 // errCacheFull means every block holds keys and values a live thread uses.
@@ -49,10 +59,11 @@ var errWait = errors.New("wait for the pending tokens")
 // cache is the KV cache: a prefix tree of nodes over a budget of blocks.
 // Only the engine's loop touches it.
 type cache struct {
-	blockValues int // half-precision values in one block
+	blockValues int // values in one block
+	blockScales int // scales in one block: 0 in half precision
 	maxBlocks   int
 	blocks      int // blocks holding nodes
-	free        [][]uint16
+	free        []kvBlock
 	root        node
 	evictable   list.List
 	// touched are the nodes that have pending tokens this step.
@@ -61,8 +72,10 @@ type cache struct {
 	referenced int
 }
 
-func newCache(blockValues, maxBlocks int) *cache {
-	return &cache{blockValues: blockValues, maxBlocks: maxBlocks}
+// newCache is a cache of maxBlocks blocks of blockValues values each, in
+// half precision, or in 8 bits with blockScales scales when that is not 0.
+func newCache(blockValues, blockScales, maxBlocks int) *cache {
+	return &cache{blockValues: blockValues, blockScales: blockScales, maxBlocks: maxBlocks}
 }
 
 // cursor is a thread's place in the tree: path[len-1] holds its last token
@@ -158,18 +171,21 @@ func (c *cache) newChild(parent *node, branch int, t int32) (*node, error) {
 
 // block returns a free block, allocating one under the budget or evicting
 // the least recently used unreferenced leaf.
-func (c *cache) block() ([]uint16, error) {
+func (c *cache) block() (kvBlock, error) {
 	if k := len(c.free); k > 0 {
 		b := c.free[k-1]
 		c.free = c.free[:k-1]
 		return b, nil
 	}
 	if c.blocks < c.maxBlocks {
-		return make([]uint16, c.blockValues), nil
+		if c.blockScales > 0 {
+			return kvBlock{q: make([]int8, c.blockValues), scale: make([]float32, c.blockScales)}, nil
+		}
+		return kvBlock{half: make([]uint16, c.blockValues)}, nil
 	}
 	e := c.evictable.Front()
 	if e == nil {
-		return nil, errCacheFull
+		return kvBlock{}, errCacheFull
 	}
 	c.evict(e.Value.(*node))
 	b := c.free[len(c.free)-1]
@@ -191,7 +207,7 @@ func (c *cache) evict(n *node) {
 		}
 	}
 	c.free = append(c.free, n.kv)
-	n.kv, n.parent = nil, nil
+	n.kv, n.parent = kvBlock{}, nil
 	c.blocks--
 	if p != &c.root && p.refs == 0 && len(p.children) == 0 {
 		p.lru = c.evictable.PushFront(p)

@@ -85,9 +85,9 @@ func completeAll(t *testing.T, e *Engine, reqs []*backend.Request) []*backend.Co
 }
 
 // alone completes req on a fresh engine with nothing else running.
-func alone(t *testing.T, m *model.Model, req *backend.Request) *backend.Completion {
+func alone(t *testing.T, m *model.Model, opts Options, req *backend.Request) *backend.Completion {
 	t.Helper()
-	e := newEngine(t, m, Options{})
+	e := newEngine(t, m, opts)
 	c, err := e.Complete(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -95,39 +95,55 @@ func alone(t *testing.T, m *model.Model, req *backend.Request) *backend.Completi
 	return c
 }
 
+// Every test of equivalences runs with both caches, half precision and
+// 8-bit: each rounds a value the same way whatever the batch.
+var kvModes = []bool{false, true}
+
 func TestBatchedGreedyMatchesAlone(t *testing.T) {
-	for _, hd := range []int{8, 16} {
-		m := testModel(t, hd)
-		rng := rand.New(rand.NewPCG(1, 1))
-		var reqs []*backend.Request
-		for _, n := range []int{1, 5, 16, 17, 40, 100, 3} {
-			reqs = append(reqs, &backend.Request{PromptTokens: randomTokens(rng, n, 97), MaxTokens: 24})
+	for _, kv8 := range kvModes {
+		for _, hd := range []int{8, 16} {
+			batchedMatchesAlone(t, hd, kv8)
 		}
-		var want [][]int
-		for _, r := range reqs {
-			want = append(want, ids(alone(t, m, r)))
-		}
-		for _, step := range []int{0, 7} {
-			e := newEngine(t, m, Options{StepTokens: step})
-			got := completeAll(t, e, reqs)
-			for i := range reqs {
-				if !slices.Equal(ids(got[i]), want[i]) {
-					t.Errorf("head %d, step tokens %d: prompt %d of %d tokens decoded %v in a batch, %v alone",
-						hd, step, i, len(reqs[i].PromptTokens), ids(got[i]), want[i])
-				}
-				if got[i].Finish != backend.FinishLength || len(got[i].Tokens) != 24 {
-					t.Errorf("prompt %d: finish %q after %d tokens, want length after 24", i, got[i].Finish, len(got[i].Tokens))
-				}
+	}
+}
+
+func batchedMatchesAlone(t *testing.T, hd int, kv8 bool) {
+	m := testModel(t, hd)
+	rng := rand.New(rand.NewPCG(1, 1))
+	var reqs []*backend.Request
+	for _, n := range []int{1, 5, 16, 17, 40, 100, 3} {
+		reqs = append(reqs, &backend.Request{PromptTokens: randomTokens(rng, n, 97), MaxTokens: 24})
+	}
+	var want [][]int
+	for _, r := range reqs {
+		want = append(want, ids(alone(t, m, Options{KV8: kv8}, r)))
+	}
+	for _, step := range []int{0, 7} {
+		e := newEngine(t, m, Options{StepTokens: step, KV8: kv8})
+		got := completeAll(t, e, reqs)
+		for i := range reqs {
+			if !slices.Equal(ids(got[i]), want[i]) {
+				t.Errorf("head %d, 8-bit cache %v, step tokens %d: prompt %d of %d tokens decoded %v in a batch, %v alone",
+					hd, kv8, step, i, len(reqs[i].PromptTokens), ids(got[i]), want[i])
+			}
+			if got[i].Finish != backend.FinishLength || len(got[i].Tokens) != 24 {
+				t.Errorf("prompt %d: finish %q after %d tokens, want length after 24", i, got[i].Finish, len(got[i].Tokens))
 			}
 		}
 	}
 }
 
 func TestForkedChildrenMatchRecomputation(t *testing.T) {
+	for _, kv8 := range kvModes {
+		forkedChildrenMatch(t, Options{KV8: kv8})
+	}
+}
+
+func forkedChildrenMatch(t *testing.T, opts Options) {
 	m := testModel(t, 16)
 	rng := rand.New(rand.NewPCG(2, 2))
 	prefix := randomTokens(rng, 50, 97)
-	e := newEngine(t, m, Options{})
+	e := newEngine(t, m, opts)
 	parent, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prefix, MaxTokens: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +162,9 @@ func TestForkedChildrenMatchRecomputation(t *testing.T) {
 	}
 	got := completeAll(t, e, reqs)
 	for i, r := range reqs {
-		want := alone(t, m, r)
+		want := alone(t, m, opts, r)
 		if !slices.Equal(ids(got[i]), ids(want)) {
-			t.Errorf("child %d decoded %v after a fork, %v recomputing its prefix", i, ids(got[i]), ids(want))
+			t.Errorf("8-bit cache %v: child %d decoded %v after a fork, %v recomputing its prefix", opts.KV8, i, ids(got[i]), ids(want))
 		}
 		if u := got[i].Usage; u.CachedPromptTokens != len(prefix) || u.PromptTokens != len(r.PromptTokens) {
 			t.Errorf("child %d: usage %+v, want %d cached of %d", i, u, len(prefix), len(r.PromptTokens))
@@ -225,8 +241,14 @@ func TestCancelFreesBlocks(t *testing.T) {
 }
 
 func TestEvictionUnderBudget(t *testing.T) {
+	for _, kv8 := range kvModes {
+		evictionUnderBudget(t, kv8)
+	}
+}
+
+func evictionUnderBudget(t *testing.T, kv8 bool) {
 	m := testModel(t, 16)
-	blockBytes := int64(newWeights(m, true).blockValues() * 2)
+	blockBytes := int64(newWeights(m, true).blockBytes(kv8))
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request
@@ -235,9 +257,9 @@ func TestEvictionUnderBudget(t *testing.T) {
 	}
 	var want [][]int
 	for _, r := range reqs {
-		want = append(want, ids(alone(t, m, r)))
+		want = append(want, ids(alone(t, m, Options{KV8: kv8}, r)))
 	}
-	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockBytes})
+	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockBytes, KV8: kv8})
 	// Ten threads of 130 tokens need 90 blocks at once: the engine must
 	// queue and preempt, and still decode what each decodes alone.
 	got := completeAll(t, e, reqs)
@@ -291,7 +313,7 @@ func TestLimitsAndErrors(t *testing.T) {
 func TestEOSEndsThread(t *testing.T) {
 	m := testModel(t, 16)
 	prompt := []int{3, 1, 4, 1, 5}
-	free := ids(alone(t, m, &backend.Request{PromptTokens: prompt, MaxTokens: 10}))
+	free := ids(alone(t, m, Options{}, &backend.Request{PromptTokens: prompt, MaxTokens: 10}))
 	e := newEngine(t, m, Options{EOS: []int{free[3]}})
 	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: 10})
 	if err != nil {
@@ -686,9 +708,10 @@ func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
 // speed (packed weights, a block cache, batching, attention divided per
 // head) must never drift from the model it serves.
 func TestMatchesTheModelsForward(t *testing.T) {
-	for _, floatWeights := range []bool{true, false} {
+	for _, o := range []Options{{FloatWeights: true}, {}, {FloatWeights: true, KV8: true}} {
+		floatWeights := o.FloatWeights
 		m := testModel(t, 8)
-		e := newEngine(t, m, Options{FloatWeights: floatWeights})
+		e := newEngine(t, m, o)
 		rng := rand.New(rand.NewPCG(3, 4))
 		prompt := randomTokens(rng, 40, m.Config.Vocab)
 		c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: 60, Logprobs: true})
@@ -721,9 +744,26 @@ func TestMatchesTheModelsForward(t *testing.T) {
 		if !floatWeights {
 			limit = 3e-2
 		}
-		if worst > limit {
-			t.Errorf("float weights %v: log-probabilities differ from model.Forward's by up to %.2g over %d tokens", floatWeights, worst, len(c.Tokens))
+		if o.KV8 {
+			// 8-bit keys and values: each within 1/254 of its head's
+			// largest (measured: 0.08 on this model of large weights).
+			limit = 0.2
 		}
-		t.Logf("float weights %v: worst difference %.2g over %d tokens", floatWeights, worst, len(c.Tokens))
+		if worst > limit {
+			t.Errorf("%+v: log-probabilities differ from model.Forward's by up to %.2g over %d tokens", o, worst, len(c.Tokens))
+		}
+		t.Logf("%+v: worst difference %.2g over %d tokens", o, worst, len(c.Tokens))
+	}
+}
+
+// An 8-bit cache fits more tokens in the same budget: 1 byte a value plus
+// a 4-byte scale per 8 of them (head dimension 16 here) against 2 bytes.
+func TestKV8HoldsMoreBlocks(t *testing.T) {
+	m := testModel(t, 16)
+	const budget = 8 << 20
+	half, q8 := newEngine(t, m, Options{CacheBytes: budget}).Stats(), newEngine(t, m, Options{CacheBytes: budget, KV8: true}).Stats()
+	ratio := float64(q8.MaxBlocks) / float64(half.MaxBlocks)
+	if want := 2 / (1 + 4.0/16); math.Abs(ratio-want) > 0.01 {
+		t.Errorf("8-bit cache holds %d blocks, half precision %d: ratio %.3f, want %.3f", q8.MaxBlocks, half.MaxBlocks, ratio, want)
 	}
 }

@@ -81,6 +81,21 @@ func (w *weights) blockValues() int {
 	return w.cfg.Layers * 2 * w.kvd * blockTokens
 }
 
+// blockScales is the number of scales one block of an 8-bit cache holds:
+// for each layer, keys then values, one per key/value head and slot (head,
+// slot), each scaling its head's HeadDim values at that slot.
+func (w *weights) blockScales() int {
+	return w.cfg.Layers * 2 * w.cfg.KVHeads * blockTokens
+}
+
+// blockBytes is the memory of one cache block.
+func (w *weights) blockBytes(kv8 bool) int {
+	if kv8 {
+		return w.blockValues() + 4*w.blockScales()
+	}
+	return 2 * w.blockValues()
+}
+
 // row is one token of a step's batch.
 type row struct {
 	token, pos int
@@ -113,22 +128,27 @@ type forward struct {
 	scratch []attnScratch
 	// next hands out attention tasks, one counter per layer.
 	next []atomic.Int64
+	// kv8 says the cache holds 8-bit keys and values (kvBlock.q).
+	kv8 bool
 }
 
 type attnScratch struct {
 	q, scores []float32
 	sums      []float32 // each head's softmax denominator
 	kv        []uint16  // a row's keys and values in half precision
+	// weights are one block's attention weights times its values'
+	// scales, per key/value head (8-bit cache).
+	weights []float32
 }
 
-func newForward(w *weights, workers int) *forward {
+func newForward(w *weights, workers int, kv8 bool) *forward {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers)}
+	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers), kv8: kv8}
 	for i := range f.scratch {
 		f.scratch[i] = attnScratch{q: make([]float32, w.qd), sums: make([]float32, w.cfg.Heads), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens)),
-			kv: make([]uint16, 2*w.kvd)}
+			kv: make([]uint16, 2*w.kvd), weights: make([]float32, w.cfg.KVHeads*blockTokens)}
 	}
 	return f
 }
@@ -234,7 +254,11 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 		return
 	}
 	hd := c.HeadDim
-	kv, slot := r.path[len(r.path)-1].kv[l*2*w.kvd*blockTokens:], r.count-1
+	if f.kv8 {
+		f.store8(r, q[w.qd:], l)
+		return
+	}
+	kv, slot := r.path[len(r.path)-1].kv.half[l*2*w.kvd*blockTokens:], r.count-1
 	tensor.ToHalf(s.kv, q[w.qd:]) // keys, then values
 	k, v := s.kv[:w.kvd], s.kv[w.kvd:]
 	for g := range c.KVHeads {
@@ -246,13 +270,58 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	}
 }
 
+// store8 writes a row's keys and values (kv: keys, then values) into its
+// slot of an 8-bit cache: each head's HeadDim values as integers in
+// [−127, 127] times one scale, their largest magnitude over 127, so every
+// value is within half a step of what it was.
+func (f *forward) store8(r *row, kv []float32, l int) {
+	w, c := f.w, f.w.cfg
+	hd, kvh := c.HeadDim, c.KVHeads
+	b, slot := r.path[len(r.path)-1].kv, r.count-1
+	q := b.q[l*2*w.kvd*blockTokens:]
+	scale := b.scale[l*2*kvh*blockTokens:]
+	for g := range kvh {
+		for half := range 2 { // keys, then values
+			x := kv[half*w.kvd+g*hd : half*w.kvd+(g+1)*hd]
+			var most float32
+			for _, v := range x {
+				most = max(most, abs32(v))
+			}
+			sc, inv := float32(0), float32(0)
+			if most > 0 {
+				sc, inv = most/127, 127/most
+			}
+			scale[(half*kvh+g)*blockTokens+slot] = sc
+			if half == 0 {
+				kt := q[g*hd*blockTokens:]
+				for d, v := range x {
+					kt[d*blockTokens+slot] = quantize(v * inv)
+				}
+			} else {
+				vt := q[w.kvd*blockTokens+(g*blockTokens+slot)*hd:]
+				for d, v := range x {
+					vt[d] = quantize(v * inv)
+				}
+			}
+		}
+	}
+}
+
+// quantize rounds x, within [−127, 127] up to rounding error, to the
+// nearest integer in that range.
+func quantize(x float32) int8 {
+	return int8(max(-127, min(127, float32(math.Round(float64(x))))))
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
 // attention is member m's share of every row's attention output: (row,
 // range of key/value heads) tasks, handed out in turn. Each query head's
 // scores against its sequence's keys are computed block by block, then a
 // softmax, then the weighted sum of the values as one chain of
 // multiply-adds over the positions, so the result does not depend on how
 // the sequence is cut into blocks. The heads go through
-// tensor.VecMatHeadsF16 together.
+// tensor.VecMatHeadsF16 (or, for an 8-bit cache, VecMatHeadsI8) together.
 func (f *forward) attention(m int, rows []row, l int) {
 	c := f.w.cfg
 	// A few rows would leave members idle: split the heads too.
@@ -283,6 +352,9 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 	n := r.pos + 1
 	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
 	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
+	// An 8-bit cache's scales of these heads' keys and values.
+	kscale := (l*2*c.KVHeads + g0) * blockTokens
+	vscale := (l*2*c.KVHeads + c.KVHeads + g0) * blockTokens
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
 	for x, v := range q {
@@ -298,8 +370,20 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 			if x+1 < len(r.path) {
 				cnt = r.path[x+1].branch
 			}
-			tensor.VecMatHeadsF16(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
-				nd.kv[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
+			if f.kv8 {
+				tensor.VecMatHeadsI8(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
+					nd.kv.q[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
+				for gi := range nh {
+					ks := nd.kv.scale[kscale+gi*blockTokens:][:cnt]
+					sc := s.scores[(gi*group+j)*S+at:][:cnt]
+					for t, k := range ks {
+						sc[t] *= k
+					}
+				}
+			} else {
+				tensor.VecMatHeadsF16(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
+					nd.kv.half[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
+			}
 			at += cnt
 		}
 	}
@@ -317,8 +401,22 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 			if x+1 < len(r.path) {
 				cnt = r.path[x+1].branch
 			}
-			tensor.VecMatHeadsF16(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
-				nd.kv[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
+			if f.kv8 {
+				// The values' scales go into the weights, which the
+				// sum divides out unscaled.
+				for gi := range nh {
+					vs := nd.kv.scale[vscale+gi*blockTokens:][:cnt]
+					wt := s.weights[gi*blockTokens:][:cnt]
+					for t, p := range s.scores[(gi*group+j)*S+at:][:cnt] {
+						wt[t] = p * vs[t]
+					}
+				}
+				tensor.VecMatHeadsI8(nh, out[j*hd:], group*hd, s.weights, blockTokens,
+					nd.kv.q[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
+			} else {
+				tensor.VecMatHeadsF16(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
+					nd.kv.half[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
+			}
 			at += cnt
 		}
 	}

@@ -61,6 +61,7 @@ func newBenchDecodeCmd() *cobra.Command {
 		prefix, children    int
 		suffix              int
 		floatWeights        bool
+		kvType              string
 	)
 	cmd := &cobra.Command{
 		Use:   "decode",
@@ -80,6 +81,9 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
   braid bench decode --config configs/llama2c-stories15m.json --threads 1`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if kvType != "f16" && kvType != "q8" {
+				return usageErrorf("--kv-cache-type %q: want f16 or q8", kvType)
+			}
 			threadList, err := parseInts(threads)
 			if err != nil {
 				return usageErrorf("--threads: %v", err)
@@ -111,7 +115,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			ctx := cmd.Context()
 			bar := newProgress(cmd.ErrOrStderr(), len(threadList)+1, "decode")
 			for _, t := range threadList {
-				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights}, t, prompt, tokens)
+				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights, KV8: kvType == "q8"}, t, prompt, tokens)
 				if err != nil {
 					return err
 				}
@@ -161,6 +165,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&children, "children", 16, "children in the fork memory test (0: skip it)")
 	f.IntVar(&suffix, "suffix", 128, "tokens each child generates in the fork memory test")
 	f.BoolVar(&floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
+	f.StringVar(&kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 or q8 (8-bit)")
 	return cmd
 }
 
