@@ -136,9 +136,9 @@ type attnScratch struct {
 	q, scores []float32
 	sums      []float32 // each head's softmax denominator
 	kv        []uint16  // a row's keys and values in half precision
-	// weights are one block's attention weights times its values'
-	// scales, per key/value head (8-bit cache).
-	weights []float32
+	// kscale and vscale are, per key/value head, the scales of the keys
+	// and values along the sequence (8-bit cache).
+	kscale, vscale []float32
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -148,7 +148,11 @@ func newForward(w *weights, workers int, kv8 bool) *forward {
 	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers), kv8: kv8}
 	for i := range f.scratch {
 		f.scratch[i] = attnScratch{q: make([]float32, w.qd), sums: make([]float32, w.cfg.Heads), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens)),
-			kv: make([]uint16, 2*w.kvd), weights: make([]float32, w.cfg.KVHeads*blockTokens)}
+			kv: make([]uint16, 2*w.kvd)}
+		if kv8 {
+			f.scratch[i].kscale = make([]float32, w.cfg.KVHeads*(w.cfg.MaxSeq+blockTokens))
+			f.scratch[i].vscale = make([]float32, w.cfg.KVHeads*(w.cfg.MaxSeq+blockTokens))
+		}
 	}
 	return f
 }
@@ -373,11 +377,13 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 			if f.kv8 {
 				tensor.VecMatHeadsI8(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
 					nd.kv.q[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
-				for gi := range nh {
-					ks := nd.kv.scale[kscale+gi*blockTokens:][:cnt]
-					sc := s.scores[(gi*group+j)*S+at:][:cnt]
-					for t, k := range ks {
-						sc[t] *= k
+				if j == 0 {
+					// The scales of the keys and values of each head, in
+					// one row over the sequence, to apply with one
+					// vector product per head.
+					for gi := range nh {
+						copy(s.kscale[gi*S+at:][:cnt], nd.kv.scale[kscale+gi*blockTokens:])
+						copy(s.vscale[gi*S+at:][:cnt], nd.kv.scale[vscale+gi*blockTokens:])
 					}
 				}
 			} else {
@@ -391,7 +397,15 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 	// values) by the sum costs less than dividing its n scores.
 	for lh := range nh * group {
 		p := s.scores[lh*S : lh*S+n]
+		if f.kv8 {
+			tensor.Mul(p, p, s.kscale[lh/group*S:][:n])
+		}
 		s.sums[lh] = tensor.ExpShift(p, p)
+		if f.kv8 {
+			// The values' scales go into the weights, which the sum
+			// divides out unscaled.
+			tensor.Mul(p, p, s.vscale[lh/group*S:][:n])
+		}
 	}
 	out := f.att[i*w.qd+g0*group*hd:]
 	for j := range group {
@@ -402,16 +416,7 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 				cnt = r.path[x+1].branch
 			}
 			if f.kv8 {
-				// The values' scales go into the weights, which the
-				// sum divides out unscaled.
-				for gi := range nh {
-					vs := nd.kv.scale[vscale+gi*blockTokens:][:cnt]
-					wt := s.weights[gi*blockTokens:][:cnt]
-					for t, p := range s.scores[(gi*group+j)*S+at:][:cnt] {
-						wt[t] = p * vs[t]
-					}
-				}
-				tensor.VecMatHeadsI8(nh, out[j*hd:], group*hd, s.weights, blockTokens,
+				tensor.VecMatHeadsI8(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
 					nd.kv.q[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
 			} else {
 				tensor.VecMatHeadsF16(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,

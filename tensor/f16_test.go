@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/braid-dev/braid/internal/half"
@@ -85,6 +86,25 @@ func TestVecMatHeadsI8MatchesVecMat(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// Mul, vector and tail, in place too.
+func TestMul(t *testing.T) {
+	rng := newTestRand()
+	for n := range 50 {
+		a, b := randSlice(rng, n), randSlice(rng, n)
+		got := make([]float32, n)
+		Mul(got, a, b)
+		for i := range n {
+			if got[i] != a[i]*b[i] {
+				t.Fatalf("n %d: [%d] = %g, want %g", n, i, got[i], a[i]*b[i])
+			}
+		}
+		Mul(a, a, b)
+		if !slices.Equal(a, got) {
+			t.Fatalf("n %d: in place %v, want %v", n, a, got)
 		}
 	}
 }

@@ -68,6 +68,28 @@ func main() {
 	}
 	dot4AVX512(&b)
 	softmaxBackwardAVX512(&b)
+	b.WriteString(`
+// func mulAVX512(dst, a, b *float32, blocks int)
+TEXT ·mulAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ blocks+24(FP), CX
+	TESTQ CX, CX
+	JZ mulAVX512_done
+mulAVX512_loop:
+	VMOVUPS (SI), Z0
+	VMULPS (DX), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ mulAVX512_loop
+mulAVX512_done:
+	VZEROUPPER
+	RET
+`)
 	b.WriteString(`// func toHalfAVX512(dst *uint16, src *float32, blocks int)
 TEXT ·toHalfAVX512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

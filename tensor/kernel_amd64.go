@@ -357,6 +357,20 @@ var vecMatI8Kernels = func() func(heads int, wide bool, k int, a *float32, lda i
 }()
 
 //go:noescape
+func mulAVX512(dst, a, b *float32, blocks int)
+
+// mulVector does the leading multiple of 16 values of Mul with AVX-512 and
+// returns how many it did.
+func mulVector(dst, a, b []float32) int {
+	blocks := len(dst) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0
+	}
+	mulAVX512(&dst[0], &a[0], &b[0], blocks)
+	return blocks * 16
+}
+
+//go:noescape
 func dotAVX512(a, b *float32, blocks int) float32
 
 //go:noescape

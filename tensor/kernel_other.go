@@ -28,3 +28,5 @@ var vecMatI8Kernels func(heads int, wide bool, k int, a *float32, lda int, b *in
 func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) int { return 0 }
 
 func toHalfVector(dst []uint16, src []float32) int { return 0 }
+
+func mulVector(dst, a, b []float32) int { return 0 }

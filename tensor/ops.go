@@ -214,6 +214,15 @@ func Axpy(alpha float32, x, y []float32) {
 	}
 }
 
+// Mul sets dst[i] = a[i]·b[i]; dst may be a or b.
+func Mul(dst, a, b []float32) {
+	checkLen("Mul", len(dst), len(a))
+	checkLen("Mul", len(dst), len(b))
+	for i := mulVector(dst, a, b); i < len(dst); i++ {
+		dst[i] = a[i] * b[i]
+	}
+}
+
 // Scale multiplies x by alpha in place.
 func Scale(alpha float32, x []float32) {
 	for i := range x {
