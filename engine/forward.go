@@ -285,8 +285,8 @@ func (f *forward) store8(r *row, kv []float32, l int) {
 	q := b.q[l*2*w.kvd*blockTokens:]
 	scale := b.scale[l*2*kvh*blockTokens:]
 	for g := range kvh {
-		for half := range 2 { // keys, then values
-			x := kv[half*w.kvd+g*hd : half*w.kvd+(g+1)*hd]
+		for part := range 2 { // keys, then values
+			x := kv[part*w.kvd+g*hd : part*w.kvd+(g+1)*hd]
 			var most float32
 			for _, v := range x {
 				most = max(most, abs32(v))
@@ -295,8 +295,8 @@ func (f *forward) store8(r *row, kv []float32, l int) {
 			if most > 0 {
 				sc, inv = most/127, 127/most
 			}
-			scale[(half*kvh+g)*blockTokens+slot] = sc
-			if half == 0 {
+			scale[(part*kvh+g)*blockTokens+slot] = sc
+			if part == 0 {
 				kt := q[g*hd*blockTokens:]
 				for d, v := range x {
 					kt[d*blockTokens+slot] = quantize(v * inv)
