@@ -274,34 +274,13 @@ func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, 
 //go:noescape
 func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
 
-// vecMatF16Kernels runs the half-precision multi-head kernel for 8, 4, 2
-// or 1 heads and 32 (wide) or 16 columns; nil without AVX-512. The caller has
-// checked the bounds.
-var vecMatF16Kernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
-	if !cpu.X86.HasAVX512F {
-		return nil
-	}
-	return func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool) {
-		switch {
-		case heads == 8 && wide:
-			vecMatF16AVX512h8x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 8:
-			vecMatF16AVX512h8x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 4 && wide:
-			vecMatF16AVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 4:
-			vecMatF16AVX512h4x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 2 && wide:
-			vecMatF16AVX512h2x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 2:
-			vecMatF16AVX512h2x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case wide:
-			vecMatF16AVX512h1x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		default:
-			vecMatF16AVX512h1x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		}
-	}
-}()
+// vecMatF16Kernels runs the half-precision multi-head kernels.
+var vecMatF16Kernels = headKernelsFor([4][2]headKernel[uint16]{
+	{vecMatF16AVX512h8x32, vecMatF16AVX512h8x16},
+	{vecMatF16AVX512h4x32, vecMatF16AVX512h4x16},
+	{vecMatF16AVX512h2x32, vecMatF16AVX512h2x16},
+	{vecMatF16AVX512h1x32, vecMatF16AVX512h1x16},
+})
 
 //go:noescape
 func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
@@ -327,34 +306,37 @@ func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *
 //go:noescape
 func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
 
-// vecMatI8Kernels runs the 8-bit multi-head kernel for 8, 4, 2 or 1 heads
-// and 32 (wide) or 16 columns; nil without AVX-512. The caller has checked
-// the bounds.
-var vecMatI8Kernels = func() func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool) {
+// vecMatI8Kernels runs the 8-bit multi-head kernels.
+var vecMatI8Kernels = headKernelsFor([4][2]headKernel[int8]{
+	{vecMatI8AVX512h8x32, vecMatI8AVX512h8x16},
+	{vecMatI8AVX512h4x32, vecMatI8AVX512h4x16},
+	{vecMatI8AVX512h2x32, vecMatI8AVX512h2x16},
+	{vecMatI8AVX512h1x32, vecMatI8AVX512h1x16},
+})
+
+// headKernelsFor dispatches to ks: rows for 8, 4, 2 and 1 heads, columns
+// for 32 (wide) and 16 columns; nil without AVX-512.
+func headKernelsFor[E any](ks [4][2]headKernel[E]) headKernels[E] {
 	if !cpu.X86.HasAVX512F {
 		return nil
 	}
-	return func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool) {
-		switch {
-		case heads == 8 && wide:
-			vecMatI8AVX512h8x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 8:
-			vecMatI8AVX512h8x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 4 && wide:
-			vecMatI8AVX512h4x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 4:
-			vecMatI8AVX512h4x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 2 && wide:
-			vecMatI8AVX512h2x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case heads == 2:
-			vecMatI8AVX512h2x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		case wide:
-			vecMatI8AVX512h1x32(k, a, lda, b, ldbh, ldb, c, ldc, chain)
-		default:
-			vecMatI8AVX512h1x16(k, a, lda, b, ldbh, ldb, c, ldc, chain)
+	return func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool) {
+		row := 3
+		switch heads {
+		case 8:
+			row = 0
+		case 4:
+			row = 1
+		case 2:
+			row = 2
 		}
+		col := 1
+		if wide {
+			col = 0
+		}
+		ks[row][col](k, a, lda, b, ldbh, ldb, c, ldc, chain)
 	}
-}()
+}
 
 //go:noescape
 func mulAVX512(dst, a, b *float32, blocks int)

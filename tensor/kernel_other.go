@@ -21,9 +21,9 @@ func packPanelTrans(panel, src []float32, ldb, kc, nr int) bool { return false }
 
 var vecMatHeadsKernels func(heads int, wide bool, k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)
 
-var vecMatF16Kernels func(heads int, wide bool, k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+var vecMatF16Kernels headKernels[uint16]
 
-var vecMatI8Kernels func(heads int, wide bool, k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+var vecMatI8Kernels headKernels[int8]
 
 func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) int { return 0 }
 

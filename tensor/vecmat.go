@@ -97,59 +97,20 @@ func VecMatHeads(heads int, c []float32, ldc int, a []float32, lda int, b []floa
 	}
 }
 
+// headKernel is an AVX-512 kernel of the multi-head product over narrow
+// elements E for a fixed number of heads and columns; headKernels runs the
+// one for 8, 4, 2 or 1 heads and 32 (wide) or 16 columns, nil where the CPU
+// has none. The caller has checked the bounds.
+type (
+	headKernel[E any]  func(k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool)
+	headKernels[E any] func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool)
+)
+
 // VecMatHeadsF16 is VecMatHeads with b in half precision (IEEE binary16),
 // widened exactly as it is read. Every value is one chain of multiply-adds
 // over p in order, computed the same way whatever the number of heads.
 func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []uint16, ldbh, ldb int, k, n int, chain bool) {
-	if heads <= 0 || n == 0 {
-		return
-	}
-	if ldb < n || len(a) < (heads-1)*lda+k || len(c) < (heads-1)*ldc+n || k > 0 && len(b) < (heads-1)*ldbh+(k-1)*ldb+n {
-		panic(fmt.Sprintf("tensor: VecMatHeadsF16 of %d heads, %dx%d (strides %d, %d) with %d, %d and %d values",
-			heads, k, n, ldbh, ldb, len(a), len(b), len(c)))
-	}
-	if k == 0 {
-		if !chain {
-			for h := range heads {
-				clear(c[h*ldc : h*ldc+n])
-			}
-		}
-		return
-	}
-	j := 0
-	if vecMatF16Kernels != nil {
-		for ; j+16 <= n; j += 16 {
-			wide := j+32 <= n
-			for h := 0; h < heads; {
-				g := 1
-				switch {
-				case h+8 <= heads:
-					g = 8
-				case h+4 <= heads:
-					g = 4
-				case h+2 <= heads:
-					g = 2
-				}
-				vecMatF16Kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
-				h += g
-			}
-			if wide {
-				j += 16
-			}
-		}
-	}
-	for h := range heads {
-		for jj := j; jj < n; jj++ {
-			var sum float32
-			if chain {
-				sum = c[h*ldc+jj]
-			}
-			for p := range k {
-				sum += a[h*lda+p] * half.ToFloat32(b[h*ldbh+p*ldb+jj])
-			}
-			c[h*ldc+jj] = sum
-		}
-	}
+	vecMatHeadsNarrow("VecMatHeadsF16", vecMatF16Kernels, half.ToFloat32, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain)
 }
 
 // VecMatHeadsI8 is VecMatHeads with b in 8-bit integers, widened exactly
@@ -158,12 +119,20 @@ func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []u
 // chain of multiply-adds over p in order, computed the same way whatever
 // the number of heads.
 func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []int8, ldbh, ldb int, k, n int, chain bool) {
+	vecMatHeadsNarrow("VecMatHeadsI8", vecMatI8Kernels, func(x int8) float32 { return float32(x) }, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain)
+}
+
+// vecMatHeadsNarrow is VecMatHeads over elements that widen exactly to
+// float32: the kernels where the CPU has them, widen in the columns they
+// leave, summing in the same order either way.
+func vecMatHeadsNarrow[E uint16 | int8](name string, kernels headKernels[E], widen func(E) float32,
+	heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool) {
 	if heads <= 0 || n == 0 {
 		return
 	}
 	if ldb < n || len(a) < (heads-1)*lda+k || len(c) < (heads-1)*ldc+n || k > 0 && len(b) < (heads-1)*ldbh+(k-1)*ldb+n {
-		panic(fmt.Sprintf("tensor: VecMatHeadsI8 of %d heads, %dx%d (strides %d, %d) with %d, %d and %d values",
-			heads, k, n, ldbh, ldb, len(a), len(b), len(c)))
+		panic(fmt.Sprintf("tensor: %s of %d heads, %dx%d (strides %d, %d) with %d, %d and %d values",
+			name, heads, k, n, ldbh, ldb, len(a), len(b), len(c)))
 	}
 	if k == 0 {
 		if !chain {
@@ -174,7 +143,7 @@ func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []in
 		return
 	}
 	j := 0
-	if vecMatI8Kernels != nil {
+	if kernels != nil {
 		for ; j+16 <= n; j += 16 {
 			wide := j+32 <= n
 			for h := 0; h < heads; {
@@ -187,7 +156,7 @@ func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []in
 				case h+2 <= heads:
 					g = 2
 				}
-				vecMatI8Kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
+				kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
 				h += g
 			}
 			if wide {
@@ -202,7 +171,7 @@ func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []in
 				sum = c[h*ldc+jj]
 			}
 			for p := range k {
-				sum += a[h*lda+p] * float32(b[h*ldbh+p*ldb+jj])
+				sum += a[h*lda+p] * widen(b[h*ldbh+p*ldb+jj])
 			}
 			c[h*ldc+jj] = sum
 		}
