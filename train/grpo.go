@@ -554,47 +554,15 @@ func (g *GRPO) Advance(ctx context.Context) error {
 // Checkpoint saves the policy (a model directory the engine opens), the
 // optimizer, the state and the log, replacing the last checkpoint whole.
 func (g *GRPO) Checkpoint() error {
-	tmp := filepath.Join(g.dir, CheckpointDir+".new")
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := g.Policy.Save(tmp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	hc := g.Policy.Config.HFConfig()
-	hc.EOSTokenIDs = []int{g.eos}
-	if err := hc.Save(filepath.Join(tmp, model.ConfigFile)); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := g.Tok.Save(filepath.Join(tmp, tokenizerFile)); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
-		{Name: "m", Shape: []int{len(g.opt.m)}, Data: g.opt.m},
-		{Name: "v", Shape: []int{len(g.opt.v)}, Data: g.opt.v},
-	}, map[string]string{"step": strconv.Itoa(g.opt.step)}); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	st, _ := json.MarshalIndent(g.state, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(st, '\n')); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	lg, _ := json.Marshal(g.log)
-	if err := atomicfile.WriteFile(filepath.Join(tmp, grpoLogFile), lg); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	cur, old := filepath.Join(g.dir, CheckpointDir), filepath.Join(g.dir, CheckpointDir+".old")
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := os.Rename(cur, old); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, cur); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
+	err := writeCheckpoint(g.dir, g.Policy, g.Tok, g.eos, g.opt, g.state, func(tmp string) error {
+		lg, err := json.Marshal(g.log)
+		if err != nil {
+			return err
+		}
+		return atomicfile.WriteFile(filepath.Join(tmp, grpoLogFile), lg)
+	})
+	if err != nil {
+		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log, g.cfg.Mode == ModeMixed))
 }

@@ -297,41 +297,60 @@ func (t *Trainer) advance() error {
 // directory is replaced whole, so a kill at any moment leaves the last
 // complete one.
 func (t *Trainer) Checkpoint() error {
-	tmp := filepath.Join(t.dir, CheckpointDir+".new")
+	eos, _ := t.Tok.SpecialID(EOS)
+	err := writeCheckpoint(t.dir, t.Model, t.Tok, eos, t.opt, t.state, func(tmp string) error {
+		// The log goes with the checkpoint, so that a resumed run has
+		// every row up to its step; the copy beside it is for people.
+		return t.writeLog(filepath.Join(tmp, LogFile))
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.writeLog(filepath.Join(t.dir, LogFile)); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(t.dir, CurveFile), lossCurve(t.log))
+}
+
+// writeCheckpoint replaces dir's checkpoint whole: a model directory the
+// engine opens (the weights, the configuration with its end-of-sequence
+// token, the tokenizer), the optimizer's moments, the state as JSON, and
+// whatever extra writes into the new directory. It is written beside the
+// old one and swapped in, so a kill at any moment leaves the last complete
+// checkpoint.
+func writeCheckpoint(dir string, m *model.Model, tok *tokenizer.Tokenizer, eos int, opt *adamW, state any, extra func(tmp string) error) error {
+	tmp := filepath.Join(dir, CheckpointDir+".new")
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := t.Model.Save(tmp); err != nil {
+	if err := m.Save(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	hc := t.Model.Config.HFConfig()
-	eos, _ := t.Tok.SpecialID(EOS)
+	hc := m.Config.HFConfig()
 	hc.EOSTokenIDs = []int{eos}
 	if err := hc.Save(filepath.Join(tmp, model.ConfigFile)); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := t.Tok.Save(filepath.Join(tmp, tokenizerFile)); err != nil {
+	if err := tok.Save(filepath.Join(tmp, tokenizerFile)); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
-		{Name: "m", Shape: []int{len(t.opt.m)}, Data: t.opt.m},
-		{Name: "v", Shape: []int{len(t.opt.v)}, Data: t.opt.v},
-	}, map[string]string{"step": strconv.Itoa(t.opt.step)}); err != nil {
+		{Name: "m", Shape: []int{len(opt.m)}, Data: opt.m},
+		{Name: "v", Shape: []int{len(opt.v)}, Data: opt.v},
+	}, map[string]string{"step": strconv.Itoa(opt.step)}); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	st, err := json.MarshalIndent(t.state, "", "  ")
+	st, err := json.MarshalIndent(state, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), append(st, '\n')); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	// The log goes with the checkpoint, so that a resumed run has every
-	// row up to its step; the copy beside it is for people.
-	if err := t.writeLog(filepath.Join(tmp, LogFile)); err != nil {
+	if err := extra(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	cur, old := filepath.Join(t.dir, CheckpointDir), filepath.Join(t.dir, CheckpointDir+".old")
+	cur, old := filepath.Join(dir, CheckpointDir), filepath.Join(dir, CheckpointDir+".old")
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
@@ -344,10 +363,7 @@ func (t *Trainer) Checkpoint() error {
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := t.writeLog(filepath.Join(t.dir, LogFile)); err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(filepath.Join(t.dir, CurveFile), lossCurve(t.log))
+	return nil
 }
 
 // resume loads the checkpoint in the run directory, if any.
