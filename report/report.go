@@ -162,26 +162,8 @@ func charts(runs []Run) []chart {
 	}
 	out = append(out, c)
 
-	var caps []series
-	for _, e := range es {
-		var pts []point
-		for _, cp := range e.s.Overthinking.Caps {
-			pts = append(pts, point{X: float64(cp.MaxTokens), Y: 100 * cp.Accuracy, YLo: math.NaN()})
-		}
-		if len(pts) > 0 {
-			caps = append(caps, series{e.name, pts})
-		}
-	}
-	var crit []series
-	for _, e := range es {
-		var pts []point
-		for _, cp := range e.s.CriticalPathCaps {
-			pts = append(pts, point{X: float64(cp.MaxTokens), Y: 100 * cp.Accuracy, YLo: 100 * cp.CI95[0], YHi: 100 * cp.CI95[1]})
-		}
-		if len(pts) > 0 {
-			crit = append(crit, series{e.name, pts})
-		}
-	}
+	caps := capSeries(es, func(s eval.StrategyReport) []eval.CapAccuracy { return s.Overthinking.Caps })
+	crit := capSeries(es, func(s eval.StrategyReport) []eval.CapAccuracy { return s.CriticalPathCaps })
 	out = append(out, chart{id: "critical-path", title: "Accuracy against critical-path budget",
 		caption: "The accuracy each strategy would have had under a budget on its critical path (the longest chain of dependent tokens, what a parallel run cannot hide): a sample counts only if right with its critical path within the budget. Bars: 95% intervals.",
 		svg:     xyChart("Accuracy against critical-path budget", "critical-path tokens", "accuracy (%)", false, true, true, crit)})
@@ -207,6 +189,26 @@ func charts(runs []Run) []chart {
 	for i := range out {
 		if out[i].absent == "" && !strings.Contains(out[i].svg, `class="mark"`) {
 			out[i].svg, out[i].absent = "", "No data for this chart in these runs."
+		}
+	}
+	return out
+}
+
+// capSeries draws each strategy's accuracy under budgets, with error bars
+// where the budgets carry intervals.
+func capSeries(es []entry, caps func(eval.StrategyReport) []eval.CapAccuracy) []series {
+	var out []series
+	for _, e := range es {
+		var pts []point
+		for _, cp := range caps(e.s) {
+			p := point{X: float64(cp.MaxTokens), Y: 100 * cp.Accuracy, YLo: math.NaN()}
+			if len(cp.CI95) == 2 {
+				p.YLo, p.YHi = 100*cp.CI95[0], 100*cp.CI95[1]
+			}
+			pts = append(pts, p)
+		}
+		if len(pts) > 0 {
+			out = append(out, series{e.name, pts})
 		}
 	}
 	return out
