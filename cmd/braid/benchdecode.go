@@ -81,8 +81,9 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
   braid bench decode --config configs/llama2c-stories15m.json --threads 1`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if kvType != "f16" && kvType != "q8" {
-				return usageErrorf("--kv-cache-type %q: want f16 or q8", kvType)
+			kv8, err := parseKVCacheType(kvType)
+			if err != nil {
+				return err
 			}
 			threadList, err := parseInts(threads)
 			if err != nil {
@@ -115,7 +116,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			ctx := cmd.Context()
 			bar := newProgress(cmd.ErrOrStderr(), len(threadList)+1, "decode")
 			for _, t := range threadList {
-				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights, KV8: kvType == "q8"}, t, prompt, tokens)
+				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights, KV8: kv8}, t, prompt, tokens)
 				if err != nil {
 					return err
 				}

@@ -39,11 +39,24 @@ func (f *engineFlags) options() (engine.Options, error) {
 		return engine.Options{}, usageErrorf("--step-tokens must be positive")
 	case f.threadCap <= 0:
 		return engine.Options{}, usageErrorf("--max-threads must be positive")
-	case f.kvType != "f16" && f.kvType != "q8":
-		return engine.Options{}, usageErrorf("--kv-cache-type %q: want f16 or q8", f.kvType)
+	}
+	kv8, err := parseKVCacheType(f.kvType)
+	if err != nil {
+		return engine.Options{}, err
 	}
 	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FloatWeights: f.floatWeights,
-		KV8: f.kvType == "q8"}, nil
+		KV8: kv8}, nil
+}
+
+// parseKVCacheType reads --kv-cache-type: whether the cache is 8-bit.
+func parseKVCacheType(s string) (kv8 bool, err error) {
+	switch s {
+	case "f16":
+		return false, nil
+	case "q8":
+		return true, nil
+	}
+	return false, usageErrorf("--kv-cache-type %q: want f16 or q8", s)
 }
 
 func (f *engineFlags) open() (*engine.Engine, error) {
