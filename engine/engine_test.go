@@ -49,6 +49,26 @@ func newEngine(t testing.TB, m *model.Model, opts Options) *Engine {
 	return e
 }
 
+// textEngine is an engine over a small random model of the tokenizer's
+// vocabulary, for tests of text: layers and context as given, weights from
+// seed.
+func textEngine(t *testing.T, tok *tokenizer.Tokenizer, layers, maxSeq int, seed uint64) *Engine {
+	t.Helper()
+	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: layers, Heads: 2, KVHeads: 2, HeadDim: 16,
+		MaxSeq: maxSeq, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(seed, seed)), 0.3)
+	e, err := New(m, tok, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
 func randomTokens(rng *rand.Rand, n, vocab int) []int {
 	s := make([]int, n)
 	for i := range s {
@@ -380,18 +400,7 @@ func trainTokenizer(t *testing.T) *tokenizer.Tokenizer {
 
 func TestTextStopAndStreaming(t *testing.T) {
 	tok := trainTokenizer(t)
-	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
-	m, err := model.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(rand.New(rand.NewPCG(5, 5)), 0.3)
-	e, err := New(m, tok, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := textEngine(t, tok, 2, 128, 5)
 	var streamed strings.Builder
 	var streamedTokens int
 	free, err := e.Complete(context.Background(), &backend.Request{Prompt: "the quick", MaxTokens: 60,
@@ -515,18 +524,7 @@ func (s *scriptedEnv) Done() bool        { return s.fills >= s.n }
 
 func TestEnvironmentFillsAndConstrains(t *testing.T) {
 	tok := trainTokenizer(t)
-	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
-	m, err := model.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(rand.New(rand.NewPCG(6, 6)), 0.3)
-	e, err := New(m, tok, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := textEngine(t, tok, 2, 128, 6)
 	env := &scriptedEnv{choices: []string{"x", "yz"}, n: 4}
 	var streamed strings.Builder
 	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Temperature: 1, Seed: 3, Env: env,
@@ -651,18 +649,7 @@ func (fillEnv) Done() bool                    { return false }
 
 func TestNoFillPastAStopString(t *testing.T) {
 	tok := trainTokenizer(t)
-	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
-	m, err := model.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(rand.New(rand.NewPCG(2, 2)), 0.3)
-	e, err := New(m, tok, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := textEngine(t, tok, 1, 64, 2)
 	var streamed strings.Builder
 	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Stop: []string{"STOP"}, Env: fillEnv{"aSTOPbbb"},
 		OnChunk: func(ch backend.Chunk) { streamed.WriteString(ch.Text) }})
@@ -681,18 +668,7 @@ func (panickyEnv) Choices() []string { panic("a bug in the task") }
 // A task's panic ends its thread with the reason, and the engine goes on.
 func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
 	tok := trainTokenizer(t)
-	c := model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 48, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 64, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
-	m, err := model.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(rand.New(rand.NewPCG(3, 3)), 0.3)
-	e, err := New(m, tok, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := textEngine(t, tok, 1, 64, 3)
 	comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Env: panickyEnv{}})
 	if err != nil || comp.Finish != backend.FinishEnv || !strings.Contains(comp.EnvError, "a bug in the task") {
 		t.Fatalf("%+v, %v", comp, err)
