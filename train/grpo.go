@@ -20,7 +20,6 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
-	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/tokenizer"
@@ -574,21 +573,13 @@ const GRPOCurveFile = "grpo.svg"
 
 // resume loads the checkpoint in the run directory, if any.
 func (g *GRPO) resume() (bool, error) {
-	dir := filepath.Join(g.dir, CheckpointDir)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		old := filepath.Join(g.dir, CheckpointDir+".old")
-		if _, err := os.Stat(old); err != nil {
-			return false, nil
-		}
-		dir = old
-	}
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
+	dir, ok := latestCheckpoint(g.dir)
+	if !ok {
+		return false, nil
 	}
 	var st GRPOState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return false, fmt.Errorf("resume %s: %w", dir, err)
+	if err := readState(dir, &st); err != nil {
+		return false, err
 	}
 	if st.Config == g.legacyConfig {
 		st.Config = g.state.Config
@@ -596,27 +587,8 @@ func (g *GRPO) resume() (bool, error) {
 	if st.Config != g.state.Config || st.From != g.state.From {
 		return false, fmt.Errorf("resume: %s was made by another configuration or starting model; use a new directory", g.dir)
 	}
-	saved, err := model.Load(dir)
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
-	}
-	if saved.Config != g.Policy.Config {
-		return false, fmt.Errorf("resume: the checkpoint's model differs from the starting model's shape")
-	}
-	copy(g.Policy.Params.Data(), saved.Params.Data())
-	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
-	}
-	for name, dst := range map[string][]float32{"m": g.opt.m, "v": g.opt.v} {
-		src, err := f.Float32(name)
-		if err != nil || len(src) != len(dst) {
-			return false, fmt.Errorf("resume: optimizer %s: %v", name, err)
-		}
-		copy(dst, src)
-	}
-	if g.opt.step, err = strconv.Atoi(f.Metadata()["step"]); err != nil {
-		return false, fmt.Errorf("resume: optimizer step: %w", err)
+	if err := loadCheckpoint(dir, g.Policy, g.opt); err != nil {
+		return false, err
 	}
 	lg, err := os.ReadFile(filepath.Join(dir, grpoLogFile))
 	if err != nil {

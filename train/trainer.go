@@ -368,59 +368,87 @@ func writeCheckpoint(dir string, m *model.Model, tok *tokenizer.Tokenizer, eos i
 
 // resume loads the checkpoint in the run directory, if any.
 func (t *Trainer) resume() (bool, error) {
-	dir := filepath.Join(t.dir, CheckpointDir)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		// A kill between the two renames of Checkpoint leaves only the
-		// previous checkpoint, under its old name.
-		old := filepath.Join(t.dir, CheckpointDir+".old")
-		if _, err := os.Stat(old); err != nil {
-			return false, nil
-		}
-		dir = old
-	}
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
+	dir, ok := latestCheckpoint(t.dir)
+	if !ok {
+		return false, nil
 	}
 	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
-		return false, fmt.Errorf("resume %s: %w", dir, err)
+	if err := readState(dir, &st); err != nil {
+		return false, err
 	}
 	if st.Recipe != t.state.Recipe {
 		return false, fmt.Errorf("resume: %s was made by another recipe (hash %s, this one %s); use a new directory", t.dir, st.Recipe, t.state.Recipe)
 	}
-	saved, err := model.Load(dir)
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
-	}
-	if saved.Config != t.Model.Config {
-		return false, fmt.Errorf("resume: the checkpoint's model is %+v, the recipe's %+v", saved.Config, t.Model.Config)
-	}
-	copy(t.Model.Params.Data(), saved.Params.Data())
-	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))
-	if err != nil {
-		return false, fmt.Errorf("resume: %w", err)
-	}
-	for name, dst := range map[string][]float32{"m": t.opt.m, "v": t.opt.v} {
-		src, err := f.Float32(name)
-		if err != nil {
-			return false, fmt.Errorf("resume: %w", err)
-		}
-		if len(src) != len(dst) {
-			return false, fmt.Errorf("resume: optimizer %s has %d values, the model %d", name, len(src), len(dst))
-		}
-		copy(dst, src)
-	}
-	if t.opt.step, err = strconv.Atoi(f.Metadata()["step"]); err != nil {
-		return false, fmt.Errorf("resume: optimizer step: %w", err)
+	if err := loadCheckpoint(dir, t.Model, t.opt); err != nil {
+		return false, err
 	}
 	t.state = st
 	logPath := filepath.Join(dir, LogFile)
 	if _, err := os.Stat(logPath); err != nil {
 		logPath = filepath.Join(t.dir, LogFile) // a checkpoint from before the log moved in
 	}
+	var err error
 	t.log, err = readLog(logPath, st.Step)
 	return true, err
+}
+
+// latestCheckpoint is the run's last complete checkpoint directory, if it
+// has one.
+func latestCheckpoint(run string) (string, bool) {
+	dir := filepath.Join(run, CheckpointDir)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		// A kill between the two renames of writeCheckpoint leaves only
+		// the previous checkpoint, under its old name.
+		old := filepath.Join(run, CheckpointDir+".old")
+		if _, err := os.Stat(old); err != nil {
+			return "", false
+		}
+		dir = old
+	}
+	return dir, true
+}
+
+// readState decodes a checkpoint's state into v.
+func readState(dir string, v any) error {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("resume %s: %w", dir, err)
+	}
+	return nil
+}
+
+// loadCheckpoint reads a checkpoint's weights into m, which must have its
+// shape, and its optimizer's moments and step into opt.
+func loadCheckpoint(dir string, m *model.Model, opt *adamW) error {
+	saved, err := model.Load(dir)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if saved.Config != m.Config {
+		return fmt.Errorf("resume: the checkpoint's model is %+v, this run's %+v", saved.Config, m.Config)
+	}
+	copy(m.Params.Data(), saved.Params.Data())
+	f, err := safetensors.Open(filepath.Join(dir, optimizerFile))
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	for name, dst := range map[string][]float32{"m": opt.m, "v": opt.v} {
+		src, err := f.Float32(name)
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		if len(src) != len(dst) {
+			return fmt.Errorf("resume: optimizer %s has %d values, the model %d", name, len(src), len(dst))
+		}
+		copy(dst, src)
+	}
+	if opt.step, err = strconv.Atoi(f.Metadata()["step"]); err != nil {
+		return fmt.Errorf("resume: optimizer step: %w", err)
+	}
+	return nil
 }
 
 func (t *Trainer) writeLog(path string) error {
