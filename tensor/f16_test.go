@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -9,23 +10,41 @@ import (
 )
 
 func TestVecMatHeadsF16MatchesVecMat(t *testing.T) {
+	narrowMatchesVecMat(t, VecMatHeadsF16, func(rng *rand.Rand) (uint16, float32) {
+		h := half.FromFloat32(rng.Float32()*2 - 1)
+		return h, half.ToFloat32(h)
+	})
+}
+
+func TestVecMatHeadsI8MatchesVecMat(t *testing.T) {
+	narrowMatchesVecMat(t, VecMatHeadsI8, func(rng *rand.Rand) (int8, float32) {
+		b := int8(rng.IntN(256) - 128)
+		return b, float32(b)
+	})
+}
+
+// narrowMatchesVecMat checks a multi-head product over narrow elements
+// against VecMat over the same values widened, bit for bit, for every
+// number of heads the kernels group and shapes with and without a tail;
+// draw makes an element and its value.
+func narrowMatchesVecMat[E any](t *testing.T, product func(heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool),
+	draw func(*rand.Rand) (E, float32)) {
 	rng := newTestRand()
-	for _, heads := range []int{1, 2, 3, 4, 5, 7, 8} {
+	for _, heads := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
 		for _, sh := range [][2]int{{1, 16}, {7, 32}, {32, 16}, {16, 48}, {5, 8}, {16, 33}} {
 			k, n := sh[0], sh[1]
 			for _, chain := range []bool{false, true} {
 				lda, ldb, ldc := k+1, n+3, n+2
 				ldbh := k * ldb
 				a := randSlice(rng, heads*lda)
-				wide := randSlice(rng, heads*ldbh+ldb)
-				halves := make([]uint16, len(wide))
-				for i, v := range wide {
-					halves[i] = half.FromFloat32(v)
-					wide[i] = half.ToFloat32(halves[i])
+				narrow := make([]E, heads*ldbh+ldb)
+				wide := make([]float32, len(narrow))
+				for i := range narrow {
+					narrow[i], wide[i] = draw(rng)
 				}
 				c0 := randSlice(rng, heads*ldc)
 				got := append([]float32(nil), c0...)
-				VecMatHeadsF16(heads, got, ldc, a, lda, halves, ldbh, ldb, k, n, chain)
+				product(heads, got, ldc, a, lda, narrow, ldbh, ldb, k, n, chain)
 				for h := range heads {
 					want := append([]float32(nil), c0[h*ldc:h*ldc+n]...)
 					VecMat(want, a[h*lda:], wide[h*ldbh:], k, n, ldb, chain)
@@ -54,38 +73,6 @@ func TestToHalfMatchesScalar(t *testing.T) {
 	for i, v := range src {
 		if want := half.FromFloat32(v); dst[i] != want && !(math.IsNaN(float64(v)) && dst[i]&0x7c00 == 0x7c00 && dst[i]&0x3ff != 0) {
 			t.Fatalf("value %d (%g): %#04x, want %#04x", i, v, dst[i], want)
-		}
-	}
-}
-
-func TestVecMatHeadsI8MatchesVecMat(t *testing.T) {
-	rng := newTestRand()
-	for _, heads := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
-		for _, sh := range [][2]int{{1, 16}, {7, 32}, {32, 16}, {16, 48}, {5, 8}, {16, 33}} {
-			k, n := sh[0], sh[1]
-			for _, chain := range []bool{false, true} {
-				lda, ldb, ldc := k+1, n+3, n+2
-				ldbh := k * ldb
-				a := randSlice(rng, heads*lda)
-				bytes := make([]int8, heads*ldbh+ldb)
-				wide := make([]float32, len(bytes))
-				for i := range bytes {
-					bytes[i] = int8(rng.IntN(256) - 128)
-					wide[i] = float32(bytes[i])
-				}
-				c0 := randSlice(rng, heads*ldc)
-				got := append([]float32(nil), c0...)
-				VecMatHeadsI8(heads, got, ldc, a, lda, bytes, ldbh, ldb, k, n, chain)
-				for h := range heads {
-					want := append([]float32(nil), c0[h*ldc:h*ldc+n]...)
-					VecMat(want, a[h*lda:], wide[h*ldbh:], k, n, ldb, chain)
-					for j := range want {
-						if math.Float32bits(got[h*ldc+j]) != math.Float32bits(want[j]) {
-							t.Fatalf("%d heads, %dx%d, chain %v: head %d col %d is %g, want %g", heads, k, n, chain, h, j, got[h*ldc+j], want[j])
-						}
-					}
-				}
-			}
 		}
 	}
 }
