@@ -227,18 +227,26 @@ with the success rate, trace lengths and speed goes to stderr.`,
 	return cmd
 }
 
+// openInput opens the file at path, or stdin for "-", with the name errors
+// should give it; closeInput releases it.
+func openInput(path string, stdin io.Reader) (r io.Reader, name string, closeInput func(), err error) {
+	if path == "-" {
+		return stdin, "standard input", func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return f, path, func() { f.Close() }, nil
+}
+
 // readProblems reads a JSONL problem file; a bad line is an error naming it.
 func readProblems(path string, stdin io.Reader) ([]countdown.Problem, error) {
-	var r io.Reader = stdin
-	name := "standard input"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r, name = f, path
+	r, name, closeInput, err := openInput(path, stdin)
+	if err != nil {
+		return nil, err
 	}
+	defer closeInput()
 	var out []countdown.Problem
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -507,16 +506,11 @@ func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reas
 // taskmath.ReadJSONL knows; a bad line is an error naming it, or with
 // skipBad a warning on log.
 func readMathProblems(path string, stdin io.Reader, skipBad bool, log io.Writer) ([]task.Problem, error) {
-	var r io.Reader = stdin
-	name := "standard input"
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r, name = f, path
+	r, name, closeInput, err := openInput(path, stdin)
+	if err != nil {
+		return nil, err
 	}
+	defer closeInput()
 	problems, skipped, err := taskmath.ReadJSONL(r, name, skipBad)
 	for _, e := range skipped {
 		fmt.Fprintf(log, "skipped %v\n", e)
