@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"math/rand/v2"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/engine"
-	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/serve"
 	"github.com/braid-dev/braid/task/countdown"
@@ -69,18 +66,5 @@ func countdownModelDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	if err := tok.Save(filepath.Join(dir, "tokenizer.json")); err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.New(model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 64, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 512, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.5)
-	if err := m.Save(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return randomModelDir(t, tok, 512)
 }

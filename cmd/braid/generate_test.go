@@ -21,16 +21,23 @@ import (
 // tinyModelDir writes a small random model with a trained tokenizer.
 func tinyModelDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
 	tok, err := tokenizer.Train(context.Background(), slices.Values([]string{"hello world, hello braid", "27 22 26 31 53"}), 280, []string{"<|end|>"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return randomModelDir(t, tok, 128)
+}
+
+// randomModelDir writes a model directory: tok and a small model of its
+// vocabulary with random weights and a context of maxSeq.
+func randomModelDir(t *testing.T, tok *tokenizer.Tokenizer, maxSeq int) string {
+	t.Helper()
+	dir := t.TempDir()
 	if err := tok.Save(filepath.Join(dir, "tokenizer.json")); err != nil {
 		t.Fatal(err)
 	}
 	m, err := model.New(model.Config{Vocab: tok.VocabSize(), Dim: 32, Hidden: 64, Layers: 2, Heads: 2, KVHeads: 2, HeadDim: 16,
-		MaxSeq: 128, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true})
+		MaxSeq: maxSeq, NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true})
 	if err != nil {
 		t.Fatal(err)
 	}
