@@ -278,6 +278,31 @@ func bool01(b bool) float64 {
 	return 0
 }
 
+// DiffLine says how a compares with b: the difference in points with its
+// 95% interval and p-value, and, when the interval holds 0, that it is
+// inside the noise and how many problems would show a difference this
+// size (needed, when known).
+func DiffLine(a, b string, diff float64, ci []float64, p float64, inNoise bool, needed int) string {
+	line := fmt.Sprintf("%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", a, b, 100*diff, 100*ci[0], 100*ci[1], p)
+	if inNoise {
+		line += " — inside the noise"
+		if needed > 0 {
+			line += fmt.Sprintf("; about %d problems would show a difference this size", needed)
+		}
+	}
+	return line
+}
+
+// Line is DiffLine for a paired report.
+func (p PairedReport) Line() string {
+	return DiffLine(p.A, p.B, p.Diff, p.CI95, p.PValue, p.InNoise, p.ProblemsNeeded)
+}
+
+// Line is DiffLine for a comparison of two runs.
+func (c Comparison) Line() string {
+	return DiffLine(c.A, c.B, c.Diff, c.DiffCI95, c.PValue, c.InNoise, c.ProblemsNeeded)
+}
+
 // CriticalPathLine says how A and B compare at equal critical-path budgets,
 // at the budgets that are powers of two ("" when there are none): the
 // curves themselves are in the JSON and the report's chart.

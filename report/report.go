@@ -296,14 +296,7 @@ func rows(r Run) (head []string, body [][]string) {
 func pairedLines(r Run) []string {
 	var out []string
 	for _, p := range r.Report.Paired {
-		line := fmt.Sprintf("%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", p.A, p.B, 100*p.Diff, 100*p.CI95[0], 100*p.CI95[1], p.PValue)
-		if p.InNoise {
-			line += "; inside the noise"
-			if p.ProblemsNeeded > 0 {
-				line += fmt.Sprintf(": about %d problems would show a difference this size", p.ProblemsNeeded)
-			}
-		}
-		out = append(out, line)
+		out = append(out, p.Line())
 		if cl := p.CriticalPathLine(); cl != "" {
 			out = append(out, cl)
 		}

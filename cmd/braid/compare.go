@@ -128,12 +128,5 @@ func printComparison(out io.Writer, c eval.Comparison) {
 	}
 	side(c.A, c.AccuracyA, c.CI95A, c.TotalTokensA, c.CriticalTokensA, c.ThreadsA)
 	side(c.B, c.AccuracyB, c.CI95B, c.TotalTokensB, c.CriticalTokensB, c.ThreadsB)
-	fmt.Fprintf(out, "%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", c.A, c.B, 100*c.Diff, 100*c.DiffCI95[0], 100*c.DiffCI95[1], c.PValue)
-	if c.InNoise {
-		fmt.Fprint(out, " — inside the noise")
-		if c.ProblemsNeeded > 0 {
-			fmt.Fprintf(out, "; about %d problems would show a difference this size", c.ProblemsNeeded)
-		}
-	}
-	fmt.Fprintln(out)
+	fmt.Fprintln(out, c.Line())
 }

@@ -365,14 +365,7 @@ func printEvalTable(out io.Writer, rep eval.Report, env string) error {
 		}
 	}
 	for _, p := range rep.Paired {
-		fmt.Fprintf(out, "%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", p.A, p.B, 100*p.Diff, 100*p.CI95[0], 100*p.CI95[1], p.PValue)
-		if p.InNoise {
-			fmt.Fprintf(out, " — inside the noise")
-			if p.ProblemsNeeded > 0 {
-				fmt.Fprintf(out, "; about %d problems would show a difference this size", p.ProblemsNeeded)
-			}
-		}
-		fmt.Fprintln(out)
+		fmt.Fprintln(out, p.Line())
 		if line := p.CriticalPathLine(); line != "" {
 			fmt.Fprintln(out, line)
 		}
