@@ -15,6 +15,7 @@ import (
 
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
+	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -165,6 +166,34 @@ func TestSolveCommandWithAModel(t *testing.T) {
 	_, errs = expectExit(t, 2, "", "solve", "--model", dir, "--env", "on", "27", "22", "26", "31", "53")
 	if !strings.Contains(errs, "off, fill or constrain") {
 		t.Errorf("bad env: %s", errs)
+	}
+}
+
+// The README's first command: the embedded model searches in parallel and
+// the verifier confirms its answer.
+func TestSolveOnTheEmbeddedModel(t *testing.T) {
+	if !models.Has(models.Countdown) {
+		_, errs := expectExit(t, 2, "", "solve", "27", "22", "26", "31", "53")
+		if !strings.Contains(errs, "--model") {
+			t.Errorf("without a model: %s", errs)
+		}
+		return
+	}
+	if testing.Short() {
+		t.Skip("decodes with the embedded model for several seconds")
+	}
+	out, _ := expectExit(t, 0, "", "solve", "27", "22", "26", "31", "53")
+	line, _, _ := strings.Cut(out, "\n")
+	expr, ok := strings.CutPrefix(line, "answer: ")
+	expr, _, _ = strings.Cut(expr, " = ")
+	if !ok || !strings.HasSuffix(line, "= 27 (correct)") {
+		t.Fatalf("first line %q, want the answer marked correct:\n%s", line, out)
+	}
+	if err := countdown.VerifyAnswer(countdown.Problem{Numbers: []int{22, 26, 31, 53}, Target: 27}, expr); err != nil {
+		t.Errorf("the verifier disagrees with %q: %v", expr, err)
+	}
+	if !strings.Contains(out, "strategy apr, env constrain") || !strings.Contains(out, "\n  #") {
+		t.Errorf("the output names no strategy and setting, or no child thread:\n%s", out)
 	}
 }
 
