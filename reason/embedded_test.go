@@ -36,7 +36,9 @@ func checkAccounting(t *testing.T, name string, r *reason.Result) {
 	threads, tokens := 0, 0
 	var walk func(*reason.Thread)
 	walk = func(th *reason.Thread) {
-		threads++
+		if th.Calls > 0 { // a vote's root groups its samples and calls nothing
+			threads++
+		}
 		tokens += th.Tokens
 		if th.Filled > th.Tokens {
 			t.Errorf("%s: thread #%s: %d of its %d tokens filled", name, th.Node, th.Filled, th.Tokens)
@@ -79,7 +81,7 @@ func TestEmbeddedModelSolvesTheReadmeProblem(t *testing.T) {
 // the tokens they give alone.
 func TestEmbeddedModelStrategies(t *testing.T) {
 	e := openEmbedded(t)
-	ps := make([]countdown.Problem, 0, 3)
+	ps := make([]countdown.Problem, 0, 2)
 	for p := range countdown.Problems(7, countdown.Test) {
 		if ps = append(ps, p); len(ps) == cap(ps) {
 			break
@@ -96,6 +98,9 @@ func TestEmbeddedModelStrategies(t *testing.T) {
 		}
 		alone := make([]*reason.Result, len(ps))
 		for i, p := range ps {
+			if spec == "vote:k=3" && i > 0 {
+				break // three samples of a problem show the vote; more only cost time
+			}
 			if alone[i], err = s.Solve(context.Background(), e, p); err != nil {
 				t.Fatalf("%s, problem %v: %v", spec, p, err)
 			}
