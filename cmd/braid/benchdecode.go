@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -134,9 +133,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			bar.finish()
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return printJSON(out, rep)
 			}
 			fmt.Fprintf(out, "%s, %d parameters, random weights; %d-token prompts, %d new tokens per thread\n",
 				rep.Config, rep.Parameters, prompt, tokens)

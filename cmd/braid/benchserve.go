@@ -127,9 +127,7 @@ client (the server's own cost on the token path).`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d clients: %d requests, %.1f/s\n", n, r.Requests, r.PerSec)
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"max_tokens": maxTokens, "duration_s": duration.Seconds(), "serve": results})
+				return printJSON(cmd.OutOrStdout(), map[string]any{"max_tokens": maxTokens, "duration_s": duration.Seconds(), "serve": results})
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "clients\trequests\tfailed\treq/s\tp50 ms\tp99 ms\ttokens/s\tdelay p50 µs\tdelay p99 µs\t")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,9 +54,7 @@ in another database (--db-b), such as a GRPO run's evaluations.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(c)
+				return printJSON(cmd.OutOrStdout(), c)
 			}
 			printComparison(cmd.OutOrStdout(), c)
 			return nil

@@ -391,7 +391,5 @@ func printEvalJSON(out io.Writer, run string, rep eval.Report, samples []store.S
 	for _, x := range samples {
 		doc.Samples = append(doc.Samples, sampleOut{x.Strategy, x.Problem, x.Seed, x.Correct, x.Answer, x.Error})
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return printJSON(out, doc)
 }

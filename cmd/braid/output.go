@@ -86,3 +86,11 @@ func (o *output) abort() {
 		o.file.Abort()
 	}
 }
+
+// printJSON writes v to w as indented JSON: the --json output of the
+// commands that print one document.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
