@@ -234,7 +234,7 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			}
 		}
 		req := &backend.Request{Prompt: text, MaxTokens: maxTokens, Temperature: s.Temperature,
-			Seed: s.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.goal.watch(s.Observe.stream(node, parent))}
+			Seed: s.seedFor(p, node, t.Calls), Affinity: fmt.Sprintf("%s #%s", p, node), OnChunk: s.goal.watch(s.Observe.stream(node, parent))}
 		if s.Env != EnvOff {
 			env, err := countdown.NewEnv(p, text)
 			if err != nil {
@@ -337,13 +337,17 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 }
 
 // seedFor derives a thread's seed for one of its calls, so that a sampled
-// run repeats with its seed whatever order the threads run in.
-func (s Countdown) seedFor(node string, call int) uint64 {
+// run repeats with its seed whatever order the threads run in. The problem
+// is part of it: one seed given to many problems (an evaluation's seed 1)
+// must not draw the same random numbers on each, or the samples of
+// different problems make the same choices at the same points and are no
+// longer independent.
+func (s Countdown) seedFor(p countdown.Problem, node string, call int) uint64 {
 	if s.Seed == 0 {
 		return 0
 	}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%d/%s/%d", s.Seed, node, call)
+	fmt.Fprintf(h, "%d/%v/%d/%s/%d", s.Seed, p.Numbers, p.Target, node, call)
 	return h.Sum64() | 1
 }
 

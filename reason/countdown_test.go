@@ -335,3 +335,43 @@ func TestNestedSpawns(t *testing.T) {
 		t.Errorf("depth 1: %d threads; the child's text ends %q", flat.Threads, flat.Tree.Children[0].Text[max(0, len(flat.Tree.Children[0].Text)-40):])
 	}
 }
+
+// seedLog answers every call with a dead end and keeps each request's seed.
+type seedLog struct {
+	mu    sync.Mutex
+	seeds []uint64
+}
+
+func (s *seedLog) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seeds = append(s.seeds, req.Seed)
+	c := "No solution found.\n"
+	return &backend.Completion{Text: c, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(c)}}, nil
+}
+
+// An evaluation gives one seed to every problem: the problems must still
+// draw their own random numbers (with one stream, samples of different
+// problems make the same choices at the same points), while one problem
+// with one seed repeats exactly.
+func TestSeedDiffersAcrossProblems(t *testing.T) {
+	a := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	b := countdown.Problem{Target: 24, Numbers: []int{3, 8, 1, 5}}
+	seedOf := func(p countdown.Problem) uint64 {
+		log := &seedLog{}
+		s := Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 1}
+		if _, err := s.Solve(context.Background(), log, p); err != nil {
+			t.Fatal(err)
+		}
+		if len(log.seeds) != 1 || log.seeds[0] == 0 {
+			t.Fatalf("seeds %v", log.seeds)
+		}
+		return log.seeds[0]
+	}
+	if seedOf(a) == seedOf(b) {
+		t.Error("two problems run with seed 1 sample with the same seed")
+	}
+	if seedOf(a) != seedOf(a) {
+		t.Error("one problem with one seed sampled with different seeds")
+	}
+}

@@ -3,6 +3,7 @@ package reason
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,7 +25,10 @@ type Sampling struct {
 	// MaxTokens caps each sample (0: the model's context).
 	MaxTokens   int
 	Temperature float64
-	// Seed makes a run repeatable: sample i uses Seed+i+1 (0: drawn).
+	// Seed makes a run repeatable (0: drawn). Sample i of a problem uses
+	// base+i+1, base derived from Seed and the problem's prompt: one Seed
+	// given to many problems must not draw the same random numbers on
+	// each, or their samples would not be independent.
 	Seed uint64
 	// Observe, when set, receives the run's events as they happen.
 	Observe Observer
@@ -228,13 +232,20 @@ func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	return r, nil
 }
 
+// base is the seed the samples of the problem with this prompt count from.
+func (s Sampling) base(prompt string) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", s.Seed, prompt)
+	return h.Sum64() >> 1 // base+i+1 never wraps to 0, which means unseeded
+}
+
 // sample runs sample i of a problem: one call, one thread, named name
 // under parent ("" for a root).
 func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, i int, parent string) (*Thread, error) {
 	start := time.Now()
 	seed := uint64(0)
 	if s.Seed != 0 {
-		seed = s.Seed + uint64(i) + 1
+		seed = s.base(t.Prompt(p)) + uint64(i) + 1
 	}
 	name := strconv.Itoa(i)
 	s.Observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
@@ -259,10 +270,10 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 	s.Observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
 	// The k samples go as one request where the backend takes n (the
 	// server prefills the prompt once), else as k concurrent ones; sample
-	// i samples with Seed+i+1 either way.
+	// i samples with base+i+1 either way.
 	seed := uint64(0)
 	if s.Seed != 0 {
-		seed = s.Seed + 1
+		seed = s.base(t.Prompt(p)) + 1
 	}
 	streams := make([]func(backend.Chunk), k)
 	for i := range k {

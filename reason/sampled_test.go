@@ -26,7 +26,9 @@ func (s *scripted) Complete(_ context.Context, req *backend.Request) (*backend.C
 	s.mu.Lock()
 	s.prompts = append(s.prompts, req.Prompt)
 	s.mu.Unlock()
-	text := "Working it out... so \\boxed{" + s.answers[int(req.Seed)-101] + "}"
+	// The tests run with Seed 100: sample i is seeded base+i+1.
+	i := int(req.Seed - Sampling{Seed: 100}.base(req.Prompt) - 1)
+	text := "Working it out... so \\boxed{" + s.answers[i] + "}"
 	return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
 }
 
@@ -260,7 +262,9 @@ func (s *sampler) CompleteN(_ context.Context, req *backend.Request, n int) ([]*
 	s.sampled += n
 	var out []*backend.Completion
 	for i := range n {
-		text := fmt.Sprintf("the answer is %d", 4+int(req.Seed+uint64(i))%2) // seeds alternate 4 and 5
+		// Run with Seed 10: samples 1, 2, ... answer 5, 4, 5, ...
+		k := req.Seed - Sampling{Seed: 10}.base(req.Prompt) + uint64(i)
+		text := fmt.Sprintf("the answer is %d", 4+int(k%2))
 		if req.OnChunk != nil {
 			req.OnChunk(backend.Chunk{Text: text, Index: i})
 		}
@@ -290,8 +294,30 @@ func TestVoteSamplesInOneRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Seeds 11 to 15 answer 5, 4, 5, 4, 5.
+	// Samples 1 to 5 answer 5, 4, 5, 4, 5.
 	if b.calls != 1 || b.sampled != 5 || r.Threads != 5 || r.Answer != "5" || len(deltas) != 5 {
 		t.Errorf("%d calls for %d samples; %d threads, answer %q, deltas by thread %v", b.calls, b.sampled, r.Threads, r.Answer, deltas)
+	}
+}
+
+// Free-text problems given one seed sample independently too.
+func TestSampleSeedsDifferAcrossProblems(t *testing.T) {
+	s := Sampling{Temperature: 1, Seed: 7}
+	seeds := map[uint64]string{}
+	for _, q := range []string{"What is 2+2?", "What is 3+3?"} {
+		b := &seedLog{}
+		p := task.Problem{Task: "math", Text: q, Answer: "4"}
+		if _, err := (Vote{s, 3}).Solve(context.Background(), b, taskmath.Task{}, p); err != nil {
+			t.Fatal(err)
+		}
+		for _, seed := range b.seeds {
+			if other, ok := seeds[seed]; ok {
+				t.Errorf("seed %d drawn for %q and %q", seed, other, q)
+			}
+			seeds[seed] = q
+		}
+	}
+	if len(seeds) != 6 {
+		t.Errorf("%d distinct seeds for 2 problems of 3 samples", len(seeds))
 	}
 }
