@@ -303,16 +303,19 @@ type StrategyReport struct {
 	Accuracy float64   `json:"accuracy"`
 	CI95     []float64 `json:"ci95"`
 	// PassAtK and MajAtK map k to the unbiased estimates, for k up to the
-	// samples taken.
-	PassAtK            map[int]float64 `json:"pass_at_k,omitempty"`
-	MajAtK             map[int]float64 `json:"maj_at_k,omitempty"`
-	MeanTotalTokens    float64         `json:"mean_total_tokens"`
-	MeanCriticalTokens float64         `json:"mean_critical_path_tokens"`
-	LatencyP50MS       float64         `json:"latency_p50_ms"`
-	LatencyP95MS       float64         `json:"latency_p95_ms"`
-	TokensPerCorrect   float64         `json:"tokens_per_correct"`
-	Errors             int             `json:"errors,omitempty"`
-	Overthinking       Overthinking    `json:"overthinking"`
+	// samples taken, and their CI95 maps to each one's 95% interval over
+	// problems.
+	PassAtK            map[int]float64   `json:"pass_at_k,omitempty"`
+	PassAtKCI95        map[int][]float64 `json:"pass_at_k_ci95,omitempty"`
+	MajAtK             map[int]float64   `json:"maj_at_k,omitempty"`
+	MajAtKCI95         map[int][]float64 `json:"maj_at_k_ci95,omitempty"`
+	MeanTotalTokens    float64           `json:"mean_total_tokens"`
+	MeanCriticalTokens float64           `json:"mean_critical_path_tokens"`
+	LatencyP50MS       float64           `json:"latency_p50_ms"`
+	LatencyP95MS       float64           `json:"latency_p95_ms"`
+	TokensPerCorrect   float64           `json:"tokens_per_correct"`
+	Errors             int               `json:"errors,omitempty"`
+	Overthinking       Overthinking      `json:"overthinking"`
 	// CriticalPathCaps is the accuracy under each budget on a sample's
 	// critical-path tokens (its longest chain of dependent tokens, the
 	// latency a parallel run cannot hide), with 95% intervals: a sample
@@ -424,8 +427,10 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		}
 		if k > 1 {
 			sr.PassAtK, sr.MajAtK = map[int]float64{}, map[int]float64{}
+			sr.PassAtKCI95, sr.MajAtKCI95 = map[int][]float64{}, map[int][]float64{}
 			for kk := 1; kk <= k; kk *= 2 {
-				var pass, maj float64
+				pass := make([]float64, 0, len(problems))
+				maj := make([]float64, 0, len(problems))
 				for _, i := range problems {
 					v := a.byProblem[i]
 					c := 0
@@ -434,11 +439,12 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 							c++
 						}
 					}
-					pass += stats.PassAtK(len(v), c, kk)
-					maj += majAt(a.classes[i], a.correctOf[i], kk)
+					pass = append(pass, stats.PassAtK(len(v), c, kk))
+					maj = append(maj, majAt(a.classes[i], a.correctOf[i], kk))
 				}
-				sr.PassAtK[kk] = pass / float64(len(a.byProblem))
-				sr.MajAtK[kk] = maj / float64(len(a.byProblem))
+				p, m := stats.OverProblems(pass), stats.OverProblems(maj)
+				sr.PassAtK[kk], sr.PassAtKCI95[kk] = p.Estimate, []float64{p.Low, p.High}
+				sr.MajAtK[kk], sr.MajAtKCI95[kk] = m.Estimate, []float64{m.Low, m.High}
 			}
 		}
 		sr.Overthinking = overthinking(byName[s])

@@ -85,6 +85,13 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if good.PassAtK[2] != 0.75 || good.MajAtK[1] != 0.75 || good.MajAtK[2] != 0.75 {
 		t.Errorf("pass@k %v, maj@k %v", good.PassAtK, good.MajAtK)
 	}
+	// 30 problems with pass@2 = 1 and 10 with 0: sd = sqrt(0.75·0.25·40/39),
+	// se = sd/sqrt(40) = 0.069337, t(0.975, 39) = 2.022691, half = 0.140246.
+	for name, ci := range map[string][]float64{"pass@2": good.PassAtKCI95[2], "maj@2": good.MajAtKCI95[2]} {
+		if len(ci) != 2 || math.Abs(ci[0]-0.609754) > 1e-5 || math.Abs(ci[1]-0.890246) > 1e-5 {
+			t.Errorf("%s interval %v, want [0.609754, 0.890246]", name, ci)
+		}
+	}
 	p := r.Paired[0]
 	if p.A != "good" || p.B != "weak" || math.Abs(p.Diff-0.5) > 1e-12 || p.PValue > 0.01 || p.InNoise {
 		t.Errorf("paired: %+v", p)

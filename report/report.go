@@ -115,11 +115,12 @@ func charts(runs []Run) []chart {
 		}
 		var pts []point
 		for _, k := range sortedKeys(e.s.PassAtK) {
-			pts = append(pts, point{X: float64(k), Y: 100 * e.s.PassAtK[k], YLo: math.NaN()})
+			ci := e.s.PassAtKCI95[k]
+			pts = append(pts, point{X: float64(k), Y: 100 * e.s.PassAtK[k], YLo: 100 * ci[0], YHi: 100 * ci[1]})
 		}
 		pass = append(pass, series{e.name, pts})
 	}
-	c := chart{id: "pass-at-k", title: "pass@k", caption: "Unbiased pass@k: the chance that at least one of k samples is right."}
+	c := chart{id: "pass-at-k", title: "pass@k", caption: "Unbiased pass@k: the chance that at least one of k samples is right; bars are 95% intervals over problems."}
 	if len(pass) == 0 {
 		c.absent = "pass@k needs several samples per problem (braid eval --seeds N --temperature T)."
 	} else {
@@ -293,8 +294,22 @@ func rows(r Run) (head []string, body [][]string) {
 	return head, body
 }
 
-func pairedLines(r Run) []string {
+// summaryLines are the sentences under a run's table: pass@k and maj@k
+// of each strategy whose samples repeat, then the paired comparisons.
+func summaryLines(r Run) []string {
 	var out []string
+	for _, s := range r.Report.Strategies {
+		if len(s.PassAtK) == 0 {
+			continue
+		}
+		var parts []string
+		for _, k := range sortedKeys(s.PassAtK) {
+			pc, mc := s.PassAtKCI95[k], s.MajAtKCI95[k]
+			parts = append(parts, fmt.Sprintf("pass@%d %s (%s–%s), maj@%d %s (%s–%s)", k, pct(s.PassAtK[k]), pct(pc[0]), pct(pc[1]),
+				k, pct(s.MajAtK[k]), pct(mc[0]), pct(mc[1])))
+		}
+		out = append(out, s.Name+": "+strings.Join(parts, "; "))
+	}
 	for _, p := range r.Report.Paired {
 		out = append(out, p.Line())
 		if cl := p.CriticalPathLine(); cl != "" {
@@ -320,14 +335,14 @@ func tableHTML(r Run) string {
 		b.WriteString("</tr>\n")
 	}
 	b.WriteString("</tbody></table></div>\n")
-	for _, l := range pairedLines(r) {
+	for _, l := range summaryLines(r) {
 		fmt.Fprintf(&b, "<p>%s</p>\n", esc(l))
 	}
 	return b.String()
 }
 
-// Markdown writes the summary: per run, the table and the paired
-// comparisons, then which charts the page holds.
+// Markdown writes the summary: per run, the table, pass@k and maj@k where
+// samples repeat, and the paired comparisons.
 func Markdown(w io.Writer, runs []Run) error {
 	var b strings.Builder
 	b.WriteString("# braid evaluation report\n")
@@ -346,7 +361,7 @@ func Markdown(w io.Writer, runs []Run) error {
 		for _, row := range body {
 			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
-		if ls := pairedLines(r); len(ls) > 0 {
+		if ls := summaryLines(r); len(ls) > 0 {
 			b.WriteString("\n")
 			for _, l := range ls {
 				b.WriteString("- " + l + "\n")

@@ -78,7 +78,8 @@ come from --input, JSONL in GSM8K ({"question", "answer": "... #### N"}), MATH
 ({"problem", "solution" with \boxed{}}) or braid's ({"text", "answer"}) shape,
 and need --backend. A malformed line stops the run, naming it; --skip-bad
 skips such lines, each reported.`,
-		Example: `  braid eval --model runs/countdown/checkpoint --n 500 --strategies serial,apr
+		Example: `  braid eval --n 500 --strategies serial,apr
+  braid eval --model runs/countdown/checkpoint --n 100 --env fill
   braid eval --strategies serial,apr,vote:k=8 --temperature 1 --n 200 --json > grid.json
   braid eval --db postgres://braid@db.local/braid --run big --n 500 --strategies serial,apr   # on each machine
   braid eval --task math --input gsm8k.jsonl --backend http://127.0.0.1:8000/v1 --strategies serial,vote:k=8 --temperature 0.8`,
@@ -327,7 +328,9 @@ func printEvalTable(out io.Writer, rep eval.Report, env string) error {
 		}
 		var parts []string
 		for k := 1; k <= s.Samples; k *= 2 {
-			parts = append(parts, fmt.Sprintf("pass@%d %.1f%%, maj@%d %.1f%%", k, 100*s.PassAtK[k], k, 100*s.MajAtK[k]))
+			parts = append(parts, fmt.Sprintf("pass@%d %.1f%% (%.1f–%.1f), maj@%d %.1f%% (%.1f–%.1f)",
+				k, 100*s.PassAtK[k], 100*s.PassAtKCI95[k][0], 100*s.PassAtKCI95[k][1],
+				k, 100*s.MajAtK[k], 100*s.MajAtKCI95[k][0], 100*s.MajAtKCI95[k][1]))
 		}
 		fmt.Fprintf(out, "%s: %s\n", s.Name, strings.Join(parts, "; "))
 	}

@@ -46,9 +46,16 @@ func Clustered(scores [][]float64) Interval {
 			means = append(means, mean(s))
 		}
 	}
-	m, half := meanInterval(means)
-	// An accuracy lies in [0, 1]: a t interval on few problems can reach
-	// past either end, which says nothing more than the end itself.
+	return OverProblems(means)
+}
+
+// OverProblems is the mean of one score per problem in [0, 1] (its
+// accuracy, or its pass@k or maj@k estimate) with the 95% Student's t
+// interval that takes the problems as the independent units.
+func OverProblems(scores []float64) Interval {
+	m, half := meanInterval(scores)
+	// A score lies in [0, 1]: a t interval on few problems can reach past
+	// either end, which says nothing more than the end itself.
 	return Interval{m, max(0, m-half), min(1, m+half)}
 }
 
