@@ -119,12 +119,18 @@ func newRootCmd(prof *cpuProfile) *cobra.Command {
 branches, runs them concurrently, joins them into one verified answer, and
 measures the result with honest statistics.
 
-Today braid holds the Countdown task: problem and search-trace generators in
-the public Stream-of-Search / APR formats, an exhaustive solver, and verifiers
-for answers and whole traces.`,
-		Example: `  braid countdown solve --trace parallel 27 22 26 31 53
+It ships its own Countdown reasoning model, embedded in this binary: 'braid
+solve' runs it serially, in parallel (the model spawns child searches), or
+directly, with no download and no GPU. Any OpenAI-compatible server can stand
+in for it (--backend), for Countdown or free-text math. Around the model:
+evaluation with confidence intervals that survives kill -9, an
+OpenAI-compatible server that reasons in parallel, and trainers (supervised
+and GRPO).`,
+		Example: `  braid solve 27 22 26 31 53
+  braid solve --strategy serial --env fill 27 22 26 31 53
+  braid eval --n 500 --strategies serial,apr --db eval.db
+  braid serve
   braid countdown verify 27 22 26 31 53 '26+31/(53-22)'
-  braid gen problems --n 1000 --split test --seed 1 > test.jsonl
   braid gen traces --format parallel --n 10000 --seed 1 --out train.jsonl`,
 		Version:       version(),
 		SilenceUsage:  true,

@@ -78,9 +78,10 @@ operations and existing nodes). Every output says which ran.
 With --input FILE.jsonl (problems as 'braid gen problems' writes them, '-'
 for stdin) it solves them all, several at once, one line each; --json
 prints one object per problem.`,
-		Example: `  braid solve --model runs/countdown/checkpoint 27 22 26 31 53
-  braid solve --model DIR --strategy serial --env fill 27 22 26 31 53
-  braid gen problems --split test --n 100 | braid solve --model DIR --input - --json
+		Example: `  braid solve 27 22 26 31 53
+  braid solve --strategy serial --env fill 27 22 26 31 53
+  braid solve --model runs/countdown/checkpoint 27 22 26 31 53
+  braid gen problems --split test --n 100 | braid solve --input - --json
   braid solve --backend http://127.0.0.1:8000/v1 --backend-model apr 27 22 26 31 53`,
 		Args: func(c *cobra.Command, args []string) error {
 			switch {

@@ -18,22 +18,28 @@ OUT=${OUT:-$(dirname "$DB")}
 mkdir -p "$OUT"
 common=(--model "$MODEL" --db "$DB" --n "$N" --problem-seed 2)
 
-# 1. Greedy, each environment setting (#5's goals: apr >= 50%, serial >= 35%
-#    with constrain; fill and off reported).
-for env in constrain fill off; do
-  $BRAID eval "${common[@]}" --run "greedy-$env" --env "$env" --strategies serial,apr,direct --json > "$OUT/greedy-$env.json"
-done
+greedy() {
+  $BRAID eval "${common[@]}" --run "greedy-$1" --env "$1" --strategies serial,apr,direct --json > "$OUT/greedy-$1.json"
+}
 
-# 2. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5),
-#    on the first SAMPLED_N of the problems (8 samples of each mode cost
-#    about as much as the rest of this script together).
-SAMPLED_N=${SAMPLED_N:-200}
-$BRAID eval "${common[@]}" --n "$SAMPLED_N" --run sampled --temperature 1 --seeds 8 --strategies serial,apr,direct --json > "$OUT/sampled.json"
+# 1. Greedy with the default environment (#5's goals: apr >= 50%,
+#    serial >= 35%).
+greedy constrain
 
-# 3. The grid of #7 (serial, apr and self-consistency over 8 serial
+# 2. The grid of #7 (serial, apr and self-consistency over 8 serial
 #    samples) with #8's robustness and overthinking figures: each cell also
 #    runs on the decoy variant of its problem, paired with the clean one.
 #    The clean cells are exactly the grid run alone would take.
 $BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --perturb distractors --json > "$OUT/grid.json"
+
+# 3. Greedy with the other environment settings (reported, no goal).
+greedy fill
+greedy off
+
+# 4. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5),
+#    on the first SAMPLED_N of the problems (8 samples of each mode cost
+#    about as much as the rest of this script together).
+SAMPLED_N=${SAMPLED_N:-200}
+$BRAID eval "${common[@]}" --n "$SAMPLED_N" --run sampled --temperature 1 --seeds 8 --strategies serial,apr,direct --json > "$OUT/sampled.json"
 
 $BRAID report --db "$DB" --out "$OUT/countdown-report.html"
