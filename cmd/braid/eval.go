@@ -249,8 +249,15 @@ skips such lines, each reported.`,
 				}
 			}
 			start := time.Now()
-			fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, env %s\n",
-				runID, store.Redact(dbPath), len(names), len(cfg.Problems), seeds, envMode)
+			setting := fmt.Sprintf("temperature %g", temperature)
+			if taskName == "countdown" {
+				setting = "env " + envMode + ", " + setting
+			}
+			if cfg.Perturb != "" {
+				setting += ", each cell also on its " + cfg.Perturb + " twin"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, %s\n",
+				runID, store.Redact(dbPath), len(names), len(cfg.Problems), seeds, setting)
 			if err := grid.Run(ctx, st, runID, solve); err != nil {
 				bar.finish()
 				if ctx.Err() != nil {
@@ -268,7 +275,7 @@ skips such lines, each reported.`,
 			if asJSON {
 				return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
 			}
-			return printEvalTable(cmd.OutOrStdout(), rep, envMode)
+			return printEvalTable(cmd.OutOrStdout(), rep, setting)
 		},
 	}
 	ef.register(cmd)
@@ -311,7 +318,9 @@ func mathClass(answer string) string {
 	return strings.ToLower(strings.Join(strings.Fields(answer), ""))
 }
 
-func printEvalTable(out io.Writer, rep eval.Report, env string) error {
+// printEvalTable prints the report; setting names the run's environment
+// and sampling.
+func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tp50 ms\tp95 ms\ttokens/correct\t")
 	for _, s := range rep.Strategies {
@@ -321,7 +330,7 @@ func printEvalTable(out io.Writer, rep eval.Report, env string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "(env %s; intervals clustered by problem)\n", env)
+	fmt.Fprintf(out, "(%s; intervals clustered by problem)\n", setting)
 	for _, s := range rep.Strategies {
 		if len(s.PassAtK) == 0 {
 			continue

@@ -323,7 +323,7 @@ func TestEvalResumes(t *testing.T) {
 	if len(rep.Strategies) != 2 || rep.Strategies[1].N != 3 || len(rep.Samples) != 6 || len(rep.Paired) != 1 || rep.Paired[0].A != "apr" {
 		t.Errorf("report %s", out)
 	}
-	if !strings.Contains(errs, "run "+rep.Run) {
+	if !strings.Contains(errs, "run "+rep.Run) || !strings.Contains(errs, "2 strategies × 3 problems × 1 seeds, env constrain, temperature 0\n") {
 		t.Errorf("stderr %s", errs)
 	}
 	// The same command finds its run done: nothing taken again.
@@ -332,7 +332,8 @@ func TestEvalResumes(t *testing.T) {
 		t.Errorf("the resumed run reports otherwise:\n%s\nthen\n%s", out, again)
 	}
 	table, _ := expectExit(t, 0, "", args[:len(args)-1]...)
-	if !strings.Contains(table, "accuracy") || !strings.Contains(table, "apr − serial") {
+	if !strings.Contains(table, "accuracy") || !strings.Contains(table, "apr − serial") ||
+		!strings.Contains(table, "(env constrain, temperature 0; intervals clustered by problem)") {
 		t.Errorf("table:\n%s", table)
 	}
 	_, errs = expectExit(t, 2, "", "eval", "--model", dir, "--seeds", "3", "--db", db)
@@ -347,8 +348,11 @@ func TestEvalPerturbAndReport(t *testing.T) {
 	dir := tinyModelDir(t)
 	tmp := t.TempDir()
 	db := filepath.Join(tmp, "braid.db")
-	out, _ := expectExit(t, 0, "", "eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "16",
+	out, errs := expectExit(t, 0, "", "eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "16",
 		"--perturb", "distractors", "--db", db, "--json")
+	if !strings.Contains(errs, "each cell also on its distractors twin") {
+		t.Errorf("stderr %s", errs)
+	}
 	var rep struct {
 		Strategies []struct {
 			Name       string `json:"name"`
@@ -375,7 +379,7 @@ func TestEvalPerturbAndReport(t *testing.T) {
 		len(s.Overthinking.Caps) == 0 || len(rep.Samples) != 4 {
 		t.Fatalf("report %s", out)
 	}
-	_, errs := expectExit(t, 2, "", "eval", "--model", dir, "--perturb", "typos", "--db", db)
+	_, errs = expectExit(t, 2, "", "eval", "--model", dir, "--perturb", "typos", "--db", db)
 	if !strings.Contains(errs, "distractors") {
 		t.Errorf("an unknown perturbation: %s", errs)
 	}
