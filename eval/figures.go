@@ -81,17 +81,26 @@ func overthinking(samples []store.Sample) Overthinking {
 		return o
 	}
 	for c := 1024; ; c *= 2 {
-		right := 0
-		for _, x := range samples {
-			if x.Correct && x.TotalTokens <= c {
-				right++
-			}
-		}
-		o.Caps = append(o.Caps, CapAccuracy{MaxTokens: c, Accuracy: float64(right) / float64(len(samples))})
+		ci := clusteredWithin(samples, func(x store.Sample) bool { return x.TotalTokens <= c })
+		o.Caps = append(o.Caps, CapAccuracy{MaxTokens: c, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High}})
 		if c >= most {
 			return o
 		}
 	}
+}
+
+// clusteredWithin is the accuracy, with its interval clustered by problem,
+// when a sample counts only if it is right and fits (a budget).
+func clusteredWithin(samples []store.Sample, fits func(store.Sample) bool) stats.Interval {
+	by := map[int][]float64{}
+	for _, x := range samples {
+		by[x.Index] = append(by[x.Index], bool01(x.Correct && fits(x)))
+	}
+	scores := make([][]float64, 0, len(by))
+	for _, i := range slices.Sorted(maps.Keys(by)) {
+		scores = append(scores, by[i])
+	}
+	return stats.Clustered(scores)
 }
 
 // criticalStep is the finest spacing of critical-path budgets: fine enough
@@ -145,12 +154,7 @@ func criticalPathCaps(samples []store.Sample, caps []int) []CapAccuracy {
 	}
 	var out []CapAccuracy
 	for _, c := range caps {
-		by := withinCritical(samples, c)
-		var scores [][]float64
-		for _, i := range slices.Sorted(maps.Keys(by)) {
-			scores = append(scores, by[i])
-		}
-		ci := stats.Clustered(scores)
+		ci := clusteredWithin(samples, func(x store.Sample) bool { return x.CriticalPathTokens <= c })
 		out = append(out, CapAccuracy{MaxTokens: c, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High}})
 	}
 	return out
@@ -283,7 +287,7 @@ func bool01(b bool) float64 {
 // inside the noise and how many problems would show a difference this
 // size (needed, when known).
 func DiffLine(a, b string, diff float64, ci []float64, p float64, inNoise bool, needed int) string {
-	line := fmt.Sprintf("%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), p = %.3g", a, b, 100*diff, 100*ci[0], 100*ci[1], p)
+	line := fmt.Sprintf("%s − %s: %+.1f points (95%% CI %+.1f to %+.1f), %s", a, b, 100*diff, 100*ci[0], 100*ci[1], stats.FormatP(p))
 	if inNoise {
 		line += " — inside the noise"
 		if needed > 0 {
@@ -304,12 +308,14 @@ func (c Comparison) Line() string {
 }
 
 // CriticalPathLine says how A and B compare at equal critical-path budgets,
-// at the budgets that are powers of two ("" when there are none): the
-// curves themselves are in the JSON and the report's chart.
+// at the budgets that are powers of two and the last one, which holds
+// every sample (where a parallel run's longer critical path has all fit);
+// "" when there are none. The curves themselves are in the JSON and the
+// report's chart.
 func (p PairedReport) CriticalPathLine() string {
 	var parts []string
-	for _, c := range p.CriticalPathCaps {
-		if c.MaxTokens&(c.MaxTokens-1) != 0 {
+	for i, c := range p.CriticalPathCaps {
+		if c.MaxTokens&(c.MaxTokens-1) != 0 && i != len(p.CriticalPathCaps)-1 {
 			continue
 		}
 		parts = append(parts, fmt.Sprintf("≤%d %+.1f (95%% CI %+.1f to %+.1f)", c.MaxTokens, 100*c.Diff, 100*c.CI95[0], 100*c.CI95[1]))

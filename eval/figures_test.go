@@ -31,6 +31,11 @@ func TestOverthinking(t *testing.T) {
 			t.Errorf("cap %d: %+v, want %+v", i, o.Caps[i], want[i])
 		}
 	}
+	// Within 4096, problems score 1, 1, 0: sd 0.57735, se 0.33333,
+	// t(0.975, 2) = 4.302653, so the interval is 2/3 ± 1.434 within [0, 1].
+	if ci := o.Caps[2].CI95; len(ci) != 2 || ci[0] != 0 || ci[1] != 1 {
+		t.Errorf("interval within 4096: %v, want [0, 1]", ci)
+	}
 	// Free-text math cannot tell when its answer was found.
 	m := overthinking([]store.Sample{{Correct: true, TotalTokens: 500, TokensToGoal: -1}})
 	if m.ShareAfterAnswer != nil || len(m.Caps) != 1 || m.Caps[0].Accuracy != 1 {
@@ -118,6 +123,14 @@ func TestCriticalPathBudgets(t *testing.T) {
 	}
 	if strings.Contains(line, "≤768") {
 		t.Errorf("line %q names a budget that is not a power of two", line)
+	}
+	// A run whose critical paths pass the last power of two still shows
+	// where all of them fit.
+	samples = append(samples, sample("apr", 3, true, 2100), sample("serial", 3, false, 1900))
+	line = Summarize([]string{"serial", "apr"}, samples).Paired[0].CriticalPathLine()
+	// Within 2304: serial right on 2 of 4 problems, apr on all 4.
+	if !strings.Contains(line, "≤2048 +25.0") || !strings.Contains(line, "≤2304 +50.0") {
+		t.Errorf("line %q lacks the last budget, 2304", line)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/eval"
+	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task/countdown"
@@ -364,7 +365,7 @@ func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 			fmt.Fprintf(out, "%s with %s: accuracy %.1f%% → %.1f%% (%+.1f points", s.Name, r.Perturbation,
 				100*r.CleanAccuracy, 100*r.PerturbedAccuracy, 100*r.Diff)
 			if r.PValue != nil {
-				fmt.Fprintf(out, ", 95%% CI %+.1f to %+.1f, p = %.3g", 100*r.DiffCI95[0], 100*r.DiffCI95[1], *r.PValue)
+				fmt.Fprintf(out, ", 95%% CI %+.1f to %+.1f, %s", 100*r.DiffCI95[0], 100*r.DiffCI95[1], stats.FormatP(*r.PValue))
 			}
 			fmt.Fprint(out, ")")
 			if r.ErrorRateRatio != nil {

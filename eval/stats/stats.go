@@ -7,6 +7,7 @@ package stats
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -111,7 +112,8 @@ func Compare(a, b []float64) (Paired, error) {
 		d[i] = a[i] - b[i]
 	}
 	m, half := meanInterval(d)
-	p := Paired{Diff: Interval{m, m - half, m + half}, N: len(d)}
+	// Scores lie in [0, 1], so their difference in [−1, 1].
+	p := Paired{Diff: Interval{m, max(-1, m-half), min(1, m+half)}, N: len(d)}
 	if len(d) < 2 {
 		p.PValue = 1
 		return p, nil
@@ -131,6 +133,16 @@ func Compare(a, b []float64) (Paired, error) {
 		p.PValue = 2 * (1 - tCDF(math.Abs(m/se), float64(len(d)-1)))
 	}
 	return p, nil
+}
+
+// FormatP writes a p-value for people: "p = 0.0123", and below 1e-6,
+// where the t distribution's tail is past what the arithmetic resolves,
+// "p < 1e-6" rather than a meaningless "p = 0".
+func FormatP(p float64) string {
+	if p < 1e-6 {
+		return "p < 1e-6"
+	}
+	return fmt.Sprintf("p = %.3g", p)
 }
 
 // ProblemsToDetect is the number of problems a paired comparison needs to

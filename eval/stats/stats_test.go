@@ -73,6 +73,19 @@ func TestCompare(t *testing.T) {
 	if same.PValue != 1 {
 		t.Errorf("identical scores: p = %g", same.PValue)
 	}
+	// Two problems, +1 and 0: the t interval (0.5 ± 6.35) stays within
+	// what a difference of accuracies can be.
+	if few, _ := Compare([]float64{1, 1}, []float64{0, 1}); few.Diff.Low != -1 || few.Diff.High != 1 {
+		t.Errorf("interval %+v reaches past ±1", few.Diff)
+	}
+}
+
+func TestFormatP(t *testing.T) {
+	for p, want := range map[float64]string{0.0368: "p = 0.0368", 0.5: "p = 0.5", 2e-7: "p < 1e-6", 0: "p < 1e-6"} {
+		if got := FormatP(p); got != want {
+			t.Errorf("FormatP(%g) = %q, want %q", p, got, want)
+		}
+	}
 }
 
 func TestPassAtK(t *testing.T) {
