@@ -27,7 +27,11 @@ func Wilson(k, n int) Interval {
 	if n <= 0 {
 		return Interval{0, 0, 1}
 	}
-	p, nf := float64(k)/float64(n), float64(n)
+	return wilson(float64(k)/float64(n), float64(n))
+}
+
+// wilson is the Wilson interval of a proportion p observed over n.
+func wilson(p, nf float64) Interval {
 	den := 1 + z95*z95/nf
 	mid := (p + z95*z95/(2*nf)) / den
 	half := z95 * math.Sqrt(p*(1-p)/nf+z95*z95/(4*nf*nf)) / den
@@ -55,6 +59,13 @@ func Clustered(scores [][]float64) Interval {
 // interval that takes the problems as the independent units.
 func OverProblems(scores []float64) Interval {
 	m, half := meanInterval(scores)
+	if half == 0 && len(scores) > 1 {
+		// Every problem scored the same (0 of 500 solved, say): the t
+		// interval collapses to the point, which claims a certainty 500
+		// problems cannot give. Wilson's interval on the problems does
+		// not collapse (0 of 500: 0 to 0.76%).
+		return wilson(m, float64(len(scores)))
+	}
 	// A score lies in [0, 1]: a t interval on few problems can reach past
 	// either end, which says nothing more than the end itself.
 	return Interval{m, max(0, m-half), min(1, m+half)}

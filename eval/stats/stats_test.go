@@ -32,6 +32,22 @@ func TestWilson(t *testing.T) {
 	}
 }
 
+// A run that solves none of 500 problems (or all) does not know the
+// accuracy exactly: its interval is Wilson's, z²/(n+z²) = 0.0076 wide.
+func TestIntervalWhenEveryProblemScoresTheSame(t *testing.T) {
+	none, all := make([][]float64, 500), make([][]float64, 500)
+	for i := range none {
+		none[i], all[i] = []float64{0}, []float64{1, 1}
+	}
+	z2 := z95 * z95
+	if c := Clustered(none); c.Estimate != 0 || c.Low != 0 || math.Abs(c.High-z2/(500+z2)) > 1e-12 {
+		t.Errorf("0 of 500: %+v, want 0 to %.6f", c, z2/(500+z2))
+	}
+	if c := Clustered(all); c.Estimate != 1 || c.High != 1 || math.Abs(c.Low-500/(500+z2)) > 1e-12 {
+		t.Errorf("500 of 500: %+v, want %.6f to 1", c, 500/(500+z2))
+	}
+}
+
 func TestClusteredIsWiderThanPooled(t *testing.T) {
 	// Ten problems, eight samples each, all-or-nothing: the samples of a
 	// problem agree, so there are ten observations, not eighty.
