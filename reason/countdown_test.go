@@ -368,10 +368,11 @@ func TestSeedDiffersAcrossProblems(t *testing.T) {
 		}
 		return log.seeds[0]
 	}
-	if seedOf(a) == seedOf(b) {
+	first := seedOf(a)
+	if first == seedOf(b) {
 		t.Error("two problems run with seed 1 sample with the same seed")
 	}
-	if seedOf(a) != seedOf(a) {
-		t.Error("one problem with one seed sampled with different seeds")
+	if again := seedOf(a); again != first {
+		t.Errorf("one problem with one seed sampled with seeds %d, then %d", first, again)
 	}
 }
