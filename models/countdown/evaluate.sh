@@ -26,17 +26,21 @@ greedy() {
 #    serial >= 35%).
 greedy constrain
 
-# 2. The grid of #7 (serial, apr and self-consistency over 8 serial
+# 2. Wall time (#6): serial, apr and vote:k=8 one sample at a time, so
+#    each sample's latency is its own, not shared with 15 others.
+$BRAID eval "${common[@]}" --n 200 --run latency --temperature 1 --concurrent 1 --strategies serial,apr,vote:k=8 --json > "$OUT/latency.json"
+
+# 3. The grid of #7 (serial, apr and self-consistency over 8 serial
 #    samples) with #8's robustness and overthinking figures: each cell also
 #    runs on the decoy variant of its problem, paired with the clean one.
 #    The clean cells are exactly the grid run alone would take.
 $BRAID eval "${common[@]}" --run grid --temperature 1 --strategies serial,apr,vote:k=8 --perturb distractors --json > "$OUT/grid.json"
 
-# 3. Greedy with the other environment settings (reported, no goal).
+# 4. Greedy with the other environment settings (reported, no goal).
 greedy fill
 greedy off
 
-# 4. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5),
+# 5. Temperature 1, 8 samples per problem: pass@8 and maj@8 per mode (#5),
 #    on the first SAMPLED_N of the problems (8 samples of each mode cost
 #    about as much as the rest of this script together).
 SAMPLED_N=${SAMPLED_N:-200}
