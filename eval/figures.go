@@ -89,13 +89,25 @@ func overthinking(samples []store.Sample) Overthinking {
 	}
 }
 
-// clusteredWithin is the accuracy, with its interval clustered by problem,
-// when a sample counts only if it is right and fits (a budget).
-func clusteredWithin(samples []store.Sample, fits func(store.Sample) bool) stats.Interval {
+// within scores each problem's samples 1 when right and fitting (a
+// budget), 0 otherwise, by problem.
+func within(samples []store.Sample, fits func(store.Sample) bool) map[int][]float64 {
 	by := map[int][]float64{}
 	for _, x := range samples {
 		by[x.Index] = append(by[x.Index], bool01(x.Correct && fits(x)))
 	}
+	return by
+}
+
+// criticalWithin says whether a sample's critical path fits budget.
+func criticalWithin(budget int) func(store.Sample) bool {
+	return func(x store.Sample) bool { return x.CriticalPathTokens <= budget }
+}
+
+// clusteredWithin is the accuracy, with its interval clustered by problem,
+// when a sample counts only if it is right and fits (a budget).
+func clusteredWithin(samples []store.Sample, fits func(store.Sample) bool) stats.Interval {
+	by := within(samples, fits)
 	scores := make([][]float64, 0, len(by))
 	for _, i := range slices.Sorted(maps.Keys(by)) {
 		scores = append(scores, by[i])
@@ -137,16 +149,6 @@ func criticalCaps(samples ...[]store.Sample) []int {
 	}
 }
 
-// withinCritical scores each problem's samples 1 when right with a
-// critical path within budget, 0 otherwise, by problem.
-func withinCritical(samples []store.Sample, budget int) map[int][]float64 {
-	by := map[int][]float64{}
-	for _, x := range samples {
-		by[x.Index] = append(by[x.Index], bool01(x.Correct && x.CriticalPathTokens <= budget))
-	}
-	return by
-}
-
 // criticalPathCaps is the accuracy under each critical-path budget.
 func criticalPathCaps(samples []store.Sample, caps []int) []CapAccuracy {
 	if len(samples) == 0 {
@@ -154,7 +156,7 @@ func criticalPathCaps(samples []store.Sample, caps []int) []CapAccuracy {
 	}
 	var out []CapAccuracy
 	for _, c := range caps {
-		ci := clusteredWithin(samples, func(x store.Sample) bool { return x.CriticalPathTokens <= c })
+		ci := clusteredWithin(samples, criticalWithin(c))
 		out = append(out, CapAccuracy{MaxTokens: c, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High}})
 	}
 	return out
@@ -168,7 +170,7 @@ func criticalPathDiffs(a, b []store.Sample) []CapDiff {
 	}
 	var out []CapDiff
 	for _, c := range criticalCaps(a, b) {
-		am, bm := withinCritical(a, c), withinCritical(b, c)
+		am, bm := within(a, criticalWithin(c)), within(b, criticalWithin(c))
 		var x, y []float64
 		for _, i := range slices.Sorted(maps.Keys(am)) {
 			if w, ok := bm[i]; ok {
@@ -296,6 +298,23 @@ func DiffLine(a, b string, diff float64, ci []float64, p float64, inNoise bool, 
 	}
 	return line
 }
+
+// PassLine says a strategy's pass@k and maj@k with their 95% intervals,
+// for each k it has ("" when its samples do not repeat).
+func (s StrategyReport) PassLine() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(s.PassAtK)) {
+		pc, mc := s.PassAtKCI95[k], s.MajAtKCI95[k]
+		parts = append(parts, fmt.Sprintf("pass@%d %s (%s–%s), maj@%d %s (%s–%s)", k, pct(s.PassAtK[k]), pct(pc[0]), pct(pc[1]),
+			k, pct(s.MajAtK[k]), pct(mc[0]), pct(mc[1])))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return s.Name + ": " + strings.Join(parts, "; ")
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 
 // Line is DiffLine for a paired report.
 func (p PairedReport) Line() string {
