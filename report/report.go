@@ -299,16 +299,9 @@ func rows(r Run) (head []string, body [][]string) {
 func summaryLines(r Run) []string {
 	var out []string
 	for _, s := range r.Report.Strategies {
-		if len(s.PassAtK) == 0 {
-			continue
+		if l := s.PassLine(); l != "" {
+			out = append(out, l)
 		}
-		var parts []string
-		for _, k := range sortedKeys(s.PassAtK) {
-			pc, mc := s.PassAtKCI95[k], s.MajAtKCI95[k]
-			parts = append(parts, fmt.Sprintf("pass@%d %s (%s–%s), maj@%d %s (%s–%s)", k, pct(s.PassAtK[k]), pct(pc[0]), pct(pc[1]),
-				k, pct(s.MajAtK[k]), pct(mc[0]), pct(mc[1])))
-		}
-		out = append(out, s.Name+": "+strings.Join(parts, "; "))
 	}
 	for _, p := range r.Report.Paired {
 		out = append(out, p.Line())

@@ -333,16 +333,9 @@ func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 	}
 	fmt.Fprintf(out, "(%s; intervals clustered by problem)\n", setting)
 	for _, s := range rep.Strategies {
-		if len(s.PassAtK) == 0 {
-			continue
+		if l := s.PassLine(); l != "" {
+			fmt.Fprintln(out, l)
 		}
-		var parts []string
-		for k := 1; k <= s.Samples; k *= 2 {
-			parts = append(parts, fmt.Sprintf("pass@%d %.1f%% (%.1f–%.1f), maj@%d %.1f%% (%.1f–%.1f)",
-				k, 100*s.PassAtK[k], 100*s.PassAtKCI95[k][0], 100*s.PassAtKCI95[k][1],
-				k, 100*s.MajAtK[k], 100*s.MajAtKCI95[k][0], 100*s.MajAtKCI95[k][1]))
-		}
-		fmt.Fprintf(out, "%s: %s\n", s.Name, strings.Join(parts, "; "))
 	}
 	for _, s := range rep.Strategies {
 		o := s.Overthinking
