@@ -243,13 +243,14 @@ func (s Sampling) base(prompt string) uint64 {
 // under parent ("" for a root).
 func (s Sampling) sample(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, i int, parent string) (*Thread, error) {
 	start := time.Now()
+	prompt := t.Prompt(p)
 	seed := uint64(0)
 	if s.Seed != 0 {
-		seed = s.base(t.Prompt(p)) + uint64(i) + 1
+		seed = s.base(prompt) + uint64(i) + 1
 	}
 	name := strconv.Itoa(i)
 	s.Observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
-	c, err := b.Complete(ctx, &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
 		Effort: s.Effort, OnChunk: s.Observe.stream(name, parent)})
 	if err != nil {
 		return nil, err
@@ -271,9 +272,10 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 	// The k samples go as one request where the backend takes n (the
 	// server prefills the prompt once), else as k concurrent ones; sample
 	// i samples with base+i+1 either way.
+	prompt := t.Prompt(p)
 	seed := uint64(0)
 	if s.Seed != 0 {
-		seed = s.base(t.Prompt(p)) + 1
+		seed = s.base(prompt) + 1
 	}
 	streams := make([]func(backend.Chunk), k)
 	for i := range k {
@@ -283,7 +285,7 @@ func samples(ctx context.Context, s Sampling, k int, b backend.Backend, t task.T
 	// A sample's wall time runs to its last chunk: samples drawn in one
 	// request all return together.
 	last := make([]time.Time, k)
-	req := &backend.Request{Prompt: t.Prompt(p), MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort,
+	req := &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort,
 		OnChunk: func(c backend.Chunk) {
 			last[c.Index] = time.Now() // each index from one goroutine at a time
 			if streams[c.Index] != nil {
