@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -114,7 +115,7 @@ func charts(runs []Run) []chart {
 			continue
 		}
 		var pts []point
-		for _, k := range sortedKeys(e.s.PassAtK) {
+		for _, k := range slices.Sorted(maps.Keys(e.s.PassAtK)) {
 			ci := e.s.PassAtKCI95[k]
 			pts = append(pts, point{X: float64(k), Y: 100 * e.s.PassAtK[k], YLo: 100 * ci[0], YHi: 100 * ci[1]})
 		}
@@ -213,15 +214,6 @@ func capSeries(es []entry, caps func(eval.StrategyReport) []eval.CapAccuracy) []
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[int]float64) []int {
-	var ks []int
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // HTML writes the report page.
