@@ -414,6 +414,14 @@ func TestTrainGRPOCommand(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// Stopped during step 1's evaluation (here: before it stored
+	// anything), the run finishes that evaluation when started again.
+	if err := os.Remove(filepath.Join(out, "eval.db")); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 test problems") || strings.Contains(errs, "step 2/") {
+		t.Errorf("stderr of a run resumed after its last step: %s", errs)
+	}
 	args[7] = "2" // --steps 2: resumes at step 1
 	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "resuming "+out+" at step 1 of 2") || !strings.Contains(errs, "step 2/2") {
 		t.Errorf("resumed stderr: %s", errs)

@@ -47,7 +47,8 @@ The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
 children per rollout. With --eval-every N, each N-th step's checkpoint is
 evaluated greedily on --eval-n test problems into --out/eval.db
-(braid report --db OUT/eval.db charts it).`,
+(braid report --db OUT/eval.db charts it); a run stopped during an
+evaluation finishes it when started again.`,
 		Example: `  braid train grpo --from models/countdown --out runs/grpo-apr --mode parallel
   braid train grpo --from models/countdown --out runs/grpo-serial --mode serial --steps 60 --eval-every 10
   braid train grpo --from models/countdown --out runs/grpo --mode mixed --eval-every 10
@@ -89,7 +90,9 @@ evaluated greedily on --eval-n test problems into --out/eval.db
 				return usageErrorf("--eval-every must be >= 0 and --eval-n positive")
 			}
 			if evalEvery > 0 {
-				cfg.CheckpointEvery = evalEvery // each evaluated step has its checkpoint
+				// Each evaluated step has its checkpoint, and the
+				// checkpoints between evaluations stay as frequent as asked.
+				cfg.CheckpointEvery = gcd(cfg.CheckpointEvery, evalEvery)
 			}
 			g, err := train.NewGRPO(cfg, from, out)
 			if err != nil {
@@ -101,6 +104,19 @@ evaluated greedily on --eval-n test problems into --out/eval.db
 				fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s at step %d of %d\n", out, st.Step, cfg.Steps)
 			}
 			ctx := cmd.Context()
+			evaluate := func() error {
+				if evalEvery == 0 || g.State().Step == 0 || g.State().Step%evalEvery != 0 {
+					return nil
+				}
+				return evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(out, train.CheckpointDir), filepath.Join(out, "eval.db"),
+					g.State().Step, evalN, cfg)
+			}
+			// A run stopped during an evaluation finishes it first (the
+			// samples already stored are kept; a finished one returns at
+			// once).
+			if err := evaluate(); err != nil {
+				return err
+			}
 			for g.State().Step < cfg.Steps {
 				next := cfg.Steps
 				if evalEvery > 0 {
@@ -109,11 +125,8 @@ evaluated greedily on --eval-n test problems into --out/eval.db
 				if err := runGRPOUntil(ctx, g, next); err != nil {
 					return err
 				}
-				if evalEvery > 0 && g.State().Step%evalEvery == 0 {
-					if err := evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(out, train.CheckpointDir), filepath.Join(out, "eval.db"),
-						g.State().Step, evalN, cfg); err != nil {
-						return err
-					}
+				if err := evaluate(); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -175,7 +188,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	}
 	run := fmt.Sprintf("step-%d", step)
 	if err := st.StartRun(ctx, run, map[string]any{"task": "countdown", "strategies": strategies, "n": n, "grpo_step": step}); err != nil {
-		return err
+		return fmt.Errorf("evaluate step %d (an evaluation resumes with the --eval-n it began with): %w", step, err)
 	}
 	env, _ := reason.ParseEnvMode(cfg.Env)
 	grid := eval.Grid{Strategies: strategies, Problems: raw, Seeds: 1, Concurrent: 16}
@@ -208,4 +221,11 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	}
 	fmt.Fprintf(log, "eval at step %d on %d test problems (%s): %s\n", step, n, time.Since(start).Round(time.Second), strings.Join(parts, ", "))
 	return nil
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
