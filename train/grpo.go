@@ -348,7 +348,7 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	start = time.Now()
 	if len(learn) > 0 {
 		for u := range g.cfg.Updates {
-			kl, norm, err := g.update(learn, u == 0)
+			kl, norm, err := g.update(ctx, learn, u == 0)
 			if err != nil {
 				return pt, err
 			}
@@ -429,12 +429,17 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 // the rollouts were drawn from the masked distribution, whose gradient
 // differs by the mask's normaliser, and the update ignores that term, as
 // grammar-constrained RL commonly does.
-func (g *GRPO) update(learn []*rollout, first bool) (kl, gradNorm float64, err error) {
+func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gradNorm float64, err error) {
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab
 	var klSum float64
 	var klN int
 	for _, r := range learn {
+		// An update takes minutes; a stopped run ends within a call's
+		// forward and backward pass, its last checkpoint standing.
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
 		for ci := range r.calls {
 			c := &r.calls[ci]
 			T := len(c.tokens) - 1

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -71,13 +72,29 @@ func TestGRPOUpdateFollowsTheAdvantage(t *testing.T) {
 	bad := &rollout{advantage: -1, calls: []call{testCall(1, 2, 3, 9, 8, 7, 6, 5, 4)}}
 	g0, b0 := seqLogprob(t, g, good.calls[0]), seqLogprob(t, g, bad.calls[0])
 	for u := range 5 {
-		if _, _, err := g.update([]*rollout{good, bad}, u == 0); err != nil {
+		if _, _, err := g.update(t.Context(), []*rollout{good, bad}, u == 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	g1, b1 := seqLogprob(t, g, good.calls[0]), seqLogprob(t, g, bad.calls[0])
 	if !(g1 > g0 && b1 < b0) {
 		t.Errorf("log-probability of the rewarded rollout %.3f → %.3f, of the penalised %.3f → %.3f", g0, g1, b0, b1)
+	}
+}
+
+// A stopped run stops in the middle of an update, without taking the
+// optimizer step: the policy stays as its last checkpoint has it.
+func TestGRPOUpdateStopsWithItsContext(t *testing.T) {
+	g := tinyGRPO(t, GRPOConfig{LR: 1e-2, Clip: 0.2, Beta: 0.01, GradClip: 1})
+	before := slices.Clone(g.Policy.Params.Data())
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := &rollout{advantage: 1, calls: []call{testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)}}
+	if _, _, err := g.update(ctx, []*rollout{r}, true); !errors.Is(err, context.Canceled) {
+		t.Fatalf("update with a cancelled context: %v", err)
+	}
+	if !slices.Equal(before, g.Policy.Params.Data()) {
+		t.Error("a stopped update changed the policy")
 	}
 }
 
@@ -88,7 +105,7 @@ func TestGRPOLossDividedByCalls(t *testing.T) {
 	one := testCall(1, 2, 3, 4, 5, 6, 7)
 	grads := func(calls []call) []float32 {
 		g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2, Beta: 0.04})
-		if _, _, err := g.update([]*rollout{{advantage: 1.5, calls: calls}}, true); err != nil {
+		if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1.5, calls: calls}}, true); err != nil {
 			t.Fatal(err)
 		}
 		return slices.Clone(g.grads.Data())
@@ -111,7 +128,7 @@ func TestGRPOIgnoresEnvironmentTokens(t *testing.T) {
 	g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2})
 	c := testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)
 	c.action = make([]bool, len(c.tokens)) // nothing the model chose
-	if _, _, err := g.update([]*rollout{{advantage: 1, calls: []call{c}}}, true); err != nil {
+	if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1, calls: []call{c}}}, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range g.grads.Data() {
