@@ -305,8 +305,8 @@ func (s StrategyReport) PassLine() string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(s.PassAtK)) {
 		pc, mc := s.PassAtKCI95[k], s.MajAtKCI95[k]
-		parts = append(parts, fmt.Sprintf("pass@%d %s (%s–%s), maj@%d %s (%s–%s)", k, pct(s.PassAtK[k]), pct(pc[0]), pct(pc[1]),
-			k, pct(s.MajAtK[k]), pct(mc[0]), pct(mc[1])))
+		parts = append(parts, fmt.Sprintf("pass@%d %s (%s–%s), maj@%d %s (%s–%s)", k, Percent(s.PassAtK[k]), Percent(pc[0]), Percent(pc[1]),
+			k, Percent(s.MajAtK[k]), Percent(mc[0]), Percent(mc[1])))
 	}
 	if len(parts) == 0 {
 		return ""
@@ -314,7 +314,9 @@ func (s StrategyReport) PassLine() string {
 	return s.Name + ": " + strings.Join(parts, "; ")
 }
 
-func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+// Percent writes a proportion as a percentage with one decimal, as every
+// figure braid reports does.
+func Percent(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
 
 // Line is DiffLine for a paired report.
 func (p PairedReport) Line() string {

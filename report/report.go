@@ -266,14 +266,14 @@ document.body.setAttribute("data-charts",bad.length?"failed: "+bad.join(" "):"dr
 func rows(r Run) (head []string, body [][]string) {
 	head = []string{"strategy", "problems", "samples", "accuracy", "95% CI", "total tokens", "critical path", "p50 latency", "tokens/correct", "after answer", "perturbed", "error ×", "tokens ×"}
 	for _, s := range r.Report.Strategies {
-		row := []string{s.Name, fmt.Sprint(s.N), fmt.Sprint(s.Samples), pct(s.Accuracy), pct(s.CI95[0]) + "–" + pct(s.CI95[1]),
+		row := []string{s.Name, fmt.Sprint(s.N), fmt.Sprint(s.Samples), eval.Percent(s.Accuracy), eval.Percent(s.CI95[0]) + "–" + eval.Percent(s.CI95[1]),
 			fmt.Sprintf("%.0f", s.MeanTotalTokens), fmt.Sprintf("%.0f", s.MeanCriticalTokens), fmt.Sprintf("%.1f s", s.LatencyP50MS/1000),
 			fmt.Sprintf("%.0f", s.TokensPerCorrect), "–", "–", "–", "–"}
 		if sh := s.Overthinking.ShareAfterAnswer; sh != nil {
-			row[9] = pct(*sh)
+			row[9] = eval.Percent(*sh)
 		}
 		if rb := s.Robustness; rb != nil && rb.N > 0 {
-			row[10] = pct(rb.PerturbedAccuracy)
+			row[10] = eval.Percent(rb.PerturbedAccuracy)
 			if rb.ErrorRateRatio != nil {
 				row[11] = fmt.Sprintf("%.2f", *rb.ErrorRateRatio)
 			}
@@ -356,5 +356,3 @@ func Markdown(w io.Writer, runs []Run) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
-func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
