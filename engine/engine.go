@@ -68,6 +68,12 @@ type Options struct {
 	// gains). Each value is rounded to within 1/254 of its head's largest
 	// magnitude.
 	KV8 bool
+	// Context is the positions a thread may reach, prompt included: the
+	// model's own (max_position_embeddings) when 0. Past the positions a
+	// model was trained on, its rotary embeddings extrapolate, and
+	// whether that helps is the model's to show: the Countdown model's
+	// card has its figures at both lengths.
+	Context int
 }
 
 // kvScales is the scales of one cache block: none in half precision.
@@ -147,17 +153,21 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	if opts.MaxThreads == 0 {
 		opts.MaxThreads = DefaultMaxThreads
 	}
-	if opts.CacheBytes < 0 || opts.StepTokens < 0 || opts.MaxThreads < 0 || opts.Workers < 0 {
+	if opts.CacheBytes < 0 || opts.StepTokens < 0 || opts.MaxThreads < 0 || opts.Workers < 0 || opts.Context < 0 {
 		return nil, fmt.Errorf("engine: negative option in %+v", opts)
 	}
-	w := newWeights(m, !opts.FloatWeights)
+	cfg := m.Config
+	if opts.Context > 0 {
+		cfg.MaxSeq = opts.Context
+	}
+	w := newWeights(cfg, m.Params, !opts.FloatWeights)
 	blockBytes := int64(w.blockBytes(opts.KV8))
 	maxBlocks := opts.CacheBytes / blockBytes
 	// One thread must fit: a full context, one block per 16 tokens, plus
 	// one for a fork's partial block.
-	if need := int64((m.Config.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
+	if need := int64((cfg.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
 		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
-			opts.CacheBytes, maxBlocks, blockBytes, m.Config.MaxSeq, need, need*blockBytes)
+			opts.CacheBytes, maxBlocks, blockBytes, cfg.MaxSeq, need, need*blockBytes)
 	}
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
@@ -180,7 +190,8 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	return e, nil
 }
 
-// Config is the model's configuration.
+// Config is the model's configuration, its MaxSeq the context the
+// engine runs at (Options.Context where set).
 func (e *Engine) Config() model.Config { return e.w.cfg }
 
 // Tokenizer is the engine's tokenizer, nil for none.

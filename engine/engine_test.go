@@ -268,7 +268,7 @@ func TestEvictionUnderBudget(t *testing.T) {
 
 func evictionUnderBudget(t *testing.T, kv8 bool) {
 	m := testModel(t, 16)
-	blockBytes := int64(newWeights(m, true).blockBytes(kv8))
+	blockBytes := int64(newWeights(m.Config, m.Params, true).blockBytes(kv8))
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request
@@ -327,6 +327,44 @@ func TestLimitsAndErrors(t *testing.T) {
 	}
 	if _, err := New(m, nil, Options{CacheBytes: 1000}); err == nil || !strings.Contains(err.Error(), "needs") {
 		t.Errorf("tiny cache: %v", err)
+	}
+}
+
+// An engine run at a longer context than the model's takes longer prompts
+// and decodes past the model's positions, and within them decodes what the
+// model's own context decodes; a shorter one ends threads sooner.
+func TestContextOption(t *testing.T) {
+	m := testModel(t, 16) // 256 positions
+	ctx := context.Background()
+	long := newEngine(t, m, Options{Context: 512})
+	if got := long.Config().MaxSeq; got != 512 {
+		t.Errorf("Config().MaxSeq = %d at context 512", got)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	c, err := long.Complete(ctx, &backend.Request{PromptTokens: randomTokens(rng, 300, 97)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Finish != backend.FinishLength || len(c.Tokens) != 212 {
+		t.Errorf("a 300-token prompt at context 512: finish %q after %d tokens, want length after 212", c.Finish, len(c.Tokens))
+	}
+	req := &backend.Request{PromptTokens: randomTokens(rng, 100, 97), MaxTokens: 50}
+	if a, b := ids(alone(t, m, Options{}, req)), ids(alone(t, m, Options{Context: 512}, req)); !slices.Equal(a, b) {
+		t.Errorf("within the model's positions, context 512 decoded %v, the model's own %v", b, a)
+	}
+	short := newEngine(t, m, Options{Context: 120})
+	c, err = short.Complete(ctx, &backend.Request{PromptTokens: randomTokens(rng, 100, 97)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tokens) != 20 {
+		t.Errorf("a 100-token prompt at context 120 decoded %d tokens, want 20", len(c.Tokens))
+	}
+	if _, err := short.Complete(ctx, &backend.Request{PromptTokens: make([]int, 121)}); !errors.Is(err, backend.ErrPromptTooLong) {
+		t.Errorf("a 121-token prompt at context 120: %v", err)
+	}
+	if _, err := New(m, nil, Options{Context: -1}); err == nil {
+		t.Error("a negative context was accepted")
 	}
 }
 

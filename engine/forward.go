@@ -51,8 +51,7 @@ func packRows(halfW bool, in int, ws ...[]float32) *tensor.Packed {
 	return tensor.Pack(all, in, len(all)/in, tensor.TransB)
 }
 
-func newWeights(m *model.Model, halfW bool) *weights {
-	c, p := m.Config, m.Params
+func newWeights(c model.Config, p *model.Params, halfW bool) *weights {
 	w := &weights{cfg: c, qd: c.Heads * c.HeadDim, kvd: c.KVHeads * c.HeadDim}
 	w.qkv = w.qd + 2*w.kvd
 	w.embed = p.Embed

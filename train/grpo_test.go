@@ -174,7 +174,9 @@ func TestGRPOResumeIsExact(t *testing.T) {
 		}
 	}
 	first.Close()
-	resumed, err := NewGRPO(cfg, from, dir)
+	// The starting model may move: the run knows it by its fingerprint.
+	moved := copyModelDir(t, from)
+	resumed, err := NewGRPO(cfg, moved, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +222,35 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, GRPOCurveFile)); err != nil {
 		t.Error(err)
 	}
+	// A starting model whose weights changed would change the KL
+	// reference mid-run: refused, even at the path the run knows.
+	m, err := model.Load(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Data()[0] += 0.01
+	if err := m.Save(moved); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewGRPO(cfg, moved, dir); err == nil || !strings.Contains(err.Error(), "another model") {
+		t.Errorf("a resume from a changed starting model: %v", err)
+	}
+}
+
+// copyModelDir copies a model directory's files into a new directory.
+func copyModelDir(t *testing.T, dir string) string {
+	t.Helper()
+	out := t.TempDir()
+	for _, name := range []string{model.ConfigFile, model.WeightsFile, tokenizerFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // Mixed mode alternates the modes by problem and by step, and every mode

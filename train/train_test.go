@@ -101,7 +101,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	ship := t.TempDir()
-	if err := Export(filepath.Join(dir, CheckpointDir), ship, safetensors.F16); err != nil {
+	if err := Export(filepath.Join(dir, CheckpointDir), ship, safetensors.F16, 2*r.Model.MaxSeq); err != nil {
 		t.Fatal(err)
 	}
 	shipped, err := model.Load(ship)
@@ -112,7 +112,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Errorf("the exported weight 7 is %g off", d)
 	}
 	hc, err := hfconfig.Load(filepath.Join(ship, model.ConfigFile))
-	if err != nil || len(hc.EOSTokenIDs) != 1 || hc.TorchDType != "float16" {
+	if err != nil || len(hc.EOSTokenIDs) != 1 || hc.TorchDType != "float16" || hc.MaxPositionEmbeddings != 2*r.Model.MaxSeq {
 		t.Errorf("exported config %+v, %v", hc, err)
 	}
 	if _, err := os.Stat(filepath.Join(ship, "tokenizer.json")); err != nil {

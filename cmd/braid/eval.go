@@ -36,6 +36,9 @@ type evalConfig struct {
 	Model          string            `json:"model"`
 	Perturb        string            `json:"perturb,omitempty"`
 	MaxDepth       int               `json:"max_depth,omitempty"`
+	// Context is --context, recorded only when set, so runs without it
+	// keep their ids.
+	Context int `json:"context,omitempty"`
 }
 
 func newEvalCmd() *cobra.Command {
@@ -106,7 +109,7 @@ skips such lines, each reported.`,
 				return usageErrorf("--perturb: %v", err)
 			}
 			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
-				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind)}
+				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind), Context: ef.context}
 			if maxDepth > 1 {
 				cfg.MaxDepth = maxDepth // recorded only when it differs, so earlier runs keep their ids
 			}
@@ -114,6 +117,7 @@ skips such lines, each reported.`,
 				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
 			}
 			var solve func(context.Context, eval.Cell) (eval.Outcome, error)
+			var contextLen int // the embedded engine's; 0 for a --backend
 			switch taskName {
 			case "countdown":
 				var problems []countdown.Problem
@@ -153,6 +157,7 @@ skips such lines, each reported.`,
 					return err
 				}
 				defer closeB()
+				contextLen = engineContext(b)
 				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
 					p := problems[c.Index]
 					seed := c.Seed
@@ -201,6 +206,7 @@ skips such lines, each reported.`,
 					return err
 				}
 				defer closeB()
+				contextLen = engineContext(b)
 				t := taskmath.Task{}
 				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
 					st, _ := reason.ParseStrategy(c.Strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: c.Seed * 1000})
@@ -253,6 +259,9 @@ skips such lines, each reported.`,
 			setting := fmt.Sprintf("temperature %g", temperature)
 			if taskName == "countdown" {
 				setting = "env " + envMode + ", " + setting
+			}
+			if contextLen > 0 {
+				setting += fmt.Sprintf(", context %d", contextLen)
 			}
 			if cfg.Perturb != "" {
 				setting += ", each cell also on its " + cfg.Perturb + " twin"

@@ -19,6 +19,7 @@ type engineFlags struct {
 	threadCap    int
 	floatWeights bool
 	kvType       string
+	context      int
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
@@ -28,6 +29,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
 	fl.BoolVar(&f.floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
+	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
 	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
 }
 
@@ -39,13 +41,15 @@ func (f *engineFlags) options() (engine.Options, error) {
 		return engine.Options{}, usageErrorf("--step-tokens must be positive")
 	case f.threadCap <= 0:
 		return engine.Options{}, usageErrorf("--max-threads must be positive")
+	case f.context < 0:
+		return engine.Options{}, usageErrorf("--context must be >= 0 (0: the model's own)")
 	}
 	kv8, err := parseKVCacheType(f.kvType)
 	if err != nil {
 		return engine.Options{}, err
 	}
 	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FloatWeights: f.floatWeights,
-		KV8: kv8}, nil
+		KV8: kv8, Context: f.context}, nil
 }
 
 // parseKVCacheType reads --kv-cache-type: whether the cache is 8-bit.

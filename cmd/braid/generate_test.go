@@ -323,7 +323,7 @@ func TestEvalResumes(t *testing.T) {
 	if len(rep.Strategies) != 2 || rep.Strategies[1].N != 3 || len(rep.Samples) != 6 || len(rep.Paired) != 1 || rep.Paired[0].A != "apr" {
 		t.Errorf("report %s", out)
 	}
-	if !strings.Contains(errs, "run "+rep.Run) || !strings.Contains(errs, "2 strategies × 3 problems × 1 seeds, env constrain, temperature 0\n") {
+	if !strings.Contains(errs, "run "+rep.Run) || !strings.Contains(errs, "2 strategies × 3 problems × 1 seeds, env constrain, temperature 0, context 128\n") {
 		t.Errorf("stderr %s", errs)
 	}
 	// The same command finds its run done: nothing taken again.
@@ -333,12 +333,34 @@ func TestEvalResumes(t *testing.T) {
 	}
 	table, _ := expectExit(t, 0, "", args[:len(args)-1]...)
 	if !strings.Contains(table, "accuracy") || !strings.Contains(table, "apr − serial") ||
-		!strings.Contains(table, "(env constrain, temperature 0; intervals clustered by problem)") {
+		!strings.Contains(table, "(env constrain, temperature 0, context 128; intervals clustered by problem)") {
 		t.Errorf("table:\n%s", table)
 	}
 	_, errs = expectExit(t, 2, "", "eval", "--model", dir, "--seeds", "3", "--db", db)
 	if !strings.Contains(errs, "--temperature") {
 		t.Errorf("greedy seeds: %s", errs)
+	}
+}
+
+// --context runs the embedded model at another length: named in the
+// setting, a run of its own, and refused where it cannot apply.
+func TestEvalContext(t *testing.T) {
+	dir := tinyModelDir(t)
+	db := filepath.Join(t.TempDir(), "braid.db")
+	args := []string{"eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+	_, own := expectExit(t, 0, "", args...)
+	_, longer := expectExit(t, 0, "", append(args, "--context", "256")...)
+	if !strings.Contains(longer, "env constrain, temperature 0, context 256\n") {
+		t.Errorf("stderr at --context 256: %s", longer)
+	}
+	runID := func(errs string) string { return strings.Fields(errs[strings.Index(errs, "run "):])[1] }
+	if runID(own) == runID(longer) {
+		t.Errorf("--context 256 resumed the run of the model's own context, %s", runID(own))
+	}
+	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"}} {
+		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, "--context") {
+			t.Errorf("%v: %s", bad, errs)
+		}
 	}
 }
 

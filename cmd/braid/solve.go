@@ -10,6 +10,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
+	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/reason"
@@ -407,6 +408,9 @@ func openBackend(ef *engineFlags, urls []string, model, key string, guided bool)
 		if ef.modelDir != "" {
 			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
 		}
+		if ef.context != 0 {
+			return nil, nil, usageErrorf("--context is the embedded engine's; a --backend server sets its own")
+		}
 		c, err := remote.New(remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided})
 		if err != nil {
 			return nil, nil, usageErrorf("--backend: %v", err)
@@ -418,6 +422,15 @@ func openBackend(ef *engineFlags, urls []string, model, key string, guided bool)
 		return nil, nil, err
 	}
 	return e, func() { e.Close() }, nil
+}
+
+// engineContext is the context an embedded engine runs at, 0 for a remote
+// backend (whose server knows its own).
+func engineContext(b backend.Backend) int {
+	if e, ok := b.(*engine.Engine); ok {
+		return e.Config().MaxSeq
+	}
+	return 0
 }
 
 // mathOutput is one problem's line of `braid solve --task math --json`.

@@ -32,6 +32,7 @@ func newTrainExportCmd() *cobra.Command {
 	var (
 		run, out string
 		f32      bool
+		context  int
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -40,18 +41,25 @@ func newTrainExportCmd() *cobra.Command {
 config.json (with its end-of-sequence token), tokenizer.json and
 model.safetensors, the weights in half precision unless --f32 (half the size;
 the engine computes in float32 and keeps weights in half precision anyway).
-The Countdown model braid embeds is exported this way into models/countdown.`,
-		Example: `  braid train export --run runs/countdown --out models/countdown`,
+--context sets the positions the model runs at (its max_position_embeddings)
+when they should differ from those it was trained on: rotary embeddings
+extrapolate, and whether that helps is for 'braid eval --context' to measure
+first. The Countdown model braid embeds is exported this way into
+models/countdown.`,
+		Example: `  braid train export --run runs/countdown --out models/countdown --context 4096`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if run == "" || out == "" {
 				return usageErrorf("train export needs --run DIR and --out DIR")
 			}
+			if context < 0 {
+				return usageErrorf("--context must be >= 0 (0: the trained context)")
+			}
 			dtype := safetensors.F16
 			if f32 {
 				dtype = safetensors.F32
 			}
-			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype); err != nil {
+			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype, context); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s weights)\n", out, dtype)
@@ -62,6 +70,7 @@ The Countdown model braid embeds is exported this way into models/countdown.`,
 	f.StringVar(&run, "run", "", "the training run directory")
 	f.StringVar(&out, "out", "", "the model directory to write")
 	f.BoolVar(&f32, "f32", false, "keep the weights in float32")
+	f.IntVar(&context, "context", 0, "positions the exported model runs at (0: the context it was trained at)")
 	return cmd
 }
 
