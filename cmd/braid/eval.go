@@ -36,9 +36,11 @@ type evalConfig struct {
 	Model          string            `json:"model"`
 	Perturb        string            `json:"perturb,omitempty"`
 	MaxDepth       int               `json:"max_depth,omitempty"`
-	// Context is --context, recorded only when set, so runs without it
-	// keep their ids.
+	// Context is --context, recorded only when set.
 	Context int `json:"context,omitempty"`
+	// ModelSum fingerprints the embedded engine's model files (config,
+	// tokenizer, weights); runs before it was kept lack it.
+	ModelSum string `json:"model_sum,omitempty"`
 }
 
 func newEvalCmd() *cobra.Command {
@@ -68,7 +70,9 @@ first strategy with its interval and p-value, pass@k and maj@k when samples
 repeat, mean total and critical-path tokens, latency percentiles and tokens
 per correct answer. A difference inside the noise says how many problems
 would show it. Stopped at any moment (Ctrl-C, kill -9), the same command
-resumes: samples already saved are not taken again.
+resumes: samples already saved are not taken again. A run records the
+model it ran (a fingerprint of its files), so the same command on another
+model, such as a newer braid's embedded one, starts a run of its own.
 
 Scale out by starting the same command on several machines with one
 PostgreSQL database (--db postgres://...): the workers share the run, each
@@ -227,6 +231,11 @@ skips such lines, each reported.`,
 				}
 			default:
 				return usageErrorf("--task %q: want countdown or math", taskName)
+			}
+			if len(remoteURLs) == 0 {
+				if cfg.ModelSum, err = ef.fingerprint(); err != nil {
+					return err
+				}
 			}
 			if runID == "" {
 				h := sha256.New()

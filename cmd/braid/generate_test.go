@@ -364,6 +364,32 @@ func TestEvalContext(t *testing.T) {
 	}
 }
 
+// A run remembers its model: the same command on a changed model (retrained,
+// or a newer braid's embedded one) starts anew instead of mixing samples of
+// two models, and a named run refuses it.
+func TestEvalRefusesAnotherModel(t *testing.T) {
+	dir := tinyModelDir(t)
+	db := filepath.Join(t.TempDir(), "braid.db")
+	args := []string{"eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+	_, before := expectExit(t, 0, "", args...)
+	_, named := expectExit(t, 0, "", append(args, "--run", "named")...)
+	m, err := model.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Data()[0] += 0.5
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, after := expectExit(t, 0, "", args...)
+	if before[:strings.Index(before, " in ")] == after[:strings.Index(after, " in ")] {
+		t.Errorf("the changed model resumed the run of the first:\n%s\n%s", before, after)
+	}
+	if _, errs := expectExit(t, 1, "", append(args, "--run", "named")...); !strings.Contains(errs, "another configuration") {
+		t.Errorf("the named run of the first model took the changed one: %s (first: %s)", errs, named)
+	}
+}
+
 // An eval with perturbed twins reports robustness, and braid report draws
 // the run into a page and a Markdown summary.
 func TestEvalPerturbAndReport(t *testing.T) {
