@@ -49,9 +49,9 @@ children per rollout. With --eval-every N, each N-th step's checkpoint is
 evaluated greedily on --eval-n test problems into --out/eval.db
 (braid report --db OUT/eval.db charts it); a run stopped during an
 evaluation finishes it when started again.`,
-		Example: `  braid train grpo --from models/countdown --out runs/grpo-apr --mode parallel
-  braid train grpo --from models/countdown --out runs/grpo-serial --mode serial --steps 60 --eval-every 10
-  braid train grpo --from models/countdown --out runs/grpo --mode mixed --eval-every 10
+		Example: `  braid train grpo --from models/countdown-sft --out runs/grpo-apr --mode parallel
+  braid train grpo --from models/countdown-sft --out runs/grpo-serial --mode serial --steps 60 --eval-every 10
+  braid train grpo --from models/countdown-sft --out runs/grpo --mode mixed --eval-every 10
   braid train grpo --config grpo.json --from runs/countdown/checkpoint --out runs/grpo`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {

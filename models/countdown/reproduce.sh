@@ -19,7 +19,12 @@ go build -o runs/braid ./cmd/braid
 export BRAID=${BRAID:-runs/braid}
 
 $BRAID train sft --config models/countdown/recipe.json --out "$RUN"
-$BRAID train export --run "$RUN" --out models/countdown
+# The model as trained (2,048 positions), the start of reinforcement
+# learning; and the one braid embeds, the same weights run at 4,096
+# positions (rotary embeddings extrapolate: the card has both contexts'
+# figures).
+$BRAID train export --run "$RUN" --out models/countdown-sft
+$BRAID train export --run "$RUN" --out models/countdown --context 4096
 # Rebuilt with the weights just exported embedded in it.
 go build -o runs/braid ./cmd/braid
 MODEL=models/countdown models/countdown/evaluate.sh
