@@ -160,15 +160,17 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	if opts.Context > 0 {
 		cfg.MaxSeq = opts.Context
 	}
-	w := newWeights(cfg, m.Params, !opts.FloatWeights)
-	blockBytes := int64(w.blockBytes(opts.KV8))
-	maxBlocks := opts.CacheBytes / blockBytes
 	// One thread must fit: a full context, one block per 16 tokens, plus
-	// one for a fork's partial block.
+	// one for a fork's partial block. Checked before the weights are packed
+	// and the rotary tables built, which a context far too long for memory
+	// would otherwise allocate first.
+	blockBytes := int64((&weights{cfg: cfg, kvd: cfg.KVHeads * cfg.HeadDim}).blockBytes(opts.KV8))
+	maxBlocks := opts.CacheBytes / blockBytes
 	if need := int64((cfg.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
 		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
 			opts.CacheBytes, maxBlocks, blockBytes, cfg.MaxSeq, need, need*blockBytes)
 	}
+	w := newWeights(cfg, m.Params, !opts.FloatWeights)
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),

@@ -366,6 +366,11 @@ func TestContextOption(t *testing.T) {
 	if _, err := New(m, nil, Options{Context: -1}); err == nil {
 		t.Error("a negative context was accepted")
 	}
+	// A context no cache could hold is refused before anything of its
+	// size is allocated.
+	if _, err := New(m, nil, Options{Context: 1 << 40}); err == nil || !strings.Contains(err.Error(), "context needs") {
+		t.Errorf("a context of 2^40 positions: %v", err)
+	}
 }
 
 func TestEOSEndsThread(t *testing.T) {
