@@ -376,3 +376,110 @@ func TestSeedDiffersAcrossProblems(t *testing.T) {
 		t.Errorf("one problem with one seed sampled with seeds %d, then %d", first, again)
 	}
 }
+
+// stallingReplay replays a rollout, except that children which never reach
+// the goal stall until their context ends (then return half of what they
+// would have written, as a backend does for a cancelled call), or until
+// patience runs out (then all of it).
+type stallingReplay struct {
+	replay
+	patience time.Duration
+}
+
+func (r *stallingReplay) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	r.mu.Lock()
+	c, ok := r.answers[req.Prompt]
+	r.mu.Unlock()
+	if !ok || !strings.HasPrefix(req.Prompt, "Moving to Node #0,") || strings.Contains(c, "Goal Reached") {
+		return r.replay.Complete(ctx, req)
+	}
+	select {
+	case <-ctx.Done():
+		half := c[:len(c)/2]
+		if req.OnChunk != nil {
+			req.OnChunk(backend.Chunk{Text: half, Tokens: make([]backend.Token, len(half))})
+		}
+		return &backend.Completion{Text: half, Finish: backend.FinishCancelled,
+			Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(half)}}, ctx.Err()
+	case <-time.After(r.patience):
+		return r.replay.Complete(ctx, req)
+	}
+}
+
+// With JoinAtGoal, the first child to finish solved stops its siblings:
+// they join as unsolved with what they wrote, the parent resumes at once,
+// and the run spends fewer tokens. Without it, siblings run to their end.
+func TestJoinAtGoalStopsSiblings(t *testing.T) {
+	tried := 0
+	for i, p := range problems(60) {
+		rec, err := countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}.Generate(p, 21, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers := map[string]string{}
+		solved, unsolved := 0, 0
+		for _, s := range rec.Sequences {
+			answers[s.Prompt] = s.Completion
+			if strings.HasPrefix(s.Prompt, "Moving to Node #0,") {
+				if strings.Contains(s.Completion, "Goal Reached") {
+					solved++
+				} else {
+					unsolved++
+				}
+			}
+		}
+		if solved != 1 || unsolved == 0 || len(rec.Sequences) != solved+unsolved+2 {
+			continue // one spawn, one solved child and others that fail
+		}
+		tried++
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second}
+		start := time.Now()
+		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, r, p)
+		cancel()
+		if err != nil {
+			t.Fatalf("problem %d: %v", i, err)
+		}
+		if wall := time.Since(start); wall > 10*time.Second {
+			t.Errorf("problem %d: the run took %s: its siblings were not stopped", i, wall)
+		}
+		stopped := 0
+		for _, k := range res.Tree.Children {
+			if k.Finish == finishStopped {
+				stopped++
+				if k.Reason != errSiblingSolved.Error() || countdown.ChildSolved(p, k.Text) {
+					t.Errorf("problem %d: stopped child %s: reason %q", i, k.Node, k.Reason)
+				}
+			}
+		}
+		if stopped != unsolved {
+			t.Errorf("problem %d: %d children stopped, want the %d that fail", i, stopped, unsolved)
+		}
+		join := res.Tree.Text
+		if strings.Count(join, "<Goal Reached in Sub Search") != 1 || strings.Count(join, "<No Solution in Sub Search") != unsolved {
+			t.Errorf("problem %d: the join does not hold one solved child and %d unsolved:\n%s", i, unsolved, join)
+		}
+
+		// Without it the siblings run to their end (here: the backend's
+		// patience) and join with all they wrote.
+		full := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
+		whole, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), full, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.TotalTokens >= whole.TotalTokens {
+			t.Errorf("problem %d: %d tokens stopping siblings, %d without", i, res.TotalTokens, whole.TotalTokens)
+		}
+		for _, k := range whole.Tree.Children {
+			if k.Finish == finishStopped {
+				t.Errorf("problem %d: child %s stopped without JoinAtGoal", i, k.Node)
+			}
+		}
+		if tried == 3 {
+			break
+		}
+	}
+	if tried == 0 {
+		t.Fatal("no rollout has one spawn with one solved child among failing ones")
+	}
+}

@@ -37,7 +37,8 @@ type evalConfig struct {
 	Perturb        string            `json:"perturb,omitempty"`
 	MaxDepth       int               `json:"max_depth,omitempty"`
 	// Context is --context, recorded only when set.
-	Context int `json:"context,omitempty"`
+	Context    int  `json:"context,omitempty"`
+	JoinAtGoal bool `json:"join_at_goal,omitempty"`
 	// ModelSum fingerprints the embedded engine's model files (config,
 	// tokenizer, weights); runs before it was kept lack it.
 	ModelSum string `json:"model_sum,omitempty"`
@@ -59,6 +60,7 @@ func newEvalCmd() *cobra.Command {
 		lease                       time.Duration
 		perturbName                 string
 		maxDepth                    int
+		joinAtGoal                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -113,7 +115,8 @@ skips such lines, each reported.`,
 				return usageErrorf("--perturb: %v", err)
 			}
 			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
-				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind), Context: ef.context}
+				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind), Context: ef.context,
+				JoinAtGoal: joinAtGoal}
 			if maxDepth > 1 {
 				cfg.MaxDepth = maxDepth // recorded only when it differs, so earlier runs keep their ids
 			}
@@ -140,7 +143,8 @@ skips such lines, each reported.`,
 				if maxDepth < 1 || maxDepth > 1 && env != reason.EnvOff {
 					return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
 				}
-				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal, MaxDepth: maxDepth}
+				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal, MaxDepth: maxDepth,
+					JoinAtGoal: joinAtGoal}
 				for _, name := range names {
 					if strings.HasPrefix(name, "vote:") && temperature == 0 {
 						return usageErrorf("--strategies: %s needs --temperature: greedy searches would all agree", name)
@@ -272,6 +276,9 @@ skips such lines, each reported.`,
 			if contextLen > 0 {
 				setting += fmt.Sprintf(", context %d", contextLen)
 			}
+			if joinAtGoal {
+				setting += ", join at goal"
+			}
 			if cfg.Perturb != "" {
 				setting += ", each cell also on its " + cfg.Perturb + " twin"
 			}
@@ -310,6 +317,7 @@ skips such lines, each reported.`,
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
 	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
+	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children when one finishes having reached the goal, and resume the parent at once (fewer tokens; a run's tokens then vary with timing)")
 	f.StringVar(&dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
 	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
 	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")

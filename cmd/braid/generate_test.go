@@ -342,8 +342,9 @@ func TestEvalResumes(t *testing.T) {
 	}
 }
 
-// --context runs the embedded model at another length: named in the
-// setting, a run of its own, and refused where it cannot apply.
+// --context runs the embedded model at another length, and --join-at-goal
+// stops apr's siblings: each named in the setting and a run of its own;
+// --context is refused where it cannot apply.
 func TestEvalContext(t *testing.T) {
 	dir := tinyModelDir(t)
 	db := filepath.Join(t.TempDir(), "braid.db")
@@ -356,6 +357,10 @@ func TestEvalContext(t *testing.T) {
 	runID := func(errs string) string { return strings.Fields(errs[strings.Index(errs, "run "):])[1] }
 	if runID(own) == runID(longer) {
 		t.Errorf("--context 256 resumed the run of the model's own context, %s", runID(own))
+	}
+	_, joined := expectExit(t, 0, "", append(args, "--join-at-goal")...)
+	if !strings.Contains(joined, "temperature 0, context 128, join at goal\n") || runID(joined) == runID(own) {
+		t.Errorf("stderr with --join-at-goal: %s", joined)
 	}
 	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"}} {
 		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, "--context") {

@@ -48,6 +48,7 @@ func newModelSolveCmd() *cobra.Command {
 		asJSON      bool
 		skipBad     bool
 		maxDepth    int
+		joinAtGoal  bool
 		withTree    bool
 		showTrace   bool
 		temperature float64
@@ -152,7 +153,7 @@ prints one object per problem.`,
 				return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
 			}
 			st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed,
-				MaxTotalTokens: maxTotal, MaxDepth: maxDepth})
+				MaxTotalTokens: maxTotal, MaxDepth: maxDepth, JoinAtGoal: joinAtGoal})
 			if err != nil {
 				return usageErrorf("--strategy: %v", err)
 			}
@@ -181,6 +182,7 @@ prints one object per problem.`,
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run together (0: no limit)")
 	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
+	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children when one finishes having reached the goal, and resume the parent at once (fewer tokens; a run's tokens then vary with timing)")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
 	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")

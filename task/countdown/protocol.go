@@ -101,6 +101,13 @@ func Join(p Problem, level int, kids []ChildResult) string {
 	return w.String()
 }
 
+// ChildSolved reports whether a child's text reached the goal by a valid
+// search of p, as Join reads it.
+func ChildSolved(p Problem, text string) bool {
+	_, solved := childPath(p, text)
+	return solved
+}
+
 // childPath returns the solution path a child's text replays after its
 // first Goal Reached, and whether the child really reached the goal: its
 // text up to there must be a valid search of p.
