@@ -13,7 +13,7 @@ import (
 
 // TokenizerFile is the tokenizer's file in a model directory, beside
 // model.ConfigFile and model.WeightsFile.
-const TokenizerFile = "tokenizer.json"
+const TokenizerFile = model.TokenizerFile
 
 // Open starts an engine on a model directory: config.json,
 // model.safetensors and tokenizer.json, the layout Hugging Face uses. The

@@ -223,6 +223,12 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 		s.Observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
 	}()
 	for {
+		if sibling := context.Cause(ctx); errors.Is(sibling, errSiblingSolved) {
+			// Stopped before this call (a child not yet started, or a
+			// parent whose children were stopped): no call is made.
+			t.Finish, t.Reason = finishStopped, sibling.Error()
+			break
+		}
 		maxTokens := s.MaxTokens
 		if s.MaxTotalTokens > 0 {
 			left := s.MaxTotalTokens - int(s.used.Load())
@@ -263,7 +269,9 @@ func (s Countdown) thread(ctx context.Context, b backend.Backend, p countdown.Pr
 			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
 			break
 		}
-		stopped := err != nil && errors.Is(context.Cause(ctx), errSiblingSolved)
+		// Only the cancellation itself is a stop: any other error (a
+		// failing server) is the run's, stopped or not.
+		stopped := errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errSiblingSolved)
 		if err != nil && !stopped {
 			return nil, err
 		}
@@ -341,8 +349,11 @@ func (s Countdown) children(ctx context.Context, b backend.Backend, p countdown.
 	var wg sync.WaitGroup
 	for i, id := range nodes {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-kctx.Done(): // stopped while waiting: thread makes no call
+			}
 			kids[i], errs[i] = s.thread(kctx, b, p, id, parent, prompts[i], depth, share)
 			if s.JoinAtGoal && errs[i] == nil && countdown.ChildSolved(p, kids[i].Text) {
 				stop(errSiblingSolved)

@@ -2,6 +2,7 @@ package reason
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -384,6 +385,9 @@ func TestSeedDiffersAcrossProblems(t *testing.T) {
 type stallingReplay struct {
 	replay
 	patience time.Duration
+	// onCancel, when set, is what a stalled call returns when its context
+	// ends, instead of half its completion.
+	onCancel func(ctx context.Context) (*backend.Completion, error)
 }
 
 func (r *stallingReplay) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
@@ -395,6 +399,9 @@ func (r *stallingReplay) Complete(ctx context.Context, req *backend.Request) (*b
 	}
 	select {
 	case <-ctx.Done():
+		if r.onCancel != nil {
+			return r.onCancel(ctx)
+		}
 		half := c[:len(c)/2]
 		if req.OnChunk != nil {
 			req.OnChunk(backend.Chunk{Text: half, Tokens: make([]backend.Token, len(half))})
@@ -410,7 +417,57 @@ func (r *stallingReplay) Complete(ctx context.Context, req *backend.Request) (*b
 // they join as unsolved with what they wrote, the parent resumes at once,
 // and the run spends fewer tokens. Without it, siblings run to their end.
 func TestJoinAtGoalStopsSiblings(t *testing.T) {
-	tried := 0
+	p, answers, unsolved := joinAtGoalRollout(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second}
+	start := time.Now()
+	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, r, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wall := time.Since(start); wall > 10*time.Second {
+		t.Errorf("the run took %s: its siblings were not stopped", wall)
+	}
+	stopped := 0
+	for _, k := range res.Tree.Children {
+		if k.Finish == finishStopped {
+			stopped++
+			if k.Reason != errSiblingSolved.Error() || countdown.ChildSolved(p, k.Text) || k.Tokens == 0 {
+				t.Errorf("stopped child %s: reason %q, %d tokens", k.Node, k.Reason, k.Tokens)
+			}
+		}
+	}
+	if stopped != unsolved {
+		t.Errorf("%d children stopped, want the %d that fail", stopped, unsolved)
+	}
+	join := res.Tree.Text
+	if strings.Count(join, "<Goal Reached in Sub Search") != 1 || strings.Count(join, "<No Solution in Sub Search") != unsolved {
+		t.Errorf("the join does not hold one solved child and %d unsolved:\n%s", unsolved, join)
+	}
+
+	// Without it the siblings run to their end (here: the backend's
+	// patience) and join with all they wrote.
+	full := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
+	whole, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(ctx, full, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TotalTokens >= whole.TotalTokens {
+		t.Errorf("%d tokens stopping siblings, %d without", res.TotalTokens, whole.TotalTokens)
+	}
+	for _, k := range whole.Tree.Children {
+		if k.Finish == finishStopped {
+			t.Errorf("child %s stopped without JoinAtGoal", k.Node)
+		}
+	}
+}
+
+// joinAtGoalRollout is a problem whose generated parallel rollout has one
+// spawn, with exactly one child that reaches the goal among others that
+// fail, and that rollout's completions by prompt.
+func joinAtGoalRollout(t *testing.T) (countdown.Problem, map[string]string, int) {
+	t.Helper()
 	for i, p := range problems(60) {
 		rec, err := countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}.Generate(p, 21, i)
 		if err != nil {
@@ -428,58 +485,62 @@ func TestJoinAtGoalStopsSiblings(t *testing.T) {
 				}
 			}
 		}
-		if solved != 1 || unsolved == 0 || len(rec.Sequences) != solved+unsolved+2 {
-			continue // one spawn, one solved child and others that fail
-		}
-		tried++
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		r := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second}
-		start := time.Now()
-		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, r, p)
-		cancel()
-		if err != nil {
-			t.Fatalf("problem %d: %v", i, err)
-		}
-		if wall := time.Since(start); wall > 10*time.Second {
-			t.Errorf("problem %d: the run took %s: its siblings were not stopped", i, wall)
-		}
-		stopped := 0
-		for _, k := range res.Tree.Children {
-			if k.Finish == finishStopped {
-				stopped++
-				if k.Reason != errSiblingSolved.Error() || countdown.ChildSolved(p, k.Text) {
-					t.Errorf("problem %d: stopped child %s: reason %q", i, k.Node, k.Reason)
-				}
-			}
-		}
-		if stopped != unsolved {
-			t.Errorf("problem %d: %d children stopped, want the %d that fail", i, stopped, unsolved)
-		}
-		join := res.Tree.Text
-		if strings.Count(join, "<Goal Reached in Sub Search") != 1 || strings.Count(join, "<No Solution in Sub Search") != unsolved {
-			t.Errorf("problem %d: the join does not hold one solved child and %d unsolved:\n%s", i, unsolved, join)
-		}
-
-		// Without it the siblings run to their end (here: the backend's
-		// patience) and join with all they wrote.
-		full := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
-		whole, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), full, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.TotalTokens >= whole.TotalTokens {
-			t.Errorf("problem %d: %d tokens stopping siblings, %d without", i, res.TotalTokens, whole.TotalTokens)
-		}
-		for _, k := range whole.Tree.Children {
-			if k.Finish == finishStopped {
-				t.Errorf("problem %d: child %s stopped without JoinAtGoal", i, k.Node)
-			}
-		}
-		if tried == 3 {
-			break
+		if solved == 1 && unsolved > 0 && len(rec.Sequences) == solved+unsolved+2 {
+			return p, answers, unsolved
 		}
 	}
-	if tried == 0 {
-		t.Fatal("no rollout has one spawn with one solved child among failing ones")
+	t.Fatal("no rollout has one spawn with one solved child among failing ones")
+	return countdown.Problem{}, nil, 0
+}
+
+// Stopped siblings whose backend returns nothing on cancellation join as
+// unsolved all the same; children still waiting for a slot (MaxChildren)
+// make no call at all; and an error that is not the stop is the run's.
+func TestJoinAtGoalEdges(t *testing.T) {
+	p, answers, unsolved := joinAtGoalRollout(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	empty := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second,
+		onCancel: func(ctx context.Context) (*backend.Completion, error) { return nil, ctx.Err() }}
+	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, empty, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := 0
+	for _, k := range res.Tree.Children {
+		if k.Finish == finishStopped {
+			stopped++
+			if k.Tokens != 0 || k.Calls != 0 {
+				t.Errorf("child %s stopped with nothing returned: %d tokens in %d calls", k.Node, k.Tokens, k.Calls)
+			}
+		}
+	}
+	if stopped != unsolved {
+		t.Errorf("%d children stopped, want %d", stopped, unsolved)
+	}
+
+	// One child at a time: whichever order they start in, once the solved
+	// one finishes, those after it never call the backend.
+	one := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
+	res, err = Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true, MaxChildren: 1}.Solve(ctx, one, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := 0
+	for _, k := range res.Tree.Children {
+		called += k.Calls
+		if k.Calls == 0 && k.Finish != finishStopped {
+			t.Errorf("child %s made no call yet finished %q", k.Node, k.Finish)
+		}
+	}
+	if one.calls != 2+called { // the root's two calls and the children's
+		t.Errorf("the backend saw %d calls; the tree holds %d", one.calls, 2+called)
+	}
+
+	broken := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second,
+		onCancel: func(context.Context) (*backend.Completion, error) { return nil, errors.New("server broke") }}
+	if _, err := (Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}).Solve(ctx, broken, p); err == nil || !strings.Contains(err.Error(), "server broke") {
+		t.Errorf("a backend failing after the stop: %v", err)
 	}
 }

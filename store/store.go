@@ -9,12 +9,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,9 +227,42 @@ func (s *Store) StartRun(ctx context.Context, id string, config any) error {
 		return fmt.Errorf("store: start run %s: %w", id, err)
 	}
 	if have != string(cfg) {
-		return fmt.Errorf("store: run %q was started with another configuration (%s); pick another --run", id, have)
+		return fmt.Errorf("store: run %q was started with another configuration (%s); pick another --run", id, configDiff(have, string(cfg)))
 	}
 	return nil
+}
+
+// configDiff names the fields in which two JSON configurations differ, as
+// "field: was X, now Y" (long values only named); the whole of either
+// configuration, a run's problems included, is too long to read.
+func configDiff(was, now string) string {
+	var a, b map[string]json.RawMessage
+	if json.Unmarshal([]byte(was), &a) != nil || json.Unmarshal([]byte(now), &b) != nil {
+		return "was " + was
+	}
+	show := func(v json.RawMessage) string {
+		switch {
+		case v == nil:
+			return "unset"
+		case len(v) > 40:
+			return "another value"
+		}
+		return string(v)
+	}
+	keys := slices.Sorted(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var diffs []string
+	for _, k := range keys {
+		if !bytes.Equal(a[k], b[k]) {
+			diffs = append(diffs, fmt.Sprintf("%s: was %s, now %s", k, show(a[k]), show(b[k])))
+		}
+	}
+	return strings.Join(diffs, "; ")
 }
 
 // Done returns the keys of the run's finished samples.

@@ -47,6 +47,19 @@ func TestSaveResumeNoDuplicates(t *testing.T) {
 	if err := s.StartRun(ctx, "r1", map[string]any{"n": 6}); err == nil || !strings.Contains(err.Error(), "another configuration") {
 		t.Errorf("resuming with another grid: %v", err)
 	}
+	// The refusal names what differs, not the whole configuration.
+	other := map[string]any{"n": 3, "problems": strings.Repeat("x", 500), "model_sum": "ab12"}
+	if err := s.StartRun(ctx, "r2", other); err != nil {
+		t.Fatal(err)
+	}
+	other["n"], other["model_sum"] = 4, nil
+	delete(other, "model_sum")
+	other["context"] = 4096
+	err = s.StartRun(ctx, "r2", other)
+	if err == nil || !strings.Contains(err.Error(), `(context: was unset, now 4096; model_sum: was "ab12", now unset; n: was 3, now 4)`) ||
+		strings.Contains(err.Error(), "xxx") {
+		t.Errorf("the refusal of another configuration: %v", err)
+	}
 	done, err := s.Done(ctx, "r1")
 	if err != nil || len(done) != 3 || !done["serial|2|1"] {
 		t.Fatalf("done %v, %v", done, err)

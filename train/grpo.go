@@ -2,9 +2,6 @@ package train
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,7 +133,7 @@ type GRPOState struct {
 	Step   int    `json:"step"`
 	Config string `json:"config"` // the configuration's hash
 	From   string `json:"from"`   // the starting model's directory when last run
-	// FromSum is the starting model's fingerprint (modelSum): a resumed
+	// FromSum is the starting model's fingerprint (model.Fingerprint): a resumed
 	// run's KL reference must be the model it began from, wherever that
 	// lies now. Runs begun before it was kept name only their directory.
 	FromSum string `json:"from_sum,omitempty"`
@@ -177,24 +174,6 @@ func configHash(c GRPOConfig) string {
 	return strconv.FormatUint(h.Sum64(), 16)
 }
 
-// modelSum fingerprints a model: its configuration, its weights and its
-// tokenizer file's bytes.
-func modelSum(m *model.Model, tokenizerJSON []byte) string {
-	h := sha256.New()
-	json.NewEncoder(h).Encode(m.Config)
-	buf := make([]byte, 0, 4096)
-	for _, v := range m.Params.Data() {
-		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
-		if len(buf) == cap(buf) {
-			h.Write(buf)
-			buf = buf[:0]
-		}
-	}
-	h.Write(buf)
-	h.Write(tokenizerJSON)
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
 // NewGRPO starts a run in dir from the model directory from (which stays
 // the frozen reference), or resumes the run dir holds.
 func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
@@ -205,13 +184,13 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpo: the starting model: %w", err)
 	}
-	tokJSON, err := os.ReadFile(filepath.Join(from, tokenizerFile))
+	tok, err := tokenizer.Load(filepath.Join(from, tokenizerFile))
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	fromSum, err := model.Fingerprint(os.DirFS(from), ".")
 	if err != nil {
 		return nil, fmt.Errorf("grpo: the starting model: %w", err)
-	}
-	tok, err := tokenizer.Parse(tokJSON)
-	if err != nil {
-		return nil, fmt.Errorf("grpo: %s: %w", filepath.Join(from, tokenizerFile), err)
 	}
 	eos, ok := tok.SpecialID(EOS)
 	if !ok {
@@ -229,7 +208,7 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	id.Steps, id.CheckpointEvery = 0, 0
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
 		opt:   newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
-		state: GRPOState{Config: configHash(id), From: from, FromSum: modelSum(ref, tokJSON)},
+		state: GRPOState{Config: configHash(id), From: from, FromSum: fromSum},
 		// Runs started before steps left the hash name their whole
 		// configuration.
 		legacyConfig: configHash(cfg),
@@ -622,6 +601,8 @@ func (g *GRPO) resume() (bool, error) {
 		return false, fmt.Errorf("resume: %s was made by another configuration; use a new directory", g.dir)
 	}
 	switch {
+	case st.FromSum != "" && st.FromSum != g.state.FromSum && st.From == g.state.From:
+		return false, fmt.Errorf("resume: %s has changed since %s began from it (its weights, configuration or tokenizer); pass the model it began from", g.state.From, g.dir)
 	case st.FromSum != "" && st.FromSum != g.state.FromSum:
 		return false, fmt.Errorf("resume: %s began from another model than %s (its weights, configuration or tokenizer differ); pass the one it began from (last seen at %s)", g.dir, g.state.From, st.From)
 	case st.FromSum == "" && st.From != g.state.From:

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -232,8 +233,23 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if err := m.Save(moved); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewGRPO(cfg, moved, dir); err == nil || !strings.Contains(err.Error(), "another model") {
+	if _, err := NewGRPO(cfg, moved, dir); err == nil || !strings.Contains(err.Error(), "has changed since") {
 		t.Errorf("a resume from a changed starting model: %v", err)
+	}
+	if g, err := NewGRPO(cfg, from, dir); err != nil {
+		t.Errorf("a resume from the original starting model, in its first place: %v", err)
+	} else {
+		g.Close()
+	}
+	// A run begun before fingerprints were kept knows its starting model
+	// by its directory alone.
+	legacy := GRPOState{Step: resumed.State().Step, Config: resumed.State().Config, From: "models/elsewhere"}
+	b, _ := json.Marshal(legacy)
+	if err := os.WriteFile(filepath.Join(dir, CheckpointDir, stateFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewGRPO(cfg, from, dir); err == nil || !strings.Contains(err.Error(), "began from models/elsewhere") {
+		t.Errorf("a legacy run resumed from another directory: %v", err)
 	}
 }
 

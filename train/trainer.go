@@ -546,19 +546,19 @@ func Bench(ctx context.Context, r *Recipe, vocab int, examples []Example, warm, 
 // Export writes the model directory at checkpoint (a run's CheckpointDir)
 // to dir for shipping: the weights as dtype (F16 halves the size), the
 // config with its end-of-sequence tokens and the dtype, the tokenizer.
-// Files already in dir (a model card, the recipe) stay. A positive context
-// sets the positions the shipped model runs at (max_position_embeddings),
-// which may exceed those it was trained on; 0 keeps the trained context.
-func Export(checkpoint, dir string, dtype safetensors.DType, context int) error {
+// Files already in dir (a model card, the recipe) stay. Positive positions
+// set the context the shipped model runs at (max_position_embeddings),
+// which may exceed the one it was trained at; 0 keeps the trained context.
+func Export(checkpoint, dir string, dtype safetensors.DType, positions int) error {
+	if positions < 0 {
+		return fmt.Errorf("export: a context of %d positions; want 0 (the trained context) or more", positions)
+	}
 	m, err := model.Load(checkpoint)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	if context < 0 {
-		return fmt.Errorf("export: a context of %d positions", context)
-	}
-	if context > 0 {
-		m.Config.MaxSeq = context
+	if positions > 0 {
+		m.Config.MaxSeq = positions
 	}
 	hc, err := hfconfig.Load(filepath.Join(checkpoint, model.ConfigFile))
 	if err != nil {

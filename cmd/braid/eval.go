@@ -73,8 +73,9 @@ repeat, mean total and critical-path tokens, latency percentiles and tokens
 per correct answer. A difference inside the noise says how many problems
 would show it. Stopped at any moment (Ctrl-C, kill -9), the same command
 resumes: samples already saved are not taken again. A run records the
-model it ran (a fingerprint of its files), so the same command on another
-model, such as a newer braid's embedded one, starts a run of its own.
+model it ran (a fingerprint of its files): the same command on another
+model, such as a newer braid's embedded one, starts a run of its own, and a
+--run named for a run of another model is refused, naming what differs.
 
 Scale out by starting the same command on several machines with one
 PostgreSQL database (--db postgres://...): the workers share the run, each
@@ -122,6 +123,14 @@ skips such lines, each reported.`,
 			}
 			if len(remoteURLs) > 0 {
 				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
+			}
+			if len(remoteURLs) == 0 {
+				// Taken before the engine loads the files and checked
+				// after: a checkpoint rewritten meanwhile (a training run
+				// saving) is not recorded as the model it replaced.
+				if cfg.ModelSum, err = ef.fingerprint(); err != nil {
+					return err
+				}
 			}
 			var solve func(context.Context, eval.Cell) (eval.Outcome, error)
 			var contextLen int // the embedded engine's; 0 for a --backend
@@ -191,6 +200,9 @@ skips such lines, each reported.`,
 					return o, nil
 				}
 			case "math":
+				if joinAtGoal {
+					return usageErrorf("--join-at-goal stops Countdown's apr children; math strategies spawn none")
+				}
 				if input == "" {
 					return usageErrorf("--task math needs --input FILE.jsonl (GSM8K, MATH or {\"text\", \"answer\"} lines)")
 				}
@@ -237,8 +249,10 @@ skips such lines, each reported.`,
 				return usageErrorf("--task %q: want countdown or math", taskName)
 			}
 			if len(remoteURLs) == 0 {
-				if cfg.ModelSum, err = ef.fingerprint(); err != nil {
+				if sum, err := ef.fingerprint(); err != nil {
 					return err
+				} else if sum != cfg.ModelSum {
+					return fmt.Errorf("the model's files changed while it was loading (%s); try again once they are written", ef.modelDir)
 				}
 			}
 			if runID == "" {

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -84,28 +79,15 @@ func (f *engineFlags) open() (*engine.Engine, error) {
 	return engine.Open(f.modelDir, opts)
 }
 
-// fingerprint identifies the model these flags open: a hash of its config,
-// tokenizer and weights files. An eval run records it, so that samples of
-// another model (a newer braid's embedded one, a checkpoint trained
-// further) never join a run begun with this one.
+// fingerprint identifies the model these flags open (model.Fingerprint).
+// An eval run records it, so that samples of another model (a newer
+// braid's embedded one, a checkpoint trained further) never join a run
+// begun with this one.
 func (f *engineFlags) fingerprint() (string, error) {
-	fsys, dir := fs.FS(models.FS), models.Countdown
 	if f.modelDir != "" {
-		fsys, dir = os.DirFS(f.modelDir), "."
+		return model.Fingerprint(os.DirFS(f.modelDir), ".")
 	}
-	h := sha256.New()
-	for _, name := range []string{model.ConfigFile, engine.TokenizerFile, model.WeightsFile} {
-		file, err := fsys.Open(path.Join(dir, name))
-		if err != nil {
-			return "", fmt.Errorf("fingerprint the model: %w", err)
-		}
-		_, err = io.Copy(h, file)
-		file.Close()
-		if err != nil {
-			return "", fmt.Errorf("fingerprint the model: %s: %w", name, err)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
+	return model.Fingerprint(models.FS, models.Countdown)
 }
 
 func newGenerateCmd() *cobra.Command {

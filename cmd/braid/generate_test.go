@@ -342,9 +342,9 @@ func TestEvalResumes(t *testing.T) {
 	}
 }
 
-// --context runs the embedded model at another length, and --join-at-goal
-// stops apr's siblings: each named in the setting and a run of its own;
-// --context is refused where it cannot apply.
+// --context (the embedded model at another length) and --join-at-goal are
+// each named in the setting and make a run of their own, and each is
+// refused where it cannot apply.
 func TestEvalContext(t *testing.T) {
 	dir := tinyModelDir(t)
 	db := filepath.Join(t.TempDir(), "braid.db")
@@ -362,8 +362,9 @@ func TestEvalContext(t *testing.T) {
 	if !strings.Contains(joined, "temperature 0, context 128, join at goal\n") || runID(joined) == runID(own) {
 		t.Errorf("stderr with --join-at-goal: %s", joined)
 	}
-	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"}} {
-		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, "--context") {
+	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"},
+		{"--join-at-goal", "--task", "math"}} {
+		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, bad[0]) {
 			t.Errorf("%v: %s", bad, errs)
 		}
 	}

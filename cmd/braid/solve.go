@@ -96,6 +96,9 @@ prints one object per problem.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if taskName == "math" {
+				if joinAtGoal {
+					return usageErrorf("--join-at-goal stops Countdown's apr children; math strategies spawn none")
+				}
 				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
 				if err != nil {
 					return err

@@ -30,9 +30,9 @@ func newTrainCmd() *cobra.Command {
 
 func newTrainExportCmd() *cobra.Command {
 	var (
-		run, out string
-		f32      bool
-		context  int
+		run, out  string
+		f32       bool
+		positions int
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -52,14 +52,14 @@ models/countdown.`,
 			if run == "" || out == "" {
 				return usageErrorf("train export needs --run DIR and --out DIR")
 			}
-			if context < 0 {
+			if positions < 0 {
 				return usageErrorf("--context must be >= 0 (0: the trained context)")
 			}
 			dtype := safetensors.F16
 			if f32 {
 				dtype = safetensors.F32
 			}
-			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype, context); err != nil {
+			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype, positions); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s weights)\n", out, dtype)
@@ -70,7 +70,7 @@ models/countdown.`,
 	f.StringVar(&run, "run", "", "the training run directory")
 	f.StringVar(&out, "out", "", "the model directory to write")
 	f.BoolVar(&f32, "f32", false, "keep the weights in float32")
-	f.IntVar(&context, "context", 0, "positions the exported model runs at (0: the context it was trained at)")
+	f.IntVar(&positions, "context", 0, "positions the exported model runs at (0: the context it was trained at)")
 	return cmd
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The measurements behind the model card's reinforcement-learning section:
-# the model of a GRPO run (`braid train grpo --config
+# The reinforcement-learning measurements (#10) for the model card: the
+# model of a GRPO run (`braid train grpo --config
 # models/countdown/grpo.json --from models/countdown-sft --out runs/grpo`)
 # against the supervised one, on the same 500 test problems as evaluate.sh,
 # paired by problem:

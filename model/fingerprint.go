@@ -1,0 +1,36 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+)
+
+// TokenizerFile is the tokenizer beside ConfigFile and WeightsFile in the
+// model directories braid runs and ships.
+const TokenizerFile = "tokenizer.json"
+
+// Fingerprint identifies the model in directory dir of fsys by the bytes
+// of its config, tokenizer and weights files: two directories with one
+// fingerprint hold the same model, wherever they lie. A run that must not
+// mix models (an evaluation, a reinforcement-learning run's reference)
+// records it. It is of the files, not of braid's structures, so it stays
+// the same across braid's versions.
+func Fingerprint(fsys fs.FS, dir string) (string, error) {
+	h := sha256.New()
+	for _, name := range []string{ConfigFile, TokenizerFile, WeightsFile} {
+		f, err := fsys.Open(path.Join(dir, name))
+		if err != nil {
+			return "", fmt.Errorf("fingerprint the model: %w", err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("fingerprint the model: %s: %w", path.Join(dir, name), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
