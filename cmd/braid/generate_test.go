@@ -342,24 +342,34 @@ func TestEvalResumes(t *testing.T) {
 	}
 }
 
+// smallEval is a tiny random model's directory and the arguments of a quick
+// serial eval of it into a fresh database.
+func smallEval(t *testing.T) (dir string, args []string) {
+	dir = tinyModelDir(t)
+	db := filepath.Join(t.TempDir(), "braid.db")
+	return dir, []string{"eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+}
+
+// evalRunID is the run an eval names on stderr ("run ID in DB: ...").
+func evalRunID(stderr string) string {
+	return strings.Fields(stderr[strings.Index(stderr, "run "):])[1]
+}
+
 // --context (the embedded model at another length) and --join-at-goal are
 // each named in the setting and make a run of their own, and each is
 // refused where it cannot apply.
 func TestEvalContext(t *testing.T) {
-	dir := tinyModelDir(t)
-	db := filepath.Join(t.TempDir(), "braid.db")
-	args := []string{"eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+	_, args := smallEval(t)
 	_, own := expectExit(t, 0, "", args...)
 	_, longer := expectExit(t, 0, "", append(args, "--context", "256")...)
 	if !strings.Contains(longer, "env constrain, temperature 0, context 256\n") {
 		t.Errorf("stderr at --context 256: %s", longer)
 	}
-	runID := func(errs string) string { return strings.Fields(errs[strings.Index(errs, "run "):])[1] }
-	if runID(own) == runID(longer) {
-		t.Errorf("--context 256 resumed the run of the model's own context, %s", runID(own))
+	if evalRunID(own) == evalRunID(longer) {
+		t.Errorf("--context 256 resumed the run of the model's own context, %s", evalRunID(own))
 	}
 	_, joined := expectExit(t, 0, "", append(args, "--join-at-goal")...)
-	if !strings.Contains(joined, "temperature 0, context 128, join at goal\n") || runID(joined) == runID(own) {
+	if !strings.Contains(joined, "temperature 0, context 128, join at goal\n") || evalRunID(joined) == evalRunID(own) {
 		t.Errorf("stderr with --join-at-goal: %s", joined)
 	}
 	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"},
@@ -374,9 +384,7 @@ func TestEvalContext(t *testing.T) {
 // or a newer braid's embedded one) starts anew instead of mixing samples of
 // two models, and a named run refuses it.
 func TestEvalRefusesAnotherModel(t *testing.T) {
-	dir := tinyModelDir(t)
-	db := filepath.Join(t.TempDir(), "braid.db")
-	args := []string{"eval", "--model", dir, "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+	dir, args := smallEval(t)
 	_, before := expectExit(t, 0, "", args...)
 	_, named := expectExit(t, 0, "", append(args, "--run", "named")...)
 	m, err := model.Load(dir)
@@ -388,7 +396,7 @@ func TestEvalRefusesAnotherModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, after := expectExit(t, 0, "", args...)
-	if before[:strings.Index(before, " in ")] == after[:strings.Index(after, " in ")] {
+	if evalRunID(before) == evalRunID(after) {
 		t.Errorf("the changed model resumed the run of the first:\n%s\n%s", before, after)
 	}
 	if _, errs := expectExit(t, 1, "", append(args, "--run", "named")...); !strings.Contains(errs, "another configuration") {
