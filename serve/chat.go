@@ -42,6 +42,9 @@ type braidOptions struct {
 	Strategy string `json:"strategy"`
 	// Env is the Countdown environment: off, fill or constrain.
 	Env string `json:"env"`
+	// JoinAtGoal stops apr's other children once one reaches the goal
+	// (reason.Countdown.JoinAtGoal).
+	JoinAtGoal bool `json:"join_at_goal"`
 }
 
 type chatMessage struct {
@@ -159,7 +162,8 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 				temperature = 1 // votes need samples that differ
 			}
 		}
-		st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTokens})
+		st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTokens,
+			JoinAtGoal: req.Braid != nil && req.Braid.JoinAtGoal})
 		if err != nil {
 			badRequest(w, "model %q: %v", req.Model, err)
 			return nil, false
@@ -186,6 +190,10 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 			return fmt.Sprintf("%s = %d", r.Answer, p.Target)
 		}
 		return j, true
+	}
+	if req.Braid != nil && req.Braid.JoinAtGoal {
+		badRequest(w, "braid.join_at_goal stops the children of the Countdown model's apr search; %s's strategies spawn none", s.opts.Model)
+		return nil, false
 	}
 	if temperature < 0 {
 		temperature = 1 // OpenAI's default

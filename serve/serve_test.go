@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +376,10 @@ func TestGeneralModelStrategies(t *testing.T) {
 	if resp, _ := post(t, hs.URL+"/v1/completions", "", `{"model":"Qwen/Qwen3-8B","prompt":"x"}`); resp.StatusCode != 400 {
 		t.Errorf("raw completions of a remote model: %d", resp.StatusCode)
 	}
+	resp, body = post(t, hs.URL+"/v1/chat/completions", "", `{"model":"Qwen/Qwen3-8B","braid":{"join_at_goal":true},"messages":[{"role":"user","content":"2+2?"}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "join_at_goal") {
+		t.Errorf("join_at_goal on a general model: %d %s", resp.StatusCode, clipBody(body))
+	}
 }
 
 // A client that leaves mid-run stops its threads, and the live-threads
@@ -452,6 +457,7 @@ func FuzzChatRequest(f *testing.F) {
 		`{"model":"countdown","messages":[{"role":"user","content":[{"type":"text","text":"make 24 from 4 9 3 1"}]}],"max_tokens":50}`,
 		`{"model":"vote:k=2/countdown","temperature":1,"seed":3,"messages":[{"role":"user","content":"10: 2 5 1"}]}`,
 		`{"model":"countdown","braid":{"strategy":"serial","env":"fill"},"messages":[{"role":"user","content":"7: 3 4"}]}`,
+		`{"model":"apr/countdown","braid":{"join_at_goal":true},"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
 		`{"model":"countdown","reasoning_effort":"low","messages":[{"role":"user","content":"9: 3 3"}]}`,
 		`{"messages":null}`, `[]`, `"x"`, `{"model":"countdown","n":0}`,
 	} {
@@ -522,5 +528,49 @@ func TestTraceMemoryBudget(t *testing.T) {
 	}
 	if got := s.traces.bytes.Load(); got != one {
 		t.Errorf("%d bytes counted for the one trace kept, of %d", got, one)
+	}
+}
+
+// stalling is a replay whose child searches that never reach the goal
+// stall until their call is cancelled (or for a minute), and whose child
+// that does reach it answers after 100 ms, when its siblings are running.
+type stalling struct {
+	*replay
+	stalled *atomic.Int32
+}
+
+func (s stalling) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	c := s.answers[req.Prompt]
+	s.mu.Unlock()
+	if strings.HasPrefix(req.Prompt, "Moving to Node #0,") && !strings.Contains(c, "Goal Reached") {
+		s.stalled.Add(1)
+		select {
+		case <-ctx.Done():
+			return &backend.Completion{Finish: backend.FinishCancelled}, ctx.Err()
+		case <-time.After(time.Minute):
+		}
+	} else if strings.HasPrefix(req.Prompt, "Moving to Node #0,") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s.replay.Complete(ctx, req)
+}
+
+// braid.join_at_goal reaches the apr search: once the child that reaches
+// the goal finishes, its stalled siblings are stopped and the run answers.
+func TestJoinAtGoalRequest(t *testing.T) {
+	b := stalling{newReplay(t, problem27), new(atomic.Int32)}
+	_, hs := newTestServer(t, Options{Backend: b})
+	start := time.Now()
+	resp, body := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"apr/countdown","braid":{"join_at_goal":true},
+		"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, clipBody(body))
+	}
+	if wall := time.Since(start); wall > 30*time.Second {
+		t.Errorf("the run took %s: the stalled children were not stopped", wall)
+	}
+	if b.stalled.Load() == 0 {
+		t.Error("no child stalled: the test shows nothing")
 	}
 }
