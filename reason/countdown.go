@@ -122,7 +122,8 @@ type Countdown struct {
 	// finishes having reached the goal, and resumes the parent at once:
 	// the stopped children join as unsolved, with what they wrote. Without
 	// it siblings search on after the answer is found (about 29% of apr's
-	// tokens, the model card's overthinking figures). Which siblings are
+	// tokens, the model card's overthinking figures). In a vote it stops
+	// the other samples at the first verified answer. Which siblings are
 	// stopped, and where, depends on timing, so with it a run's tokens
 	// vary from run to run even when decoding is greedy.
 	JoinAtGoal bool
@@ -415,13 +416,23 @@ func (v CountdownVote) Solve(ctx context.Context, b backend.Backend, p countdown
 	errs := make([]error, v.K)
 	var wg sync.WaitGroup
 	goal := newGoalWatch() // the votes run together: the first goal of any
+	// With JoinAtGoal the first sample to give an answer the rules accept
+	// stops the others, as a spawn's first solved child stops its siblings:
+	// a verified answer is the answer whatever the others would say.
+	vctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	v.Inner.Observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
 	for i := range v.K {
 		inner := v.Inner
 		inner.goal = goal
 		inner.Observe = v.Inner.Observe.under(fmt.Sprintf("sample %d", i+1), "samples")
 		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
-		wg.Go(func() { runs[i], errs[i] = inner.Solve(ctx, b, p) })
+		wg.Go(func() {
+			runs[i], errs[i] = inner.Solve(vctx, b, p)
+			if v.Inner.JoinAtGoal && errs[i] == nil && runs[i].Answer != "" && countdown.VerifyAnswer(p, runs[i].Answer) == nil {
+				stop(errSiblingSolved)
+			}
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -223,6 +223,64 @@ func TestCountdownVote(t *testing.T) {
 	}
 }
 
+// stallingSamples answers the sample whose seed comes first with a solved
+// trace, after 50 ms; every other sample stalls until it is cancelled (or
+// for a minute).
+type stallingSamples struct {
+	solved string
+	mu     sync.Mutex
+	first  uint64
+}
+
+func (s *stallingSamples) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	if s.first == 0 {
+		s.first = req.Seed
+	}
+	mine := s.first == req.Seed
+	s.mu.Unlock()
+	if mine {
+		time.Sleep(50 * time.Millisecond)
+		return &backend.Completion{Text: s.solved, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(s.solved)}}, nil
+	}
+	select {
+	case <-ctx.Done():
+		return &backend.Completion{Finish: backend.FinishCancelled}, ctx.Err()
+	case <-time.After(time.Minute):
+		return &backend.Completion{Text: "No solution found.\n", Finish: backend.FinishStop}, nil
+	}
+}
+
+// With JoinAtGoal a vote ends at its first verified answer: the other
+// samples are stopped, not waited for.
+func TestCountdownVoteJoinsAtGoal(t *testing.T) {
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	b := &stallingSamples{solved: countdown.DirectTrace(p, mustSolve(t, p))}
+	v := CountdownVote{Inner: Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 5, JoinAtGoal: true}, K: 4}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := v.Solve(ctx, b, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wall := time.Since(start); wall > 10*time.Second {
+		t.Errorf("the vote took %s: its other samples were not stopped", wall)
+	}
+	if r.Answer == "" || countdown.VerifyAnswer(p, r.Answer) != nil {
+		t.Errorf("answer %q", r.Answer)
+	}
+	stopped := 0
+	for _, run := range r.Tree.Children {
+		if run.Finish == finishStopped {
+			stopped++
+		}
+	}
+	if stopped != 3 {
+		t.Errorf("%d of 4 samples stopped, want 3", stopped)
+	}
+}
+
 func mustSolve(t *testing.T, p countdown.Problem) countdown.Solution {
 	t.Helper()
 	sol, ok := countdown.Solve(p)

@@ -192,7 +192,7 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 		return j, true
 	}
 	if req.Braid != nil && req.Braid.JoinAtGoal {
-		badRequest(w, "braid.join_at_goal stops the children of the Countdown model's apr search; %s's strategies spawn none", s.opts.Model)
+		badRequest(w, "braid.join_at_goal stops the Countdown model's apr children and vote samples; %s's strategies have no such stop", s.opts.Model)
 		return nil, false
 	}
 	if temperature < 0 {

@@ -201,7 +201,7 @@ skips such lines, each reported.`,
 				}
 			case "math":
 				if joinAtGoal {
-					return usageErrorf("--join-at-goal stops Countdown's apr children; math strategies spawn none")
+					return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
 				}
 				if input == "" {
 					return usageErrorf("--task math needs --input FILE.jsonl (GSM8K, MATH or {\"text\", \"answer\"} lines)")
@@ -331,7 +331,7 @@ skips such lines, each reported.`,
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
 	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
-	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children when one finishes having reached the goal, and resume the parent at once (fewer tokens; a run's tokens then vary with timing)")
+	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
 	f.StringVar(&dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
 	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
 	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")

@@ -97,7 +97,7 @@ prints one object per problem.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if taskName == "math" {
 				if joinAtGoal {
-					return usageErrorf("--join-at-goal stops Countdown's apr children; math strategies spawn none")
+					return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
 				}
 				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
 				if err != nil {
@@ -185,7 +185,7 @@ prints one object per problem.`,
 	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run together (0: no limit)")
 	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
-	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children when one finishes having reached the goal, and resume the parent at once (fewer tokens; a run's tokens then vary with timing)")
+	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
 	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
 	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
 	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
