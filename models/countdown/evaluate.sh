@@ -34,9 +34,11 @@ greedy() {
 $BRAID eval "${common[@]}" --run greedy-constrain --strategies serial,apr,direct --json > "$OUT/greedy-constrain.json"
 greedy constrain
 
-# 1b. apr stopping a spawn's other children once one reaches the goal, on
-#     the first 100 problems (the card's overthinking section).
+# 1b. apr stopping a spawn's other children once one reaches the goal, and
+#     the vote its other samples at the first verified answer, on the first
+#     100 problems (the card's overthinking section).
 $BRAID eval "${common[@]}" --n 100 --run join-at-goal --strategies apr --join-at-goal --json > "$OUT/join-at-goal.json"
+$BRAID eval "${common[@]}" "${trained[@]}" --n 100 --run vote-join-at-goal --temperature 1 --strategies vote:k=8 --join-at-goal --json > "$OUT/vote-join-at-goal.json"
 
 # 2. Wall time (#6): serial, apr and vote:k=8 one sample at a time, so
 #    each sample's latency is its own, not shared with 15 others.
