@@ -249,7 +249,7 @@ func configDiff(was, now string) string {
 		}
 		return string(v)
 	}
-	keys := slices.Sorted(maps.Keys(a))
+	keys := slices.Collect(maps.Keys(a))
 	for k := range b {
 		if _, ok := a[k]; !ok {
 			keys = append(keys, k)
