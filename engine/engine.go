@@ -77,9 +77,9 @@ type Options struct {
 }
 
 // kvScales is the scales of one cache block: none in half precision.
-func kvScales(w *weights, kv8 bool) int {
+func kvScales(c model.Config, kv8 bool) int {
 	if kv8 {
-		return w.blockScales()
+		return blockScales(c)
 	}
 	return 0
 }
@@ -164,17 +164,17 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	// one for a fork's partial block. Checked before the weights are packed
 	// and the rotary tables built, which a context far too long for memory
 	// would otherwise allocate first.
-	blockBytes := int64((&weights{cfg: cfg, kvd: cfg.KVHeads * cfg.HeadDim}).blockBytes(opts.KV8))
-	maxBlocks := opts.CacheBytes / blockBytes
+	blockSize := int64(blockBytes(cfg, opts.KV8))
+	maxBlocks := opts.CacheBytes / blockSize
 	if need := int64((cfg.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
 		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
-			opts.CacheBytes, maxBlocks, blockBytes, cfg.MaxSeq, need, need*blockBytes)
+			opts.CacheBytes, maxBlocks, blockSize, cfg.MaxSeq, need, need*blockSize)
 	}
 	w := newWeights(cfg, m.Params, !opts.FloatWeights)
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
-		cache: newCache(w.blockValues(), kvScales(w, opts.KV8), int(maxBlocks)),
+		cache: newCache(blockValues(cfg), kvScales(cfg, opts.KV8), int(maxBlocks)),
 		fw:    newForward(w, opts.Workers, opts.KV8),
 	}
 	for _, id := range opts.EOS {
@@ -801,6 +801,6 @@ func (e *Engine) publish() {
 	e.stats.Store(&Stats{
 		Running: len(e.running), Waiting: waiting,
 		Blocks: e.cache.blocks, ReferencedBlocks: e.cache.referenced, MaxBlocks: e.cache.maxBlocks,
-		BlockBytes: e.w.blockBytes(e.opts.KV8), Steps: e.steps, Preemptions: e.preempts,
+		BlockBytes: blockBytes(e.w.cfg, e.opts.KV8), Steps: e.steps, Preemptions: e.preempts,
 	})
 }

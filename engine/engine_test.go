@@ -268,7 +268,7 @@ func TestEvictionUnderBudget(t *testing.T) {
 
 func evictionUnderBudget(t *testing.T, kv8 bool) {
 	m := testModel(t, 16)
-	blockBytes := int64(newWeights(m.Config, m.Params, true).blockBytes(kv8))
+	blockSize := int64(blockBytes(m.Config, kv8))
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request
@@ -279,7 +279,7 @@ func evictionUnderBudget(t *testing.T, kv8 bool) {
 	for _, r := range reqs {
 		want = append(want, ids(alone(t, m, Options{KV8: kv8}, r)))
 	}
-	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockBytes, KV8: kv8})
+	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockSize, KV8: kv8})
 	// Ten threads of 130 tokens need 90 blocks at once: the engine must
 	// queue and preempt, and still decode what each decodes alone.
 	got := completeAll(t, e, reqs)

@@ -76,23 +76,25 @@ func newWeights(c model.Config, p *model.Params, halfW bool) *weights {
 // then the values (head, slot, dimension). Half precision halves the
 // memory and the bandwidth attention needs, which bounds decoding speed at
 // long contexts; every thread sees the same rounding, alone or batched.
-func (w *weights) blockValues() int {
-	return w.cfg.Layers * 2 * w.kvd * blockTokens
+// The block's layout follows from the model's shape alone, so the engine
+// can size its cache before it packs any weights.
+func blockValues(c model.Config) int {
+	return c.Layers * 2 * c.KVHeads * c.HeadDim * blockTokens
 }
 
 // blockScales is the number of scales one block of an 8-bit cache holds:
 // for each layer, keys then values, one per key/value head and slot (head,
 // slot), each scaling its head's HeadDim values at that slot.
-func (w *weights) blockScales() int {
-	return w.cfg.Layers * 2 * w.cfg.KVHeads * blockTokens
+func blockScales(c model.Config) int {
+	return c.Layers * 2 * c.KVHeads * blockTokens
 }
 
 // blockBytes is the memory of one cache block.
-func (w *weights) blockBytes(kv8 bool) int {
+func blockBytes(c model.Config, kv8 bool) int {
 	if kv8 {
-		return w.blockValues() + 4*w.blockScales()
+		return blockValues(c) + 4*blockScales(c)
 	}
-	return 2 * w.blockValues()
+	return 2 * blockValues(c)
 }
 
 // row is one token of a step's batch.
