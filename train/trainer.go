@@ -30,7 +30,7 @@ const (
 	CurveFile     = "loss.svg"   // the loss curve
 	optimizerFile = "optimizer.safetensors"
 	stateFile     = "state.json"
-	tokenizerFile = "tokenizer.json"
+	tokenizerFile = model.TokenizerFile
 )
 
 // State is where a run stands, saved with each checkpoint.
