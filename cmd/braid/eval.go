@@ -123,8 +123,7 @@ skips such lines, each reported.`,
 			}
 			if len(remoteURLs) > 0 {
 				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
-			}
-			if len(remoteURLs) == 0 {
+			} else {
 				// Taken before the engine loads the files and checked
 				// after: a checkpoint rewritten meanwhile (a training run
 				// saving) is not recorded as the model it replaced.
@@ -201,7 +200,7 @@ skips such lines, each reported.`,
 				}
 			case "math":
 				if joinAtGoal {
-					return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
+					return errJoinAtGoalMath()
 				}
 				if input == "" {
 					return usageErrorf("--task math needs --input FILE.jsonl (GSM8K, MATH or {\"text\", \"answer\"} lines)")

@@ -97,7 +97,7 @@ prints one object per problem.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if taskName == "math" {
 				if joinAtGoal {
-					return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
+					return errJoinAtGoalMath()
 				}
 				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
 				if err != nil {
@@ -427,6 +427,12 @@ func openBackend(ef *engineFlags, urls []string, model, key string, guided bool)
 		return nil, nil, err
 	}
 	return e, func() { e.Close() }, nil
+}
+
+// errJoinAtGoalMath refuses --join-at-goal on --task math, in solve and eval
+// alike.
+func errJoinAtGoalMath() error {
+	return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
 }
 
 // engineContext is the context an embedded engine runs at, 0 for a remote
