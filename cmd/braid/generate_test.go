@@ -484,6 +484,11 @@ func TestTrainGRPOCommand(t *testing.T) {
 	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 test problems") || strings.Contains(errs, "step 2/") {
 		t.Errorf("stderr of a run resumed after its last step: %s", errs)
 	}
+	// Started once more, the finished evaluation is reprinted as stored,
+	// not timed.
+	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 test problems (stored before)") {
+		t.Errorf("stderr of a run whose evaluation was finished: %s", errs)
+	}
 	args[7] = "2" // --steps 2: resumes at step 1
 	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "resuming "+out+" at step 1 of 2") || !strings.Contains(errs, "step 2/2") {
 		t.Errorf("resumed stderr: %s", errs)
