@@ -54,6 +54,12 @@ type Request struct {
 	// Tokens an environment wrote carry none.
 	Logprobs    bool
 	TopLogprobs int
+	// Masks asks for the token ids the environment allowed at each
+	// position where it restricted the model's choice (Token.Allowed):
+	// what a trainer needs to differentiate the distribution a constrained
+	// token was drawn from. Backends that do not apply Env's choices
+	// themselves leave them nil.
+	Masks bool
 
 	// Effort asks a hybrid-thinking model for a reasoning effort: "off",
 	// "light" or "deep" ("" for the server's default). Remote chat models
@@ -173,6 +179,10 @@ type Token struct {
 	// Top holds the most likely alternatives, most likely first, with
 	// Request.TopLogprobs.
 	Top []TopToken
+	// Allowed holds, with Request.Masks, the ids the environment allowed
+	// where it restricted the choice (ID is one of them), ascending; nil
+	// where the model chose freely.
+	Allowed []int
 }
 
 // TopToken is an alternative at one position.

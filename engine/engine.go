@@ -580,6 +580,7 @@ func (e *Engine) schedule(th *thread, budget *int) {
 func (e *Engine) sample(th *thread, logits []float32) {
 	wantLogprobs := th.req.Logprobs || th.req.TopLogprobs > 0
 	raw := logits
+	masked := false
 	if th.env != nil {
 		var choices []string
 		if err := guard(func() { choices = th.env.Choices() }); err != nil {
@@ -593,11 +594,18 @@ func (e *Engine) sample(th *thread, logits []float32) {
 				e.rawLogits = append(e.rawLogits[:0], logits...)
 				raw = e.rawLogits
 			}
-			e.mask(logits, choices)
+			masked = e.mask(logits, choices)
 		}
 	}
 	id := th.sampler.sample(logits)
 	tok := backend.Token{ID: id}
+	if masked && th.req.Masks {
+		for a, ok := range e.allowed {
+			if ok {
+				tok.Allowed = append(tok.Allowed, a)
+			}
+		}
+	}
 	if wantLogprobs {
 		tok.Logprob, tok.Top = logprobs(raw, id, th.req.TopLogprobs)
 	}
@@ -696,8 +704,9 @@ func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
 // mask leaves only the tokens that begin one of the environment's choices:
 // the rest get a logit of -Inf, so no sampler can pick them. When no token
 // fits, the logits stay as they are and the environment will reject the
-// model's choice.
-func (e *Engine) mask(logits []float32, choices []string) {
+// model's choice. It reports whether it masked; e.allowed then holds the
+// tokens left.
+func (e *Engine) mask(logits []float32, choices []string) bool {
 	allowed := 0
 	for id, text := range e.tokenText {
 		ok := false
@@ -715,13 +724,14 @@ func (e *Engine) mask(logits []float32, choices []string) {
 		e.allowed[id] = ok
 	}
 	if allowed == 0 {
-		return
+		return false
 	}
 	for id := range logits {
 		if id >= len(e.allowed) || !e.allowed[id] {
 			logits[id] = float32(math.Inf(-1))
 		}
 	}
+	return true
 }
 
 // relieve handles threads that found no free block: it preempts the

@@ -599,6 +599,31 @@ func TestEnvironmentFillsAndConstrains(t *testing.T) {
 	if filled != comp.Usage.FilledTokens || filled == 0 || comp.Usage.CompletionTokens != len(comp.Tokens) {
 		t.Errorf("usage %+v, %d filled tokens marked", comp.Usage, filled)
 	}
+	// With Masks, each constrained token carries the tokens the choices
+	// allowed: exactly those whose text begins "x" or "yz".
+	var allowed []int
+	for id := range tok.VocabSize() {
+		if text := tok.Decode([]int{id}); text != "" && (strings.HasPrefix("x", text) || strings.HasPrefix("yz", text)) {
+			allowed = append(allowed, id)
+		}
+	}
+	for _, masks := range []bool{false, true} {
+		env := &scriptedEnv{choices: []string{"x", "yz"}, n: 4}
+		comp, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Temperature: 1, Seed: 3, Env: env, Masks: masks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range comp.Tokens {
+			switch {
+			case tk.Filled || !masks:
+				if tk.Allowed != nil {
+					t.Errorf("masks %v: token %d (filled %v) carries allowed tokens %v", masks, tk.ID, tk.Filled, tk.Allowed)
+				}
+			case !slices.Equal(tk.Allowed, allowed) || !slices.Contains(tk.Allowed, tk.ID):
+				t.Errorf("token %d: allowed %v, want %v", tk.ID, tk.Allowed, allowed)
+			}
+		}
+	}
 	// A token the environment rejects ends the thread, saying why.
 	env2 := &scriptedEnv{choices: []string{"q"}, n: 10}
 	bad, err := e.Complete(context.Background(), &backend.Request{Prompt: "go", Env: env2})

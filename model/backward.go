@@ -66,11 +66,15 @@ func (m *Model) backward(a *Activations, g *Params, weight func(i int) float32) 
 	bt := a.B * a.T
 	a.ensureScratch(c)
 
-	// d loss / d logits = weight·(softmax − onehot), zero where there is no
-	// target; written over the probabilities.
+	// d loss / d logits = weight·(softmax − onehot)/temperature, zero where
+	// there is no target; written over the probabilities.
+	inv := float32(1)
+	if a.invTemp != 0 {
+		inv = a.invTemp
+	}
 	for i, t := range a.targets {
 		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
-		w := weight(i)
+		w := weight(i) * inv
 		if t < 0 || w == 0 {
 			clear(row)
 			continue

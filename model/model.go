@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/braid-dev/braid/tensor"
@@ -40,6 +41,12 @@ type Activations struct {
 	// targets[i] is the token row i should predict, or -1 for none.
 	targets []int
 	valid   int
+	// invTemp is 1/temperature of the distribution Forward's probabilities
+	// and Backward's gradients are of (0: temperature 1); allowed, when
+	// set, restricts each position's distribution to its tokens.
+	invTemp float32
+	allowed [][]int
+	kept    []float32 // restrict's scratch
 
 	// backward scratch
 	dx, dxn, dq, dk, dv, dAtt, dg, du, dact []float32
@@ -166,6 +173,9 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 				return 0, fmt.Errorf("model: target %d outside the vocabulary of %d (or -1 for none)", t, c.Vocab)
 			}
 		}
+		if err := checkAllowed(a.allowed, targets, c.Vocab); err != nil {
+			return 0, err
+		}
 	}
 	// Keep copies: Backward needs them as they were, whatever the caller
 	// does with its slices meanwhile.
@@ -189,6 +199,12 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 	a.valid = 0
 	for i, t := range targets {
 		row := a.probs[i*c.Vocab : (i+1)*c.Vocab]
+		if a.invTemp != 0 && a.invTemp != 1 {
+			tensor.Scale(a.invTemp, row)
+		}
+		if a.allowed != nil && a.allowed[i] != nil {
+			a.kept = restrict(row, a.allowed[i], a.kept)
+		}
 		tensor.Softmax(row, row)
 		if t < 0 {
 			continue
@@ -200,6 +216,68 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 		return 0, nil
 	}
 	return float32(loss / float64(a.valid)), nil
+}
+
+// SetTemperature makes later Forwards with targets give the probabilities
+// of softmax(logits / t), and Backward the gradients of their
+// log-probabilities: the distribution a sampler at temperature t draws
+// from, which a policy-gradient objective on its samples must
+// differentiate. Activations start at temperature 1.
+func (a *Activations) SetTemperature(t float64) error {
+	if !(t > 0) || math.IsInf(t, 1) {
+		return fmt.Errorf("model: temperature %g: want a positive, finite one", t)
+	}
+	a.invTemp = float32(1 / t)
+	return nil
+}
+
+// SetAllowed restricts later Forwards with targets: position i's
+// probabilities are over the tokens allowed[i] alone (nil: the whole
+// vocabulary), and Backward's gradients are of those. A sampler whose
+// choices an environment masked drew from that distribution. nil lifts
+// every restriction. allowed must have one entry per position of the
+// batch, and each target must be one of its position's tokens.
+func (a *Activations) SetAllowed(allowed [][]int) { a.allowed = allowed }
+
+// checkAllowed reports restrictions that do not fit the batch's targets.
+func checkAllowed(allowed [][]int, targets []int, vocab int) error {
+	if allowed == nil {
+		return nil
+	}
+	if len(allowed) != len(targets) {
+		return fmt.Errorf("model: allowed tokens for %d positions, %d targets", len(allowed), len(targets))
+	}
+	for i, ids := range allowed {
+		if ids == nil {
+			continue
+		}
+		for _, id := range ids {
+			if id < 0 || id >= vocab {
+				return fmt.Errorf("model: position %d allows token %d, outside the vocabulary of %d", i, id, vocab)
+			}
+		}
+		if t := targets[i]; t >= 0 && !slices.Contains(ids, t) {
+			return fmt.Errorf("model: position %d's target %d is not among its allowed tokens", i, t)
+		}
+	}
+	return nil
+}
+
+// restrict leaves the logits of the allowed tokens and sets the rest to
+// -Inf, which the softmax turns into probability 0. kept is scratch, grown
+// as needed and returned.
+func restrict(row []float32, allowed []int, kept []float32) []float32 {
+	kept = kept[:0]
+	for _, id := range allowed {
+		kept = append(kept, row[id])
+	}
+	for j := range row {
+		row[j] = float32(math.Inf(-1))
+	}
+	for j, id := range allowed {
+		row[id] = kept[j]
+	}
+	return kept
 }
 
 // Logits returns the logits of position i of the last Forward without

@@ -3,6 +3,7 @@ package model
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -244,7 +245,9 @@ func TestReshapedActivations(t *testing.T) {
 
 // TestWeightedGradient checks BackwardWeighted against central differences
 // of Σ w·(−log p(target)) built from TargetLogprobs, with weights of both
-// signs (advantages are).
+// signs (advantages are): at temperature 1, at a sampler's lower one, and
+// with positions restricted to allowed tokens as an environment's mask
+// restricts a sampler (one position to its target alone).
 func TestWeightedGradient(t *testing.T) {
 	c := tinyConfig()
 	m, err := New(c)
@@ -260,47 +263,127 @@ func TestWeightedGradient(t *testing.T) {
 		w[i] = float32(rng.NormFloat64())
 	}
 	w[4] = 0
-	a := m.NewActivations(B, T)
-	var lp []float32
-	objective := func() float64 {
-		if _, err := m.Forward(a, tokens, targets); err != nil {
-			t.Fatal(err)
-		}
-		lp, err = a.TargetLogprobs(lp, c.Vocab)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s float64
-		for i, v := range lp {
-			s -= float64(w[i]) * float64(v)
-		}
-		return s
-	}
-	objective()
-	if lp[1] != 0 {
-		t.Errorf("a position without a target has log-probability %g", lp[1])
-	}
-	g := NewParams(c)
-	if err := m.BackwardWeighted(a, g, w); err != nil {
-		t.Fatal(err)
-	}
-	grads := g.Tensors()
-	for ti, tn := range m.Params.Tensors() {
-		for range 4 {
-			i := rng.IntN(len(tn.Data))
-			orig := tn.Data[i]
-			const h = 5e-3
-			tn.Data[i] = orig + h
-			up := objective()
-			tn.Data[i] = orig - h
-			down := objective()
-			tn.Data[i] = orig
-			num, ana := (up-down)/(2*h), float64(grads[ti].Data[i])
-			if math.Abs(num-ana) > 5e-4+3e-2*math.Abs(num) {
-				t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
+	allowed := make([][]int, B*T)
+	for i, tg := range targets {
+		switch {
+		case tg < 0 || i%3 == 0: // free
+		case i%3 == 1:
+			allowed[i] = []int{tg} // forced
+		default:
+			for id := range c.Vocab {
+				if id == tg || rng.IntN(2) == 0 {
+					allowed[i] = append(allowed[i], id)
+				}
 			}
 		}
 	}
+	a := m.NewActivations(B, T)
+	for _, tc := range []struct {
+		temp    float64
+		allowed [][]int
+	}{{1, nil}, {0.6, nil}, {0.6, allowed}} {
+		temp := tc.temp
+		if err := a.SetTemperature(temp); err != nil {
+			t.Fatal(err)
+		}
+		a.SetAllowed(tc.allowed)
+		var lp []float32
+		objective := func() float64 {
+			if _, err := m.Forward(a, tokens, targets); err != nil {
+				t.Fatal(err)
+			}
+			lp, err = a.TargetLogprobs(lp, c.Vocab)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s float64
+			for i, v := range lp {
+				s -= float64(w[i]) * float64(v)
+			}
+			return s
+		}
+		objective()
+		if lp[1] != 0 {
+			t.Errorf("a position without a target has log-probability %g", lp[1])
+		}
+		// The probabilities are the sampler's: log softmax(logits/temp)
+		// over the allowed tokens.
+		want := append([]float32(nil), lp...)
+		if _, err := m.Forward(a, tokens, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i, tg := range targets {
+			if tg < 0 {
+				continue
+			}
+			logits := a.Logits(i, c.Vocab)
+			var z float64
+			for id, v := range logits {
+				if tc.allowed == nil || tc.allowed[i] == nil || slices.Contains(tc.allowed[i], id) {
+					z += math.Exp(float64(v) / temp)
+				}
+			}
+			if got := float64(logits[tg])/temp - math.Log(z); math.Abs(got-float64(want[i])) > 1e-4 {
+				t.Fatalf("temperature %g, position %d: log-probability %g, want %g", temp, i, want[i], got)
+			}
+		}
+		objective()
+		g := NewParams(c)
+		if err := m.BackwardWeighted(a, g, w); err != nil {
+			t.Fatal(err)
+		}
+		grads := g.Tensors()
+		for ti, tn := range m.Params.Tensors() {
+			for range 4 {
+				i := rng.IntN(len(tn.Data))
+				orig := tn.Data[i]
+				const h = 5e-3
+				tn.Data[i] = orig + h
+				up := objective()
+				tn.Data[i] = orig - h
+				down := objective()
+				tn.Data[i] = orig
+				num, ana := (up-down)/(2*h), float64(grads[ti].Data[i])
+				if math.Abs(num-ana) > 5e-4+3e-2*math.Abs(num) {
+					t.Fatalf("temperature %g, masked %v, %s[%d]: analytic %g, numeric %g", temp, tc.allowed != nil, tn.Name, i, ana, num)
+				}
+			}
+		}
+	}
+	// A forced token is certain: no gradient flows from it, whatever its
+	// weight.
+	forced := slices.IndexFunc(allowed, func(ids []int) bool { return len(ids) == 1 })
+	only := make([]float32, B*T)
+	only[forced] = 5
+	a.SetAllowed(allowed)
+	if _, err := m.Forward(a, tokens, targets); err != nil {
+		t.Fatal(err)
+	}
+	g := NewParams(c)
+	if err := m.BackwardWeighted(a, g, only); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range g.Data() {
+		if v != 0 {
+			t.Fatalf("a forced token moved the model (gradient entry %g)", v)
+		}
+	}
+	for _, bad := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		if err := a.SetTemperature(bad); err == nil {
+			t.Errorf("temperature %g was taken", bad)
+		}
+	}
+	for name, bad := range map[string][][]int{
+		"too few positions":      allowed[:3],
+		"a token outside":        append(slices.Clone(allowed[:B*T-1]), []int{c.Vocab}),
+		"a target not among its": func() [][]int { x := slices.Clone(allowed); x[0] = []int{(targets[0] + 1) % c.Vocab}; return x }(),
+	} {
+		a.SetAllowed(bad)
+		if _, err := m.Forward(a, tokens, targets); err == nil {
+			t.Errorf("allowed tokens with %s were taken", name)
+		}
+	}
+	a.SetAllowed(nil)
 	if err := m.BackwardWeighted(a, g, w[:3]); err == nil {
 		t.Error("weights of the wrong length were taken")
 	}

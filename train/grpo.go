@@ -45,7 +45,11 @@ type GRPOConfig struct {
 	Beta    float64 `json:"kl_beta"`
 	Clip    float64 `json:"clip"`
 	Updates int     `json:"updates_per_batch"`
-	// Temperature samples the rollouts; MaxTotalTokens caps each
+	// Temperature samples the rollouts, and the objective's probabilities
+	// (policy, sampler and reference alike) are at it too: those of the
+	// distribution the rollouts were drawn from. Below 1 the rollouts are
+	// nearer the greedy search braid runs by default, and the groups
+	// differ where its choices are close. MaxTotalTokens caps each
 	// rollout's tokens over all its threads (0: each thread's context
 	// alone, as evaluations run). A cap is split among children started
 	// together, so a tight one starves wide spawns.
@@ -98,10 +102,8 @@ func (c GRPOConfig) Validate() error {
 		return errors.New("grpo: problems_per_step, steps, updates_per_batch and checkpoint_every must be positive")
 	case c.LR <= 0 || c.Beta < 0 || c.Clip <= 0 || c.MaxTotalTokens < 0 || c.GradClip < 0:
 		return errors.New("grpo: lr and clip must be positive; kl_beta, max_total_tokens and grad_clip >= 0")
-	case c.Temperature != 1:
-		// The objective's probabilities are the model's own; sampling at
-		// another temperature would make every ratio wrong.
-		return fmt.Errorf("grpo: temperature %g: rollouts sample at 1, the distribution the objective differentiates", c.Temperature)
+	case !(c.Temperature > 0) || math.IsInf(c.Temperature, 1):
+		return fmt.Errorf("grpo: temperature %g: rollouts sample at a positive, finite temperature", c.Temperature)
 	}
 	if _, err := reason.ParseEnvMode(c.Env); err != nil {
 		return fmt.Errorf("grpo: %w", err)
@@ -158,6 +160,7 @@ type GRPO struct {
 	refActs  *model.Activations
 	tokens   []int
 	targets  []int
+	allowed  [][]int
 	weights  []float32
 	lp       []float32
 	problems func() (countdown.Problem, bool)
@@ -214,6 +217,11 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 		legacyConfig: configHash(cfg),
 		acts:         policy.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq),
 		refActs:      ref.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq)}
+	for _, a := range []*model.Activations{g.acts, g.refActs} {
+		if err := a.SetTemperature(cfg.Temperature); err != nil {
+			return nil, fmt.Errorf("grpo: %w", err)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -252,6 +260,11 @@ type rollout struct {
 type call struct {
 	tokens []int
 	action []bool // per token; prompt tokens are never actions
+	// allowed is, per token, the tokens the environment allowed where it
+	// restricted the model's choice (nil where the choice was free): the
+	// distribution the token was drawn from, and the one the update
+	// differentiates.
+	allowed [][]int
 	// oldLP and refLP are, per position, the log-probability of the next
 	// token under the sampling policy and under the reference model.
 	oldLP, refLP []float32
@@ -266,17 +279,20 @@ type recorder struct {
 }
 
 func (r *recorder) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
-	c, err := r.Backend.Complete(ctx, req)
+	masked := *req
+	masked.Masks = true
+	c, err := r.Backend.Complete(ctx, &masked)
 	if err != nil {
 		return nil, err
 	}
 	prompt := r.tok.Encode(req.Prompt) // as the engine encodes it
-	x := call{tokens: make([]int, 0, len(prompt)+len(c.Tokens)), action: make([]bool, 0, len(prompt)+len(c.Tokens))}
+	n := len(prompt) + len(c.Tokens)
+	x := call{tokens: make([]int, 0, n), action: make([]bool, 0, n), allowed: make([][]int, len(prompt), n)}
 	for _, t := range prompt {
 		x.tokens, x.action = append(x.tokens, t), append(x.action, false)
 	}
 	for _, t := range c.Tokens {
-		x.tokens, x.action = append(x.tokens, t.ID), append(x.action, !t.Filled)
+		x.tokens, x.action, x.allowed = append(x.tokens, t.ID), append(x.action, !t.Filled), append(x.allowed, t.Allowed)
 	}
 	r.mu.Lock()
 	r.calls = append(r.calls, x)
@@ -433,10 +449,11 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 // by its number of calls, so a rollout that spawned many children weighs
 // no more than one that did not; rollouts are averaged. first records the
 // sampling log-probabilities and the reference's. The probabilities are
-// the model's own, before the environment's mask: under --env constrain
-// the rollouts were drawn from the masked distribution, whose gradient
-// differs by the mask's normaliser, and the update ignores that term, as
-// grammar-constrained RL commonly does.
+// those the rollouts were drawn from: the model's at the rollouts'
+// temperature, over the tokens the environment allowed where it restricted
+// the choice. A choice the environment forced is certain under every
+// model: it carries neither gradient nor KL, and the update's pull goes
+// to the choices that were open, not to tokens no sampler could pick.
 func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gradNorm float64, err error) {
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab
@@ -451,24 +468,34 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 		for ci := range r.calls {
 			c := &r.calls[ci]
 			T := len(c.tokens) - 1
-			actions := 0
-			for _, a := range c.action[1:] {
-				if a {
-					actions++
-				}
-			}
-			if T < 1 || actions == 0 {
+			if T < 1 {
 				continue
 			}
-			g.tokens, g.targets = g.tokens[:0], g.targets[:0]
+			// The targets are the model's open choices: a token the
+			// environment wrote, or one it forced (the only one allowed),
+			// is certain under every model and teaches nothing.
+			g.tokens, g.targets, g.allowed = g.tokens[:0], g.targets[:0], g.allowed[:0]
+			actions := 0
 			for i := range T {
-				g.tokens = append(g.tokens, c.tokens[i])
-				t := -1
+				t, allowed := -1, []int(nil)
 				if c.action[i+1] {
-					t = c.tokens[i+1]
+					if c.allowed != nil {
+						allowed = c.allowed[i+1]
+					}
+					if len(allowed) == 1 {
+						allowed = nil
+					} else {
+						t = c.tokens[i+1]
+						actions++
+					}
 				}
-				g.targets = append(g.targets, t)
+				g.tokens, g.targets, g.allowed = append(g.tokens, c.tokens[i]), append(g.targets, t), append(g.allowed, allowed)
 			}
+			if actions == 0 {
+				continue
+			}
+			g.acts.SetAllowed(g.allowed)
+			g.refActs.SetAllowed(g.allowed)
 			if first {
 				// The reference model's log-probabilities, once per batch.
 				if err := g.refActs.Reshape(1, T); err != nil {

@@ -139,20 +139,27 @@ func TestGRPOIgnoresEnvironmentTokens(t *testing.T) {
 	}
 }
 
-// A GRPO run from a small supervised checkpoint: rollouts through the
-// engine in both modes (mixed), checkpoints, and a resume that continues as
-// if never stopped.
-func TestGRPOResumeIsExact(t *testing.T) {
+// tinySFT trains a small supervised model on Countdown traces and returns
+// its checkpoint directory: a starting model whose rollouts search.
+// Training takes seconds, so short test runs skip the caller.
+func tinySFT(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("trains a model first")
 	}
-	r := tinyRecipe()
-	_, open := tinyData(t, r)
+	_, open := tinyData(t, tinyRecipe())
 	sft := t.TempDir()
 	if err := open(sft).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	from := filepath.Join(sft, CheckpointDir)
+	return filepath.Join(sft, CheckpointDir)
+}
+
+// A GRPO run from a small supervised checkpoint: rollouts through the
+// engine in both modes (mixed), checkpoints, and a resume that continues as
+// if never stopped.
+func TestGRPOResumeIsExact(t *testing.T) {
+	from := tinySFT(t)
 	cfg := GRPOConfig{Mode: ModeMixed, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
 		Temperature: 1, MaxTotalTokens: 400, FormatReward: 0.5, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 2}
 	ctx := context.Background()
@@ -296,5 +303,87 @@ func TestGRPOMixedModes(t *testing.T) {
 	c.Mode = countdown.ModeDirect
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serial, parallel or mixed") {
 		t.Errorf("direct mode: %v", err)
+	}
+}
+
+// The update differentiates the distribution the rollouts were drawn
+// from: at the run's temperature below 1, over the tokens the environment
+// allowed. Its recorded sampling log-probabilities are log softmax(logits
+// / temperature) over those tokens, and a forced token (the only one
+// allowed) is no target at all.
+func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
+	from := tinySFT(t)
+	cfg := GRPOConfig{Mode: countdown.ModeSerial, Group: 2, Problems: 1, Steps: 1, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
+		Temperature: 0.5, MaxTotalTokens: 200, GradClip: 1, Seed: 3, Env: "constrain", CheckpointEvery: 1}
+	for _, bad := range []float64{0, -0.5, math.Inf(1)} {
+		c := cfg
+		c.Temperature = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "temperature") {
+			t.Errorf("temperature %g: %v", bad, err)
+		}
+	}
+	g, err := NewGRPO(cfg, from, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	rs, err := g.rollouts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		r.advantage = 1
+	}
+	if _, _, err := g.update(t.Context(), rs, true); err != nil {
+		t.Fatal(err)
+	}
+	vocab := g.ref.Config.Vocab
+	free, masked, forced, tempered := 0, 0, 0, 0
+	for _, r := range rs {
+		for _, c := range r.calls {
+			T := len(c.tokens) - 1
+			a := g.ref.NewActivations(1, T) // the policy that sampled: the reference, before the update
+			if _, err := g.ref.Forward(a, c.tokens[:T], nil); err != nil {
+				t.Fatal(err)
+			}
+			for i := range T {
+				if !c.action[i+1] {
+					continue
+				}
+				allowed := c.allowed[i+1]
+				if len(allowed) == 1 {
+					forced++
+					if c.oldLP[i] != 0 || c.refLP[i] != 0 {
+						t.Errorf("position %d: a forced token has log-probabilities %g, %g", i, c.oldLP[i], c.refLP[i])
+					}
+					continue
+				}
+				if allowed == nil {
+					free++
+				} else {
+					masked++
+				}
+				logits := a.Logits(i, vocab)
+				var z, z1 float64
+				for id, v := range logits {
+					if allowed == nil || slices.Contains(allowed, id) {
+						z += math.Exp(float64(v) / cfg.Temperature)
+						z1 += math.Exp(float64(v))
+					}
+				}
+				next := float64(logits[c.tokens[i+1]])
+				want := next/cfg.Temperature - math.Log(z)
+				if math.Abs(float64(c.oldLP[i])-want) > 1e-3 {
+					t.Fatalf("position %d: sampling log-probability %g, want %g at temperature %g over %d tokens", i, c.oldLP[i], want, cfg.Temperature, len(allowed))
+				}
+				if math.Abs(want-(next-math.Log(z1))) > 1e-3 {
+					tempered++
+				}
+			}
+		}
+	}
+	t.Logf("%d free, %d masked and %d forced choices; %d differ from temperature 1", free, masked, forced, tempered)
+	if masked == 0 || forced == 0 || tempered == 0 {
+		t.Errorf("%d masked and %d forced choices, %d of them with another probability at temperature %g than at 1: the rollouts did not exercise the distribution", masked, forced, tempered, cfg.Temperature)
 	}
 }

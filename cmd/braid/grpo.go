@@ -27,6 +27,7 @@ func newTrainGRPOCmd() *cobra.Command {
 		from, out, configPath, mode string
 		steps, group, problems      int
 		evalEvery, evalN            int
+		temperature                 float64
 	)
 	cmd := &cobra.Command{
 		Use:   "grpo",
@@ -37,7 +38,7 @@ func newTrainGRPOCmd() *cobra.Command {
 (1 right, 0 not, plus the configuration's optional format reward), takes
 advantages (r − mean) / std within each problem's group, and updates the
 model with a clipped policy-ratio objective and a KL penalty to the
-starting model. Tokens the environment wrote are observations, not actions.
+starting model, all at the rollouts' --temperature. Tokens the environment wrote are observations, not actions.
 In parallel mode every parent and child call of a rollout shares its
 advantage, and the rollout's loss is divided by its number of calls. Mixed
 mode alternates serial and parallel by problem, so that one model improves
@@ -82,6 +83,9 @@ evaluation finishes it when started again.`,
 			}
 			if f.Changed("problems") {
 				cfg.Problems = problems
+			}
+			if f.Changed("temperature") {
+				cfg.Temperature = temperature
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf("%v", err)
@@ -140,6 +144,7 @@ evaluation finishes it when started again.`,
 	f.IntVar(&steps, "steps", 100, "optimizer steps")
 	f.IntVar(&group, "group", 8, "rollouts per problem")
 	f.IntVar(&problems, "problems", 4, "problems per step")
+	f.Float64Var(&temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
 	f.IntVar(&evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
 	f.IntVar(&evalN, "eval-n", 100, "test problems per evaluation")
 	return cmd
