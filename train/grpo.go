@@ -114,7 +114,7 @@ func (c GRPOConfig) Validate() error {
 // GRPOPoint is one logged step.
 type GRPOPoint struct {
 	Step int `json:"step"`
-	// Reward and Accuracy are the rollouts' means; Tokens their mean
+	// Reward and Accuracy are the kept rollouts' means; Tokens their mean
 	// total tokens, Critical their mean critical-path tokens, Children
 	// the parallel rollouts' mean threads beyond the root.
 	Reward, Accuracy float64
@@ -122,11 +122,15 @@ type GRPOPoint struct {
 	Children         float64
 	// SerialAccuracy and ParallelAccuracy are the accuracies of the
 	// step's rollouts of each mode (0 for a mode it did not run).
-	SerialAccuracy          float64
-	ParallelAccuracy        float64
-	KL                      float64 // mean per-action estimate against the starting model
-	GradNorm                float64
-	Learned                 int // rollouts with a nonzero advantage
+	SerialAccuracy   float64
+	ParallelAccuracy float64
+	KL               float64 // mean per-action estimate against the starting model
+	GradNorm         float64
+	Learned          int // rollouts with a nonzero advantage
+	// Dropped is the groups left out because a rollout of theirs failed
+	// (DropReason: the first failure's error).
+	Dropped                 int    `json:",omitempty"`
+	DropReason              string `json:",omitempty"`
 	RolloutSecs, UpdateSecs float64
 }
 
@@ -253,6 +257,7 @@ type rollout struct {
 	reward    float64
 	advantage float64
 	calls     []call
+	err       error // why braid could not finish the search; its group is dropped
 }
 
 // call is one model call: its tokens and which of them the model chose
@@ -318,6 +323,10 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 		return pt, err
 	}
 	pt.RolloutSecs = time.Since(start).Seconds()
+	rollouts, pt.Dropped, pt.DropReason = dropFailedGroups(rollouts, g.cfg.Group)
+	if len(rollouts) == 0 {
+		return pt, fmt.Errorf("grpo: every group of step %d failed: %s", pt.Step, pt.DropReason)
+	}
 	var serial, parallel, serialRight, parallelRight float64
 	for _, r := range rollouts {
 		pt.Reward += r.reward
@@ -387,6 +396,27 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	return pt, nil
 }
 
+// dropFailedGroups leaves out the group of every rollout braid could not
+// finish (Solve's error): the rest of its group has nothing fair to be
+// compared with. The step goes on without them, so that one bad case
+// cannot stop a run that would meet it again at every resume. It returns
+// the rollouts kept, the groups dropped and the first failure's error.
+func dropFailedGroups(rollouts []*rollout, size int) (kept []*rollout, dropped int, reason string) {
+	for p := 0; p < len(rollouts); p += size {
+		group := rollouts[p : p+size]
+		failed := slices.IndexFunc(group, func(r *rollout) bool { return r.err != nil })
+		if failed < 0 {
+			kept = append(kept, group...)
+			continue
+		}
+		dropped++
+		if reason == "" {
+			reason = group[failed].err.Error()
+		}
+	}
+	return kept, dropped, reason
+}
+
 // rollouts samples Group searches of each of the step's problems from the
 // current policy, all at once on one engine.
 func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
@@ -413,7 +443,11 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}
 			res, err := s.Solve(ctx, rec, problems[pi])
 			if err != nil {
-				errs[i] = err
+				if ctx.Err() != nil {
+					errs[i] = err
+				} else {
+					out[i] = &rollout{problem: pi, mode: mode, err: err}
+				}
 				return
 			}
 			// Children finish in any order; the update sums their
@@ -583,6 +617,9 @@ func (g *GRPO) Advance(ctx context.Context) error {
 		}
 		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %s tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
 			pt.Step, g.cfg.Steps, pt.Reward, correct, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
+		if pt.Dropped > 0 {
+			fmt.Fprintf(g.Progress, "step %d dropped %d of %d groups: a rollout failed: %s\n", pt.Step, pt.Dropped, g.cfg.Problems, pt.DropReason)
+		}
 	}
 	if g.state.Step%g.cfg.CheckpointEvery == 0 || g.state.Step == g.cfg.Steps {
 		return g.Checkpoint()

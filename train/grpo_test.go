@@ -387,3 +387,26 @@ func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
 		t.Errorf("%d masked and %d forced choices, %d of them with another probability at temperature %g than at 1: the rollouts did not exercise the distribution", masked, forced, tempered, cfg.Temperature)
 	}
 }
+
+// A rollout braid could not finish drops its problem's group, not the
+// step: the other groups are kept, in order, and the first failure is the
+// reason reported.
+func TestGRPODropsTheGroupOfAFailedRollout(t *testing.T) {
+	var rs []*rollout
+	for i := range 12 {
+		rs = append(rs, &rollout{problem: i / 4})
+	}
+	rs[5].err = errors.New("join of problem 1")
+	rs[6].err = errors.New("another of problem 1")
+	rs[11].err = errors.New("join of problem 2")
+	kept, dropped, reason := dropFailedGroups(rs, 4)
+	if dropped != 2 || reason != "join of problem 1" {
+		t.Errorf("dropped %d groups for %q, want 2 for the first failure", dropped, reason)
+	}
+	if len(kept) != 4 || kept[0] != rs[0] || kept[3] != rs[3] {
+		t.Errorf("kept %d rollouts, want problem 0's 4 in order", len(kept))
+	}
+	if kept, dropped, _ := dropFailedGroups(rs[:4], 4); len(kept) != 4 || dropped != 0 {
+		t.Errorf("a step without failures kept %d and dropped %d groups", len(kept), dropped)
+	}
+}

@@ -200,7 +200,7 @@ func TestEnvChoicesAllowGeneratedTraces(t *testing.T) {
 func TestProtocolReplaysParallelRollouts(t *testing.T) {
 	problems := firstProblems(14, 60)
 	cfg := TraceConfig{Format: ModeParallel, ModeHeader: true}
-	joins := 0
+	joins, rebuilt := 0, 0
 	for i, p := range problems {
 		rec, err := cfg.Generate(p, 14, i)
 		if err != nil {
@@ -243,6 +243,25 @@ func TestProtocolReplaysParallelRollouts(t *testing.T) {
 				t.Fatalf("problem %d: resumed prompt\n%s\nwant\n%s", i, resumed, root[k+1].Prompt)
 			}
 			joins++
+			// A solved child cut off before or during its replay of the
+			// path (its context ran out) joins just the same: the join
+			// rebuilds the path from the search.
+			for j, r := range results {
+				const goal = " equal: Goal Reached\n"
+				at := strings.Index(r.Text, goal)
+				if at < 0 {
+					continue
+				}
+				head := at + len(goal)
+				for _, cut := range []int{head, head + (len(r.Text)-head)/2} {
+					cutResults := slices.Clone(results)
+					cutResults[j].Text = r.Text[:cut]
+					if got := before + Join(p, 1, cutResults); got != resumed {
+						t.Fatalf("problem %d: child #%s cut at %d of %d bytes joins as\n%s\nwant\n%s", i, r.Node, cut, len(r.Text), got, resumed)
+					}
+					rebuilt++
+				}
+			}
 		}
 		if rec.Solved {
 			final := root[len(root)-1]
@@ -252,8 +271,8 @@ func TestProtocolReplaysParallelRollouts(t *testing.T) {
 			}
 		}
 	}
-	if joins == 0 {
-		t.Error("no rollout spawned")
+	if joins == 0 || rebuilt == 0 {
+		t.Errorf("%d rollouts spawned, %d joins of cut-off solved children", joins, rebuilt)
 	}
 }
 

@@ -2,6 +2,7 @@ package countdown
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -118,15 +119,66 @@ func childPath(p Problem, text string) (string, bool) {
 		return "", false
 	}
 	head := goal + len(goalLine)
-	if t, err := VerifyTrace(p, text[:head]); err != nil || t.Solution == nil {
+	t, err := VerifyTrace(p, text[:head])
+	if err != nil || t.Solution == nil {
 		return "", false
 	}
 	rest := text[head:]
-	end := strings.Index(rest, goalLine)
-	if end < 0 || !strings.HasPrefix(rest, "Moving to Node #") {
-		return "", true // solved, but the path was never written
+	if end := strings.Index(rest, goalLine); end >= 0 && strings.HasPrefix(rest, "Moving to Node #") {
+		return rest[:end+len(goalLine)], true
 	}
-	return rest[:end+len(goalLine)], true
+	// Solved, but the replay was never written or was cut off (the
+	// child's context ran out, say): the join still owes the parent the
+	// path, which the search determines.
+	return solutionPath(t)
+}
+
+// solutionPath rebuilds the path a solved thread replays after its goal,
+// from its trace: from the thread's start node down to the goal, as the
+// trace generators write it.
+func solutionPath(t *Trace) (string, bool) {
+	sol := t.Solution
+	if len(sol) == 0 {
+		return "", false
+	}
+	// The goal was reached from the node whose operations are the
+	// solution's but the last; its ancestors up to the start lie on the
+	// path.
+	var chain []*TreeNode
+	for _, n := range t.Nodes {
+		if slices.Equal(n.Ops, sol[:len(sol)-1]) && (n.ID == t.Start || strings.HasPrefix(n.ID, t.Start+",")) {
+			chain = append(chain, n)
+			break
+		}
+	}
+	if chain == nil {
+		return "", false
+	}
+	for id := chain[0].ID; id != t.Start; {
+		parent, ok := parentID(id)
+		n := t.Node(parent)
+		if !ok || n == nil {
+			return "", false
+		}
+		chain, id = append(chain, n), parent
+	}
+	slices.Reverse(chain)
+	var w traceWriter
+	for i, cur := range chain {
+		w.moving(cur.ID)
+		w.currentState(t.Target, cur.Nums, cur.Ops)
+		if i+1 < len(chain) {
+			next := chain[i+1]
+			op := next.Ops[len(next.Ops)-1]
+			w.exploring(op, next.Nums)
+			w.generated(next.ID, t.Target, next.Nums, op)
+			continue
+		}
+		last := sol[len(sol)-1]
+		w.exploring(last, []int{last.Result})
+		w.verdict(last.Result, t.Target)
+	}
+	return w.String(), true
 }
 
 // Answer returns the expression a trace reached, and whether it reached
