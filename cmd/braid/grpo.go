@@ -38,7 +38,10 @@ func newTrainGRPOCmd() *cobra.Command {
 (1 right, 0 not, plus the configuration's optional format reward), takes
 advantages (r − mean) / std within each problem's group, and updates the
 model with a clipped policy-ratio objective and a KL penalty to the
-starting model, all at the rollouts' --temperature. Tokens the environment wrote are observations, not actions.
+starting model. The objective is of the distribution the rollouts were
+drawn from: the model's at --temperature, over the tokens the environment
+allowed. Tokens the environment wrote, or forced, are observations, not
+actions.
 In parallel mode every parent and child call of a rollout shares its
 advantage, and the rollout's loss is divided by its number of calls. Mixed
 mode alternates serial and parallel by problem, so that one model improves
