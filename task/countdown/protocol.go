@@ -144,16 +144,13 @@ func solutionPath(t *Trace) (string, bool) {
 	// The goal was reached from the node whose operations are the
 	// solution's but the last; its ancestors up to the start lie on the
 	// path.
-	var chain []*TreeNode
-	for _, n := range t.Nodes {
-		if slices.Equal(n.Ops, sol[:len(sol)-1]) && (n.ID == t.Start || strings.HasPrefix(n.ID, t.Start+",")) {
-			chain = append(chain, n)
-			break
-		}
-	}
-	if chain == nil {
+	from := slices.IndexFunc(t.Nodes, func(n *TreeNode) bool {
+		return slices.Equal(n.Ops, sol[:len(sol)-1]) && (n.ID == t.Start || strings.HasPrefix(n.ID, t.Start+","))
+	})
+	if from < 0 {
 		return "", false
 	}
+	chain := []*TreeNode{t.Nodes[from]} // the goal's parent up to the start
 	for id := chain[0].ID; id != t.Start; {
 		parent, ok := parentID(id)
 		n := t.Node(parent)
@@ -162,22 +159,19 @@ func solutionPath(t *Trace) (string, bool) {
 		}
 		chain, id = append(chain, n), parent
 	}
-	slices.Reverse(chain)
-	var w traceWriter
-	for i, cur := range chain {
-		w.moving(cur.ID)
-		w.currentState(t.Target, cur.Nums, cur.Ops)
-		if i+1 < len(chain) {
-			next := chain[i+1]
-			op := next.Ops[len(next.Ops)-1]
-			w.exploring(op, next.Nums)
-			w.generated(next.ID, t.Target, next.Nums, op)
-			continue
+	// Linked as the generators' search links its nodes, start first, with
+	// the goal below the last: writePath writes the replay from there.
+	var start, cur *node
+	for i := len(chain) - 1; i >= 0; i-- {
+		n := chain[i]
+		cur = &node{id: n.ID, nums: n.Nums, ops: n.Ops, parent: cur}
+		if start == nil {
+			start = cur
 		}
-		last := sol[len(sol)-1]
-		w.exploring(last, []int{last.Result})
-		w.verdict(last.Result, t.Target)
 	}
+	goal := &node{nums: []int{sol[len(sol)-1].Result}, ops: sol, parent: cur}
+	var w traceWriter
+	writePath(&w, t.Target, start, goal)
 	return w.String(), true
 }
 
