@@ -117,21 +117,55 @@ type GRPOPoint struct {
 	// Reward and Accuracy are the kept rollouts' means; Tokens their mean
 	// total tokens, Critical their mean critical-path tokens, Children
 	// the parallel rollouts' mean threads beyond the root.
-	Reward, Accuracy float64
-	Tokens, Critical float64
-	Children         float64
+	Reward   float64 `json:"reward"`
+	Accuracy float64 `json:"accuracy"`
+	Tokens   float64 `json:"tokens"`
+	Critical float64 `json:"critical"`
+	Children float64 `json:"children"`
 	// SerialAccuracy and ParallelAccuracy are the accuracies of the
 	// step's rollouts of each mode (0 for a mode it did not run).
-	SerialAccuracy   float64
-	ParallelAccuracy float64
-	KL               float64 // mean per-action estimate against the starting model
-	GradNorm         float64
-	Learned          int // rollouts with a nonzero advantage
+	SerialAccuracy   float64 `json:"serial_accuracy"`
+	ParallelAccuracy float64 `json:"parallel_accuracy"`
+	KL               float64 `json:"kl"` // mean per-action estimate against the starting model
+	GradNorm         float64 `json:"grad_norm"`
+	Learned          int     `json:"learned"` // rollouts with a nonzero advantage
 	// Dropped is the groups left out because a rollout of theirs failed
 	// (DropReason: the first failure's error).
-	Dropped                 int    `json:",omitempty"`
-	DropReason              string `json:",omitempty"`
-	RolloutSecs, UpdateSecs float64
+	Dropped     int     `json:"dropped,omitempty"`
+	DropReason  string  `json:"drop_reason,omitempty"`
+	RolloutSecs float64 `json:"rollout_secs"`
+	UpdateSecs  float64 `json:"update_secs"`
+}
+
+// UnmarshalJSON reads a step in either spelling of the log: the snake_case
+// one, or the Go field names of logs written before it, so that those runs
+// resume with their whole history. (encoding/json matches keys without
+// regard to case, so one-word fields need no help.)
+func (p *GRPOPoint) UnmarshalJSON(b []byte) error {
+	type point GRPOPoint // without this method
+	var legacy struct {
+		SerialAccuracy, ParallelAccuracy, GradNorm *float64
+		RolloutSecs, UpdateSecs                    *float64
+		DropReason                                 *string
+	}
+	if err := json.Unmarshal(b, (*point)(p)); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &legacy); err != nil {
+		return err
+	}
+	for _, f := range []struct{ from, to *float64 }{
+		{legacy.SerialAccuracy, &p.SerialAccuracy}, {legacy.ParallelAccuracy, &p.ParallelAccuracy},
+		{legacy.GradNorm, &p.GradNorm}, {legacy.RolloutSecs, &p.RolloutSecs}, {legacy.UpdateSecs, &p.UpdateSecs},
+	} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if legacy.DropReason != nil {
+		p.DropReason = *legacy.DropReason
+	}
+	return nil
 }
 
 // GRPOState is where a run stands.

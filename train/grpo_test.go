@@ -410,3 +410,36 @@ func TestGRPODropsTheGroupOfAFailedRollout(t *testing.T) {
 		t.Errorf("a step without failures kept %d and dropped %d groups", len(kept), dropped)
 	}
 }
+
+// A step of the log reads back whole in its own spelling and in the Go
+// field names that logs were written in before it.
+func TestGRPOPointJSON(t *testing.T) {
+	want := GRPOPoint{Step: 3, Reward: 0.5, Accuracy: 0.5, Tokens: 6191.5, Critical: 1934.5, Children: 9.5,
+		SerialAccuracy: 0.25, ParallelAccuracy: 0.75, KL: 0.002, GradNorm: 0.17, Learned: 88,
+		Dropped: 1, DropReason: "rollout 3: boom", RolloutSecs: 80, UpdateSecs: 116}
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"serial_accuracy":0.25`, `"grad_norm":0.17`, `"rollout_secs":80`, `"drop_reason":"rollout 3: boom"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("%s lacks %s", b, key)
+		}
+	}
+	legacy := `{"step":3,"Reward":0.5,"Accuracy":0.5,"Tokens":6191.5,"Critical":1934.5,"Children":9.5,` +
+		`"SerialAccuracy":0.25,"ParallelAccuracy":0.75,"KL":0.002,"GradNorm":0.17,"Learned":88,` +
+		`"Dropped":1,"DropReason":"rollout 3: boom","RolloutSecs":80,"UpdateSecs":116}`
+	for _, in := range []string{string(b), legacy} {
+		var got GRPOPoint
+		if err := json.Unmarshal([]byte(in), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s read as %+v, want %+v", in, got, want)
+		}
+	}
+	var got []GRPOPoint
+	if err := json.Unmarshal([]byte(`[{"step":"x"}]`), &got); err == nil {
+		t.Error("a step that is not a number was read")
+	}
+}
