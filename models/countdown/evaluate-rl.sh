@@ -24,12 +24,16 @@ OUT=${OUT:-$(dirname "$DB")}
 mkdir -p "$OUT"
 
 $BRAID train export --run "$RUN" --out "$RL" --context 4096
-for m in sft rl; do
-  model=$SFT
-  [ "$m" = rl ] && model=$RL
-  common=(--model "$model" --db "$DB" --n "$N" --problem-seed 2 --strategies serial,apr)
-  $BRAID eval "${common[@]}" --context 4096 --run "$m-greedy" --json > "$OUT/$m-greedy.json"
-  $BRAID eval "${common[@]}" --context 2048 --run "$m-t1" --temperature 1 --json > "$OUT/$m-t1.json"
+# Greedy first, both models: it decides which model ships.
+for kind in greedy t1; do
+  for m in sft rl; do
+    model=$SFT
+    [ "$m" = rl ] && model=$RL
+    flags=(--context 4096)
+    [ "$kind" = t1 ] && flags=(--context 2048 --temperature 1)
+    $BRAID eval --model "$model" --db "$DB" --n "$N" --problem-seed 2 --strategies serial,apr \
+      "${flags[@]}" --run "$m-$kind" --json > "$OUT/$m-$kind.json"
+  done
 done
 for s in serial apr; do
   $BRAID compare --db "$DB" "rl-greedy/$s" "sft-greedy/$s"
