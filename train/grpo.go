@@ -143,29 +143,16 @@ type GRPOPoint struct {
 // regard to case, so one-word fields need no help.)
 func (p *GRPOPoint) UnmarshalJSON(b []byte) error {
 	type point GRPOPoint // without this method
-	var legacy struct {
-		SerialAccuracy, ParallelAccuracy, GradNorm *float64
-		RolloutSecs, UpdateSecs                    *float64
-		DropReason                                 *string
-	}
 	if err := json.Unmarshal(b, (*point)(p)); err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, &legacy); err != nil {
-		return err
-	}
-	for _, f := range []struct{ from, to *float64 }{
-		{legacy.SerialAccuracy, &p.SerialAccuracy}, {legacy.ParallelAccuracy, &p.ParallelAccuracy},
-		{legacy.GradNorm, &p.GradNorm}, {legacy.RolloutSecs, &p.RolloutSecs}, {legacy.UpdateSecs, &p.UpdateSecs},
-	} {
-		if f.from != nil {
-			*f.to = *f.from
-		}
-	}
-	if legacy.DropReason != nil {
-		p.DropReason = *legacy.DropReason
-	}
-	return nil
+	// The old names decode straight into p's fields; a log in the new
+	// spelling has none of them, so nothing is overwritten.
+	legacy := struct {
+		SerialAccuracy, ParallelAccuracy, GradNorm, RolloutSecs, UpdateSecs *float64
+		DropReason                                                          *string
+	}{&p.SerialAccuracy, &p.ParallelAccuracy, &p.GradNorm, &p.RolloutSecs, &p.UpdateSecs, &p.DropReason}
+	return json.Unmarshal(b, &legacy)
 }
 
 // GRPOState is where a run stands.
