@@ -55,11 +55,8 @@ type Options struct {
 	Workers int
 	// EOS are the end-of-sequence token ids: sampling one ends a thread.
 	EOS []int
-	// FloatWeights keeps the weight matrices in float32. By default they
-	// are rounded to half precision where the CPU has kernels for it
-	// (AVX-512): decoding streams every weight at every step, and half the
-	// bytes is up to twice the speed; models shipped in F16 lose nothing.
-	FloatWeights bool
+	// Weights is how the weight matrices are kept (WeightsF16 when "").
+	Weights WeightFormat
 	// KV8 keeps the KV cache in 8-bit integers, with a scale for each
 	// head's keys (and values) at each position, instead of half
 	// precision: 0.56 times the memory, so 1.78 times the tokens fit the
@@ -74,6 +71,35 @@ type Options struct {
 	// whether that helps is the model's to show: the Countdown model's
 	// card has its figures at both lengths.
 	Context int
+}
+
+// WeightFormat is the precision of the engine's weight matrices.
+type WeightFormat string
+
+const (
+	// WeightsF16 rounds the weights to half precision where the CPU has
+	// kernels for it (AVX-512), else keeps float32: decoding streams every
+	// weight at every step, and half the bytes is up to twice the speed;
+	// models shipped in F16 lose nothing.
+	WeightsF16 WeightFormat = "f16"
+	// WeightsBF16 rounds the weights, and each product's activations, to
+	// bfloat16, for the AVX-512 BF16 kernels: two multiply-adds an
+	// instruction, so a step of many threads, bound by arithmetic, runs
+	// up to twice as fast; a step of one streams the bytes of F16. Both
+	// operands keep 8 significant bits, so the tokens can differ from
+	// F16's; the Countdown model card has what that costs in accuracy.
+	WeightsBF16 WeightFormat = "bf16"
+	// WeightsF32 keeps the weights in float32: the model's own values.
+	WeightsF32 WeightFormat = "f32"
+)
+
+// ParseWeightFormat reads a weight format's name, "" meaning the default.
+func ParseWeightFormat(s string) (WeightFormat, error) {
+	switch f := WeightFormat(s); f {
+	case "", WeightsF16, WeightsBF16, WeightsF32:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown weight format %q (want %s, %s or %s)", s, WeightsF16, WeightsBF16, WeightsF32)
 }
 
 // kvScales is the scales of one cache block: none in half precision.
@@ -170,7 +196,10 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
 			opts.CacheBytes, maxBlocks, blockSize, cfg.MaxSeq, need, need*blockSize)
 	}
-	w := newWeights(cfg, m.Params, !opts.FloatWeights)
+	w, err := newWeights(cfg, m.Params, opts.Weights)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),

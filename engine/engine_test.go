@@ -14,6 +14,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/tensor"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -115,19 +116,33 @@ func alone(t *testing.T, m *model.Model, opts Options, req *backend.Request) *ba
 	return c
 }
 
-// Every test of equivalences runs with both caches, half precision and
-// 8-bit: each rounds a value the same way whatever the batch.
-var kvModes = []bool{false, true}
+// numericModes are the ways the engine rounds numbers: a half-precision or
+// an 8-bit cache, and bfloat16 products where the CPU has them. Every test
+// of equivalences runs with each: each rounds a value the same way
+// whatever the batch.
+func numericModes() []Options {
+	modes := []Options{{}, {KV8: true}}
+	if bf16Kernels() {
+		modes = append(modes, Options{Weights: WeightsBF16})
+	}
+	return modes
+}
+
+// bf16Kernels says whether this CPU runs the bfloat16 products.
+func bf16Kernels() bool {
+	_, ok := tensor.PackBF16(make([]float32, 1), 1, 1, 0)
+	return ok
+}
 
 func TestBatchedGreedyMatchesAlone(t *testing.T) {
-	for _, kv8 := range kvModes {
+	for _, mode := range numericModes() {
 		for _, hd := range []int{8, 16} {
-			batchedMatchesAlone(t, hd, kv8)
+			batchedMatchesAlone(t, hd, mode)
 		}
 	}
 }
 
-func batchedMatchesAlone(t *testing.T, hd int, kv8 bool) {
+func batchedMatchesAlone(t *testing.T, hd int, mode Options) {
 	m := testModel(t, hd)
 	rng := rand.New(rand.NewPCG(1, 1))
 	var reqs []*backend.Request
@@ -136,15 +151,17 @@ func batchedMatchesAlone(t *testing.T, hd int, kv8 bool) {
 	}
 	var want [][]int
 	for _, r := range reqs {
-		want = append(want, ids(alone(t, m, Options{KV8: kv8}, r)))
+		want = append(want, ids(alone(t, m, mode, r)))
 	}
 	for _, step := range []int{0, 7} {
-		e := newEngine(t, m, Options{StepTokens: step, KV8: kv8})
+		opts := mode
+		opts.StepTokens = step
+		e := newEngine(t, m, opts)
 		got := completeAll(t, e, reqs)
 		for i := range reqs {
 			if !slices.Equal(ids(got[i]), want[i]) {
-				t.Errorf("head %d, 8-bit cache %v, step tokens %d: prompt %d of %d tokens decoded %v in a batch, %v alone",
-					hd, kv8, step, i, len(reqs[i].PromptTokens), ids(got[i]), want[i])
+				t.Errorf("head %d, %+v: prompt %d of %d tokens decoded %v in a batch, %v alone",
+					hd, opts, i, len(reqs[i].PromptTokens), ids(got[i]), want[i])
 			}
 			if got[i].Finish != backend.FinishLength || len(got[i].Tokens) != 24 {
 				t.Errorf("prompt %d: finish %q after %d tokens, want length after 24", i, got[i].Finish, len(got[i].Tokens))
@@ -154,8 +171,8 @@ func batchedMatchesAlone(t *testing.T, hd int, kv8 bool) {
 }
 
 func TestForkedChildrenMatchRecomputation(t *testing.T) {
-	for _, kv8 := range kvModes {
-		forkedChildrenMatch(t, Options{KV8: kv8})
+	for _, mode := range numericModes() {
+		forkedChildrenMatch(t, mode)
 	}
 }
 
@@ -184,7 +201,7 @@ func forkedChildrenMatch(t *testing.T, opts Options) {
 	for i, r := range reqs {
 		want := alone(t, m, opts, r)
 		if !slices.Equal(ids(got[i]), ids(want)) {
-			t.Errorf("8-bit cache %v: child %d decoded %v after a fork, %v recomputing its prefix", opts.KV8, i, ids(got[i]), ids(want))
+			t.Errorf("%+v: child %d decoded %v after a fork, %v recomputing its prefix", opts, i, ids(got[i]), ids(want))
 		}
 		if u := got[i].Usage; u.CachedPromptTokens != len(prefix) || u.PromptTokens != len(r.PromptTokens) {
 			t.Errorf("child %d: usage %+v, want %d cached of %d", i, u, len(prefix), len(r.PromptTokens))
@@ -261,14 +278,14 @@ func TestCancelFreesBlocks(t *testing.T) {
 }
 
 func TestEvictionUnderBudget(t *testing.T) {
-	for _, kv8 := range kvModes {
-		evictionUnderBudget(t, kv8)
+	for _, mode := range numericModes() {
+		evictionUnderBudget(t, mode)
 	}
 }
 
-func evictionUnderBudget(t *testing.T, kv8 bool) {
+func evictionUnderBudget(t *testing.T, mode Options) {
 	m := testModel(t, 16)
-	blockSize := int64(blockBytes(m.Config, kv8))
+	blockSize := int64(blockBytes(m.Config, mode.KV8))
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request
@@ -277,9 +294,11 @@ func evictionUnderBudget(t *testing.T, kv8 bool) {
 	}
 	var want [][]int
 	for _, r := range reqs {
-		want = append(want, ids(alone(t, m, Options{KV8: kv8}, r)))
+		want = append(want, ids(alone(t, m, mode, r)))
 	}
-	e := newEngine(t, m, Options{CacheBytes: maxBlocks * blockSize, KV8: kv8})
+	opts := mode
+	opts.CacheBytes = maxBlocks * blockSize
+	e := newEngine(t, m, opts)
 	// Ten threads of 130 tokens need 90 blocks at once: the engine must
 	// queue and preempt, and still decode what each decodes alone.
 	got := completeAll(t, e, reqs)
@@ -752,8 +771,11 @@ func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
 // speed (packed weights, a block cache, batching, attention divided per
 // head) must never drift from the model it serves.
 func TestMatchesTheModelsForward(t *testing.T) {
-	for _, o := range []Options{{FloatWeights: true}, {}, {FloatWeights: true, KV8: true}} {
-		floatWeights := o.FloatWeights
+	opts := []Options{{Weights: WeightsF32}, {}, {Weights: WeightsF32, KV8: true}}
+	if bf16Kernels() {
+		opts = append(opts, Options{Weights: WeightsBF16})
+	}
+	for _, o := range opts {
 		m := testModel(t, 8)
 		e := newEngine(t, m, o)
 		rng := rand.New(rand.NewPCG(3, 4))
@@ -783,10 +805,15 @@ func TestMatchesTheModelsForward(t *testing.T) {
 			seq = append(seq, tok.ID)
 		}
 		// The KV cache is in half precision (about 3 decimal digits), and
-		// with FloatWeights off the weights too.
+		// by default the weights too.
 		limit := 1e-2
-		if !floatWeights {
+		switch o.Weights {
+		case "", WeightsF16:
 			limit = 3e-2
+		case WeightsBF16:
+			// 8 significant bits for weights and activations, about 2
+			// decimal digits (measured: 0.065 on this model).
+			limit = 0.2
 		}
 		if o.KV8 {
 			// 8-bit keys and values: each within 1/254 of its head's

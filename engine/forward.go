@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"sync/atomic"
@@ -10,8 +12,8 @@ import (
 )
 
 // weights are a model's parameters laid out for batched decoding: every
-// matrix packed once for the microkernels (tensor.Pack), in half precision
-// unless told otherwise (decoding streams every weight at every step, so
+// matrix packed once for the microkernels (tensor.Pack), in the precision
+// Options.Weights names (decoding streams every weight at every step, so
 // half the bytes is up to twice the speed), with the q/k/v and gate/up
 // projections fused, so each step is a few products whose rows do not
 // change with the batch around them: a thread decodes the same tokens
@@ -36,38 +38,63 @@ type layerWeights struct {
 }
 
 // packRows packs the Hugging Face weights ws ([out, in] each, stacked
-// along out) as one in × Σout matrix, in half precision when halfW and the
-// CPU has the kernels for it.
-func packRows(halfW bool, in int, ws ...[]float32) *tensor.Packed {
+// along out) as one in × Σout matrix, in format f: half precision falls back
+// to float32 on a CPU without the kernels for it, bfloat16 does not.
+func packRows(f WeightFormat, in int, ws ...[]float32) (*tensor.Packed, error) {
 	var all []float32
 	for _, w := range ws {
 		all = append(all, w...)
 	}
-	if halfW {
+	switch f {
+	case "", WeightsF16:
 		if p, ok := tensor.PackHalf(all, in, len(all)/in, tensor.TransB); ok {
-			return p
+			return p, nil
 		}
+	case WeightsBF16:
+		p, ok := tensor.PackBF16(all, in, len(all)/in, tensor.TransB)
+		if !ok {
+			return nil, errors.New("engine: bf16 weights need a CPU with AVX-512 BF16, which this one lacks")
+		}
+		return p, nil
+	case WeightsF32:
+	default:
+		return nil, fmt.Errorf("engine: unknown weight format %q", f)
 	}
-	return tensor.Pack(all, in, len(all)/in, tensor.TransB)
+	return tensor.Pack(all, in, len(all)/in, tensor.TransB), nil
 }
 
-func newWeights(c model.Config, p *model.Params, halfW bool) *weights {
+func newWeights(c model.Config, p *model.Params, f WeightFormat) (*weights, error) {
 	w := &weights{cfg: c, qd: c.Heads * c.HeadDim, kvd: c.KVHeads * c.HeadDim}
 	w.qkv = w.qd + 2*w.kvd
 	w.embed = p.Embed
 	w.finalNorm = p.FinalNorm
-	w.lmHead = packRows(halfW, c.Dim, p.LMHead)
+	var err error
+	if w.lmHead, err = packRows(f, c.Dim, p.LMHead); err != nil {
+		return nil, err
+	}
 	w.rope = tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)
 	for _, lp := range p.Layers {
-		lw := layerWeights{attnNorm: lp.AttnNorm, mlpNorm: lp.MLPNorm,
-			wqkv: packRows(halfW, c.Dim, lp.Wq, lp.Wk, lp.Wv), wo: packRows(halfW, w.qd, lp.Wo),
-			wgu: packRows(halfW, c.Dim, lp.Wgate, lp.Wup), wdown: packRows(halfW, c.Hidden, lp.Wdown)}
+		lw := layerWeights{attnNorm: lp.AttnNorm, mlpNorm: lp.MLPNorm}
+		for _, m := range []struct {
+			dst *(*tensor.Packed)
+			in  int
+			ws  [][]float32
+		}{
+			{&lw.wqkv, c.Dim, [][]float32{lp.Wq, lp.Wk, lp.Wv}},
+			{&lw.wo, w.qd, [][]float32{lp.Wo}},
+			{&lw.wgu, c.Dim, [][]float32{lp.Wgate, lp.Wup}},
+			{&lw.wdown, c.Hidden, [][]float32{lp.Wdown}},
+		} {
+			if *m.dst, err = packRows(f, m.in, m.ws...); err != nil {
+				return nil, err
+			}
+		}
 		if c.QKVBias {
 			lw.bqkv = append(append(append([]float32(nil), lp.Bq...), lp.Bk...), lp.Bv...)
 		}
 		w.layers = append(w.layers, lw)
 	}
-	return w
+	return w, nil
 }
 
 // blockValues is the size of one cache block, in half-precision values:

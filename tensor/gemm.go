@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 )
@@ -189,6 +190,10 @@ type tileKernel struct {
 	// run16 is the same kernel over a half-precision panel of b, nil
 	// where the CPU has none.
 	run16 func(kc int, a []float32, pstride, istride int, b []uint16, c []float32, ldc int, acc bool)
+	// runBF is the kernel over bfloat16 pairs of both a and b (see
+	// PackBF16), nil where the CPU has none: kc counts pairs of depths,
+	// and the pair of row i at pair p starts at a[p·pstride+i·istride].
+	runBF func(kc int, a []uint16, pstride, istride int, b []uint16, c []float32, ldc int, acc bool)
 }
 
 // kernel is the set of microkernels for one instruction set.
@@ -210,32 +215,54 @@ type kernel struct {
 // mr is the height of the full tiles.
 func (k kernel) mr() int { return k.tiles[0].mr }
 
-// plan cuts rows into tiles, as indices into k.tiles: the tallest kernel
-// that fits, again and again. (A plan by a cycle model that ran 16 rows as
-// two tiles of 8 instead of 14 and 2 measured no faster: four alternating
-// runs of 16-thread decoding, 9,542–12,003 against 9,852–12,814 tokens/s.)
-// Any plan gives the same bits: every kernel sums in the same order.
+// plan cuts rows into tiles, as indices into k.tiles, at the least cost
+// by tileCost. Any plan gives the same bits: every kernel sums in the same
+// order.
 func (k kernel) plan(rows int, dst []int) []int {
+	// best[r] is the least cost of r rows, first[r] the tile that starts
+	// a plan of that cost.
+	var bestBuf, firstBuf [64]int
+	best, first := bestBuf[:0], firstBuf[:0]
+	if rows+1 > len(bestBuf) {
+		best, first = make([]int, 0, rows+1), make([]int, 0, rows+1)
+	}
+	best, first = append(best, 0), append(first, -1)
+	for r := 1; r <= rows; r++ {
+		best, first = append(best, math.MaxInt), append(first, -1)
+		for t, tk := range k.tiles {
+			if tk.mr <= r && best[r-tk.mr] != math.MaxInt {
+				if c := best[r-tk.mr] + tileCost(tk.mr); c < best[r] {
+					best[r], first[r] = c, t
+				}
+			}
+		}
+	}
+	if best[rows] == math.MaxInt {
+		panic("tensor: no kernel for the leftover rows")
+	}
 	dst = dst[:0]
-	for rows > 0 {
-		t := 0
-		for t < len(k.tiles)-1 && k.tiles[t].mr > rows {
-			t++
-		}
-		if k.tiles[t].mr > rows {
-			panic("tensor: no kernel for the leftover rows")
-		}
-		dst = append(dst, t)
-		rows -= k.tiles[t].mr
+	for r := rows; r > 0; r -= k.tiles[first[r]].mr {
+		dst = append(dst, first[r])
 	}
 	return dst
 }
+
+// tileCost is the time of a tile of mr rows, in rows of a full tile: a
+// tile of fewer than 5 rows keeps fewer than 10 accumulator chains, too
+// few to hide the multiply-add's latency, and takes as long as 5 rows
+// (alone, the 1-, 2- and 4-row tiles take 4.1–6.2 rows' time, the 8-row
+// one 8.0–8.3). So 16 rows run as 8 and 8, not 14 and 2: on one core 9%
+// faster in half precision and 17% in bfloat16 (BenchmarkPackedDecode);
+// 16 threads decoding, no faster in half precision and 5% in bfloat16
+// (BenchmarkDecode, ten alternating runs).
+func tileCost(mr int) int { return max(mr, 5) }
 
 // scratch holds one call's packing buffers; they are pooled so repeated
 // products allocate nothing.
 type scratch struct {
 	b, tile, row []float32
 	plan         []int
+	abf          []uint16 // a in bfloat16, for products with PackBF16 matrices
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -286,20 +313,9 @@ func gemmSerial(kern kernel, g gemmArgs, i0, i1, j0, j1 int) {
 
 // tiles multiplies the rows of op(a) from i0 on, depths [pc,pc+kc), by one
 // packed panel of b (bp, or in half precision bp16) into columns
-// [j, j+cols) of c, a tile at a time as s.plan says. An edge panel
-// (cols < nr) is computed whole into scratch, and what fits is kept.
+// [j, j+cols) of c, a tile at a time as s.plan says.
 func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0 int, bp []float32, bp16 []uint16, c Mat, j, cols int, acc bool) {
-	run := func(tk tileKernel, ap []float32, ps, is int, c []float32, ldc int, acc bool) {
-		if bp16 != nil {
-			tk.run16(kc, ap, ps, is, bp16, c, ldc, acc)
-		} else {
-			tk.run(kc, ap, ps, is, bp, c, ldc, acc)
-		}
-	}
-	nr := kern.nr
-	i := i0
-	for _, t := range s.plan {
-		tk := kern.tiles[t]
+	tileRows(kern, s, i0, c, j, cols, acc, func(tk tileKernel, i int, c []float32, ldc int, acc bool) {
 		var ap []float32
 		ps, is := 1, a.Stride
 		if transA {
@@ -307,12 +323,28 @@ func tiles(kern kernel, s *scratch, a Mat, transA bool, pc, kc, i0 int, bp []flo
 		} else {
 			ap = a.Data[i*a.Stride+pc:]
 		}
+		if bp16 != nil {
+			tk.run16(kc, ap, ps, is, bp16, c, ldc, acc)
+		} else {
+			tk.run(kc, ap, ps, is, bp, c, ldc, acc)
+		}
+	})
+}
+
+// tileRows runs the tiles of s.plan from row i0 on into columns
+// [j, j+cols) of c: run computes kernel tk's rows from i into c. An edge
+// panel (cols < nr) is computed whole into scratch, and what fits is kept.
+func tileRows(kern kernel, s *scratch, i0 int, c Mat, j, cols int, acc bool, run func(tk tileKernel, i int, c []float32, ldc int, acc bool)) {
+	nr := kern.nr
+	i := i0
+	for _, t := range s.plan {
+		tk := kern.tiles[t]
 		ci := i*c.Stride + j
 		if cols == nr {
-			run(tk, ap, ps, is, c.Data[ci:], c.Stride, acc)
+			run(tk, i, c.Data[ci:], c.Stride, acc)
 		} else {
 			s.tile = grow(s.tile, tk.mr*nr)
-			run(tk, ap, ps, is, s.tile, nr, false)
+			run(tk, i, s.tile, nr, false)
 			for r := range tk.mr {
 				dst := c.Data[ci+r*c.Stride : ci+r*c.Stride+cols]
 				src := s.tile[r*nr : r*nr+cols]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/braid-dev/braid/internal/half"
@@ -351,6 +352,34 @@ func TestGemmPackedHalf(t *testing.T) {
 						t.Fatalf("%dx%dx%d: row %d alone differs at %d", m, k, n, i, j)
 					}
 				}
+			}
+		}
+	}
+}
+
+// A product's rows are cut into the tiles that take least time, and every
+// row is computed exactly once.
+func TestPlan(t *testing.T) {
+	kern := kernel{tiles: []tileKernel{{mr: 14}, {mr: 8}, {mr: 4}, {mr: 2}, {mr: 1}}} // AVX-512's heights
+	for rows, want := range map[int][]int{1: {1}, 8: {8}, 14: {14}, 15: {14, 1}, 16: {8, 8}, 18: {14, 4}, 20: {8, 8, 4}, 28: {14, 14}} {
+		var got []int
+		for _, t := range kern.plan(rows, nil) {
+			got = append(got, kern.tiles[t].mr)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%d rows: tiles of %v rows, want %v", rows, got, want)
+		}
+	}
+	for _, k := range kernels() {
+		for rows := 1; rows <= 200; rows++ {
+			sum := 0
+			for _, t := range k.plan(rows, nil) {
+				sum += k.tiles[t].mr
+			}
+			if sum != rows {
+				t.Fatalf("%s: a plan of %d rows covers %d", k.name, rows, sum)
 			}
 		}
 	}

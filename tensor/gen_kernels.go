@@ -44,6 +44,14 @@ func main() {
 		microkernelB(&b, fmt.Sprintf("kernelF16AVX512x%dx32", mr), mr, 2, 64, "Z", [2]int{30, 31}, 28, "VPXORD", true)
 		b.WriteString("\n")
 	}
+	// And over bfloat16 pairs of both a and b, for CPUs with AVX-512 BF16:
+	// twice the multiply-adds an instruction, for products of many rows,
+	// which are bound by arithmetic rather than by the weights' bytes.
+	for _, mr := range []int{14, 8, 4, 2, 1} {
+		microkernelBF16(&b, fmt.Sprintf("kernelBF16AVX512x%dx32", mr), mr)
+		b.WriteString("\n")
+	}
+	toBF16(&b)
 	gemv(&b, "gemvAVX512x128", 8, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX512x16", 1, 64, "Z", "VPXORD")
 	gemv(&b, "gemvAVX2x64", 8, 32, "Y", "VXORPS")
@@ -150,28 +158,12 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	p("\tMOVQ c+40(FP), DI")
 	p("\tMOVQ ldc+48(FP), R8")
 	p("\tSHLQ $2, R8")
-	// Row i's address: a base (AX for rows 0-4, R12 = AX+5·istride for 5-9,
-	// R13 = AX+10·istride for 10-13) plus 0, 1, 2, 3 or 4 istrides, the
-	// last three through R10·2, R11 = 3·istride and R10·4.
+	// The row bases and multiples of istride rowAddr reads through.
 	p("\tLEAQ (R10)(R10*2), R11")
 	p("\tLEAQ (AX)(R10*4), R12")
 	p("\tADDQ R10, R12")
 	p("\tLEAQ (R12)(R10*4), R13")
 	p("\tADDQ R10, R13")
-	row := func(i int) string {
-		base := [...]string{"AX", "R12", "R13"}[i/5]
-		switch i % 5 {
-		case 0:
-			return "(" + base + ")"
-		case 1:
-			return "(" + base + ")(R10*1)"
-		case 2:
-			return "(" + base + ")(R10*2)"
-		case 3:
-			return "(" + base + ")(R11*1)"
-		}
-		return "(" + base + ")(R10*4)"
-	}
 	for r := range mr * vecs {
 		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
 	}
@@ -190,7 +182,7 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	}
 	for i := range mr {
 		br := bcast[i%2]
-		p("\tVBROADCASTSS %s, %s%d", row(i), reg, br)
+		p("\tVBROADCASTSS %s, %s%d", rowAddr(i), reg, br)
 		for v := range vecs {
 			p("\tVFMADD231PS %s%d, %s%d, %s%d", reg, breg+v, reg, br, reg, i*vecs+v)
 		}
@@ -206,6 +198,32 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)
 	p("")
+	storeTile(b, name, mr, vecs, vbytes, reg)
+}
+
+// rowAddr is the address of row i's value in a microkernel: a base (AX
+// for rows 0-4, R12 = AX+5·istride for 5-9, R13 = AX+10·istride for 10-13)
+// plus 0, 1, 2, 3 or 4 istrides, the last three through R10·2,
+// R11 = 3·istride and R10·4.
+func rowAddr(i int) string {
+	base := [...]string{"AX", "R12", "R13"}[i/5]
+	switch i % 5 {
+	case 0:
+		return "(" + base + ")"
+	case 1:
+		return "(" + base + ")(R10*1)"
+	case 2:
+		return "(" + base + ")(R10*2)"
+	case 3:
+		return "(" + base + ")(R11*1)"
+	}
+	return "(" + base + ")(R10*4)"
+}
+
+// storeTile writes a microkernel's epilogue: the mr×vecs accumulators go
+// to c (DI, row stride R8 bytes), added to what c holds when acc is set.
+func storeTile(b *strings.Builder, name string, mr, vecs, vbytes int, reg string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("\tMOVBLZX acc+56(FP), SI")
 	p("\tTESTL SI, SI")
 	p("\tJZ %s_store", name)
@@ -230,6 +248,102 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	}
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// microkernelBF16 writes an mr×32 kernel over bfloat16 pairs: for every
+// pair of depths p it loads the packed panel's 2 vectors (lane j holds
+// b[2p][j] and b[2p+1][j]), broadcasts each row's pair of a
+// (a[i][2p], a[i][2p+1]) and issues VDPBF16PS, which adds both products to
+// the float32 accumulator: twice the multiply-adds of one VFMADD231PS.
+// kc counts pairs; a's strides are in bytes, as in microkernel.
+func microkernelBF16(b *strings.Builder, name string, mr int) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	const vecs, breg = 2, 28
+	bcast := [2]int{30, 31}
+	p("// func %s(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
+	p("\tMOVQ kc+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ pstride+16(FP), R14")
+	p("\tMOVQ istride+24(FP), R10")
+	p("\tMOVQ b+32(FP), BX")
+	p("\tMOVQ c+40(FP), DI")
+	p("\tMOVQ ldc+48(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tLEAQ (R10)(R10*2), R11")
+	p("\tLEAQ (AX)(R10*4), R12")
+	p("\tADDQ R10, R12")
+	p("\tLEAQ (R12)(R10*4), R13")
+	p("\tADDQ R10, R13")
+	for r := range mr * vecs {
+		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
+	}
+	p("")
+	p("%s_loop:", name)
+	for v := range vecs {
+		p("\tVMOVDQU32 %d(BX), Z%d", v*64, breg+v)
+	}
+	for i := range mr {
+		br := bcast[i%2]
+		p("\tVPBROADCASTD %s, Z%d", rowAddr(i), br)
+		for v := range vecs {
+			p("\t%s // VDPBF16PS Z%d, Z%d, Z%d", evex512F3x38(0x52, i*vecs+v, br, breg+v), breg+v, br, i*vecs+v)
+		}
+	}
+	p("\tADDQ R14, AX")
+	if mr > 5 {
+		p("\tADDQ R14, R12")
+	}
+	if mr > 10 {
+		p("\tADDQ R14, R13")
+	}
+	p("\tADDQ $%d, BX", vecs*64)
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("")
+	storeTile(b, name, mr, vecs, 64, "Z")
+}
+
+// toBF16 writes the vector conversion of float32 to bfloat16, rounding to
+// nearest even (VCVTNEPS2BF16), 16 values a round.
+func toBF16(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("// func toBF16AVX512(dst *uint16, src *float32, blocks int)")
+	p("TEXT ·toBF16AVX512(SB), NOSPLIT, $0-24")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ src+8(FP), SI")
+	p("\tMOVQ blocks+16(FP), CX")
+	p("\tTESTQ CX, CX")
+	p("\tJZ toBF16AVX512_done")
+	p("toBF16AVX512_loop:")
+	p("\tVMOVUPS (SI), Z0")
+	p("\t%s // VCVTNEPS2BF16 Z0, Y1", evex512F3x38(0x72, 1, 0, 0))
+	p("\tVMOVDQU Y1, (DI)")
+	p("\tADDQ $64, SI")
+	p("\tADDQ $32, DI")
+	p("\tDECQ CX")
+	p("\tJNZ toBF16AVX512_loop")
+	p("toBF16AVX512_done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// evex512F3x38 encodes a 512-bit register-form instruction of the F3 0F38
+// map (VDPBF16PS is 0x52, VCVTNEPS2BF16 0x72) as BYTE directives, for the
+// AVX-512 BF16 instructions Go's assembler does not know: dst in ModRM.reg,
+// src1 in EVEX.vvvv (0 when unused), src2 in ModRM.rm.
+func evex512F3x38(op byte, dst, src1, src2 int) string {
+	inv := func(bit int) byte { return byte(1 - bit) }
+	p0 := inv(dst>>3&1)<<7 | inv(src2>>4&1)<<6 | inv(src2>>3&1)<<5 | inv(dst>>4&1)<<4 | 0b10
+	p1 := byte(^src1&15)<<3 | 1<<2 | 0b10
+	p2 := byte(0b10)<<5 | inv(src1>>4&1)<<3
+	modrm := byte(0xC0) | byte(dst&7)<<3 | byte(src2&7)
+	var parts []string
+	for _, x := range []byte{0x62, p0, p1, p2, op, modrm} {
+		parts = append(parts, fmt.Sprintf("BYTE $0x%02x", x))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // gemv writes a kernel for one row of a times a strip of b: c[0:w] =

@@ -48,6 +48,21 @@ func kernelF16AVX512x2x32(kc int, a *float32, pstride, istride int, b *uint16, c
 //go:noescape
 func kernelF16AVX512x1x32(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
 
+//go:noescape
+func kernelBF16AVX512x14x32(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelBF16AVX512x8x32(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelBF16AVX512x4x32(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelBF16AVX512x2x32(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernelBF16AVX512x1x32(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
 type asmKernel func(kc int, a *float32, pstride, istride int, b, c *float32, ldc int, acc bool)
 
 type asmKernelF16 func(kc int, a *float32, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
@@ -72,14 +87,30 @@ func withF16(t tileKernel, nr int, f asmKernelF16) tileKernel {
 	return t
 }
 
+type asmKernelBF16 func(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)
+
+// withBF16 adds to a tile kernel its twin over bfloat16 pairs, where the
+// CPU has AVX-512 BF16.
+func withBF16(t tileKernel, nr int, f asmKernelBF16) tileKernel {
+	if !cpu.X86.HasAVX512BF16 {
+		return t
+	}
+	mr := t.mr
+	t.runBF = func(kc int, a []uint16, ps, is int, b []uint16, c []float32, ldc int, acc bool) {
+		_, _, _ = a[(kc-1)*ps+(mr-1)*is+1], b[kc*2*nr-1], c[(mr-1)*ldc+nr-1]
+		f(kc, &a[0], 2*ps, 2*is, &b[0], &c[0], ldc, acc)
+	}
+	return t
+}
+
 var avx512Kernel = kernel{
 	name: "avx512", nr: 32,
 	tiles: []tileKernel{
-		withF16(wrap(14, 32, kernelAVX512x14x32), 32, kernelF16AVX512x14x32),
-		withF16(wrap(8, 32, kernelAVX512x8x32), 32, kernelF16AVX512x8x32),
-		withF16(wrap(4, 32, kernelAVX512x4x32), 32, kernelF16AVX512x4x32),
-		withF16(wrap(2, 32, kernelAVX512x2x32), 32, kernelF16AVX512x2x32),
-		withF16(wrap(1, 32, kernelAVX512x1x32), 32, kernelF16AVX512x1x32)},
+		withBF16(withF16(wrap(14, 32, kernelAVX512x14x32), 32, kernelF16AVX512x14x32), 32, kernelBF16AVX512x14x32),
+		withBF16(withF16(wrap(8, 32, kernelAVX512x8x32), 32, kernelF16AVX512x8x32), 32, kernelBF16AVX512x8x32),
+		withBF16(withF16(wrap(4, 32, kernelAVX512x4x32), 32, kernelF16AVX512x4x32), 32, kernelBF16AVX512x4x32),
+		withBF16(withF16(wrap(2, 32, kernelAVX512x2x32), 32, kernelF16AVX512x2x32), 32, kernelBF16AVX512x2x32),
+		withBF16(withF16(wrap(1, 32, kernelAVX512x1x32), 32, kernelF16AVX512x1x32), 32, kernelBF16AVX512x1x32)},
 	strips: []gemvStrip{{128, gemvAVX512x128}, {16, gemvAVX512x16}},
 	dot4:   true,
 }
@@ -387,5 +418,20 @@ func toHalfVector(dst []uint16, src []float32) int {
 	}
 	_ = dst[blocks*16-1]
 	toHalfAVX512(&dst[0], &src[0], blocks)
+	return blocks * 16
+}
+
+//go:noescape
+func toBF16AVX512(dst *uint16, src *float32, blocks int)
+
+// toBF16Vector converts the leading multiple of 16 values with
+// VCVTNEPS2BF16 (as half.BF16FromFloat32) and returns how many.
+func toBF16Vector(dst []uint16, src []float32) int {
+	blocks := len(src) / 16
+	if !cpu.X86.HasAVX512BF16 || blocks == 0 {
+		return 0
+	}
+	_ = dst[blocks*16-1]
+	toBF16AVX512(&dst[0], &src[0], blocks)
 	return blocks * 16
 }

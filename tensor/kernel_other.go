@@ -30,3 +30,5 @@ func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) 
 func toHalfVector(dst []uint16, src []float32) int { return 0 }
 
 func mulVector(dst, a, b []float32) int { return 0 }
+
+func toBF16Vector(dst []uint16, src []float32) int { return 0 }

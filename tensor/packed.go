@@ -22,6 +22,9 @@ type Packed struct {
 	// for a matrix packed by PackHalf.
 	data []float32
 	half []uint16
+	// bf holds the panels in bfloat16 pairs instead, for a matrix packed
+	// by PackBF16 (see there).
+	bf []uint16
 }
 
 // Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
@@ -129,6 +132,10 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 
 // packedSerial computes rows [i0,i1) of c against panels [q0,q1) of b.
 func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
+	if b.bf != nil {
+		packedSerialBF(g, b, i0, i1, q0, q1)
+		return
+	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	kern, nr := b.kern, b.kern.nr

@@ -441,7 +441,7 @@ func dropFailedGroups(rollouts []*rollout, size int) (kept []*rollout, dropped i
 // rollouts samples Group searches of each of the step's problems from the
 // current policy, all at once on one engine.
 func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
-	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, FloatWeights: true})
+	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, Weights: engine.WeightsF32})
 	if err != nil {
 		return nil, err
 	}

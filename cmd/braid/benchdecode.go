@@ -45,6 +45,7 @@ type forkMemory struct {
 type decodeReport struct {
 	Config       string       `json:"config"`
 	Parameters   int          `json:"parameters"`
+	Weights      string       `json:"weights"`
 	PromptTokens int          `json:"prompt_tokens"`
 	NewTokens    int          `json:"new_tokens"`
 	Decode       []rateResult `json:"decode"`
@@ -59,7 +60,8 @@ func newBenchDecodeCmd() *cobra.Command {
 		prompt, tokens      int
 		prefix, children    int
 		suffix              int
-		floatWeights        bool
+		weights             string
+		f32Weights          bool
 		kvType              string
 	)
 	cmd := &cobra.Command{
@@ -81,6 +83,10 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			kv8, err := parseKVCacheType(kvType)
+			if err != nil {
+				return err
+			}
+			wf, err := parseWeights(weights, f32Weights)
 			if err != nil {
 				return err
 			}
@@ -111,11 +117,11 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 				return err
 			}
 			m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.02)
-			rep := decodeReport{Config: name, Parameters: m.Params.Count(), PromptTokens: prompt, NewTokens: tokens}
+			rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: prompt, NewTokens: tokens}
 			ctx := cmd.Context()
 			bar := newProgress(cmd.ErrOrStderr(), len(threadList)+1, "decode")
 			for _, t := range threadList {
-				pre, dec, err := benchThreads(ctx, m, engine.Options{FloatWeights: floatWeights, KV8: kv8}, t, prompt, tokens)
+				pre, dec, err := benchThreads(ctx, m, engine.Options{Weights: wf, KV8: kv8}, t, prompt, tokens)
 				if err != nil {
 					return err
 				}
@@ -135,8 +141,8 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			if asJSON {
 				return printJSON(out, rep)
 			}
-			fmt.Fprintf(out, "%s, %d parameters, random weights; %d-token prompts, %d new tokens per thread\n",
-				rep.Config, rep.Parameters, prompt, tokens)
+			fmt.Fprintf(out, "%s, %d parameters, random weights in %s; %d-token prompts, %d new tokens per thread\n",
+				rep.Config, rep.Parameters, rep.Weights, prompt, tokens)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t")
 			for i, r := range rep.Decode {
@@ -162,7 +168,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&prefix, "prefix", 1000, "tokens of the shared prefix in the fork memory test (0: skip it)")
 	f.IntVar(&children, "children", 16, "children in the fork memory test (0: skip it)")
 	f.IntVar(&suffix, "suffix", 128, "tokens each child generates in the fork memory test")
-	f.BoolVar(&floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
+	registerWeightFlags(f, &weights, &f32Weights)
 	f.StringVar(&kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 or q8 (8-bit)")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/reason"
@@ -39,6 +40,11 @@ type evalConfig struct {
 	// Context is --context, recorded only when set.
 	Context    int  `json:"context,omitempty"`
 	JoinAtGoal bool `json:"join_at_goal,omitempty"`
+	// Weights and KVCache are --weights and --kv-cache-type, recorded
+	// only when they are not the defaults, so that earlier runs keep
+	// their ids: they change the numbers, and so the samples.
+	Weights string `json:"weights,omitempty"`
+	KVCache string `json:"kv_cache,omitempty"`
 	// ModelSum fingerprints the embedded engine's model files (config,
 	// tokenizer, weights); runs before it was kept lack it.
 	ModelSum string `json:"model_sum,omitempty"`
@@ -129,6 +135,16 @@ skips such lines, each reported.`,
 				// saving) is not recorded as the model it replaced.
 				if cfg.ModelSum, err = ef.fingerprint(); err != nil {
 					return err
+				}
+				opts, err := ef.options()
+				if err != nil {
+					return err
+				}
+				if opts.Weights != "" && opts.Weights != engine.WeightsF16 {
+					cfg.Weights = string(opts.Weights)
+				}
+				if opts.KV8 {
+					cfg.KVCache = "q8"
 				}
 			}
 			var solve func(context.Context, eval.Cell) (eval.Outcome, error)

@@ -10,18 +10,20 @@ import (
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // engineFlags are the options of every command that runs the embedded
 // engine.
 type engineFlags struct {
-	modelDir     string
-	cacheMiB     int
-	stepToks     int
-	threadCap    int
-	floatWeights bool
-	kvType       string
-	context      int
+	modelDir   string
+	cacheMiB   int
+	stepToks   int
+	threadCap  int
+	weights    string
+	f32Weights bool // the deprecated spelling of --weights f32
+	kvType     string
+	context    int
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
@@ -30,7 +32,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
-	fl.BoolVar(&f.floatWeights, "f32-weights", false, "keep the weights in float32 (default: half precision where the CPU has kernels for it)")
+	registerWeightFlags(fl, &f.weights, &f.f32Weights)
 	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
 	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
 }
@@ -50,8 +52,37 @@ func (f *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
-	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FloatWeights: f.floatWeights,
+	weights, err := parseWeights(f.weights, f.f32Weights)
+	if err != nil {
+		return engine.Options{}, err
+	}
+	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, Weights: weights,
 		KV8: kv8, Context: f.context}, nil
+}
+
+// registerWeightFlags adds --weights, and --f32-weights, the flag it
+// replaced, kept so that scripts written for it still run.
+func registerWeightFlags(fl *pflag.FlagSet, weights *string, f32 *bool) {
+	fl.StringVar(weights, "weights", string(engine.WeightsF16), "the weight matrices' numbers: f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations: up to 2x the speed of many threads, needs AVX-512 BF16, 8 significant bits) or f32")
+	fl.BoolVar(f32, "f32-weights", false, "keep the weights in float32")
+	if err := fl.MarkDeprecated("f32-weights", "use --weights f32"); err != nil {
+		panic(err) // the flag was just added
+	}
+}
+
+// parseWeights reads --weights, and --f32-weights where it was given.
+func parseWeights(s string, f32 bool) (engine.WeightFormat, error) {
+	w, err := engine.ParseWeightFormat(s)
+	if err != nil {
+		return "", usageErrorf("--weights: %v", err)
+	}
+	if f32 {
+		if w != engine.WeightsF16 && w != engine.WeightsF32 {
+			return "", usageErrorf("--f32-weights contradicts --weights %s", w)
+		}
+		w = engine.WeightsF32
+	}
+	return w, nil
 }
 
 // parseKVCacheType reads --kv-cache-type: whether the cache is 8-bit.

@@ -58,3 +58,25 @@ func ToFloat32(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }
+
+// BF16FromFloat32 rounds x to bfloat16 (float32's sign and exponent, 7
+// bits of mantissa) as VCVTNEPS2BF16 does, so that Go and the vector
+// conversion agree bit for bit: to nearest, ties to even; subnormals
+// become zero of the same sign; NaN stays a quiet NaN; values that round
+// past the largest finite become ±Inf.
+func BF16FromFloat32(x float32) uint16 {
+	b := math.Float32bits(x)
+	switch exp := b >> 23 & 0xff; {
+	case exp == 0:
+		return uint16(b>>16) & 0x8000
+	case exp == 0xff:
+		if b&0x7fffff != 0 {
+			return uint16(b>>16) | 0x40
+		}
+		return uint16(b >> 16)
+	}
+	return uint16((b + 0x7fff + (b >> 16 & 1)) >> 16)
+}
+
+// BF16ToFloat32 widens a bfloat16 exactly.
+func BF16ToFloat32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

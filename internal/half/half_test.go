@@ -58,3 +58,35 @@ func TestFromFloat32RoundsToNearestEven(t *testing.T) {
 		t.Error("overflow or underflow")
 	}
 }
+
+// BF16FromFloat32 rounds to nearest, ties to even, flushes subnormals to
+// zero and keeps NaNs quiet, as VCVTNEPS2BF16 does.
+func TestBF16FromFloat32(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want uint16
+	}{
+		{0x3f800000, 0x3f80}, // 1
+		{0x3f808000, 0x3f80}, // a tie below an even neighbour: down
+		{0x3f818000, 0x3f82}, // a tie below an odd one: up
+		{0x3f808001, 0x3f81}, // past the tie: up
+		{0x3f807fff, 0x3f80}, // short of it: down
+		{0x7f7fffff, 0x7f80}, // the largest float32 rounds past the largest bfloat16
+		{0x00400000, 0x0000}, // a subnormal: zero
+		{0x80400000, 0x8000}, // keeping its sign
+		{0xff800000, 0xff80}, // -Inf
+		{0x7f800001, 0x7fc0}, // a signalling NaN comes back quiet
+	} {
+		if got := BF16FromFloat32(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("%#08x: got %#04x, want %#04x", c.in, got, c.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	for range 100000 {
+		x := float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(20)-10)))
+		h := BF16FromFloat32(x)
+		if d, bound := math.Abs(float64(BF16ToFloat32(h)-x)), math.Abs(float64(x))/256; d > bound {
+			t.Fatalf("%g became %g: off by %g, more than half a unit (%g)", x, BF16ToFloat32(h), d, bound)
+		}
+	}
+}

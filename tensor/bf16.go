@@ -1,0 +1,95 @@
+package tensor
+
+import (
+	"github.com/braid-dev/braid/internal/half"
+)
+
+// PackBF16 is Pack for products in bfloat16: b's values rounded to
+// bfloat16 and laid out in pairs of depths, which the AVX-512 BF16
+// kernels multiply by a's rows, rounded the same way, two multiply-adds
+// to an instruction into float32 sums. That doubles the arithmetic rate of
+// products of many rows (batched decoding, prefill), which are bound by
+// it, and streams as many bytes as PackHalf for products of few. The
+// price is precision: 8 significant bits for a and b instead of 24 and 11.
+// It reports false, packing nothing, on a CPU without the kernels.
+//
+// Panel q of the depth block at pc holds, for each pair of depths p, nr
+// pairs: value 2j is b[pc+2p][q·nr+j], 2j+1 is b[pc+2p+1][q·nr+j] (zero
+// past k).
+func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
+	for _, t := range bestKernel.tiles {
+		if t.runBF == nil {
+			return nil, false
+		}
+	}
+	p := Pack(b, k, n, f)
+	nr := p.kern.nr
+	panels := ceilDiv(n, nr)
+	p.bf = make([]uint16, panels*nr*(k+k%2))
+	for pc := 0; pc < k; pc += kcBlock {
+		kc := min(kcBlock, k-pc)
+		for q := range panels {
+			src, _ := p.panel(pc, q)
+			dst := p.panelBF(pc, q)
+			for d := range kc {
+				for j := range nr {
+					dst[(d/2)*2*nr+2*j+d%2] = half.BF16FromFloat32(src[d*nr+j])
+				}
+			}
+		}
+	}
+	p.data = nil
+	return p, true
+}
+
+// panelBF returns panel q of the depth block starting at pc of a matrix
+// packed by PackBF16. Every block but the last is a whole, even kcBlock, so
+// block pc starts where it does in the float32 layout.
+func (p *Packed) panelBF(pc, q int) []uint16 {
+	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
+	kc += kc % 2
+	off := pc*ceilDiv(p.n, nr)*nr + q*kc*nr
+	return p.bf[off : off+kc*nr]
+}
+
+// ToBF16 rounds src to bfloat16 into dst (as half.BF16FromFloat32).
+func ToBF16(dst []uint16, src []float32) {
+	_ = dst[len(src)-1]
+	for i := toBF16Vector(dst, src); i < len(src); i++ {
+		dst[i] = half.BF16FromFloat32(src[i])
+	}
+}
+
+// packedSerialBF is packedSerial for a matrix packed by PackBF16: it rounds
+// rows [i0,i1) of a to bfloat16 once, then runs the pair kernels.
+func packedSerialBF(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	kp := b.k + b.k%2 // a row in pairs, the last one padded with zero
+	if cap(s.abf) < (i1-i0)*kp {
+		s.abf = make([]uint16, (i1-i0)*kp)
+	}
+	abf := s.abf[:(i1-i0)*kp]
+	for i := i0; i < i1; i++ {
+		row := abf[(i-i0)*kp : (i-i0+1)*kp]
+		ToBF16(row[:b.k], g.a.Data[i*g.a.Stride:i*g.a.Stride+b.k])
+		if b.k%2 == 1 {
+			row[b.k] = 0
+		}
+	}
+	kern, nr := b.kern, b.kern.nr
+	mc := mcRows * kern.mr()
+	for pc := 0; pc < b.k; pc += kcBlock {
+		pairs := (min(kcBlock, b.k-pc) + 1) / 2
+		acc := g.f&Accumulate != 0 || pc > 0
+		for ic := i0; ic < i1; ic += mc {
+			s.plan = kern.plan(min(i1, ic+mc)-ic, s.plan)
+			for q := q0; q < q1; q++ {
+				bp := b.panelBF(pc, q)
+				tileRows(kern, s, ic, g.c, q*nr, min(nr, b.n-q*nr), acc, func(tk tileKernel, i int, c []float32, ldc int, acc bool) {
+					tk.runBF(pairs, abf[(i-i0)*kp+pc:], 2, kp, bp, c, ldc, acc)
+				})
+			}
+		}
+	}
+}
