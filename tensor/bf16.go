@@ -54,7 +54,7 @@ func (p *Packed) panelBF(pc, q int) []uint16 {
 
 // ToBF16 rounds src to bfloat16 into dst (as half.BF16FromFloat32).
 func ToBF16(dst []uint16, src []float32) {
-	_ = dst[len(src)-1]
+	checkLen("ToBF16", len(dst), len(src))
 	for i := toBF16Vector(dst, src); i < len(src); i++ {
 		dst[i] = half.BF16FromFloat32(src[i])
 	}

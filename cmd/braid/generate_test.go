@@ -95,9 +95,10 @@ func TestBenchDecodeJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ := expectExit(t, 0, "", "bench", "decode", "--config", cfg, "--threads", "1,3", "--prompt", "5", "--tokens", "6",
-		"--prefix", "40", "--children", "4", "--suffix", "10", "--json")
+		"--prefix", "40", "--children", "4", "--suffix", "10", "--weights", "f32", "--json")
 	var rep struct {
-		Decode []struct {
+		Weights string `json:"weights"`
+		Decode  []struct {
 			Threads      int     `json:"threads"`
 			TokensPerSec float64 `json:"tokens_per_s"`
 		} `json:"decode"`
@@ -111,6 +112,9 @@ func TestBenchDecodeJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Weights != "f32" {
+		t.Errorf("weights %q, want f32", rep.Weights)
 	}
 	if len(rep.Decode) != 2 || rep.Decode[0].Threads != 1 || rep.Decode[1].Threads != 3 || rep.Decode[1].TokensPerSec <= 0 || len(rep.Prefill) != 2 {
 		t.Errorf("decode: %+v", rep.Decode)
@@ -375,6 +379,28 @@ func TestEvalContext(t *testing.T) {
 	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"},
 		{"--join-at-goal", "--task", "math"}} {
 		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, bad[0]) {
+			t.Errorf("%v: %s", bad, errs)
+		}
+	}
+}
+
+// The weights' and the KV cache's numbers change the samples, so they
+// are part of a run: another format starts another run, the default named
+// resumes the run it names by default, and a bad name is a usage error.
+func TestEvalWeightsAndCache(t *testing.T) {
+	_, args := smallEval(t)
+	_, own := expectExit(t, 0, "", args...)
+	_, named := expectExit(t, 0, "", append(args, "--weights", "f16", "--kv-cache-type", "f16")...)
+	if evalRunID(named) != evalRunID(own) {
+		t.Errorf("--weights f16 --kv-cache-type f16 started run %s, not the default's %s", evalRunID(named), evalRunID(own))
+	}
+	for _, other := range [][]string{{"--weights", "f32"}, {"--f32-weights"}, {"--kv-cache-type", "q8"}} {
+		if _, errs := expectExit(t, 0, "", append(args, other...)...); evalRunID(errs) == evalRunID(own) {
+			t.Errorf("%v resumed the default's run %s", other, evalRunID(own))
+		}
+	}
+	for _, bad := range [][]string{{"--weights", "fp8"}, {"--f32-weights", "--weights", "bf16"}} {
+		if _, errs := expectExit(t, 2, "", append(args, bad...)...); !strings.Contains(errs, "--weights") {
 			t.Errorf("%v: %s", bad, errs)
 		}
 	}
