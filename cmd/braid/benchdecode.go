@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -48,6 +49,7 @@ type decodeReport struct {
 	Weights      string       `json:"weights"`
 	PromptTokens int          `json:"prompt_tokens"`
 	NewTokens    int          `json:"new_tokens"`
+	Rounds       int          `json:"rounds"`
 	Decode       []rateResult `json:"decode"`
 	Prefill      []rateResult `json:"prefill"`
 	ForkMemory   *forkMemory  `json:"fork_memory,omitempty"`
@@ -59,7 +61,7 @@ func newBenchDecodeCmd() *cobra.Command {
 		configPath, threads string
 		prompt, tokens      int
 		prefix, children    int
-		suffix              int
+		suffix, rounds      int
 		weights             string
 		f32Weights          bool
 		kvType              string
@@ -70,7 +72,10 @@ func newBenchDecodeCmd() *cobra.Command {
 		Long: `Measure the engine on a model of random weights: for each thread count T,
 T threads with distinct random prompts are prefilled together (prefill
 tokens/s), then decode --tokens tokens each, concurrently in one batch
-(aggregate decode tokens/s, the prompts already cached). Then --children
+(aggregate decode tokens/s, the prompts already cached). That is repeated
+--rounds times with new prompts, the thread counts taking turns within each
+round so that all see the same machine, and each figure is the median of
+its rounds: a shared machine's speed drifts within minutes. Then --children
 threads forked from one --prefix-token prompt each generate --suffix tokens,
 and their KV memory is compared with as many independent threads and with
 one thread plus the children's own suffixes.
@@ -94,8 +99,8 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			if err != nil {
 				return usageErrorf("--threads: %v", err)
 			}
-			if prompt <= 0 || tokens <= 0 || prefix < 0 || children < 0 || suffix <= 0 {
-				return usageErrorf("--prompt, --tokens and --suffix must be positive, --prefix and --children >= 0")
+			if prompt <= 0 || tokens <= 0 || prefix < 0 || children < 0 || suffix <= 0 || rounds <= 0 {
+				return usageErrorf("--prompt, --tokens, --suffix and --rounds must be positive, --prefix and --children >= 0")
 			}
 			c := plannedConfig()
 			name := "planned countdown model (d=256, 4 layers)"
@@ -117,17 +122,31 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 				return err
 			}
 			m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.02)
-			rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: prompt, NewTokens: tokens}
+			rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: prompt, NewTokens: tokens, Rounds: rounds}
 			ctx := cmd.Context()
-			bar := newProgress(cmd.ErrOrStderr(), len(threadList)+1, "decode")
-			for _, t := range threadList {
-				pre, dec, err := benchThreads(ctx, m, engine.Options{Weights: wf, KV8: kv8}, t, prompt, tokens)
-				if err != nil {
+			bar := newProgress(cmd.ErrOrStderr(), rounds*len(threadList)+1, "decode")
+			engines := make([]*engine.Engine, len(threadList))
+			for i := range engines {
+				if engines[i], err = engine.New(m, nil, engine.Options{Weights: wf, KV8: kv8}); err != nil {
 					return err
 				}
-				rep.Prefill = append(rep.Prefill, rateResult{t, round2(pre)})
-				rep.Decode = append(rep.Decode, rateResult{t, round2(dec)})
-				bar.add(1)
+				defer engines[i].Close()
+			}
+			rng := rand.New(rand.NewPCG(2, 2))
+			pre, dec := make([][]float64, len(threadList)), make([][]float64, len(threadList))
+			for range rounds {
+				for i, t := range threadList {
+					p, d, err := benchThreads(ctx, engines[i], rng, t, prompt, tokens)
+					if err != nil {
+						return err
+					}
+					pre[i], dec[i] = append(pre[i], p), append(dec[i], d)
+					bar.add(1)
+				}
+			}
+			for i, t := range threadList {
+				rep.Prefill = append(rep.Prefill, rateResult{t, round2(median(pre[i]))})
+				rep.Decode = append(rep.Decode, rateResult{t, round2(median(dec[i]))})
 			}
 			if children > 0 && prefix > 0 {
 				fm, err := benchForkMemory(ctx, m, children, prefix, suffix)
@@ -141,8 +160,8 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 			if asJSON {
 				return printJSON(out, rep)
 			}
-			fmt.Fprintf(out, "%s, %d parameters, random weights in %s; %d-token prompts, %d new tokens per thread\n",
-				rep.Config, rep.Parameters, rep.Weights, prompt, tokens)
+			fmt.Fprintf(out, "%s, %d parameters, random weights in %s; %d-token prompts, %d new tokens per thread; medians of %d rounds\n",
+				rep.Config, rep.Parameters, rep.Weights, prompt, tokens, rounds)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t")
 			for i, r := range rep.Decode {
@@ -168,6 +187,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&prefix, "prefix", 1000, "tokens of the shared prefix in the fork memory test (0: skip it)")
 	f.IntVar(&children, "children", 16, "children in the fork memory test (0: skip it)")
 	f.IntVar(&suffix, "suffix", 128, "tokens each child generates in the fork memory test")
+	f.IntVar(&rounds, "rounds", 5, "rounds of every thread count, each with new prompts; the figures are their medians")
 	registerWeightFlags(f, &weights, &f32Weights)
 	f.StringVar(&kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 or q8 (8-bit)")
 	return cmd
@@ -193,19 +213,14 @@ func completeEach(ctx context.Context, e *engine.Engine, reqs []*backend.Request
 	return time.Since(start), nil
 }
 
-// benchThreads returns prefill and decode tokens/s for t threads.
-func benchThreads(ctx context.Context, m *model.Model, opts engine.Options, t, prompt, tokens int) (prefill, decode float64, err error) {
-	e, err := engine.New(m, nil, opts)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer e.Close()
-	rng := rand.New(rand.NewPCG(uint64(t), 2))
+// benchThreads returns one round's prefill and decode tokens/s for t threads
+// of new random prompts on e.
+func benchThreads(ctx context.Context, e *engine.Engine, rng *rand.Rand, t, prompt, tokens int) (prefill, decode float64, err error) {
 	reqs := make([]*backend.Request, t)
 	for i := range reqs {
 		p := make([]int, prompt)
 		for j := range p {
-			p[j] = rng.IntN(m.Config.Vocab)
+			p[j] = rng.IntN(e.Config().Vocab)
 		}
 		reqs[i] = &backend.Request{PromptTokens: p, MaxTokens: 1}
 	}
@@ -221,6 +236,17 @@ func benchThreads(ctx context.Context, m *model.Model, opts engine.Options, t, p
 		return 0, 0, err
 	}
 	return prefill, float64(t*tokens) / d.Seconds(), nil
+}
+
+// median returns the middle of xs (the mean of the two middle ones for an
+// even count); it sorts xs.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 // benchForkMemory measures the KV memory of n children of one prefix

@@ -95,9 +95,10 @@ func TestBenchDecodeJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ := expectExit(t, 0, "", "bench", "decode", "--config", cfg, "--threads", "1,3", "--prompt", "5", "--tokens", "6",
-		"--prefix", "40", "--children", "4", "--suffix", "10", "--weights", "f32", "--json")
+		"--prefix", "40", "--children", "4", "--suffix", "10", "--weights", "f32", "--rounds", "3", "--json")
 	var rep struct {
 		Weights string `json:"weights"`
+		Rounds  int    `json:"rounds"`
 		Decode  []struct {
 			Threads      int     `json:"threads"`
 			TokensPerSec float64 `json:"tokens_per_s"`
@@ -113,8 +114,8 @@ func TestBenchDecodeJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if rep.Weights != "f32" {
-		t.Errorf("weights %q, want f32", rep.Weights)
+	if rep.Weights != "f32" || rep.Rounds != 3 {
+		t.Errorf("weights %q, rounds %d; want f32, 3", rep.Weights, rep.Rounds)
 	}
 	if len(rep.Decode) != 2 || rep.Decode[0].Threads != 1 || rep.Decode[1].Threads != 3 || rep.Decode[1].TokensPerSec <= 0 || len(rep.Prefill) != 2 {
 		t.Errorf("decode: %+v", rep.Decode)
@@ -126,6 +127,9 @@ func TestBenchDecodeJSON(t *testing.T) {
 	_, errs := expectExit(t, 2, "", "bench", "decode", "--config", cfg, "--prompt", "250", "--tokens", "10")
 	if !strings.Contains(errs, "256 positions") {
 		t.Errorf("over-long prompt: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", "bench", "decode", "--config", cfg, "--rounds", "0"); !strings.Contains(errs, "--rounds") {
+		t.Errorf("--rounds 0: %s", errs)
 	}
 }
 
