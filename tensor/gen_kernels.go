@@ -148,26 +148,7 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	if f16 {
 		btype = "b *uint16, c *float32"
 	}
-	p("// func %s(kc int, a *float32, pstride, istride int, %s, ldc int, acc bool)", name, btype)
-	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
-	p("\tMOVQ kc+0(FP), CX")
-	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ pstride+16(FP), R14")
-	p("\tMOVQ istride+24(FP), R10")
-	p("\tMOVQ b+32(FP), BX")
-	p("\tMOVQ c+40(FP), DI")
-	p("\tMOVQ ldc+48(FP), R8")
-	p("\tSHLQ $2, R8")
-	// The row bases and multiples of istride rowAddr reads through.
-	p("\tLEAQ (R10)(R10*2), R11")
-	p("\tLEAQ (AX)(R10*4), R12")
-	p("\tADDQ R10, R12")
-	p("\tLEAQ (R12)(R10*4), R13")
-	p("\tADDQ R10, R13")
-	for r := range mr * vecs {
-		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
-	}
-	p("")
+	tilePrologue(b, name, fmt.Sprintf("kc int, a *float32, pstride, istride int, %s, ldc int, acc bool", btype), mr*vecs, reg, zero)
 	p("%s_loop:", name)
 	bstep := vbytes
 	if f16 {
@@ -199,6 +180,33 @@ func microkernelB(b *strings.Builder, name string, mr, vecs, vbytes int, reg str
 	p("\tJNZ %s_loop", name)
 	p("")
 	storeTile(b, name, mr, vecs, vbytes, reg)
+}
+
+// tilePrologue writes a microkernel's header and prologue: its arguments
+// into registers (kc CX, a AX, the strides R14 and R10, b BX, c DI, ldc in
+// bytes R8), the row bases and multiples of istride rowAddr reads through,
+// and its accs accumulators zeroed.
+func tilePrologue(b *strings.Builder, name, args string, accs int, reg, zero string) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+	p("// func %s(%s)", name, args)
+	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
+	p("\tMOVQ kc+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ pstride+16(FP), R14")
+	p("\tMOVQ istride+24(FP), R10")
+	p("\tMOVQ b+32(FP), BX")
+	p("\tMOVQ c+40(FP), DI")
+	p("\tMOVQ ldc+48(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tLEAQ (R10)(R10*2), R11")
+	p("\tLEAQ (AX)(R10*4), R12")
+	p("\tADDQ R10, R12")
+	p("\tLEAQ (R12)(R10*4), R13")
+	p("\tADDQ R10, R13")
+	for r := range accs {
+		p("\t%s %s%d, %s%d, %s%d", zero, reg, r, reg, r, reg, r)
+	}
+	p("")
 }
 
 // rowAddr is the address of row i's value in a microkernel: a base (AX
@@ -260,25 +268,7 @@ func microkernelBF16(b *strings.Builder, name string, mr int) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	const vecs, breg = 2, 28
 	bcast := [2]int{30, 31}
-	p("// func %s(kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool)", name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-57", name)
-	p("\tMOVQ kc+0(FP), CX")
-	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ pstride+16(FP), R14")
-	p("\tMOVQ istride+24(FP), R10")
-	p("\tMOVQ b+32(FP), BX")
-	p("\tMOVQ c+40(FP), DI")
-	p("\tMOVQ ldc+48(FP), R8")
-	p("\tSHLQ $2, R8")
-	p("\tLEAQ (R10)(R10*2), R11")
-	p("\tLEAQ (AX)(R10*4), R12")
-	p("\tADDQ R10, R12")
-	p("\tLEAQ (R12)(R10*4), R13")
-	p("\tADDQ R10, R13")
-	for r := range mr * vecs {
-		p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
-	}
-	p("")
+	tilePrologue(b, name, "kc int, a *uint16, pstride, istride int, b *uint16, c *float32, ldc int, acc bool", mr*vecs, "Z", "VPXORD")
 	p("%s_loop:", name)
 	for v := range vecs {
 		p("\tVMOVDQU32 %d(BX), Z%d", v*64, breg+v)
