@@ -63,7 +63,7 @@ func (f *engineFlags) options() (engine.Options, error) {
 // registerWeightFlags adds --weights, and --f32-weights, the flag it
 // replaced, kept so that scripts written for it still run.
 func registerWeightFlags(fl *pflag.FlagSet, weights *string, f32 *bool) {
-	fl.StringVar(weights, "weights", string(engine.WeightsF16), "the weight matrices' numbers: f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations: up to 2x the speed of many threads, needs AVX-512 BF16, 8 significant bits) or f32")
+	fl.StringVar(weights, "weights", string(engine.WeightsF16), "the weight matrices' numbers: f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations, needs AVX-512 BF16: products of many rows up to 2x faster, 8 significant bits) or f32")
 	fl.BoolVar(f32, "f32-weights", false, "keep the weights in float32")
 	if err := fl.MarkDeprecated("f32-weights", "use --weights f32"); err != nil {
 		panic(err) // the flag was just added
