@@ -60,36 +60,21 @@ func ToBF16(dst []uint16, src []float32) {
 	}
 }
 
-// packedSerialBF is packedSerial for a matrix packed by PackBF16: it rounds
-// rows [i0,i1) of a to bfloat16 once, then runs the pair kernels.
-func packedSerialBF(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
-	kp := b.k + b.k%2 // a row in pairs, the last one padded with zero
+// bf16Rows rounds rows [i0,i1) of a's first k columns to bfloat16, for
+// the pair kernels: row i at (i-i0)·kp, kp = k rounded up to even, the pad
+// of an odd k zero. The rows live in s until its next use.
+func (s *scratch) bf16Rows(a Mat, i0, i1, k int) []uint16 {
+	kp := k + k%2
 	if cap(s.abf) < (i1-i0)*kp {
 		s.abf = make([]uint16, (i1-i0)*kp)
 	}
 	abf := s.abf[:(i1-i0)*kp]
 	for i := i0; i < i1; i++ {
 		row := abf[(i-i0)*kp : (i-i0+1)*kp]
-		ToBF16(row[:b.k], g.a.Data[i*g.a.Stride:i*g.a.Stride+b.k])
-		if b.k%2 == 1 {
-			row[b.k] = 0
+		ToBF16(row[:k], a.Data[i*a.Stride:i*a.Stride+k])
+		if k%2 == 1 {
+			row[k] = 0
 		}
 	}
-	kern, nr := b.kern, b.kern.nr
-	mc := mcRows * kern.mr()
-	for pc := 0; pc < b.k; pc += kcBlock {
-		pairs := (min(kcBlock, b.k-pc) + 1) / 2
-		acc := g.f&Accumulate != 0 || pc > 0
-		for ic := i0; ic < i1; ic += mc {
-			s.plan = kern.plan(min(i1, ic+mc)-ic, s.plan)
-			for q := q0; q < q1; q++ {
-				bp := b.panelBF(pc, q)
-				tileRows(kern, s, ic, g.c, q*nr, min(nr, b.n-q*nr), acc, func(tk tileKernel, i int, c []float32, ldc int, acc bool) {
-					tk.runBF(pairs, abf[(i-i0)*kp+pc:], 2, kp, bp, c, ldc, acc)
-				})
-			}
-		}
-	}
+	return abf
 }

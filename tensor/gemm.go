@@ -220,8 +220,9 @@ func (k kernel) mr() int { return k.tiles[0].mr }
 // order.
 func (k kernel) plan(rows int, dst []int) []int {
 	// best[r] is the least cost of r rows, first[r] the tile that starts
-	// a plan of that cost.
-	var bestBuf, firstBuf [64]int
+	// a plan of that cost. The products plan at most mc = mcRows·mr rows at
+	// a time, and no tile is taller than 14, so these stay on the stack.
+	var bestBuf, firstBuf [mcRows*14 + 1]int
 	best, first := bestBuf[:0], firstBuf[:0]
 	if rows+1 > len(bestBuf) {
 		best, first = make([]int, 0, rows+1), make([]int, 0, rows+1)

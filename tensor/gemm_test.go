@@ -372,6 +372,12 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%d rows: tiles of %v rows, want %v", rows, got, want)
 		}
 	}
+	// Planned at every product, a plan of a full chunk of rows allocates
+	// nothing.
+	dst := make([]int, 0, mcRows*14)
+	if n := testing.AllocsPerRun(10, func() { dst = kern.plan(mcRows*14, dst) }); n != 0 {
+		t.Errorf("planning %d rows allocates %.0f times", mcRows*14, n)
+	}
 	for _, k := range kernels() {
 		for rows := 1; rows <= 200; rows++ {
 			sum := 0

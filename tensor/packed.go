@@ -132,12 +132,13 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 
 // packedSerial computes rows [i0,i1) of c against panels [q0,q1) of b.
 func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
-	if b.bf != nil {
-		packedSerialBF(g, b, i0, i1, q0, q1)
-		return
-	}
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	var abf []uint16 // a's rows in bfloat16 pairs, kp values each, for a PackBF16 matrix
+	kp := b.k + b.k%2
+	if b.bf != nil {
+		abf = s.bf16Rows(g.a, i0, i1, b.k)
+	}
 	kern, nr := b.kern, b.kern.nr
 	mc := mcRows * kern.mr()
 	for pc := 0; pc < b.k; pc += kcBlock {
@@ -146,8 +147,16 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 		for ic := i0; ic < i1; ic += mc {
 			s.plan = kern.plan(min(i1, ic+mc)-ic, s.plan)
 			for q := q0; q < q1; q++ {
-				bp, bp16 := b.panel(pc, q)
-				tiles(kern, s, g.a, false, pc, kc, ic, bp, bp16, g.c, q*nr, min(nr, b.n-q*nr), acc)
+				j, cols := q*nr, min(nr, b.n-q*nr)
+				if abf == nil {
+					bp, bp16 := b.panel(pc, q)
+					tiles(kern, s, g.a, false, pc, kc, ic, bp, bp16, g.c, j, cols, acc)
+					continue
+				}
+				bp, pairs := b.panelBF(pc, q), (kc+1)/2
+				tileRows(kern, s, ic, g.c, j, cols, acc, func(tk tileKernel, i int, c []float32, ldc int, acc bool) {
+					tk.runBF(pairs, abf[(i-i0)*kp+pc:], 2, kp, bp, c, ldc, acc)
+				})
 			}
 		}
 	}
