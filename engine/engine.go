@@ -93,10 +93,13 @@ const (
 	WeightsF32 WeightFormat = "f32"
 )
 
-// ParseWeightFormat reads a weight format's name, "" meaning the default.
+// ParseWeightFormat reads a weight format's name, "" meaning the default,
+// WeightsF16.
 func ParseWeightFormat(s string) (WeightFormat, error) {
 	switch f := WeightFormat(s); f {
-	case "", WeightsF16, WeightsBF16, WeightsF32:
+	case "":
+		return WeightsF16, nil
+	case WeightsF16, WeightsBF16, WeightsF32:
 		return f, nil
 	}
 	return "", fmt.Errorf("unknown weight format %q (want %s, %s or %s)", s, WeightsF16, WeightsBF16, WeightsF32)

@@ -140,7 +140,7 @@ skips such lines, each reported.`,
 				if err != nil {
 					return err
 				}
-				if opts.Weights != "" && opts.Weights != engine.WeightsF16 {
+				if opts.Weights != engine.WeightsF16 {
 					cfg.Weights = string(opts.Weights)
 				}
 				if opts.KV8 {
