@@ -110,8 +110,8 @@ func (r *Request) validate() error {
 	switch {
 	case r.MaxTokens < 0:
 		return fmt.Errorf("backend: max tokens %d is negative", r.MaxTokens)
-	case r.Temperature < 0 || math.IsNaN(r.Temperature) || math.IsInf(r.Temperature, 0):
-		return fmt.Errorf("backend: temperature %g must be a finite number >= 0", r.Temperature)
+	case CheckTemperature(r.Temperature) != nil:
+		return fmt.Errorf("backend: %w", CheckTemperature(r.Temperature))
 	case r.TopK < 0:
 		return fmt.Errorf("backend: top-k %d is negative", r.TopK)
 	case !(r.TopP >= 0 && r.TopP <= 1):
@@ -130,6 +130,20 @@ func (r *Request) validate() error {
 		if s == "" {
 			return fmt.Errorf("backend: stop string %d is empty", i)
 		}
+	}
+	return nil
+}
+
+// CheckTemperature reports a temperature no sampler can use: negative,
+// not a number, infinite, or so close to 0 that dividing by it overflows
+// (1e-320 is a float64, its inverse is not). Servers call it at their edge
+// so that such a request is the client's error, never the sampler's.
+func CheckTemperature(t float64) error {
+	switch {
+	case t < 0 || math.IsNaN(t) || math.IsInf(t, 0):
+		return fmt.Errorf("temperature %g must be a finite number >= 0", t)
+	case t > 0 && math.IsInf(1/t, 0):
+		return fmt.Errorf("temperature %g is too close to 0 to divide by: send 0 for greedy decoding", t)
 	}
 	return nil
 }
@@ -286,4 +300,21 @@ func CompleteN(ctx context.Context, b Backend, req *Request, n int) ([]*Completi
 		return nil, err
 	}
 	return out, nil
+}
+
+// groupKey is the context key of WithGroup.
+type groupKey struct{}
+
+// WithGroup marks ctx's completions as the threads of one request, named
+// by group: a backend that runs many threads at once shares its work
+// fairly between groups, so that one request's thousand threads cannot
+// starve another's one. Completions without a group form one group.
+func WithGroup(ctx context.Context, group string) context.Context {
+	return context.WithValue(ctx, groupKey{}, group)
+}
+
+// Group returns the group WithGroup put in ctx, "" for none.
+func Group(ctx context.Context) string {
+	g, _ := ctx.Value(groupKey{}).(string)
+	return g
 }

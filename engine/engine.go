@@ -16,9 +16,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
@@ -37,6 +39,7 @@ const (
 	DefaultCacheBytes = 1 << 30
 	DefaultStepTokens = 512
 	DefaultMaxThreads = 256
+	DefaultFairShare  = 4
 )
 
 // Options tune an engine; the zero value takes every default.
@@ -49,8 +52,19 @@ type Options struct {
 	// number of running threads leaves the latest to later steps.
 	StepTokens int
 	// MaxThreads caps the threads decoding at once; later requests wait
-	// (DefaultMaxThreads when 0).
+	// (DefaultMaxThreads when 0). While several groups of threads
+	// (backend.WithGroup: the requests of a server) want places, each
+	// gets an equal share of them: a group below its share takes a place
+	// from the one furthest above it, whose thread goes back to wait.
 	MaxThreads int
+	// FairShare bounds what one group of threads takes of a step while
+	// several run: none gets more than FairShare times the rows of the
+	// group that asks the fewest, nor is held below FairShare rows
+	// (DefaultFairShare when 0; negative: no bound, rows in arrival
+	// order). A step costs about its rows, so a request of one thread
+	// beside one of a thousand decodes at a small multiple of its speed
+	// alone, while the wide one gets the rest.
+	FairShare int
 	// Workers is the goroutines a step runs on (GOMAXPROCS when 0).
 	Workers int
 	// EOS are the end-of-sequence token ids: sampling one ends a thread.
@@ -65,6 +79,10 @@ type Options struct {
 	// gains). Each value is rounded to within 1/254 of its head's largest
 	// magnitude.
 	KV8 bool
+	// Log receives what a failure inside the engine leaves for its
+	// maintainers, the stack included, which errors returned to callers
+	// never carry (default: discard).
+	Log *slog.Logger
 	// Context is the positions a thread may reach, prompt included: the
 	// model's own (max_position_embeddings) when 0. Past the positions a
 	// model was trained on, its rotary embeddings extrapolate, and
@@ -147,6 +165,12 @@ type Engine struct {
 	finished []*thread
 	steps    int64
 	preempts int64
+	// Scratch of the fair scheduler: rows each group asks for and may
+	// take in a step, places each group holds, and the running threads
+	// least recently served first.
+	demand, quota, places map[string]int
+	sharing               bool // the step's rows are under quotas
+	order                 []*thread
 }
 
 // Stats describe an engine between two steps.
@@ -182,6 +206,12 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	if opts.MaxThreads == 0 {
 		opts.MaxThreads = DefaultMaxThreads
 	}
+	if opts.FairShare == 0 {
+		opts.FairShare = DefaultFairShare
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	if opts.CacheBytes < 0 || opts.StepTokens < 0 || opts.MaxThreads < 0 || opts.Workers < 0 || opts.Context < 0 {
 		return nil, fmt.Errorf("engine: negative option in %+v", opts)
 	}
@@ -205,6 +235,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	}
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
+		demand: map[string]int{}, quota: map[string]int{}, places: map[string]int{},
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 		cache: newCache(blockValues(cfg), kvScales(cfg, opts.KV8), int(maxBlocks)),
 		fw:    newForward(w, opts.Workers, opts.KV8),
@@ -231,6 +262,20 @@ func (e *Engine) Config() model.Config { return e.w.cfg }
 // Tokenizer is the engine's tokenizer, nil for none.
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
 
+// Err reports why the engine stopped serving: ErrClosed after Close, the
+// internal failure that stopped it, or nil while it serves.
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.failure != nil:
+		return e.failure
+	case e.closed:
+		return ErrClosed
+	}
+	return nil
+}
+
 // Stats returns the engine's state after its last step.
 func (e *Engine) Stats() Stats { return *e.stats.Load() }
 
@@ -256,6 +301,8 @@ func (e *Engine) signal() {
 // thread is one completion in flight.
 type thread struct {
 	req       *backend.Request
+	group     string // backend.Group of its context
+	served    int64  // the last step that computed a row of it
 	tokens    []int // prompt, then generated tokens
 	promptLen int
 	limit     int // stop when len(tokens) reaches it
@@ -312,8 +359,10 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 		return nil, fmt.Errorf("engine: the prompt has %d tokens; the model's context is %d: %w", th.promptLen, c.MaxSeq, backend.ErrPromptTooLong)
 	}
 	th.limit = c.MaxSeq
-	if req.MaxTokens > 0 {
-		th.limit = min(th.limit, th.promptLen+req.MaxTokens)
+	if req.MaxTokens > 0 && req.MaxTokens < c.MaxSeq-th.promptLen {
+		// Compared before adding: a MaxTokens near the largest int would
+		// overflow the sum.
+		th.limit = th.promptLen + req.MaxTokens
 	}
 	th.seed = req.Seed
 	for th.seed == 0 {
@@ -351,12 +400,27 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 	return th, nil
 }
 
-// Complete implements backend.Backend.
-func (e *Engine) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
-	th, err := e.newThread(req)
+// Complete implements backend.Backend. A failure while preparing or
+// delivering the completion (a bug reached by one odd request) is that
+// completion's error, never the caller's crash or the engine's.
+func (e *Engine) Complete(ctx context.Context, req *backend.Request) (c *backend.Completion, err error) {
+	var th *thread
+	defer func() {
+		if p := recover(); p != nil {
+			e.opts.Log.Error("engine: a completion failed", "panic", p, "stack", string(debug.Stack()))
+			c, err = nil, fmt.Errorf("engine: internal error: %v", p)
+			if th != nil {
+				// Nobody waits for it any more (OnChunk panicked).
+				th.cancelled.Store(true)
+				e.signal()
+			}
+		}
+	}()
+	th, err = e.newThread(req)
 	if err != nil {
 		return nil, err
 	}
+	th.group = backend.Group(ctx)
 	if th.finish != "" {
 		// The environment ended the thread before the model wrote.
 		e.complete(th)
@@ -437,7 +501,10 @@ func (e *Engine) loop() {
 	defer close(e.done)
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("engine: internal error: %v\n%s", p, debug.Stack())
+			// The stack goes to the log; callers, and through a server its
+			// clients, get one line.
+			e.opts.Log.Error("engine: stopped by an internal error", "panic", p, "stack", string(debug.Stack()))
+			err := fmt.Errorf("engine: internal error: %v", p)
 			e.mu.Lock()
 			e.closed, e.failure = true, err
 			e.mu.Unlock()
@@ -500,23 +567,86 @@ func (e *Engine) admit() bool {
 	}
 }
 
-// admitQueued moves threads from the queue to the running set, in order,
-// while there are places and the blocks no running thread holds could take
-// each one's sequence without reuse: admitting more would only have
-// threads preempt each other. Called with e.mu held.
+// admitQueued moves threads from the queue to the running set while there
+// are places and the blocks no running thread holds could take each one's
+// sequence without reuse: admitting more would only have threads preempt
+// each other. Places go to the group holding the fewest, earliest in the
+// queue first; with every place taken, a group below its equal share takes
+// one from the group furthest above it. Called with e.mu held.
 func (e *Engine) admitQueued() {
-	room := e.cache.maxBlocks - e.cache.referenced
-	n := 0
-	for _, th := range e.queue {
-		need := (len(th.tokens)+blockTokens-1)/blockTokens + 1
-		if len(e.running) >= e.opts.MaxThreads || need > room && len(e.running) > 0 {
-			break
-		}
-		room -= need
-		e.running = append(e.running, th)
-		n++
+	clear(e.places)
+	for _, th := range e.running {
+		e.places[th.group]++
 	}
-	e.queue = slices.Delete(e.queue, 0, n)
+	promised := 0 // blocks the threads admitted here will need
+	for len(e.queue) > 0 {
+		th := e.queue[e.nextQueued()]
+		need := (len(th.tokens)+blockTokens-1)/blockTokens + 1
+		if len(e.running) >= e.opts.MaxThreads && !e.yieldPlace(th.group) {
+			return
+		}
+		if room := e.cache.maxBlocks - e.cache.referenced - promised; need > room && len(e.running) > 0 {
+			return
+		}
+		promised += need
+		e.running = append(e.running, th)
+		e.places[th.group]++
+		e.queue = slices.DeleteFunc(e.queue, func(x *thread) bool { return x == th })
+	}
+}
+
+// nextQueued returns the index of the queued thread to admit next: the
+// first of the group that holds the fewest places. Called with e.mu held.
+func (e *Engine) nextQueued() int {
+	best := 0
+	if e.opts.FairShare < 0 {
+		return best
+	}
+	for i, th := range e.queue {
+		if e.places[th.group] < e.places[e.queue[best].group] {
+			best = i
+		}
+	}
+	return best
+}
+
+// yieldPlace frees a running place for a thread of group g when g holds
+// less than an equal share of them and another group more: that group's
+// latest admitted thread goes back to wait, its blocks cached for its
+// return. It reports whether a place is free. Called with e.mu held.
+func (e *Engine) yieldPlace(g string) bool {
+	if e.opts.FairShare < 0 {
+		return false
+	}
+	groups := len(e.places)
+	if e.places[g] == 0 {
+		groups++
+	}
+	share := max(1, e.opts.MaxThreads/groups)
+	if e.places[g] >= share {
+		return false
+	}
+	victim := -1
+	for i := len(e.running) - 1; i >= 0; i-- {
+		h := e.running[i].group
+		if h != g && e.places[h] > share && (victim < 0 || e.places[h] > e.places[e.running[victim].group]) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		return false
+	}
+	v := e.running[victim]
+	e.cache.release(&v.cur)
+	v.pos, v.countCached = 0, false
+	e.preempts++
+	if e.places[v.group]--; e.places[v.group] == 0 {
+		delete(e.places, v.group)
+	}
+	e.running = slices.Delete(e.running, victim, victim+1)
+	// First in the queue, to be its group's next when a place frees up.
+	e.queue = slices.Insert(e.queue, 0, v)
+	return true
 }
 
 // reap ends cancelled threads, freeing their blocks before the step.
@@ -548,11 +678,19 @@ const maxBacklog = 64
 func (e *Engine) step() bool {
 	e.rows = e.rows[:0]
 	budget := e.opts.StepTokens
+	order := e.running
+	if e.sharing = e.shareStep(); e.sharing {
+		// Within a group held below what it asks, the threads served
+		// longest ago go first, so that all of them move on.
+		e.order = append(e.order[:0], e.running...)
+		slices.SortStableFunc(e.order, func(a, b *thread) int { return cmp.Compare(a.served, b.served) })
+		order = e.order
+	}
 	// Decoding threads first, so prompts never delay them; then prompt
 	// chunks in arrival order, so a thread catching up with another's
 	// identical prompt follows it instead of computing it twice.
 	for _, decoding := range []bool{true, false} {
-		for _, th := range e.running {
+		for _, th := range order {
 			if (len(th.tokens)-th.pos == 1) == decoding && !th.backlogged() {
 				e.schedule(th, &budget)
 			}
@@ -568,7 +706,7 @@ func (e *Engine) step() bool {
 	j := 0
 	for _, r := range e.rows {
 		if r.logits {
-			e.sample(r.th, logits[j*V:(j+1)*V])
+			e.sampleGuarded(r.th, logits[j*V:(j+1)*V])
 			j++
 		}
 	}
@@ -582,10 +720,45 @@ func (e *Engine) step() bool {
 	return e.relieve() || len(e.rows) > 0
 }
 
-// schedule adds th's next tokens to the step, within budget rows.
+// shareStep sets each group's quota of rows for the next step when
+// several groups ask for rows, and reports whether it did: the quota is
+// FairShare times the fewest rows a group asks, at least FairShare. With
+// one group, or FairShare negative, there are no quotas.
+func (e *Engine) shareStep() bool {
+	clear(e.demand)
+	clear(e.quota)
+	if e.opts.FairShare < 0 {
+		return false
+	}
+	for _, th := range e.running {
+		if rest := len(th.tokens) - th.pos; rest > 0 && !th.backlogged() {
+			e.demand[th.group] += rest
+		}
+	}
+	if len(e.demand) < 2 {
+		return false
+	}
+	fewest := math.MaxInt
+	for _, d := range e.demand {
+		fewest = min(fewest, d)
+	}
+	q := e.opts.FairShare * max(1, min(fewest, e.opts.StepTokens))
+	for g, d := range e.demand {
+		e.quota[g] = min(d, q)
+	}
+	return true
+}
+
+// schedule adds th's next tokens to the step, within budget rows and its
+// group's quota where shareStep set one.
 func (e *Engine) schedule(th *thread, budget *int) {
 	th.starved = false
-	for th.pos < len(th.tokens) && *budget > 0 {
+	quota := math.MaxInt
+	if e.sharing {
+		quota = e.quota[th.group]
+		defer func() { e.quota[th.group] = quota }()
+	}
+	for th.pos < len(th.tokens) && *budget > 0 && quota > 0 {
 		t := th.tokens[th.pos]
 		n, slot, fresh, err := e.cache.advance(th, int32(t))
 		switch {
@@ -604,8 +777,24 @@ func (e *Engine) schedule(th *thread, budget *int) {
 			e.rows = append(e.rows, row{token: t, pos: n.start + slot, path: th.cur.path, count: slot + 1,
 				write: fresh, logits: last, th: th})
 			*budget--
+			quota--
+			th.served = e.steps
 		}
 	}
+}
+
+// sampleGuarded samples th, ending th alone when that panics: a bug that
+// one request's odd numbers reach stops its thread, not the engine and
+// every other request with it.
+func (e *Engine) sampleGuarded(th *thread, logits []float32) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.opts.Log.Error("engine: a thread failed", "panic", p, "stack", string(debug.Stack()))
+			th.err = fmt.Errorf("engine: internal error while sampling: %v", p)
+			th.finish, th.final = backend.FinishCancelled, backend.Chunk{}
+		}
+	}()
+	e.sample(th, logits)
 }
 
 // sample picks th's next token and decides whether th goes on.

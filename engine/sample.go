@@ -32,16 +32,22 @@ func newSampler(req *backend.Request, seed uint64) *sampler {
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
-// sample returns the chosen token.
+// sample returns the chosen token. It never fails: logits that are not
+// numbers (a corrupt model) count as impossible, a distribution that
+// leaves no candidate, or only infinite ones, falls back to the most
+// likely token, and a temperature whose inverse is not finite decodes
+// greedily.
 func (s *sampler) sample(logits []float32) int {
-	if s.temperature == 0 || s.topK == 1 {
-		return argmax(logits)
-	}
-	max := float64(logits[argmax(logits)])
+	best := argmax(logits)
 	inv := 1 / s.temperature
+	max := float64(logits[best])
+	if s.temperature == 0 || s.topK == 1 || math.IsInf(inv, 0) || math.IsNaN(inv) || math.IsInf(max, 0) || math.IsNaN(max) {
+		return best
+	}
 	s.cand = s.cand[:0]
 	// Weights relative to the most likely token; those below e^-40 of it
-	// cannot be drawn in practice and only slow the sort.
+	// cannot be drawn in practice and only slow the sort. A NaN logit
+	// fails the comparison and is dropped.
 	for id, l := range logits {
 		z := (float64(l) - max) * inv
 		if z > -40 {
@@ -97,6 +103,9 @@ func (s *sampler) sample(logits []float32) int {
 	for _, c := range cand {
 		total += c.p
 	}
+	if len(cand) == 0 || !(total > 0) || math.IsInf(total, 0) {
+		return best
+	}
 	u := s.rng.Float64() * total
 	for _, c := range cand {
 		u -= c.p
@@ -107,15 +116,16 @@ func (s *sampler) sample(logits []float32) int {
 	return cand[len(cand)-1].id
 }
 
-// argmax returns the first index of the largest value.
+// argmax returns the first index of the largest value, NaN counting as
+// smaller than every number; 0 when every value is NaN.
 func argmax(x []float32) int {
-	best := 0
+	best := -1
 	for i, v := range x {
-		if v > x[best] {
+		if v == v && (best < 0 || v > x[best]) {
 			best = i
 		}
 	}
-	return best
+	return max(best, 0)
 }
 
 // logprobs returns the log-probability of token under the model's own

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -20,6 +21,7 @@ type engineFlags struct {
 	cacheMiB   int
 	stepToks   int
 	threadCap  int
+	fairShare  int
 	weights    string
 	f32Weights bool // the deprecated spelling of --weights f32
 	kvType     string
@@ -32,6 +34,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
+	fl.IntVar(&f.fairShare, "fair-share", engine.DefaultFairShare, "while several requests run, none takes more than this many times the rows of a step that the one asking fewest takes (-1: no bound, first come first served)")
 	registerWeightFlags(fl, &f.weights, &f.f32Weights)
 	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
 	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
@@ -45,6 +48,8 @@ func (f *engineFlags) options() (engine.Options, error) {
 		return engine.Options{}, usageErrorf("--step-tokens must be positive")
 	case f.threadCap <= 0:
 		return engine.Options{}, usageErrorf("--max-threads must be positive")
+	case f.fairShare == 0 || f.fairShare < -1:
+		return engine.Options{}, usageErrorf("--fair-share must be positive, or -1 for no bound")
 	case f.context < 0:
 		return engine.Options{}, usageErrorf("--context must be >= 0 (0: the model's own)")
 	}
@@ -56,8 +61,8 @@ func (f *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
-	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, Weights: weights,
-		KV8: kv8, Context: f.context}, nil
+	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FairShare: f.fairShare,
+		Weights: weights, KV8: kv8, Context: f.context, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
 }
 
 // registerWeightFlags adds --weights, and --f32-weights, the flag it

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+)
+
+// The sampler never fails, whatever the logits and settings: it returns a
+// token of the vocabulary, and the most likely one when the distribution
+// leaves nothing to draw from.
+func TestSamplerNeverFails(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	cases := []struct {
+		name   string
+		logits []float32
+		req    backend.Request
+		want   int // -1: any token
+	}{
+		{"all NaN", []float32{nan, nan, nan}, backend.Request{Temperature: 1}, 0},
+		{"NaN first", []float32{nan, 2, 5, 1}, backend.Request{Temperature: 1e-9}, 2},
+		{"NaN greedy", []float32{nan, 2, 5, 1}, backend.Request{}, 2},
+		{"plus infinity", []float32{1, inf, 3}, backend.Request{Temperature: 1}, 1},
+		{"all minus infinity", []float32{-inf, -inf}, backend.Request{Temperature: 1}, 0},
+		{"inverse temperature overflows", []float32{1, 4, 2}, backend.Request{Temperature: 1e-320}, 1},
+		{"top-p on NaN", []float32{nan, nan, 3}, backend.Request{Temperature: 0.7, TopP: 0.5}, 2},
+		{"top-k on infinity", []float32{inf, inf, 0}, backend.Request{Temperature: 2, TopK: 2}, 0},
+		{"huge spread", []float32{-3e38, 3e38, 0}, backend.Request{Temperature: 1e-300, TopP: 0.9}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSampler(&c.req, 1)
+			for range 20 {
+				got := s.sample(c.logits)
+				if got < 0 || got >= len(c.logits) || c.want >= 0 && got != c.want {
+					t.Fatalf("sampled %d from %v, want %d", got, c.logits, c.want)
+				}
+			}
+		})
+	}
+}
+
+func FuzzSampler(f *testing.F) {
+	f.Add([]byte{0, 0, 128, 63, 0, 0, 0, 64}, 1.0, 0, 0.0, uint64(1))
+	f.Add([]byte{0, 0, 192, 127, 0, 0, 128, 127}, 1e-320, 2, 0.5, uint64(7))
+	f.Fuzz(func(t *testing.T, raw []byte, temperature float64, topK int, topP float64, seed uint64) {
+		logits := make([]float32, len(raw)/4)
+		if len(logits) == 0 {
+			return
+		}
+		for i := range logits {
+			logits[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+		}
+		req := backend.Request{PromptTokens: []int{0}, Temperature: temperature, TopK: topK, TopP: topP}
+		if req.Validate() != nil {
+			// Refused at the edge; the sampler must still not fail on
+			// what gets past a careless caller.
+			req.Temperature, req.TopK, req.TopP = math.Abs(temperature), max(topK, 0), math.Mod(math.Abs(topP), 1)
+		}
+		s := newSampler(&req, seed)
+		if got := s.sample(logits); got < 0 || got >= len(logits) {
+			t.Fatalf("sampled %d from %d logits", got, len(logits))
+		}
+	})
+}
+
+// A temperature whose inverse overflows is the request's error (a server
+// answers it 400); it must never reach the sampler and stop the engine for
+// every later request.
+func TestTinyTemperatureIsRefusedAndTheEngineServesOn(t *testing.T) {
+	e := newEngine(t, testModel(t, 16), Options{})
+	for _, temp := range []float64{1e-320, 5e-324, math.Inf(1), math.NaN()} {
+		_, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1, 2}, Temperature: temp, MaxTokens: 4})
+		if !errors.Is(err, backend.ErrInvalidRequest) {
+			t.Errorf("temperature %g: %v, want an invalid request", temp, err)
+		}
+	}
+	if _, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1, 2}, Temperature: 1e-300, MaxTokens: 4}); err != nil {
+		t.Errorf("temperature 1e-300 (its inverse is finite): %v", err)
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("engine stopped: %v", err)
+	}
+}
+
+// A model whose weights are not numbers (a corrupt file) gives NaN logits:
+// its threads still end normally, and the engine serves on.
+func TestNaNWeightsDoNotStopTheEngine(t *testing.T) {
+	m := testModel(t, 16)
+	for i := range m.Params.Embed {
+		m.Params.Embed[i] = float32(math.NaN())
+	}
+	e := newEngine(t, m, Options{})
+	for _, temp := range []float64{0, 0.7, 1} {
+		c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{3}, Temperature: temp, TopP: 0.9, MaxTokens: 5})
+		if err != nil || len(c.Tokens) != 5 {
+			t.Fatalf("temperature %g: %v, %v", temp, c, err)
+		}
+	}
+	if err := e.Err(); err != nil {
+		t.Fatalf("engine stopped: %v", err)
+	}
+}
+
+// A panic in one completion's own code (here its OnChunk) ends that
+// completion with an error that carries no stack, and no other.
+func TestPanicEndsOnlyItsCompletion(t *testing.T) {
+	e := newEngine(t, testModel(t, 16), Options{})
+	_, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1}, MaxTokens: 8,
+		OnChunk: func(backend.Chunk) { panic("a bug in the caller") }})
+	if err == nil || !strings.Contains(err.Error(), "a bug in the caller") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("err = %v, want the panic's value in one line", err)
+	}
+	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: []int{1}, MaxTokens: 8})
+	if err != nil || len(c.Tokens) != 8 {
+		t.Fatalf("the engine after a panicking completion: %v, %v", c, err)
+	}
+}
+
+// MaxTokens near the largest int means "as many as the context holds", not
+// an overflowed sum that ends the thread at once.
+func TestHugeMaxTokens(t *testing.T) {
+	e := newEngine(t, testModel(t, 16), Options{})
+	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: make([]int, 250), MaxTokens: math.MaxInt})
+	if err != nil || len(c.Tokens) != 6 || c.Finish != backend.FinishLength {
+		t.Fatalf("%d tokens, finish %q, %v; want 6 to the context's end", len(c.Tokens), c.Finish, err)
+	}
+}
+
+// A request of one thread beside one of many: it gets a place at once,
+// though the wide one holds every place, and each step it runs in carries
+// at most FairShare rows of the wide one, whose threads all keep moving.
+func TestFairShareBetweenRequests(t *testing.T) {
+	const wide, maxThreads, narrowTokens = 24, 8, 12
+	e := newEngine(t, testModel(t, 16), Options{MaxThreads: maxThreads})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wideTokens atomic.Int64
+	var wg sync.WaitGroup
+	for i := range wide {
+		wg.Go(func() {
+			e.Complete(backend.WithGroup(ctx, "wide"), &backend.Request{PromptTokens: []int{1 + i%90, 2}, MaxTokens: 200,
+				OnChunk: func(c backend.Chunk) { wideTokens.Add(int64(len(c.Tokens))) }})
+		})
+	}
+	defer wg.Wait()
+	for e.Stats().Running < maxThreads || wideTokens.Load() < 2*maxThreads {
+		if wideTokens.Load() > 1000 {
+			t.Fatal("the wide request never held every place")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	steps0, tokens0 := e.Stats().Steps, wideTokens.Load()
+	c, err := e.Complete(backend.WithGroup(ctx, "narrow"), &backend.Request{PromptTokens: []int{5, 6, 7}, MaxTokens: narrowTokens})
+	if err != nil || len(c.Tokens) != narrowTokens {
+		t.Fatalf("narrow request: %v, %v", c, err)
+	}
+	steps := e.Stats().Steps - steps0
+	others := wideTokens.Load() - tokens0
+	cancel()
+	// Its prompt and tokens take narrowTokens steps; a few more pass
+	// while it waits for its place and its reader.
+	if steps > narrowTokens+6 {
+		t.Errorf("the narrow request took %d steps for %d tokens: it waited behind the wide one", steps, narrowTokens)
+	}
+	// Chunks reach their readers after their step: allow a full step of
+	// the wide one on either side.
+	if limit := int64(DefaultFairShare)*steps + 2*maxThreads; others > limit {
+		t.Errorf("the wide request decoded %d tokens in the narrow one's %d steps; fair share allows %d", others, steps, limit)
+	}
+}
