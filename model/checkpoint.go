@@ -1,15 +1,12 @@
 package model
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
@@ -59,96 +56,89 @@ func (c Config) HFConfig() hfconfig.Config {
 }
 
 // Load reads a model directory: config.json and model.safetensors (F32,
-// F16 or BF16 weights under Hugging Face's names).
+// F16, BF16 or F64 weights under Hugging Face's names). Before anything is
+// allocated by the config's sizes, they are checked against the shapes in
+// the weights file's header and the memory available.
 func Load(dir string) (*Model, error) {
 	hc, err := hfconfig.Load(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, err
 	}
-	c, err := ConfigFromHF(hc)
+	name := filepath.Join(dir, WeightsFile)
+	f, err := os.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
+		return nil, fmt.Errorf("load model: %w", err)
 	}
-	m, err := New(c)
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, WeightsFile)
-	f, err := safetensors.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Params.load(f); err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
-	return m, nil
+	defer f.Close()
+	return load(hc, f, dir, name)
 }
 
 // LoadFS reads a model directory from a file system: the model braid
 // embeds in its binary, say. Errors name the files inside fsys.
 func LoadFS(fsys fs.FS, dir string) (*Model, error) {
 	name := path.Join(dir, ConfigFile)
-	data, err := fs.ReadFile(fsys, name)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
-	hc, err := hfconfig.Parse(data)
+	hc, err := hfconfig.Read(f)
+	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
+	name = path.Join(dir, WeightsFile)
+	if f, err = fsys.Open(name); err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	defer f.Close()
+	return load(hc, f, dir, name)
+}
+
+// load builds the model hc describes from its weights file f, which errors
+// call name, in the directory dir. It reads the weights' header first and
+// checks hc against it, then checks that the file and the model fit in
+// memory, and only then reads the data and allocates the model.
+func load(hc hfconfig.Config, f fs.File, dir, name string) (*Model, error) {
 	c, err := ConfigFromHF(hc)
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
-	m, err := New(c)
-	if err != nil {
-		return nil, err
-	}
-	name = path.Join(dir, WeightsFile)
-	if data, err = fs.ReadFile(fsys, name); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	f, err := safetensors.Parse(data)
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	if err := m.Params.load(f); err != nil {
+	h, err := safetensors.ReadHeader(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := checkWeights(hc, c, h); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	if err := checkLoadMemory(hc, c, fi.Size()); err != nil {
+		return nil, fmt.Errorf("load %s: %w", dir, err)
+	}
+	file, err := h.ReadData(f)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	m := newModel(c)
+	if err := m.Params.load(file); err != nil {
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	return m, nil
 }
 
-// load fills p from f: every tensor must be there with its shape; tensors
-// the model has no use for are an error, but for two that checkpoints
-// commonly carry: lm_head.weight beside tied embeddings, and the RoPE
-// inv_freq buffers old Llama checkpoints saved.
+// load fills p from f, whose header checkWeights has checked against p's
+// layout.
 func (p *Params) load(f *safetensors.File) error {
-	want := make(map[string]bool)
-	var errs []error
 	for _, t := range p.tensors {
-		want[t.Name] = true
-		info, err := f.Info(t.Name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tensor %q is missing", t.Name))
-			continue
-		}
-		if !slices.Equal(info.Shape, t.Shape) {
-			errs = append(errs, fmt.Errorf("tensor %q has shape %v, the config needs %v", t.Name, info.Shape, t.Shape))
-			continue
-		}
 		data, err := f.Float32(t.Name)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		copy(t.Data, data)
 	}
-	for _, name := range f.Names() {
-		if !want[name] && name != "lm_head.weight" && !strings.HasSuffix(name, ".rotary_emb.inv_freq") {
-			errs = append(errs, fmt.Errorf("tensor %q is not part of this model", name))
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Save writes the model to dir as config.json and model.safetensors (F32,

@@ -87,7 +87,13 @@ func TestLoadRejectsMismatchedCheckpoints(t *testing.T) {
 	}
 	wrong := slices.Clone(full)
 	wrong[0] = safetensors.Tensor{Name: wrong[0].Name, Shape: []int{c.Vocab + 1, c.Dim}, Data: make([]float32, (c.Vocab+1)*c.Dim)}
-	if _, err := Load(writeHF(t, hc, wrong)); err == nil || !strings.Contains(err.Error(), "has shape [14 8]") {
+	if _, err := Load(writeHF(t, hc, wrong)); err == nil || !strings.Contains(err.Error(), "vocab_size 13 does not match model.embed_tokens.weight's 14x8") {
+		t.Errorf("wrong embedding shape: %v", err)
+	}
+	wrong = slices.Clone(full)
+	norm := slices.IndexFunc(wrong, func(t safetensors.Tensor) bool { return t.Name == "model.norm.weight" })
+	wrong[norm] = safetensors.Tensor{Name: wrong[norm].Name, Shape: []int{c.Dim + 1}, Data: make([]float32, c.Dim+1)}
+	if _, err := Load(writeHF(t, hc, wrong)); err == nil || !strings.Contains(err.Error(), `"model.norm.weight" has shape [9]`) {
 		t.Errorf("wrong shape: %v", err)
 	}
 	extra := append(slices.Clone(full), safetensors.Tensor{Name: "model.layers.0.mlp.extra.weight", Shape: []int{2}, Data: []float32{1, 2}})

@@ -18,11 +18,23 @@ type Model struct {
 }
 
 // New returns a model with zeroed weights; call Params.Init or load them.
+// It refuses a shape whose parameters and rotary tables do not fit in the
+// memory available, before allocating them.
 func New(c Config) (*Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)}, nil
+	params, rope := c.paramBytes(), c.ropeBytes()
+	if err := checkMemory(params + rope); err != nil {
+		return nil, fmt.Errorf("model: the parameters (%s) and the rotary tables for %d positions (%s) of %+v: %w",
+			formatBytes(params), c.MaxSeq, formatBytes(rope), c, err)
+	}
+	return newModel(c), nil
+}
+
+// newModel is New for a shape already checked.
+func newModel(c Config) *Model {
+	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)}
 }
 
 // Activations hold what a forward pass over B sequences of T tokens saves

@@ -56,15 +56,39 @@ const (
 func NewParams(c Config) *Params {
 	p := &Params{}
 	// Lay out every tensor first, then allocate once and cut the views.
-	type slot struct {
-		dst   *[]float32
-		name  string
-		shape []int
-		kind  Kind
+	slots := p.layout(c)
+	total := 0
+	for _, s := range slots {
+		total += prod(s.Shape)
 	}
+	p.data = make([]float32, total)
+	off := 0
+	for _, s := range slots {
+		n := prod(s.Shape)
+		*s.dst = p.data[off : off+n : off+n]
+		s.Data = *s.dst
+		p.tensors = append(p.tensors, s.Tensor)
+		off += n
+	}
+	if c.TiedEmbeddings {
+		p.LMHead = p.Embed
+	}
+	return p
+}
+
+// slot is one tensor of a layout, with where its view goes.
+type slot struct {
+	Tensor
+	dst *[]float32
+}
+
+// layout lists the tensors of a model of shape c in Tensors' order, their
+// data not yet allocated: what NewParams allocates, and what a weights file
+// must hold. It makes p's Layers.
+func (p *Params) layout(c Config) []slot {
 	var slots []slot
 	add := func(dst *[]float32, name string, kind Kind, shape ...int) {
-		slots = append(slots, slot{dst, name, shape, kind})
+		slots = append(slots, slot{Tensor{Name: name, Shape: shape, Kind: kind}, dst})
 	}
 	add(&p.Embed, "model.embed_tokens.weight", KindMatrix, c.Vocab, c.Dim)
 	p.Layers = make([]LayerParams, c.Layers)
@@ -90,22 +114,7 @@ func NewParams(c Config) *Params {
 	if !c.TiedEmbeddings {
 		add(&p.LMHead, "lm_head.weight", KindMatrix, c.Vocab, c.Dim)
 	}
-	total := 0
-	for _, s := range slots {
-		total += prod(s.shape)
-	}
-	p.data = make([]float32, total)
-	off := 0
-	for _, s := range slots {
-		n := prod(s.shape)
-		*s.dst = p.data[off : off+n : off+n]
-		p.tensors = append(p.tensors, Tensor{Name: s.name, Shape: s.shape, Data: *s.dst, Kind: s.kind})
-		off += n
-	}
-	if c.TiedEmbeddings {
-		p.LMHead = p.Embed
-	}
-	return p
+	return slots
 }
 
 func prod(shape []int) int {

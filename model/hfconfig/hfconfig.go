@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -117,17 +118,36 @@ func (c Config) QKVBias() bool {
 	return c.ModelType == "qwen2" || c.AttentionBias
 }
 
+// maxFileSize caps what Read reads. Configs are a few kilobytes; the cap
+// bounds what a corrupt or hostile file, or one that is not a config at
+// all, makes Read allocate and Parse decode.
+const maxFileSize = 1 << 20
+
 // Load reads and parses the config.json at path. It does not validate it.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	c, err := Parse(data)
+	defer f.Close()
+	c, err := Read(f)
 	if err != nil {
 		return Config{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// Read reads a config.json from r and parses it, as Parse does. A file
+// over 1 MiB is an error.
+func Read(r io.Reader) (Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxFileSize+1))
+	if err != nil {
+		return Config{}, err
+	}
+	if len(data) > maxFileSize {
+		return Config{}, fmt.Errorf("hfconfig: config is over %d bytes; a config.json is a few kilobytes", maxFileSize)
+	}
+	return Parse(data)
 }
 
 // Parse parses a config.json and fills in defaults. It ignores fields braid

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -103,6 +104,45 @@ func TestLoadErrorsNamePath(t *testing.T) {
 			t.Errorf("Load(%s) error = %v, want one naming the path", path, err)
 		}
 	}
+}
+
+// TestReadCapsSize checks that Read stops at 1 MiB rather than read and
+// decode whatever a file holds.
+func TestReadCapsSize(t *testing.T) {
+	config := []byte(`{"model_type": "llama", "vocab_size": 32000}`)
+	padded := append(bytes.Repeat([]byte(" "), maxFileSize-len(config)), config...)
+	for _, tt := range []struct {
+		name    string
+		r       io.Reader
+		wantErr string
+	}{
+		{"1 MiB", bytes.NewReader(padded), ""},
+		{"a byte over", io.MultiReader(bytes.NewReader(padded), strings.NewReader(" ")), "config is over 1048576 bytes"},
+		{"endless", neverEnding('{'), "config is over 1048576 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Read(tt.r)
+			if tt.wantErr == "" {
+				if err != nil || c.VocabSize != 32000 {
+					t.Errorf("Read() = %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Read() error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// neverEnding is an endless stream of one byte, as /dev/zero is of zeros.
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }
 
 func TestParseDefaults(t *testing.T) {

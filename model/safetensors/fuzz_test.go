@@ -9,8 +9,9 @@ import (
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns is
-// ErrMalformed, that it and Float32 allocate in proportion to the input, and
-// that whatever it accepts converts and survives a write and a re-read.
+// ErrMalformed, that reading the file with ReadHeader and ReadData agrees,
+// that they and Float32 allocate in proportion to the input, and that
+// whatever Parse accepts converts and survives a write and a re-read.
 func FuzzParse(f *testing.F) {
 	if fixture, err := os.ReadFile(fixturePath); err == nil {
 		f.Add(fixture)
@@ -34,6 +35,10 @@ func FuzzParse(f *testing.F) {
 		)
 		allocated := bytesAllocated(func() {
 			parsed, err = Parse(data)
+			// Reading the file in two steps, as Open does, must agree.
+			if _, err2 := readInTwo(data, int64(len(data))); (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+				t.Fatalf("Parse() error %v, ReadHeader() and ReadData() error %v", err, err2)
+			}
 			if err != nil {
 				return
 			}

@@ -37,13 +37,22 @@ func splitHeader(data []byte) (header, buf []byte, err error) {
 		return nil, nil, malformed("file is %d bytes, too short for the 8-byte header length", len(data))
 	}
 	n := binary.LittleEndian.Uint64(data)
-	if n > maxHeaderLen {
-		return nil, nil, malformed("header length %d exceeds the limit of %d bytes", n, maxHeaderLen)
-	}
-	if n > uint64(len(data)-8) {
-		return nil, nil, malformed("header length %d runs past the end of the %d-byte file", n, len(data))
+	if err := checkHeaderLen(n, uint64(len(data))); err != nil {
+		return nil, nil, err
 	}
 	return data[8 : 8+n], data[8+n:], nil
+}
+
+// checkHeaderLen checks a header length prefix n against the size of a
+// file of size bytes, at least 8, before the header is read.
+func checkHeaderLen(n, size uint64) error {
+	if n > maxHeaderLen {
+		return malformed("header length %d exceeds the limit of %d bytes", n, maxHeaderLen)
+	}
+	if n > size-8 {
+		return malformed("header length %d runs past the end of the %d-byte file", n, size)
+	}
+	return nil
 }
 
 // decodeHeader decodes the header JSON into its tensor entries, in header

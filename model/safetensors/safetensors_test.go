@@ -341,3 +341,79 @@ func TestParseAllocation(t *testing.T) {
 		})
 	}
 }
+
+// readInTwo reads data as Open reads a file: the header, then the data.
+func readInTwo(data []byte, size int64) (*File, error) {
+	r := bytes.NewReader(data)
+	h, err := ReadHeader(r, size)
+	if err != nil {
+		return nil, err
+	}
+	return h.ReadData(r)
+}
+
+// TestReadHeaderMatchesParse checks that reading a file in two steps
+// accepts and rejects what Parse does, with the same errors.
+func TestReadHeaderMatchesParse(t *testing.T) {
+	for _, tt := range parseRejects {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readInTwo(tt.data, int64(len(tt.data)))
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ReadHeader(), ReadData() error = %v, want ErrMalformed containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	f, err := readInTwo(hfFixture(), int64(len(hfFixture())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Parse(hfFixture())
+	if !slices.Equal(f.Names(), want.Names()) || !bytes.Equal(f.buf, want.buf) {
+		t.Errorf("read tensors %q, %d data bytes; Parse gives %q, %d", f.Names(), len(f.buf), want.Names(), len(want.buf))
+	}
+}
+
+// TestReadHeaderReadsNoData checks that a header claiming a terabyte of
+// tensors is read, and its shapes reported, without reading or allocating
+// the data.
+func TestReadHeaderReadsNoData(t *testing.T) {
+	header := file(`{"a":{"dtype":"F32","shape":[250000000000],"data_offsets":[0,1000000000000]}}`, nil)
+	size := int64(len(header)) + 1e12
+	var h *Header
+	var err error
+	n := bytesAllocated(func() {
+		// A reader that ends at the header fails any read of the data.
+		h, err = ReadHeader(bytes.NewReader(header), size)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := h.Info("a"); err != nil || !slices.Equal(info.Shape, []int{250000000000}) {
+		t.Errorf("Info(a) = %v, %v", info, err)
+	}
+	if n > 64<<10 {
+		t.Errorf("reading a %d-byte header allocated %d bytes", len(header), n)
+	}
+}
+
+func TestReadDataRejects(t *testing.T) {
+	data := file(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, f32Bytes(1, 2))
+	for _, tt := range []struct {
+		name    string
+		data    []byte
+		size    int64
+		wantErr string
+	}{
+		{"file shorter than its size", data[:len(data)-1], int64(len(data)), "file ends before the 8 bytes it was said to have"},
+		{"header shorter than its length", data[:12], int64(len(data)), "file ends before"},
+		{"file longer than its size", append(slices.Clone(data), 0), int64(len(data)), "file has bytes past the 8-byte data buffer"},
+		{"size under 8", data, 7, "file is 7 bytes, too short"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readInTwo(tt.data, tt.size)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error = %v, want ErrMalformed containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
