@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
@@ -332,9 +333,9 @@ func Markdown(w io.Writer, runs []Run) error {
 	var b strings.Builder
 	b.WriteString("# braid evaluation report\n")
 	for _, r := range runs {
-		fmt.Fprintf(&b, "\n## Run %s\n\nTask %s, started %s, %d samples. Intervals are 95%%, clustered by problem.\n\n", r.ID, r.Task, r.Created, len(r.Samples))
+		fmt.Fprintf(&b, "\n## Run %s\n\nTask %s, started %s, %d samples. Intervals are 95%%, clustered by problem.\n\n", mdText(r.ID), mdText(r.Task), mdText(r.Created), len(r.Samples))
 		head, body := rows(r)
-		b.WriteString("| " + strings.Join(head, " | ") + " |\n|")
+		b.WriteString(mdRow(head) + "\n|")
 		for i := range head {
 			if i == 0 {
 				b.WriteString(" --- |")
@@ -344,15 +345,50 @@ func Markdown(w io.Writer, runs []Run) error {
 		}
 		b.WriteString("\n")
 		for _, row := range body {
-			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+			b.WriteString(mdRow(row) + "\n")
 		}
 		if ls := summaryLines(r); len(ls) > 0 {
 			b.WriteString("\n")
 			for _, l := range ls {
-				b.WriteString("- " + l + "\n")
+				b.WriteString("- " + mdText(l) + "\n")
 			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// mdRow writes one table row, every cell as literal text.
+func mdRow(cells []string) string {
+	var b strings.Builder
+	b.WriteString("|")
+	for _, c := range cells {
+		b.WriteString(" " + mdText(c) + " |")
+	}
+	return b.String()
+}
+
+// mdSpecial are the characters that make Markdown structure inside a line:
+// the escape itself, a table cell's end, code, emphasis, links, HTML, a
+// heading's closing hashes, entities and strikethrough.
+const mdSpecial = "\\`|*_[]<>#&~"
+
+// mdText writes s as literal Markdown text. Run ids, task and strategy
+// names are chosen by whoever runs braid, and a pipe, a newline or a tag
+// in one must read as itself, not split a table or start a heading or HTML.
+// Control characters, newlines among them, become spaces.
+func mdText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case unicode.IsControl(r):
+			b.WriteByte(' ')
+		case strings.ContainsRune(mdSpecial, r):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -29,13 +29,13 @@ func newCountdownCmd() *cobra.Command {
 func parseProblemArgs(args []string) (countdown.Problem, error) {
 	var p countdown.Problem
 	for i, a := range args {
-		v, err := strconv.Atoi(a)
+		v, err := countdown.ParseNumber(a)
 		if err != nil {
 			what := "number"
 			if i == 0 {
 				what = "target"
 			}
-			return p, usageErrorf("%s %q is not a whole number", what, a)
+			return p, usageErrorf("%s: %v", what, err)
 		}
 		if i == 0 {
 			p.Target = v

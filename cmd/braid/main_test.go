@@ -65,7 +65,12 @@ func TestVerifyCommand(t *testing.T) {
 		t.Errorf("output %q does not say which number is unused", out)
 	}
 	_, errs := expectExit(t, 2, "", "countdown", "verify", "27", "22", "x", "31", "53", "1+1")
-	if !strings.Contains(errs, `"x" is not a whole number`) {
+	if !strings.Contains(errs, `"x" is not a plain number`) {
+		t.Errorf("stderr %q", errs)
+	}
+	// strconv.Atoi would read "+27" as 27.
+	_, errs = expectExit(t, 2, "", "countdown", "verify", "+27", "22", "26", "31", "53", "26+31/(53-22)")
+	if !strings.Contains(errs, `target: "+27" is not a plain number`) {
 		t.Errorf("stderr %q", errs)
 	}
 	expectExit(t, 2, "", "countdown", "verify", "27", "22")

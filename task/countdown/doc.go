@@ -15,8 +15,9 @@
 // # Answers
 //
 // An answer is an arithmetic expression such as 26+(53/(31+22)).
-// [VerifyAnswer] accepts it when it uses every number exactly once, only
-// + - * / and parentheses, and its exact rational value equals the target.
+// [VerifyAnswer] accepts it when it uses every number exactly once, written
+// in ASCII digits, only + - * / and parentheses, and its exact rational value
+// equals the target.
 //
 // # Traces
 //

@@ -414,23 +414,25 @@ func (e *Env) variant(op Op, written string) ([]int, bool) {
 }
 
 // parseOperands reads "a-b" into an operation with its result, checking it
-// against the rules.
+// against the rules. The numbers are read as traces write them, without a
+// sign or a leading zero: the environment completes the model's line with
+// the operation's own rendering, which must begin with what the model wrote.
 func parseOperands(s string) (Op, error) {
-	i := strings.IndexAny(s, "+-*/")
-	if i <= 0 || i == len(s)-1 {
+	c := cursor{s: s}
+	op := Op{A: c.int()}
+	if c.err == nil && c.pos < len(s) && strings.IndexByte("+-*/", s[c.pos]) >= 0 {
+		op.Sym = s[c.pos]
+		c.pos++
+	}
+	op.B = c.int()
+	if op.Sym == 0 || c.done() != nil || op.A > 1e9 || op.B > 1e9 {
 		return Op{}, fmt.Errorf("want an operation such as 53-22, not %q", s)
 	}
-	a, errA := strconv.Atoi(s[:i])
-	b, errB := strconv.Atoi(s[i+1:])
-	if errA != nil || errB != nil || a > 1e9 || b > 1e9 {
-		return Op{}, fmt.Errorf("want an operation such as 53-22, not %q", s)
-	}
-	for _, o := range Combine(a, b) {
-		if o.Sym == s[i] && o.A == a && o.B == b {
+	for _, o := range Combine(op.A, op.B) {
+		if o.Sym == op.Sym && o.A == op.A && o.B == op.B {
 			return o, nil
 		}
 	}
-	op := Op{A: a, B: b, Sym: s[i]}
 	if err := checkOp(op); err != nil {
 		return Op{}, err
 	}

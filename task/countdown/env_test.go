@@ -104,6 +104,13 @@ func TestEnvRejectsIllegalOperations(t *testing.T) {
 		{"Exploring Operation: 22+99=", "not in the state"},
 		{"Exploring Operation: 53/22=", "not exact"},
 		{"Exploring Operation: x=", "want an operation"},
+		// The model's line is completed with the operation as traces write
+		// it, which must begin with what the model wrote: no sign, no
+		// leading zero (enough of them once sliced past the completion).
+		{"Exploring Operation: 53-+22=", "want an operation"},
+		{"Exploring Operation: 053-22=", "want an operation"},
+		{"Exploring Operation: " + strings.Repeat("0", 80) + "53-22=", "want an operation"},
+		{"Exploring Operation: 53-٢٢=", "want an operation"},
 		{"Moving to Node #0,7\n", "never generated"},
 	} {
 		e, err := NewEnv(p, prompt)
@@ -129,6 +136,7 @@ func FuzzEnvNext(f *testing.F) {
 	f.Add("Exploring Operation: 53*26=", "Start Sub Search at level 1: Moving to Node #0,0\n")
 	f.Add("<Calling Sub Searches>\n", "<Start Sub Search 0 at level 1> Moving to Node #0,0\n")
 	f.Add("No solution found.\n", "x")
+	f.Add("Exploring Operation: 0053-+22=", "Moving to Node #0,0\n")
 	p := Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		for _, mode := range []Mode{ModeSerial, ModeParallel, ModeDirect} {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Expr is an arithmetic expression over the problem's numbers: a leaf
@@ -64,7 +66,7 @@ func ParseExpr(s string) (*Expr, error) {
 		if p.src[p.pos] == ')' {
 			return nil, p.errf("unmatched ')'")
 		}
-		return nil, p.errf("unexpected %q after a complete expression", p.src[p.pos])
+		return nil, p.unexpected(" after a complete expression")
 	}
 	return e, nil
 }
@@ -162,6 +164,9 @@ func (p *exprParser) atom(depth int) (*Expr, error) {
 		if p.pos < len(p.src) && p.src[p.pos] == '.' {
 			return nil, p.errf("only whole numbers are allowed")
 		}
+		if r, _ := utf8.DecodeRuneInString(p.src[p.pos:]); wordRune(r) {
+			return nil, p.notPlainAt(start)
+		}
 		v, _ := strconv.Atoi(p.src[start:p.pos]) // digits only, at most 12: cannot fail
 		return &Expr{Value: v}, nil
 	case c == '-' || c == '+':
@@ -171,8 +176,34 @@ func (p *exprParser) atom(depth int) (*Expr, error) {
 	case strings.IndexByte("*/", c) >= 0:
 		return nil, p.errf("operator %q has no left operand", c)
 	default:
-		return nil, p.errf("unexpected %q: only numbers, + - * / and parentheses are allowed", c)
+		return nil, p.unexpected(": only numbers, + - * / and parentheses are allowed")
 	}
+}
+
+// unexpected rejects the character at p.pos, which the grammar does not
+// allow there, naming it whole rather than by its first byte. A digit of
+// another script, a superscript or a circled number is named as a number
+// that is not plain, so the answer reads as what is wrong with it.
+func (p *exprParser) unexpected(suffix string) error {
+	r, _ := utf8.DecodeRuneInString(p.src[p.pos:])
+	if unicode.IsNumber(r) {
+		return p.notPlainAt(p.pos)
+	}
+	return p.errf("unexpected %q%s", r, suffix)
+}
+
+// notPlainAt rejects the word that starts at start, such as "5x", "5³" or
+// "٢٢", as a number that is not plain.
+func (p *exprParser) notPlainAt(start int) error {
+	end := start
+	for end < len(p.src) {
+		r, w := utf8.DecodeRuneInString(p.src[end:])
+		if !wordRune(r) {
+			break
+		}
+		end += w
+	}
+	return &AnswerError{Pos: start, Reason: notPlain(p.src[start:end]).Error()}
 }
 
 // Eval returns the exact rational value of e. Division by zero is an error.

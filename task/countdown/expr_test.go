@@ -2,6 +2,7 @@ package countdown
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -152,8 +153,33 @@ func TestCanonicalIgnoresOrderAndGrouping(t *testing.T) {
 	}
 }
 
+// A number written any way but in plain ASCII digits is refused by name,
+// not misread or reported as a stray byte.
+func TestVerifyAnswerRefusesNumbersThatAreNotPlain(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer, reason string
+	}{
+		{"Arabic-Indic digits", "26+53/(31+٢٢)", `"٢٢" is not a plain number: Countdown numbers are whole numbers written in ASCII digits at position 11`},
+		{"fullwidth digits", "26+53/(31+２２)", `"２２" is not a plain number`},
+		{"superscript", "26+53³/(31+22)", `"53³" is not a plain number: Countdown numbers are whole numbers written in ASCII digits at position 4`},
+		{"superscript after a group", "26+53/(31+22)³", `"³" is not a plain number`},
+		{"circled digit", "26+53/(31+⑳)", `"⑳" is not a plain number`},
+		{"exponent", "1e3", `"1e3" is not a plain number`},
+		{"digit then letter", "26+53/(31+22x)", `"22x" is not a plain number`},
+		{"zero-width space inside", "26+53/(31+2\u200b2)", `"2\u200b2" is not a plain number`},
+		{"other character named whole", "26+53/(31+22)→27", "unexpected '→' after a complete expression"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := VerifyAnswer(standard, tc.answer)
+			if !errors.Is(err, ErrInvalidAnswer) || !strings.Contains(err.Error(), tc.reason) {
+				t.Errorf("VerifyAnswer(%q) = %v; want an invalid answer that says %s", tc.answer, err, tc.reason)
+			}
+		})
+	}
+}
+
 func FuzzParseExpr(f *testing.F) {
-	for _, s := range []string{"26+(53/(31+22))", "1-(2-3)*4/5", "((7))", "-1", "1++2", "(", ")", "9999999999999", "2×3÷1−0"} {
+	for _, s := range []string{"26+(53/(31+22))", "1-(2-3)*4/5", "((7))", "-1", "1++2", "(", ")", "9999999999999", "2×3÷1−0", "5³+٢٢", "1e3", "2\u200b2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -164,6 +190,15 @@ func FuzzParseExpr(f *testing.F) {
 				t.Fatalf("error %v is not an *AnswerError", err)
 			}
 			return
+		}
+		// Every number read is a plain number in the answer, and every
+		// plain number in it is read.
+		runs, ok := plainRuns(s)
+		leaves := e.Leaves()
+		slices.Sort(runs)
+		slices.Sort(leaves)
+		if !ok || !slices.Equal(runs, leaves) {
+			t.Fatalf("ParseExpr(%q) = %s, but the plain numbers in it are %v (all plain: %v)", s, e, runs, ok)
 		}
 		// Printing and re-parsing keeps the numbers and the value.
 		again, err := ParseExpr(e.String())
