@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -218,6 +219,17 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	cfg := m.Config
 	if opts.Context > 0 {
 		cfg.MaxSeq = opts.Context
+	}
+	// The rotary tables and each worker's attention scratch grow with the
+	// context: a context far too long must fail here, before the sums
+	// below overflow and before anything is allocated.
+	workers := opts.Workers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	perPosition := 4*float64(cfg.HeadDim) + 4*float64(workers)*float64(cfg.Heads+2*cfg.KVHeads)
+	if err := model.CheckMemory((float64(cfg.MaxSeq) + blockTokens) * perPosition); err != nil {
+		return nil, fmt.Errorf("engine: a context of %d positions: its rotary tables and attention scratch: %w", cfg.MaxSeq, err)
 	}
 	// One thread must fit: a full context, one block per 16 tokens, plus
 	// one for a fork's partial block. Checked before the weights are packed

@@ -387,7 +387,7 @@ func TestContextOption(t *testing.T) {
 	}
 	// A context no cache could hold is refused before anything of its
 	// size is allocated.
-	if _, err := New(m, nil, Options{Context: 1 << 40}); err == nil || !strings.Contains(err.Error(), "context needs") {
+	if _, err := New(m, nil, Options{Context: 1 << 40}); err == nil || !strings.Contains(err.Error(), "context of") {
 		t.Errorf("a context of 2^40 positions: %v", err)
 	}
 }

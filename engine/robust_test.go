@@ -176,3 +176,15 @@ func TestFairShareBetweenRequests(t *testing.T) {
 		t.Errorf("the wide request decoded %d tokens in the narrow one's %d steps; fair share allows %d", others, steps, limit)
 	}
 }
+
+// A context no machine could hold is refused with an error naming it,
+// before its sizes overflow or its tables are allocated.
+func TestHugeContextIsRefused(t *testing.T) {
+	m := testModel(t, 16)
+	for _, n := range []int{math.MaxInt, math.MaxInt / 2, 1 << 40} {
+		_, err := New(m, nil, Options{Context: n})
+		if err == nil || !strings.Contains(err.Error(), "context of") {
+			t.Errorf("context %d: %v", n, err)
+		}
+	}
+}

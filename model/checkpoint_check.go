@@ -133,11 +133,11 @@ func countLayers(names []string) int {
 // first: max_position_embeddings is the one size no tensor backs.
 func checkLoadMemory(hc hfconfig.Config, c Config, fileSize int64) error {
 	params, rope := c.paramBytes(), c.ropeBytes()
-	if err := checkMemory(rope); err != nil {
+	if err := CheckMemory(rope); err != nil {
 		return fmt.Errorf("%s: max_position_embeddings %d: the rotary tables for so many positions of head_dim %d: %w",
 			ConfigFile, hc.MaxPositionEmbeddings, c.HeadDim, err)
 	}
-	if err := checkMemory(float64(fileSize) + params + rope); err != nil {
+	if err := CheckMemory(float64(fileSize) + params + rope); err != nil {
 		return fmt.Errorf("the weights file (%s), its parameters as float32 (%s) and the rotary tables for %d positions (%s): %w",
 			formatBytes(float64(fileSize)), formatBytes(params), c.MaxSeq, formatBytes(rope), err)
 	}

@@ -34,11 +34,13 @@ func (c Config) ropeBytes() float64 {
 	return 4 * float64(c.MaxSeq) * float64(c.HeadDim)
 }
 
-// checkMemory reports an error when need bytes are more than one model may
+// CheckMemory reports an error when need bytes are more than one model may
 // allocate or than the memory available, so that a shape too large for the
-// machine fails with an error naming the sizes, not in the allocator.
-// Where the available memory cannot be read, only maxBytes is checked.
-func checkMemory(need float64) error {
+// machine fails with an error naming the sizes, not in the allocator; its
+// callers count need in float64, which cannot overflow. Where the
+// available memory cannot be read, only the 2^48 bytes a Go heap can span
+// are checked.
+func CheckMemory(need float64) error {
 	if need > maxBytes {
 		return fmt.Errorf("they need %s, more than the %s a Go program can allocate", formatBytes(need), formatBytes(maxBytes))
 	}

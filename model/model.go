@@ -25,7 +25,7 @@ func New(c Config) (*Model, error) {
 		return nil, err
 	}
 	params, rope := c.paramBytes(), c.ropeBytes()
-	if err := checkMemory(params + rope); err != nil {
+	if err := CheckMemory(params + rope); err != nil {
 		return nil, fmt.Errorf("model: the parameters (%s) and the rotary tables for %d positions (%s) of %+v: %w",
 			formatBytes(params), c.MaxSeq, formatBytes(rope), c, err)
 	}
