@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,20 +128,6 @@ func Open(ctx context.Context, target string) (*Store, error) {
 	return &s, nil
 }
 
-// Redact hides the password in a database address, for messages: in the
-// user part or as a password= parameter.
-func Redact(target string) string {
-	u, err := url.Parse(target)
-	if err != nil || u.Scheme == "" {
-		return target
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
-}
-
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -210,11 +195,13 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // StartRun records a run, or checks that an existing run of that id was
 // started with the same configuration: resuming with another grid would
-// mix two experiments.
+// mix two experiments. The configuration is stored with its credentials
+// hidden (Redact), and compared so: a run that an older braid stored with
+// them resumes, and is stored without them from then on.
 func (s *Store) StartRun(ctx context.Context, id string, config any) error {
-	cfg, err := json.Marshal(config)
+	cfg, err := configJSON(config)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
 	// Insert if new, then compare with what is there: two workers starting
 	// at once both insert, one wins, and the other is still checked.
@@ -226,8 +213,15 @@ func (s *Store) StartRun(ctx context.Context, id string, config any) error {
 	if err := s.db.QueryRowContext(ctx, s.q(`SELECT config FROM runs WHERE id = ?`), id).Scan(&have); err != nil {
 		return fmt.Errorf("store: start run %s: %w", id, err)
 	}
-	if have != string(cfg) {
-		return fmt.Errorf("store: run %q was started with another configuration (%s); pick another --run", id, configDiff(have, string(cfg)))
+	if have == string(cfg) {
+		return nil
+	}
+	if was := string(redactJSON([]byte(have))); was != string(cfg) {
+		return fmt.Errorf("store: run %q was started with another configuration (%s); pick another --run", id, configDiff(was, string(cfg)))
+	}
+	// Rewritten only if still what was compared above.
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE runs SET config = ? WHERE id = ? AND config = ?`), string(cfg), id, have); err != nil {
+		return fmt.Errorf("store: start run %s: hide its credentials: %w", id, err)
 	}
 	return nil
 }
@@ -463,7 +457,8 @@ func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 }
 
 // Run is a run as recorded: its id, when it started, and the configuration
-// it was started with (JSON).
+// it was started with (JSON, credentials hidden, even those an older braid
+// stored).
 type Run struct {
 	ID      string          `json:"id"`
 	Created string          `json:"created"`
@@ -489,7 +484,7 @@ func (s *Store) Runs(ctx context.Context, ids ...string) ([]Run, error) {
 		if err := rows.Scan(&r.ID, &r.Created, &cfg); err != nil {
 			return nil, err
 		}
-		r.Config = json.RawMessage(cfg)
+		r.Config = json.RawMessage(redactJSON([]byte(cfg)))
 		if len(ids) == 0 || want[r.ID] {
 			out = append(out, r)
 			delete(want, r.ID)

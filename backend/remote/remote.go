@@ -71,7 +71,13 @@ type Client struct {
 }
 
 type endpoint struct {
-	base  string
+	// base is the URL that request paths extend, without its query;
+	// query ("?..." or "") follows the path, so that a server reading its
+	// key or api-version there still finds them.
+	base, query string
+	// name is the URL as messages show it, without the password or query,
+	// either of which may hold a credential.
+	name  string
 	slots chan struct{}
 	noN   atomic.Bool // the server refused n: samples go one request each
 }
@@ -100,12 +106,23 @@ func New(opts Options) (*Client, error) {
 	if c.key == "" {
 		c.key = os.Getenv("OPENAI_API_KEY")
 	}
-	for _, e := range opts.Endpoints {
+	for i, e := range opts.Endpoints {
 		u, err := url.Parse(e)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("remote: endpoint %q is not an http(s) URL", e)
+		if err != nil {
+			// Named by its place, not its text: it may hold a password.
+			return nil, fmt.Errorf("remote: endpoint %d of %d does not parse as a URL", i+1, len(opts.Endpoints))
 		}
-		c.endpoints = append(c.endpoints, &endpoint{base: strings.TrimSuffix(e, "/"), slots: make(chan struct{}, opts.MaxConcurrent)})
+		name := *u
+		name.RawQuery, name.ForceQuery, name.Fragment, name.RawFragment = "", false, "", ""
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("remote: endpoint %q is not an http(s) URL", name.Redacted())
+		}
+		base, query, ok := strings.Cut(e, "?")
+		if ok {
+			query = "?" + query
+		}
+		c.endpoints = append(c.endpoints, &endpoint{base: strings.TrimSuffix(base, "/"), query: query, name: name.Redacted(),
+			slots: make(chan struct{}, opts.MaxConcurrent)})
 	}
 	return c, nil
 }
@@ -420,7 +437,7 @@ func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, consume fu
 	if c.opts.Chat {
 		path = "/chat/completions"
 	}
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.base+path, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, ep.base+path+ep.query, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -431,12 +448,16 @@ func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, consume fu
 	}
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return 0, fmt.Errorf("remote: %s: %w", ep.base, err)
+		// net/http names the request's URL with its query, and a key in it.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			ue.URL = ep.name + path
+		}
+		return 0, fmt.Errorf("remote: %s: %w", ep.name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := errorMessage(resp.Body)
-		err := fmt.Errorf("remote: %s: HTTP %d: %s", ep.base, resp.StatusCode, msg)
+		err := fmt.Errorf("remote: %s: HTTP %d: %s", ep.name, resp.StatusCode, msg)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 			return retryAfter(resp.Header.Get("Retry-After")), err
 		}

@@ -172,6 +172,46 @@ func TestNoRetryOnClientErrors(t *testing.T) {
 	}
 }
 
+// An endpoint's credentials reach its server (the user's password as basic
+// auth, a key in the query after the request's path), and no message
+// names them: not a failed request's, nor a refused endpoint's.
+func TestEndpointCredentialsStayOutOfMessages(t *testing.T) {
+	t.Setenv("BRAID_API_KEY", "")
+	t.Setenv("OPENAI_API_KEY", "")
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pw, _ := r.BasicAuth()
+		got = append(got, r.URL.Path+" "+r.URL.Query().Get("api_key")+" "+user+":"+pw)
+		http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	secret := func(what string, err error) {
+		t.Helper()
+		if err == nil || strings.Contains(err.Error(), "s3cretpw") || strings.Contains(err.Error(), "k3ysecret") {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	for _, base := range []string{srv.URL, "http://127.0.0.1:1"} {
+		u := strings.Replace(base, "://", "://user:s3cretpw@", 1) + "/v1?api_key=k3ysecret"
+		c, err := New(Options{Endpoints: []string{u}, Retries: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Complete(context.Background(), &backend.Request{Prompt: "x"})
+		secret(base, err)
+		if err != nil && !strings.Contains(err.Error(), "user:xxxxx@127.0.0.1:") {
+			t.Errorf("%s: the message does not name the endpoint: %v", base, err)
+		}
+	}
+	if len(got) != 1 || got[0] != "/v1/completions k3ysecret user:s3cretpw" {
+		t.Errorf("the server saw %q", got)
+	}
+	for _, bad := range []string{"ftp://user:s3cretpw@h/v1?api_key=k3ysecret", "http://user:s3cretpw%zz@h/v1?api_key=k3ysecret"} {
+		_, err := New(Options{Endpoints: []string{bad}})
+		secret(bad, err)
+	}
+}
+
 // A connection dropped mid-stream is retried as a continuation: the text
 // streamed so far joins the prompt.
 func TestDroppedStreamContinues(t *testing.T) {

@@ -86,6 +86,7 @@ func loadSide(cmd *cobra.Command, path, side string) ([]store.Sample, error) {
 		return nil, err
 	}
 	defer st.Close()
+	path = store.Redact(path) // from here on, only in messages
 	if _, err := st.Runs(cmd.Context(), run); err != nil {
 		all, lerr := st.Runs(cmd.Context())
 		if lerr != nil || len(all) == 0 {

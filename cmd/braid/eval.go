@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +22,8 @@ import (
 )
 
 // evalConfig is what defines an evaluation run: rerunning the same
-// command finds the same run and resumes it.
+// command finds the same run and resumes it. The store keeps and hashes
+// it with its credentials hidden (a --backend URL's password or api_key).
 type evalConfig struct {
 	Task           string            `json:"task"`
 	Problems       []json.RawMessage `json:"problems"`
@@ -271,9 +270,9 @@ skips such lines, each reported.`,
 				}
 			}
 			if runID == "" {
-				h := sha256.New()
-				json.NewEncoder(h).Encode(cfg)
-				runID = hex.EncodeToString(h.Sum(nil))[:12]
+				if runID, err = store.RunID(cfg); err != nil {
+					return err
+				}
 			}
 			st, err := store.Open(ctx, dbPath)
 			if err != nil {
