@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
@@ -80,7 +81,9 @@ func (m chatMessage) text() (string, error) {
 type job struct {
 	model, strategy string
 	problem         string // as the user stated it
-	run             func(ctx context.Context, observe reason.Observer) (*reason.Result, error)
+	// run runs the job on b: the server's backend, seen through the
+	// request's limits.
+	run func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error)
 	// verdict says whether an answer is right, when the task can tell.
 	verdict func(answer string) *bool
 	// content is the answer as the assistant message says it.
@@ -116,6 +119,10 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 	if req.Temperature != nil {
 		if *req.Temperature < 0 || *req.Temperature > 2 {
 			badRequest(w, "temperature: %g is outside 0..2", *req.Temperature)
+			return nil, false
+		}
+		if err := backend.CheckTemperature(*req.Temperature); err != nil {
+			badRequest(w, "%v", err)
 			return nil, false
 		}
 		temperature = *req.Temperature
@@ -168,16 +175,16 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 			badRequest(w, "model %q: %v", req.Model, err)
 			return nil, false
 		}
-		j.run = func(ctx context.Context, observe reason.Observer) (*reason.Result, error) {
+		j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error) {
 			switch c := st.(type) {
 			case reason.Countdown:
 				c.Observe = observe
-				return c.Solve(ctx, s.opts.Backend, p)
+				return c.Solve(ctx, b, p)
 			case reason.CountdownVote:
 				c.Inner.Observe = observe
-				return c.Solve(ctx, s.opts.Backend, p)
+				return c.Solve(ctx, b, p)
 			}
-			return st.Solve(ctx, s.opts.Backend, p)
+			return st.Solve(ctx, b, p)
 		}
 		j.verdict = func(answer string) *bool {
 			ok := answer != "" && countdown.VerifyAnswer(p, answer) == nil
@@ -205,11 +212,11 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 	}
 	t := taskmath.Task{}
 	p := task.Problem{Task: "math", Text: question}
-	j.run = func(ctx context.Context, observe reason.Observer) (*reason.Result, error) {
+	j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error) {
 		sm := sampling
 		sm.Observe = observe
 		st, _ := reason.ParseStrategy(strategy, sm) // checked above
-		return st.Solve(ctx, s.opts.Backend, t, p)
+		return st.Solve(ctx, b, t, p)
 	}
 	j.verdict = func(string) *bool { return nil }
 	j.content = func(r *reason.Result) string { return r.Answer }
@@ -288,10 +295,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 		v := t.view()
 		if v.Status == "failed" {
-			if r.Context().Err() != nil {
+			switch err := t.failure(); {
+			case errors.Is(err, errLimit):
+				badRequest(w, "%v", err)
+			case r.Context().Err() != nil:
 				s.interrupted(w, r.Context())
-			} else {
-				s.runFailed(w, v.Error)
+			default:
+				s.runFailed(w, err)
 			}
 			return
 		}
@@ -347,24 +357,18 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			// Cut short by the time limit or a shutdown: say so in the
 			// stream (a client that left reads nothing).
-			msg := "the server is shutting down; retry"
-			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-				msg = fmt.Sprintf("the request took longer than the server's limit of %s", s.opts.Timeout)
-			}
-			var e apiError
-			e.Error.Message, e.Error.Type = msg, "server_error"
-			b, _ := json.Marshal(e)
-			sse.event("", "", b)
+			sse.error(s.cutShort(r.Context()), "server_error")
 			return
 		case <-changed:
 		}
 	}
 	v := t.view()
 	if v.Status == "failed" {
-		var e apiError
-		e.Error.Message, e.Error.Type = "the run failed: "+v.Error, "server_error"
-		b, _ := json.Marshal(e)
-		sse.event("", "", b)
+		if err := t.failure(); errors.Is(err, errLimit) {
+			sse.error(err.Error(), "invalid_request_error")
+		} else {
+			sse.error("the run failed: "+oneLine(err), "server_error")
+		}
 		return
 	}
 	chunk(map[string]any{"content": j.content(v.Result)}, nil)
@@ -410,7 +414,12 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 		defer mu.Unlock()
 		s.metrics.threads.Sub(float64(live))
 	}()
-	r, err := j.run(ctx, observe)
+	b, ctx, stop := s.limit(ctx, t.ID)
+	defer stop(nil)
+	r, err := j.run(ctx, b, observe)
+	if lim := stoppedBy(ctx); lim != nil {
+		err = lim // the strategy saw only a cancelled context
+	}
 	if err != nil {
 		t.finish(nil, nil, err)
 		return
@@ -425,18 +434,42 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 // limit, or by a shutdown (a client that left reads nothing).
 func (s *Server) interrupted(w http.ResponseWriter, ctx context.Context) {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		writeError(w, http.StatusGatewayTimeout, "timeout", fmt.Sprintf("the request took longer than the server's limit of %s", s.opts.Timeout))
+		writeError(w, http.StatusGatewayTimeout, "timeout", s.cutShort(ctx))
 		return
 	}
-	writeError(w, http.StatusServiceUnavailable, "server_error", "the server is shutting down; retry")
+	writeError(w, http.StatusServiceUnavailable, "server_error", s.cutShort(ctx))
 }
 
-func (s *Server) runFailed(w http.ResponseWriter, msg string) {
+// cutShort says why a request's context ended before its work: its time
+// limit, or a shutdown.
+func (s *Server) cutShort(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("the request took longer than the server's limit of %s", s.opts.Timeout)
+	}
+	return "the server is shutting down; retry"
+}
+
+// runFailed answers a run that failed on the server's side.
+func (s *Server) runFailed(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
-	if strings.Contains(msg, context.DeadlineExceeded.Error()) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusGatewayTimeout
 	}
-	writeError(w, status, "server_error", "the run failed: "+msg)
+	writeError(w, status, "server_error", "the run failed: "+oneLine(err))
+}
+
+// oneLine is an error's first line, at most 500 bytes: what a client is
+// told of a failure on the server's side, whose detail (a stack, were a
+// bug to put one in an error) belongs in the log.
+func oneLine(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	if len(msg) > 500 {
+		msg = strings.ToValidUTF8(msg[:500], "") + "..."
+	}
+	return msg
 }
 
 // tokenSums adds up a tree's prompt, completion and cached prompt tokens.

@@ -1,9 +1,11 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +67,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2):
 		badRequest(w, "temperature: %g is outside 0..2", *req.Temperature)
+		return
+	case req.Temperature != nil && backend.CheckTemperature(*req.Temperature) != nil:
+		badRequest(w, "%v", backend.CheckTemperature(*req.Temperature))
 		return
 	case req.TopP != nil && (*req.TopP <= 0 || *req.TopP > 1):
 		badRequest(w, "top_p: %g is outside (0, 1]", *req.TopP)
@@ -132,10 +137,15 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		s.countTokens(total)
 	}
+	lb, ctx, stop := s.limit(r.Context(), id)
+	defer stop(nil)
 	if !req.Stream {
-		cs, err := backend.CompleteN(r.Context(), s.opts.Backend, breq, n)
+		cs, err := backend.CompleteN(ctx, lb, breq, n)
+		if lim := stoppedBy(ctx); lim != nil {
+			err = lim
+		}
 		if err != nil {
-			s.completionFailed(w, err)
+			s.completionFailed(w, r.Context(), err)
 			return
 		}
 		sum(cs)
@@ -171,18 +181,23 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			"choices": []map[string]any{{"index": ch.Index, "text": ch.Text, "finish_reason": nil, "logprobs": logprobsOf(ch.Tokens, req.Logprobs)}}})
 		werr = sse.event("", "", b)
 	}
-	cs, err := backend.CompleteN(r.Context(), s.opts.Backend, breq, n)
+	cs, err := backend.CompleteN(ctx, lb, breq, n)
+	if lim := stoppedBy(ctx); lim != nil {
+		err = lim
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
-		if sse == nil {
-			s.completionFailed(w, err)
-			return
+		switch {
+		case sse == nil:
+			s.completionFailed(w, r.Context(), err)
+		case errors.Is(err, errLimit):
+			sse.error(err.Error(), "invalid_request_error")
+		case r.Context().Err() != nil:
+			sse.error(s.cutShort(r.Context()), "server_error")
+		default:
+			sse.error(oneLine(err), "server_error")
 		}
-		var e apiError
-		e.Error.Message, e.Error.Type = err.Error(), "server_error"
-		b, _ := json.Marshal(e)
-		sse.event("", "", b)
 		return
 	}
 	sum(cs)
@@ -208,8 +223,12 @@ func (s *Server) countTokens(u backend.Usage) {
 	s.metrics.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
 }
 
-func (s *Server) completionFailed(w http.ResponseWriter, err error) {
+func (s *Server) completionFailed(w http.ResponseWriter, ctx context.Context, err error) {
 	switch {
+	case errors.Is(err, errLimit):
+		badRequest(w, "%v", err)
+	case ctx.Err() != nil:
+		s.interrupted(w, ctx)
 	case errors.Is(err, backend.ErrPromptTooLong):
 		// In the words and code vLLM and OpenAI use, which clients (braid's
 		// own included) read as "the prompt outgrew the context".
@@ -220,7 +239,7 @@ func (s *Server) completionFailed(w http.ResponseWriter, err error) {
 	case errors.Is(err, backend.ErrInvalidRequest):
 		badRequest(w, "%v", err)
 	default:
-		s.runFailed(w, err.Error())
+		s.runFailed(w, err)
 	}
 }
 
@@ -278,15 +297,25 @@ func logprobsOf(tokens []backend.Token, n *int) any {
 	var tops []map[string]float64
 	for _, t := range tokens {
 		toks = append(toks, fmt.Sprint(t.ID))
-		lps = append(lps, t.Logprob)
+		lps = append(lps, finiteLogprob(t.Logprob))
 		top := map[string]float64{}
 		for _, a := range t.Top {
-			top[fmt.Sprint(a.ID)] = a.Logprob
+			top[fmt.Sprint(a.ID)] = finiteLogprob(a.Logprob)
 		}
 		tops = append(tops, top)
 	}
 	if toks != nil {
 		lp["tokens"], lp["token_logprobs"], lp["top_logprobs"] = toks, lps, tops
+	}
+	return lp
+}
+
+// finiteLogprob is lp as JSON can carry it: -9999 (vLLM's stand-in for
+// minus infinity) for an impossible token or a model whose numbers are
+// not numbers.
+func finiteLogprob(lp float64) float64 {
+	if math.IsNaN(lp) || math.IsInf(lp, 0) {
+		return -9999
 	}
 	return lp
 }

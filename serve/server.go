@@ -5,12 +5,17 @@
 // web UI that draws it, /healthz and Prometheus /metrics.
 //
 // Every request it refuses gets an OpenAI-style JSON error with a 4xx
-// status; it authenticates with a bearer token when one is set, bounds
-// request bodies, each client's concurrent requests and each request's
-// time, and shuts down gracefully.
+// status, and no error it answers carries a stack; it authenticates with
+// a bearer token when one is set; it bounds request bodies and the time
+// they take to arrive, each client's concurrent requests of each kind,
+// each request's time, threads and tokens, and the time a write to a
+// client may block; it refuses browsers' requests from other origins and,
+// on loopback, Host names other than loopback's (DNS rebinding); and it
+// shuts down gracefully, telling open streams why they end.
 package serve
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,8 +25,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -49,11 +57,40 @@ type Options struct {
 	APIKey string
 	// MaxBodyBytes bounds a request body (default 1 MiB).
 	MaxBodyBytes int64
-	// PerClient bounds the requests one client (API key, else address)
-	// has in flight; more are refused with 429 (default 16).
+	// PerClient bounds the completions (chat and raw) one client (API
+	// key, else address) has in flight, and apart from them its trace
+	// event streams and its other requests: more of a kind are refused
+	// with 429, and streams of traces cannot starve completions (default
+	// 16 each).
 	PerClient int
 	// Timeout bounds a request's work (default 10 minutes).
 	Timeout time.Duration
+	// ReadTimeout bounds the time a request body takes to arrive; it is
+	// read whole before the request counts as in flight, so a client that
+	// trickles its bodies holds no place (default 30 seconds).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to a client: one that stops reading
+	// a stream is cut off, and its request's work stops (default 30
+	// seconds).
+	WriteTimeout time.Duration
+	// RequestThreads and RequestTokens bound one chat request's threads
+	// (backend calls) and the completion tokens of all of them together:
+	// a request that would pass either fails with a 400 naming the limit
+	// (defaults 4,096 threads and 4,000,000 tokens).
+	RequestThreads int
+	RequestTokens  int
+	// AllowOrigins are the browser origins ("https://app.example", or "*"
+	// for any) whose pages may call the API; the server's own pages
+	// always may. Requests from any other origin are refused with 403.
+	AllowOrigins []string
+	// AllowHosts are Host names, besides loopback's, that a server
+	// listening on a loopback address answers (a proxy's name); any other
+	// Host is refused with 403: a page on a domain that resolves to
+	// 127.0.0.1 must not reach a local server.
+	AllowHosts []string
+	// Health, when set, says whether the backend can serve: /healthz and
+	// /readyz answer 503 with its error (an engine stopped by a failure).
+	Health func() error
 	// KeepTraces is how many recent traces the trace API keeps (default
 	// 256), and TraceBytes about how much memory their events may hold,
 	// oldest dropped first (default 256 MiB).
@@ -76,7 +113,13 @@ type Server struct {
 	mux     *http.ServeMux
 
 	mu      sync.Mutex
-	clients map[string]int // requests in flight per client
+	clients map[string]int // requests in flight per client and kind
+
+	// loopback is set while the server listens on a loopback address
+	// only: requests must then name a loopback Host. stopping is set once
+	// a shutdown begins: the server is not ready for more.
+	loopback atomic.Bool
+	stopping atomic.Bool
 
 	// base is cancelled when a graceful shutdown runs out of time: work
 	// still in flight then stops.
@@ -110,6 +153,23 @@ func New(opts Options) (*Server, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Minute
 	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 30 * time.Second
+	}
+	if opts.RequestThreads <= 0 {
+		opts.RequestThreads = 4096
+	}
+	if opts.RequestTokens <= 0 {
+		opts.RequestTokens = 4_000_000
+	}
+	for _, o := range opts.AllowOrigins {
+		if o != "*" && !validOrigin(o) {
+			return nil, fmt.Errorf("serve: allowed origin %q: want scheme://host[:port], as a browser sends it, or *", o)
+		}
+	}
 	if opts.KeepTraces <= 0 {
 		opts.KeepTraces = 256
 	}
@@ -124,12 +184,13 @@ func New(opts Options) (*Server, error) {
 	s.metrics = newMetrics(opts.Stats)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("GET /v1/models", s.api(s.models))
-	s.mux.HandleFunc("POST /v1/chat/completions", s.api(s.chat))
-	s.mux.HandleFunc("POST /v1/completions", s.api(s.completions))
+	s.mux.HandleFunc("POST /v1/chat/completions", s.route(kindCompletion, s.chat))
+	s.mux.HandleFunc("POST /v1/completions", s.route(kindCompletion, s.completions))
 	s.mux.HandleFunc("GET /v1/traces/{id}", s.api(s.trace))
-	s.mux.HandleFunc("GET /v1/traces/{id}/events", s.api(s.traceEvents))
+	s.mux.HandleFunc("GET /v1/traces/{id}/events", s.route(kindStream, s.traceEvents))
 	s.mux.HandleFunc("/v1/", s.api(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	}))
@@ -138,7 +199,7 @@ func New(opts Options) (*Server, error) {
 }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
 
 // Stop cancels the work of every request still in flight; a graceful
 // shutdown calls it when its time runs out (http.Server.Shutdown waits for
@@ -153,7 +214,12 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Dur
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", addr, err)
 	}
+	// No ReadTimeout or WriteTimeout here: they would bound a whole
+	// stream. Bodies and writes are bounded request by request instead.
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		s.loopback.Store(true)
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -164,6 +230,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Dur
 		return err
 	case <-ctx.Done():
 	}
+	s.stopping.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	stopped := make(chan struct{})
@@ -177,21 +244,49 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Dur
 	err = hs.Shutdown(sctx)
 	close(stopped)
 	if errors.Is(err, context.DeadlineExceeded) {
+		// Out of grace: the work left is cancelled, and its handlers get
+		// a moment to tell their clients so (an error event in a stream,
+		// a 503) before the connections close.
 		s.Stop()
-		err = hs.Close()
+		last, cancel := context.WithTimeout(context.Background(), shutdownNotice)
+		defer cancel()
+		if err = hs.Shutdown(last); errors.Is(err, context.DeadlineExceeded) {
+			err = hs.Close()
+		}
 	}
 	return err
 }
 
-// api wraps a /v1 handler: authentication, the body limit, the client's
-// concurrency limit, the request's time limit, metrics and a log line.
-func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
+// shutdownNotice is how long handlers whose work a shutdown cancelled get
+// to answer before their connections close.
+const shutdownNotice = 5 * time.Second
+
+// requestKind is the in-flight limit a route counts against: each kind
+// has its own, so that one kind of request cannot starve another.
+type requestKind string
+
+const (
+	kindRead       requestKind = "request"      // quick reads: models, a trace, runs
+	kindCompletion requestKind = "completion"   // chat and raw completions
+	kindStream     requestKind = "trace stream" // a trace's events, followed
+)
+
+// api wraps a /v1 handler of a quick read; see route.
+func (s *Server) api(h http.HandlerFunc) http.HandlerFunc { return s.route(kindRead, h) }
+
+// route wraps a /v1 handler: authentication, the body read whole within
+// its limits of size and time, the client's concurrency limit for the
+// kind, the request's time limit, a deadline on every write, metrics and
+// a log line.
+func (s *Server) route(kind requestKind, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
+		// A connection kept alive keeps the deadline of its last write.
+		rec.rc.SetWriteDeadline(time.Time{})
 		defer func() {
 			if v := recover(); v != nil {
-				s.opts.Log.Error("panic", "path", r.URL.Path, "panic", v)
+				s.opts.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				if !rec.wrote {
 					writeError(rec, http.StatusInternalServerError, "server_error", "internal error")
 				}
@@ -212,20 +307,56 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 			}
 			client = "key " + got
 		}
-		if !s.enter(client) {
-			rec.Header().Set("Retry-After", "1")
-			writeError(rec, http.StatusTooManyRequests, "rate_limit_error",
-				fmt.Sprintf("this client already has %d requests in flight", s.opts.PerClient))
+		if !s.readBody(rec, r) {
 			return
 		}
-		defer s.leave(client)
-		r.Body = http.MaxBytesReader(rec, r.Body, s.opts.MaxBodyBytes)
+		if !s.enter(client, kind) {
+			rec.Header().Set("Retry-After", "1")
+			writeError(rec, http.StatusTooManyRequests, "rate_limit_error",
+				fmt.Sprintf("this client already has %d %ss in flight", s.opts.PerClient, kind))
+			return
+		}
+		defer s.leave(client, kind)
 		ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 		defer cancel()
 		stop := context.AfterFunc(s.base, cancel)
 		defer stop()
 		h(rec, r.WithContext(ctx))
 	}
+}
+
+// readBody reads r's body whole, within MaxBodyBytes and ReadTimeout,
+// before the request takes a place: a client that trickles its body holds
+// nothing but its own connection, and not for long. It writes the error
+// when the body is too large, too slow or cut off.
+func (s *Server) readBody(w *statusWriter, r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	// A recorder in tests cannot set deadlines; a connection can.
+	w.rc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err == nil {
+		w.rc.SetReadDeadline(time.Time{})
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		return true
+	}
+	// The rest of the body will not be read: the connection closes after
+	// the answer, instead of net/http waiting to discard what is left.
+	w.Header().Set("Connection", "close")
+	var tooBig *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
+			fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(w, http.StatusRequestTimeout, "invalid_request_error",
+			fmt.Sprintf("the request body did not arrive within %s", s.opts.ReadTimeout))
+	default:
+		badRequest(w, "the request body could not be read: %v", err)
+	}
+	return false
 }
 
 func clientOf(r *http.Request) string {
@@ -236,34 +367,67 @@ func clientOf(r *http.Request) string {
 	return host
 }
 
-func (s *Server) enter(client string) bool {
+func (s *Server) enter(client string, kind requestKind) bool {
+	key := string(kind) + " " + client
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.clients[client] >= s.opts.PerClient {
+	if s.clients[key] >= s.opts.PerClient {
 		return false
 	}
-	s.clients[client]++
+	s.clients[key]++
 	return true
 }
 
-func (s *Server) leave(client string) {
+func (s *Server) leave(client string, kind requestKind) {
+	key := string(kind) + " " + client
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.clients[client]--; s.clients[client] <= 0 {
-		delete(s.clients, client)
+	if s.clients[key]--; s.clients[key] <= 0 {
+		delete(s.clients, key)
 	}
 }
 
+// healthz says whether the server can answer: 503 once its backend has
+// failed (an engine stopped by an internal error), whose requests would
+// all fail.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if err := s.health(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "model": s.opts.Model, "error": err.Error()})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "model": s.opts.Model})
 }
 
-// statusWriter remembers the status written, for metrics, and passes
-// flushes through for streaming.
+// readyz says whether the server takes new work: not once a shutdown has
+// begun, nor with a failed backend. A load balancer sends traffic
+// elsewhere on 503.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	switch err := s.health(); {
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failing", "error": err.Error()})
+	case s.stopping.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stopping"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	}
+}
+
+func (s *Server) health() error {
+	if s.opts.Health == nil {
+		return nil
+	}
+	return s.opts.Health()
+}
+
+// statusWriter remembers the status written, for metrics, gives every
+// write a deadline, so that a client that stops reading cannot hold its
+// handler, and passes flushes through for streaming.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	rc      *http.ResponseController
+	timeout time.Duration
+	status  int
+	wrote   bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -275,14 +439,14 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wrote = true
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
 	return w.ResponseWriter.Write(b)
 }
 
 func (w *statusWriter) Flush() {
 	w.wrote = true
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+	w.rc.Flush()
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -316,20 +480,42 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// jsonKind names the JSON a Go type decodes from, for an error a client
+// can read: never a Go type name.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another JSON value"
+}
+
 // decodeBody reads a JSON request body into v, with errors a client can
 // act on: too large, not JSON, a field of the wrong type.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
 		var typeErr *json.UnmarshalTypeError
 		var syntaxErr *json.SyntaxError
 		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
-				fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			badRequest(w, "the body must be a JSON object, not a JSON %s", typeErr.Value)
 		case errors.As(err, &typeErr):
-			badRequest(w, "field %q: expected %s, got a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+			badRequest(w, "field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 		case errors.As(err, &syntaxErr):
 			badRequest(w, "the body is not valid JSON: %v (at byte %d)", err, syntaxErr.Offset)
 		case errors.Is(err, io.EOF):

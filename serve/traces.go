@@ -32,6 +32,7 @@ type trace struct {
 	result  *reason.Result
 	correct *bool
 	err     string
+	cause   error // err, for the status it maps to
 }
 
 // traces keeps the most recent traces: at most keep of them, and, oldest
@@ -131,7 +132,7 @@ func (t *trace) finish(r *reason.Result, correct *bool, err error) {
 	defer t.mu.Unlock()
 	t.done, t.result, t.correct = true, r, correct
 	if err != nil {
-		t.err = err.Error()
+		t.err, t.cause = oneLine(err), err
 	}
 	close(t.changed)
 	t.changed = make(chan struct{})
@@ -146,6 +147,13 @@ func (t *trace) since(n int) ([]reason.Event, bool, <-chan struct{}) {
 		n = len(t.events)
 	}
 	return t.events[n:], t.done, t.changed
+}
+
+// failure is why the run failed, nil if it did not.
+func (t *trace) failure() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cause
 }
 
 // count returns how many events the trace has so far.
@@ -240,6 +248,9 @@ func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
 		sse.flush()
 		select {
 		case <-r.Context().Done():
+			// Cut short by a shutdown or the time limit: say so (a client
+			// that left reads nothing).
+			sse.event("", "error", errorBody(s.cutShort(r.Context()), "server_error"))
 			return
 		case <-changed:
 		}
@@ -278,6 +289,20 @@ func (s *sseWriter) event(id, name string, data []byte) error {
 	}
 	s.flush()
 	return nil
+}
+
+// error writes an OpenAI error body as the stream's last event: why it
+// ends before its end.
+func (s *sseWriter) error(msg, typ string) {
+	s.event("", "", errorBody(msg, typ))
+}
+
+// errorBody is an OpenAI error body.
+func errorBody(msg, typ string) []byte {
+	var e apiError
+	e.Error.Message, e.Error.Type = msg, typ
+	b, _ := json.Marshal(e)
+	return b
 }
 
 func (s *sseWriter) flush() {

@@ -22,6 +22,9 @@ func newServeCmd() *cobra.Command {
 		maxBody               int64
 		perClient, keep       int
 		timeout, grace        time.Duration
+		readTimeout, writeTO  time.Duration
+		reqThreads, reqTokens int
+		allowOrigins, hosts   []string
 		quiet, guided         bool
 		traceMiB              int64
 		defaultStrategy, kind string
@@ -44,7 +47,15 @@ through its strategies instead.
 
 Endpoints: /v1/chat/completions, /v1/completions, /v1/models,
 /v1/traces/{id} (the thread tree), /v1/traces/{id}/events (SSE, resumable
-with Last-Event-ID), /healthz, /metrics (Prometheus) and the web UI at /.
+with Last-Event-ID), /healthz, /readyz, /metrics (Prometheus) and the web UI
+at /.
+
+No one request can take the server: the engine shares each step fairly
+between requests (--fair-share), each request's threads and tokens are
+bounded (--request-threads, --request-tokens), bodies must arrive within
+--read-timeout and a client must read within --write-timeout. Browsers'
+requests from other origins are refused unless --allow-origin names them,
+and on a loopback address so are Host names other than loopback's.
 With BRAID_API_KEY set (or --api-key), /v1 requests need
 "Authorization: Bearer KEY". Ctrl-C stops gracefully: requests in flight
 get --grace to finish, then are cancelled.`,
@@ -57,10 +68,13 @@ get --grace to finish, then are cancelled.`,
 			if apiKey == "" {
 				apiKey = os.Getenv("BRAID_API_KEY")
 			}
-			if maxBody <= 0 || perClient <= 0 || keep <= 0 || traceMiB <= 0 || timeout <= 0 || grace < 0 {
-				return usageErrorf("--max-body, --per-client, --keep-traces, --trace-memory and --timeout must be positive, --grace >= 0")
+			if maxBody <= 0 || perClient <= 0 || keep <= 0 || traceMiB <= 0 || timeout <= 0 || grace < 0 ||
+				readTimeout <= 0 || writeTO <= 0 || reqThreads <= 0 || reqTokens <= 0 {
+				return usageErrorf("--max-body, --per-client, --keep-traces, --trace-memory, --timeout, --read-timeout, --write-timeout, --request-threads and --request-tokens must be positive, --grace >= 0")
 			}
 			opts := serve.Options{APIKey: apiKey, MaxBodyBytes: maxBody, PerClient: perClient, Timeout: timeout,
+				ReadTimeout: readTimeout, WriteTimeout: writeTO, RequestThreads: reqThreads, RequestTokens: reqTokens,
+				AllowOrigins: allowOrigins, AllowHosts: hosts,
 				KeepTraces: keep, TraceBytes: traceMiB << 20, DefaultStrategy: defaultStrategy}
 			if !quiet {
 				opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
@@ -95,6 +109,7 @@ get --grace to finish, then are cancelled.`,
 				opts.Backend, opts.Model, opts.Raw = e, name, true
 				opts.Countdown = kind == "countdown"
 				opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
+				opts.Health = e.Err
 			}
 			if dbPath != "" {
 				st, err := store.Open(cmd.Context(), dbPath)
@@ -131,6 +146,12 @@ get --grace to finish, then are cancelled.`,
 	f.Int64Var(&maxBody, "max-body", 1<<20, "most bytes in a request body")
 	f.IntVar(&perClient, "per-client", 16, "most requests in flight per client (API key, else address)")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "most time a request may take")
+	f.DurationVar(&readTimeout, "read-timeout", 30*time.Second, "most time a request body may take to arrive")
+	f.DurationVar(&writeTO, "write-timeout", 30*time.Second, "most time one write to a client may block: a client that stops reading a stream is cut off")
+	f.IntVar(&reqThreads, "request-threads", 4096, "most threads (model calls) one chat request may run")
+	f.IntVar(&reqTokens, "request-tokens", 4_000_000, "most completion tokens one request's threads may decode together")
+	f.StringSliceVar(&allowOrigins, "allow-origin", nil, "browser origins whose pages may call the API (https://app.example; * for any); the UI's own always may, others get 403")
+	f.StringSliceVar(&hosts, "allow-host", nil, "Host names answered besides loopback's when listening on loopback (a reverse proxy's name); others get 403, against DNS rebinding")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
 	f.IntVar(&keep, "keep-traces", 256, "recent traces kept for the trace API")
 	f.Int64Var(&traceMiB, "trace-memory", 256, "MiB the kept traces' events may hold, oldest dropped first")
