@@ -460,6 +460,10 @@ func FuzzChatRequest(f *testing.F) {
 		`{"model":"apr/countdown","braid":{"join_at_goal":true},"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
 		`{"model":"countdown","reasoning_effort":"low","messages":[{"role":"user","content":"9: 3 3"}]}`,
 		`{"messages":null}`, `[]`, `"x"`, `{"model":"countdown","n":0}`,
+		`{"model":"direct/countdown","temperature":1e-320,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
+		`{"model":"serial/countdown","max_tokens":9223372036854775807,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
+		`{"model":"countdown","messages":[{"role":"user","content":"5³: -53 1e3 ⑤ ٢٢"}]}`,
+		`{"model":"countdown","stream":true,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`,
 	} {
 		f.Add(s)
 	}
