@@ -40,7 +40,7 @@ const (
 	DefaultCacheBytes = 1 << 30
 	DefaultStepTokens = 512
 	DefaultMaxThreads = 256
-	DefaultFairShare  = 4
+	DefaultFairShare  = 1
 )
 
 // Options tune an engine; the zero value takes every default.
@@ -59,10 +59,11 @@ type Options struct {
 	// from the one furthest above it, whose thread goes back to wait.
 	MaxThreads int
 	// FairShare bounds what one group of threads takes of a step while
-	// several run: none gets more than FairShare times the rows of the
-	// group that asks the fewest, nor is held below FairShare rows
-	// (DefaultFairShare when 0; negative: no bound, rows in arrival
-	// order). A step costs about its rows, so a request of one thread
+	// several run: a group wider than FairShare times the narrowest (in
+	// threads, each weighed by its row's work: weight products plus
+	// attention to its cached positions) gets at most that much work a
+	// step (DefaultFairShare when 0; negative: no bound, rows in arrival
+	// order). A step costs about its work, so a request of one thread
 	// beside one of a thousand decodes at a small multiple of its speed
 	// alone, while the wide one gets the rest.
 	FairShare int
@@ -169,9 +170,16 @@ type Engine struct {
 	// Scratch of the fair scheduler: rows each group asks for and may
 	// take in a step, places each group holds, and the running threads
 	// least recently served first.
-	demand, quota, places map[string]int
-	sharing               bool // the step's rows are under quotas
-	order                 []*thread
+	// quota carries, from step to step, the work a held-back group may
+	// still do: deficit round robin, so that a group whose next row costs
+	// more than its share of one step gets it every few steps.
+	width, quota map[string]float64
+	places       map[string]int
+	sharing      bool // the step's rows are under quotas
+	order        []*thread
+	// depthCost is what attending to one cached position costs, in rows
+	// of weight products: a row at position p costs 1 + p·depthCost.
+	depthCost float64
 }
 
 // Stats describe an engine between two steps.
@@ -247,8 +255,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	}
 	e := &Engine{
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
-		demand: map[string]int{}, quota: map[string]int{}, places: map[string]int{},
-		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+		width: map[string]float64{}, quota: map[string]float64{}, places: map[string]int{},
+		depthCost: attentionCost(cfg),
+		wake:      make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 		cache: newCache(blockValues(cfg), kvScales(cfg, opts.KV8), int(maxBlocks)),
 		fw:    newForward(w, opts.Workers, opts.KV8),
 	}
@@ -315,7 +324,7 @@ type thread struct {
 	req       *backend.Request
 	group     string // backend.Group of its context
 	served    int64  // the last step that computed a row of it
-	tokens    []int // prompt, then generated tokens
+	tokens    []int  // prompt, then generated tokens
 	promptLen int
 	limit     int // stop when len(tokens) reaches it
 	pos       int // tokens whose keys and values are in the cache
@@ -691,9 +700,9 @@ func (e *Engine) step() bool {
 	e.rows = e.rows[:0]
 	budget := e.opts.StepTokens
 	order := e.running
-	if e.sharing = e.shareStep(); e.sharing {
-		// Within a group held below what it asks, the threads served
-		// longest ago go first, so that all of them move on.
+	if e.sharing = e.shareStep(); e.sharing || len(e.running) > budget {
+		// When a quota or the step's cap holds threads back, those
+		// served longest ago go first, so that all of them move on.
 		e.order = append(e.order[:0], e.running...)
 		slices.SortStableFunc(e.order, func(a, b *thread) int { return cmp.Compare(a.served, b.served) })
 		order = e.order
@@ -732,45 +741,72 @@ func (e *Engine) step() bool {
 	return e.relieve() || len(e.rows) > 0
 }
 
-// shareStep sets each group's quota of rows for the next step when
-// several groups ask for rows, and reports whether it did: the quota is
-// FairShare times the fewest rows a group asks, at least FairShare. With
-// one group, or FairShare negative, there are no quotas.
+// shareStep sets the quotas of work for the next step when several
+// groups ask for rows, and reports whether it did. A group's width is the
+// work of one row of each of its threads that asks for rows; the
+// narrowest groups (within FairShare times the narrowest) take all they
+// ask, prompts included, and each wider group adds FairShare times the
+// narrowest width to what it has left, deficit round robin, so that over
+// a few steps it does that much a step, whatever its rows cost. With one
+// group, or FairShare negative, there are no quotas.
 func (e *Engine) shareStep() bool {
-	clear(e.demand)
-	clear(e.quota)
+	clear(e.width)
 	if e.opts.FairShare < 0 {
 		return false
 	}
 	for _, th := range e.running {
-		if rest := len(th.tokens) - th.pos; rest > 0 && !th.backlogged() {
-			e.demand[th.group] += rest
+		if len(th.tokens) > th.pos && !th.backlogged() {
+			e.width[th.group] += 1 + float64(th.pos)*e.depthCost
 		}
 	}
-	if len(e.demand) < 2 {
+	if len(e.width) < 2 {
+		clear(e.quota)
 		return false
 	}
-	fewest := math.MaxInt
-	for _, d := range e.demand {
-		fewest = min(fewest, d)
+	least := math.Inf(1)
+	for _, w := range e.width {
+		least = min(least, w)
 	}
-	q := e.opts.FairShare * max(1, min(fewest, e.opts.StepTokens))
-	for g, d := range e.demand {
-		e.quota[g] = min(d, q)
+	share := float64(e.opts.FairShare) * least
+	// What is left carries over up to one row at the context's end: enough
+	// for any row, too little for a burst.
+	most := share + 1 + float64(e.w.cfg.MaxSeq)*e.depthCost
+	for g := range e.quota {
+		if e.width[g] <= share {
+			delete(e.quota, g)
+		}
+	}
+	for g, w := range e.width {
+		if w > share {
+			e.quota[g] = min(e.quota[g]+share, most)
+		}
 	}
 	return true
+}
+
+// attentionCost is what one cached position costs a row's attention (a
+// multiply-add with its key and one with its value, for each query head
+// and layer), in units of the row's weight products.
+func attentionCost(c model.Config) float64 {
+	qd, kvd := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
+	d, l := float64(c.Dim), float64(c.Layers)
+	weights := l * d * (2*qd + 2*kvd + 3*float64(c.Hidden))
+	return 2 * l * qd / weights
 }
 
 // schedule adds th's next tokens to the step, within budget rows and its
 // group's quota where shareStep set one.
 func (e *Engine) schedule(th *thread, budget *int) {
 	th.starved = false
-	quota := math.MaxInt
+	quota, held := math.Inf(1), false
 	if e.sharing {
-		quota = e.quota[th.group]
-		defer func() { e.quota[th.group] = quota }()
+		if quota, held = e.quota[th.group]; !held {
+			quota = math.Inf(1)
+		} else {
+			defer func() { e.quota[th.group] = quota }()
+		}
 	}
-	for th.pos < len(th.tokens) && *budget > 0 && quota > 0 {
+	for th.pos < len(th.tokens) && *budget > 0 && quota >= 1+float64(th.pos)*e.depthCost {
 		t := th.tokens[th.pos]
 		n, slot, fresh, err := e.cache.advance(th, int32(t))
 		switch {
@@ -789,7 +825,7 @@ func (e *Engine) schedule(th *thread, budget *int) {
 			e.rows = append(e.rows, row{token: t, pos: n.start + slot, path: th.cur.path, count: slot + 1,
 				write: fresh, logits: last, th: th})
 			*budget--
-			quota--
+			quota -= 1 + float64(n.start+slot)*e.depthCost
 			th.served = e.steps
 		}
 	}

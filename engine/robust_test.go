@@ -157,17 +157,30 @@ func TestFairShareBetweenRequests(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	steps0, tokens0 := e.Stats().Steps, wideTokens.Load()
-	c, err := e.Complete(backend.WithGroup(ctx, "narrow"), &backend.Request{PromptTokens: []int{5, 6, 7}, MaxTokens: narrowTokens})
+	// Counted from the narrow request's first token: before it, the
+	// goroutine that sends it may wait for a core while steps go by.
+	var steps0, tokens0 int64
+	before := wideTokens.Load()
+	c, err := e.Complete(backend.WithGroup(ctx, "narrow"), &backend.Request{PromptTokens: []int{5, 6, 7}, MaxTokens: narrowTokens,
+		OnChunk: func(backend.Chunk) {
+			if steps0 == 0 {
+				steps0, tokens0 = e.Stats().Steps, wideTokens.Load()
+			}
+		}})
 	if err != nil || len(c.Tokens) != narrowTokens {
 		t.Fatalf("narrow request: %v, %v", c, err)
 	}
 	steps := e.Stats().Steps - steps0
 	others := wideTokens.Load() - tokens0
 	cancel()
-	// Its prompt and tokens take narrowTokens steps; a few more pass
-	// while it waits for its place and its reader.
-	if steps > narrowTokens+6 {
+	// First come first served, it would wait for every wide thread,
+	// thousands of tokens.
+	if waited := tokens0 - before; waited > 1000 {
+		t.Errorf("the wide request decoded %d tokens before the narrow one's first", waited)
+	}
+	// Its tokens after the first take narrowTokens-1 steps; a few more
+	// pass while it waits for its reader.
+	if steps > narrowTokens+4 {
 		t.Errorf("the narrow request took %d steps for %d tokens: it waited behind the wide one", steps, narrowTokens)
 	}
 	// Chunks reach their readers after their step: allow a full step of

@@ -34,7 +34,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
-	fl.IntVar(&f.fairShare, "fair-share", engine.DefaultFairShare, "while several requests run, none takes more than this many times the rows of a step that the one asking fewest takes (-1: no bound, first come first served)")
+	fl.IntVar(&f.fairShare, "fair-share", engine.DefaultFairShare, "while several requests run, one wider than this many times the narrowest gets at most that much of each step's work (threads weighed by their rows' cost; -1: no bound, first come first served)")
 	registerWeightFlags(fl, &f.weights, &f.f32Weights)
 	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
 	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
