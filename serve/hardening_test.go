@@ -252,7 +252,9 @@ func TestLoopbackChecksHost(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx, "127.0.0.1:0", time.Second, func(a net.Addr) { addr <- a.String() }) }()
+	go func() {
+		done <- s.ListenAndServe(ctx, "127.0.0.1:0", time.Second, func(a net.Addr) { addr <- a.String() })
+	}()
 	defer func() { stop(); <-done }()
 	url := "http://" + <-addr
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
@@ -283,7 +285,9 @@ func TestShutdownEndsStreamsWithAnError(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx, "127.0.0.1:0", 200*time.Millisecond, func(a net.Addr) { addr <- a.String() }) }()
+	go func() {
+		done <- s.ListenAndServe(ctx, "127.0.0.1:0", 200*time.Millisecond, func(a net.Addr) { addr <- a.String() })
+	}()
 	url := "http://" + <-addr
 	got := make(chan string, 2)
 	for _, path := range []string{"/v1/chat/completions", "/v1/completions"} {
