@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
@@ -41,6 +42,8 @@ const (
 	DefaultStepTokens = 512
 	DefaultMaxThreads = 256
 	DefaultFairShare  = 1
+	// DefaultIdleRelease is Options.IdleRelease's default.
+	DefaultIdleRelease = 10 * time.Second
 )
 
 // Options tune an engine; the zero value takes every default.
@@ -85,6 +88,10 @@ type Options struct {
 	// maintainers, the stack included, which errors returned to callers
 	// never carry (default: discard).
 	Log *slog.Logger
+	// IdleRelease is how long the engine waits with nothing to do before
+	// it drops the KV cache's blocks and returns their memory to the
+	// operating system (DefaultIdleRelease when 0; negative: never).
+	IdleRelease time.Duration
 	// Context is the positions a thread may reach, prompt included: the
 	// model's own (max_position_embeddings) when 0. Past the positions a
 	// model was trained on, its rotary embeddings extrapolate, and
@@ -167,6 +174,7 @@ type Engine struct {
 	finished []*thread
 	steps    int64
 	preempts int64
+	released bool // the cache was let go since the engine last ran
 	// Scratch of the fair scheduler: rows each group asks for and may
 	// take in a step, places each group holds, and the running threads
 	// least recently served first.
@@ -217,6 +225,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	}
 	if opts.FairShare == 0 {
 		opts.FairShare = DefaultFairShare
+	}
+	if opts.IdleRelease == 0 {
+		opts.IdleRelease = DefaultIdleRelease
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -543,6 +554,7 @@ func (e *Engine) loop() {
 		for _, th := range e.finished {
 			e.complete(th)
 		}
+		clear(e.finished) // finished threads, their tokens and texts, go with their callers
 		e.finished = e.finished[:0]
 		if !busy {
 			// Every thread waits for its reader: sleep until one reads,
@@ -578,13 +590,37 @@ func (e *Engine) admit() bool {
 		idle := len(e.running) == 0 && len(e.finished) == 0
 		e.mu.Unlock()
 		if !idle {
+			e.released = false
 			return true
 		}
 		e.publish()
-		select {
-		case <-e.wake:
-		case <-e.closing:
-		}
+		e.idle()
+	}
+}
+
+// idle waits for work. Once it has waited IdleRelease with blocks cached,
+// it lets go of them: a server that took a burst of requests gives the
+// memory back rather than keep it for prefixes that may never come again.
+func (e *Engine) idle() {
+	var release <-chan time.Time
+	if !e.released && e.opts.IdleRelease > 0 && e.cache.blocks+len(e.cache.free) > 0 {
+		t := time.NewTimer(e.opts.IdleRelease)
+		defer t.Stop()
+		release = t.C
+	}
+	select {
+	case <-e.wake:
+	case <-e.closing:
+	case <-release:
+		e.cache.dropUnreferenced() // every block: nothing runs
+		e.fw.shrink()
+		e.rows, e.order = nil, nil
+		e.released = true
+		e.publish()
+		// The blocks are most of what the process allocated; without a
+		// collection and a scavenge now, the runtime would keep their
+		// pages for minutes.
+		debug.FreeOSMemory()
 	}
 }
 

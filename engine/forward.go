@@ -185,6 +185,12 @@ func newForward(w *weights, workers int, kv8 bool) *forward {
 	return f
 }
 
+// shrink lets go of the buffers that the largest step so far grew: they
+// come back, as large as the next steps need, when work does.
+func (f *forward) shrink() {
+	f.x, f.xn, f.rstd, f.qkv, f.att, f.gu, f.act, f.xf, f.logits = nil, nil, nil, nil, nil, nil, nil, nil, nil
+}
+
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
 		return make([]float32, n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -199,5 +200,29 @@ func TestHugeContextIsRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "context of") {
 			t.Errorf("context %d: %v", n, err)
 		}
+	}
+}
+
+// An engine left idle lets go of its cached blocks, and serves on.
+func TestIdleReleasesTheCache(t *testing.T) {
+	e := newEngine(t, testModel(t, 16), Options{IdleRelease: 50 * time.Millisecond})
+	req := &backend.Request{PromptTokens: make([]int, 100), MaxTokens: 50}
+	first, err := e.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Stats().Blocks == 0 {
+		t.Fatal("nothing was cached")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().Blocks != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d blocks cached after 5 s idle", e.Stats().Blocks)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	again, err := e.Complete(context.Background(), req)
+	if err != nil || !slices.Equal(ids(again), ids(first)) || again.Usage.CachedPromptTokens != 0 {
+		t.Errorf("after the release: %v, %v (cached %d), want the same tokens computed anew", ids(again), err, again.Usage.CachedPromptTokens)
 	}
 }

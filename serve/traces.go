@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,8 +135,41 @@ func (t *trace) finish(r *reason.Result, correct *bool, err error) {
 	if err != nil {
 		t.err, t.cause = oneLine(err), err
 	}
+	t.events = compact(t.events)
 	close(t.changed)
 	t.changed = make(chan struct{})
+}
+
+// compact copies a finished trace's events, which it keeps for its readers
+// for as long as it is among the kept ones, into memory of their exact
+// size: one slice, one string for all texts, one string for each thread's
+// name. As they came, they were thousands of small strings and a slice
+// grown by doubling, which hold the heap's pages long after the run.
+// Readers still holding the old events keep reading them unchanged.
+func compact(events []reason.Event) []reason.Event {
+	var b strings.Builder
+	for _, e := range events {
+		b.WriteString(e.Text)
+	}
+	texts := b.String()
+	names := map[string]string{}
+	intern := func(s string) string {
+		if v, ok := names[s]; ok {
+			return v
+		}
+		v := strings.Clone(s)
+		names[v] = v
+		return v
+	}
+	out := make([]reason.Event, len(events))
+	off := 0
+	for i, e := range events {
+		e.Text = texts[off : off+len(e.Text)]
+		off += len(e.Text)
+		e.Thread, e.Parent = intern(e.Thread), intern(e.Parent)
+		out[i] = e
+	}
+	return out
 }
 
 // since returns the events after the first n, whether the trace is done,
