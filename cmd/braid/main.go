@@ -141,7 +141,7 @@ and GRPO).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd())
+	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd(), newSoakCmd())
 	return root
 }
 

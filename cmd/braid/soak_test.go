@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/serve"
+)
+
+// A short soak of an in-process server over a small random model: it
+// completes and makes every check; those that do not depend on this
+// machine's noise pass, and so do the kinds of malformed request the server
+// has always refused.
+func TestSoak(t *testing.T) {
+	e, err := engine.Open(countdownModelDir(t), engine.Options{CacheBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Countdown: true, Raw: true,
+		Stats: func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	code, out, errs := braid(t, "", "soak", "--url", hs.URL, "--duration", "3s", "--settle", "1s", "--clients", "4", "--flood", "vote:k=32",
+		"--slow-body-wait", "2s", "--timeout", "20s", "--json")
+	if code != 0 && code != 1 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	var rep soakReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Model != "countdown" || rep.Alone.N != soakBaseline {
+		t.Errorf("model %q, %d probes alone answered; want countdown, %d", rep.Model, rep.Alone.N, soakBaseline)
+	}
+	results := map[string]string{}
+	for _, c := range rep.Checks {
+		results[c.Name] = c.Result
+		t.Logf("%s %s: %s", c.Result, c.Name, c.Detail)
+	}
+	for _, f := range rep.Failures {
+		t.Log("failure:", f)
+	}
+	for _, name := range []string{"no crash, no stack trace sent to a client", "well-formed requests answered 200", "server idle after the load"} {
+		if results[name] != "PASS" {
+			t.Errorf("%s: %q, want PASS", name, results[name])
+		}
+	}
+	if len(rep.Checks) != 6 {
+		t.Errorf("%d checks, want 6", len(rep.Checks))
+	}
+	if _, ok := results["malformed requests refused with a 4xx"]; !ok {
+		t.Error("no check of malformed requests")
+	}
+	for _, k := range rep.Kinds {
+		if (k.Kind == "chat direct" || k.Kind == "huge body" || k.Kind == "flood") && k.Requests == 0 {
+			t.Errorf("no %s request was sent", k.Kind)
+		}
+		if (k.Kind == "malformed JSON" || k.Kind == "wrong types" || k.Kind == "huge body") && k.Bad > 0 {
+			t.Errorf("%s: %v", k.Kind, k.Outcomes)
+		}
+	}
+	failed := strings.Contains(errs, "checks failed")
+	if failed != (code == 1) {
+		t.Errorf("exit %d, stderr: %s", code, errs)
+	}
+}
+
+func TestSoakIsLoopbackOnly(t *testing.T) {
+	for _, u := range []string{"http://example.com:80", "http://10.0.0.1:8080", "http://[::2]:80", "https://127.0.0.1:8443",
+		"http://127.0.0.1", "http://127.0.0.1:80/api"} {
+		_, errs := expectExit(t, 2, "", "soak", "--url", u, "--duration", "1s")
+		if !strings.Contains(errs, "--url") {
+			t.Errorf("%s: %s", u, errs)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.2:8080", "http://[::1]:8080/", "http://localhost:1/v1"} {
+		if _, err := loopbackBase(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	if err := loopbackOnly("tcp", "192.0.2.1:80", nil); err == nil {
+		t.Error("a dial to 192.0.2.1 was allowed")
+	}
+}
+
+func TestStderrWatch(t *testing.T) {
+	w := &stderrWatch{addr: make(chan string, 1)}
+	for _, s := range []string{"braid serving count", "down on http://127.0.0.1:4321 (no API key); the UI is at /\n",
+		"2026/01/01 http: panic serving 127.0.0.1:5: boom\ngoroutine 7 [running]:\n", "fatal error: concurrent map writes"} {
+		w.Write([]byte(s))
+	}
+	if got := <-w.addr; got != "127.0.0.1:4321" {
+		t.Errorf("address %q", got)
+	}
+	if got := w.crashLines(); len(got) != 3 || !strings.HasPrefix(got[2], "fatal error") {
+		t.Errorf("crash lines %q", got)
+	}
+}
