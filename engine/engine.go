@@ -628,8 +628,9 @@ func (e *Engine) idle() {
 // are places and the blocks no running thread holds could take each one's
 // sequence without reuse: admitting more would only have threads preempt
 // each other. Places go to the group holding the fewest, earliest in the
-// queue first; with every place taken, a group below its equal share takes
-// one from the group furthest above it. Called with e.mu held.
+// queue first; with every place or block taken, a group below its equal
+// share takes them from the group furthest above it. Called with e.mu
+// held.
 func (e *Engine) admitQueued() {
 	clear(e.places)
 	for _, th := range e.running {
@@ -639,11 +640,17 @@ func (e *Engine) admitQueued() {
 	for len(e.queue) > 0 {
 		th := e.queue[e.nextQueued()]
 		need := (len(th.tokens)+blockTokens-1)/blockTokens + 1
-		if len(e.running) >= e.opts.MaxThreads && !e.yieldPlace(th.group) {
-			return
+		// A place, and blocks for the thread's sequence: a group below
+		// its share takes them from the group furthest above it.
+		for len(e.running) >= e.opts.MaxThreads {
+			if !e.yieldPlace(th.group, false) {
+				return
+			}
 		}
-		if room := e.cache.maxBlocks - e.cache.referenced - promised; need > room && len(e.running) > 0 {
-			return
+		for need > e.cache.maxBlocks-e.cache.referenced-promised && len(e.running) > 0 {
+			if !e.yieldPlace(th.group, true) {
+				return
+			}
 		}
 		promised += need
 		e.running = append(e.running, th)
@@ -667,11 +674,13 @@ func (e *Engine) nextQueued() int {
 	return best
 }
 
-// yieldPlace frees a running place for a thread of group g when g holds
-// less than an equal share of them and another group more: that group's
-// latest admitted thread goes back to wait, its blocks cached for its
-// return. It reports whether a place is free. Called with e.mu held.
-func (e *Engine) yieldPlace(g string) bool {
+// yieldPlace frees a running place, and its blocks, for a thread of group
+// g: for a place, when g holds less than an equal share of the places and
+// another group more; for blocks, when another group holds more places
+// than g and one more. The latest admitted thread of the group holding
+// the most goes back to wait, its blocks cached for its return until they
+// are needed. It reports whether it freed one. Called with e.mu held.
+func (e *Engine) yieldPlace(g string, forBlocks bool) bool {
 	if e.opts.FairShare < 0 {
 		return false
 	}
@@ -679,14 +688,17 @@ func (e *Engine) yieldPlace(g string) bool {
 	if e.places[g] == 0 {
 		groups++
 	}
-	share := max(1, e.opts.MaxThreads/groups)
-	if e.places[g] >= share {
+	above := max(1, e.opts.MaxThreads/groups) // the share
+	switch {
+	case forBlocks:
+		above = e.places[g] + 1
+	case e.places[g] >= above:
 		return false
 	}
 	victim := -1
 	for i := len(e.running) - 1; i >= 0; i-- {
 		h := e.running[i].group
-		if h != g && e.places[h] > share && (victim < 0 || e.places[h] > e.places[e.running[victim].group]) {
+		if h != g && e.places[h] > above && (victim < 0 || e.places[h] > e.places[e.running[victim].group]) {
 			victim = i
 		}
 	}
@@ -1040,7 +1052,9 @@ func (e *Engine) mask(logits []float32, choices []string) bool {
 }
 
 // relieve handles threads that found no free block: it preempts the
-// latest-admitted other thread, whose tokens are recomputed (mostly
+// latest-admitted other thread of the group running the most threads
+// (with one group, the latest admitted: a narrow request is not the one
+// to pay for a wide one's memory), whose tokens are recomputed (mostly
 // re-found in the cache) when it runs again, or fails a thread that cannot
 // fit even alone.
 func (e *Engine) relieve() bool {
@@ -1049,11 +1063,15 @@ func (e *Engine) relieve() bool {
 			continue
 		}
 		th.starved = false
+		clear(e.places)
+		for _, r := range e.running {
+			e.places[r.group]++
+		}
 		victim := -1
 		for i := len(e.running) - 1; i >= 0; i-- {
-			if e.running[i] != th && len(e.running[i].cur.path) > 0 {
+			r := e.running[i]
+			if r != th && len(r.cur.path) > 0 && (victim < 0 || e.places[r.group] > e.places[e.running[victim].group]) {
 				victim = i
-				break
 			}
 		}
 		if victim < 0 {

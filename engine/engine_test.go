@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
@@ -298,6 +299,7 @@ func evictionUnderBudget(t *testing.T, mode Options) {
 	}
 	opts := mode
 	opts.CacheBytes = maxBlocks * blockSize
+	opts.IdleRelease = 20 * time.Millisecond
 	e := newEngine(t, m, opts)
 	// Ten threads of 130 tokens need 90 blocks at once: the engine must
 	// queue and preempt, and still decode what each decodes alone.
@@ -314,7 +316,11 @@ func evictionUnderBudget(t *testing.T, mode Options) {
 	if s.Blocks > maxBlocks || s.ReferencedBlocks != 0 || s.Running != 0 {
 		t.Errorf("after the run: %+v; want at most %d blocks, none referenced", s, maxBlocks)
 	}
-	e.cache.dropUnreferenced() // safe: the loop is idle
+	// Idle, the engine drops every block; closed, it lets the test look.
+	for deadline := time.Now().Add(5 * time.Second); e.Stats().Blocks != 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.Close()
 	if e.cache.blocks != 0 || e.cache.evictable.Len() != 0 || len(e.cache.root.children) != 0 {
 		t.Errorf("dropping everything left %d blocks, %d evictable, %d children of the root",
 			e.cache.blocks, e.cache.evictable.Len(), len(e.cache.root.children))

@@ -226,3 +226,39 @@ func TestIdleReleasesTheCache(t *testing.T) {
 		t.Errorf("after the release: %v, %v (cached %d), want the same tokens computed anew", ids(again), err, again.Usage.CachedPromptTokens)
 	}
 }
+
+// Under memory pressure the widest request gives up its blocks, not a
+// narrow one that arrived last: the narrow request is never set back to
+// recompute its tokens while the wide one fills the cache.
+func TestPressurePreemptsTheWidestRequest(t *testing.T) {
+	m := testModel(t, 16)
+	e := newEngine(t, m, Options{CacheBytes: 60 * int64(blockBytes(m.Config, false))})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range 12 {
+		wg.Go(func() {
+			e.Complete(backend.WithGroup(ctx, "wide"), &backend.Request{PromptTokens: []int{1 + i, 2, 3}, MaxTokens: 240})
+		})
+	}
+	for e.Stats().Preemptions == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for range 5 {
+		var first int64
+		c, err := e.Complete(backend.WithGroup(ctx, "narrow"), &backend.Request{PromptTokens: make([]int, 40), MaxTokens: 100,
+			OnChunk: func(backend.Chunk) {
+				if first == 0 {
+					first = e.Stats().Steps
+				}
+			}})
+		if err != nil || len(c.Tokens) != 100 {
+			t.Fatalf("narrow request: %v, %v", c, err)
+		}
+		// Set back, it would wait for a place and recompute its tokens.
+		if steps := e.Stats().Steps - first; steps > 100+5 {
+			t.Fatalf("the narrow request took %d steps for its last 99 tokens", steps)
+		}
+	}
+}

@@ -93,7 +93,9 @@ type Options struct {
 	Health func() error
 	// KeepTraces is how many recent traces the trace API keeps (default
 	// 256), and TraceBytes about how much memory their events may hold,
-	// oldest dropped first (default 256 MiB).
+	// oldest finished dropped first (default 32 MiB: kept traces are a
+	// cache for readers, and a server given a burst should not keep
+	// hundreds of megabytes of it).
 	KeepTraces int
 	TraceBytes int64
 	// Stats, when set, reports the backend's decoding and waiting
@@ -174,7 +176,7 @@ func New(opts Options) (*Server, error) {
 		opts.KeepTraces = 256
 	}
 	if opts.TraceBytes <= 0 {
-		opts.TraceBytes = 256 << 20
+		opts.TraceBytes = 32 << 20
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

@@ -154,7 +154,7 @@ get --grace to finish, then are cancelled.`,
 	f.StringSliceVar(&hosts, "allow-host", nil, "Host names answered besides loopback's when listening on loopback (a reverse proxy's name); others get 403, against DNS rebinding")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
 	f.IntVar(&keep, "keep-traces", 256, "recent traces kept for the trace API")
-	f.Int64Var(&traceMiB, "trace-memory", 256, "MiB the kept traces' events may hold, oldest dropped first")
+	f.Int64Var(&traceMiB, "trace-memory", 32, "MiB the kept traces' events may hold, oldest finished dropped first: a run keeps an event for every few tokens of each of its threads")
 	f.BoolVar(&quiet, "quiet", false, "no log line per request")
 	return cmd
 }
