@@ -797,18 +797,56 @@ func (c *soakClient) do(ctx context.Context, hc *http.Client, k call) outcome {
 		o.label = "abandoned"
 		return o
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, soakBodyLimit))
+	// A stream is read to its end, however long (a flood's runs to
+	// hundreds of MiB); what is kept is its head, for the report and the
+	// search for stack traces, and its tail, for how it ended.
+	var got keptBody
+	_, err = io.Copy(&got, resp.Body)
 	o.took = time.Since(start)
-	o.detail = string(b)
+	o.detail = string(got.head)
 	if err != nil {
 		f := failure(err)
 		f.detail = fmt.Sprintf("status %d, then %s", resp.StatusCode, f.detail)
 		return f
 	}
-	if k.stream && resp.StatusCode == http.StatusOK && !bytes.Contains(b, []byte("data: [DONE]")) && !bytes.Contains(b, []byte("event: end")) {
+	if k.stream && resp.StatusCode == http.StatusOK && !got.endsWith("data: [DONE]", "event: end") {
 		o.label = "cut short"
+		o.detail += " ... " + string(got.tail)
 	}
 	return o
+}
+
+// keptBody keeps the first soakBodyLimit bytes written to it and the last
+// keptTail.
+type keptBody struct {
+	head, tail []byte
+}
+
+const keptTail = 4096
+
+func (k *keptBody) Write(p []byte) (int, error) {
+	if room := soakBodyLimit - len(k.head); room > 0 {
+		k.head = append(k.head, p[:min(room, len(p))]...)
+	}
+	k.tail = append(k.tail, p...)
+	if extra := len(k.tail) - keptTail; extra > 0 {
+		k.tail = append(k.tail[:0], k.tail[extra:]...)
+	}
+	return len(p), nil
+}
+
+// endsWith says whether the body's last event is one of the ends given.
+func (k *keptBody) endsWith(ends ...string) bool {
+	last := bytes.TrimSpace(k.tail)
+	if i := bytes.LastIndex(last, []byte("\n\n")); i >= 0 {
+		last = last[i+2:]
+	}
+	for _, e := range ends {
+		if bytes.Contains(last, []byte(e)) {
+			return true
+		}
+	}
+	return false
 }
 
 // failure labels a request that got no whole answer.
