@@ -42,6 +42,7 @@ const (
 	DefaultStepTokens = 512
 	DefaultMaxThreads = 256
 	DefaultFairShare  = 1
+	DefaultStepWork   = 64
 	// DefaultIdleRelease is Options.IdleRelease's default.
 	DefaultIdleRelease = 10 * time.Second
 )
@@ -55,6 +56,13 @@ type Options struct {
 	// chunks, up to the cap (DefaultStepTokens when 0). A cap below the
 	// number of running threads leaves the latest to later steps.
 	StepTokens int
+	// StepWork caps the work of one step, in rows of weight products, a
+	// row's attention to p cached positions counting p·(its cost per
+	// position) more: a step's time is about its work, and a request that
+	// arrives at a busy engine waits for the step in progress
+	// (DefaultStepWork when 0; negative: no cap). A step always carries
+	// at least one row.
+	StepWork int
 	// MaxThreads caps the threads decoding at once; later requests wait
 	// (DefaultMaxThreads when 0). While several groups of threads
 	// (backend.WithGroup: the requests of a server) want places, each
@@ -183,7 +191,8 @@ type Engine struct {
 	// more than its share of one step gets it every few steps.
 	width, quota map[string]float64
 	places       map[string]int
-	sharing      bool // the step's rows are under quotas
+	sharing      bool    // the step's rows are under quotas
+	work         float64 // what the step may still carry (StepWork)
 	order        []*thread
 	// depthCost is what attending to one cached position costs, in rows
 	// of weight products: a row at position p costs 1 + p·depthCost.
@@ -225,6 +234,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	}
 	if opts.FairShare == 0 {
 		opts.FairShare = DefaultFairShare
+	}
+	if opts.StepWork == 0 {
+		opts.StepWork = DefaultStepWork
 	}
 	if opts.IdleRelease == 0 {
 		opts.IdleRelease = DefaultIdleRelease
@@ -747,12 +759,28 @@ const maxBacklog = 64
 func (e *Engine) step() bool {
 	e.rows = e.rows[:0]
 	budget := e.opts.StepTokens
+	e.work = math.Inf(1)
+	if e.opts.StepWork > 0 {
+		e.work = float64(e.opts.StepWork)
+	}
 	order := e.running
-	if e.sharing = e.shareStep(); e.sharing || len(e.running) > budget {
-		// When a quota or the step's cap holds threads back, those
-		// served longest ago go first, so that all of them move on.
+	if e.sharing = e.shareStep(); len(e.running) > 1 {
+		// When quotas or the step's caps hold threads back, the threads of
+		// groups held to a quota go last, and those served longest ago
+		// first: the narrow requests are never the ones left out, and
+		// every thread moves on.
 		e.order = append(e.order[:0], e.running...)
-		slices.SortStableFunc(e.order, func(a, b *thread) int { return cmp.Compare(a.served, b.served) })
+		slices.SortStableFunc(e.order, func(a, b *thread) int {
+			_, ha := e.quota[a.group]
+			_, hb := e.quota[b.group]
+			if ha != hb && e.sharing {
+				if ha {
+					return 1
+				}
+				return -1
+			}
+			return cmp.Compare(a.served, b.served)
+		})
 		order = e.order
 	}
 	// Decoding threads first, so prompts never delay them; then prompt
@@ -804,7 +832,7 @@ func (e *Engine) shareStep() bool {
 	}
 	for _, th := range e.running {
 		if len(th.tokens) > th.pos && !th.backlogged() {
-			e.width[th.group] += 1 + float64(th.pos)*e.depthCost
+			e.width[th.group] += e.rowCost(th.pos)
 		}
 	}
 	if len(e.width) < 2 {
@@ -832,6 +860,10 @@ func (e *Engine) shareStep() bool {
 	return true
 }
 
+// rowCost is the work of a row at position pos, in rows of weight
+// products.
+func (e *Engine) rowCost(pos int) float64 { return 1 + float64(pos)*e.depthCost }
+
 // attentionCost is what one cached position costs a row's attention (a
 // multiply-add with its key and one with its value, for each query head
 // and layer), in units of the row's weight products.
@@ -854,7 +886,7 @@ func (e *Engine) schedule(th *thread, budget *int) {
 			defer func() { e.quota[th.group] = quota }()
 		}
 	}
-	for th.pos < len(th.tokens) && *budget > 0 && quota >= 1+float64(th.pos)*e.depthCost {
+	for th.pos < len(th.tokens) && *budget > 0 && quota >= e.rowCost(th.pos) && (e.work >= e.rowCost(th.pos) || len(e.rows) == 0) {
 		t := th.tokens[th.pos]
 		n, slot, fresh, err := e.cache.advance(th, int32(t))
 		switch {
@@ -873,7 +905,8 @@ func (e *Engine) schedule(th *thread, budget *int) {
 			e.rows = append(e.rows, row{token: t, pos: n.start + slot, path: th.cur.path, count: slot + 1,
 				write: fresh, logits: last, th: th})
 			*budget--
-			quota -= 1 + float64(n.start+slot)*e.depthCost
+			quota -= e.rowCost(n.start + slot)
+			e.work -= e.rowCost(n.start + slot)
 			th.served = e.steps
 		}
 	}

@@ -22,6 +22,7 @@ type engineFlags struct {
 	stepToks   int
 	threadCap  int
 	fairShare  int
+	stepWork   int
 	idle       time.Duration
 	weights    string
 	f32Weights bool // the deprecated spelling of --weights f32
@@ -35,6 +36,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.DurationVar(&f.idle, "kv-idle-release", engine.DefaultIdleRelease, "after this long with nothing to do, drop the KV cache and return its memory (-1s: never)")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
+	fl.IntVar(&f.stepWork, "step-work", engine.DefaultStepWork, "most work one forward pass carries, in rows of weight products, attention to cached positions counted: bounds how long a new request waits for the step in progress (-1: no bound)")
 	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
 	fl.IntVar(&f.fairShare, "fair-share", engine.DefaultFairShare, "while several requests run, one wider than this many times the narrowest gets at most that much of each step's work (threads weighed by their rows' cost; -1: no bound, first come first served)")
 	registerWeightFlags(fl, &f.weights, &f.f32Weights)
@@ -52,6 +54,8 @@ func (f *engineFlags) options() (engine.Options, error) {
 		return engine.Options{}, usageErrorf("--max-threads must be positive")
 	case f.idle == 0:
 		return engine.Options{}, usageErrorf("--kv-idle-release must be positive, or negative for never")
+	case f.stepWork == 0 || f.stepWork < -1:
+		return engine.Options{}, usageErrorf("--step-work must be positive, or -1 for no bound")
 	case f.fairShare == 0 || f.fairShare < -1:
 		return engine.Options{}, usageErrorf("--fair-share must be positive, or -1 for no bound")
 	case f.context < 0:
@@ -65,7 +69,7 @@ func (f *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
-	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FairShare: f.fairShare, IdleRelease: f.idle,
+	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FairShare: f.fairShare, StepWork: f.stepWork, IdleRelease: f.idle,
 		Weights: weights, KV8: kv8, Context: f.context, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
 }
 
