@@ -644,10 +644,7 @@ func (e *Engine) idle() {
 // share takes them from the group furthest above it. Called with e.mu
 // held.
 func (e *Engine) admitQueued() {
-	clear(e.places)
-	for _, th := range e.running {
-		e.places[th.group]++
-	}
+	e.countPlaces()
 	promised := 0 // blocks the threads admitted here will need
 	for len(e.queue) > 0 {
 		th := e.queue[e.nextQueued()]
@@ -707,27 +704,51 @@ func (e *Engine) yieldPlace(g string, forBlocks bool) bool {
 	case e.places[g] >= above:
 		return false
 	}
-	victim := -1
-	for i := len(e.running) - 1; i >= 0; i-- {
-		h := e.running[i].group
-		if h != g && e.places[h] > above && (victim < 0 || e.places[h] > e.places[e.running[victim].group]) {
-			victim = i
-		}
-	}
+	victim := e.widest(func(r *thread) bool { return r.group != g && e.places[r.group] > above })
 	if victim < 0 {
 		return false
 	}
-	v := e.running[victim]
+	e.preempt(victim)
+	return true
+}
+
+// countPlaces sets e.places to the running threads of each group.
+func (e *Engine) countPlaces() {
+	clear(e.places)
+	for _, th := range e.running {
+		e.places[th.group]++
+	}
+}
+
+// widest returns the index of the latest admitted running thread, among
+// those ok accepts, of the group holding the most places (e.places); -1
+// when ok accepts none.
+func (e *Engine) widest(ok func(*thread) bool) int {
+	victim := -1
+	for i := len(e.running) - 1; i >= 0; i-- {
+		r := e.running[i]
+		if ok(r) && (victim < 0 || e.places[r.group] > e.places[e.running[victim].group]) {
+			victim = i
+		}
+	}
+	return victim
+}
+
+// preempt sets running thread i back to wait, first in the queue, to be
+// its group's next when a place or blocks free up: its blocks are let go,
+// cached for its return until they are needed, and its tokens are
+// recomputed, mostly re-found in the cache, when it runs again. Called
+// with e.mu held.
+func (e *Engine) preempt(i int) {
+	v := e.running[i]
 	e.cache.release(&v.cur)
 	v.pos, v.countCached = 0, false
 	e.preempts++
 	if e.places[v.group]--; e.places[v.group] == 0 {
 		delete(e.places, v.group)
 	}
-	e.running = slices.Delete(e.running, victim, victim+1)
-	// First in the queue, to be its group's next when a place frees up.
+	e.running = slices.Delete(e.running, i, i+1)
 	e.queue = slices.Insert(e.queue, 0, v)
-	return true
 }
 
 // reap ends cancelled threads, freeing their blocks before the step.
@@ -1096,17 +1117,8 @@ func (e *Engine) relieve() bool {
 			continue
 		}
 		th.starved = false
-		clear(e.places)
-		for _, r := range e.running {
-			e.places[r.group]++
-		}
-		victim := -1
-		for i := len(e.running) - 1; i >= 0; i-- {
-			r := e.running[i]
-			if r != th && len(r.cur.path) > 0 && (victim < 0 || e.places[r.group] > e.places[e.running[victim].group]) {
-				victim = i
-			}
-		}
+		e.countPlaces()
+		victim := e.widest(func(r *thread) bool { return r != th && len(r.cur.path) > 0 })
 		if victim < 0 {
 			th.err = fmt.Errorf("engine: a %d-token sequence does not fit in the KV cache of %d blocks of %d tokens",
 				len(th.tokens), e.cache.maxBlocks, blockTokens)
@@ -1115,15 +1127,8 @@ func (e *Engine) relieve() bool {
 			e.end(th)
 			return true
 		}
-		v := e.running[victim]
-		e.cache.release(&v.cur)
-		v.pos, v.countCached = 0, false
-		e.preempts++
-		// Back to the front of the queue, to run again as soon as blocks
-		// free up.
-		e.running = slices.Delete(e.running, victim, victim+1)
 		e.mu.Lock()
-		e.queue = slices.Insert(e.queue, 0, v)
+		e.preempt(victim)
 		e.mu.Unlock()
 		return true
 	}
