@@ -249,14 +249,8 @@ func TestLoopbackChecksHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ListenAndServe(ctx, "127.0.0.1:0", time.Second, func(a net.Addr) { addr <- a.String() })
-	}()
+	url, stop, done := listen(s, time.Second)
 	defer func() { stop(); <-done }()
-	url := "http://" + <-addr
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
 	for host, want := range map[string]int{
 		"evil.example:" + port: 403, "127.0.0.1:" + port: 200, "localhost:" + port: 200, "[::1]:" + port: 200,
@@ -282,13 +276,7 @@ func TestShutdownEndsStreamsWithAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ListenAndServe(ctx, "127.0.0.1:0", 200*time.Millisecond, func(a net.Addr) { addr <- a.String() })
-	}()
-	url := "http://" + <-addr
+	url, stop, done := listen(s, 200*time.Millisecond)
 	got := make(chan string, 2)
 	for _, path := range []string{"/v1/chat/completions", "/v1/completions"} {
 		body := chatBody("serial", `,"stream":true`)

@@ -287,6 +287,18 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// listen serves s on a loopback port, shutting down with grace once stop
+// is called; done receives what ListenAndServe returned.
+func listen(s *Server, grace time.Duration) (url string, stop context.CancelFunc, done <-chan error) {
+	ctx, stop := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	ended := make(chan error, 1)
+	go func() {
+		ended <- s.ListenAndServe(ctx, "127.0.0.1:0", grace, func(a net.Addr) { addr <- a.String() })
+	}()
+	return "http://" + <-addr, stop, ended
+}
+
 // Shutting down with a request in flight gives it the grace period, then
 // cancels it; the server returns.
 func TestGracefulShutdown(t *testing.T) {
@@ -296,13 +308,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- s.ListenAndServe(ctx, "127.0.0.1:0", 200*time.Millisecond, func(a net.Addr) { addr <- a.String() })
-	}()
-	url := "http://" + <-addr
+	url, stop, done := listen(s, 200*time.Millisecond)
 	got := make(chan int, 1)
 	go func() {
 		resp, err := http.Post(url+"/v1/chat/completions", "application/json",
