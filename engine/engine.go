@@ -792,13 +792,15 @@ func (e *Engine) step() bool {
 		// every thread moves on.
 		e.order = append(e.order[:0], e.running...)
 		slices.SortStableFunc(e.order, func(a, b *thread) int {
-			_, ha := e.quota[a.group]
-			_, hb := e.quota[b.group]
-			if ha != hb && e.sharing {
-				if ha {
-					return 1
+			if e.sharing {
+				_, ha := e.quota[a.group]
+				_, hb := e.quota[b.group]
+				if ha != hb {
+					if ha {
+						return 1
+					}
+					return -1
 				}
-				return -1
 			}
 			return cmp.Compare(a.served, b.served)
 		})
