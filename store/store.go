@@ -113,12 +113,16 @@ func Open(ctx context.Context, target string) (*Store, error) {
 		// Immediate transactions take the write lock at BEGIN, so a
 		// claim's read and write are one step; one connection keeps the
 		// pragmas in force and SQLite's one-writer rule.
-		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
+		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(1)
+			err = s.useWAL(ctx)
 		}
 	}
 	if err != nil {
+		if s.db != nil {
+			s.db.Close()
+		}
 		return nil, fmt.Errorf("open %s: %w", Redact(target), err)
 	}
 	if err := s.migrate(ctx); err != nil {
@@ -126,6 +130,47 @@ func Open(ctx context.Context, target string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", Redact(target), err)
 	}
 	return &s, nil
+}
+
+// walWait bounds how long an open waits for another worker to let it turn
+// the file to write-ahead logging; it matches the busy timeout above.
+const walWait = 10 * time.Second
+
+// useWAL turns a SQLite file to write-ahead logging, which lets workers read
+// while one writes. Changing the mode takes an exclusive lock for which SQLite
+// runs no busy handler, so workers opening one fresh file together would fail
+// with "database is locked"; this retries until walWait is spent. The mode is
+// kept in the file: once one worker has set it, the rest find it set.
+func (s *Store) useWAL(ctx context.Context) error {
+	deadline := time.Now().Add(walWait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		var mode string
+		err := s.db.QueryRowContext(ctx, `PRAGMA journal_mode=WAL`).Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			// SQLite answers with the old mode when it could not change it.
+			err = fmt.Errorf("journal mode stays %q", mode)
+		} else if !busy(err) {
+			return fmt.Errorf("turn on write-ahead logging: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("turn on write-ahead logging: waited %v for other workers: %w", walWait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// busy reports whether err is SQLite's SQLITE_BUSY (or one of its extended
+// codes): another connection holds the lock.
+func busy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == 5
 }
 
 // Close closes the database.

@@ -182,3 +182,34 @@ func TestMigratesFromTheFirstSchema(t *testing.T) {
 		t.Errorf("%d cells to do (%v): the migrated sample's cell should be done", todo, err)
 	}
 }
+
+// Workers started together open one fresh SQLite file at once. Turning a
+// file to WAL takes an exclusive lock for which SQLite runs no busy
+// handler, so each open must wait its turn rather than fail.
+func TestConcurrentOpensOfAFreshFile(t *testing.T) {
+	ctx := context.Background()
+	for round := range 5 {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("braid%d.db", round))
+		const workers = 16
+		errs := make(chan error, workers)
+		start := make(chan struct{})
+		for range workers {
+			go func() {
+				<-start
+				s, err := Open(ctx, path)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer s.Close()
+				errs <- s.StartRun(ctx, "r", "grid")
+			}()
+		}
+		close(start)
+		for range workers {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
