@@ -64,6 +64,7 @@ type cache struct {
 	maxBlocks   int
 	blocks      int // blocks holding nodes
 	free        []kvBlock
+	mem         *arena // where blocks are taken from
 	root        node
 	evictable   list.List
 	// touched are the nodes that have pending tokens this step.
@@ -75,8 +76,18 @@ type cache struct {
 // newCache is a cache of maxBlocks blocks of blockValues values each, in
 // half precision, or in 8 bits with blockScales scales when that is not 0.
 func newCache(blockValues, blockScales, maxBlocks int) *cache {
-	return &cache{blockValues: blockValues, blockScales: blockScales, maxBlocks: maxBlocks}
+	c := &cache{blockValues: blockValues, blockScales: blockScales, maxBlocks: maxBlocks}
+	valueBytes := 2 * blockValues
+	if blockScales > 0 {
+		valueBytes = blockValues
+	}
+	c.mem = newArena(c.scaleBytes() + valueBytes)
+	return c
 }
+
+// scaleBytes is the room a block gives its scales, ahead of its values:
+// whole cache lines, so the values start on one.
+func (c *cache) scaleBytes() int { return (c.blockScales*4 + 63) &^ 63 }
 
 // cursor is a thread's place in the tree: path[len-1] holds its last token
 // at index off-1 (the root, when path is empty).
@@ -178,10 +189,11 @@ func (c *cache) block() (kvBlock, error) {
 		return b, nil
 	}
 	if c.blocks < c.maxBlocks {
+		m := c.mem.take()
 		if c.blockScales > 0 {
-			return kvBlock{q: make([]int8, c.blockValues), scale: make([]float32, c.blockScales)}, nil
+			return kvBlock{scale: floats(m, c.blockScales), q: int8s(m[c.scaleBytes():], c.blockValues)}, nil
 		}
-		return kvBlock{half: make([]uint16, c.blockValues)}, nil
+		return kvBlock{half: halves(m, c.blockValues)}, nil
 	}
 	e := c.evictable.Front()
 	if e == nil {
@@ -241,10 +253,29 @@ func (c *cache) release(cur *cursor) {
 	cur.path, cur.off = nil, 0
 }
 
-// dropUnreferenced evicts every node no live thread uses.
+// dropUnreferenced evicts every node no live thread uses. When that leaves
+// no block in use, the memory goes back to the system.
 func (c *cache) dropUnreferenced() {
 	for e := c.evictable.Front(); e != nil; e = c.evictable.Front() {
 		c.evict(e.Value.(*node))
 	}
 	c.free = nil
+	if c.blocks == 0 {
+		c.mem.release()
+	}
+}
+
+// close gives the cache's memory back; the nodes left keep their tokens
+// but no keys or values. Nothing may step the cache after.
+func (c *cache) close() {
+	var clearKV func(n *node)
+	clearKV = func(n *node) {
+		n.kv = kvBlock{}
+		for _, ch := range n.children {
+			clearKV(ch)
+		}
+	}
+	clearKV(&c.root)
+	c.free = nil
+	c.mem.release()
 }

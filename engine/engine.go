@@ -578,6 +578,9 @@ func (e *Engine) loop() {
 		}
 	}
 	e.failAll(ErrClosed)
+	// Only here, not on a panic: then a crew member may still be reading
+	// the cache, and the dead engine's memory is the lesser harm.
+	e.cache.close()
 }
 
 // admit moves waiting threads into the running set, waiting while there is
