@@ -319,3 +319,35 @@ func TestPressurePreemptsTheWidestRequest(t *testing.T) {
 		}
 	}
 }
+
+// When a thread starves for blocks, the thread set back is the latest of
+// the group holding the most places, never one of a narrower group, and
+// never the starving thread itself.
+func TestReliefSetsBackTheWidestGroupsLatestThread(t *testing.T) {
+	running := func(group string) *thread {
+		return &thread{group: group, cur: cursor{path: []*node{{refs: 1}}, off: 1}}
+	}
+	for _, c := range []struct {
+		name     string
+		starving int // index into the running threads
+		want     int
+	}{
+		{"a narrow thread starves", 3, 2},
+		{"a wide thread starves", 2, 1},
+	} {
+		wide1, wide2, wide3, narrow1, narrow2 := running("wide"), running("wide"), running("wide"), running("narrow"), running("narrow")
+		all := []*thread{wide1, wide2, wide3, narrow1, narrow2}
+		e := &Engine{places: map[string]int{}, cache: newCache(16, 0, 8), running: slices.Clone(all)}
+		all[c.starving].starved = true
+		if !e.relieve() {
+			t.Fatalf("%s: nothing was relieved", c.name)
+		}
+		if len(e.queue) != 1 || e.queue[0] != all[c.want] {
+			got := -1
+			if len(e.queue) == 1 {
+				got = slices.Index(all, e.queue[0])
+			}
+			t.Errorf("%s: set back running thread %d, want %d (the wide group's latest but the starving one)", c.name, got, c.want)
+		}
+	}
+}
