@@ -86,10 +86,10 @@ type Options struct {
 	Weights WeightFormat
 	// KV8 keeps the KV cache in 8-bit integers, with a scale for each
 	// head's keys (and values) at each position, instead of half
-	// precision: 0.56 times the memory, so 1.78 times the tokens fit the
-	// budget, and half the bytes for attention to read (the kernel alone
-	// scores 1.3-1.8x faster; docs/performance.md has what the engine
-	// gains). Each value is rounded to within 1/254 of its head's largest
+	// precision: a byte a value rather than two, plus the scales, so up
+	// to twice the tokens fit the budget and attention has up to half the
+	// bytes to read (docs/performance.md has what the engine gains).
+	// Each value is rounded to within 1/254 of its head's largest
 	// magnitude.
 	KV8 bool
 	// Log receives what a failure inside the engine leaves for its

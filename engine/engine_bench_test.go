@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkDecode reports aggregate decode tokens/s of T concurrent threads
-// on the ~3.4M-parameter shape braid trains, prompts already cached, with
+// on the shape of braid's Countdown model, prompts already cached, with
 // the weights in half precision and, where the CPU has the kernels, in
 // bfloat16.
 func BenchmarkDecode(b *testing.B) {

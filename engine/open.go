@@ -1,13 +1,13 @@
 package engine
 
 import (
-	"fmt"
+	"cmp"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 
 	"github.com/braid-dev/braid/model"
-	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -20,53 +20,46 @@ const TokenizerFile = model.TokenizerFile
 // end-of-sequence tokens are the config's eos_token_id unless opts names
 // some.
 func Open(dir string, opts Options) (*Engine, error) {
-	m, err := model.Load(dir)
+	e, err := OpenFS(os.DirFS(cmp.Or(dir, ".")), ".", opts)
 	if err != nil {
-		return nil, err
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, TokenizerFile))
-	if err != nil {
-		return nil, err
-	}
-	if opts.EOS == nil {
-		hc, err := hfconfig.Load(filepath.Join(dir, model.ConfigFile))
-		if err != nil {
-			return nil, err
-		}
-		opts.EOS = hc.EOSTokenIDs
-	}
-	e, err := New(m, tok, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dir, err)
+		return nil, onDisk(dir, err)
 	}
 	return e, nil
 }
 
 // OpenFS is Open for a model directory inside a file system, such as the
-// model embedded in braid's binary.
+// model embedded in braid's binary. Errors name the files inside fsys.
 func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 	m, err := model.LoadFS(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
-	data, err := fs.ReadFile(fsys, path.Join(dir, TokenizerFile))
+	name := path.Join(dir, TokenizerFile)
+	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("open model: %w", err)
+		return nil, err
 	}
 	tok, err := tokenizer.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path.Join(dir, TokenizerFile), err)
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
 	if opts.EOS == nil {
-		data, err := fs.ReadFile(fsys, path.Join(dir, model.ConfigFile))
-		if err != nil {
-			return nil, fmt.Errorf("open model: %w", err)
-		}
-		hc, err := hfconfig.Parse(data)
-		if err != nil {
-			return nil, err
-		}
-		opts.EOS = hc.EOSTokenIDs
+		opts.EOS = m.EOS
 	}
-	return New(m, tok, opts)
+	e, err := New(m, tok, opts)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return e, nil
+}
+
+// onDisk makes err, an error of OpenFS on os.DirFS(dir), name the file or
+// directory it is about by its path on disk rather than inside dir. Such
+// errors are *fs.PathErrors: os.DirFS's are, and so are model.LoadFS's and
+// OpenFS's own.
+func onDisk(dir string, err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		pe.Path = filepath.Join(dir, filepath.FromSlash(pe.Path))
+	}
+	return err
 }

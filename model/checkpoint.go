@@ -1,6 +1,7 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
 	"math"
@@ -60,70 +61,76 @@ func (c Config) HFConfig() hfconfig.Config {
 // allocated by the config's sizes, they are checked against the shapes in
 // the weights file's header and the memory available.
 func Load(dir string) (*Model, error) {
-	hc, err := hfconfig.Load(filepath.Join(dir, ConfigFile))
+	m, err := LoadFS(os.DirFS(cmp.Or(dir, ".")), ".")
+	if err != nil {
+		return nil, onDisk(dir, err)
+	}
+	return m, nil
+}
+
+// LoadFS is Load for a model directory inside a file system: the model
+// braid embeds in its binary, say. Errors name the files inside fsys.
+func LoadFS(fsys fs.FS, dir string) (*Model, error) {
+	name := path.Join(dir, ConfigFile)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	name := filepath.Join(dir, WeightsFile)
-	f, err := os.Open(name)
+	hc, err := hfconfig.Read(f)
+	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	name = path.Join(dir, WeightsFile)
+	if f, err = fsys.Open(name); err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	return load(hc, f, dir, name)
 }
 
-// LoadFS reads a model directory from a file system: the model braid
-// embeds in its binary, say. Errors name the files inside fsys.
-func LoadFS(fsys fs.FS, dir string) (*Model, error) {
-	name := path.Join(dir, ConfigFile)
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
+// onDisk makes err, an error of LoadFS on os.DirFS(dir), name the file or
+// directory it is about by its path on disk rather than inside dir. Such
+// errors are *fs.PathErrors: os.DirFS's are, and so are load's.
+func onDisk(dir string, err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		pe.Path = filepath.Join(dir, filepath.FromSlash(pe.Path))
 	}
-	hc, err := hfconfig.Read(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	name = path.Join(dir, WeightsFile)
-	if f, err = fsys.Open(name); err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
-	}
-	defer f.Close()
-	return load(hc, f, dir, name)
+	return err
 }
 
 // load builds the model hc describes from its weights file f, which errors
 // call name, in the directory dir. It reads the weights' header first and
 // checks hc against it, then checks that the file and the model fit in
-// memory, and only then reads the data and allocates the model.
+// memory, and only then reads the data and allocates the model. Its errors
+// are *fs.PathErrors naming dir or name, for onDisk.
 func load(hc hfconfig.Config, f fs.File, dir, name string) (*Model, error) {
 	c, err := ConfigFromHF(hc)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
+		return nil, &fs.PathError{Op: "load", Path: dir, Err: err}
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
 	h, err := safetensors.ReadHeader(f, fi.Size())
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
 	if err := checkWeights(hc, c, h); err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
+		return nil, &fs.PathError{Op: "load", Path: dir, Err: err}
 	}
 	if err := checkLoadMemory(hc, c, fi.Size()); err != nil {
-		return nil, fmt.Errorf("load %s: %w", dir, err)
+		return nil, &fs.PathError{Op: "load", Path: dir, Err: err}
 	}
 	file, err := h.ReadData(f)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
 	m := newModel(c)
+	m.EOS = hc.EOSTokenIDs
 	if err := m.Params.load(file); err != nil {
-		return nil, fmt.Errorf("load %s: %w", name, err)
+		return nil, &fs.PathError{Op: "load", Path: name, Err: err}
 	}
 	return m, nil
 }
@@ -141,9 +148,10 @@ func (p *Params) load(f *safetensors.File) error {
 	return nil
 }
 
-// Save writes the model to dir as config.json and model.safetensors (F32,
-// metadata format "pt"), which Hugging Face transformers loads unchanged.
-// Each file is replaced atomically.
+// Save writes the model to dir as config.json, with EOS as its
+// eos_token_id, and model.safetensors (F32, metadata format "pt"), which
+// Hugging Face transformers loads unchanged. Each file is replaced
+// atomically.
 func (m *Model) Save(dir string) error { return m.SaveAs(dir, safetensors.F32) }
 
 // SaveAs is Save with the weights stored as dtype: F32, or F16 for a model
@@ -170,6 +178,8 @@ func (m *Model) SaveAs(dir string, dtype safetensors.DType) error {
 	if err := safetensors.WriteFile(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
+	hc := m.Config.HFConfig()
+	hc.EOSTokenIDs = m.EOS
 	torch := map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
-	return m.Config.HFConfig().SaveAs(filepath.Join(dir, ConfigFile), torch)
+	return hc.SaveAs(filepath.Join(dir, ConfigFile), torch)
 }

@@ -16,8 +16,9 @@ import (
 
 // badConfigs edit the config.json of tinyConfig's model, or its weights,
 // into a directory Load must refuse with an error that names the field.
-// Before Load checked sizes against the weights and memory, the first ones
-// ran out of memory or panicked in makeslice.
+// The first ones would run out of memory, or panic in makeslice, were Load
+// to allocate by the config's sizes before checking them against the
+// weights and the memory available.
 var badConfigs = []struct {
 	name    string
 	config  map[string]any // fields set in config.json

@@ -110,16 +110,37 @@ func TestLoadRejectsMismatchedCheckpoints(t *testing.T) {
 	if _, err := Load(writeHF(t, bias, full)); err == nil || !strings.Contains(err.Error(), "o_proj bias") {
 		t.Errorf("llama attention_bias: %v", err)
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "nowhere")); err == nil {
-		t.Error("a missing directory loaded")
+	nowhere := filepath.Join(t.TempDir(), "nowhere")
+	if _, err := Load(nowhere); err == nil || !strings.Contains(err.Error(), filepath.Join(nowhere, ConfigFile)) {
+		t.Errorf("a missing directory: %v, want an error naming its config on disk", err)
 	}
 	// A truncated weights file is an error, not a panic.
 	dir = writeHF(t, hc, full)
 	path := filepath.Join(dir, WeightsFile)
 	data, _ := os.ReadFile(path)
 	os.WriteFile(path, data[:len(data)/2], 0o644)
-	if _, err := Load(dir); err == nil {
-		t.Error("a truncated checkpoint loaded")
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("a truncated checkpoint: %v, want an error naming %s", err, path)
+	}
+}
+
+func TestLoadReadsEOSAndSaveWritesIt(t *testing.T) {
+	c := tinyConfig()
+	hc := c.HFConfig()
+	hc.EOSTokenIDs = hfconfig.TokenIDs{3, 7}
+	m, err := Load(writeHF(t, hc, hfTensors(c)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.EOS, []int{3, 7}) {
+		t.Fatalf("EOS %v, want [3 7]", m.EOS)
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Load(dir); err != nil || !slices.Equal(got.EOS, m.EOS) {
+		t.Errorf("EOS after a round trip %v (%v), want %v", got.EOS, err, m.EOS)
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 type Model struct {
 	Config Config
 	Params *Params
-	rope   *tensor.RoPE
+	// EOS are the end-of-sequence token ids: the eos_token_id of the
+	// config.json Load read, which Save writes back. New leaves it nil.
+	EOS  []int
+	rope *tensor.RoPE
 }
 
 // New returns a model with zeroed weights; call Params.Init or load them.

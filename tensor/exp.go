@@ -3,10 +3,10 @@ package tensor
 import "math"
 
 // Exp is e^x in float32, within 2 ulp of math.Exp over the range where the
-// result is a normal float32 (and 0 or +Inf outside it), about four times
-// faster: Cody-Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, then the
-// Cephes degree-6 polynomial for e^r, scaled by 2^n through the exponent
-// bits. Softmax and SiLU spend most of their time here.
+// result is a normal float32 (and 0 or +Inf outside it), and much cheaper:
+// Cody-Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, then the Cephes
+// degree-6 polynomial for e^r, scaled by 2^n through the exponent bits.
+// Softmax and SiLU spend most of their time here.
 func Exp(x float32) float32 {
 	switch {
 	case x > expHi:

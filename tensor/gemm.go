@@ -62,9 +62,8 @@ type gemmArgs struct {
 	f       Flags
 }
 
-// minParallelFlops is the smallest product split across threads: below it
-// (some 20 µs of work on one core), starting and joining goroutines costs
-// more than it saves.
+// minParallelFlops is the smallest product split across threads: below
+// it, starting and joining goroutines costs more than it saves.
 const minParallelFlops = 1 << 21
 
 // minParallelStream is the smallest b (in values) a product of few rows
@@ -168,9 +167,8 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // Blocking, in the manner of Goto's GEMM: a kc×nr panel of b is reused by
 // every mr-row panel of the mc-row block of a, which stays in L2. kc is
 // large because a panel of b needs only 2 vector loads per 28 FMAs, which
-// L2 serves easily, while each extra kc block costs a pass over c. Against
-// kc = 256, eight alternating best-window runs put kc = 1024 level or a few
-// percent ahead on every benchmark shape.
+// L2 serves easily, while each extra kc block costs a pass over c.
+// docs/performance.md compares it with smaller blockings.
 const (
 	kcBlock = 1024
 	mcRows  = 12 // mc = mcRows·mr
@@ -250,12 +248,9 @@ func (k kernel) plan(rows int, dst []int) []int {
 
 // tileCost is the time of a tile of mr rows, in rows of a full tile: a
 // tile of fewer than 5 rows keeps fewer than 10 accumulator chains, too
-// few to hide the multiply-add's latency, and takes as long as 5 rows
-// (alone, the 1-, 2- and 4-row tiles take 4.1–6.2 rows' time, the 8-row
-// one 8.0–8.3). So 16 rows run as 8 and 8, not 14 and 2: on one core 9%
-// faster in half precision and 17% in bfloat16 (BenchmarkPackedDecode);
-// 16 threads decoding, no faster in half precision and 5% in bfloat16
-// (BenchmarkDecode, ten alternating runs).
+// few to hide the multiply-add's latency, and takes about as long as 5
+// rows. So 16 rows run as 8 and 8, not 14 and 2; BenchmarkPackedDecode
+// times the tile heights.
 func tileCost(mr int) int { return max(mr, 5) }
 
 // scratch holds one call's packing buffers; they are pooled so repeated

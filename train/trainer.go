@@ -18,7 +18,6 @@ import (
 
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
-	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/tokenizer"
 )
@@ -560,10 +559,6 @@ func Export(checkpoint, dir string, dtype safetensors.DType, positions int) erro
 	if positions > 0 {
 		m.Config.MaxSeq = positions
 	}
-	hc, err := hfconfig.Load(filepath.Join(checkpoint, model.ConfigFile))
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
 	tok, err := os.ReadFile(filepath.Join(checkpoint, tokenizerFile))
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -572,7 +567,7 @@ func Export(checkpoint, dir string, dtype safetensors.DType, positions int) erro
 		return fmt.Errorf("export: %w", err)
 	}
 	out := m.Config.HFConfig()
-	out.EOSTokenIDs = hc.EOSTokenIDs
+	out.EOSTokenIDs = m.EOS
 	torch := map[safetensors.DType]string{safetensors.F32: "float32", safetensors.F16: "float16"}[dtype]
 	if err := out.SaveAs(filepath.Join(dir, model.ConfigFile), torch); err != nil {
 		return fmt.Errorf("export: %w", err)
