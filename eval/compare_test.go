@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestCompareRuns(t *testing.T) {
 	problem := func(i int) []byte { return fmt.Appendf(nil, `{"numbers":[%d,2,3,4],"target":10}`, i) }
 	s := func(p int, seed uint64, right bool, tokens int) store.Sample {
-		return store.Sample{Problem: problem(p), Index: p, Seed: seed, Correct: right, TotalTokens: tokens, CriticalPathTokens: tokens / 2, Threads: 2}
+		return store.Sample{Problem: problem(p), Index: p, Seed: seed, Correct: right, Usage: reason.Usage{TotalTokens: tokens, CriticalPathTokens: tokens / 2, Threads: 2}}
 	}
 	a := []store.Sample{s(1, 1, true, 100), s(1, 2, false, 300), s(2, 1, true, 100), s(3, 1, true, 100), s(4, 1, false, 400)}
 	b := []store.Sample{s(5, 1, true, 10), s(4, 1, false, 50), s(3, 1, false, 50), s(2, 1, false, 50), s(1, 1, true, 50)}

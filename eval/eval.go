@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/eval/stats"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -51,13 +52,10 @@ func (c Cell) Key() string { return fmt.Sprintf("%s|%d|%d", c.Name(), c.Index, c
 
 // Outcome is what a cell produced.
 type Outcome struct {
-	Answer             string
-	Correct            bool
-	Class              string // the answer's equivalence class ("" for none), for maj@k
-	TotalTokens        int
-	CriticalPathTokens int
-	Threads            int
-	LatencyMS          int64
+	Answer  string
+	Correct bool
+	Class   string // the answer's equivalence class ("" for none), for maj@k
+	reason.Usage
 	// TokensToGoal counts the tokens spent when the answer was first
 	// found, -1 when it was not or the task cannot tell.
 	TokensToGoal int
@@ -221,8 +219,7 @@ func (g Grid) take(ctx context.Context, st *store.Store, run string, c Cell, sol
 	if err != nil {
 		x.Error, x.TokensToGoal = err.Error(), -1
 	} else {
-		x.Answer, x.Class, x.Correct, x.TotalTokens, x.CriticalPathTokens = o.Answer, o.Class, o.Correct, o.TotalTokens, o.CriticalPathTokens
-		x.Threads, x.LatencyMS, x.TokensToGoal = o.Threads, o.LatencyMS, o.TokensToGoal
+		x.Answer, x.Class, x.Correct, x.Usage, x.TokensToGoal = o.Answer, o.Class, o.Correct, o.Usage, o.TokensToGoal
 		if o.Tree != nil {
 			if x.Tree, err = json.Marshal(o.Tree); err != nil {
 				return fmt.Errorf("eval: the trace tree of %s: %w", c.Key(), err)

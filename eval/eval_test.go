@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -31,7 +32,7 @@ func outcome(_ context.Context, c Cell) (Outcome, error) {
 	if right {
 		class = "right"
 	}
-	return Outcome{Answer: class, Class: class, Correct: right, TotalTokens: 100, CriticalPathTokens: 40, Threads: 3, LatencyMS: int64(c.Index)}, nil
+	return Outcome{Answer: class, Class: class, Correct: right, Usage: reason.Usage{TotalTokens: 100, CriticalPathTokens: 40, Threads: 3, LatencyMS: int64(c.Index)}}, nil
 }
 
 func TestRunResumesAndSummarizes(t *testing.T) {

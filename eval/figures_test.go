@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -14,9 +15,9 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
 
 func TestOverthinking(t *testing.T) {
 	o := overthinking([]store.Sample{
-		{Index: 0, Correct: true, TotalTokens: 1000, TokensToGoal: 400},
-		{Index: 1, Correct: true, TotalTokens: 3000, TokensToGoal: 1000},
-		{Index: 2, Correct: false, TotalTokens: 2000, TokensToGoal: -1},
+		{Index: 0, Correct: true, Usage: reason.Usage{TotalTokens: 1000}, TokensToGoal: 400},
+		{Index: 1, Correct: true, Usage: reason.Usage{TotalTokens: 3000}, TokensToGoal: 1000},
+		{Index: 2, Correct: false, Usage: reason.Usage{TotalTokens: 2000}, TokensToGoal: -1},
 	})
 	// 600 + 2000 tokens after the goal, of 6000 spent.
 	if o.ShareAfterAnswer == nil || !near(*o.ShareAfterAnswer, 2600.0/6000) || o.AnswerFound != 2 || o.Samples != 3 {
@@ -37,7 +38,7 @@ func TestOverthinking(t *testing.T) {
 		t.Errorf("interval within 4096: %v, want [0, 1]", ci)
 	}
 	// Free-text math cannot tell when its answer was found.
-	m := overthinking([]store.Sample{{Correct: true, TotalTokens: 500, TokensToGoal: -1}})
+	m := overthinking([]store.Sample{{Correct: true, Usage: reason.Usage{TotalTokens: 500}, TokensToGoal: -1}})
 	if m.ShareAfterAnswer != nil || len(m.Caps) != 1 || m.Caps[0].Accuracy != 1 {
 		t.Errorf("math: %+v", m)
 	}
@@ -50,8 +51,8 @@ func TestOverthinking(t *testing.T) {
 func TestRobustness(t *testing.T) {
 	var clean, perturbed []store.Sample
 	for i := range 4 {
-		clean = append(clean, store.Sample{Index: i, Strategy: "serial", Correct: i < 3, TotalTokens: 100})
-		perturbed = append(perturbed, store.Sample{Index: i, Strategy: "serial+distractors", Correct: i == 0, TotalTokens: 250})
+		clean = append(clean, store.Sample{Index: i, Strategy: "serial", Correct: i < 3, Usage: reason.Usage{TotalTokens: 100}})
+		perturbed = append(perturbed, store.Sample{Index: i, Strategy: "serial+distractors", Correct: i == 0, Usage: reason.Usage{TotalTokens: 250}})
 	}
 	r := robustness("distractors", clean, perturbed)
 	if r.N != 4 || r.CleanAccuracy != 0.75 || r.PerturbedAccuracy != 0.25 || !near(r.Diff, -0.5) {
@@ -82,7 +83,7 @@ func TestRobustness(t *testing.T) {
 // budgets, on hand-built samples.
 func TestCriticalPathBudgets(t *testing.T) {
 	sample := func(s string, i int, right bool, cp int) store.Sample {
-		return store.Sample{Strategy: s, Index: i, Correct: right, TotalTokens: 3 * cp, CriticalPathTokens: cp, TokensToGoal: -1}
+		return store.Sample{Strategy: s, Index: i, Correct: right, Usage: reason.Usage{TotalTokens: 3 * cp, CriticalPathTokens: cp}, TokensToGoal: -1}
 	}
 	samples := []store.Sample{
 		sample("serial", 0, true, 1000), sample("serial", 1, true, 300), sample("serial", 2, false, 2000),
@@ -137,7 +138,7 @@ func TestCriticalPathBudgets(t *testing.T) {
 // Long critical paths get coarser budgets, never more than maxCriticalCaps,
 // and the powers of two stay among them.
 func TestCriticalCapsStayFew(t *testing.T) {
-	caps := criticalCaps([]store.Sample{{CriticalPathTokens: 100_000}})
+	caps := criticalCaps([]store.Sample{{Usage: reason.Usage{CriticalPathTokens: 100_000}}})
 	if len(caps) > maxCriticalCaps || caps[len(caps)-1] < 100_000 || caps[0] != 2048 {
 		t.Errorf("%d budgets from %d to %d", len(caps), caps[0], caps[len(caps)-1])
 	}

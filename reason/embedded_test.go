@@ -2,12 +2,14 @@ package reason_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/models"
 	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -61,7 +63,7 @@ func checkAccounting(t *testing.T, name string, r *reason.Result) {
 func TestEmbeddedModelSolvesTheReadmeProblem(t *testing.T) {
 	e := openEmbedded(t)
 	p := countdown.Problem{Numbers: []int{22, 26, 31, 53}, Target: 27}
-	r, err := reason.Countdown{Mode: countdown.ModeParallel, Env: reason.EnvConstrain}.Solve(context.Background(), e, p)
+	r, err := reason.Search{Options: reason.Options{Env: reason.EnvConstrain}, Effort: task.EffortDeep}.Solve(context.Background(), e, countdown.Task{}, countdown.NewProblem(p), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,21 +89,22 @@ func TestEmbeddedModelStrategies(t *testing.T) {
 			break
 		}
 	}
-	for _, spec := range []string{"direct", "serial", "apr", "vote:k=3"} {
-		base := reason.Countdown{Env: reason.EnvConstrain}
-		if spec == "vote:k=3" {
+	for _, spec := range []string{"direct", "serial", "apr", "vote:k=3", "vote:k=2:apr", "best:k=2"} {
+		sampled := strings.Contains(spec, ":k=")
+		base := reason.Options{Env: reason.EnvConstrain}
+		if sampled {
 			base.Temperature, base.Seed = 1, 11
 		}
-		s, err := reason.ParseCountdown(spec, base)
+		s, err := reason.Parse(spec, base, countdown.Task{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		alone := make([]*reason.Result, len(ps))
 		for i, p := range ps {
-			if spec == "vote:k=3" && i > 0 {
-				break // three samples of a problem show the vote; more only cost time
+			if sampled && i > 0 {
+				break // the samples of one problem show the strategy; more only cost time
 			}
-			if alone[i], err = s.Solve(context.Background(), e, p); err != nil {
+			if alone[i], err = s.Solve(context.Background(), e, countdown.Task{}, countdown.NewProblem(p), nil); err != nil {
 				t.Fatalf("%s, problem %v: %v", spec, p, err)
 			}
 			r := alone[i]
@@ -112,14 +115,14 @@ func TestEmbeddedModelStrategies(t *testing.T) {
 			}
 			checkAccounting(t, spec, r)
 		}
-		if spec == "vote:k=3" {
-			continue // sampled; its seeds make it repeatable, but the point here is greedy batching
+		if sampled {
+			continue // its seeds make it repeatable, but the point here is greedy batching
 		}
 		together := make([]*reason.Result, len(ps))
 		var wg sync.WaitGroup
 		for i, p := range ps {
 			wg.Go(func() {
-				r, err := s.Solve(context.Background(), e, p)
+				r, err := s.Solve(context.Background(), e, countdown.Task{}, countdown.NewProblem(p), nil)
 				if err != nil {
 					t.Errorf("%s, problem %v, batched: %v", spec, p, err)
 					return

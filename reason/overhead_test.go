@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -49,10 +50,10 @@ func overheadFixture(b *testing.B) (countdown.Problem, instant, []*backend.Reque
 // joins, goroutines, the tree, token accounting).
 func BenchmarkAPRRuntime(b *testing.B) {
 	p, r, _, threads := overheadFixture(b)
-	s := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}
+	s := Search{Options: Options{Env: EnvOff}, Effort: task.EffortDeep}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Solve(context.Background(), r, p); err != nil {
+		if _, err := cdSolve(context.Background(), r, s, p); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/internal/browsertest"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -48,7 +49,7 @@ func fixtureNamed(t *testing.T, id, task string, strategies ...string) []Run {
 					}
 					x := store.Sample{Key: fmt.Sprintf("%s%s|%d|%d", s, variant, i, seed), Strategy: s + variant,
 						Problem: json.RawMessage(`{}`), Index: i, Seed: uint64(seed), Correct: right, Answer: "x",
-						TotalTokens: tokens, CriticalPathTokens: tokens / (1 + si), LatencyMS: int64(tokens), TokensToGoal: goal}
+						Usage: reason.Usage{TotalTokens: tokens, CriticalPathTokens: tokens / (1 + si), LatencyMS: int64(tokens)}, TokensToGoal: goal}
 					if err := st.Save(ctx, id, x); err != nil {
 						t.Fatal(err)
 					}

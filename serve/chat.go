@@ -13,8 +13,6 @@ import (
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
-	"github.com/braid-dev/braid/task/countdown"
-	taskmath "github.com/braid-dev/braid/task/math"
 )
 
 // chatRequest is the part of OpenAI's chat request braid reads; other
@@ -41,10 +39,12 @@ type streamOpts struct {
 type braidOptions struct {
 	// Strategy overrides the model name's.
 	Strategy string `json:"strategy"`
-	// Env is the Countdown environment: off, fill or constrain.
+	// Env is the task's environment (Countdown's): off, fill or
+	// constrain.
 	Env string `json:"env"`
-	// JoinAtGoal stops apr's other children once one reaches the goal
-	// (reason.Countdown.JoinAtGoal).
+	// JoinAtGoal stops apr's other children once one reaches the goal,
+	// and a vote's other samples at the first checked answer
+	// (reason.Options.JoinAtGoal).
 	JoinAtGoal bool `json:"join_at_goal"`
 }
 
@@ -90,27 +90,24 @@ type job struct {
 	content func(r *reason.Result) string
 }
 
-// resolve checks a chat request and builds its job, or writes the 4xx
-// error saying what is wrong.
-func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
-	strategy, ok := s.strategyOf(w, req.Model, req.ReasoningEffort, req.Braid)
-	if !ok {
-		return nil, false
+// resolve checks a chat request and builds its job, or says what is
+// wrong with it.
+func (s *Server) resolve(req *chatRequest) (*job, error) {
+	strategy, err := s.strategyOf(req.Model, req.ReasoningEffort, req.Braid)
+	if err != nil {
+		return nil, err
 	}
 	if len(req.Messages) == 0 {
-		badRequest(w, "messages: expected at least one message")
-		return nil, false
+		return nil, badRequest("messages: expected at least one message")
 	}
 	if req.N != nil && *req.N != 1 {
-		badRequest(w, "n: only 1 is supported; strategies sample for themselves (vote:k=N/%s)", s.opts.Model)
-		return nil, false
+		return nil, badRequest("n: only 1 is supported; strategies sample for themselves (vote:k=N/%s)", s.opts.Model)
 	}
 	maxTokens := 0
 	for _, v := range []*int{req.MaxTokens, req.MaxCompletionTokens} {
 		if v != nil {
 			if *v < 0 {
-				badRequest(w, "max_tokens: %d is negative", *v)
-				return nil, false
+				return nil, badRequest("max_tokens: %d is negative", *v)
 			}
 			maxTokens = *v
 		}
@@ -118,12 +115,10 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 	temperature := -1.0
 	if req.Temperature != nil {
 		if *req.Temperature < 0 || *req.Temperature > 2 {
-			badRequest(w, "temperature: %g is outside 0..2", *req.Temperature)
-			return nil, false
+			return nil, badRequest("temperature: %g is outside 0..2", *req.Temperature)
 		}
 		if err := backend.CheckTemperature(*req.Temperature); err != nil {
-			badRequest(w, "%v", err)
-			return nil, false
+			return nil, badRequest("%w", err)
 		}
 		temperature = *req.Temperature
 	}
@@ -139,97 +134,81 @@ func (s *Server) resolve(w http.ResponseWriter, req *chatRequest) (*job, bool) {
 		}
 		text, err := m.text()
 		if err != nil {
-			badRequest(w, "messages[%d]: %v", i, err)
-			return nil, false
+			return nil, badRequest("messages[%d]: %w", i, err)
 		}
 		question = text
 		break
 	}
 	if strings.TrimSpace(question) == "" {
-		badRequest(w, "messages: expected a user message with the problem")
-		return nil, false
+		return nil, badRequest("messages: expected a user message with the problem")
 	}
-	j := &job{model: s.opts.Model, strategy: strategy, problem: question}
-	if s.opts.Countdown {
-		p, err := countdown.ParseText(question)
-		if err != nil {
-			badRequest(w, "%v", err)
-			return nil, false
+	t := s.opts.Task
+	p, err := t.Parse(question)
+	if err != nil {
+		return nil, badRequest("%w", err)
+	}
+	o := reason.Options{Seed: seed, MaxTokens: maxTokens, MaxTotalTokens: maxTokens, Temperature: s.opts.Temperature}
+	if temperature >= 0 {
+		o.Temperature = temperature
+	} else if sampled(strategy) {
+		o.Temperature = 1 // samples that differ, when the request names no temperature
+	}
+	if req.Braid != nil && req.Braid.Env != "" {
+		if _, ok := t.(task.Environment); !ok {
+			return nil, badRequest("braid.env: the %s task has no environment", t.Name())
 		}
-		env := reason.EnvConstrain
-		if req.Braid != nil && req.Braid.Env != "" {
-			if env, err = reason.ParseEnvMode(req.Braid.Env); err != nil {
-				badRequest(w, "braid.env: %v", err)
-				return nil, false
-			}
+		if o.Env, err = reason.ParseEnvMode(req.Braid.Env); err != nil {
+			return nil, badRequest("braid.env: %w", err)
 		}
-		if temperature < 0 {
-			temperature = 0 // the Countdown model searches greedily by default
-			if strings.HasPrefix(strategy, "vote:") {
-				temperature = 1 // votes need samples that differ
-			}
-		}
-		st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, Temperature: temperature, Seed: seed, MaxTotalTokens: maxTokens,
-			JoinAtGoal: req.Braid != nil && req.Braid.JoinAtGoal})
-		if err != nil {
-			badRequest(w, "model %q: %v", req.Model, err)
-			return nil, false
-		}
-		j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error) {
-			switch c := st.(type) {
-			case reason.Countdown:
-				c.Observe = observe
-				return c.Solve(ctx, b, p)
-			case reason.CountdownVote:
-				c.Inner.Observe = observe
-				return c.Solve(ctx, b, p)
-			}
-			return st.Solve(ctx, b, p)
-		}
-		j.verdict = func(answer string) *bool {
-			ok := answer != "" && countdown.VerifyAnswer(p, answer) == nil
-			return &ok
-		}
-		j.content = func(r *reason.Result) string {
-			if r.Answer == "" {
-				return fmt.Sprintf("No solution found for %s.", p)
-			}
-			return fmt.Sprintf("%s = %d", r.Answer, p.Target)
-		}
-		return j, true
 	}
 	if req.Braid != nil && req.Braid.JoinAtGoal {
-		badRequest(w, "braid.join_at_goal stops the Countdown model's apr children and vote samples; %s's strategies have no such stop", s.opts.Model)
-		return nil, false
+		_, protocol := t.(task.Protocol)
+		_, checker := t.(task.Checker)
+		if !protocol && !checker {
+			return nil, badRequest("braid.join_at_goal stops parallel children and vote samples at a checked answer; the %s task can check none", t.Name())
+		}
+		o.JoinAtGoal = true
 	}
-	if temperature < 0 {
-		temperature = 1 // OpenAI's default
+	st, err := reason.Parse(strategy, o, t)
+	if err != nil {
+		return nil, badRequest("model %q: %w", req.Model, err)
 	}
-	sampling := reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: seed}
-	if _, err := reason.ParseStrategy(strategy, sampling); err != nil {
-		badRequest(w, "model %q: %v", req.Model, err)
-		return nil, false
-	}
-	t := taskmath.Task{}
-	p := task.Problem{Task: "math", Text: question}
+	j := &job{model: s.opts.Model, strategy: strategy, problem: question}
 	j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error) {
-		sm := sampling
-		sm.Observe = observe
-		st, _ := reason.ParseStrategy(strategy, sm) // checked above
-		return st.Solve(ctx, b, t, p)
+		return st.Solve(ctx, b, t, p, observe)
 	}
-	j.verdict = func(string) *bool { return nil }
-	j.content = func(r *reason.Result) string { return r.Answer }
-	return j, true
+	j.verdict = func(answer string) *bool {
+		if ok, known := t.Verify(p, answer); known {
+			return &ok
+		}
+		return nil
+	}
+	j.content = func(r *reason.Result) string {
+		if rp, ok := t.(task.Replier); ok {
+			return rp.Reply(p, r.Answer)
+		}
+		return r.Answer
+	}
+	return j, nil
+}
+
+// sampled reports whether a strategy draws several samples, which need a
+// temperature to differ.
+func sampled(strategy string) bool {
+	name, _, _ := strings.Cut(strategy, ":")
+	switch name {
+	case "vote", "best", "aggregate", "deepthink":
+		return true
+	}
+	return false
 }
 
 // strategyOf reads the strategy from the model name ("apr/countdown"),
 // the braid options or the reasoning effort, in that order of precedence
 // after the name.
-func (s *Server) strategyOf(w http.ResponseWriter, model, effort string, opts *braidOptions) (string, bool) {
+func (s *Server) strategyOf(model, effort string, opts *braidOptions) (string, error) {
 	if model == "" {
-		badRequest(w, "model: required; this server has %q (and STRATEGY/%s)", s.opts.Model, s.opts.Model)
-		return "", false
+		return "", badRequest("model: required; this server has %q (and STRATEGY/%s)", s.opts.Model, s.opts.Model)
 	}
 	strategy, name := "", model
 	if model != s.opts.Model {
@@ -239,41 +218,37 @@ func (s *Server) strategyOf(w http.ResponseWriter, model, effort string, opts *b
 		}
 	}
 	if name != s.opts.Model {
-		writeError(w, http.StatusNotFound, "not_found_error",
-			fmt.Sprintf("model %q does not exist here: this server has %q, and STRATEGY/%s (GET /v1/models lists them)", model, s.opts.Model, s.opts.Model))
-		return "", false
+		return "", notFound("model %q does not exist here: this server has %q, and STRATEGY/%s (GET /v1/models lists them)", model, s.opts.Model, s.opts.Model)
 	}
 	if opts != nil && opts.Strategy != "" {
 		if strategy != "" && strategy != opts.Strategy {
-			badRequest(w, "braid.strategy %q contradicts the model name's %q", opts.Strategy, strategy)
-			return "", false
+			return "", badRequest("braid.strategy %q contradicts the model name's %q", opts.Strategy, strategy)
 		}
 		strategy = opts.Strategy
 	}
 	if strategy == "" && effort != "" {
 		e, ok := map[string]string{"none": "off", "minimal": "off", "low": "off", "medium": "light", "high": "deep"}[effort]
 		if !ok {
-			badRequest(w, "reasoning_effort %q: expected minimal, low, medium or high", effort)
-			return "", false
+			return "", badRequest("reasoning_effort %q: expected minimal, low, medium or high", effort)
 		}
 		strategy = "hybrid:effort=" + e
 	}
 	if strategy == "" {
 		strategy = s.opts.DefaultStrategy
 	}
-	return strategy, true
+	return strategy, nil
 }
 
 // chat answers /v1/chat/completions.
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	var req chatRequest
-	if !decodeBody(w, r, &req) {
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return err
 	}
-	j, ok := s.resolve(w, &req)
-	if !ok {
-		return
+	j, err := s.resolve(&req)
+	if err != nil {
+		return err
 	}
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
@@ -287,23 +262,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		for !done {
 			select {
 			case <-r.Context().Done():
-				s.interrupted(w, r.Context())
-				return
+				return cutShort(r.Context())
 			case <-changed:
 			}
 			_, done, changed = t.since(0)
 		}
 		v := t.view()
 		if v.Status == "failed" {
-			switch err := t.failure(); {
-			case errors.Is(err, errLimit):
-				badRequest(w, "%v", err)
-			case r.Context().Err() != nil:
-				s.interrupted(w, r.Context())
-			default:
-				s.runFailed(w, err)
-			}
-			return
+			return whyRunFailed(r.Context(), t.failure())
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "object": "chat.completion", "created": t.Created, "model": model,
@@ -311,7 +277,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 				"message": map[string]any{"role": "assistant", "content": j.content(v.Result), "reasoning_content": reasoningText(v.Result)}}},
 			"usage": usageOf(v.Result), "braid": braidInfo(v),
 		})
-		return
+		return nil
 	}
 	sse := newSSE(w)
 	chunk := func(delta map[string]any, finish any) error {
@@ -320,7 +286,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return sse.event("", "", b)
 	}
 	if chunk(map[string]any{"role": "assistant", "content": ""}, nil) != nil {
-		return
+		return nil // the client left
 	}
 	var last string // the thread the last delta came from
 	threads := 0
@@ -346,7 +312,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 					first = false
 				}
 				if chunk(map[string]any{"reasoning_content": text}, nil) != nil {
-					return
+					return nil
 				}
 			}
 		}
@@ -355,21 +321,15 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-r.Context().Done():
-			// Cut short by the time limit or a shutdown: say so in the
-			// stream (a client that left reads nothing).
-			sse.error(s.cutShort(r.Context()), "server_error")
-			return
+			sse.fail(cutShort(r.Context()))
+			return nil
 		case <-changed:
 		}
 	}
 	v := t.view()
 	if v.Status == "failed" {
-		if err := t.failure(); errors.Is(err, errLimit) {
-			sse.error(err.Error(), "invalid_request_error")
-		} else {
-			sse.error("the run failed: "+oneLine(err), "server_error")
-		}
-		return
+		sse.fail(whyRunFailed(r.Context(), t.failure()))
+		return nil
 	}
 	chunk(map[string]any{"content": j.content(v.Result)}, nil)
 	chunk(map[string]any{}, "stop")
@@ -380,6 +340,17 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Write([]byte("data: [DONE]\n\n"))
 	sse.flush()
+	return nil
+}
+
+// whyRunFailed is why a run failed, err being what it failed with: the
+// limit it passed or the end of the request's context, ctx, else err, as a
+// failure on the server's side.
+func whyRunFailed(ctx context.Context, err error) error {
+	if stop := interruption(ctx, err); stop != nil {
+		return stop
+	}
+	return runFailed(err)
 }
 
 // execute runs a job into its trace. It outlives nothing: the request's
@@ -430,48 +401,6 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 	t.finish(r, j.verdict(r.Answer), nil)
 }
 
-// interrupted answers a request whose work was cut short: by its time
-// limit, or by a shutdown (a client that left reads nothing).
-func (s *Server) interrupted(w http.ResponseWriter, ctx context.Context) {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		writeError(w, http.StatusGatewayTimeout, "timeout", s.cutShort(ctx))
-		return
-	}
-	writeError(w, http.StatusServiceUnavailable, "server_error", s.cutShort(ctx))
-}
-
-// cutShort says why a request's context ended before its work: its time
-// limit, or a shutdown.
-func (s *Server) cutShort(ctx context.Context) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Sprintf("the request took longer than the server's limit of %s", s.opts.Timeout)
-	}
-	return "the server is shutting down; retry"
-}
-
-// runFailed answers a run that failed on the server's side.
-func (s *Server) runFailed(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	if errors.Is(err, context.DeadlineExceeded) {
-		status = http.StatusGatewayTimeout
-	}
-	writeError(w, status, "server_error", "the run failed: "+oneLine(err))
-}
-
-// oneLine is an error's first line, at most 500 bytes: what a client is
-// told of a failure on the server's side, whose detail (a stack, were a
-// bug to put one in an error) belongs in the log.
-func oneLine(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	msg, _, _ := strings.Cut(err.Error(), "\n")
-	if len(msg) > 500 {
-		msg = strings.ToValidUTF8(msg[:500], "") + "..."
-	}
-	return msg
-}
-
 // tokenSums adds up a tree's prompt, completion and cached prompt tokens.
 func tokenSums(t *reason.Thread) (prompt, completion, cached int) {
 	if t == nil {
@@ -504,7 +433,7 @@ func braidInfo(v traceView) map[string]any {
 	}
 	if r := v.Result; r != nil {
 		info["threads"], info["total_tokens"], info["critical_path_tokens"] = r.Threads, r.TotalTokens, r.CriticalPathTokens
-		info["wall_ms"] = r.Wall.Milliseconds()
+		info["wall_ms"] = r.LatencyMS
 	}
 	return info
 }
@@ -529,19 +458,26 @@ func reasoningText(r *reason.Result) string {
 	return b.String()
 }
 
+// offered are the strategies /v1/models lists, those the task can run.
+var offered = []string{"apr", "serial", "direct", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep",
+	"vote:k=8", "vote:k=4:apr", "best:k=8", "best:k=4:apr", "aggregate:k=4", "deepthink:k=4"}
+
 // models answers /v1/models: the model and its strategy variants.
-func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) models(w http.ResponseWriter, _ *http.Request) error {
 	var data []map[string]any
 	add := func(id string) {
 		data = append(data, map[string]any{"id": id, "object": "model", "created": 0, "owned_by": "braid"})
 	}
 	add(s.opts.Model)
-	strategies := []string{"serial", "hybrid:effort=light", "vote:k=8", "best:k=8", "aggregate:k=4", "deepthink:k=4"}
-	if s.opts.Countdown {
-		strategies = []string{"apr", "serial", "direct", "vote:k=8", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep"}
+	var strategies []string
+	for _, st := range offered {
+		if _, err := reason.Parse(st, reason.Options{Temperature: 1}, s.opts.Task); err == nil {
+			strategies = append(strategies, st)
+		}
 	}
 	for _, st := range strategies {
 		add(st + "/" + s.opts.Model)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	return nil
 }

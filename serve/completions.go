@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,47 +38,37 @@ type completionRequest struct {
 // completions answers /v1/completions with the model itself, no strategy:
 // a raw continuation, as vLLM serves it, so that braid can be another
 // braid's (or any OpenAI client's) backend.
-func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	var req completionRequest
-	if !decodeBody(w, r, &req) {
-		return
+	if err := decodeBody(r, &req); err != nil {
+		return err
 	}
 	if !s.opts.Raw {
-		badRequest(w, "this server runs a remote model: /v1/completions is served only for braid's embedded model; use /v1/chat/completions")
-		return
+		return badRequest("this server runs a remote model: /v1/completions is served only for braid's embedded model; use /v1/chat/completions")
 	}
 	if req.Model != s.opts.Model {
-		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("model %q: raw completions are served for %q, without a strategy", req.Model, s.opts.Model))
-		return
+		return notFound("model %q: raw completions are served for %q, without a strategy", req.Model, s.opts.Model)
 	}
 	breq := &backend.Request{Temperature: 1} // OpenAI's default
 	if err := readPrompt(req.Prompt, breq); err != nil {
-		badRequest(w, "prompt: %v", err)
-		return
+		return badRequest("prompt: %w", err)
 	}
 	switch {
 	case req.N != nil && (*req.N < 1 || *req.N > 64):
-		badRequest(w, "n: %d is outside 1..64", *req.N)
-		return
+		return badRequest("n: %d is outside 1..64", *req.N)
 	case req.MaxTokens != nil && *req.MaxTokens < 0:
-		badRequest(w, "max_tokens: %d is negative", *req.MaxTokens)
-		return
+		return badRequest("max_tokens: %d is negative", *req.MaxTokens)
 	case req.Temperature != nil && (*req.Temperature < 0 || *req.Temperature > 2):
-		badRequest(w, "temperature: %g is outside 0..2", *req.Temperature)
-		return
+		return badRequest("temperature: %g is outside 0..2", *req.Temperature)
 	case req.Temperature != nil && backend.CheckTemperature(*req.Temperature) != nil:
-		badRequest(w, "%v", backend.CheckTemperature(*req.Temperature))
-		return
+		return badRequest("%w", backend.CheckTemperature(*req.Temperature))
 	case req.TopP != nil && (*req.TopP <= 0 || *req.TopP > 1):
-		badRequest(w, "top_p: %g is outside (0, 1]", *req.TopP)
-		return
+		return badRequest("top_p: %g is outside (0, 1]", *req.TopP)
 	case req.TopK != nil && *req.TopK < -1:
-		badRequest(w, "top_k: %d: expected -1 (off) or more", *req.TopK)
-		return
+		return badRequest("top_k: %d: expected -1 (off) or more", *req.TopK)
 	case req.Logprobs != nil && (*req.Logprobs < 0 || *req.Logprobs > 20):
-		badRequest(w, "logprobs: %d is outside 0..20", *req.Logprobs)
-		return
+		return badRequest("logprobs: %d is outside 0..20", *req.Logprobs)
 	}
 	if req.MaxTokens != nil {
 		breq.MaxTokens = *req.MaxTokens
@@ -104,8 +93,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		if json.Unmarshal(req.Stop, &one) == nil {
 			breq.Stop = []string{one}
 		} else if err := json.Unmarshal(req.Stop, &breq.Stop); err != nil {
-			badRequest(w, "stop: expected a string or an array of strings")
-			return
+			return badRequest("stop: expected a string or an array of strings")
 		}
 	}
 	choices := req.GuidedChoice
@@ -120,8 +108,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		n = *req.N
 	}
 	if n > 1 && breq.Env != nil {
-		badRequest(w, "n: guided choices steer one completion at a time; send n=1")
-		return
+		return badRequest("n: guided choices steer one completion at a time; send n=1")
 	}
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
@@ -145,8 +132,12 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			err = lim
 		}
 		if err != nil {
-			s.completionFailed(w, r.Context(), err)
-			return
+			if stop := interruption(r.Context(), err); stop != nil {
+				return stop
+			}
+			// The backend's: errorOf tells a prompt the client got
+			// wrong from a failure of the server's.
+			return err
 		}
 		sum(cs)
 		var choices []map[string]any
@@ -155,7 +146,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
 			"choices": choices, "usage": completionUsage(total)})
-		return
+		return nil
 	}
 	// Stream: chunks go out from OnChunk as the engine releases them; n
 	// samples decode at once, so their chunks interleave, each with its
@@ -188,17 +179,18 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	mu.Lock()
 	defer mu.Unlock()
 	if err != nil {
-		switch {
-		case sse == nil:
-			s.completionFailed(w, r.Context(), err)
-		case errors.Is(err, errLimit):
-			sse.error(err.Error(), "invalid_request_error")
-		case r.Context().Err() != nil:
-			sse.error(s.cutShort(r.Context()), "server_error")
-		default:
-			sse.error(oneLine(err), "server_error")
+		if stop := interruption(r.Context(), err); stop != nil {
+			err = stop
+		} else if sse != nil {
+			// Mid-stream, in the backend's own words: a braid client
+			// that reads it adds its own ("the server failed mid-stream").
+			err = internal(err)
 		}
-		return
+		if sse == nil {
+			return err
+		}
+		sse.fail(err)
+		return nil
 	}
 	sum(cs)
 	if sse == nil {
@@ -216,31 +208,12 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Write([]byte("data: [DONE]\n\n"))
 	sse.flush()
+	return nil
 }
 
 func (s *Server) countTokens(u backend.Usage) {
 	s.metrics.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
 	s.metrics.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
-}
-
-func (s *Server) completionFailed(w http.ResponseWriter, ctx context.Context, err error) {
-	switch {
-	case errors.Is(err, errLimit):
-		badRequest(w, "%v", err)
-	case ctx.Err() != nil:
-		s.interrupted(w, ctx)
-	case errors.Is(err, backend.ErrPromptTooLong):
-		// In the words and code vLLM and OpenAI use, which clients (braid's
-		// own included) read as "the prompt outgrew the context".
-		var e apiError
-		code := "context_length_exceeded"
-		e.Error.Message, e.Error.Type, e.Error.Code = "This model's maximum context length is exceeded: "+err.Error(), "invalid_request_error", &code
-		writeJSON(w, http.StatusBadRequest, e)
-	case errors.Is(err, backend.ErrInvalidRequest):
-		badRequest(w, "%v", err)
-	default:
-		s.runFailed(w, err)
-	}
 }
 
 // readPrompt reads a prompt: a string, an array of one string, or an

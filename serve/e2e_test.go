@@ -23,6 +23,7 @@ import (
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -182,12 +183,12 @@ func TestAPRThroughFaultyProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st := reason.Countdown{Mode: countdown.ModeParallel, Env: reason.EnvOff}
-	want, err := st.Solve(ctx, newReplay(t, problem27), problem27)
+	st := reason.Search{Options: reason.Options{Env: reason.EnvOff}, Effort: task.EffortDeep}
+	want, err := st.Solve(ctx, newReplay(t, problem27), countdown.Task{}, countdown.NewProblem(problem27), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Solve(ctx, c, problem27)
+	got, err := st.Solve(ctx, c, countdown.Task{}, countdown.NewProblem(problem27), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func TestRawCompletionErrorsReachTheRemoteClient(t *testing.T) {
 		{fmt.Errorf("engine: the prompt has 3000 tokens; the model's context is 2048: %w", backend.ErrPromptTooLong), backend.ErrPromptTooLong},
 		{backend.Invalid(errors.New("engine: prompt token 99999 outside the vocabulary")), nil},
 	} {
-		_, hs := newTestServer(t, Options{Backend: refusing{c.err}, Model: "countdown", Countdown: true, Raw: true})
+		_, hs := newTestServer(t, Options{Backend: refusing{c.err}, Model: "countdown", Task: countdown.Task{}, Raw: true})
 		cl, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "countdown", Retries: 1})
 		if err != nil {
 			t.Fatal(err)

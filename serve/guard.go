@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,8 +18,7 @@ import (
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.loopback.Load() && !s.hostAllowed(r.Host) {
-			writeError(w, http.StatusForbidden, "permission_error",
-				fmt.Sprintf("Host %q is not this server's: it listens on loopback, and answers localhost, loopback addresses and --allow-host names", r.Host))
+			s.writeError(w, r, forbidden("Host %q is not this server's: it listens on loopback, and answers localhost, loopback addresses and --allow-host names", r.Host))
 			return
 		}
 		origin := r.Header.Get("Origin")
@@ -30,7 +28,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			// marks cross-site without an Origin (some GETs): refuse those
 			// that could change anything.
 			if r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Method != http.MethodGet && r.Method != http.MethodHead {
-				writeError(w, http.StatusForbidden, "permission_error", "cross-site requests are refused")
+				s.writeError(w, r, forbidden("cross-site requests are refused"))
 				return
 			}
 		case sameOrigin(origin, r.Host):
@@ -46,8 +44,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				return
 			}
 		default:
-			writeError(w, http.StatusForbidden, "permission_error",
-				fmt.Sprintf("origin %q may not call this server: start it with --allow-origin %s to allow it", origin, origin))
+			s.writeError(w, r, forbidden("origin %q may not call this server: start it with --allow-origin %s to allow it", origin, origin))
 			return
 		}
 		next.ServeHTTP(w, r)

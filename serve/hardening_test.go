@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task/countdown"
 )
 
 const chat27 = `{"model":"%s/countdown","messages":[{"role":"user","content":"27: 22 26 31 53"}]%s}`
@@ -237,7 +238,7 @@ func TestOtherOriginsAreRefused(t *testing.T) {
 	if pre.StatusCode != 204 || !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
 		t.Errorf("preflight of an allowed origin: %d %v", pre.StatusCode, pre.Header)
 	}
-	if _, err := New(Options{Backend: canned(""), Model: "m", AllowOrigins: []string{"app.example"}}); err == nil {
+	if _, err := New(Options{Backend: canned(""), Model: "m", Task: countdown.Task{}, AllowOrigins: []string{"app.example"}}); err == nil {
 		t.Error("an origin without a scheme was accepted")
 	}
 }
@@ -245,7 +246,7 @@ func TestOtherOriginsAreRefused(t *testing.T) {
 // On loopback, the server answers only loopback Host names and the ones
 // it is told: a domain an attacker points at 127.0.0.1 gets a 403.
 func TestLoopbackChecksHost(t *testing.T) {
-	s, err := New(Options{Backend: newReplay(t, problem27), Model: "countdown", Countdown: true, AllowHosts: []string{"braid.internal"}})
+	s, err := New(Options{Backend: newReplay(t, problem27), Model: "countdown", Task: countdown.Task{}, AllowHosts: []string{"braid.internal"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +273,7 @@ func TestLoopbackChecksHost(t *testing.T) {
 // A stream cut short by a shutdown ends with an error event that says so,
 // as the docs promise, never silently.
 func TestShutdownEndsStreamsWithAnError(t *testing.T) {
-	s, err := New(Options{Backend: firehose{}, Model: "countdown", Countdown: true, Raw: true})
+	s, err := New(Options{Backend: firehose{}, Model: "countdown", Task: countdown.Task{}, Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,11 @@ import (
 	"github.com/braid-dev/braid/backend"
 )
 
-// errLimit matches, with errors.Is, a request stopped for passing one of
-// the server's per-request limits: the client asked for too much, a 400.
-var errLimit = errors.New("over the server's limit")
-
+// limitError stops a request that passed one of the server's
+// per-request limits: the client asked for too much, a 400.
 type limitError struct{ msg string }
 
-func (e *limitError) Error() string        { return e.msg }
-func (e *limitError) Is(target error) bool { return target == errLimit }
+func (e *limitError) Error() string { return e.msg }
 
 // limited is one request's view of the backend: it counts the request's
 // threads and their tokens, and stops the request, by cancelling its
@@ -111,8 +108,8 @@ func (l *limited) tokenError() error {
 // stoppedBy returns the limit that stopped a request's work, nil if none
 // did.
 func stoppedBy(ctx context.Context) error {
-	if err := context.Cause(ctx); errors.Is(err, errLimit) {
-		return err
+	if lim, ok := errors.AsType[*limitError](context.Cause(ctx)); ok {
+		return lim
 	}
 	return nil
 }

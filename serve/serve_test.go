@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task/countdown"
+	taskmath "github.com/braid-dev/braid/task/math"
 )
 
 // replay is a backend that answers each prompt with the completion a
@@ -87,7 +89,10 @@ func newTestServer(t testing.TB, opts Options) (*Server, *httptest.Server) {
 		opts.Backend = newReplay(t, problem27)
 	}
 	if opts.Model == "" {
-		opts.Model, opts.Countdown, opts.Raw = "countdown", true, true
+		opts.Model, opts.Task, opts.Raw = "countdown", countdown.Task{}, true
+	}
+	if opts.Task == nil {
+		opts.Task, opts.Temperature = taskmath.Task{}, 1
 	}
 	s, err := New(opts)
 	if err != nil {
@@ -179,7 +184,7 @@ func clipBody(b []byte) string {
 func TestPerClientLimit(t *testing.T) {
 	slow := newReplay(t, problem27)
 	slow.delay = 2 * time.Millisecond
-	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Countdown: true, PerClient: 1})
+	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Task: countdown.Task{}, PerClient: 1})
 	body := `{"model":"apr/countdown","stream":true,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`
 	first, err := http.Post(hs.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -304,7 +309,7 @@ func listen(s *Server, grace time.Duration) (url string, stop context.CancelFunc
 func TestGracefulShutdown(t *testing.T) {
 	slow := newReplay(t, problem27)
 	slow.delay = 200 * time.Millisecond
-	s, err := New(Options{Backend: slow, Model: "countdown", Countdown: true})
+	s, err := New(Options{Backend: slow, Model: "countdown", Task: countdown.Task{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +391,48 @@ func TestGeneralModelStrategies(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(string(body), "join_at_goal") {
 		t.Errorf("join_at_goal on a general model: %d %s", resp.StatusCode, clipBody(body))
 	}
+	// Best-of-N would pick by the reference answer, an oracle: refused.
+	resp, body = post(t, hs.URL+"/v1/chat/completions", "", `{"model":"best:k=3/Qwen/Qwen3-8B","messages":[{"role":"user","content":"2+2?"}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "pass@k") {
+		t.Errorf("best-of-N on a general model: %d %s", resp.StatusCode, clipBody(body))
+	}
+}
+
+// /v1/models lists, for every task, the strategies of the one family that
+// the task can run: apr and best-of-N where the task has a parallel
+// protocol and a checker, not where it has not.
+func TestModelsListWhatTheTaskRuns(t *testing.T) {
+	for _, c := range []struct {
+		opts       Options
+		has, lacks []string
+	}{
+		{Options{}, []string{"apr/countdown", "vote:k=4:apr/countdown", "best:k=8/countdown", "serial/countdown", "direct/countdown"}, nil},
+		{Options{Backend: canned("x"), Model: "m"}, []string{"serial/m", "vote:k=8/m", "hybrid:effort=deep/m", "aggregate:k=4/m"},
+			[]string{"apr/m", "best:k=8/m", "vote:k=4:apr/m"}},
+	} {
+		_, hs := newTestServer(t, c.opts)
+		resp, err := http.Get(hs.URL + "/v1/models")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct{ Data []struct{ ID string } }
+		json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		ids := map[string]bool{}
+		for _, m := range list.Data {
+			ids[m.ID] = true
+		}
+		for _, id := range c.has {
+			if !ids[id] {
+				t.Errorf("%s not listed: %v", id, ids)
+			}
+		}
+		for _, id := range c.lacks {
+			if ids[id] {
+				t.Errorf("%s listed, though its task cannot run it", id)
+			}
+		}
+	}
 }
 
 // A client that leaves mid-run stops its threads, and the live-threads
@@ -394,7 +441,7 @@ func TestGeneralModelStrategies(t *testing.T) {
 func TestCutShortRuns(t *testing.T) {
 	slow := newReplay(t, problem27)
 	slow.delay = 5 * time.Millisecond
-	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Countdown: true, Timeout: 300 * time.Millisecond})
+	_, hs := newTestServer(t, Options{Backend: slow, Model: "countdown", Task: countdown.Task{}, Timeout: 300 * time.Millisecond})
 	body := `{"model":"apr/countdown","stream":true,"messages":[{"role":"user","content":"27: 22 26 31 53"}]}`
 	resp, b := post(t, hs.URL+"/v1/chat/completions", "", body)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "longer than the server's limit") || strings.Contains(string(b), "[DONE]") {
@@ -444,7 +491,7 @@ func TestRunsForTheUI(t *testing.T) {
 		t.Errorf("runs of a fresh database: %d %s", code, body)
 	}
 	st.StartRun(ctx, "r1", map[string]any{"task": "countdown", "strategies": []string{"serial"}})
-	st.Save(ctx, "r1", store.Sample{Key: "serial|0|1", Strategy: "serial", Problem: json.RawMessage(`{}`), Correct: true, TotalTokens: 10, TokensToGoal: 5})
+	st.Save(ctx, "r1", store.Sample{Key: "serial|0|1", Strategy: "serial", Problem: json.RawMessage(`{}`), Correct: true, Usage: reason.Usage{TotalTokens: 10}, TokensToGoal: 5})
 	if code, body := get("/v1/braid/runs/r1/report"); code != 200 || !strings.Contains(body, "Accuracy against total tokens") {
 		t.Errorf("a run's report: %d %.200s", code, body)
 	}

@@ -15,9 +15,7 @@
 package serve
 
 import (
-	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,32 +24,34 @@ import (
 	"net"
 	"net/http"
 	"reflect"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
+	"github.com/braid-dev/braid/task"
 )
 
 // Options configure a server.
 type Options struct {
 	// Backend runs the model.
 	Backend backend.Backend
-	// Model is the model's name: "countdown" for braid's embedded
-	// Countdown model (its chat messages state Countdown problems); any
-	// other name is a general model, whose chat messages are questions
-	// answered by the task-agnostic strategies.
+	// Model is the model's name ("countdown" for braid's embedded model).
 	Model string
-	// Countdown says the model is a Countdown search model.
-	Countdown bool
+	// Task is what the chat messages state problems of: Countdown for the
+	// embedded model, free-text math for a general one.
+	Task task.Task
+	// Temperature is a request's temperature when it names none: 0
+	// (greedy) for a search model, 1 (OpenAI's default) for a chat model.
+	// Strategies that sample several draw at 1 then.
+	Temperature float64
 	// Raw serves /v1/completions straight from Backend (the embedded
 	// engine), so that one braid can be another's remote backend.
 	Raw bool
 	// DefaultStrategy is used when the model name names none (default
-	// "apr" for Countdown, "serial" otherwise).
+	// "apr" for a task with a parallel protocol, "serial" otherwise).
 	DefaultStrategy string
 	// APIKey, when set, is the bearer token every /v1 request must carry.
 	APIKey string
@@ -112,7 +112,7 @@ type Server struct {
 	opts    Options
 	traces  *traces
 	metrics *metrics
-	mux     *http.ServeMux
+	handler http.Handler
 
 	mu      sync.Mutex
 	clients map[string]int // requests in flight per client and kind
@@ -137,14 +137,17 @@ func New(opts Options) (*Server, error) {
 	if opts.Model == "" {
 		return nil, errors.New("serve: no model name")
 	}
-	if strings.Contains(opts.Model, "/") && opts.Countdown {
-		return nil, fmt.Errorf("serve: model name %q: a slash separates a strategy from the model", opts.Model)
+	if opts.Task == nil {
+		return nil, errors.New("serve: no task")
 	}
 	if opts.DefaultStrategy == "" {
 		opts.DefaultStrategy = "serial"
-		if opts.Countdown {
+		if _, ok := opts.Task.(task.Protocol); ok {
 			opts.DefaultStrategy = "apr"
 		}
+	}
+	if _, err := reason.Parse(opts.DefaultStrategy, reason.Options{Temperature: 1}, opts.Task); err != nil {
+		return nil, fmt.Errorf("serve: default strategy: %w", err)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
@@ -184,24 +187,25 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, traces: newTraces(opts.KeepTraces, opts.TraceBytes), clients: map[string]int{}}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.metrics = newMetrics(opts.Stats)
-	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", s.metrics.handler())
-	s.mux.HandleFunc("GET /v1/models", s.api(s.models))
-	s.mux.HandleFunc("POST /v1/chat/completions", s.route(kindCompletion, s.chat))
-	s.mux.HandleFunc("POST /v1/completions", s.route(kindCompletion, s.completions))
-	s.mux.HandleFunc("GET /v1/traces/{id}", s.api(s.trace))
-	s.mux.HandleFunc("GET /v1/traces/{id}/events", s.route(kindStream, s.traceEvents))
-	s.mux.HandleFunc("/v1/", s.api(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /v1/models", s.api(kindRead, s.models))
+	mux.Handle("POST /v1/chat/completions", s.api(kindCompletion, s.chat))
+	mux.Handle("POST /v1/completions", s.api(kindCompletion, s.completions))
+	mux.Handle("GET /v1/traces/{id}", s.api(kindRead, s.trace))
+	mux.Handle("GET /v1/traces/{id}/events", s.api(kindStream, s.traceEvents))
+	mux.Handle("/v1/", s.api(kindRead, func(_ http.ResponseWriter, r *http.Request) error {
+		return noSuchPath("no endpoint %s %s", r.Method, r.URL.Path)
 	}))
-	s.ui(s.mux)
+	s.ui(mux)
+	s.handler = chain(mux, s.guard)
 	return s, nil
 }
 
 // Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.guard(s.mux) }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Stop cancels the work of every request still in flight; a graceful
 // shutdown calls it when its time runs out (http.Server.Shutdown waits for
@@ -263,132 +267,6 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, grace time.Dur
 // to answer before their connections close.
 const shutdownNotice = 5 * time.Second
 
-// requestKind is the in-flight limit a route counts against: each kind
-// has its own, so that one kind of request cannot starve another.
-type requestKind string
-
-const (
-	kindRead       requestKind = "request"      // quick reads: models, a trace, runs
-	kindCompletion requestKind = "completion"   // chat and raw completions
-	kindStream     requestKind = "trace stream" // a trace's events, followed
-)
-
-// api wraps a /v1 handler of a quick read; see route.
-func (s *Server) api(h http.HandlerFunc) http.HandlerFunc { return s.route(kindRead, h) }
-
-// route wraps a /v1 handler: authentication, the body read whole within
-// its limits of size and time, the client's concurrency limit for the
-// kind, the request's time limit, a deadline on every write, metrics and
-// a log line.
-func (s *Server) route(kind requestKind, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK, rc: http.NewResponseController(w), timeout: s.opts.WriteTimeout}
-		// A connection kept alive keeps the deadline of its last write.
-		rec.rc.SetWriteDeadline(time.Time{})
-		defer func() {
-			if v := recover(); v != nil {
-				s.opts.Log.Error("panic", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-				if !rec.wrote {
-					writeError(rec, http.StatusInternalServerError, "server_error", "internal error")
-				}
-			}
-			route := r.Pattern
-			if route == "" {
-				route = "unknown"
-			}
-			s.metrics.request(route, rec.status, time.Since(start))
-			s.opts.Log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", time.Since(start).Milliseconds())
-		}()
-		client := clientOf(r)
-		if s.opts.APIKey != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.APIKey)) != 1 {
-				writeError(rec, http.StatusUnauthorized, "invalid_request_error", "missing or wrong API key: send Authorization: Bearer KEY")
-				return
-			}
-			client = "key " + got
-		}
-		if !s.readBody(rec, r) {
-			return
-		}
-		if !s.enter(client, kind) {
-			rec.Header().Set("Retry-After", "1")
-			writeError(rec, http.StatusTooManyRequests, "rate_limit_error",
-				fmt.Sprintf("this client already has %d %ss in flight", s.opts.PerClient, kind))
-			return
-		}
-		defer s.leave(client, kind)
-		ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
-		defer cancel()
-		stop := context.AfterFunc(s.base, cancel)
-		defer stop()
-		h(rec, r.WithContext(ctx))
-	}
-}
-
-// readBody reads r's body whole, within MaxBodyBytes and ReadTimeout,
-// before the request takes a place: a client that trickles its body holds
-// nothing but its own connection, and not for long. It writes the error
-// when the body is too large, too slow or cut off.
-func (s *Server) readBody(w *statusWriter, r *http.Request) bool {
-	if r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	// A recorder in tests cannot set deadlines; a connection can.
-	w.rc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
-	if err == nil {
-		w.rc.SetReadDeadline(time.Time{})
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		return true
-	}
-	// The rest of the body will not be read: the connection closes after
-	// the answer, instead of net/http waiting to discard what is left.
-	w.Header().Set("Connection", "close")
-	var tooBig *http.MaxBytesError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error",
-			fmt.Sprintf("the request body is over %d bytes", tooBig.Limit))
-	case errors.As(err, &netErr) && netErr.Timeout():
-		writeError(w, http.StatusRequestTimeout, "invalid_request_error",
-			fmt.Sprintf("the request body did not arrive within %s", s.opts.ReadTimeout))
-	default:
-		badRequest(w, "the request body could not be read: %v", err)
-	}
-	return false
-}
-
-func clientOf(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-func (s *Server) enter(client string, kind requestKind) bool {
-	key := string(kind) + " " + client
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.clients[key] >= s.opts.PerClient {
-		return false
-	}
-	s.clients[key]++
-	return true
-}
-
-func (s *Server) leave(client string, kind requestKind) {
-	key := string(kind) + " " + client
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.clients[key]--; s.clients[key] <= 0 {
-		delete(s.clients, key)
-	}
-}
-
 // healthz says whether the server can answer: 503 once its backend has
 // failed (an engine stopped by an internal error), whose requests would
 // all fail.
@@ -419,59 +297,6 @@ func (s *Server) health() error {
 		return nil
 	}
 	return s.opts.Health()
-}
-
-// statusWriter remembers the status written, for metrics, gives every
-// write a deadline, so that a client that stops reading cannot hold its
-// handler, and passes flushes through for streaming.
-type statusWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	status  int
-	wrote   bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	w.wrote = true
-	w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	w.rc.Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// apiError is the OpenAI error body.
-type apiError struct {
-	Error struct {
-		Message string  `json:"message"`
-		Type    string  `json:"type"`
-		Param   *string `json:"param"`
-		Code    *string `json:"code"`
-	} `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	var e apiError
-	e.Error.Message, e.Error.Type = msg, typ
-	writeJSON(w, status, e)
-}
-
-// badRequest is a 400 invalid_request_error naming what was wrong.
-func badRequest(w http.ResponseWriter, format string, args ...any) {
-	writeError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf(format, args...))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -507,31 +332,29 @@ func jsonKind(t reflect.Type) string {
 }
 
 // decodeBody reads a JSON request body into v, with errors a client can
-// act on: too large, not JSON, a field of the wrong type.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+// act on: not JSON, a field of the wrong type.
+func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Field == "":
-			badRequest(w, "the body must be a JSON object, not a JSON %s", typeErr.Value)
-		case errors.As(err, &typeErr):
-			badRequest(w, "field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
-		case errors.As(err, &syntaxErr):
-			badRequest(w, "the body is not valid JSON: %v (at byte %d)", err, syntaxErr.Offset)
-		case errors.Is(err, io.EOF):
-			badRequest(w, "the body is empty: expected a JSON object")
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			badRequest(w, "the body is not valid JSON: it ends before the JSON value does")
-		default:
-			badRequest(w, "the body is not a valid request: %v", err)
+		if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			if typeErr.Field == "" {
+				return badRequest("the body must be a JSON object, not a JSON %s", typeErr.Value)
+			}
+			return badRequest("field %q: expected %s, got a JSON %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 		}
-		return false
+		if syntaxErr, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return badRequest("the body is not valid JSON: %w (at byte %d)", err, syntaxErr.Offset)
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			return badRequest("the body is empty: expected a JSON object")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("the body is not valid JSON: it ends before the JSON value does")
+		}
+		return badRequest("the body is not a valid request: %w", err)
 	}
 	if dec.More() {
-		badRequest(w, "the body holds more than one JSON value")
-		return false
+		return badRequest("the body holds more than one JSON value")
 	}
-	return true
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,24 +228,23 @@ func (t *trace) view() traceView {
 	return v
 }
 
-func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
+func (s *Server) trace(w http.ResponseWriter, r *http.Request) error {
 	t := s.traces.get(r.PathValue("id"))
 	if t == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no trace %q (the server keeps the last %d)", r.PathValue("id"), s.opts.KeepTraces))
-		return
+		return noSuchPath("no trace %q (the server keeps the last %d)", r.PathValue("id"), s.opts.KeepTraces)
 	}
 	writeJSON(w, http.StatusOK, t.view())
+	return nil
 }
 
 // traceEvents streams a trace's events as server-sent events, each with
 // its index as id: a client that reconnects with Last-Event-ID (or
 // ?after=N) gets only what it missed. The stream ends with an "end" event
 // when the trace is done.
-func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
+func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) error {
 	t := s.traces.get(r.PathValue("id"))
 	if t == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no trace %q", r.PathValue("id")))
-		return
+		return noSuchPath("no trace %q", r.PathValue("id"))
 	}
 	next := 0
 	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
@@ -255,14 +253,12 @@ func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < -1 {
-			badRequest(w, "Last-Event-ID %q: expected an event index", v)
-			return
+			return badRequest("Last-Event-ID %q: expected an event index", v)
 		}
 		next = n + 1
 	}
 	if n := t.count(); next > n {
-		badRequest(w, "event %d does not exist yet: the trace has %d events", next-1, n)
-		return
+		return badRequest("event %d does not exist yet: the trace has %d events", next-1, n)
 	}
 	sse := newSSE(w)
 	for {
@@ -270,22 +266,20 @@ func (s *Server) traceEvents(w http.ResponseWriter, r *http.Request) {
 		for _, e := range events {
 			b, _ := json.Marshal(e)
 			if err := sse.event(strconv.Itoa(next), string(e.Kind), b); err != nil {
-				return
+				return nil // the client left
 			}
 			next++
 		}
 		if done {
 			b, _ := json.Marshal(t.view())
 			sse.event("", "end", b)
-			return
+			return nil
 		}
 		sse.flush()
 		select {
 		case <-r.Context().Done():
-			// Cut short by a shutdown or the time limit: say so (a client
-			// that left reads nothing).
-			sse.event("", "error", errorBody(s.cutShort(r.Context()), "server_error"))
-			return
+			sse.event("", "error", errorOf(cutShort(r.Context())).streamed())
+			return nil
 		case <-changed:
 		}
 	}
@@ -325,18 +319,10 @@ func (s *sseWriter) event(id, name string, data []byte) error {
 	return nil
 }
 
-// error writes an OpenAI error body as the stream's last event: why it
-// ends before its end.
-func (s *sseWriter) error(msg, typ string) {
-	s.event("", "", errorBody(msg, typ))
-}
-
-// errorBody is an OpenAI error body.
-func errorBody(msg, typ string) []byte {
-	var e apiError
-	e.Error.Message, e.Error.Type = msg, typ
-	b, _ := json.Marshal(e)
-	return b
+// fail writes err, as OpenAI's error body, as the stream's last event: why
+// it ends before its end.
+func (s *sseWriter) fail(err error) {
+	s.event("", "", errorOf(err).streamed())
 }
 
 func (s *sseWriter) flush() {

@@ -21,48 +21,46 @@ func (s *Server) ui(mux *http.ServeMux) {
 	files := http.FileServerFS(static)
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", files))
-	mux.HandleFunc("GET /v1/braid/runs", s.api(s.runs))
-	mux.HandleFunc("GET /v1/braid/runs/{id}/report", s.api(s.runReport))
+	mux.Handle("GET /v1/braid/runs", s.api(kindRead, s.runs))
+	mux.Handle("GET /v1/braid/runs/{id}/report", s.api(kindRead, s.runReport))
 }
 
 // runs lists the evaluation runs of the store the server was given.
-func (s *Server) runs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) runs(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Runs == nil {
 		writeJSON(w, http.StatusOK, map[string]any{"runs": []any{}, "note": "start braid serve with --db to show evaluation runs"})
-		return
+		return nil
 	}
 	rs, err := s.opts.Runs.Runs(r.Context())
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", err.Error())
-		return
+		return internal(err)
 	}
 	if rs == nil {
 		rs = []store.Run{} // [] in JSON, not null
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": rs})
+	return nil
 }
 
 // runReport renders one run's report page (charts and tables).
-func (s *Server) runReport(w http.ResponseWriter, r *http.Request) {
+func (s *Server) runReport(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Runs == nil {
-		writeError(w, http.StatusNotFound, "not_found_error", "no evaluation store: start braid serve with --db")
-		return
+		return notFound("no evaluation store: start braid serve with --db")
 	}
 	runs, err := report.Load(r.Context(), s.opts.Runs, r.PathValue("id"))
 	if err != nil {
-		writeError(w, http.StatusNotFound, "not_found_error", err.Error())
-		return
+		return notFound("%w", err)
 	}
 	var b bytes.Buffer
 	if err := report.HTML(&b, runs); err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", err.Error())
-		return
+		return internal(err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", reportPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.Write(b.Bytes())
+	return nil
 }
 
 // reportPolicy allows a report page, opened on its own, only what it uses:

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/braid-dev/braid/internal/browsertest"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 )
 
@@ -125,7 +126,7 @@ func credentialRuns(t *testing.T) *store.Store {
 		// Tokens that vary, so that every chart has a mark with a size.
 		for i := range 4 {
 			x := store.Sample{Key: fmt.Sprintf("serial|%d|1", i), Strategy: "serial", Problem: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)),
-				Index: i, Correct: i%2 == 0, TotalTokens: 10 << i, CriticalPathTokens: 10 << i, LatencyMS: 100, TokensToGoal: -1}
+				Index: i, Correct: i%2 == 0, Usage: reason.Usage{TotalTokens: 10 << i, CriticalPathTokens: 10 << i, LatencyMS: 100}, TokensToGoal: -1}
 			if err := st.Save(ctx, run, x); err != nil {
 				t.Fatal(err)
 			}

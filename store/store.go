@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/braid-dev/braid/reason"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	_ "modernc.org/sqlite"             // the pure-Go SQLite driver, registered as "sqlite"
 )
@@ -41,11 +42,8 @@ type Sample struct {
 	Correct bool   `json:"correct"`
 	// Error says why the sample failed, when it did (then it has no
 	// answer).
-	Error              string `json:"error,omitempty"`
-	TotalTokens        int    `json:"total_tokens"`
-	CriticalPathTokens int    `json:"critical_path_tokens"`
-	Threads            int    `json:"threads"`
-	LatencyMS          int64  `json:"latency_ms"`
+	Error string `json:"error,omitempty"`
+	reason.Usage
 	// TokensToGoal counts the tokens spent when the answer was first found
 	// (Countdown: the first "Goal Reached" in any thread), -1 when it was
 	// not or the task cannot tell.
@@ -98,6 +96,9 @@ var migrations = []string{
 	);
 	CREATE INDEX cells_todo ON cells (run_id, done, position);`,
 	`ALTER TABLE samples ADD COLUMN tokens_to_goal BIGINT NOT NULL DEFAULT -1`,
+	// Samples taken before their prompt tokens were kept read 0.
+	`ALTER TABLE samples ADD COLUMN prompt_tokens BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE samples ADD COLUMN cached_prompt_tokens BIGINT NOT NULL DEFAULT 0`,
 }
 
 // Open opens the store at target: a postgres:// (or postgresql://) address,
@@ -331,10 +332,11 @@ func (s *Store) Save(ctx context.Context, run string, x Sample) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (run_id, key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
+		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
 		run, x.Key, x.Strategy, string(x.Problem), x.Index, int64(x.Seed), x.Answer, x.Class, x.Correct, x.Error,
-		x.TotalTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, x.TokensToGoal, nullable(x.Tree), time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		x.TotalTokens, x.PromptTokens, x.CachedTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, x.TokensToGoal, nullable(x.Tree),
+		time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("store: save %s: %w", x.Key, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE cells SET done = TRUE WHERE run_id = ? AND key = ?`), run, x.Key); err != nil {
@@ -477,7 +479,8 @@ func nullable(b json.RawMessage) any {
 // keys.
 func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
+		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, latency_ms, tokens_to_goal, tree
+		FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +492,7 @@ func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 		var seed int64
 		var tree sql.NullString
 		if err := rows.Scan(&x.Key, &x.Strategy, &problem, &x.Index, &seed, &x.Answer, &x.Class, &x.Correct, &x.Error,
-			&x.TotalTokens, &x.CriticalPathTokens, &x.Threads, &x.LatencyMS, &x.TokensToGoal, &tree); err != nil {
+			&x.TotalTokens, &x.PromptTokens, &x.CachedTokens, &x.CriticalPathTokens, &x.Threads, &x.LatencyMS, &x.TokensToGoal, &tree); err != nil {
 			return nil, err
 		}
 		x.Problem, x.Seed = json.RawMessage(problem), uint64(seed)

@@ -11,12 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braid-dev/braid/reason"
 )
 
 func sample(i int) Sample {
 	return Sample{Key: fmt.Sprintf("serial|%d|1", i), Strategy: "serial", Problem: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)),
-		Index: i, Seed: 1, Answer: fmt.Sprint(i), Correct: i%2 == 0, TotalTokens: 10 * i, CriticalPathTokens: 5 * i, Threads: 1,
-		LatencyMS: int64(i), Tree: json.RawMessage(`{"node":"0"}`)}
+		Index: i, Seed: 1, Answer: fmt.Sprint(i), Correct: i%2 == 0, Usage: reason.Usage{TotalTokens: 10 * i, CriticalPathTokens: 5 * i, Threads: 1, LatencyMS: int64(i)}, Tree: json.RawMessage(`{"node":"0"}`)}
 }
 
 func TestSaveResumeNoDuplicates(t *testing.T) {

@@ -4,13 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"iter"
 	"math/rand/v2"
 	"runtime"
 	"slices"
 
 	"github.com/braid-dev/braid/internal/parallel"
-	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -18,13 +17,10 @@ import (
 // it, and the engine stops a thread at it.
 const EOS = "<|end|>"
 
-// Sequence is one model call of a trace: the problem it is about, the
-// prompt it is given, the completion it should write.
-type Sequence struct {
-	Problem    countdown.Problem
-	Prompt     string
-	Completion string
-}
+// Sequence is one model call of a demonstration: the prompt it is given,
+// the completion it should write, and the spans of the completion the
+// task's environment writes.
+type Sequence = task.Demonstration
 
 // Example is a sequence as tokens: Tokens is the prompt, the completion and
 // EOS; Learn[i] says whether the model is trained to predict token i (a
@@ -38,50 +34,43 @@ type Example struct {
 // Len is the number of positions the example occupies in a batch.
 func (x *Example) Len() int { return len(x.Tokens) - 1 }
 
-// Traces generates the recipe's sequences: the training ones, then the
-// validation ones, in a fixed order, on all CPUs.
-func Traces(ctx context.Context, d DataConfig) (trainSeqs, valSeqs []Sequence, err error) {
+// Traces generates the recipe's sequences from t's demonstrations: the
+// training ones, then the validation ones, in a fixed order, on all CPUs.
+// t must draw its own problems (task.Generator) and demonstrate their
+// solutions (task.Teacher).
+func Traces(ctx context.Context, t task.Task, d DataConfig) (trainSeqs, valSeqs []Sequence, err error) {
+	gen, ok1 := t.(task.Generator)
+	teacher, ok2 := t.(task.Teacher)
+	if !ok1 || !ok2 {
+		return nil, nil, fmt.Errorf("train: the %s task neither draws problems nor demonstrates their solutions", t.Name())
+	}
 	type job struct {
-		format countdown.Mode
+		effort string
 		index  int // the problem's index in the stream
 		val    bool
 	}
 	var jobs []job
 	next := 0
-	for _, f := range []struct {
-		mode countdown.Mode
-		n    int
-	}{{countdown.ModeSerial, d.Serial}, {countdown.ModeParallel, d.Parallel}, {countdown.ModeDirect, d.Direct}} {
-		for range f.n {
-			jobs = append(jobs, job{f.mode, next, false})
+	efforts := []string{task.EffortLight, task.EffortDeep, task.EffortOff}
+	for i, n := range []int{d.Serial, d.Parallel, d.Direct} {
+		for range n {
+			jobs = append(jobs, job{efforts[i], next, false})
 			next++
 		}
 	}
-	for _, f := range []countdown.Mode{countdown.ModeSerial, countdown.ModeParallel, countdown.ModeDirect} {
+	for _, e := range efforts {
 		for range d.Validation {
-			jobs = append(jobs, job{f, next, true})
+			jobs = append(jobs, job{e, next, true})
 			next++
 		}
 	}
-	problems := make([]countdown.Problem, 0, next)
-	pull, stop := iter.Pull(countdown.Problems(d.Seed, countdown.Train))
-	for range next {
-		p, _ := pull()
-		problems = append(problems, p)
+	problems, err := task.Draw(gen, d.Seed, task.SplitTrain, next)
+	if err != nil {
+		return nil, nil, err
 	}
-	stop()
 	err = parallel.Ordered(ctx, len(jobs), runtime.GOMAXPROCS(0), func(i int) ([]Sequence, error) {
 		j := jobs[i]
-		p := problems[j.index]
-		rec, err := countdown.TraceConfig{Format: j.format, ModeHeader: true}.Generate(p, d.Seed, j.index)
-		if err != nil {
-			return nil, err
-		}
-		var out []Sequence
-		for _, s := range rec.Sequences {
-			out = append(out, Sequence{Problem: p, Prompt: s.Prompt, Completion: s.Completion})
-		}
-		return out, nil
+		return teacher.Demonstrate(problems[j.index], j.effort, d.Seed, j.index)
 	}, func(i int, seqs []Sequence) error {
 		if jobs[i].val {
 			valSeqs = append(valSeqs, seqs...)
@@ -102,12 +91,8 @@ func TrainTokenizer(ctx context.Context, seqs []Sequence, vocab int) (*tokenizer
 			if !yield(s.Prompt) {
 				return
 			}
-			spans, err := countdown.EnvSpans(s.Problem, s.Prompt, s.Completion)
-			if err != nil {
-				continue // Encode will report it
-			}
 			at := 0
-			for _, sp := range spans {
+			for _, sp := range s.Env {
 				if !yield(s.Completion[at:sp.Start]) || !yield(s.Completion[sp.Start:sp.End]) {
 					return
 				}
@@ -131,10 +116,7 @@ func Encode(tok *tokenizer.Tokenizer, s Sequence) (Example, error) {
 	if !ok {
 		return Example{}, fmt.Errorf("train: the tokenizer has no %s token", EOS)
 	}
-	spans, err := countdown.EnvSpans(s.Problem, s.Prompt, s.Completion)
-	if err != nil {
-		return Example{}, err
-	}
+	spans := s.Env
 	prompt := tok.EncodeOrdinary(s.Prompt)
 	completion := tok.EncodeOrdinary(s.Completion)
 	x := Example{Tokens: make([]int32, 0, len(prompt)+len(completion)+1), Learn: make([]bool, 0, len(prompt)+len(completion)+1)}

@@ -21,17 +21,18 @@ import (
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/reason"
-	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
 // GRPOConfig is a reinforcement-learning run: group-relative policy
-// optimisation with the Countdown verifier as the reward.
+// optimisation with the task's verdict on each rollout's answer as the
+// reward.
 type GRPOConfig struct {
 	// Mode is the search the rollouts run: serial, parallel, or mixed
 	// (ModeMixed: the step's problems alternate between the two, so one
 	// model improves at both, which is what it is evaluated on).
-	Mode countdown.Mode `json:"mode"`
+	Mode Mode `json:"mode"`
 	// Group is the rollouts per problem (G); Problems the problems per
 	// step.
 	Group    int     `json:"group"`
@@ -66,35 +67,52 @@ type GRPOConfig struct {
 	CheckpointEvery int    `json:"checkpoint_every"`
 }
 
-// ModeMixed is the GRPO mode that alternates serial and parallel rollouts
-// by problem. Each problem's group runs in one mode, so its advantages
-// compare searches of one kind.
-const ModeMixed countdown.Mode = "mixed"
+// Mode is the search GRPO's rollouts run.
+type Mode string
+
+const (
+	// ModeSerial rollouts are one thread each (effort light).
+	ModeSerial Mode = "serial"
+	// ModeParallel rollouts spawn and join threads (effort deep).
+	ModeParallel Mode = "parallel"
+	// ModeMixed alternates serial and parallel rollouts by problem. Each
+	// problem's group runs in one mode, so its advantages compare searches
+	// of one kind.
+	ModeMixed Mode = "mixed"
+)
+
+// effort is the reasoning effort that asks a task's model for the mode.
+func (m Mode) effort() string {
+	if m == ModeParallel {
+		return task.EffortDeep
+	}
+	return task.EffortLight
+}
 
 // modeFor is the search problem p of step runs: in mixed mode serial and
 // parallel alternate by problem, and by step too so that an odd number of
 // problems per step still splits evenly over two steps.
-func (c GRPOConfig) modeFor(step, p int) countdown.Mode {
+func (c GRPOConfig) modeFor(step, p int) Mode {
 	if c.Mode != ModeMixed {
 		return c.Mode
 	}
 	if (step+p)%2 == 0 {
-		return countdown.ModeSerial
+		return ModeSerial
 	}
-	return countdown.ModeParallel
+	return ModeParallel
 }
 
 // DefaultGRPO is a configuration for the Countdown model on this machine
 // class.
 func DefaultGRPO() GRPOConfig {
-	return GRPOConfig{Mode: countdown.ModeParallel, Group: 8, Problems: 4, Steps: 100, LR: 2e-5, Beta: 0.04, Clip: 0.2,
+	return GRPOConfig{Mode: ModeParallel, Group: 8, Problems: 4, Steps: 100, LR: 2e-5, Beta: 0.04, Clip: 0.2,
 		Updates: 1, Temperature: 1, MaxTotalTokens: 0, GradClip: 1, Seed: 1, Env: "constrain", CheckpointEvery: 5}
 }
 
 // Validate names what is wrong with c.
 func (c GRPOConfig) Validate() error {
 	switch {
-	case c.Mode != countdown.ModeSerial && c.Mode != countdown.ModeParallel && c.Mode != ModeMixed:
+	case c.Mode != ModeSerial && c.Mode != ModeParallel && c.Mode != ModeMixed:
 		return fmt.Errorf("grpo: mode %q: want serial, parallel or mixed", c.Mode)
 	case c.Group < 2:
 		return fmt.Errorf("grpo: a group of %d rollouts has no spread to learn from: want 2 or more", c.Group)
@@ -188,7 +206,8 @@ type GRPO struct {
 	allowed  [][]int
 	weights  []float32
 	lp       []float32
-	problems func() (countdown.Problem, bool)
+	task     task.Task
+	problems func() (task.Problem, bool)
 	stop     func()
 
 	legacyConfig string
@@ -202,9 +221,15 @@ func configHash(c GRPOConfig) string {
 	return strconv.FormatUint(h.Sum64(), 16)
 }
 
-// NewGRPO starts a run in dir from the model directory from (which stays
-// the frozen reference), or resumes the run dir holds.
-func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
+// NewGRPO starts a run of task t in dir from the model directory from
+// (which stays the frozen reference), or resumes the run dir holds. t
+// draws the training problems (task.Generator); its verdict is the reward,
+// and, with a format reward, its TraceChecker says which traces earn it.
+func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
+	gen, ok := t.(task.Generator)
+	if !ok {
+		return nil, fmt.Errorf("grpo: the %s task draws no problems to train on", t.Name())
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -253,7 +278,12 @@ func NewGRPO(cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	if _, err := g.resume(); err != nil {
 		return nil, err
 	}
-	g.problems, g.stop = iter.Pull(countdown.Problems(cfg.Seed, countdown.Train))
+	all, err := gen.Problems(cfg.Seed, task.SplitTrain)
+	if err != nil {
+		return nil, fmt.Errorf("grpo: %w", err)
+	}
+	g.task = t
+	g.problems, g.stop = iter.Pull(all)
 	for range g.state.Step * cfg.Problems { // the problems steps already done used
 		g.problems()
 	}
@@ -272,7 +302,7 @@ func (g *GRPO) Close() { g.stop() }
 // rollout is one search of one problem, with every call it made.
 type rollout struct {
 	problem   int
-	mode      countdown.Mode
+	mode      Mode
 	result    *reason.Result
 	correct   bool
 	reward    float64
@@ -358,7 +388,7 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 		pt.Accuracy += right
 		pt.Tokens += float64(r.result.TotalTokens)
 		pt.Critical += float64(r.result.CriticalPathTokens)
-		if r.mode == countdown.ModeParallel {
+		if r.mode == ModeParallel {
 			parallel++
 			parallelRight += right
 			pt.Children += float64(r.result.Threads - 1)
@@ -447,7 +477,7 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 	}
 	defer e.Close()
 	env, _ := reason.ParseEnvMode(g.cfg.Env)
-	var problems []countdown.Problem
+	var problems []task.Problem
 	for range g.cfg.Problems {
 		p, _ := g.problems()
 		problems = append(problems, p)
@@ -460,9 +490,9 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 		wg.Go(func() {
 			rec := &recorder{Backend: e, tok: g.Tok}
 			mode := g.cfg.modeFor(g.state.Step, pi)
-			s := reason.Countdown{Mode: mode, Env: env, Temperature: g.cfg.Temperature,
-				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}
-			res, err := s.Solve(ctx, rec, problems[pi])
+			s := reason.Search{Options: reason.Options{Env: env, Temperature: g.cfg.Temperature,
+				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}, Effort: mode.effort()}
+			res, err := s.Solve(ctx, rec, g.task, problems[pi], nil)
 			if err != nil {
 				if ctx.Err() != nil {
 					errs[i] = err
@@ -476,11 +506,11 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 			// the run that never stopped bit for bit.
 			slices.SortFunc(rec.calls, func(a, b call) int { return slices.Compare(a.tokens, b.tokens) })
 			r := &rollout{problem: pi, mode: mode, result: res, calls: rec.calls}
-			if res.Answer != "" && countdown.VerifyAnswer(problems[pi], res.Answer) == nil {
+			if ok, _ := g.task.Verify(problems[pi], res.Answer); ok {
 				r.correct, r.reward = true, 1
 			}
 			if g.cfg.FormatReward > 0 {
-				if _, err := countdown.VerifyTrace(problems[pi], res.Tree.Text); err == nil {
+				if tc, ok := g.task.(task.TraceChecker); ok && tc.CheckTrace(problems[pi], res.Tree.Text) == nil {
 					r.reward += g.cfg.FormatReward
 				}
 			}

@@ -163,7 +163,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	cfg := GRPOConfig{Mode: ModeMixed, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
 		Temperature: 1, MaxTotalTokens: 400, FormatReward: 0.5, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 2}
 	ctx := context.Background()
-	straight, err := NewGRPO(cfg, from, t.TempDir())
+	straight, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	first, err := NewGRPO(cfg, from, dir)
+	first, err := NewGRPO(countdown.Task{}, cfg, from, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	first.Close()
 	// The starting model may move: the run knows it by its fingerprint.
 	moved := copyModelDir(t, from)
-	resumed, err := NewGRPO(cfg, moved, dir)
+	resumed, err := NewGRPO(countdown.Task{}, cfg, moved, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,17 +214,17 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	modes := map[countdown.Mode]int{}
+	modes := map[Mode]int{}
 	for _, r := range rs {
 		modes[r.mode]++
 		if want := cfg.modeFor(resumed.State().Step, r.problem); r.mode != want {
 			t.Errorf("problem %d ran %s, want %s", r.problem, r.mode, want)
 		}
-		if r.mode == countdown.ModeSerial && r.result.Threads != 1 {
+		if r.mode == ModeSerial && r.result.Threads != 1 {
 			t.Errorf("a serial rollout ran %d threads", r.result.Threads)
 		}
 	}
-	if modes[countdown.ModeSerial] != cfg.Group || modes[countdown.ModeParallel] != cfg.Group {
+	if modes[ModeSerial] != cfg.Group || modes[ModeParallel] != cfg.Group {
 		t.Errorf("rollouts by mode %v, want a group of each", modes)
 	}
 	if _, err := os.Stat(filepath.Join(dir, GRPOCurveFile)); err != nil {
@@ -240,10 +240,10 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if err := m.Save(moved); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewGRPO(cfg, moved, dir); err == nil || !strings.Contains(err.Error(), "has changed since") {
+	if _, err := NewGRPO(countdown.Task{}, cfg, moved, dir); err == nil || !strings.Contains(err.Error(), "has changed since") {
 		t.Errorf("a resume from a changed starting model: %v", err)
 	}
-	if g, err := NewGRPO(cfg, from, dir); err != nil {
+	if g, err := NewGRPO(countdown.Task{}, cfg, from, dir); err != nil {
 		t.Errorf("a resume from the original starting model, in its first place: %v", err)
 	} else {
 		g.Close()
@@ -255,7 +255,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, CheckpointDir, stateFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewGRPO(cfg, from, dir); err == nil || !strings.Contains(err.Error(), "began from models/elsewhere") {
+	if _, err := NewGRPO(countdown.Task{}, cfg, from, dir); err == nil || !strings.Contains(err.Error(), "began from models/elsewhere") {
 		t.Errorf("a legacy run resumed from another directory: %v", err)
 	}
 }
@@ -284,7 +284,7 @@ func TestGRPOMixedModes(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	count := map[countdown.Mode]int{}
+	count := map[Mode]int{}
 	for step := range 2 {
 		for p := range 3 {
 			count[c.modeFor(step, p)]++
@@ -293,14 +293,14 @@ func TestGRPOMixedModes(t *testing.T) {
 			t.Errorf("step %d: problems 0 and 1 both run %s", step, c.modeFor(step, 0))
 		}
 	}
-	if count[countdown.ModeSerial] != 3 || count[countdown.ModeParallel] != 3 {
+	if count[ModeSerial] != 3 || count[ModeParallel] != 3 {
 		t.Errorf("over two steps of 3 problems: %v, want 3 of each", count)
 	}
-	c.Mode = countdown.ModeSerial
-	if c.modeFor(1, 1) != countdown.ModeSerial {
+	c.Mode = ModeSerial
+	if c.modeFor(1, 1) != ModeSerial {
 		t.Error("serial mode ran another")
 	}
-	c.Mode = countdown.ModeDirect
+	c.Mode = Mode("direct")
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "serial, parallel or mixed") {
 		t.Errorf("direct mode: %v", err)
 	}
@@ -313,7 +313,7 @@ func TestGRPOMixedModes(t *testing.T) {
 // allowed) is no target at all.
 func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
 	from := tinySFT(t)
-	cfg := GRPOConfig{Mode: countdown.ModeSerial, Group: 2, Problems: 1, Steps: 1, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
+	cfg := GRPOConfig{Mode: ModeSerial, Group: 2, Problems: 1, Steps: 1, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
 		Temperature: 0.5, MaxTotalTokens: 200, GradClip: 1, Seed: 3, Env: "constrain", CheckpointEvery: 1}
 	for _, bad := range []float64{0, -0.5, math.Inf(1)} {
 		c := cfg
@@ -322,7 +322,7 @@ func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
 			t.Errorf("temperature %g: %v", bad, err)
 		}
 	}
-	g, err := NewGRPO(cfg, from, t.TempDir())
+	g, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

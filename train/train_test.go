@@ -11,6 +11,7 @@ import (
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
+	"github.com/braid-dev/braid/task/countdown"
 )
 
 func tinyRecipe() *Recipe {
@@ -26,7 +27,7 @@ func tinyRecipe() *Recipe {
 func tinyData(t *testing.T, r *Recipe) (*Trainer, func(dir string) *Trainer) {
 	t.Helper()
 	ctx := context.Background()
-	trainSeqs, valSeqs, err := Traces(ctx, r.Data)
+	trainSeqs, valSeqs, err := Traces(ctx, countdown.Task{}, r.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestResumeRefusesAnotherRecipe(t *testing.T) {
 func TestEncodeMasksTheEnvironment(t *testing.T) {
 	r := tinyRecipe()
 	ctx := context.Background()
-	seqs, _, err := Traces(ctx, r.Data)
+	seqs, _, err := Traces(ctx, countdown.Task{}, r.Data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -77,7 +76,7 @@ on the machine only ever slows a measurement down.`,
 					if err := cmd.Context().Err(); err != nil {
 						return err
 					}
-					g := timeGemm(sh, t, dur)
+					g := tensor.GemmGFLOPS(sh[0], sh[1], sh[2], t, dur)
 					r := matmulResult{Shape: fmt.Sprintf("%dx%dx%d", sh[0], sh[1], sh[2]), Threads: t, GFLOPS: round2(g)}
 					if rep.PeakGFLOPSPerCore > 0 {
 						r.PeakFraction = round2(g / (rep.PeakGFLOPSPerCore * float64(t)))
@@ -108,31 +107,7 @@ on the machine only ever slows a measurement down.`,
 	return cmd
 }
 
-// timeGemm returns the best GFLOP/s of three windows of length d.
-func timeGemm(sh [3]int, threads int, d time.Duration) float64 {
-	m, k, n := sh[0], sh[1], sh[2]
-	rng := rand.New(rand.NewPCG(1, 1))
-	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
-	for i := range a {
-		a[i] = rng.Float32()
-	}
-	for i := range b {
-		b[i] = rng.Float32()
-	}
-	tensor.GemmThreads(threads, c, a, b, m, k, n, 0) // warm-up
-	best := 0.0
-	for range 3 {
-		iters := 0
-		start := time.Now()
-		for time.Since(start) < d {
-			tensor.GemmThreads(threads, c, a, b, m, k, n, 0)
-			iters++
-		}
-		best = max(best, 2*float64(m*k*n)*float64(iters)/time.Since(start).Seconds()/1e9)
-	}
-	return best
-}
-
+// parseShapes reads --shapes: comma-separated MxKxN products.
 func parseShapes(s string) ([][3]int, error) {
 	var out [][3]int
 	for _, part := range strings.Split(s, ",") {
@@ -153,16 +128,5 @@ func parseShapes(s string) ([][3]int, error) {
 	return out, nil
 }
 
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v <= 0 || v > 256 {
-			return nil, fmt.Errorf("%q must be a whole number in 1..256", part)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
+// round2 rounds x to two decimals, as the reports give their figures.
 func round2(x float64) float64 { return float64(int(x*100+0.5)) / 100 }

@@ -10,6 +10,7 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/serve"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/train"
 )
@@ -23,7 +24,7 @@ func TestBraidOverBraidWithGuidedChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Countdown: true, Raw: true})
+	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Task: countdown.Task{}, Raw: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +35,9 @@ func TestBraidOverBraidWithGuidedChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
-	for _, mode := range []countdown.Mode{countdown.ModeSerial, countdown.ModeParallel} {
-		r, err := reason.Countdown{Mode: mode, Env: reason.EnvConstrain, MaxTokens: 60}.Solve(context.Background(), c, p)
+	for mode, effort := range map[countdown.Mode]string{countdown.ModeSerial: task.EffortLight, countdown.ModeParallel: task.EffortDeep} {
+		s := reason.Search{Options: reason.Options{Env: reason.EnvConstrain, MaxTokens: 60}, Effort: effort}
+		r, err := s.Solve(context.Background(), c, countdown.Task{}, countdown.NewProblem(p), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", mode, err)
 		}
@@ -58,7 +60,7 @@ func TestBraidOverBraidWithGuidedChoices(t *testing.T) {
 func countdownModelDir(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	seqs, _, err := train.Traces(ctx, train.DataConfig{Seed: 3, Serial: 8, Parallel: 4, Direct: 4, Validation: 1})
+	seqs, _, err := train.Traces(ctx, countdown.Task{}, train.DataConfig{Seed: 3, Serial: 8, Parallel: 4, Direct: 4, Validation: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

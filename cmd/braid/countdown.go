@@ -25,40 +25,6 @@ func newCountdownCmd() *cobra.Command {
 	return cd
 }
 
-// parseProblemArgs reads "TARGET N1 N2 ..." from the command line.
-func parseProblemArgs(args []string) (countdown.Problem, error) {
-	var p countdown.Problem
-	for i, a := range args {
-		v, err := countdown.ParseNumber(a)
-		if err != nil {
-			what := "number"
-			if i == 0 {
-				what = "target"
-			}
-			return p, usageErrorf("%s: %v", what, err)
-		}
-		if i == 0 {
-			p.Target = v
-		} else {
-			p.Numbers = append(p.Numbers, v)
-		}
-	}
-	if err := p.Validate(); err != nil {
-		return p, usageErrorf("%v", err)
-	}
-	return p, nil
-}
-
-func problemArgs(min, max int) cobra.PositionalArgs {
-	return func(c *cobra.Command, args []string) error {
-		if len(args) < min || len(args) > max {
-			return usageErrorf("%s takes the target and %d to %d numbers, got %d arguments (see '%s --help')",
-				c.Name(), countdown.MinCount, countdown.MaxCount, len(args), c.CommandPath())
-		}
-		return nil
-	}
-}
-
 func newSolveCmd() *cobra.Command {
 	var (
 		all   bool

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"iter"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,10 +12,8 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
-	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
-	"github.com/braid-dev/braid/task/countdown"
-	taskmath "github.com/braid-dev/braid/task/math"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/perturb"
 	"github.com/spf13/cobra"
 )
@@ -49,24 +46,20 @@ type evalConfig struct {
 	ModelSum string `json:"model_sum,omitempty"`
 }
 
+// evalFlags are braid eval's flags.
+type evalFlags struct {
+	runFlags
+	input, strategies string
+	n, seeds          int
+	problemSeed       uint64
+	dbPath, runID     string
+	asJSON, skipBad   bool
+	lease             time.Duration
+	perturbName       string
+}
+
 func newEvalCmd() *cobra.Command {
-	var (
-		ef                          engineFlags
-		taskName, input, strategies string
-		n, seeds, concurrent        int
-		problemSeed                 uint64
-		envMode, dbPath, runID      string
-		temperature                 float64
-		maxTokens, maxTotal         int
-		asJSON, skipBad             bool
-		remoteURLs                  []string
-		remoteModel, apiKey         string
-		guided                      bool
-		lease                       time.Duration
-		perturbName                 string
-		maxDepth                    int
-		joinAtGoal                  bool
-	)
+	var fl evalFlags
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate strategies on many problems, with confidence intervals, resumably",
@@ -100,277 +93,195 @@ skips such lines, each reported.`,
   braid eval --db postgres://braid@db.local/braid --run big --n 500 --strategies serial,apr   # on each machine
   braid eval --task math --input gsm8k.jsonl --backend http://127.0.0.1:8000/v1 --strategies serial,vote:k=8 --temperature 0.8`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			names := strings.Split(strategies, ",")
-			if seeds < 1 || concurrent < 1 || n < 1 || temperature < 0 || maxTokens < 0 || maxTotal < 0 {
-				return usageErrorf("--seeds, --concurrent and --n must be positive; --temperature, --max-tokens and --max-total-tokens >= 0")
-			}
-			if lease < time.Second {
-				return usageErrorf("--lease %s: want at least 1s", lease)
-			}
-			if seeds > 1 && temperature == 0 {
-				return usageErrorf("--seeds %d with greedy decoding would repeat each sample: set --temperature", seeds)
-			}
-			env, err := reason.ParseEnvMode(envMode)
-			if err != nil {
-				return usageErrorf("--env: %v", err)
-			}
-			kind, err := perturb.Parse(perturbName)
-			if err != nil {
-				return usageErrorf("--perturb: %v", err)
-			}
-			cfg := evalConfig{Task: taskName, Strategies: names, Seeds: seeds, Env: envMode, Temperature: temperature,
-				MaxTokens: maxTokens, MaxTotalTokens: maxTotal, Model: ef.modelDir, Perturb: string(kind), Context: ef.context,
-				JoinAtGoal: joinAtGoal}
-			if maxDepth > 1 {
-				cfg.MaxDepth = maxDepth // recorded only when it differs, so earlier runs keep their ids
-			}
-			if len(remoteURLs) > 0 {
-				cfg.Model = strings.Join(remoteURLs, ",") + " " + remoteModel
-			} else {
-				// Taken before the engine loads the files and checked
-				// after: a checkpoint rewritten meanwhile (a training run
-				// saving) is not recorded as the model it replaced.
-				if cfg.ModelSum, err = ef.fingerprint(); err != nil {
-					return err
-				}
-				opts, err := ef.options()
-				if err != nil {
-					return err
-				}
-				if opts.Weights != engine.WeightsF16 {
-					cfg.Weights = string(opts.Weights)
-				}
-				if opts.KV8 {
-					cfg.KVCache = "q8"
-				}
-			}
-			var solve func(context.Context, eval.Cell) (eval.Outcome, error)
-			var contextLen int // the embedded engine's; 0 for a --backend
-			switch taskName {
-			case "countdown":
-				var problems []countdown.Problem
-				if input != "" {
-					if problems, err = readProblems(input, cmd.InOrStdin()); err != nil {
-						return err
-					}
-				} else {
-					next, stop := iter.Pull(countdown.Problems(problemSeed, countdown.Test))
-					for range n {
-						p, _ := next()
-						problems = append(problems, p)
-					}
-					stop()
-				}
-				if maxDepth < 1 || maxDepth > 1 && env != reason.EnvOff {
-					return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
-				}
-				base := reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, MaxTotalTokens: maxTotal, MaxDepth: maxDepth,
-					JoinAtGoal: joinAtGoal}
-				for _, name := range names {
-					if strings.HasPrefix(name, "vote:") && temperature == 0 {
-						return usageErrorf("--strategies: %s needs --temperature: greedy searches would all agree", name)
-					}
-					if _, err := reason.ParseCountdown(name, base); err != nil {
-						return usageErrorf("--strategies: %v", err)
-					}
-				}
-				for _, p := range problems {
-					b, _ := json.Marshal(p)
-					cfg.Problems = append(cfg.Problems, b)
-				}
-				if len(remoteURLs) > 0 && env == reason.EnvConstrain && !guided {
-					return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
-				}
-				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, guided)
-				if err != nil {
-					return err
-				}
-				defer closeB()
-				contextLen = engineContext(b)
-				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
-					p := problems[c.Index]
-					seed := c.Seed
-					if temperature == 0 {
-						seed = 0 // greedy: no seed needed
-					}
-					cb := base
-					cb.Seed, cb.Decoy = seed, c.Perturb != ""
-					st, _ := reason.ParseCountdown(c.Strategy, cb) // checked above
-					r, err := st.Solve(ctx, b, p)
-					if err != nil {
-						return eval.Outcome{}, err
-					}
-					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
-						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), TokensToGoal: r.TokensToGoal, Tree: r.Tree}
-					if r.Answer != "" {
-						o.Correct = countdown.VerifyAnswer(p, r.Answer) == nil
-						o.Class = "wrong: " + r.Answer
-						if o.Correct {
-							o.Class = "target" // every answer reaching the target is one answer
-						}
-					}
-					return o, nil
-				}
-			case "math":
-				if joinAtGoal {
-					return errJoinAtGoalMath()
-				}
-				if input == "" {
-					return usageErrorf("--task math needs --input FILE.jsonl (GSM8K, MATH or {\"text\", \"answer\"} lines)")
-				}
-				problems, err := readMathProblems(input, cmd.InOrStdin(), skipBad, cmd.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				for _, p := range problems {
-					b, _ := json.Marshal(p)
-					cfg.Problems = append(cfg.Problems, b)
-				}
-				strats := map[string]bool{}
-				for _, name := range names {
-					if _, err := reason.ParseStrategy(name, reason.Sampling{}); err != nil {
-						return usageErrorf("--strategies: %v", err)
-					}
-					strats[name] = true
-				}
-				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
-				if err != nil {
-					return err
-				}
-				defer closeB()
-				contextLen = engineContext(b)
-				t := taskmath.Task{}
-				solve = func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
-					st, _ := reason.ParseStrategy(c.Strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: c.Seed * 1000})
-					p := problems[c.Index]
-					if c.Perturb != "" {
-						// Keyed by problem: every strategy and seed sees the same sentence.
-						p.Text = perturb.Distract(p.Text, uint64(c.Index))
-					}
-					r, err := st.Solve(ctx, b, t, p)
-					if err != nil {
-						return eval.Outcome{}, err
-					}
-					o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens,
-						Threads: r.Threads, LatencyMS: r.Wall.Milliseconds(), TokensToGoal: r.TokensToGoal, Tree: r.Tree}
-					o.Correct, _ = t.Verify(p, r.Answer)
-					o.Class = mathClass(r.Answer)
-					return o, nil
-				}
-			default:
-				return usageErrorf("--task %q: want countdown or math", taskName)
-			}
-			if len(remoteURLs) == 0 {
-				if sum, err := ef.fingerprint(); err != nil {
-					return err
-				} else if sum != cfg.ModelSum {
-					return fmt.Errorf("the model's files changed while it was loading (%s); try again once they are written", ef.modelDir)
-				}
-			}
-			if runID == "" {
-				if runID, err = store.RunID(cfg); err != nil {
-					return err
-				}
-			}
-			st, err := store.Open(ctx, dbPath)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := st.StartRun(ctx, runID, cfg); err != nil {
-				return err
-			}
-			grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: seeds, Perturb: cfg.Perturb, Concurrent: concurrent, Lease: lease}
-			bar := newProgress(cmd.ErrOrStderr(), len(grid.Cells()), "eval")
-			last := 0
-			grid.Progress = func(done, total int) {
-				bar.add(done - last)
-				last = done
-			}
-			var told time.Time
-			grid.Waiting = func(held int) {
-				if time.Since(told) > 30*time.Second {
-					told = time.Now()
-					fmt.Fprintf(cmd.ErrOrStderr(), "\nwaiting: other workers hold the last %d cells (taken over if their claims lapse)\n", held)
-				}
-			}
-			start := time.Now()
-			setting := fmt.Sprintf("temperature %g", temperature)
-			if taskName == "countdown" {
-				setting = "env " + envMode + ", " + setting
-			}
-			if contextLen > 0 {
-				setting += fmt.Sprintf(", context %d", contextLen)
-			}
-			if joinAtGoal {
-				setting += ", join at goal"
-			}
-			if cfg.Perturb != "" {
-				setting += ", each cell also on its " + cfg.Perturb + " twin"
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, %s\n",
-				runID, store.Redact(dbPath), len(names), len(cfg.Problems), seeds, setting)
-			if err := grid.Run(ctx, st, runID, solve); err != nil {
-				bar.finish()
-				if ctx.Err() != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "stopped; the same command resumes run %s\n", runID)
-				}
-				return err
-			}
-			bar.finish()
-			samples, err := st.Samples(ctx, runID)
-			if err != nil {
-				return err
-			}
-			rep := eval.Summarize(names, samples)
-			fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(start).Round(time.Millisecond))
-			if asJSON {
-				return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
-			}
-			return printEvalTable(cmd.OutOrStdout(), rep, setting)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return fl.run(cmd) },
 	}
-	ef.register(cmd)
+	fl.taskUsage = "countdown or math"
+	fl.concurrentUsage = "samples taken at once"
+	fl.backendUsage = "OpenAI-compatible server(s) instead of the embedded model"
+	fl.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&taskName, "task", "countdown", "countdown or math")
-	f.StringVar(&input, "input", "", "problems, JSONL ('-' for stdin); default for countdown: --n drawn from the test split")
-	f.IntVar(&n, "n", 100, "countdown problems to draw from the test split, without --input")
-	f.Uint64Var(&problemSeed, "problem-seed", 2, "the seed of the drawn problems")
-	f.StringVar(&strategies, "strategies", "serial,apr", "comma-separated strategies, the first the baseline")
-	f.IntVar(&seeds, "seeds", 1, "samples per strategy and problem (with --temperature)")
-	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
-	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
-	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run (0: no limit)")
-	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
-	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
-	f.StringVar(&dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
-	f.StringVar(&runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
-	f.DurationVar(&lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
-	f.BoolVar(&asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
-	f.StringVar(&perturbName, "perturb", "", "also run every cell on a perturbed problem and report robustness: distractors (a sentence appended to math problems; for Countdown a tempting dead-end first move)")
-	f.BoolVar(&skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
-	f.IntVar(&concurrent, "concurrent", 16, "samples taken at once")
-	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) instead of the embedded model")
-	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
-	f.StringVar(&apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
-	f.BoolVar(&guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding")
+	f.StringVar(&fl.input, "input", "", "problems, JSONL ('-' for stdin); default for countdown: --n drawn from the test split")
+	f.IntVar(&fl.n, "n", 100, "countdown problems to draw from the test split, without --input")
+	f.Uint64Var(&fl.problemSeed, "problem-seed", 2, "the seed of the drawn problems")
+	f.StringVar(&fl.strategies, "strategies", "serial,apr", "comma-separated strategies, the first the baseline")
+	f.IntVar(&fl.seeds, "seeds", 1, "samples per strategy and problem (with --temperature)")
+	f.StringVar(&fl.dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
+	f.StringVar(&fl.runID, "run", "", "the run's id (default: a hash of the configuration, so the same command resumes, and workers given the same flags share it)")
+	f.DurationVar(&fl.lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
+	f.BoolVar(&fl.asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
+	f.StringVar(&fl.perturbName, "perturb", "", "also run every cell on a perturbed problem and report robustness: distractors (a sentence appended to math problems; for Countdown a tempting dead-end first move)")
+	f.BoolVar(&fl.skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	return cmd
 }
 
-// mathClass names a math answer's class for maj@k: its exact value when
-// it is a number (1/2, 0.5 and \frac{1}{2} are one class), else its text
-// without case or spaces.
-func mathClass(answer string) string {
-	if answer == "" {
-		return ""
+// run runs the evaluation the flags describe.
+func (fl *evalFlags) run(cmd *cobra.Command) error {
+	ctx := cmd.Context()
+	names := strings.Split(fl.strategies, ",")
+	t, o, err := fl.check()
+	if err != nil {
+		return err
 	}
-	if v, ok := taskmath.Parse(answer); ok {
-		return "= " + v.RatString()
+	cfg, err := fl.config()
+	if err != nil {
+		return err
 	}
-	return strings.ToLower(strings.Join(strings.Fields(answer), ""))
+	problems, err := fl.problems(cmd, t)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		cfg.Problems = append(cfg.Problems, t.Encode(p))
+	}
+	runner := eval.Runner{Task: t, Problems: problems, Options: o}
+	if err := runner.Check(names, cfg.Perturb); err != nil {
+		return usageErrorf("--strategies: %v", err)
+	}
+	b, closeB, err := fl.backend(t)
+	if err != nil {
+		return err
+	}
+	defer closeB()
+	runner.Backend = b
+	if len(fl.remoteURLs) == 0 {
+		if sum, err := fl.ef.fingerprint(); err != nil {
+			return err
+		} else if sum != cfg.ModelSum {
+			return fmt.Errorf("the model's files changed while it was loading (%s); try again once they are written", fl.ef.modelDir)
+		}
+	}
+	runID := fl.runID
+	if runID == "" {
+		if runID, err = store.RunID(cfg); err != nil {
+			return err
+		}
+	}
+	st, err := store.Open(ctx, fl.dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.StartRun(ctx, runID, cfg); err != nil {
+		return err
+	}
+	setting := fl.setting(t, engineContext(b), cfg.Perturb)
+	fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, %s\n",
+		runID, store.Redact(fl.dbPath), len(names), len(cfg.Problems), fl.seeds, setting)
+	grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: fl.seeds, Perturb: cfg.Perturb, Concurrent: fl.concurrent, Lease: fl.lease}
+	start := time.Now()
+	if err := runGrid(ctx, cmd.ErrOrStderr(), grid, st, runID, runner.Solve); err != nil {
+		return err
+	}
+	samples, err := st.Samples(ctx, runID)
+	if err != nil {
+		return err
+	}
+	rep := eval.Summarize(names, samples)
+	fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(start).Round(time.Millisecond))
+	if fl.asJSON {
+		return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
+	}
+	return printEvalTable(cmd.OutOrStdout(), rep, setting)
+}
+
+// config checks eval's own flags and returns the run's configuration,
+// without its problems.
+func (fl *evalFlags) config() (evalConfig, error) {
+	if fl.seeds < 1 || fl.n < 1 {
+		return evalConfig{}, usageErrorf("--seeds and --n must be positive")
+	}
+	if fl.lease < time.Second {
+		return evalConfig{}, usageErrorf("--lease %s: want at least 1s", fl.lease)
+	}
+	if fl.seeds > 1 && fl.temperature == 0 {
+		return evalConfig{}, usageErrorf("--seeds %d with greedy decoding would repeat each sample: set --temperature", fl.seeds)
+	}
+	kind, err := perturb.Parse(fl.perturbName)
+	if err != nil {
+		return evalConfig{}, usageErrorf("--perturb: %v", err)
+	}
+	cfg := evalConfig{Task: fl.taskName, Strategies: strings.Split(fl.strategies, ","), Seeds: fl.seeds, Env: fl.envMode, Temperature: fl.temperature,
+		MaxTokens: fl.maxTokens, MaxTotalTokens: fl.maxTotal, Model: fl.ef.modelDir, Perturb: string(kind), Context: fl.ef.context,
+		JoinAtGoal: fl.joinAtGoal}
+	if fl.maxDepth > 1 {
+		cfg.MaxDepth = fl.maxDepth // recorded only when it differs, so earlier runs keep their ids
+	}
+	if len(fl.remoteURLs) > 0 {
+		cfg.Model = strings.Join(fl.remoteURLs, ",") + " " + fl.remoteModel
+		return cfg, nil
+	}
+	// Taken before the engine loads the files and checked after: a
+	// checkpoint rewritten meanwhile (a training run saving) is not
+	// recorded as the model it replaced.
+	if cfg.ModelSum, err = fl.ef.fingerprint(); err != nil {
+		return evalConfig{}, err
+	}
+	opts, err := fl.ef.options()
+	if err != nil {
+		return evalConfig{}, err
+	}
+	if opts.Weights != engine.WeightsF16 {
+		cfg.Weights = string(opts.Weights)
+	}
+	if opts.KV8 {
+		cfg.KVCache = "q8"
+	}
+	return cfg, nil
+}
+
+// problems reads --input, or draws --n problems of a task that draws its
+// own.
+func (fl *evalFlags) problems(cmd *cobra.Command, t task.Task) ([]task.Problem, error) {
+	if fl.input != "" {
+		return readTaskProblems(t, fl.input, cmd.InOrStdin(), fl.skipBad, cmd.ErrOrStderr())
+	}
+	g, ok := t.(task.Generator)
+	if !ok {
+		return nil, usageErrorf("--task %s needs --input FILE.jsonl (for math: GSM8K, MATH or {\"text\", \"answer\"} lines)", t.Name())
+	}
+	return task.Draw(g, fl.problemSeed, task.SplitTest, fl.n)
+}
+
+// setting names the run's environment and sampling for the report.
+func (fl *evalFlags) setting(t task.Task, contextLen int, perturbation string) string {
+	setting := fmt.Sprintf("temperature %g", fl.temperature)
+	if _, ok := t.(task.Environment); ok {
+		setting = "env " + fl.envMode + ", " + setting
+	}
+	if contextLen > 0 {
+		setting += fmt.Sprintf(", context %d", contextLen)
+	}
+	if fl.joinAtGoal {
+		setting += ", join at goal"
+	}
+	if perturbation != "" {
+		setting += ", each cell also on its " + perturbation + " twin"
+	}
+	return setting
+}
+
+// runGrid runs a grid with a progress bar on log, saying how to resume
+// when it is stopped.
+func runGrid(ctx context.Context, log io.Writer, grid eval.Grid, st *store.Store, runID string, solve func(context.Context, eval.Cell) (eval.Outcome, error)) error {
+	bar := newProgress(log, len(grid.Cells()), "eval")
+	last := 0
+	grid.Progress = func(done, total int) {
+		bar.add(done - last)
+		last = done
+	}
+	var told time.Time
+	grid.Waiting = func(held int) {
+		if time.Since(told) > 30*time.Second {
+			told = time.Now()
+			fmt.Fprintf(log, "\nwaiting: other workers hold the last %d cells (taken over if their claims lapse)\n", held)
+		}
+	}
+	err := grid.Run(ctx, st, runID, solve)
+	bar.finish()
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintf(log, "stopped; the same command resumes run %s\n", runID)
+	}
+	return err
 }
 
 // printEvalTable prints the report; setting names the run's environment

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/spf13/cobra"
@@ -86,19 +82,22 @@ seed are the same whatever N is. One {"numbers":[...],"target":T} per line.`,
 	return cmd
 }
 
+// genTracesFlags are the flags of 'gen traces'.
+type genTracesFlags struct {
+	cfg     countdown.TraceConfig
+	format  string
+	n       int
+	seed    uint64
+	split   string
+	input   string
+	out     string
+	workers int
+	noTree  bool
+	quiet   bool
+}
+
 func newGenTracesCmd() *cobra.Command {
-	var (
-		cfg     countdown.TraceConfig
-		format  string
-		n       int
-		seed    uint64
-		split   string
-		input   string
-		out     string
-		workers int
-		noTree  bool
-		quiet   bool
-	)
+	var fl genTracesFlags
 	cmd := &cobra.Command{
 		Use:   "traces",
 		Short: "Generate Countdown search traces (training sequences) as JSONL",
@@ -126,148 +125,120 @@ with the success rate, trace lengths and speed goes to stderr.`,
   braid gen traces --format parallel --input test.jsonl --out apr-test.jsonl
   braid gen traces --format serial --heuristic random --prune random --n 100`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if format == "" {
-				return usageErrorf("--format is required: serial, parallel or direct")
-			}
-			mode, err := countdown.ParseMode(format)
-			if err != nil {
-				return usageErrorf("--format: %v", err)
-			}
-			cfg.Format = mode
-			if err := cfg.Validate(); err != nil {
-				return usageErrorf("%v", err)
-			}
-			if n < 0 {
-				return usageErrorf("--n must not be negative, got %d", n)
-			}
-			var problems []countdown.Problem
-			if input != "" {
-				problems, err = readProblems(input, cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				if n > 0 && n < len(problems) {
-					problems = problems[:n]
-				}
-			} else {
-				if n == 0 {
-					return usageErrorf("--n must be positive when problems are generated (no --input)")
-				}
-				sp, err := countdown.ParseSplit(split)
-				if err != nil {
-					return usageErrorf("--split: %v", err)
-				}
-				for p := range countdown.Problems(seed, sp) {
-					if err := cmd.Context().Err(); err != nil {
-						return err
-					}
-					if problems = append(problems, p); len(problems) == n {
-						break
-					}
-				}
-			}
-			o, err := openOutput(out, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			defer o.abort()
-
-			bar := newProgress(cmd.ErrOrStderr(), len(problems), "traces")
-			var st traceStats
-			start := time.Now()
-			err = parallel.Ordered(cmd.Context(), len(problems), workers,
-				func(i int) (encodedTrace, error) {
-					rec, err := cfg.Generate(problems[i], seed, i)
-					if err != nil {
-						return encodedTrace{}, err
-					}
-					sum := summarise(rec)
-					if noTree {
-						rec.Tree = nil
-					}
-					line, err := jsonLine(rec)
-					return encodedTrace{line, sum}, err
-				},
-				func(i int, t encodedTrace) error {
-					st.add(t.sum)
-					bar.add(1)
-					return o.writeLine(t.line)
-				})
-			if err != nil {
-				return err
-			}
-			bar.finish()
-			if err := o.commit(); err != nil {
-				return err
-			}
-			if !quiet {
-				st.print(cmd.ErrOrStderr(), mode, time.Since(start))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return fl.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", "", "serial, parallel or direct (required)")
-	f.IntVar(&n, "n", 0, "number of problems (with --input: at most this many; 0 means all)")
-	f.Uint64Var(&seed, "seed", 1, "random seed for problems and searches")
-	f.StringVar(&split, "split", "train", "train or test, when problems are generated")
-	f.StringVar(&input, "input", "", "read problems from this JSONL file ('-' for standard input)")
-	f.StringVarP(&out, "out", "o", "", "output file (default standard output)")
-	f.IntVar(&workers, "workers", 0, "goroutines generating traces (0: one per CPU)")
-	f.IntVar(&cfg.BeamMin, "beam-min", 0, "smallest beam drawn (0: 1)")
-	f.IntVar(&cfg.BeamMax, "beam-max", 0, "largest beam drawn (0: 5 serial, 10 parallel)")
-	f.IntVar(&cfg.SubBeamMax, "sub-beam-max", 0, "largest child beam drawn, parallel (0: 15)")
-	f.StringVar(&cfg.Heuristic, "heuristic", "mult", "mult, sum or random (per problem)")
-	f.StringVar(&cfg.Prune, "prune", "beam", "serial pruning: beam, threshold or random (per problem)")
-	f.Float64Var(&cfg.Promising, "promising", 0, "sub-search probability (0: 0.5 serial, 0.9 parallel; negative: never)")
-	f.BoolVar(&cfg.ModeHeader, "mode-header", false, "start each root sequence with braid's \"Mode: ...\" line")
-	f.BoolVar(&noTree, "no-tree", false, "leave the rollout tree out of parallel records")
-	f.BoolVarP(&quiet, "quiet", "q", false, "no summary on stderr")
+	f.StringVar(&fl.format, "format", "", "serial, parallel or direct (required)")
+	f.IntVar(&fl.n, "n", 0, "number of problems (with --input: at most this many; 0 means all)")
+	f.Uint64Var(&fl.seed, "seed", 1, "random seed for problems and searches")
+	f.StringVar(&fl.split, "split", "train", "train or test, when problems are generated")
+	f.StringVar(&fl.input, "input", "", "read problems from this JSONL file ('-' for standard input)")
+	f.StringVarP(&fl.out, "out", "o", "", "output file (default standard output)")
+	f.IntVar(&fl.workers, "workers", 0, "goroutines generating traces (0: one per CPU)")
+	f.IntVar(&fl.cfg.BeamMin, "beam-min", 0, "smallest beam drawn (0: 1)")
+	f.IntVar(&fl.cfg.BeamMax, "beam-max", 0, "largest beam drawn (0: 5 serial, 10 parallel)")
+	f.IntVar(&fl.cfg.SubBeamMax, "sub-beam-max", 0, "largest child beam drawn, parallel (0: 15)")
+	f.StringVar(&fl.cfg.Heuristic, "heuristic", "mult", "mult, sum or random (per problem)")
+	f.StringVar(&fl.cfg.Prune, "prune", "beam", "serial pruning: beam, threshold or random (per problem)")
+	f.Float64Var(&fl.cfg.Promising, "promising", 0, "sub-search probability (0: 0.5 serial, 0.9 parallel; negative: never)")
+	f.BoolVar(&fl.cfg.ModeHeader, "mode-header", false, "start each root sequence with braid's \"Mode: ...\" line")
+	f.BoolVar(&fl.noTree, "no-tree", false, "leave the rollout tree out of parallel records")
+	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no summary on stderr")
 	return cmd
 }
 
-// openInput opens the file at path, or stdin for "-", with the name errors
-// should give it; closeInput releases it.
-func openInput(path string, stdin io.Reader) (r io.Reader, name string, closeInput func(), err error) {
-	if path == "-" {
-		return stdin, "standard input", func() {}, nil
+func (fl *genTracesFlags) run(cmd *cobra.Command) error {
+	if fl.format == "" {
+		return usageErrorf("--format is required: serial, parallel or direct")
 	}
-	f, err := os.Open(path)
+	mode, err := countdown.ParseMode(fl.format)
 	if err != nil {
-		return nil, "", nil, err
+		return usageErrorf("--format: %v", err)
 	}
-	return f, path, func() { f.Close() }, nil
+	fl.cfg.Format = mode
+	if err := fl.cfg.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	if fl.n < 0 {
+		return usageErrorf("--n must not be negative, got %d", fl.n)
+	}
+	problems, err := fl.problems(cmd)
+	if err != nil {
+		return err
+	}
+	o, err := openOutput(fl.out, cmd.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	defer o.abort()
+
+	bar := newProgress(cmd.ErrOrStderr(), len(problems), "traces")
+	var st traceStats
+	start := time.Now()
+	err = parallel.Ordered(cmd.Context(), len(problems), fl.workers,
+		func(i int) (encodedTrace, error) { return fl.trace(problems[i], i) },
+		func(i int, t encodedTrace) error {
+			st.add(t.sum)
+			bar.add(1)
+			return o.writeLine(t.line)
+		})
+	if err != nil {
+		return err
+	}
+	bar.finish()
+	if err := o.commit(); err != nil {
+		return err
+	}
+	if !fl.quiet {
+		st.print(cmd.ErrOrStderr(), mode, time.Since(start))
+	}
+	return nil
 }
 
-// readProblems reads a JSONL problem file; a bad line is an error naming it.
-func readProblems(path string, stdin io.Reader) ([]countdown.Problem, error) {
-	r, name, closeInput, err := openInput(path, stdin)
-	if err != nil {
-		return nil, err
-	}
-	defer closeInput()
-	var out []countdown.Problem
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		p, err := countdown.ParseProblemJSON([]byte(text))
+// problems are the problems to trace: the first --n of --input, or --n
+// generated from --seed and --split.
+func (fl *genTracesFlags) problems(cmd *cobra.Command) ([]countdown.Problem, error) {
+	if fl.input != "" {
+		problems, err := readProblems(fl.input, cmd.InOrStdin())
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+			return nil, err
 		}
-		out = append(out, p)
+		if fl.n > 0 && fl.n < len(problems) {
+			problems = problems[:fl.n]
+		}
+		return problems, nil
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	if fl.n == 0 {
+		return nil, usageErrorf("--n must be positive when problems are generated (no --input)")
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no problems", name)
+	sp, err := countdown.ParseSplit(fl.split)
+	if err != nil {
+		return nil, usageErrorf("--split: %v", err)
 	}
-	return out, nil
+	var problems []countdown.Problem
+	for p := range countdown.Problems(fl.seed, sp) {
+		if err := cmd.Context().Err(); err != nil {
+			return nil, err
+		}
+		if problems = append(problems, p); len(problems) == fl.n {
+			break
+		}
+	}
+	return problems, nil
+}
+
+// trace generates problem i's trace and encodes it; workers call it.
+func (fl *genTracesFlags) trace(p countdown.Problem, i int) (encodedTrace, error) {
+	rec, err := fl.cfg.Generate(p, fl.seed, i)
+	if err != nil {
+		return encodedTrace{}, err
+	}
+	sum := summarise(rec)
+	if fl.noTree {
+		rec.Tree = nil
+	}
+	line, err := jsonLine(rec)
+	return encodedTrace{line, sum}, err
 }
 
 // encodedTrace is a trace record as a worker hands it to the writer.
@@ -295,7 +266,7 @@ func summarise(r countdown.TraceRecord) traceSummary {
 // traceStats summarises a trace run for the user.
 type traceStats struct {
 	n, solved, children, sequences int
-	textLen, totalLen, longest     []int
+	textLen, totalLen, longest     []float64
 }
 
 func (s *traceStats) add(t traceSummary) {
@@ -305,9 +276,9 @@ func (s *traceStats) add(t traceSummary) {
 	}
 	s.children += t.children
 	s.sequences += t.sequences
-	s.textLen = append(s.textLen, t.text)
-	s.totalLen = append(s.totalLen, t.total)
-	s.longest = append(s.longest, t.longest)
+	s.textLen = append(s.textLen, float64(t.text))
+	s.totalLen = append(s.totalLen, float64(t.total))
+	s.longest = append(s.longest, float64(t.longest))
 }
 
 func (s *traceStats) print(w io.Writer, mode countdown.Mode, elapsed time.Duration) {
@@ -317,26 +288,10 @@ func (s *traceStats) print(w io.Writer, mode countdown.Mode, elapsed time.Durati
 	rate := float64(s.solved) / float64(s.n)
 	fmt.Fprintf(w, "%d %s traces in %.2fs (%.0f traces/s)\n", s.n, mode, elapsed.Seconds(), float64(s.n)/elapsed.Seconds())
 	fmt.Fprintf(w, "reached the goal: %d/%d = %.1f%%\n", s.solved, s.n, 100*rate)
-	fmt.Fprintf(w, "text length (chars): mean %.0f, p95 %d\n", mean(s.textLen), percentile(s.textLen, 0.95))
+	fmt.Fprintf(w, "text length (chars): mean %.0f, p95 %.0f\n", stats.Mean(s.textLen), stats.NearestRank(s.textLen, 95))
 	if mode == countdown.ModeParallel {
-		fmt.Fprintf(w, "all sequences of a rollout (chars): mean %.0f, p95 %d\n", mean(s.totalLen), percentile(s.totalLen, 0.95))
-		fmt.Fprintf(w, "longest sequence of a rollout (chars): mean %.0f, p95 %d\n", mean(s.longest), percentile(s.longest, 0.95))
+		fmt.Fprintf(w, "all sequences of a rollout (chars): mean %.0f, p95 %.0f\n", stats.Mean(s.totalLen), stats.NearestRank(s.totalLen, 95))
+		fmt.Fprintf(w, "longest sequence of a rollout (chars): mean %.0f, p95 %.0f\n", stats.Mean(s.longest), stats.NearestRank(s.longest, 95))
 		fmt.Fprintf(w, "children per rollout: mean %.2f; sequences: %d\n", float64(s.children)/float64(s.n), s.sequences)
 	}
-}
-
-func mean(xs []int) float64 {
-	t := 0
-	for _, x := range xs {
-		t += x
-	}
-	return float64(t) / float64(len(xs))
-}
-
-// percentile is the nearest-rank percentile.
-func percentile(xs []int, q float64) int {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	k := int(math.Ceil(q*float64(len(s)))) - 1
-	return s[max(0, min(k, len(s)-1))]
 }

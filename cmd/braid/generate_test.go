@@ -280,7 +280,7 @@ func TestSolveMathOnARemoteBackend(t *testing.T) {
 	}))
 	defer srv.Close()
 	out, _ := expectExit(t, 0, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "vote:k=3", "--temperature", "1", "What is 2+2?")
-	if !strings.HasPrefix(out, "4\t") || !strings.Contains(out, "3 threads") {
+	if !strings.HasPrefix(out, "answer: 4 (not verified") || !strings.Contains(out, "3 threads") {
 		t.Errorf("output %q", out)
 	}
 	in := `{"text":"What is 2+2?","answer":"4"}` + "\n" + `{"text":"What is one half?","answer":"0.5"}` + "\n"
@@ -292,6 +292,16 @@ func TestSolveMathOnARemoteBackend(t *testing.T) {
 	if !strings.Contains(errs, "vote:k=N") {
 		t.Errorf("bad strategy: %s", errs)
 	}
+	// The embedded model is Countdown's: math without a server is refused,
+	// not answered by the wrong model.
+	for _, cmd := range [][]string{{"solve", "--task", "math", "What is 2+2?"}, {"eval", "--task", "math", "--input", "-"}} {
+		if _, errs := expectExit(t, 2, in, cmd...); !strings.Contains(errs, "--backend") {
+			t.Errorf("%v without --backend: %s", cmd, errs)
+		}
+	}
+	if _, errs := expectExit(t, 2, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "best:k=3", "--temperature", "1", "x"); !strings.Contains(errs, "pass@k") {
+		t.Errorf("best-of-N on math: %s", errs)
+	}
 }
 
 func TestSolveCountdownVote(t *testing.T) {
@@ -301,7 +311,7 @@ func TestSolveCountdownVote(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 	_, errs := expectExit(t, 2, "", "solve", "--model", dir, "--strategy", "vote:k=3", "27", "22", "26", "31", "53")
-	if !strings.Contains(errs, "--temperature") {
+	if !strings.Contains(errs, "needs a temperature") {
 		t.Errorf("greedy vote: %s", errs)
 	}
 }

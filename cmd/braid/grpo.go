@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,17 +17,21 @@ import (
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/train"
 )
 
+// grpoFlags are braid train grpo's flags.
+type grpoFlags struct {
+	from, out, configPath, mode string
+	steps, group, problems      int
+	evalEvery, evalN            int
+	temperature                 float64
+}
+
 func newTrainGRPOCmd() *cobra.Command {
-	var (
-		from, out, configPath, mode string
-		steps, group, problems      int
-		evalEvery, evalN            int
-		temperature                 float64
-	)
+	var fl grpoFlags
 	cmd := &cobra.Command{
 		Use:   "grpo",
 		Short: "Reinforcement learning with verifiable rewards: GRPO on Countdown",
@@ -58,99 +61,111 @@ evaluation finishes it when started again.`,
   braid train grpo --from models/countdown-sft --out runs/grpo --mode mixed --eval-every 10
   braid train grpo --config grpo.json --from runs/countdown/checkpoint --out runs/grpo`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" || out == "" {
-				return usageErrorf("--from MODEL_DIR and --out RUN_DIR are required")
-			}
-			cfg := train.DefaultGRPO()
-			if configPath != "" {
-				data, err := os.ReadFile(configPath)
-				if err != nil {
-					return err
-				}
-				dec := json.NewDecoder(bytes.NewReader(data))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&cfg); err != nil {
-					return usageErrorf("--config %s: %v", configPath, err)
-				}
-			}
-			f := cmd.Flags()
-			if f.Changed("mode") {
-				cfg.Mode = countdown.Mode(mode)
-			}
-			if f.Changed("steps") {
-				cfg.Steps = steps
-			}
-			if f.Changed("group") {
-				cfg.Group = group
-			}
-			if f.Changed("problems") {
-				cfg.Problems = problems
-			}
-			if f.Changed("temperature") {
-				cfg.Temperature = temperature
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageErrorf("%v", err)
-			}
-			if evalEvery < 0 || evalN < 1 {
-				return usageErrorf("--eval-every must be >= 0 and --eval-n positive")
-			}
-			if evalEvery > 0 {
-				// Each evaluated step has its checkpoint, and the
-				// checkpoints between evaluations stay as frequent as asked.
-				cfg.CheckpointEvery = gcd(cfg.CheckpointEvery, evalEvery)
-			}
-			g, err := train.NewGRPO(cfg, from, out)
-			if err != nil {
-				return err
-			}
-			defer g.Close()
-			g.Progress = cmd.ErrOrStderr()
-			if st := g.State(); st.Step > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s at step %d of %d\n", out, st.Step, cfg.Steps)
-			}
-			ctx := cmd.Context()
-			evaluate := func() error {
-				if evalEvery == 0 || g.State().Step == 0 || g.State().Step%evalEvery != 0 {
-					return nil
-				}
-				return evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(out, train.CheckpointDir), filepath.Join(out, "eval.db"),
-					g.State().Step, evalN, cfg)
-			}
-			// A run stopped during an evaluation finishes it first (the
-			// samples already stored are kept; a finished one returns at
-			// once).
-			if err := evaluate(); err != nil {
-				return err
-			}
-			for g.State().Step < cfg.Steps {
-				next := cfg.Steps
-				if evalEvery > 0 {
-					next = min(cfg.Steps, (g.State().Step/evalEvery+1)*evalEvery)
-				}
-				if err := runGRPOUntil(ctx, g, next); err != nil {
-					return err
-				}
-				if err := evaluate(); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return fl.run(cmd) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", "the supervised model directory to start from (it stays the KL reference)")
-	f.StringVar(&out, "out", "", "the run directory: checkpoints, grpo.svg, eval.db")
-	f.StringVar(&configPath, "config", "", "a JSON configuration (train.GRPOConfig's fields); flags override it")
-	f.StringVar(&mode, "mode", "parallel", "serial, parallel, or mixed rollouts (the step's problems alternate between the two)")
-	f.IntVar(&steps, "steps", 100, "optimizer steps")
-	f.IntVar(&group, "group", 8, "rollouts per problem")
-	f.IntVar(&problems, "problems", 4, "problems per step")
-	f.Float64Var(&temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
-	f.IntVar(&evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
-	f.IntVar(&evalN, "eval-n", 100, "test problems per evaluation")
+	f.StringVar(&fl.from, "from", "", "the supervised model directory to start from (it stays the KL reference)")
+	f.StringVar(&fl.out, "out", "", "the run directory: checkpoints, grpo.svg, eval.db")
+	f.StringVar(&fl.configPath, "config", "", "a JSON configuration (train.GRPOConfig's fields); flags override it")
+	f.StringVar(&fl.mode, "mode", "parallel", "serial, parallel, or mixed rollouts (the step's problems alternate between the two)")
+	f.IntVar(&fl.steps, "steps", 100, "optimizer steps")
+	f.IntVar(&fl.group, "group", 8, "rollouts per problem")
+	f.IntVar(&fl.problems, "problems", 4, "problems per step")
+	f.Float64Var(&fl.temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
+	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
+	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
 	return cmd
+}
+
+// config is the run's configuration: the defaults, then --config, then
+// the flags given.
+func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
+	if fl.from == "" || fl.out == "" {
+		return train.GRPOConfig{}, usageErrorf("--from MODEL_DIR and --out RUN_DIR are required")
+	}
+	cfg := train.DefaultGRPO()
+	if fl.configPath != "" {
+		data, err := os.ReadFile(fl.configPath)
+		if err != nil {
+			return train.GRPOConfig{}, err
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return train.GRPOConfig{}, usageErrorf("--config %s: %v", fl.configPath, err)
+		}
+	}
+	f := cmd.Flags()
+	if f.Changed("mode") {
+		cfg.Mode = train.Mode(fl.mode)
+	}
+	if f.Changed("steps") {
+		cfg.Steps = fl.steps
+	}
+	if f.Changed("group") {
+		cfg.Group = fl.group
+	}
+	if f.Changed("problems") {
+		cfg.Problems = fl.problems
+	}
+	if f.Changed("temperature") {
+		cfg.Temperature = fl.temperature
+	}
+	if err := cfg.Validate(); err != nil {
+		return train.GRPOConfig{}, usageErrorf("%v", err)
+	}
+	if fl.evalEvery < 0 || fl.evalN < 1 {
+		return train.GRPOConfig{}, usageErrorf("--eval-every must be >= 0 and --eval-n positive")
+	}
+	if fl.evalEvery > 0 {
+		// Each evaluated step has its checkpoint, and the checkpoints
+		// between evaluations stay as frequent as asked.
+		cfg.CheckpointEvery = gcd(cfg.CheckpointEvery, fl.evalEvery)
+	}
+	return cfg, nil
+}
+
+// run trains, evaluating every --eval-every steps.
+func (fl *grpoFlags) run(cmd *cobra.Command) error {
+	cfg, err := fl.config(cmd)
+	if err != nil {
+		return err
+	}
+	g, err := train.NewGRPO(countdown.Task{}, cfg, fl.from, fl.out)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	g.Progress = cmd.ErrOrStderr()
+	if st := g.State(); st.Step > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s at step %d of %d\n", fl.out, st.Step, cfg.Steps)
+	}
+	ctx := cmd.Context()
+	evaluate := func() error {
+		if fl.evalEvery == 0 || g.State().Step == 0 || g.State().Step%fl.evalEvery != 0 {
+			return nil
+		}
+		return evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(fl.out, train.CheckpointDir), filepath.Join(fl.out, "eval.db"),
+			g.State().Step, fl.evalN, cfg)
+	}
+	// A run stopped during an evaluation finishes it first (the samples
+	// already stored are kept; a finished one returns at once).
+	if err := evaluate(); err != nil {
+		return err
+	}
+	for g.State().Step < cfg.Steps {
+		next := cfg.Steps
+		if fl.evalEvery > 0 {
+			next = min(cfg.Steps, (g.State().Step/fl.evalEvery+1)*fl.evalEvery)
+		}
+		if err := runGRPOUntil(ctx, g, next); err != nil {
+			return err
+		}
+		if err := evaluate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runGRPOUntil steps the run to step target (Advance checkpoints there:
@@ -180,18 +195,17 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 		return err
 	}
 	defer st.Close()
-	next, stop := iter.Pull(countdown.Problems(2, countdown.Test))
-	var problems []countdown.Problem
-	var raw []json.RawMessage
-	for range n {
-		p, _ := next()
-		problems = append(problems, p)
-		b, _ := json.Marshal(p)
-		raw = append(raw, b)
+	t := countdown.Task{}
+	problems, err := task.Draw(t, 2, task.SplitTest, n)
+	if err != nil {
+		return err
 	}
-	stop()
+	var raw []json.RawMessage
+	for _, p := range problems {
+		raw = append(raw, t.Encode(p))
+	}
 	strategies := []string{"serial"}
-	if cfg.Mode != countdown.ModeSerial {
+	if cfg.Mode != train.ModeSerial {
 		strategies = append(strategies, "apr")
 	}
 	run := fmt.Sprintf("step-%d", step)
@@ -207,22 +221,9 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	env, _ := reason.ParseEnvMode(cfg.Env)
 	grid := eval.Grid{Strategies: strategies, Problems: raw, Seeds: 1, Concurrent: 16}
 	start := time.Now()
-	err = grid.Run(ctx, st, run, func(ctx context.Context, c eval.Cell) (eval.Outcome, error) {
-		s, err := reason.ParseCountdown(c.Strategy, reason.Countdown{Env: env}) // as braid eval runs it: greedy, no budget
-		if err != nil {
-			return eval.Outcome{}, err
-		}
-		p := problems[c.Index]
-		r, err := s.Solve(ctx, e, p)
-		if err != nil {
-			return eval.Outcome{}, err
-		}
-		o := eval.Outcome{Answer: r.Answer, TotalTokens: r.TotalTokens, CriticalPathTokens: r.CriticalPathTokens, Threads: r.Threads,
-			LatencyMS: r.Wall.Milliseconds(), TokensToGoal: r.TokensToGoal}
-		o.Correct = r.Answer != "" && countdown.VerifyAnswer(p, r.Answer) == nil
-		return o, nil
-	})
-	if err != nil {
+	// As braid eval runs it: greedy, no budget.
+	runner := eval.Runner{Task: t, Backend: e, Problems: problems, Options: reason.Options{Env: env}}
+	if err := grid.Run(ctx, st, run, runner.Solve); err != nil {
 		return err
 	}
 	samples, err := st.Samples(ctx, run)

@@ -25,11 +25,6 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-// usageErrorf reports bad arguments (exit 2).
-func usageErrorf(format string, args ...any) error {
-	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
-}
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -143,16 +138,6 @@ and GRPO).`,
 	})
 	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd(), newSoakCmd())
 	return root
-}
-
-// exactArgs is cobra.ExactArgs with the usage exit code.
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(c *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usageErrorf("%s takes %d arguments, got %d (see '%s --help')", c.Name(), n, len(args), c.CommandPath())
-		}
-		return nil
-	}
 }
 
 // version reports the module version and, for a build from a checkout, the

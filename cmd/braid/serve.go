@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -11,24 +12,28 @@ import (
 
 	"github.com/braid-dev/braid/serve"
 	"github.com/braid-dev/braid/store"
+	"github.com/braid-dev/braid/tasks"
 )
 
+// serveFlags are the flags of 'serve'.
+type serveFlags struct {
+	ef                    engineFlags
+	addr, name, dbPath    string
+	remoteURLs            []string
+	remoteModel, apiKey   string
+	maxBody               int64
+	perClient, keep       int
+	timeout, grace        time.Duration
+	readTimeout, writeTO  time.Duration
+	reqThreads, reqTokens int
+	allowOrigins, hosts   []string
+	quiet, guided         bool
+	traceMiB              int64
+	defaultStrategy, kind string
+}
+
 func newServeCmd() *cobra.Command {
-	var (
-		ef                    engineFlags
-		addr, name, dbPath    string
-		remoteURLs            []string
-		remoteModel, apiKey   string
-		maxBody               int64
-		perClient, keep       int
-		timeout, grace        time.Duration
-		readTimeout, writeTO  time.Duration
-		reqThreads, reqTokens int
-		allowOrigins, hosts   []string
-		quiet, guided         bool
-		traceMiB              int64
-		defaultStrategy, kind string
-	)
+	var fl serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve an OpenAI-compatible API that reasons in parallel, and a web UI that shows the threads",
@@ -64,97 +69,122 @@ get --grace to finish, then are cancelled.`,
   BRAID_API_KEY=secret braid serve --model runs/countdown/checkpoint
   braid serve --backend http://127.0.0.1:8000/v1 --backend-model Qwen/Qwen3-8B`,
 		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if apiKey == "" {
-				apiKey = os.Getenv("BRAID_API_KEY")
-			}
-			if maxBody <= 0 || perClient <= 0 || keep <= 0 || traceMiB <= 0 || timeout <= 0 || grace < 0 ||
-				readTimeout <= 0 || writeTO <= 0 || reqThreads <= 0 || reqTokens <= 0 {
-				return usageErrorf("--max-body, --per-client, --keep-traces, --trace-memory, --timeout, --read-timeout, --write-timeout, --request-threads and --request-tokens must be positive, --grace >= 0")
-			}
-			opts := serve.Options{APIKey: apiKey, MaxBodyBytes: maxBody, PerClient: perClient, Timeout: timeout,
-				ReadTimeout: readTimeout, WriteTimeout: writeTO, RequestThreads: reqThreads, RequestTokens: reqTokens,
-				AllowOrigins: allowOrigins, AllowHosts: hosts,
-				KeepTraces: keep, TraceBytes: traceMiB << 20, DefaultStrategy: defaultStrategy}
-			if !quiet {
-				opts.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			}
-			switch kind {
-			case "":
-				kind = "countdown"
-				if len(remoteURLs) > 0 {
-					kind = "general"
-				}
-			case "countdown", "general":
-			default:
-				return usageErrorf("--task %q: want countdown or general", kind)
-			}
-			if len(remoteURLs) > 0 {
-				if remoteModel == "" {
-					return usageErrorf("--backend needs --backend-model: the name the server knows the model by")
-				}
-				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), guided)
-				if err != nil {
-					return err
-				}
-				defer closeB()
-				opts.Backend, opts.Model = b, remoteModel
-				opts.Countdown = kind == "countdown"
-			} else {
-				e, err := ef.open()
-				if err != nil {
-					return err
-				}
-				defer e.Close()
-				opts.Backend, opts.Model, opts.Raw = e, name, true
-				opts.Countdown = kind == "countdown"
-				opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
-				opts.Health = e.Err
-			}
-			if dbPath != "" {
-				st, err := store.Open(cmd.Context(), dbPath)
-				if err != nil {
-					return err
-				}
-				defer st.Close()
-				opts.Runs = st
-			}
-			srv, err := serve.New(opts)
-			if err != nil {
-				return err
-			}
-			return srv.ListenAndServe(cmd.Context(), addr, grace, func(a net.Addr) {
-				auth := "no API key"
-				if apiKey != "" {
-					auth = "API key required"
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "braid serving %s on http://%s (%s); the UI is at /\n", opts.Model, a, auth)
-			})
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return fl.run(cmd) },
 	}
-	ef.register(cmd)
+	fl.ef.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&addr, "addr", "localhost:8080", "address to listen on (:8080 for every interface)")
-	f.StringVar(&name, "name", "countdown", "the embedded or --model model's name in the API")
-	f.StringVar(&kind, "task", "", "what chat messages state: countdown (problems in words; the default for the embedded model) or general (questions for the task-agnostic strategies; the default with --backend)")
-	f.StringVar(&defaultStrategy, "strategy", "", "the strategy when a request names none (default apr for countdown, serial otherwise)")
-	f.StringVar(&apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
-	f.StringSliceVar(&remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
-	f.StringVar(&remoteModel, "backend-model", "", "the remote model's name")
-	f.BoolVar(&guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
-	f.StringVar(&dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
-	f.Int64Var(&maxBody, "max-body", 1<<20, "most bytes in a request body")
-	f.IntVar(&perClient, "per-client", 16, "most requests in flight per client (API key, else address)")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "most time a request may take")
-	f.DurationVar(&readTimeout, "read-timeout", 30*time.Second, "most time a request body may take to arrive")
-	f.DurationVar(&writeTO, "write-timeout", 30*time.Second, "most time one write to a client may block: a client that stops reading a stream is cut off")
-	f.IntVar(&reqThreads, "request-threads", 4096, "most threads (model calls) one chat request may run")
-	f.IntVar(&reqTokens, "request-tokens", 4_000_000, "most completion tokens one request's threads may decode together")
-	f.StringSliceVar(&allowOrigins, "allow-origin", nil, "browser origins whose pages may call the API (https://app.example; * for any); the UI's own always may, others get 403")
-	f.StringSliceVar(&hosts, "allow-host", nil, "Host names answered besides loopback's when listening on loopback (a reverse proxy's name); others get 403, against DNS rebinding")
-	f.DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
-	f.IntVar(&keep, "keep-traces", 256, "recent traces kept for the trace API")
-	f.Int64Var(&traceMiB, "trace-memory", 32, "MiB the kept traces' events may hold, oldest finished dropped first: a run keeps an event for every few tokens of each of its threads")
-	f.BoolVar(&quiet, "quiet", false, "no log line per request")
+	f.StringVar(&fl.addr, "addr", "localhost:8080", "address to listen on (:8080 for every interface)")
+	f.StringVar(&fl.name, "name", "countdown", "the embedded or --model model's name in the API")
+	f.StringVar(&fl.kind, "task", "", "what chat messages state: countdown (problems in words; the default for the embedded model) or general (questions for the task-agnostic strategies; the default with --backend)")
+	f.StringVar(&fl.defaultStrategy, "strategy", "", "the strategy when a request names none (default apr for countdown, serial otherwise)")
+	f.StringVar(&fl.apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
+	f.StringSliceVar(&fl.remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
+	f.StringVar(&fl.remoteModel, "backend-model", "", "the remote model's name")
+	f.BoolVar(&fl.guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
+	f.StringVar(&fl.dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
+	f.Int64Var(&fl.maxBody, "max-body", 1<<20, "most bytes in a request body")
+	f.IntVar(&fl.perClient, "per-client", 16, "most requests in flight per client (API key, else address)")
+	f.DurationVar(&fl.timeout, "timeout", 10*time.Minute, "most time a request may take")
+	f.DurationVar(&fl.readTimeout, "read-timeout", 30*time.Second, "most time a request body may take to arrive")
+	f.DurationVar(&fl.writeTO, "write-timeout", 30*time.Second, "most time one write to a client may block: a client that stops reading a stream is cut off")
+	f.IntVar(&fl.reqThreads, "request-threads", 4096, "most threads (model calls) one chat request may run")
+	f.IntVar(&fl.reqTokens, "request-tokens", 4_000_000, "most completion tokens one request's threads may decode together")
+	f.StringSliceVar(&fl.allowOrigins, "allow-origin", nil, "browser origins whose pages may call the API (https://app.example; * for any); the UI's own always may, others get 403")
+	f.StringSliceVar(&fl.hosts, "allow-host", nil, "Host names answered besides loopback's when listening on loopback (a reverse proxy's name); others get 403, against DNS rebinding")
+	f.DurationVar(&fl.grace, "grace", 30*time.Second, "on shutdown, how long requests in flight get to finish before they are cancelled")
+	f.IntVar(&fl.keep, "keep-traces", 256, "recent traces kept for the trace API")
+	f.Int64Var(&fl.traceMiB, "trace-memory", 32, "MiB the kept traces' events may hold, oldest finished dropped first: a run keeps an event for every few tokens of each of its threads")
+	f.BoolVar(&fl.quiet, "quiet", false, "no log line per request")
 	return cmd
+}
+
+func (fl *serveFlags) run(cmd *cobra.Command) error {
+	opts, err := fl.options(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	closeBackend, err := fl.backend(&opts)
+	if err != nil {
+		return err
+	}
+	defer closeBackend()
+	if fl.dbPath != "" {
+		st, err := store.Open(cmd.Context(), fl.dbPath)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts.Runs = st
+	}
+	srv, err := serve.New(opts)
+	if err != nil {
+		return err
+	}
+	return srv.ListenAndServe(cmd.Context(), fl.addr, fl.grace, func(a net.Addr) {
+		auth := "no API key"
+		if fl.apiKey != "" {
+			auth = "API key required"
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "braid serving %s on http://%s (%s); the UI is at /\n", opts.Model, a, auth)
+	})
+}
+
+// options are the server's options but for its backend and its runs; it
+// logs requests to log unless --quiet.
+func (fl *serveFlags) options(log io.Writer) (serve.Options, error) {
+	if fl.apiKey == "" {
+		fl.apiKey = os.Getenv("BRAID_API_KEY")
+	}
+	if fl.maxBody <= 0 || fl.perClient <= 0 || fl.keep <= 0 || fl.traceMiB <= 0 || fl.timeout <= 0 || fl.grace < 0 ||
+		fl.readTimeout <= 0 || fl.writeTO <= 0 || fl.reqThreads <= 0 || fl.reqTokens <= 0 {
+		return serve.Options{}, usageErrorf("--max-body, --per-client, --keep-traces, --trace-memory, --timeout, --read-timeout, --write-timeout, --request-threads and --request-tokens must be positive, --grace >= 0")
+	}
+	opts := serve.Options{APIKey: fl.apiKey, MaxBodyBytes: fl.maxBody, PerClient: fl.perClient, Timeout: fl.timeout,
+		ReadTimeout: fl.readTimeout, WriteTimeout: fl.writeTO, RequestThreads: fl.reqThreads, RequestTokens: fl.reqTokens,
+		AllowOrigins: fl.allowOrigins, AllowHosts: fl.hosts,
+		KeepTraces: fl.keep, TraceBytes: fl.traceMiB << 20, DefaultStrategy: fl.defaultStrategy}
+	if !fl.quiet {
+		opts.Log = slog.New(slog.NewTextHandler(log, nil))
+	}
+	switch fl.kind {
+	case "":
+		fl.kind = "countdown"
+		if len(fl.remoteURLs) > 0 {
+			fl.kind = "general"
+		}
+	case "countdown", "general":
+	default:
+		return serve.Options{}, usageErrorf("--task %q: want countdown or general", fl.kind)
+	}
+	// A general model's chat messages are free-text questions.
+	t, _ := tasks.Lookup(map[string]string{"countdown": "countdown", "general": "math"}[fl.kind])
+	opts.Task = t
+	if fl.kind == "general" {
+		opts.Temperature = 1 // OpenAI's default; the Countdown model searches greedily
+	}
+	return opts, nil
+}
+
+// backend sets opts' backend: --backend's remote model, or the engine
+// over --model. The function it returns releases the backend.
+func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
+	if len(fl.remoteURLs) > 0 {
+		if fl.remoteModel == "" {
+			return nil, usageErrorf("--backend needs --backend-model: the name the server knows the model by")
+		}
+		b, closeB, err := openBackend(&fl.ef, fl.remoteURLs, fl.remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), fl.guided)
+		if err != nil {
+			return nil, err
+		}
+		opts.Backend, opts.Model = b, fl.remoteModel
+		return closeB, nil
+	}
+	e, err := fl.ef.open()
+	if err != nil {
+		return nil, err
+	}
+	opts.Backend, opts.Model, opts.Raw = e, fl.name, true
+	opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
+	opts.Health = e.Err
+	return func() { e.Close() }, nil
 }

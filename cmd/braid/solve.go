@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -16,203 +17,196 @@ import (
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
-	taskmath "github.com/braid-dev/braid/task/math"
 	"github.com/spf13/cobra"
 )
 
 // solveOutput is one problem's line of `braid solve --json`.
 type solveOutput struct {
-	Problem  countdown.Problem `json:"problem"`
-	Strategy string            `json:"strategy"`
-	Env      reason.EnvMode    `json:"env"`
-	Answer   string            `json:"answer"`
-	Correct  bool              `json:"correct"`
-	Usage    solveUsage        `json:"usage"`
-	WallMS   int64             `json:"wall_ms"`
-	Error    string            `json:"error,omitempty"`
-	Tree     *reason.Thread    `json:"tree,omitempty"`
+	Problem  json.RawMessage `json:"problem"`
+	Strategy string          `json:"strategy"`
+	// Env is the environment's mode, for a task that has one.
+	Env    string `json:"env,omitempty"`
+	Answer string `json:"answer"`
+	// Correct is set when the task can tell (a checker, or a reference
+	// answer).
+	Correct *bool          `json:"correct,omitempty"`
+	Usage   reason.Usage   `json:"usage"`
+	WallMS  int64          `json:"wall_ms"`
+	Error   string         `json:"error,omitempty"`
+	Tree    *reason.Thread `json:"tree,omitempty"`
 }
 
-type solveUsage struct {
-	TotalTokens        int `json:"total_tokens"`
-	CriticalPathTokens int `json:"critical_path_tokens"`
-	Threads            int `json:"threads"`
+// solveFlags are braid solve's flags.
+type solveFlags struct {
+	runFlags
+	strategy, input     string
+	asJSON, skipBad     bool
+	withTree, showTrace bool
+	seed                uint64
+	samples             int
 }
 
 func newModelSolveCmd() *cobra.Command {
-	var (
-		ef          engineFlags
-		strategy    string
-		envMode     string
-		input       string
-		asJSON      bool
-		skipBad     bool
-		maxDepth    int
-		joinAtGoal  bool
-		withTree    bool
-		showTrace   bool
-		temperature float64
-		seed        uint64
-		maxTokens   int
-		concurrent  int
-		samples     int
-		remoteURLs  []string
-		remoteModel string
-		apiKey      string
-		guided      bool
-		taskName    string
-		maxTotal    int
-	)
+	var fl solveFlags
 	cmd := &cobra.Command{
-		Use:   "solve TARGET N1 N2 ...",
-		Short: "Solve Countdown problems with a model: directly, by serial search, or by parallel search (APR)",
-		Long: `Solve a Countdown problem with a language model that writes search traces.
+		Use:   "solve TARGET N1 N2 ... | QUESTION",
+		Short: "Solve problems with a model: directly, by serial search, or by parallel search (APR)",
+		Long: `Solve a problem with a language model: by default a Countdown problem
+(TARGET N1 N2 ...) with the embedded model, which writes search traces.
 
 --strategy direct writes the solution path; serial searches in one thread;
 apr (the default) lets the root thread spawn child searches, which decode
-concurrently in one batch, and resumes it with their results. The answer is
-checked by the verifier. --env says what the Countdown environment does:
-off (the model writes everything), fill (the environment writes what the
-search state determines: results, states, node lines, the solution path),
-or constrain (the default: fill, and the model may only choose legal
-operations and existing nodes). Every output says which ran.
+concurrently in one batch, and resumes it with their results; vote:k=N,
+best:k=N (over serial, or over another strategy: vote:k=4:apr), aggregate:k=N
+and deepthink:k=N sample several. The answer is checked by the task's
+verifier. --env says what the Countdown environment does: off (the model
+writes everything), fill (the environment writes what the search state
+determines: results, states, node lines, the solution path), or constrain
+(the default: fill, and the model may only choose legal operations and
+existing nodes). Every output says which ran.
 
-With --input FILE.jsonl (problems as 'braid gen problems' writes them, '-'
-for stdin) it solves them all, several at once, one line each; --json
-prints one object per problem.`,
+--task math solves a free-text question on a --backend server (the
+embedded model is a Countdown model).
+
+With --input FILE.jsonl (problems as 'braid gen problems' writes them, or
+GSM8K/MATH lines for math; '-' for stdin) it solves them all, several at
+once, one line each; --json prints one object per problem.`,
 		Example: `  braid solve 27 22 26 31 53
   braid solve --strategy serial --env fill 27 22 26 31 53
   braid solve --model runs/countdown/checkpoint 27 22 26 31 53
   braid gen problems --split test --n 100 | braid solve --input - --json
-  braid solve --backend http://127.0.0.1:8000/v1 --backend-model apr 27 22 26 31 53`,
+  braid solve --backend http://127.0.0.1:8080/v1 --backend-model countdown --env fill 27 22 26 31 53   # another braid serve
+  braid solve --task math --backend http://127.0.0.1:8000/v1 --backend-model Qwen/Qwen3-8B --strategy vote:k=8 --temperature 0.8 'What is 15% of 80?'`,
 		Args: func(c *cobra.Command, args []string) error {
-			switch {
-			case input != "":
+			if fl.input != "" {
 				return exactArgs(0)(c, args)
-			case taskName == "math":
-				return exactArgs(1)(c, args)
 			}
-			return problemArgs(countdown.MinCount+1, countdown.MaxCount+1)(c, args)
+			if len(args) == 0 {
+				return usageErrorf("%s takes a problem (TARGET N1 N2 ... for countdown, a question for math) or --input (see '%s --help')", c.Name(), c.CommandPath())
+			}
+			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if taskName == "math" {
-				if joinAtGoal {
-					return errJoinAtGoalMath()
-				}
-				b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, false)
-				if err != nil {
-					return err
-				}
-				defer closeB()
-				if strategy == "apr" {
-					strategy = "serial" // the default strategy is Countdown's
-				}
-				st, err := reason.ParseStrategy(strategy, reason.Sampling{MaxTokens: maxTokens, Temperature: temperature, Seed: seed})
-				if err != nil {
-					return usageErrorf("--strategy: %v", err)
-				}
-				return runMath(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, args, input, cmd.InOrStdin(), skipBad, asJSON, concurrent)
-			}
-			if taskName != "countdown" {
-				return usageErrorf("--task %q: want countdown or math", taskName)
-			}
-			env, err := reason.ParseEnvMode(envMode)
-			if err != nil {
-				return usageErrorf("--env: %v", err)
-			}
-			if maxTokens < 0 || maxTotal < 0 || concurrent <= 0 || temperature < 0 || samples <= 0 {
-				return usageErrorf("--max-tokens must be >= 0, --concurrent and --samples positive, --temperature >= 0")
-			}
-			if samples > 1 && temperature == 0 {
-				return usageErrorf("--samples %d with greedy decoding would repeat one answer: set --temperature", samples)
-			}
-			if samples > 1 && (withTree || showTrace) {
-				return usageErrorf("--samples prints one JSON summary per problem: --tree and --trace do not apply")
-			}
-			var problems []countdown.Problem
-			if input != "" {
-				if problems, err = readProblems(input, cmd.InOrStdin()); err != nil {
-					return err
-				}
-			} else {
-				p, err := parseProblemArgs(args)
-				if err != nil {
-					return err
-				}
-				problems = []countdown.Problem{p}
-			}
-			if len(remoteURLs) > 0 && env == reason.EnvConstrain && !guided {
-				return usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
-			}
-			b, closeB, err := openBackend(&ef, remoteURLs, remoteModel, apiKey, guided)
-			if err != nil {
-				return err
-			}
-			defer closeB()
-			if strings.HasPrefix(strategy, "vote:") && temperature == 0 {
-				return usageErrorf("--strategy %s needs --temperature: greedy searches would all agree", strategy)
-			}
-			if maxDepth < 1 || maxDepth > 1 && env != reason.EnvOff {
-				return usageErrorf("--max-depth %d: want 1, or more with --env off (the Countdown environment lets only the root spawn)", maxDepth)
-			}
-			st, err := reason.ParseCountdown(strategy, reason.Countdown{Env: env, MaxTokens: maxTokens, Temperature: temperature, Seed: seed,
-				MaxTotalTokens: maxTotal, MaxDepth: maxDepth, JoinAtGoal: joinAtGoal})
-			if err != nil {
-				return usageErrorf("--strategy: %v", err)
-			}
-			if samples > 1 {
-				s, ok := st.(reason.Countdown)
-				if !ok {
-					return usageErrorf("--samples and %s: pick one", strategy)
-				}
-				return runSamples(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, s, strategy, problems, samples, concurrent)
-			}
-			return runSolve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), b, st, env, strategy, problems, asJSON, withTree, showTrace, concurrent, input == "")
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return fl.run(cmd, args) },
 	}
-	ef.register(cmd)
+	fl.taskUsage = "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)"
+	fl.concurrentUsage = "problems solved at once (their threads share the engine's batches)"
+	fl.backendUsage = "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)"
+	fl.register(cmd)
 	f := cmd.Flags()
-	f.StringVar(&taskName, "task", "countdown", "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)")
-	f.StringVar(&strategy, "strategy", "apr", "countdown: direct, serial, apr or hybrid:effort=off|light|deep; math: serial, hybrid:effort=E, vote:k=N, best:k=N, aggregate:k=N or deepthink:k=N")
-	f.StringVar(&envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
-	f.StringVar(&input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
-	f.BoolVar(&asJSON, "json", false, "print one JSON object per problem")
-	f.BoolVar(&skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
-	f.BoolVar(&withTree, "tree", false, "with --json, include the thread tree and texts")
-	f.BoolVar(&showTrace, "trace", false, "print the root thread's trace")
-	f.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-	f.Uint64Var(&seed, "seed", 0, "sampling seed")
-	f.IntVar(&maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
-	f.IntVar(&maxTotal, "max-total-tokens", 0, "most tokens of all threads of a Countdown run together (0: no limit)")
-	f.IntVar(&maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
-	f.BoolVar(&joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
-	f.IntVar(&concurrent, "concurrent", 16, "problems solved at once (their threads share the engine's batches)")
-	f.StringSliceVar(&remoteURLs, "backend", nil, "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)")
-	f.StringVar(&remoteModel, "backend-model", "", "the model name to send to --backend")
-	f.StringVar(&apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
-	f.BoolVar(&guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as vLLM's guided_choice")
-	f.IntVar(&samples, "samples", 1, "independent samples per problem (with --temperature): one JSON object per problem with pass@1, pass@N and cons@N")
+	f.StringVar(&fl.strategy, "strategy", "", "direct, serial, apr, hybrid:effort=off|light|deep, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N (default apr for countdown, serial for math)")
+	f.StringVar(&fl.input, "input", "", "solve the problems of a JSONL file ('-' for stdin)")
+	f.BoolVar(&fl.asJSON, "json", false, "print one JSON object per problem")
+	f.BoolVar(&fl.skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
+	f.BoolVar(&fl.withTree, "tree", false, "with --json, include the thread tree and texts")
+	f.BoolVar(&fl.showTrace, "trace", false, "print the root thread's trace")
+	f.Uint64Var(&fl.seed, "seed", 0, "sampling seed")
+	f.IntVar(&fl.samples, "samples", 1, "independent samples per problem (with --temperature): one JSON object per problem with pass@1, pass@N and cons@N")
 	return cmd
 }
 
-func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.CountdownStrategy, env reason.EnvMode, strategy string,
-	problems []countdown.Problem, asJSON, withTree, showTrace bool, concurrent int, single bool) error {
-	correct := 0
+// run solves the problems the flags and arguments give.
+func (fl *solveFlags) run(cmd *cobra.Command, args []string) error {
+	t, o, err := fl.check()
+	if err != nil {
+		return err
+	}
+	if fl.samples <= 0 {
+		return usageErrorf("--samples must be positive")
+	}
+	if fl.samples > 1 && fl.temperature == 0 {
+		return usageErrorf("--samples %d with greedy decoding would repeat one answer: set --temperature", fl.samples)
+	}
+	if fl.samples > 1 && (fl.withTree || fl.showTrace) {
+		return usageErrorf("--samples prints one JSON summary per problem: --tree and --trace do not apply")
+	}
+	problems, err := fl.problems(cmd, t, args)
+	if err != nil {
+		return err
+	}
+	strategy := fl.strategy
+	if strategy == "" {
+		strategy = "serial"
+		if _, ok := t.(task.Protocol); ok {
+			strategy = "apr"
+		}
+	}
+	o.Seed = fl.seed
+	st, err := reason.Parse(strategy, o, t)
+	if err != nil {
+		return usageErrorf("--strategy: %v", err)
+	}
+	b, closeB, err := fl.backend(t)
+	if err != nil {
+		return err
+	}
+	defer closeB()
+	run := solveRun{t: t, st: st, b: b, env: fl.envName(t), log: cmd.ErrOrStderr(), concurrent: fl.concurrent}
+	if fl.samples > 1 {
+		s, ok := st.(reason.Search)
+		if !ok {
+			return usageErrorf("--samples and %s: pick one", strategy)
+		}
+		return run.samples(cmd.Context(), cmd.OutOrStdout(), s, problems, fl.samples, fl.temperature)
+	}
+	return run.solve(cmd.Context(), cmd.OutOrStdout(), problems, fl.asJSON, fl.withTree, fl.showTrace, fl.input == "")
+}
+
+// problems reads --input, or the problem the arguments state: TARGET N1
+// N2 ... for Countdown, a question in words otherwise.
+func (fl *solveFlags) problems(cmd *cobra.Command, t task.Task, args []string) ([]task.Problem, error) {
+	if fl.input != "" {
+		return readTaskProblems(t, fl.input, cmd.InOrStdin(), fl.skipBad, cmd.ErrOrStderr())
+	}
+	if t.Name() == (countdown.Task{}).Name() {
+		if err := problemArgs(countdown.MinCount+1, countdown.MaxCount+1)(cmd, args); err != nil {
+			return nil, err
+		}
+		p, err := parseProblemArgs(args)
+		if err != nil {
+			return nil, err
+		}
+		return []task.Problem{countdown.NewProblem(p)}, nil
+	}
+	p, err := t.Parse(strings.Join(args, " "))
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return []task.Problem{p}, nil
+}
+
+// solveRun is what solving a list of problems shares.
+type solveRun struct {
+	t          task.Task
+	st         reason.Strategy
+	b          backend.Backend
+	env        string // the environment's mode, "" for a task without one
+	log        io.Writer
+	concurrent int
+}
+
+// solve solves the problems, printing a line (or JSON object) each as it
+// is done, in order, then the accuracy; single prints one problem's
+// answer and its threads, and exits 1 when it is not right.
+func (sr solveRun) solve(ctx context.Context, out io.Writer, problems []task.Problem, asJSON, withTree, showTrace, single bool) error {
+	known, correct := 0, 0
 	var bar *progress
 	if !single {
-		bar = newProgress(log, len(problems), "solve")
+		bar = newProgress(sr.log, len(problems), "solve")
 	}
 	start := time.Now()
-	err := parallel.Ordered(ctx, len(problems), concurrent, func(i int) (*reason.Result, error) {
-		return solveOne(ctx, s, e, problems[i])
+	err := parallel.Ordered(ctx, len(problems), sr.concurrent, func(i int) (*reason.Result, error) {
+		return sr.one(ctx, problems[i], nil)
 	}, func(i int, r *reason.Result) error {
 		bar.add(1)
 		p := problems[i]
-		o := solveOutput{Problem: p, Strategy: strategy, Env: env, Answer: r.Answer,
-			Correct: r.Answer != "" && countdown.VerifyAnswer(p, r.Answer) == nil,
-			Usage:   solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}, WallMS: r.Wall.Milliseconds(), Error: r.Error}
-		if o.Correct {
-			correct++
+		o := solveOutput{Problem: sr.t.Encode(p), Strategy: sr.st.Name(), Env: sr.env, Answer: r.Answer,
+			Usage: r.Usage, WallMS: r.LatencyMS, Error: r.Error}
+		if ok, k := sr.t.Verify(p, r.Answer); k {
+			o.Correct = &ok
+			known++
+			if ok {
+				correct++
+			}
 		}
 		if asJSON {
 			if withTree {
@@ -226,19 +220,10 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 			return err
 		}
 		if single {
-			return printSolved(out, p, o, r, showTrace)
-		}
-		verdict := "wrong"
-		switch {
-		case o.Correct:
-			verdict = "correct"
-		case o.Error != "":
-			verdict = "error: " + o.Error
-		case o.Answer == "":
-			verdict = "no answer"
+			return sr.printSolved(out, p, o, r, showTrace)
 		}
 		_, err := fmt.Fprintf(out, "%s\t%s\t%s\t%d tokens (critical path %d), %d threads, %d ms\n",
-			p, orDash(o.Answer), verdict, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.Usage.Threads, o.WallMS)
+			oneLine(p.Text), orDash(o.Answer), solveVerdict(o), o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.Usage.Threads, o.WallMS)
 		return err
 	})
 	bar.finish()
@@ -246,24 +231,54 @@ func runSolve(ctx context.Context, out, log io.Writer, e backend.Backend, s reas
 		return err
 	}
 	if single {
-		if correct == 0 {
+		if known > 0 && correct == 0 {
 			return &exitError{code: 1}
 		}
 		return nil
 	}
-	n := len(problems)
-	w := stats.Wilson(correct, n)
-	lo, hi := w.Low, w.High
-	fmt.Fprintf(log, "%s, env %s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
-		strategy, env, correct, n, 100*float64(correct)/float64(n), 100*lo, 100*hi, time.Since(start).Round(time.Millisecond))
+	if known > 0 {
+		w := stats.Wilson(correct, known)
+		fmt.Fprintf(sr.log, "%s%s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%) in %s\n",
+			sr.st.Name(), sr.envNote(), correct, known, 100*float64(correct)/float64(known), 100*w.Low, 100*w.High, time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }
 
-// solveOne solves a problem; a failure other than an interruption (a
-// server that kept failing, say) becomes that problem's result, unsolved
-// and saying why, so that one problem does not end a run of many.
-func solveOne(ctx context.Context, s reason.CountdownStrategy, b backend.Backend, p countdown.Problem) (*reason.Result, error) {
-	r, err := s.Solve(ctx, b, p)
+// envNote is ", env MODE" for a task with an environment.
+func (sr solveRun) envNote() string {
+	if sr.env == "" {
+		return ""
+	}
+	return ", env " + sr.env
+}
+
+// solveVerdict is how a line of solve's output judges its answer.
+func solveVerdict(o solveOutput) string {
+	switch {
+	case o.Error != "":
+		return "error: " + o.Error
+	case o.Answer == "":
+		return "no answer"
+	case o.Correct == nil:
+		return "unverified"
+	case *o.Correct:
+		return "correct"
+	}
+	return "wrong"
+}
+
+// oneLine is text on one line, for a table.
+func oneLine(text string) string { return strings.Join(strings.Fields(text), " ") }
+
+// one solves a problem; a failure other than an interruption (a server
+// that kept failing, say) becomes that problem's result, unsolved and
+// saying why, so that one problem does not end a run of many. st, when
+// given, replaces the run's strategy.
+func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) (*reason.Result, error) {
+	if st == nil {
+		st = sr.st
+	}
+	r, err := st.Solve(ctx, sr.b, sr.t, p, nil)
 	if err != nil && ctx.Err() == nil {
 		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}, nil
 	}
@@ -277,21 +292,34 @@ func orDash(s string) string {
 	return s
 }
 
-func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Result, showTrace bool) error {
+// printSolved prints one problem's answer, its verdict and its threads.
+func (sr solveRun) printSolved(out io.Writer, p task.Problem, o solveOutput, r *reason.Result, showTrace bool) error {
 	if showTrace {
 		fmt.Fprint(out, r.Tree.Text)
 		fmt.Fprintln(out, strings.Repeat("-", 40))
 	}
-	switch {
-	case o.Correct:
-		fmt.Fprintf(out, "answer: %s = %d (correct)\n", o.Answer, p.Target)
-	case o.Answer != "":
-		fmt.Fprintf(out, "answer: %s (wrong: %v)\n", o.Answer, countdown.VerifyAnswer(p, o.Answer))
-	default:
-		fmt.Fprintf(out, "no answer: the search ended without reaching %d (%s)\n", p.Target, r.Tree.Finish)
+	said := o.Answer
+	if rp, ok := sr.t.(task.Replier); ok {
+		said = rp.Reply(p, o.Answer)
 	}
-	fmt.Fprintf(out, "strategy %s, env %s: %d threads, %d tokens (critical path %d), %d ms\n",
-		o.Strategy, o.Env, o.Usage.Threads, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.WallMS)
+	switch {
+	case o.Error != "":
+		fmt.Fprintf(out, "error: %s\n", o.Error)
+	case o.Answer == "":
+		fmt.Fprintf(out, "no answer: the run ended without one (%s)\n", r.Tree.Finish)
+	case o.Correct == nil:
+		fmt.Fprintf(out, "answer: %s (not verified: the problem has no reference answer)\n", said)
+	case *o.Correct:
+		fmt.Fprintf(out, "answer: %s (correct)\n", said)
+	default:
+		why := "it differs from the reference answer"
+		if c, ok := sr.t.(task.Checker); ok {
+			why = c.Check(p, o.Answer).Error()
+		}
+		fmt.Fprintf(out, "answer: %s (wrong: %s)\n", o.Answer, why)
+	}
+	fmt.Fprintf(out, "strategy %s%s: %d threads, %d tokens (critical path %d), %d ms\n",
+		o.Strategy, sr.envNote(), o.Usage.Threads, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.WallMS)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "thread\ttokens\tfilled\tcalls\twall\tend\t")
 	var walk func(t *reason.Thread, depth int)
@@ -311,38 +339,39 @@ func printSolved(out io.Writer, p countdown.Problem, o solveOutput, r *reason.Re
 
 // sampledOutput is one problem's line of `braid solve --samples N --json`.
 type sampledOutput struct {
-	Problem  countdown.Problem `json:"problem"`
-	Strategy string            `json:"strategy"`
-	Env      reason.EnvMode    `json:"env"`
-	Samples  int               `json:"samples"`
-	Answers  []string          `json:"answers"`
-	Correct  int               `json:"correct"`
-	PassAt1  float64           `json:"pass@1"`
-	PassAtN  bool              `json:"pass@n"`
-	ConsAtN  bool              `json:"cons@n"`
+	Problem  json.RawMessage `json:"problem"`
+	Strategy string          `json:"strategy"`
+	Env      string          `json:"env,omitempty"`
+	Samples  int             `json:"samples"`
+	Answers  []string        `json:"answers"`
+	Correct  int             `json:"correct"`
+	PassAt1  float64         `json:"pass@1"`
+	PassAtN  bool            `json:"pass@n"`
+	ConsAtN  bool            `json:"cons@n"`
 	// Mean tokens per sample.
 	TotalTokens        float64 `json:"mean_total_tokens"`
 	CriticalPathTokens float64 `json:"mean_critical_path_tokens"`
 }
 
-// runSamples solves each problem n times with seeds seed+1..seed+n (1..n
+// samples solves each problem n times with seeds seed+1..seed+n (1..n
 // without --seed) and reports, per problem and over all: pass@1 (the mean
 // success of one sample), pass@n (any sample correct) and cons@n (the
-// most frequent answer is correct; correct answers all count as one).
-func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s reason.Countdown, strategy string,
-	problems []countdown.Problem, n, concurrent int) error {
+// most frequent class of answers is a correct one; on Countdown, correct
+// answers are all one class). An answer the task cannot verify counts as
+// wrong.
+func (sr solveRun) samples(ctx context.Context, out io.Writer, s reason.Search, problems []task.Problem, n int, temperature float64) error {
 	results := make([][]*reason.Result, len(problems))
 	for i := range results {
 		results[i] = make([]*reason.Result, n)
 	}
-	bar := newProgress(log, len(problems)*n, "samples")
+	bar := newProgress(sr.log, len(problems)*n, "samples")
 	start := time.Now()
 	var pass1 []float64
 	passN, consN := 0, 0
-	err := parallel.Ordered(ctx, len(problems)*n, concurrent, func(j int) (*reason.Result, error) {
+	err := parallel.Ordered(ctx, len(problems)*n, sr.concurrent, func(j int) (*reason.Result, error) {
 		sc := s
 		sc.Seed = s.Seed + uint64(j%n) + 1
-		return solveOne(ctx, sc, e, problems[j/n])
+		return sr.one(ctx, problems[j/n], sc)
 	}, func(j int, r *reason.Result) error {
 		bar.add(1)
 		i, k := j/n, j%n
@@ -350,29 +379,7 @@ func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s re
 		if k < n-1 {
 			return nil
 		}
-		p := problems[i]
-		o := sampledOutput{Problem: p, Strategy: strategy, Env: s.Env, Samples: n}
-		votes := map[string]int{}
-		for _, r := range results[i] {
-			o.Answers = append(o.Answers, r.Answer)
-			o.TotalTokens += float64(r.TotalTokens) / float64(n)
-			o.CriticalPathTokens += float64(r.CriticalPathTokens) / float64(n)
-			switch {
-			case r.Answer == "":
-			case countdown.VerifyAnswer(p, r.Answer) == nil:
-				o.Correct++
-				votes["correct"]++
-			default:
-				votes[r.Answer]++
-			}
-		}
-		best, top := "", 0
-		for a, v := range votes {
-			if v > top || v == top && a == "correct" {
-				best, top = a, v
-			}
-		}
-		o.PassAt1, o.PassAtN, o.ConsAtN = float64(o.Correct)/float64(n), o.Correct > 0, best == "correct"
+		o := sr.sampled(problems[i], results[i])
 		pass1 = append(pass1, o.PassAt1)
 		if o.PassAtN {
 			passN++
@@ -399,12 +406,48 @@ func runSamples(ctx context.Context, out, log io.Writer, e backend.Backend, s re
 	c := stats.Clustered(perProblem)
 	m, half := c.Estimate, c.High-c.Estimate
 	wp, wc := stats.Wilson(passN, len(problems)), stats.Wilson(consN, len(problems))
-	lp, hp, lc, hc := wp.Low, wp.High, wc.Low, wc.High
-	fmt.Fprintf(log, "%s, env %s, %d samples at temperature %g on %d problems: pass@1 %.1f%% (95%% CI %.1f-%.1f), pass@%d %.1f%% (%.1f-%.1f), cons@%d %.1f%% (%.1f-%.1f) in %s\n",
-		strategy, s.Env, n, s.Temperature, len(problems), 100*m, 100*(m-half), 100*(m+half),
-		n, 100*float64(passN)/float64(len(problems)), 100*lp, 100*hp,
-		n, 100*float64(consN)/float64(len(problems)), 100*lc, 100*hc, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(sr.log, "%s%s, %d samples at temperature %g on %d problems: pass@1 %.1f%% (95%% CI %.1f-%.1f), pass@%d %.1f%% (%.1f-%.1f), cons@%d %.1f%% (%.1f-%.1f) in %s\n",
+		s.Name(), sr.envNote(), n, temperature, len(problems), 100*m, 100*(m-half), 100*(m+half),
+		n, 100*float64(passN)/float64(len(problems)), 100*wp.Low, 100*wp.High,
+		n, 100*float64(consN)/float64(len(problems)), 100*wc.Low, 100*wc.High, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// sampled summarizes one problem's samples.
+func (sr solveRun) sampled(p task.Problem, runs []*reason.Result) sampledOutput {
+	n := len(runs)
+	o := sampledOutput{Problem: sr.t.Encode(p), Strategy: sr.st.Name(), Env: sr.env, Samples: n}
+	votes := map[string]int{}
+	right := map[string]bool{}
+	var order []string
+	for _, r := range runs {
+		o.Answers = append(o.Answers, r.Answer)
+		o.TotalTokens += float64(r.TotalTokens) / float64(n)
+		o.CriticalPathTokens += float64(r.CriticalPathTokens) / float64(n)
+		if r.Answer == "" {
+			continue
+		}
+		ok, _ := sr.t.Verify(p, r.Answer)
+		if ok {
+			o.Correct++
+		}
+		class := sr.t.Class(p, r.Answer)
+		if _, seen := votes[class]; !seen {
+			order = append(order, class)
+		}
+		votes[class]++
+		right[class] = right[class] || ok
+	}
+	top := 0
+	for _, class := range order {
+		// A tie goes to a correct class: cons@n asks whether the vote
+		// could pick a right answer.
+		if v := votes[class]; v > top || v == top && right[class] {
+			top, o.ConsAtN = v, right[class]
+		}
+	}
+	o.PassAt1, o.PassAtN = float64(o.Correct)/float64(n), o.Correct > 0
+	return o
 }
 
 // openBackend is the remote servers when given, else the engine.
@@ -429,12 +472,6 @@ func openBackend(ef *engineFlags, urls []string, model, key string, guided bool)
 	return e, func() { e.Close() }, nil
 }
 
-// errJoinAtGoalMath refuses --join-at-goal on --task math, in solve and eval
-// alike.
-func errJoinAtGoalMath() error {
-	return usageErrorf("--join-at-goal stops Countdown's apr children and vote samples; it has no math form yet")
-}
-
 // engineContext is the context an embedded engine runs at, 0 for a remote
 // backend (whose server knows its own).
 func engineContext(b backend.Backend) int {
@@ -442,106 +479,4 @@ func engineContext(b backend.Backend) int {
 		return e.Config().MaxSeq
 	}
 	return 0
-}
-
-// mathOutput is one problem's line of `braid solve --task math --json`.
-type mathOutput struct {
-	Problem  task.Problem `json:"problem"`
-	Strategy string       `json:"strategy"`
-	Answer   string       `json:"answer"`
-	// Correct is set when the problem has a reference answer.
-	Correct *bool      `json:"correct,omitempty"`
-	Usage   solveUsage `json:"usage"`
-	WallMS  int64      `json:"wall_ms"`
-	Error   string     `json:"error,omitempty"`
-}
-
-// runMath solves free-text math questions: one from the command line, or
-// a JSONL file (GSM8K, MATH or braid shape).
-func runMath(ctx context.Context, out, log io.Writer, b backend.Backend, st reason.Strategy, args []string,
-	input string, stdin io.Reader, skipBad, asJSON bool, concurrent int) error {
-	var problems []task.Problem
-	if input != "" {
-		var err error
-		if problems, err = readMathProblems(input, stdin, skipBad, log); err != nil {
-			return err
-		}
-	} else {
-		problems = []task.Problem{{Task: "math", Text: args[0]}}
-	}
-	t := taskmath.Task{}
-	known, correct := 0, 0
-	err := parallel.Ordered(ctx, len(problems), concurrent, func(i int) (mathOutput, error) {
-		o := mathOutput{Problem: problems[i], Strategy: st.Name()}
-		r, err := st.Solve(ctx, b, t, problems[i])
-		if err != nil {
-			if ctx.Err() != nil {
-				return o, err
-			}
-			o.Error = err.Error()
-			return o, nil
-		}
-		o.Answer, o.WallMS = r.Answer, r.Wall.Milliseconds()
-		o.Usage = solveUsage{r.TotalTokens, r.CriticalPathTokens, r.Threads}
-		if ok, k := t.Verify(problems[i], r.Answer); k {
-			o.Correct = &ok
-		}
-		return o, nil
-	}, func(i int, o mathOutput) error {
-		if o.Correct != nil {
-			known++
-			if *o.Correct {
-				correct++
-			}
-		}
-		if asJSON {
-			line, err := jsonLine(o)
-			if err != nil {
-				return err
-			}
-			_, err = out.Write(line)
-			return err
-		}
-		verdict := ""
-		switch {
-		case o.Error != "":
-			verdict = " (error: " + o.Error + ")"
-		case o.Correct != nil && *o.Correct:
-			verdict = " (correct)"
-		case o.Correct != nil:
-			verdict = " (wrong)"
-		}
-		_, err := fmt.Fprintf(out, "%s%s\t%d tokens (critical path %d), %d threads, %d ms\n",
-			orDash(o.Answer), verdict, o.Usage.TotalTokens, o.Usage.CriticalPathTokens, o.Usage.Threads, o.WallMS)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if known > 0 {
-		w := stats.Wilson(correct, known)
-		lo, hi := w.Low, w.High
-		fmt.Fprintf(log, "%s: %d of %d correct (%.1f%%, 95%% CI %.1f-%.1f%%)\n", st.Name(), correct, known,
-			100*float64(correct)/float64(known), 100*lo, 100*hi)
-	}
-	return nil
-}
-
-// readMathProblems reads a JSONL file of math problems in any shape
-// taskmath.ReadJSONL knows; a bad line is an error naming it, or with
-// skipBad a warning on log.
-func readMathProblems(path string, stdin io.Reader, skipBad bool, log io.Writer) ([]task.Problem, error) {
-	r, name, closeInput, err := openInput(path, stdin)
-	if err != nil {
-		return nil, err
-	}
-	defer closeInput()
-	problems, skipped, err := taskmath.ReadJSONL(r, name, skipBad)
-	for _, e := range skipped {
-		fmt.Fprintf(log, "skipped %v\n", e)
-	}
-	if len(skipped) > 0 {
-		fmt.Fprintf(log, "skipped %d bad lines of %s\n", len(skipped), name)
-	}
-	return problems, err
 }

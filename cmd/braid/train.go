@@ -13,6 +13,7 @@ import (
 
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/model/safetensors"
+	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/tokenizer"
 	"github.com/braid-dev/braid/train"
 	"github.com/spf13/cobra"
@@ -123,7 +124,7 @@ func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string
 	start := time.Now()
 	fmt.Fprintf(log, "generating traces for %d+%d+%d problems (+%d per format for validation)...\n",
 		r.Data.Serial, r.Data.Parallel, r.Data.Direct, r.Data.Validation)
-	trainSeqs, valSeqs, err := train.Traces(ctx, r.Data)
+	trainSeqs, valSeqs, err := train.Traces(ctx, countdown.Task{}, r.Data)
 	if err != nil {
 		return err
 	}

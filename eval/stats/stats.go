@@ -1,8 +1,9 @@
 // Package stats is the arithmetic of honest evaluation: confidence
 // intervals for accuracies (clustered by problem when samples repeat),
 // paired differences between strategies with their p-values, the unbiased
-// pass@k and maj@k estimators, and the number of problems a difference
-// needs to be seen.
+// pass@k and maj@k estimators, the number of problems a difference
+// needs to be seen, and the means, medians and percentiles that describe
+// a set of measurements.
 package stats
 
 import (
@@ -48,7 +49,7 @@ func Clustered(scores [][]float64) Interval {
 	means := make([]float64, 0, len(scores))
 	for _, s := range scores {
 		if len(s) > 0 {
-			means = append(means, mean(s))
+			means = append(means, Mean(s))
 		}
 	}
 	return OverProblems(means)
@@ -71,21 +72,13 @@ func OverProblems(scores []float64) Interval {
 	return Interval{m, max(0, m-half), min(1, m+half)}
 }
 
-func mean(x []float64) float64 {
-	var s float64
-	for _, v := range x {
-		s += v
-	}
-	return s / float64(len(x))
-}
-
 // meanInterval is the mean of x and the half-width of its 95% t interval.
 func meanInterval(x []float64) (float64, float64) {
 	n := len(x)
 	if n == 0 {
 		return 0, 0
 	}
-	m := mean(x)
+	m := Mean(x)
 	if n < 2 {
 		return m, math.Inf(1)
 	}
@@ -272,18 +265,60 @@ func binom(n, k int) float64 {
 	return r
 }
 
+// Mean is the arithmetic mean of x; NaN for no data.
+func Mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+// Median is the middle of x, or the mean of the two middle values for an
+// even count; NaN for no data. x is left as it was.
+func Median(x []float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	s := sorted(x)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
 // Percentile is the p-th percentile (0..100) of x by linear interpolation
 // between order statistics; NaN for no data.
 func Percentile(x []float64, p float64) float64 {
 	if len(x) == 0 {
 		return math.NaN()
 	}
-	s := slices.Clone(x)
-	slices.Sort(s)
+	s := sorted(x)
 	r := p / 100 * float64(len(s)-1)
 	lo := int(math.Floor(r))
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (s[hi]-s[lo])*(r-float64(lo))
+}
+
+// NearestRank is the p-th percentile (0..100) of x by the nearest-rank
+// method: the smallest value of x that at least p% of x is at or below.
+// Unlike Percentile it is always one of the data, so a percentile of
+// whole numbers stays whole; NaN for no data.
+func NearestRank(x []float64, p float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	s := sorted(x)
+	k := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
+
+// sorted is a sorted copy of x.
+func sorted(x []float64) []float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return s
 }
 
 // Bootstrap is the percentile bootstrap interval of the mean of x, from
@@ -303,5 +338,5 @@ func Bootstrap(x []float64, resamples int, seed uint64) Interval {
 		}
 		means[r] = s / float64(len(x))
 	}
-	return Interval{mean(x), Percentile(means, 2.5), Percentile(means, 97.5)}
+	return Interval{Mean(x), Percentile(means, 2.5), Percentile(means, 97.5)}
 }

@@ -3,6 +3,7 @@ package stats
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -151,6 +152,35 @@ func TestPercentile(t *testing.T) {
 	near(t, "p95", Percentile(x, 95), 4.8, 1e-12)
 	if !math.IsNaN(Percentile(nil, 50)) {
 		t.Error("no data")
+	}
+}
+
+func TestMeanMedianNearestRank(t *testing.T) {
+	for _, c := range []struct {
+		name                  string
+		x                     []float64
+		mean, median, p95, p5 float64
+	}{
+		{"one", []float64{7}, 7, 7, 7, 7},
+		{"odd", []float64{5, 1, 3, 2, 4}, 3, 3, 5, 1},
+		{"even", []float64{4, 1, 3, 2}, 2.5, 2.5, 4, 1},
+		{"twenty", []float64{20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 10.5, 10.5, 19, 1},
+	} {
+		x := slices.Clone(c.x)
+		near(t, c.name+" mean", Mean(x), c.mean, 1e-12)
+		near(t, c.name+" median", Median(x), c.median, 0)
+		near(t, c.name+" nearest-rank p95", NearestRank(x, 95), c.p95, 0)
+		near(t, c.name+" nearest-rank p5", NearestRank(x, 5), c.p5, 0)
+		if !slices.Equal(x, c.x) {
+			t.Errorf("%s: the data were reordered: %v", c.name, x)
+		}
+	}
+	for name, f := range map[string]func([]float64) float64{
+		"mean": Mean, "median": Median, "nearest rank": func(x []float64) float64 { return NearestRank(x, 50) },
+	} {
+		if !math.IsNaN(f(nil)) {
+			t.Errorf("%s of no data is not NaN", name)
+		}
 	}
 }
 

@@ -1,73 +1,28 @@
 package math
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/braid-dev/braid/task"
 )
 
-// LineError is a dataset line that could not be read.
-type LineError struct {
-	Name string // the file
-	Line int    // 1-based
-	Err  error
-}
-
-func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Name, e.Line, e.Err) }
-func (e *LineError) Unwrap() error { return e.Err }
-
-// record holds the fields of every shape ReadJSONL reads.
-type record struct {
-	Text     *string `json:"text"`     // braid's own: text, answer
-	Question *string `json:"question"` // GSM8K: question, answer ending "#### N"
-	Problem  *string `json:"problem"`  // MATH: problem, solution with \boxed{}, maybe answer
-	Answer   any     `json:"answer"`
-	Solution *string `json:"solution"`
-}
-
-// ReadJSONL reads math problems, one JSON object per line, in the common
-// shapes:
+// record holds the fields of every shape Parse reads from a JSON line:
 //
 //   - braid's: {"text": question, "answer": reference}
 //   - GSM8K: {"question": ..., "answer": worked solution ending "#### N"}
 //   - MATH: {"problem": ..., "solution": worked solution with \boxed{}},
 //     with "answer" taking precedence when present (MATH-500)
 //
-// The reference kept is the final answer alone (N, the boxed content). A
-// line that is not one of these shapes is an error naming its line number;
-// with skipBad, such lines are skipped instead and returned in skipped.
-// name labels the errors (the file's name).
-func ReadJSONL(r io.Reader, name string, skipBad bool) (problems []task.Problem, skipped []error, err error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<24)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		p, err := parseRecord(text)
-		if err != nil {
-			lerr := &LineError{Name: name, Line: line, Err: err}
-			if !skipBad {
-				return nil, nil, fmt.Errorf("%w (--skip-bad skips such lines)", lerr)
-			}
-			skipped = append(skipped, lerr)
-			continue
-		}
-		problems = append(problems, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if len(problems) == 0 {
-		return nil, skipped, fmt.Errorf("%s holds no problems", name)
-	}
-	return problems, skipped, nil
+// The reference kept is the final answer alone (N, the boxed content).
+type record struct {
+	Text     *string `json:"text"`     // braid's own: text, answer
+	Question *string `json:"question"` // GSM8K: question, answer ending "#### N"
+	Problem  *string `json:"problem"`  // MATH: problem, solution with \boxed{}, maybe answer
+	Answer   any     `json:"answer"`
+	Solution *string `json:"solution"`
 }
 
 func parseRecord(line string) (task.Problem, error) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/braid-dev/braid/task"
 )
 
 func TestReadJSONLShapes(t *testing.T) {
@@ -14,7 +16,7 @@ func TestReadJSONLShapes(t *testing.T) {
 		`{"problem": "Compute $2^{10}$.", "solution": "It is $\\boxed{1000}$ (a typo)", "answer": "1024"}`,
 		`{"text": "What is 15% of 80?", "answer": 12}`,
 	}, "\n")
-	ps, skipped, err := ReadJSONL(strings.NewReader(in), "mixed.jsonl", false)
+	ps, skipped, err := task.ReadJSONL(strings.NewReader(in), "mixed.jsonl", Task{}, false)
 	if err != nil || len(skipped) != 0 {
 		t.Fatal(err, skipped)
 	}
@@ -44,12 +46,12 @@ func TestReadJSONLBadLines(t *testing.T) {
 		`{"text": "fine", "answer": "7"} {"text": "two"}`,
 		`{"question": "3+3?", "answer": "#### 6"}`,
 	}, "\n")
-	_, _, err := ReadJSONL(strings.NewReader(in), "bad.jsonl", false)
-	var le *LineError
-	if !errors.As(err, &le) || le.Line != 2 || !strings.Contains(err.Error(), "bad.jsonl:2:") || !strings.Contains(err.Error(), "--skip-bad") {
+	_, _, err := task.ReadJSONL(strings.NewReader(in), "bad.jsonl", Task{}, false)
+	var le *task.LineError
+	if !errors.As(err, &le) || le.Line != 2 || !strings.Contains(err.Error(), "bad.jsonl:2:") {
 		t.Fatalf("the first bad line: %v", err)
 	}
-	ps, skipped, err := ReadJSONL(strings.NewReader(in), "bad.jsonl", true)
+	ps, skipped, err := task.ReadJSONL(strings.NewReader(in), "bad.jsonl", Task{}, true)
 	if err != nil || len(ps) != 2 || ps[1].Answer != "6" {
 		t.Fatalf("with skipBad: %d problems (%v)", len(ps), err)
 	}
@@ -61,7 +63,7 @@ func TestReadJSONLBadLines(t *testing.T) {
 	if len(lines) != 6 || lines[0] != 2 || lines[5] != 7 {
 		t.Errorf("skipped lines %v, want 2..7", lines)
 	}
-	if _, _, err := ReadJSONL(strings.NewReader("\n\n"), "empty.jsonl", true); err == nil || !strings.Contains(err.Error(), "no problems") {
+	if _, _, err := task.ReadJSONL(strings.NewReader("\n\n"), "empty.jsonl", Task{}, true); err == nil || !strings.Contains(err.Error(), "no problems") {
 		t.Errorf("an empty file: %v", err)
 	}
 }
@@ -72,7 +74,7 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add(`{"text": "q", "answer": 1e3}`)
 	f.Add(`{"problem": "x", "solution": "\\boxed{"}`)
 	f.Fuzz(func(t *testing.T, line string) {
-		ps, skipped, err := ReadJSONL(strings.NewReader(line), "fuzz", true)
+		ps, skipped, err := task.ReadJSONL(strings.NewReader(line), "fuzz", Task{}, true)
 		if err == nil && len(ps) == 0 {
 			t.Fatal("no error and no problems")
 		}
@@ -82,7 +84,7 @@ func FuzzReadJSONL(f *testing.F) {
 			}
 		}
 		for _, e := range skipped {
-			var le *LineError
+			var le *task.LineError
 			if !errors.As(e, &le) || le.Line < 1 {
 				t.Fatalf("skipped %v", e)
 			}

@@ -1,4 +1,4 @@
-package perturb
+package perturb_test
 
 import (
 	"strings"
@@ -6,14 +6,15 @@ import (
 
 	"github.com/braid-dev/braid/task"
 	taskmath "github.com/braid-dev/braid/task/math"
+	"github.com/braid-dev/braid/task/perturb"
 )
 
 func TestDistract(t *testing.T) {
 	q := "Natalia sold 48 clips in April and half as many in May. How many in all?\n"
 	seen := map[string]bool{}
 	for key := range uint64(50) {
-		d := Distract(q, key)
-		if d != Distract(q, key) {
+		d := perturb.Distract(q, key)
+		if d != perturb.Distract(q, key) {
 			t.Fatal("the same key gave two perturbations")
 		}
 		rest, ok := strings.CutPrefix(d, strings.TrimSpace(q)+" ")
@@ -21,7 +22,7 @@ func TestDistract(t *testing.T) {
 			t.Fatalf("the question changed: %q", d)
 		}
 		found := false
-		for _, s := range Distractors {
+		for _, s := range perturb.Distractors {
 			found = found || rest == s
 		}
 		if !found {
@@ -37,10 +38,10 @@ func TestDistract(t *testing.T) {
 	if len(seen) < 3 {
 		t.Errorf("50 keys drew only %d distractors", len(seen))
 	}
-	if _, err := Parse("typos"); err == nil || !strings.Contains(err.Error(), "distractors") {
+	if _, err := perturb.Parse("typos"); err == nil || !strings.Contains(err.Error(), "distractors") {
 		t.Errorf("an unknown perturbation: %v", err)
 	}
-	if k, err := Parse("distractors"); k != DistractorsKind || err != nil {
+	if k, err := perturb.Parse("distractors"); k != perturb.DistractorsKind || err != nil {
 		t.Errorf("Parse: %v %v", k, err)
 	}
 }

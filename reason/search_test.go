@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -93,7 +94,7 @@ func TestAPRRunsTheSpawnJoinProtocol(t *testing.T) {
 			total += len(s.Completion)
 			calls++
 		}
-		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+		res, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p)
 		if err != nil {
 			t.Fatalf("problem %d: %v", i, err)
 		}
@@ -136,7 +137,7 @@ func TestSerialAndDirect(t *testing.T) {
 			}
 			s := rec.Sequences[0]
 			r := &replay{answers: map[string]string{s.Prompt: s.Completion}}
-			res, err := Countdown{Mode: mode, Env: EnvOff}.Solve(context.Background(), r, p)
+			res, err := cdSolve(context.Background(), r, Search{Effort: effortOf(mode), Options: Options{Env: EnvOff}}, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +167,7 @@ func TestBadThreadsEndUnsolved(t *testing.T) {
 	spawn := "Exploring Operation: 53-22=31, Resulting Numbers: [26, 31, 31]\nGenerated Node #0,0: 27:[26, 31, 31] Operation: 53-22=31\n" +
 		"<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,9\n<End Calling Sub Searches>\n"
 	r := &replay{answers: map[string]string{root: spawn}}
-	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+	res, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestBadThreadsEndUnsolved(t *testing.T) {
 		t.Errorf("got answer %q, finish %q (%s)", res.Answer, res.Tree.Finish, res.Tree.Reason)
 	}
 	long := &tooLong{}
-	res, err = Countdown{Mode: countdown.ModeSerial, Env: EnvOff}.Solve(context.Background(), long, p)
+	res, err = cdSolve(context.Background(), long, Search{Effort: "", Options: Options{Env: EnvOff}}, p)
 	if err != nil || res.Tree.Finish != string(backend.FinishLength) {
 		t.Errorf("a prompt past the context: %+v, %v", res, err)
 	}
@@ -213,8 +214,8 @@ func TestCountdownVote(t *testing.T) {
 	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
 	solved := countdown.DirectTrace(p, mustSolve(t, p))
 	b := &sampledReplay{completions: []string{"No solution found.\n", solved, "No solution found.\n"}}
-	v := CountdownVote{Inner: Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 5}, K: 3}
-	r, err := v.Solve(context.Background(), b, p)
+	v := Vote{Inner: Search{Options: Options{Env: EnvOff, Temperature: 1, Seed: 5}}, K: 3}
+	r, err := v.Solve(context.Background(), b, countdown.Task{}, countdown.NewProblem(p), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,11 +257,11 @@ func (s *stallingSamples) Complete(ctx context.Context, req *backend.Request) (*
 func TestCountdownVoteJoinsAtGoal(t *testing.T) {
 	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
 	b := &stallingSamples{solved: countdown.DirectTrace(p, mustSolve(t, p))}
-	v := CountdownVote{Inner: Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 5, JoinAtGoal: true}, K: 4}
+	v := Vote{Inner: Search{Options: Options{Env: EnvOff, Temperature: 1, Seed: 5, JoinAtGoal: true}}, K: 4}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	r, err := v.Solve(ctx, b, p)
+	r, err := v.Solve(ctx, b, countdown.Task{}, countdown.NewProblem(p), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +280,16 @@ func TestCountdownVoteJoinsAtGoal(t *testing.T) {
 	if stopped != 3 {
 		t.Errorf("%d of 4 samples stopped, want 3", stopped)
 	}
+}
+
+// cdSolve runs s on a Countdown problem.
+func cdSolve(ctx context.Context, b backend.Backend, s Search, p countdown.Problem) (*Result, error) {
+	return s.Solve(ctx, b, countdown.Task{}, countdown.NewProblem(p), nil)
+}
+
+// effortOf is the effort that asks the Countdown model for a mode.
+func effortOf(m countdown.Mode) string {
+	return map[countdown.Mode]string{countdown.ModeDirect: task.EffortOff, countdown.ModeSerial: "", countdown.ModeParallel: task.EffortDeep}[m]
 }
 
 func mustSolve(t *testing.T, p countdown.Problem) countdown.Solution {
@@ -305,7 +316,7 @@ func TestTotalTokenBudget(t *testing.T) {
 		}
 		root := rec.Sequences[0]
 		budget := len(root.Completion) // the root's first call spends it all
-		res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxTotalTokens: budget}.Solve(context.Background(), r, p)
+		res, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, MaxTotalTokens: budget}}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +339,7 @@ func TestTotalTokenBudget(t *testing.T) {
 		}
 		budget += kids / 2
 		r.lenient = true
-		res, err = Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxTotalTokens: budget}.Solve(context.Background(), r, p)
+		res, err = cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, MaxTotalTokens: budget}}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +376,7 @@ func TestNestedSpawns(t *testing.T) {
 		child:      childCall,
 		grandchild: "Exploring Operation: 26+1=27, Resulting Numbers: [27]\n27,27 equal: Goal Reached\n",
 	}}
-	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxDepth: 2}.Solve(context.Background(), r, p)
+	res, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, MaxDepth: 2}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +389,7 @@ func TestNestedSpawns(t *testing.T) {
 	// A total budget holds down the tree: every spawn splits what its
 	// thread may still spend.
 	for _, budget := range []int{len(rootCall) + 50, len(rootCall) + len(childCall) + 20} {
-		capped, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, MaxDepth: 2, MaxTotalTokens: budget}.Solve(context.Background(), r, p)
+		capped, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, MaxDepth: 2, MaxTotalTokens: budget}}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,7 +397,7 @@ func TestNestedSpawns(t *testing.T) {
 			t.Errorf("%d tokens spent on a budget of %d", capped.TotalTokens, budget)
 		}
 	}
-	flat, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(context.Background(), r, p)
+	flat, err := cdSolve(context.Background(), r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,8 +429,8 @@ func TestSeedDiffersAcrossProblems(t *testing.T) {
 	b := countdown.Problem{Target: 24, Numbers: []int{3, 8, 1, 5}}
 	seedOf := func(p countdown.Problem) uint64 {
 		log := &seedLog{}
-		s := Countdown{Mode: countdown.ModeSerial, Env: EnvOff, Temperature: 1, Seed: 1}
-		if _, err := s.Solve(context.Background(), log, p); err != nil {
+		s := Search{Options: Options{Env: EnvOff, Temperature: 1, Seed: 1}}
+		if _, err := cdSolve(context.Background(), log, s, p); err != nil {
 			t.Fatal(err)
 		}
 		if len(log.seeds) != 1 || log.seeds[0] == 0 {
@@ -480,7 +491,7 @@ func TestJoinAtGoalStopsSiblings(t *testing.T) {
 	defer cancel()
 	r := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second}
 	start := time.Now()
-	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, r, p)
+	res, err := cdSolve(ctx, r, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +518,7 @@ func TestJoinAtGoalStopsSiblings(t *testing.T) {
 	// Without it the siblings run to their end (here: the backend's
 	// patience) and join with all they wrote.
 	full := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
-	whole, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff}.Solve(ctx, full, p)
+	whole, err := cdSolve(ctx, full, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,7 +572,7 @@ func TestJoinAtGoalEdges(t *testing.T) {
 
 	empty := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second,
 		onCancel: func(ctx context.Context) (*backend.Completion, error) { return nil, ctx.Err() }}
-	res, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}.Solve(ctx, empty, p)
+	res, err := cdSolve(ctx, empty, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +592,7 @@ func TestJoinAtGoalEdges(t *testing.T) {
 	// One child at a time: whichever order they start in, once the solved
 	// one finishes, those after it never call the backend.
 	one := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 10 * time.Millisecond}
-	res, err = Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true, MaxChildren: 1}.Solve(ctx, one, p)
+	res, err = cdSolve(ctx, one, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true, MaxChildren: 1}}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +609,7 @@ func TestJoinAtGoalEdges(t *testing.T) {
 
 	broken := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second,
 		onCancel: func(context.Context) (*backend.Completion, error) { return nil, errors.New("server broke") }}
-	if _, err := (Countdown{Mode: countdown.ModeParallel, Env: EnvOff, JoinAtGoal: true}).Solve(ctx, broken, p); err == nil || !strings.Contains(err.Error(), "server broke") {
+	if _, err := cdSolve(ctx, broken, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true}}, p); err == nil || !strings.Contains(err.Error(), "server broke") {
 		t.Errorf("a backend failing after the stop: %v", err)
 	}
 }

@@ -26,8 +26,12 @@ func (s *scripted) Complete(_ context.Context, req *backend.Request) (*backend.C
 	s.mu.Lock()
 	s.prompts = append(s.prompts, req.Prompt)
 	s.mu.Unlock()
-	// The tests run with Seed 100: sample i is seeded base+i+1.
-	i := int(req.Seed - Sampling{Seed: 100}.base(req.Prompt) - 1)
+	// The tests run with Seed 100: sample i is seeded base+i+1. A single
+	// search, seeded otherwise, gets the first answer.
+	i := int(req.Seed - sampleBase(100, req.Prompt) - 1)
+	if i < 0 || i >= len(s.answers) {
+		i = 0
+	}
 	text := "Working it out... so \\boxed{" + s.answers[i] + "}"
 	return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
 }
@@ -35,7 +39,7 @@ func (s *scripted) Complete(_ context.Context, req *backend.Request) (*backend.C
 func TestVoteGroupsEquivalentAnswers(t *testing.T) {
 	b := &scripted{answers: []string{"3", "0.5", `\frac{1}{2}`, "4", "1/2"}}
 	p := task.Problem{Task: "math", Text: "What is one half?", Answer: "0.5"}
-	r, err := Vote{Sampling{Temperature: 1, Seed: 100}, 5}.Solve(context.Background(), b, taskmath.Task{}, p)
+	r, err := Vote{Inner: Search{Options: Options{Temperature: 1, Seed: 100}}, K: 5}.Solve(context.Background(), b, taskmath.Task{}, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,38 +54,62 @@ func TestVoteGroupsEquivalentAnswers(t *testing.T) {
 	}
 }
 
-func TestBestTakesAVerifiedAnswer(t *testing.T) {
+// checkedMath is math with a checker that knows the answer is 12: a task
+// whose answers can be checked without a reference.
+type checkedMath struct{ taskmath.Task }
+
+func (checkedMath) Check(_ task.Problem, answer string) error {
+	if answer != "12" {
+		return errors.New("not 12")
+	}
+	return nil
+}
+
+func TestBestTakesACheckedAnswer(t *testing.T) {
 	b := &scripted{answers: []string{"7", "7", "12"}}
-	p := task.Problem{Task: "math", Text: "3*4?", Answer: "#### 12"}
-	r, err := Best{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	p := task.Problem{Task: "math", Text: "3*4?"}
+	best, err := Parse("best:k=3", Options{Temperature: 1, Seed: 100}, checkedMath{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Answer != "12" {
-		t.Errorf("best-of-3 answered %q", r.Answer)
+	r, err := best.Solve(context.Background(), b, checkedMath{}, p, nil)
+	if err != nil || r.Answer != "12" {
+		t.Errorf("best-of-3 answered %q, %v", r.Answer, err)
 	}
-	vote, err := Vote{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	vote, err := Vote{Inner: Search{Options: Options{Temperature: 1, Seed: 100}}, K: 3}.Solve(context.Background(), b, checkedMath{}, p, nil)
 	if err != nil || vote.Answer != "7" {
 		t.Errorf("vote answered %q, %v", vote.Answer, err)
 	}
-	// Without a reference, best falls back to the vote.
-	p.Answer = ""
-	if r, _ := (Best{Sampling{Temperature: 1, Seed: 100}, 3}).Solve(context.Background(), b, taskmath.Task{}, p); r.Answer != "7" {
-		t.Errorf("best without a reference answered %q", r.Answer)
+	// Math has a reference answer, not a checker: picking by it is pass@k.
+	p.Answer = "12"
+	if _, err := Parse("best:k=3", Options{Temperature: 1}, taskmath.Task{}); err == nil || !strings.Contains(err.Error(), "pass@k") {
+		t.Errorf("best-of-N on math: %v", err)
+	}
+	if _, err := (Best{Vote{Inner: Search{}, K: 3}}).Solve(context.Background(), b, taskmath.Task{}, p, nil); err == nil {
+		t.Error("best-of-N ran on math, picking by the reference answer")
 	}
 }
 
-func TestParseStrategy(t *testing.T) {
-	for spec, want := range map[string]string{"serial": "serial", "vote:k=8": "vote:k=8", "best:k=2": "best:k=2"} {
-		s, err := ParseStrategy(spec, Sampling{})
+func TestParse(t *testing.T) {
+	for spec, want := range map[string]string{"serial": "serial", "vote:k=8": "vote:k=8", "vote:k=4:apr": "vote:k=4:apr",
+		"best:k=2": "best:k=2", "best:k=4:apr": "best:k=4:apr", "direct": "direct", "apr": "apr", "hybrid:effort=deep": "hybrid:effort=deep",
+		"aggregate:k=3": "aggregate:k=3", "deepthink:k=2": "deepthink:k=2"} {
+		s, err := Parse(spec, Options{Temperature: 1}, countdown.Task{})
 		if err != nil || s.Name() != want {
 			t.Errorf("%q: %v, %v", spec, s, err)
 		}
 	}
-	for _, bad := range []string{"vote", "vote:k=0", "vote:n=3", "best:k=x", "serial:k=2", "wide"} {
-		if _, err := ParseStrategy(bad, Sampling{}); err == nil {
+	for _, bad := range []string{"vote", "vote:k=0", "vote:n=3", "best:k=x", "serial:k=2", "wide", "vote:k=2:vote:k=2",
+		"aggregate:k=2:apr", "vote:k=2:wide", "apr:k=2"} {
+		if _, err := Parse(bad, Options{Temperature: 1}, countdown.Task{}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	if _, err := Parse("vote:k=4", Options{}, countdown.Task{}); err == nil || !strings.Contains(err.Error(), "temperature") {
+		t.Errorf("a greedy vote: %v", err)
+	}
+	if _, err := Parse("apr", Options{}, taskmath.Task{}); err == nil || !strings.Contains(err.Error(), "protocol") {
+		t.Errorf("apr on math: %v", err)
 	}
 }
 
@@ -103,7 +131,7 @@ func (j *judge) Complete(ctx context.Context, req *backend.Request) (*backend.Co
 func TestAggregateReadsTheSamples(t *testing.T) {
 	b := &judge{scripted{answers: []string{"7", "12", "7"}}}
 	p := task.Problem{Task: "math", Text: "3*4?", Answer: "12"}
-	r, err := Aggregate{Sampling{Temperature: 1, Seed: 100}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	r, err := Aggregate{Options: Options{Temperature: 1, Seed: 100}, K: 3}.Solve(context.Background(), b, taskmath.Task{}, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +156,7 @@ func TestEventsTellTheRun(t *testing.T) {
 	var events []Event
 	observe := func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	b := &scripted{answers: []string{"1", "2", "2"}}
-	r, err := Vote{Sampling{Temperature: 1, Seed: 100, Observe: observe}, 3}.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Text: "x"})
+	r, err := Vote{Inner: Search{Options: Options{Temperature: 1, Seed: 100}}, K: 3}.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Text: "x"}, observe)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +193,7 @@ func TestCountdownEvents(t *testing.T) {
 	var mu sync.Mutex
 	started := map[string]string{}
 	finished := 0
-	_, err := Countdown{Mode: countdown.ModeParallel, Env: EnvOff, Observe: func(e Event) {
+	_, err := Search{Options: Options{Env: EnvOff}, Effort: task.EffortDeep}.Solve(context.Background(), r, countdown.Task{}, countdown.NewProblem(p), func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch e.Kind {
@@ -177,7 +205,7 @@ func TestCountdownEvents(t *testing.T) {
 			}
 			finished++
 		}
-	}}.Solve(context.Background(), r, p)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +245,7 @@ func (th *thinker) Complete(ctx context.Context, req *backend.Request) (*backend
 func TestDeepThinkJudgesAndRefines(t *testing.T) {
 	b := &thinker{scripted: scripted{answers: []string{"7", "11", "9"}}}
 	p := task.Problem{Text: "3*4?"}
-	r, err := DeepThink{Sampling{Temperature: 1, Seed: 100, Effort: "deep"}, 3}.Solve(context.Background(), b, taskmath.Task{}, p)
+	r, err := DeepThink{Options: Options{Temperature: 1, Seed: 100}, K: 3, Effort: "deep"}.Solve(context.Background(), b, taskmath.Task{}, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,16 +260,16 @@ func TestDeepThinkJudgesAndRefines(t *testing.T) {
 			t.Errorf("a call at effort %q", e)
 		}
 	}
-	h, err := ParseStrategy("hybrid:effort=off", Sampling{Seed: 100})
+	h, err := Parse("hybrid:effort=off", Options{Seed: 100}, taskmath.Task{})
 	if err != nil || h.Name() != "hybrid:effort=off" {
 		t.Fatalf("%v, %v", h, err)
 	}
 	b.efforts = nil
-	if _, err := h.Solve(context.Background(), b, taskmath.Task{}, p); err != nil || len(b.efforts) != 1 || b.efforts[0] != "off" {
+	if _, err := h.Solve(context.Background(), b, taskmath.Task{}, p, nil); err != nil || len(b.efforts) != 1 || b.efforts[0] != "off" {
 		t.Errorf("hybrid asked with efforts %q, %v", b.efforts, err)
 	}
 	for _, bad := range []string{"hybrid", "hybrid:effort=max", "deepthink"} {
-		if _, err := ParseStrategy(bad, Sampling{}); err == nil {
+		if _, err := Parse(bad, Options{}, taskmath.Task{}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -263,7 +291,7 @@ func (s *sampler) CompleteN(_ context.Context, req *backend.Request, n int) ([]*
 	var out []*backend.Completion
 	for i := range n {
 		// Run with Seed 10: samples 1, 2, ... answer 5, 4, 5, ...
-		k := req.Seed - Sampling{Seed: 10}.base(req.Prompt) + uint64(i)
+		k := req.Seed - sampleBase(10, req.Prompt) + uint64(i)
 		text := fmt.Sprintf("the answer is %d", 4+int(k%2))
 		if req.OnChunk != nil {
 			req.OnChunk(backend.Chunk{Text: text, Index: i})
@@ -280,17 +308,17 @@ func TestVoteSamplesInOneRequest(t *testing.T) {
 	b := &sampler{}
 	var mu sync.Mutex
 	deltas := map[string]int{}
-	st, err := ParseStrategy("vote:k=5", Sampling{Temperature: 1, Seed: 10, Observe: func(e Event) {
+	st, err := Parse("vote:k=5", Options{Temperature: 1, Seed: 10}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "2+2?", Answer: "4"}, func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if e.Kind == ThreadDelta {
 			deltas[e.Thread]++
 		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := st.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "2+2?", Answer: "4"})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,12 +330,12 @@ func TestVoteSamplesInOneRequest(t *testing.T) {
 
 // Free-text problems given one seed sample independently too.
 func TestSampleSeedsDifferAcrossProblems(t *testing.T) {
-	s := Sampling{Temperature: 1, Seed: 7}
+	s := Search{Options: Options{Temperature: 1, Seed: 7}}
 	seeds := map[uint64]string{}
 	for _, q := range []string{"What is 2+2?", "What is 3+3?"} {
 		b := &seedLog{}
 		p := task.Problem{Task: "math", Text: q, Answer: "4"}
-		if _, err := (Vote{s, 3}).Solve(context.Background(), b, taskmath.Task{}, p); err != nil {
+		if _, err := (Vote{Inner: s, K: 3}).Solve(context.Background(), b, taskmath.Task{}, p, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, seed := range b.seeds {

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/models"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
+	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tasks"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// This file holds what several commands share in reading their command
+// line: the usage error, positional-argument checks, the engine's flags,
+// and the flags of a run of strategies on a task.
+
+// usageErrorf reports bad arguments (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
+}
+
+// exactArgs is cobra.ExactArgs with the usage exit code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %d arguments, got %d (see '%s --help')", c.Name(), n, len(args), c.CommandPath())
+		}
+		return nil
+	}
+}
+
+// problemArgs checks the arguments of a Countdown problem, the target and
+// its numbers: between min and max of them.
+func problemArgs(min, max int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return usageErrorf("%s takes the target and %d to %d numbers, got %d arguments (see '%s --help')",
+				c.Name(), countdown.MinCount, countdown.MaxCount, len(args), c.CommandPath())
+		}
+		return nil
+	}
+}
+
+// parseProblemArgs reads "TARGET N1 N2 ..." from the command line.
+func parseProblemArgs(args []string) (countdown.Problem, error) {
+	var p countdown.Problem
+	for i, a := range args {
+		v, err := countdown.ParseNumber(a)
+		if err != nil {
+			what := "number"
+			if i == 0 {
+				what = "target"
+			}
+			return p, usageErrorf("%s: %v", what, err)
+		}
+		if i == 0 {
+			p.Target = v
+		} else {
+			p.Numbers = append(p.Numbers, v)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return p, usageErrorf("%v", err)
+	}
+	return p, nil
+}
+
+// parseInts reads a comma-separated list of counts in 1..256.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || v <= 0 || v > 256 {
+			return nil, fmt.Errorf("%q must be a whole number in 1..256", part)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// engineFlags are the options of every command that runs the embedded
+// engine.
+type engineFlags struct {
+	modelDir   string
+	cacheMiB   int
+	stepToks   int
+	threadCap  int
+	fairShare  int
+	stepWork   int
+	idle       time.Duration
+	weights    string
+	f32Weights bool // the deprecated spelling of --weights f32
+	kvType     string
+	context    int
+}
+
+func (f *engineFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.modelDir, "model", "", "model directory: config.json, tokenizer.json, model.safetensors (default: the embedded Countdown model)")
+	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
+	fl.DurationVar(&f.idle, "kv-idle-release", engine.DefaultIdleRelease, "after this long with nothing to do, drop the KV cache and return its memory (-1s: never)")
+	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
+	fl.IntVar(&f.stepWork, "step-work", engine.DefaultStepWork, "most work one forward pass carries, in rows of weight products, attention to cached positions counted: bounds how long a new request waits for the step in progress (-1: no bound)")
+	fl.IntVar(&f.threadCap, "max-threads", engine.DefaultMaxThreads, "most threads decoding at once")
+	fl.IntVar(&f.fairShare, "fair-share", engine.DefaultFairShare, "while several requests run, one wider than this many times the narrowest gets at most that much of each step's work (threads weighed by their rows' cost; -1: no bound, first come first served)")
+	registerWeightFlags(fl, &f.weights, &f.f32Weights)
+	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
+	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
+}
+
+func (f *engineFlags) options() (engine.Options, error) {
+	switch {
+	case f.cacheMiB <= 0:
+		return engine.Options{}, usageErrorf("--kv-cache must be a positive number of MiB")
+	case f.stepToks <= 0:
+		return engine.Options{}, usageErrorf("--step-tokens must be positive")
+	case f.threadCap <= 0:
+		return engine.Options{}, usageErrorf("--max-threads must be positive")
+	case f.idle == 0:
+		return engine.Options{}, usageErrorf("--kv-idle-release must be positive, or negative for never")
+	case f.stepWork == 0 || f.stepWork < -1:
+		return engine.Options{}, usageErrorf("--step-work must be positive, or -1 for no bound")
+	case f.fairShare == 0 || f.fairShare < -1:
+		return engine.Options{}, usageErrorf("--fair-share must be positive, or -1 for no bound")
+	case f.context < 0:
+		return engine.Options{}, usageErrorf("--context must be >= 0 (0: the model's own)")
+	}
+	kv8, err := parseKVCacheType(f.kvType)
+	if err != nil {
+		return engine.Options{}, err
+	}
+	weights, err := parseWeights(f.weights, f.f32Weights)
+	if err != nil {
+		return engine.Options{}, err
+	}
+	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FairShare: f.fairShare, StepWork: f.stepWork, IdleRelease: f.idle,
+		Weights: weights, KV8: kv8, Context: f.context, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
+}
+
+// open opens the engine these flags describe: --model's, or the embedded
+// Countdown model.
+func (f *engineFlags) open() (*engine.Engine, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, err
+	}
+	if f.modelDir == "" {
+		if !models.Has(models.Countdown) {
+			return nil, usageErrorf("this build embeds no model yet: pass --model DIR (config.json, tokenizer.json, model.safetensors)")
+		}
+		return engine.OpenFS(models.FS, models.Countdown, opts)
+	}
+	return engine.Open(f.modelDir, opts)
+}
+
+// fingerprint identifies the model these flags open (model.Fingerprint).
+// An eval run records it, so that samples of another model (a newer
+// braid's embedded one, a checkpoint trained further) never join a run
+// begun with this one.
+func (f *engineFlags) fingerprint() (string, error) {
+	if f.modelDir != "" {
+		return model.Fingerprint(os.DirFS(f.modelDir), ".")
+	}
+	return model.Fingerprint(models.FS, models.Countdown)
+}
+
+// registerWeightFlags adds --weights, and --f32-weights, the flag it
+// replaced, kept so that scripts written for it still run.
+func registerWeightFlags(fl *pflag.FlagSet, weights *string, f32 *bool) {
+	fl.StringVar(weights, "weights", string(engine.WeightsF16), "the weight matrices' numbers: f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations, needs AVX-512 BF16: products of many rows up to 2x faster, 8 significant bits) or f32")
+	fl.BoolVar(f32, "f32-weights", false, "keep the weights in float32")
+	if err := fl.MarkDeprecated("f32-weights", "use --weights f32"); err != nil {
+		panic(err) // the flag was just added
+	}
+}
+
+// parseWeights reads --weights, and --f32-weights where it was given.
+func parseWeights(s string, f32 bool) (engine.WeightFormat, error) {
+	w, err := engine.ParseWeightFormat(s)
+	if err != nil {
+		return "", usageErrorf("--weights: %v", err)
+	}
+	if f32 {
+		if w != engine.WeightsF16 && w != engine.WeightsF32 {
+			return "", usageErrorf("--f32-weights contradicts --weights %s", w)
+		}
+		w = engine.WeightsF32
+	}
+	return w, nil
+}
+
+// parseKVCacheType reads --kv-cache-type: whether the cache is 8-bit.
+func parseKVCacheType(s string) (kv8 bool, err error) {
+	switch s {
+	case "f16":
+		return false, nil
+	case "q8":
+		return true, nil
+	}
+	return false, usageErrorf("--kv-cache-type %q: want f16 or q8", s)
+}
+
+// runFlags are the flags of a run of strategies on a task, shared by
+// solve and eval: the model, where it runs, and the strategies' options.
+type runFlags struct {
+	ef                  engineFlags
+	taskName, envMode   string
+	temperature         float64
+	maxTokens, maxTotal int
+	maxDepth            int
+	joinAtGoal          bool
+	concurrent          int
+	remoteURLs          []string
+	remoteModel, apiKey string
+	guided              bool
+	// The help of the flags that differ between commands.
+	taskUsage, concurrentUsage, backendUsage string
+}
+
+// register adds the flags to cmd.
+func (f *runFlags) register(cmd *cobra.Command) {
+	f.ef.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.taskName, "task", "countdown", f.taskUsage)
+	fl.StringVar(&f.envMode, "env", "constrain", "the Countdown environment: off, fill or constrain")
+	fl.Float64Var(&f.temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fl.IntVar(&f.maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
+	fl.IntVar(&f.maxTotal, "max-total-tokens", 0, "most tokens of all threads of a run together (0: no limit)")
+	fl.IntVar(&f.maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
+	fl.BoolVar(&f.joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
+	fl.IntVar(&f.concurrent, "concurrent", 16, f.concurrentUsage)
+	fl.StringSliceVar(&f.remoteURLs, "backend", nil, f.backendUsage)
+	fl.StringVar(&f.remoteModel, "backend-model", "", "the model name to send to --backend")
+	fl.StringVar(&f.apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
+	fl.BoolVar(&f.guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding (vLLM, or another braid serve)")
+}
+
+// check reads the task and the strategies' options, refusing what the task
+// cannot run where the model runs.
+func (f *runFlags) check() (task.Task, reason.Options, error) {
+	t, err := tasks.Lookup(f.taskName)
+	if err != nil {
+		return nil, reason.Options{}, usageErrorf("--task: %v", err)
+	}
+	env, err := reason.ParseEnvMode(f.envMode)
+	if err != nil {
+		return nil, reason.Options{}, usageErrorf("--env: %v", err)
+	}
+	if f.maxTokens < 0 || f.maxTotal < 0 || f.concurrent <= 0 || f.temperature < 0 {
+		return nil, reason.Options{}, usageErrorf("--max-tokens and --max-total-tokens must be >= 0, --concurrent positive, --temperature >= 0")
+	}
+	if err := checkJoinAtGoal(f.joinAtGoal, t); err != nil {
+		return nil, reason.Options{}, err
+	}
+	// The embedded model, and the checkpoints --model loads, are
+	// Countdown search models.
+	if len(f.remoteURLs) == 0 && t.Name() != (countdown.Task{}).Name() {
+		return nil, reason.Options{}, usageErrorf("--task %s needs --backend (and --backend-model): the embedded model and --model checkpoints are Countdown search models", t.Name())
+	}
+	_, hasEnv := t.(task.Environment)
+	if f.maxDepth < 1 || f.maxDepth > 1 && hasEnv && env != reason.EnvOff {
+		return nil, reason.Options{}, usageErrorf("--max-depth %d: want 1, or more with --env off (the %s environment lets only the root spawn)", f.maxDepth, t.Name())
+	}
+	if len(f.remoteURLs) > 0 && hasEnv && env == reason.EnvConstrain && !f.guided {
+		return nil, reason.Options{}, usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
+	}
+	return t, reason.Options{Env: env, MaxTokens: f.maxTokens, Temperature: f.temperature, MaxTotalTokens: f.maxTotal,
+		MaxDepth: f.maxDepth, JoinAtGoal: f.joinAtGoal}, nil
+}
+
+// backend opens where the model runs: the --backend servers, else the
+// engine. Guided choices go to a server only for a task with an
+// environment.
+func (f *runFlags) backend(t task.Task) (backend.Backend, func(), error) {
+	_, hasEnv := t.(task.Environment)
+	return openBackend(&f.ef, f.remoteURLs, f.remoteModel, f.apiKey, f.guided && hasEnv)
+}
+
+// envName is the environment's mode as outputs name it, "" for a task
+// without an environment.
+func (f *runFlags) envName(t task.Task) string {
+	if _, ok := t.(task.Environment); ok {
+		return f.envMode
+	}
+	return ""
+}
+
+// checkJoinAtGoal refuses --join-at-goal for a task that could not say
+// when to stop: it stops parallel children at the first solved one, and a
+// vote's samples at the first checked answer.
+func checkJoinAtGoal(on bool, t task.Task) error {
+	if !on {
+		return nil
+	}
+	_, protocol := t.(task.Protocol)
+	_, checker := t.(task.Checker)
+	if !protocol && !checker {
+		return usageErrorf("--join-at-goal stops parallel children and vote samples at a checked answer; the %s task can check none", t.Name())
+	}
+	return nil
+}

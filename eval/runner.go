@@ -1,0 +1,84 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
+)
+
+// Runner takes one cell of a grid: a strategy of a task on one of its
+// problems, with a seed, on a backend. It is what every evaluation runs:
+// braid eval's grid and training's in-run evaluations alike.
+type Runner struct {
+	Task     task.Task
+	Backend  backend.Backend
+	Problems []task.Problem
+	// Options are the strategies' options; the runner sets each cell's
+	// seed.
+	Options reason.Options
+}
+
+// Check reports what is wrong with running the strategies: one the task
+// cannot run, or a perturbation it does not know.
+func (r Runner) Check(strategies []string, perturbation string) error {
+	for _, name := range strategies {
+		if _, err := reason.Parse(name, r.Options, r.Task); err != nil {
+			return err
+		}
+	}
+	if perturbation != "" && len(r.Problems) > 0 {
+		if _, err := r.problem(Cell{Perturb: perturbation}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Solve takes cell c; it is a Grid's solve function. Sampled runs seed
+// each cell with its seed; greedy ones need none.
+func (r Runner) Solve(ctx context.Context, c Cell) (Outcome, error) {
+	p, err := r.problem(c)
+	if err != nil {
+		return Outcome{}, err
+	}
+	o := r.Options
+	o.Seed = 0
+	if o.Temperature > 0 {
+		o.Seed = c.Seed
+	}
+	st, err := reason.Parse(c.Strategy, o, r.Task)
+	if err != nil {
+		return Outcome{}, err
+	}
+	res, err := st.Solve(ctx, r.Backend, r.Task, p, nil)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return OutcomeOf(r.Task, p, res), nil
+}
+
+// problem is the cell's problem, perturbed as the cell says: keyed by the
+// problem's index, so every strategy and seed sees one perturbation.
+func (r Runner) problem(c Cell) (task.Problem, error) {
+	p := r.Problems[c.Index]
+	if c.Perturb == "" {
+		return p, nil
+	}
+	pt, ok := r.Task.(task.Perturber)
+	if !ok {
+		return task.Problem{}, fmt.Errorf("eval: the %s task has no perturbations", r.Task.Name())
+	}
+	return pt.Perturb(p, c.Perturb, uint64(c.Index))
+}
+
+// OutcomeOf is what a strategy's result on p says for an evaluation: the
+// answer, whether the task verifies it, its class for maj@k, its costs and
+// its trace tree.
+func OutcomeOf(t task.Task, p task.Problem, r *reason.Result) Outcome {
+	o := Outcome{Answer: r.Answer, Class: t.Class(p, r.Answer), Usage: r.Usage, TokensToGoal: r.TokensToGoal, Tree: r.Tree}
+	o.Correct, _ = t.Verify(p, r.Answer)
+	return o
+}

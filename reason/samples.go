@@ -1,0 +1,356 @@
+package reason
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+)
+
+// Vote is self-consistency: K runs of an inner search, sampled, and the
+// answer most of them give, answers grouped by the task's equivalence
+// (equal numbers are one answer; on Countdown, every answer that reaches
+// the target), not by their spelling. Ties go to the answer given first.
+// Runs that are one call each go to the backend as one request for K
+// samples, which a server prefills once; others (in an environment,
+// spawning, or to be stopped at the first checked answer) run
+// concurrently.
+type Vote struct {
+	Inner Search
+	K     int
+	label string
+}
+
+// Name implements Strategy.
+func (v Vote) Name() string {
+	if v.label != "" {
+		return v.label
+	}
+	if v.Inner.Name() == "serial" {
+		return fmt.Sprintf("vote:k=%d", v.K)
+	}
+	return fmt.Sprintf("vote:k=%d:%s", v.K, v.Inner.Name())
+}
+
+// Solve implements Strategy.
+func (v Vote) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
+	observe = serialized(observe)
+	r, answers, err := v.runs(ctx, b, t, p, observe)
+	if err != nil {
+		return nil, err
+	}
+	r.Answer = majority(t, p, answers)
+	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
+}
+
+// runs draws the vote's K runs under one root thread, "samples", and
+// returns the result without its answer, and each run's answer in order.
+func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, []string, error) {
+	if v.K < 1 {
+		return nil, nil, fmt.Errorf("reason: vote of %d", v.K)
+	}
+	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal {
+		return samples(ctx, v.Inner, v.K, b, t, p, observe)
+	}
+	start := time.Now()
+	runs := make([]*Result, v.K)
+	errs := make([]error, v.K)
+	goal := newGoalWatch(t) // the runs go together: the first goal of any
+	// With JoinAtGoal the first run to give an answer the task's checker
+	// accepts stops the others, as a spawn's first solved child stops its
+	// siblings: a checked answer is the answer whatever the others say.
+	checker, _ := t.(task.Checker)
+	vctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
+	var wg sync.WaitGroup
+	for i := range v.K {
+		inner := v.Inner
+		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
+		wg.Go(func() {
+			runs[i], errs[i] = inner.solve(vctx, b, t, p, observe.under(fmt.Sprintf("sample %d", i+1), "samples"), goal)
+			if v.Inner.JoinAtGoal && checker != nil && errs[i] == nil && runs[i].Answer != "" && checker.Check(p, runs[i].Answer) == nil {
+				stop(errSiblingSolved)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	root := &Thread{Node: "samples"}
+	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}
+	answers := make([]string, v.K)
+	for i, run := range runs {
+		root.Children = append(root.Children, run.Tree)
+		r.Threads += run.Threads
+		r.TotalTokens += run.TotalTokens
+		r.PromptTokens += run.PromptTokens
+		r.CachedTokens += run.CachedTokens
+		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
+		answers[i] = run.Answer
+	}
+	root.Wall = time.Since(start)
+	root.WallMS = root.Wall.Milliseconds()
+	r.LatencyMS = root.WallMS
+	observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
+	return r, answers, nil
+}
+
+// Best is best-of-N: a vote's K runs, and the first answer the task's
+// checker accepts; when it accepts none, the vote's answer. Parse offers it
+// only for a task with a checker: picking by a reference answer is an
+// oracle (pass@k), not a strategy.
+type Best struct{ Vote }
+
+// Name implements Strategy.
+func (s Best) Name() string {
+	if s.label != "" {
+		return s.label
+	}
+	return "best" + strings.TrimPrefix(s.Vote.Name(), "vote")
+}
+
+// Solve implements Strategy.
+func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
+	checker, ok := t.(task.Checker)
+	if !ok {
+		return nil, fmt.Errorf("reason: %s has no checker for best-of-N to pick by", t.Name())
+	}
+	observe = serialized(observe)
+	r, answers, err := s.runs(ctx, b, t, p, observe)
+	if err != nil {
+		return nil, err
+	}
+	r.Answer = majority(t, p, answers)
+	for _, a := range answers {
+		if a != "" && checker.Check(p, a) == nil {
+			r.Answer = a
+			break
+		}
+	}
+	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
+}
+
+// Aggregate draws K samples, then asks the model once more, with the
+// question and all K solutions, for one final answer: the aggregator reads
+// the others' reasoning, not just their answers (for chat models).
+type Aggregate struct {
+	Options
+	K int
+	// Effort is the reasoning effort the requests ask for ("" for the
+	// model's default).
+	Effort string
+}
+
+// Name implements Strategy.
+func (s Aggregate) Name() string { return fmt.Sprintf("aggregate:k=%d", s.K) }
+
+// Solve implements Strategy.
+func (s Aggregate) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
+	observe = serialized(observe)
+	r, _, err := samples(ctx, Search{Options: s.Options, Effort: s.Effort}, s.K, b, t, p, observe)
+	if err != nil {
+		return nil, err
+	}
+	prompt := withSolutions(t.Prompt(p), "attempted", r.Tree.Children) +
+		"\nSome of them may be wrong. Check them against each other, then write one correct solution."
+	// The judgement is not sampled.
+	judge, err := call(ctx, b, s.MaxTokens, s.Effort, observe, "aggregate", prompt)
+	if err != nil {
+		return nil, err
+	}
+	judge.Children = r.Tree.Children
+	r.Tree = judge
+	r.add(judge)
+	r.CriticalPathTokens += judge.Tokens
+	r.LatencyMS += judge.WallMS
+	r.Answer = t.Extract(p, judge.Text)
+	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
+}
+
+// DeepThink branches into K samples, has the model judge which is best,
+// then has it check and refine that one into the final solution (for chat
+// models).
+type DeepThink struct {
+	Options
+	K int
+	// Effort is the reasoning effort the requests ask for ("" for the
+	// model's default).
+	Effort string
+}
+
+// Name implements Strategy.
+func (s DeepThink) Name() string { return fmt.Sprintf("deepthink:k=%d", s.K) }
+
+// Solve implements Strategy.
+func (s DeepThink) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
+	observe = serialized(observe)
+	r, _, err := samples(ctx, Search{Options: s.Options, Effort: s.Effort}, s.K, b, t, p, observe)
+	if err != nil {
+		return nil, err
+	}
+	judging := withSolutions(t.Prompt(p), "candidate", r.Tree.Children) +
+		fmt.Sprintf("\nWhich solution is most likely correct? Reply with its number, 1 to %d, first.", s.K)
+	judge, err := call(ctx, b, s.MaxTokens, s.Effort, observe, "judge", judging)
+	if err != nil {
+		return nil, err
+	}
+	pick := 0
+	if m := firstNumber.FindString(judge.Text); m != "" {
+		if n, err := strconv.Atoi(m); err == nil && n >= 1 && n <= s.K {
+			pick = n - 1
+		}
+	}
+	chosen := r.Tree.Children[pick]
+	refine := t.Prompt(p) + "\n\nHere is a solution:\n\n" + strings.TrimSpace(chosen.Text) +
+		"\n\nCheck every step. Fix any mistake, and write the final solution."
+	final, err := call(ctx, b, s.MaxTokens, s.Effort, observe, "refine", refine)
+	if err != nil {
+		return nil, err
+	}
+	judge.Children = r.Tree.Children
+	final.Children = []*Thread{judge}
+	r.Tree = final
+	r.add(judge)
+	r.add(final)
+	r.CriticalPathTokens += judge.Tokens + final.Tokens
+	r.LatencyMS += judge.WallMS + final.WallMS
+	r.Answer = t.Extract(p, final.Text)
+	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
+	return r, nil
+}
+
+var firstNumber = regexp.MustCompile(`\d+`)
+
+// withSolutions is a prompt followed by the samples' solutions, numbered
+// from 1, for a stage that reads them.
+func withSolutions(prompt, kind string, samples []*Thread) string {
+	var b strings.Builder
+	b.WriteString(prompt)
+	fmt.Fprintf(&b, "\n\nHere are %d %s solutions:\n", len(samples), kind)
+	for i, th := range samples {
+		fmt.Fprintf(&b, "\n--- Solution %d ---\n%s\n", i+1, strings.TrimSpace(th.Text))
+	}
+	return b.String()
+}
+
+// call is one greedy call of a multi-stage strategy, as a thread.
+func call(ctx context.Context, b backend.Backend, maxTokens int, effort string, observe Observer, name, prompt string) (*Thread, error) {
+	start := time.Now()
+	observe.emit(Event{Kind: ThreadStarted, Thread: name})
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: maxTokens, Effort: effort, OnChunk: observe.stream(name, "")})
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Since(start)
+	observe.emit(Event{Kind: ThreadFinished, Thread: name, Tokens: c.Usage.CompletionTokens})
+	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
+		PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
+		Finish: string(c.Finish)}, nil
+}
+
+// sampleBase is the seed the samples of the problem with this prompt count
+// from: sample i draws with base+i+1, as a backend that takes n seeds the
+// samples of one request.
+func sampleBase(seed uint64, prompt string) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s", seed, prompt)
+	return h.Sum64() >> 1 // base+i+1 never wraps to 0, which means unseeded
+}
+
+// samples draws k one-call runs of s concurrently under one root thread
+// and returns the result without its answer, and each sample's answer in
+// order.
+func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, []string, error) {
+	if k < 1 {
+		return nil, nil, fmt.Errorf("reason: %d samples", k)
+	}
+	start := time.Now()
+	observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
+	// The k samples go as one request where the backend takes n (the
+	// server prefills the prompt once), else as k concurrent ones; sample
+	// i samples with base+i+1 either way.
+	prompt := s.prompt(t, p)
+	seed := uint64(0)
+	if s.Seed != 0 {
+		seed = sampleBase(s.Seed, prompt) + 1
+	}
+	streams := make([]func(backend.Chunk), k)
+	for i := range k {
+		observe.emit(Event{Kind: ThreadStarted, Thread: strconv.Itoa(i), Parent: "samples"})
+		streams[i] = observe.stream(strconv.Itoa(i), "samples")
+	}
+	// A sample's wall time runs to its last chunk: samples drawn in one
+	// request all return together.
+	last := make([]time.Time, k)
+	req := &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.requestEffort(t),
+		OnChunk: func(c backend.Chunk) {
+			last[c.Index] = time.Now() // each index from one goroutine at a time
+			if streams[c.Index] != nil {
+				streams[c.Index](c)
+			}
+		}}
+	cs, err := backend.CompleteN(ctx, b, req, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	threads := make([]*Thread, k)
+	for i, c := range cs {
+		name := strconv.Itoa(i)
+		wall := time.Since(start)
+		if !last[i].IsZero() {
+			wall = last[i].Sub(start)
+		}
+		observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: "samples", Tokens: c.Usage.CompletionTokens})
+		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
+			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
+			Finish: string(c.Finish), Reason: c.EnvError}
+	}
+	root := &Thread{Node: "samples", Children: threads}
+	r := &Result{Tree: root, TokensToGoal: -1}
+	answers := make([]string, k)
+	for i, th := range threads {
+		answers[i] = t.Extract(p, prompt+th.Text)
+		r.add(th)
+		r.CriticalPathTokens = max(r.CriticalPathTokens, th.Tokens)
+	}
+	root.Wall = time.Since(start)
+	root.WallMS = root.Wall.Milliseconds()
+	r.LatencyMS = root.WallMS
+	observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
+	return r, answers, nil
+}
+
+// majority is the answer most samples give, by the task's equivalence,
+// ties to the one given first; "" when none gave one.
+func majority(t task.Task, p task.Problem, answers []string) string {
+	best, top := "", 0
+	for i, a := range answers {
+		if a == "" {
+			continue
+		}
+		n := 0
+		for _, b := range answers {
+			if b != "" && t.Equivalent(p, a, b) {
+				n++
+			}
+		}
+		if n > top || n == top && best == "" {
+			best, top = answers[i], n
+		}
+	}
+	return best
+}

@@ -1,0 +1,353 @@
+package reason
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+)
+
+// Search runs one thread from the task's prompt at a reasoning effort: in
+// the task's environment when it has one, and, at effort deep on a task
+// with a parallel protocol (APR), spawning children that run concurrently
+// and resuming the parent with their results joined. A task.Modal task's
+// model takes the effort in its prompt (Countdown: direct, serial or
+// parallel search); any other's backend takes it with the request.
+type Search struct {
+	Options
+	// Effort is "" for the model's default, or task.EffortOff, Light or
+	// Deep.
+	Effort string
+	label  string // the name Parse read
+}
+
+// Name implements Strategy.
+func (s Search) Name() string {
+	if s.label != "" {
+		return s.label
+	}
+	switch s.Effort {
+	case "":
+		return "serial"
+	case task.EffortOff:
+		return "direct"
+	case task.EffortDeep:
+		return "apr"
+	}
+	return "hybrid:effort=" + s.Effort
+}
+
+// Solve implements Strategy.
+func (s Search) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
+	return s.solve(ctx, b, t, p, serialized(observe), newGoalWatch(t))
+}
+
+// search is one run of a Search: what its threads share.
+type search struct {
+	Search
+	t       task.Task
+	p       task.Problem
+	observe Observer
+	used    *atomic.Int64 // tokens spent so far in this run
+	goal    *goalWatch
+	// protocol is the task's, when the run's threads may spawn.
+	protocol task.Protocol
+}
+
+func (s Search) solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer, goal *goalWatch) (*Result, error) {
+	start := time.Now()
+	r := &search{Search: s, t: t, p: p, observe: observe, used: new(atomic.Int64), goal: goal}
+	if pr, ok := t.(task.Protocol); ok && s.Effort == task.EffortDeep {
+		r.protocol = pr
+	}
+	root, err := r.thread(ctx, b, "0", "", s.prompt(t, p), 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Tree: root, TokensToGoal: int(goal.first.Load()), Answer: t.Extract(p, root.Text)}
+	res.LatencyMS = time.Since(start).Milliseconds()
+	var walk func(t *Thread) int
+	walk = func(t *Thread) int {
+		res.add(t)
+		longest := 0
+		for _, c := range t.Children {
+			longest = max(longest, walk(c))
+		}
+		return t.Tokens + longest
+	}
+	res.CriticalPathTokens = walk(root)
+	observe.emit(Event{Kind: AnswerReady, Text: res.Answer})
+	return res, nil
+}
+
+// prompt is the root's prompt: at the effort, for a task whose model takes
+// it in the prompt.
+func (s Search) prompt(t task.Task, p task.Problem) string {
+	if m, ok := t.(task.Modal); ok && s.Effort != "" {
+		return m.PromptAt(p, s.Effort)
+	}
+	return t.Prompt(p)
+}
+
+// requestEffort is the effort a request carries: none when the prompt
+// holds it.
+func (s Search) requestEffort(t task.Task) string {
+	if _, ok := t.(task.Modal); ok {
+		return ""
+	}
+	return s.Effort
+}
+
+// oneCall reports whether each of s's runs on t is a single call: no
+// environment writes into it and it never spawns. Such runs can be drawn
+// as samples of one request.
+func (s Search) oneCall(t task.Task) bool {
+	_, env := t.(task.Environment)
+	_, protocol := t.(task.Protocol)
+	return (!env || s.Env == EnvOff) && (!protocol || s.Effort != task.EffortDeep)
+}
+
+// thread runs one thread from its prompt: a call, and for a thread that
+// may spawn (the root, at depth 0, up to MaxDepth), after each spawn, the
+// children and the call that resumes it. A positive share caps the
+// thread's own tokens: children started together split what is left of
+// the run's budget, so running at once cannot take them past it.
+func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, prompt string, depth, share int) (*Thread, error) {
+	t := &Thread{Node: node}
+	text := prompt
+	start := time.Now()
+	r.observe.emit(Event{Kind: ThreadStarted, Thread: node, Parent: parent})
+	defer func() {
+		t.Wall = time.Since(start)
+		t.WallMS = t.Wall.Milliseconds()
+		r.observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
+	}()
+	for {
+		if sibling := context.Cause(ctx); errors.Is(sibling, errSiblingSolved) {
+			// Stopped before this call (a child not yet started, or a
+			// parent whose children were stopped): no call is made.
+			t.Finish, t.Reason = finishStopped, sibling.Error()
+			break
+		}
+		maxTokens := r.MaxTokens
+		if r.MaxTotalTokens > 0 {
+			left := r.MaxTotalTokens - int(r.used.Load())
+			if left <= 0 {
+				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", r.MaxTotalTokens)
+				break
+			}
+			if share > 0 {
+				left = min(left, share-subtreeTokens(t))
+			}
+			if left <= 0 {
+				t.Finish, t.Reason = "budget", "its share of the run's tokens is spent"
+				break
+			}
+			if maxTokens == 0 || left < maxTokens {
+				maxTokens = left
+			}
+		}
+		req := &backend.Request{Prompt: text, MaxTokens: maxTokens, Temperature: r.Temperature, Effort: r.requestEffort(r.t),
+			Seed: r.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", r.p.Text, node), OnChunk: r.goal.watch(r.observe.stream(node, parent))}
+		if te, ok := r.t.(task.Environment); ok && r.Env != EnvOff {
+			env, err := te.Env(r.p, text, depth > 0)
+			if err != nil {
+				return nil, err
+			}
+			if r.Env == EnvFill {
+				env = fillOnly{env}
+			}
+			req.Env = env
+		}
+		c, err := b.Complete(ctx, req)
+		if errors.Is(err, backend.ErrPromptTooLong) {
+			// A parent resumed past the context: the thread ends here.
+			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
+			break
+		}
+		// Only the cancellation itself is a stop: any other error (a
+		// failing server) is the run's, stopped or not.
+		stopped := errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errSiblingSolved)
+		if err != nil && !stopped {
+			return nil, err
+		}
+		if c != nil { // a stopped call returns what it generated, if anything
+			t.Calls++
+			t.PromptTokens += c.Usage.PromptTokens
+			t.CachedTokens += c.Usage.CachedPromptTokens
+			t.Tokens += c.Usage.CompletionTokens
+			r.used.Add(int64(c.Usage.CompletionTokens))
+			t.Filled += c.Usage.FilledTokens
+			t.Finish, t.Reason = string(c.Finish), c.EnvError
+			text += c.Text
+		}
+		if stopped {
+			t.Finish, t.Reason = finishStopped, errSiblingSolved.Error()
+			break
+		}
+		if r.protocol == nil || depth >= max(1, r.MaxDepth) {
+			break
+		}
+		before, nodes, ok := r.protocol.Spawned(text)
+		if !ok {
+			break
+		}
+		prompts, err := r.protocol.ChildPrompts(r.p, before, nodes)
+		if err != nil {
+			// The model spawned a node it never generated (possible when
+			// nothing constrains it): the thread ends there, unsolved.
+			t.Finish, t.Reason = "invalid spawn", err.Error()
+			break
+		}
+		// The children split what this thread may still spend: the run's
+		// budget left, and within it this thread's own share.
+		budget := 0
+		if r.MaxTotalTokens > 0 {
+			budget = r.MaxTotalTokens - int(r.used.Load())
+			if share > 0 {
+				budget = min(budget, share-subtreeTokens(t))
+			}
+		}
+		kids, err := r.children(ctx, b, node, depth+1, nodes, prompts, budget)
+		if err != nil {
+			return nil, err
+		}
+		results := make([]task.Child, len(kids))
+		for i, k := range kids {
+			results[i] = task.Child{Name: k.Node, Text: k.Text}
+		}
+		t.Children = append(t.Children, kids...)
+		text = before + r.protocol.Join(r.p, depth+1, results)
+	}
+	t.Text = text
+	return t, nil
+}
+
+// children runs a spawn's children concurrently, at most MaxChildren at
+// once, and returns them in spawn order. With a total token budget they
+// split budget, the spawning thread's remaining tokens, evenly.
+func (r *search) children(ctx context.Context, b backend.Backend, parent string, depth int, nodes, prompts []string, budget int) ([]*Thread, error) {
+	kids := make([]*Thread, len(nodes))
+	errs := make([]error, len(nodes))
+	limit := r.MaxChildren
+	if limit <= 0 {
+		limit = len(nodes)
+	}
+	share := 0
+	if r.MaxTotalTokens > 0 {
+		share = max(1, budget/len(nodes))
+	}
+	sem := make(chan struct{}, limit)
+	// With JoinAtGoal the first child to finish solved stops the others
+	// (those not yet started included: their calls end at once).
+	kctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var wg sync.WaitGroup
+	for i, id := range nodes {
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-kctx.Done(): // stopped while waiting: thread makes no call
+			}
+			kids[i], errs[i] = r.thread(kctx, b, id, parent, prompts[i], depth, share)
+			if r.JoinAtGoal && errs[i] == nil && r.protocol.Solved(r.p, kids[i].Text) {
+				stop(errSiblingSolved)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return kids, nil
+}
+
+// finishStopped is the Finish of a thread that JoinAtGoal stopped.
+const finishStopped = "stopped"
+
+// errSiblingSolved is why JoinAtGoal stops a thread.
+var errSiblingSolved = errors.New("a sibling reached the goal")
+
+// seedFor derives a thread's seed for one of its calls, so that a sampled
+// run repeats with its seed whatever order the threads run in. The problem
+// is part of it: one seed given to many problems (an evaluation's seed 1)
+// must not draw the same random numbers on each, or the samples of
+// different problems make the same choices at the same points and are no
+// longer independent.
+func (r *search) seedFor(node string, call int) uint64 {
+	if r.Seed == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%s/%s/%d", r.Seed, r.t.Key(r.p), node, call)
+	return h.Sum64() | 1
+}
+
+// fillOnly is an environment that writes but never constrains.
+type fillOnly struct{ backend.Environment }
+
+func (fillOnly) Choices() []string { return nil }
+
+// subtreeTokens counts the tokens of a thread and all its descendants.
+func subtreeTokens(t *Thread) int {
+	n := t.Tokens
+	for _, c := range t.Children {
+		n += subtreeTokens(c)
+	}
+	return n
+}
+
+// goalWatch notes when a run (or a vote's runs together) first reaches
+// the goal: when the task's marker first appears in what they stream.
+type goalWatch struct {
+	marker   string // "" for a task without one: nothing is watched
+	streamed atomic.Int64
+	first    atomic.Int64 // streamed when the marker first appeared; -1 before
+}
+
+func newGoalWatch(t task.Task) *goalWatch {
+	w := &goalWatch{}
+	if m, ok := t.(task.Marked); ok {
+		w.marker = m.GoalMarker()
+	}
+	w.first.Store(-1)
+	return w
+}
+
+// watch wraps a call's OnChunk: it counts the call's tokens and looks for
+// the marker in its text, across chunk boundaries.
+func (w *goalWatch) watch(next func(backend.Chunk)) func(backend.Chunk) {
+	if w.marker == "" {
+		return next
+	}
+	var tail string
+	return func(c backend.Chunk) {
+		n := len(c.Tokens)
+		if n == 0 && c.Text != "" {
+			n = 1
+		}
+		total := w.streamed.Add(int64(n))
+		if w.first.Load() < 0 {
+			tail += c.Text
+			if strings.Contains(tail, w.marker) {
+				w.first.CompareAndSwap(-1, total)
+			}
+			if len(tail) >= len(w.marker) {
+				tail = tail[len(tail)-len(w.marker)+1:]
+			}
+		}
+		if next != nil {
+			next(c)
+		}
+	}
+}

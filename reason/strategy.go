@@ -1,0 +1,230 @@
+// Package reason holds braid's strategies: each turns a problem of any
+// task into threads of generation on a backend and returns an answer with
+// the tree of threads that produced it, its token counts and its timings.
+// What a strategy needs of a task beyond task.Task (an environment, a
+// parallel protocol, a checker) it asks for, and Parse refuses a strategy
+// the task cannot run.
+package reason
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+)
+
+// Strategy solves problems of any task on a backend.
+type Strategy interface {
+	// Name is the strategy as it is written on the command line.
+	Name() string
+	// Solve runs the strategy on p. observe, when not nil, receives the
+	// run's events as they happen, from many goroutines one at a time.
+	Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error)
+}
+
+// Options are what every thread of a strategy's run shares.
+type Options struct {
+	// MaxTokens caps each call (0: the model's context).
+	MaxTokens   int
+	Temperature float64
+	// Seed makes a sampled run repeatable (0: drawn). Seeds derive from
+	// it, the problem and the thread, so that one seed given to many
+	// problems draws different numbers on each and threads draw the same
+	// numbers whatever order they run in.
+	Seed uint64
+	// Env says how much of a thread a task with an environment writes
+	// ("": all it can, EnvConstrain).
+	Env EnvMode
+	// MaxDepth bounds how deep spawns nest: 1 (the default, the APR
+	// protocol's) lets only the root spawn; 2 lets its children spawn too,
+	// and so on. The Countdown environment lets only the root spawn, so
+	// deeper spawns run with the environment off.
+	MaxDepth int
+	// MaxChildren bounds the children running at once (0: all of a
+	// spawn's).
+	MaxChildren int
+	// MaxTotalTokens caps the tokens of all threads together (0: none).
+	// Each call is given at most what remains; a thread that finds nothing
+	// left ends ("budget"). Children running at once share what remains,
+	// so the last calls may together pass it by one call each.
+	MaxTotalTokens int
+	// JoinAtGoal stops a spawn's other children as soon as one of them
+	// finishes having reached the goal, and resumes the parent at once:
+	// the stopped children join as unsolved, with what they wrote. In a
+	// vote it stops the other samples at the first answer the task's
+	// checker accepts. Which threads are stopped, and where, depends on
+	// timing, so with it a run's tokens vary from run to run even when
+	// decoding is greedy.
+	JoinAtGoal bool
+}
+
+// EnvMode says how much of a thread the task's environment writes.
+type EnvMode string
+
+const (
+	// EnvOff: the model writes everything.
+	EnvOff EnvMode = "off"
+	// EnvFill: the environment writes what the search state determines.
+	EnvFill EnvMode = "fill"
+	// EnvConstrain: as fill, and the model's choices are restricted to the
+	// legal ones.
+	EnvConstrain EnvMode = "constrain"
+)
+
+// ParseEnvMode reads an environment mode.
+func ParseEnvMode(s string) (EnvMode, error) {
+	switch m := EnvMode(s); m {
+	case EnvOff, EnvFill, EnvConstrain:
+		return m, nil
+	}
+	return "", fmt.Errorf("reason: unknown environment mode %q (want off, fill or constrain)", s)
+}
+
+// Thread is one node of a trace tree: a thread of generation, possibly
+// over several calls (a parent resumed after its children).
+type Thread struct {
+	// Node names the thread: "0" for a search's root, "0,1" for a child
+	// searching from node 0,1, "3" for sample 3 of a vote.
+	Node string `json:"node"`
+	// Text is the thread's final text. A search's thread holds its prompt
+	// and all it wrote, each spawn replaced by its join; a sample drawn
+	// with others, what it wrote.
+	Text   string `json:"text"`
+	Calls  int    `json:"calls"`
+	Tokens int    `json:"tokens"` // completion tokens over all calls
+	// PromptTokens counts the prompt tokens of all its calls, CachedTokens
+	// those of them a backend's prefix cache already held.
+	PromptTokens int `json:"prompt_tokens"`
+	CachedTokens int `json:"cached_prompt_tokens"`
+	// Filled counts the tokens of Tokens the environment wrote.
+	Filled   int           `json:"filled_tokens"`
+	Wall     time.Duration `json:"-"`
+	WallMS   int64         `json:"wall_ms"`
+	Finish   string        `json:"finish"`
+	Reason   string        `json:"reason,omitempty"` // why the environment or the runtime ended it
+	Children []*Thread     `json:"children,omitempty"`
+}
+
+// Usage is what a run spent: the one account of tokens, threads and time
+// that a result, an evaluation's outcome and a stored sample share.
+type Usage struct {
+	// TotalTokens counts every thread's completion tokens (the cost).
+	TotalTokens int `json:"total_tokens"`
+	// PromptTokens counts the prompt tokens of every call, CachedTokens
+	// those of them a backend's prefix cache already held.
+	PromptTokens int `json:"prompt_tokens"`
+	CachedTokens int `json:"cached_prompt_tokens"`
+	// CriticalPathTokens is the longest chain of tokens that had to be
+	// generated one after another (the latency): a parent's tokens plus,
+	// at each spawn, its longest child's.
+	CriticalPathTokens int `json:"critical_path_tokens"`
+	Threads            int `json:"threads"`
+	// LatencyMS is the run's wall time in milliseconds.
+	LatencyMS int64 `json:"latency_ms"`
+}
+
+// add counts a thread's calls in u: its tokens and prompts.
+func (u *Usage) add(t *Thread) {
+	u.Threads++
+	u.TotalTokens += t.Tokens
+	u.PromptTokens += t.PromptTokens
+	u.CachedTokens += t.CachedTokens
+}
+
+// Result is a strategy's answer to one problem.
+type Result struct {
+	// Answer is the answer the run gives, "" when it found none.
+	Answer string  `json:"answer"`
+	Tree   *Thread `json:"tree"`
+	Usage
+	// Error says why the run failed, for a result that stands for a
+	// failure (a backend that kept failing), "" otherwise.
+	Error string `json:"error,omitempty"`
+	// TokensToGoal counts the tokens all threads had streamed when the
+	// task's goal marker (task.Marked) first appeared in any of them, -1
+	// when none did or the task has none: tokens past it were spent on an
+	// answer already found (overthinking). It counts streamed tokens,
+	// which remote servers that do not say how many a delta holds give as
+	// one per delta.
+	TokensToGoal int `json:"tokens_to_goal"`
+}
+
+// Names lists the strategies Parse reads, as a usage line writes them.
+const Names = "direct, serial, apr, hybrid:effort=off|light|deep, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
+
+// Parse reads a strategy as the command line writes it, for task t:
+// "direct", "serial", "apr", "hybrid:effort=deep", "vote:k=8",
+// "vote:k=4:apr", "best:k=4", "aggregate:k=4", "deepthink:k=4". A vote
+// or best-of-N runs INNER (serial by default) K times. It refuses a
+// strategy t cannot run: apr without a parallel protocol, best-of-N
+// without a checker, a vote of greedy serial searches that would all agree.
+func Parse(spec string, o Options, t task.Task) (Strategy, error) {
+	s, err := parse(spec, o, t)
+	if err != nil {
+		return nil, fmt.Errorf("strategy %q: %w", spec, err)
+	}
+	return s, nil
+}
+
+func parse(spec string, o Options, t task.Task) (Strategy, error) {
+	name, args, _ := strings.Cut(spec, ":")
+	switch name {
+	case "direct", "serial", "apr":
+		if args != "" {
+			return nil, fmt.Errorf("%s takes no arguments", name)
+		}
+		s := Search{Options: o, Effort: map[string]string{"direct": task.EffortOff, "serial": "", "apr": task.EffortDeep}[name], label: name}
+		if _, ok := t.(task.Protocol); name == "apr" && !ok {
+			return nil, fmt.Errorf("apr needs a task whose model spawns and joins threads; %s has no parallel protocol", t.Name())
+		}
+		return s, nil
+	case "hybrid":
+		effort, ok := strings.CutPrefix(args, "effort=")
+		if !ok || task.CheckEffort(effort) != nil {
+			return nil, errors.New("want hybrid:effort=off, light or deep")
+		}
+		return Search{Options: o, Effort: effort, label: spec}, nil
+	case "vote", "best", "aggregate", "deepthink":
+	default:
+		return nil, fmt.Errorf("unknown strategy (want %s)", Names)
+	}
+	kArg, innerSpec, _ := strings.Cut(args, ":")
+	v, ok := strings.CutPrefix(kArg, "k=")
+	k, err := strconv.Atoi(v)
+	if !ok || err != nil || k < 1 || k > 1024 {
+		return nil, fmt.Errorf("want %s:k=N with N in 1..1024", name)
+	}
+	inner := Search{Options: o, label: "serial"}
+	if innerSpec != "" {
+		if name == "aggregate" || name == "deepthink" {
+			return nil, fmt.Errorf("%s reads its samples' reasoning: it runs serial samples only", name)
+		}
+		s, err := parse(innerSpec, o, t)
+		if err != nil {
+			return nil, fmt.Errorf("inner strategy: %w", err)
+		}
+		if inner, ok = s.(Search); !ok {
+			return nil, fmt.Errorf("inner strategy %q: want direct, serial, apr or hybrid:effort=E", innerSpec)
+		}
+	}
+	switch name {
+	case "vote":
+		if o.Temperature == 0 && k > 1 {
+			return nil, errors.New("a vote needs a temperature: greedy samples would all agree")
+		}
+		return Vote{Inner: inner, K: k, label: spec}, nil
+	case "best":
+		if _, ok := t.(task.Checker); !ok {
+			return nil, fmt.Errorf("best-of-N picks by a checker, and %s answers are judged only against a reference answer (picking by it is pass@k, an oracle): use vote:k=N", t.Name())
+		}
+		return Best{Vote{Inner: inner, K: k, label: spec}}, nil
+	case "aggregate":
+		return Aggregate{Options: o, K: k}, nil
+	}
+	return DeepThink{Options: o, K: k}, nil
+}
