@@ -55,6 +55,9 @@ type Outcome struct {
 	Answer  string
 	Correct bool
 	Class   string // the answer's equivalence class ("" for none), for maj@k
+	// Verified says the task could tell whether the answer is right (a
+	// checker, or a reference answer); without it Correct is false.
+	Verified bool
 	reason.Usage
 	// TokensToGoal counts the tokens spent when the answer was first
 	// found, -1 when it was not or the task cannot tell.

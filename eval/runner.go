@@ -10,8 +10,8 @@ import (
 )
 
 // Runner takes one cell of a grid: a strategy of a task on one of its
-// problems, with a seed, on a backend. It is what every evaluation runs:
-// braid eval's grid and training's in-run evaluations alike.
+// problems, with a seed, on a backend, through Run, which braid solve and
+// braid serve call for each problem too.
 type Runner struct {
 	Task     task.Task
 	Backend  backend.Backend
@@ -44,20 +44,28 @@ func (r Runner) Solve(ctx context.Context, c Cell) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	o := r.Options
-	o.Seed = 0
-	if o.Temperature > 0 {
-		o.Seed = c.Seed
+	opts := r.Options
+	opts.Seed = 0
+	if opts.Temperature > 0 {
+		opts.Seed = c.Seed
 	}
-	st, err := reason.Parse(c.Strategy, o, r.Task)
+	st, err := reason.Parse(c.Strategy, opts, r.Task)
 	if err != nil {
 		return Outcome{}, err
 	}
-	res, err := st.Solve(ctx, r.Backend, r.Task, p, nil)
+	_, o, err := Run(ctx, r.Backend, r.Task, st, p, nil)
+	return o, err
+}
+
+// Run runs strategy st on problem p of task t: the strategy's result, and
+// what an evaluation makes of it. observe, when not nil, receives the run's
+// events.
+func Run(ctx context.Context, b backend.Backend, t task.Task, st reason.Strategy, p task.Problem, observe reason.Observer) (*reason.Result, Outcome, error) {
+	res, err := st.Solve(ctx, b, t, p, observe)
 	if err != nil {
-		return Outcome{}, err
+		return nil, Outcome{}, err
 	}
-	return OutcomeOf(r.Task, p, res), nil
+	return res, OutcomeOf(t, p, res), nil
 }
 
 // problem is the cell's problem, perturbed as the cell says: keyed by the
@@ -75,10 +83,10 @@ func (r Runner) problem(c Cell) (task.Problem, error) {
 }
 
 // OutcomeOf is what a strategy's result on p says for an evaluation: the
-// answer, whether the task verifies it, its class for maj@k, its costs and
-// its trace tree.
+// answer, whether the task verifies it (and whether it could tell), its
+// class for maj@k, its costs and its trace tree.
 func OutcomeOf(t task.Task, p task.Problem, r *reason.Result) Outcome {
 	o := Outcome{Answer: r.Answer, Class: t.Class(p, r.Answer), Usage: r.Usage, TokensToGoal: r.TokensToGoal, Tree: r.Tree}
-	o.Correct, _ = t.Verify(p, r.Answer)
+	o.Correct, o.Verified = t.Verify(p, r.Answer)
 	return o
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 )
@@ -83,9 +84,9 @@ type job struct {
 	problem         string // as the user stated it
 	// run runs the job on b: the server's backend, seen through the
 	// request's limits.
-	run func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error)
-	// verdict says whether an answer is right, when the task can tell.
-	verdict func(answer string) *bool
+	// It returns the result, and whether its answer is right when the
+	// task can tell (nil when it cannot).
+	run func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, *bool, error)
 	// content is the answer as the assistant message says it.
 	content func(r *reason.Result) string
 }
@@ -174,14 +175,12 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 		return nil, badRequest("model %q: %w", req.Model, err)
 	}
 	j := &job{model: s.opts.Model, strategy: strategy, problem: question}
-	j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, error) {
-		return st.Solve(ctx, b, t, p, observe)
-	}
-	j.verdict = func(answer string) *bool {
-		if ok, known := t.Verify(p, answer); known {
-			return &ok
+	j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, *bool, error) {
+		r, o, err := eval.Run(ctx, b, t, st, p, observe)
+		if err != nil || !o.Verified {
+			return r, nil, err
 		}
-		return nil
+		return r, &o.Correct, nil
 	}
 	j.content = func(r *reason.Result) string {
 		if rp, ok := t.(task.Replier); ok {
@@ -387,7 +386,7 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 	}()
 	b, ctx, stop := s.limit(ctx, t.ID)
 	defer stop(nil)
-	r, err := j.run(ctx, b, observe)
+	r, verdict, err := j.run(ctx, b, observe)
 	if lim := stoppedBy(ctx); lim != nil {
 		err = lim // the strategy saw only a cancelled context
 	}
@@ -395,23 +394,9 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 		t.finish(nil, nil, err)
 		return
 	}
-	prompt, completion, _ := tokenSums(r.Tree)
-	s.metrics.tokens.WithLabelValues("prompt").Add(float64(prompt))
-	s.metrics.tokens.WithLabelValues("completion").Add(float64(completion))
-	t.finish(r, j.verdict(r.Answer), nil)
-}
-
-// tokenSums adds up a tree's prompt, completion and cached prompt tokens.
-func tokenSums(t *reason.Thread) (prompt, completion, cached int) {
-	if t == nil {
-		return 0, 0, 0
-	}
-	prompt, completion, cached = t.PromptTokens, t.Tokens, t.CachedTokens
-	for _, c := range t.Children {
-		p, k, ca := tokenSums(c)
-		prompt, completion, cached = prompt+p, completion+k, cached+ca
-	}
-	return prompt, completion, cached
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(r.PromptTokens))
+	s.metrics.tokens.WithLabelValues("completion").Add(float64(r.TotalTokens))
+	t.finish(r, verdict, nil)
 }
 
 // usageOf is OpenAI's usage over every thread: all completion tokens are
@@ -419,7 +404,7 @@ func tokenSums(t *reason.Thread) (prompt, completion, cached int) {
 func usageOf(r *reason.Result) map[string]any {
 	var prompt, completion, cached int
 	if r != nil {
-		prompt, completion, cached = tokenSums(r.Tree)
+		prompt, completion, cached = r.PromptTokens, r.TotalTokens, r.CachedTokens
 	}
 	return map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
 		"completion_tokens_details": map[string]any{"reasoning_tokens": completion},

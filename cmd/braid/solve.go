@@ -12,6 +12,7 @@ import (
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/engine"
+	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/internal/parallel"
 	"github.com/braid-dev/braid/reason"
@@ -194,17 +195,17 @@ func (sr solveRun) solve(ctx context.Context, out io.Writer, problems []task.Pro
 		bar = newProgress(sr.log, len(problems), "solve")
 	}
 	start := time.Now()
-	err := parallel.Ordered(ctx, len(problems), sr.concurrent, func(i int) (*reason.Result, error) {
+	err := parallel.Ordered(ctx, len(problems), sr.concurrent, func(i int) (solved, error) {
 		return sr.one(ctx, problems[i], nil)
-	}, func(i int, r *reason.Result) error {
+	}, func(i int, sv solved) error {
 		bar.add(1)
-		p := problems[i]
+		p, r := problems[i], sv.r
 		o := solveOutput{Problem: sr.t.Encode(p), Strategy: sr.st.Name(), Env: sr.env, Answer: r.Answer,
 			Usage: r.Usage, WallMS: r.LatencyMS, Error: r.Error}
-		if ok, k := sr.t.Verify(p, r.Answer); k {
-			o.Correct = &ok
+		if sv.o.Verified {
+			o.Correct = &sv.o.Correct
 			known++
-			if ok {
+			if sv.o.Correct {
 				correct++
 			}
 		}
@@ -270,19 +271,26 @@ func solveVerdict(o solveOutput) string {
 // oneLine is text on one line, for a table.
 func oneLine(text string) string { return strings.Join(strings.Fields(text), " ") }
 
+// solved is a problem's result and its verdict.
+type solved struct {
+	r *reason.Result
+	o eval.Outcome
+}
+
 // one solves a problem; a failure other than an interruption (a server
 // that kept failing, say) becomes that problem's result, unsolved and
 // saying why, so that one problem does not end a run of many. st, when
 // given, replaces the run's strategy.
-func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) (*reason.Result, error) {
+func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) (solved, error) {
 	if st == nil {
 		st = sr.st
 	}
-	r, err := st.Solve(ctx, sr.b, sr.t, p, nil)
+	r, o, err := eval.Run(ctx, sr.b, sr.t, st, p, nil)
 	if err != nil && ctx.Err() == nil {
-		return &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}, nil
+		r = &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}
+		return solved{r: r}, nil
 	}
-	return r, err
+	return solved{r, o}, err
 }
 
 func orDash(s string) string {
@@ -360,22 +368,22 @@ type sampledOutput struct {
 // answers are all one class). An answer the task cannot verify counts as
 // wrong.
 func (sr solveRun) samples(ctx context.Context, out io.Writer, s reason.Search, problems []task.Problem, n int, temperature float64) error {
-	results := make([][]*reason.Result, len(problems))
+	results := make([][]solved, len(problems))
 	for i := range results {
-		results[i] = make([]*reason.Result, n)
+		results[i] = make([]solved, n)
 	}
 	bar := newProgress(sr.log, len(problems)*n, "samples")
 	start := time.Now()
 	var pass1 []float64
 	passN, consN := 0, 0
-	err := parallel.Ordered(ctx, len(problems)*n, sr.concurrent, func(j int) (*reason.Result, error) {
+	err := parallel.Ordered(ctx, len(problems)*n, sr.concurrent, func(j int) (solved, error) {
 		sc := s
 		sc.Seed = s.Seed + uint64(j%n) + 1
 		return sr.one(ctx, problems[j/n], sc)
-	}, func(j int, r *reason.Result) error {
+	}, func(j int, sv solved) error {
 		bar.add(1)
 		i, k := j/n, j%n
-		results[i][k] = r
+		results[i][k] = sv
 		if k < n-1 {
 			return nil
 		}
@@ -414,24 +422,25 @@ func (sr solveRun) samples(ctx context.Context, out io.Writer, s reason.Search, 
 }
 
 // sampled summarizes one problem's samples.
-func (sr solveRun) sampled(p task.Problem, runs []*reason.Result) sampledOutput {
+func (sr solveRun) sampled(p task.Problem, runs []solved) sampledOutput {
 	n := len(runs)
 	o := sampledOutput{Problem: sr.t.Encode(p), Strategy: sr.st.Name(), Env: sr.env, Samples: n}
 	votes := map[string]int{}
 	right := map[string]bool{}
 	var order []string
-	for _, r := range runs {
+	for _, sv := range runs {
+		r := sv.r
 		o.Answers = append(o.Answers, r.Answer)
 		o.TotalTokens += float64(r.TotalTokens) / float64(n)
 		o.CriticalPathTokens += float64(r.CriticalPathTokens) / float64(n)
 		if r.Answer == "" {
 			continue
 		}
-		ok, _ := sr.t.Verify(p, r.Answer)
+		ok := sv.o.Correct
 		if ok {
 			o.Correct++
 		}
-		class := sr.t.Class(p, r.Answer)
+		class := sv.o.Class
 		if _, seen := votes[class]; !seen {
 			order = append(order, class)
 		}

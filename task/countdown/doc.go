@@ -73,7 +73,7 @@
 // result, the resulting numbers and the verdict line; after a move the
 // node's Current State; after the goal the solution path and the Exit Sub
 // Search lines; after a join that brought the goal, the Goal Reached line
-// and the path from the root. That is about 72% of a trace's bytes. The
+// and the path from the root: most of a trace's bytes. The
 // model writes the choices: the operations, the moves, sub searches, spawn
 // blocks, giving up. [Env.Choices] lists what the model may legally write
 // next (for constrained decoding), [EnvSpans] marks the environment's parts
