@@ -83,10 +83,18 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
+	// A sample that failed for good is a failed thread of the vote, which
+	// goes on with the others; the vote fails when every sample did, or
+	// when the request ended.
+	failed := 0
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if failed++; ctx.Err() != nil || failed == v.K {
 			return nil, nil, err
 		}
+		runs[i] = &Result{Tree: &Thread{Node: "0", Finish: finishFailed, Reason: oneLine(err)}, Usage: Usage{Threads: 1}, TokensToGoal: -1}
 	}
 	root := &Thread{Node: "samples"}
 	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}

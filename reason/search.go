@@ -172,11 +172,24 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
 			break
 		}
-		// Only the cancellation itself is a stop: any other error (a
-		// failing server) is the run's, stopped or not.
 		stopped := errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errSiblingSolved)
 		if err != nil && !stopped {
-			return nil, err
+			// A child whose call failed for good (a server that kept
+			// failing) ends as failed and joins as unsolved: faults cost
+			// threads, not trees. The root's failure, or the request's
+			// end, is the run's.
+			if depth == 0 || ctx.Err() != nil && !errors.Is(context.Cause(ctx), errSiblingSolved) {
+				return nil, err
+			}
+			t.Finish, t.Reason = finishFailed, oneLine(err)
+			if c != nil {
+				t.Calls++
+				t.PromptTokens += c.Usage.PromptTokens
+				t.Tokens += c.Usage.CompletionTokens
+				r.used.Add(int64(c.Usage.CompletionTokens))
+				text += c.Text
+			}
+			break
 		}
 		if c != nil { // a stopped call returns what it generated, if anything
 			t.Calls++
@@ -274,6 +287,12 @@ func (r *search) children(ctx context.Context, b backend.Backend, parent string,
 
 // finishStopped is the Finish of a thread that JoinAtGoal stopped.
 const finishStopped = "stopped"
+
+// finishFailed is the Finish of a thread whose call failed for good.
+const finishFailed = "failed"
+
+// oneLine is an error's message on one line, for a thread's reason.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // errSiblingSolved is why JoinAtGoal stops a thread.
 var errSiblingSolved = errors.New("a sibling reached the goal")

@@ -609,7 +609,113 @@ func TestJoinAtGoalEdges(t *testing.T) {
 
 	broken := &stallingReplay{replay: replay{answers: answers, lenient: true}, patience: 20 * time.Second,
 		onCancel: func(context.Context) (*backend.Completion, error) { return nil, errors.New("server broke") }}
-	if _, err := cdSolve(ctx, broken, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true}}, p); err == nil || !strings.Contains(err.Error(), "server broke") {
-		t.Errorf("a backend failing after the stop: %v", err)
+	// Children whose calls fail after the stop are failed threads, not a
+	// failed run: the answer stands.
+	res, err = cdSolve(ctx, broken, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff, JoinAtGoal: true}}, p)
+	if err != nil || res.Answer == "" {
+		t.Fatalf("a backend failing after the stop: %v, answer %q", err, res.Answer)
+	}
+	for _, k := range res.Tree.Children {
+		if k.Finish == finishFailed && !strings.Contains(k.Reason, "server broke") {
+			t.Errorf("child %s failed for %q", k.Node, k.Reason)
+		}
+	}
+}
+
+// failing fails for good every call whose prompt fail accepts, and replays
+// the others.
+type failing struct {
+	*replay
+	fail func(prompt string) bool
+}
+
+func (f failing) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	if f.fail(req.Prompt) {
+		return nil, errors.New("HTTP 500: the server kept failing")
+	}
+	return f.replay.Complete(ctx, req)
+}
+
+// Faults cost threads, not trees: a child whose call fails for good ends
+// as failed and joins as unsolved, and its parent resumes; only the
+// root's failure fails the run.
+func TestAFailedChildJoinsAsUnsolved(t *testing.T) {
+	for i, p := range problems(20) {
+		rec, err := countdown.TraceConfig{Format: countdown.ModeParallel, ModeHeader: true}.Generate(p, 21, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Children < 2 {
+			continue
+		}
+		r := &replay{answers: map[string]string{}, lenient: true}
+		for _, s := range rec.Sequences {
+			r.answers[s.Prompt] = s.Completion
+		}
+		first := func(prompt string) bool { return strings.HasPrefix(prompt, "Moving to Node #0,0\n") }
+		res, err := cdSolve(context.Background(), failing{r, first}, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p)
+		if err != nil {
+			t.Fatalf("problem %d: a child's failure failed the run: %v", i, err)
+		}
+		if res.Tree.Calls < 2 {
+			t.Errorf("problem %d: the root did not resume after its children (%d calls)", i, res.Tree.Calls)
+		}
+		var failed *Thread
+		for _, k := range res.Tree.Children {
+			if k.Finish == finishFailed {
+				failed = k
+			}
+		}
+		if failed == nil || failed.Node != "0,0" || !strings.Contains(failed.Reason, "kept failing") {
+			t.Errorf("problem %d: no failed child 0,0 in the tree: %+v", i, res.Tree.Children)
+		}
+		root := func(prompt string) bool { return !strings.HasPrefix(prompt, "Moving to Node") }
+		if _, err := cdSolve(context.Background(), failing{r, root}, Search{Effort: task.EffortDeep, Options: Options{Env: EnvOff}}, p); err == nil {
+			t.Errorf("problem %d: the root's failure did not fail the run", i)
+		}
+		return
+	}
+	t.Fatal("no rollout with two children")
+}
+
+// firstSeedFails fails for good the sample whose seed comes first, and
+// answers the others with solved.
+type firstSeedFails struct {
+	solved string
+	mu     sync.Mutex
+	first  uint64
+}
+
+func (f *firstSeedFails) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	f.mu.Lock()
+	if f.first == 0 {
+		f.first = req.Seed
+	}
+	mine := f.first == req.Seed
+	f.mu.Unlock()
+	if mine {
+		return nil, errors.New("HTTP 503: the endpoint is down")
+	}
+	return &backend.Completion{Text: f.solved, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(f.solved)}}, nil
+}
+
+// A vote's sample that fails for good is one failed thread: the vote
+// answers with the others.
+func TestAVoteOutlivesAFailedSample(t *testing.T) {
+	p := countdown.Problem{Target: 27, Numbers: []int{22, 26, 31, 53}}
+	b := &firstSeedFails{solved: countdown.DirectTrace(p, mustSolve(t, p))}
+	v := Vote{Inner: Search{Options: Options{Env: EnvOff, Temperature: 1, Seed: 5, JoinAtGoal: true}}, K: 3}
+	r, err := v.Solve(context.Background(), b, countdown.Task{}, countdown.NewProblem(p), nil)
+	if err != nil {
+		t.Fatalf("one failed sample failed the vote: %v", err)
+	}
+	failed := 0
+	for _, run := range r.Tree.Children {
+		if run.Finish == finishFailed {
+			failed++
+		}
+	}
+	if r.Answer == "" || failed != 1 || len(r.Tree.Children) != 3 {
+		t.Errorf("answer %q, %d failed samples of %d", r.Answer, failed, len(r.Tree.Children))
 	}
 }
