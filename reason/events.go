@@ -2,6 +2,7 @@ package reason
 
 import (
 	"sync"
+	"time"
 
 	"github.com/braid-dev/braid/backend"
 )
@@ -85,5 +86,18 @@ func (o Observer) under(prefix, root string) Observer {
 			e.Parent = root
 		}
 		o(e)
+	}
+}
+
+// begin starts a thread of a run: it tells observe, and done records the
+// thread's wall time and tells observe it finished, with its tokens.
+func begin(observe Observer, node, parent string) (t *Thread, done func()) {
+	t = &Thread{Node: node}
+	start := time.Now()
+	observe.emit(Event{Kind: ThreadStarted, Thread: node, Parent: parent})
+	return t, func() {
+		t.Wall = time.Since(start)
+		t.WallMS = t.Wall.Milliseconds()
+		observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
 	}
 }

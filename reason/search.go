@@ -120,15 +120,9 @@ func (s Search) oneCall(t task.Task) bool {
 // thread's own tokens: children started together split what is left of
 // the run's budget, so running at once cannot take them past it.
 func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, prompt string, depth, share int) (*Thread, error) {
-	t := &Thread{Node: node}
+	t, done := begin(r.observe, node, parent)
+	defer done()
 	text := prompt
-	start := time.Now()
-	r.observe.emit(Event{Kind: ThreadStarted, Thread: node, Parent: parent})
-	defer func() {
-		t.Wall = time.Since(start)
-		t.WallMS = t.Wall.Milliseconds()
-		r.observe.emit(Event{Kind: ThreadFinished, Thread: node, Parent: parent, Tokens: t.Tokens})
-	}()
 	for {
 		if sibling := context.Cause(ctx); errors.Is(sibling, errSiblingSolved) {
 			// Stopped before this call (a child not yet started, or a
@@ -304,11 +298,17 @@ var errSiblingSolved = errors.New("a sibling reached the goal")
 // different problems make the same choices at the same points and are no
 // longer independent.
 func (r *search) seedFor(node string, call int) uint64 {
-	if r.Seed == 0 {
+	return seedOf(r.Seed, r.t.Key(r.p), node, call)
+}
+
+// seedOf is the seed of a thread's call, from the run's seed (0: drawn,
+// and so 0) and the problem's key.
+func seedOf(seed uint64, key, node string, call int) uint64 {
+	if seed == 0 {
 		return 0
 	}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%d/%s/%s/%d", r.Seed, r.t.Key(r.p), node, call)
+	fmt.Fprintf(h, "%d/%s/%s/%d", seed, key, node, call)
 	return h.Sum64() | 1
 }
 

@@ -40,10 +40,11 @@ type Options struct {
 	// Env says how much of a thread a task with an environment writes
 	// ("": all it can, EnvConstrain).
 	Env EnvMode
-	// MaxDepth bounds how deep spawns nest: 1 (the default, the APR
-	// protocol's) lets only the root spawn; 2 lets its children spawn too,
-	// and so on. The Countdown environment lets only the root spawn, so
-	// deeper spawns run with the environment off.
+	// MaxDepth bounds how deep spawns nest: 1 lets only the root spawn;
+	// 2 lets its children spawn too, and so on; 0 is the strategy's own
+	// (apr: 1, the APR protocol's; a format that nests: 5). The Countdown
+	// environment lets only the root spawn, so deeper spawns run with the
+	// environment off.
 	MaxDepth int
 	// MaxChildren bounds the children running at once (0: all of a
 	// spawn's).
@@ -102,12 +103,15 @@ type Thread struct {
 	PromptTokens int `json:"prompt_tokens"`
 	CachedTokens int `json:"cached_prompt_tokens"`
 	// Filled counts the tokens of Tokens the environment wrote.
-	Filled   int           `json:"filled_tokens"`
-	Wall     time.Duration `json:"-"`
-	WallMS   int64         `json:"wall_ms"`
-	Finish   string        `json:"finish"`
-	Reason   string        `json:"reason,omitempty"` // why the environment or the runtime ended it
-	Children []*Thread     `json:"children,omitempty"`
+	Filled int           `json:"filled_tokens"`
+	Wall   time.Duration `json:"-"`
+	WallMS int64         `json:"wall_ms"`
+	Finish string        `json:"finish"`
+	Reason string        `json:"reason,omitempty"` // why the environment or the runtime ended it
+	// FormatErrors counts where the thread's parallel structure was
+	// malformed and the orchestrator closed it (Usage.FormatErrors).
+	FormatErrors int       `json:"format_errors,omitempty"`
+	Children     []*Thread `json:"children,omitempty"`
 }
 
 // Usage is what a run spent: the one account of tokens, threads and time
@@ -126,6 +130,10 @@ type Usage struct {
 	Threads            int `json:"threads"`
 	// LatencyMS is the run's wall time in milliseconds.
 	LatencyMS int64 `json:"latency_ms"`
+	// FormatErrors counts the places a model's parallel structure was
+	// malformed (a branch that never closed, a fork naming no branch),
+	// where the orchestrator closed what it could and went on.
+	FormatErrors int `json:"format_errors"`
 }
 
 // add counts a thread's calls in u: its tokens and prompts.
@@ -155,7 +163,7 @@ type Result struct {
 }
 
 // Names lists the strategies Parse reads, as a usage line writes them.
-const Names = "direct, serial, apr, hybrid:effort=off|light|deep, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
+const Names = "direct, serial, apr, hybrid:effort=off|light|deep, multiverse, threadweaver, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
 
 // Parse reads a strategy as the command line writes it, for task t:
 // "direct", "serial", "apr", "hybrid:effort=deep", "vote:k=8",
@@ -189,6 +197,11 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			return nil, errors.New("want hybrid:effort=off, light or deep")
 		}
 		return Search{Options: o, Effort: effort, label: spec}, nil
+	case "multiverse", "threadweaver":
+		if args != "" {
+			return nil, fmt.Errorf("%s takes no arguments", name)
+		}
+		return Fork{Options: o, Format: formats[name]}, nil
 	case "vote", "best", "aggregate", "deepthink":
 	default:
 		return nil, fmt.Errorf("unknown strategy (want %s)", Names)

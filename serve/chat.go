@@ -419,6 +419,7 @@ func braidInfo(v traceView) map[string]any {
 	if r := v.Result; r != nil {
 		info["threads"], info["total_tokens"], info["critical_path_tokens"] = r.Threads, r.TotalTokens, r.CriticalPathTokens
 		info["wall_ms"] = r.LatencyMS
+		info["format_errors"] = r.FormatErrors
 	}
 	return info
 }
@@ -444,7 +445,7 @@ func reasoningText(r *reason.Result) string {
 }
 
 // offered are the strategies /v1/models lists, those the task can run.
-var offered = []string{"apr", "serial", "direct", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep",
+var offered = []string{"apr", "serial", "direct", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep", "multiverse", "threadweaver",
 	"vote:k=8", "vote:k=4:apr", "best:k=8", "best:k=4:apr", "aggregate:k=4", "deepthink:k=4"}
 
 // models answers /v1/models: the model and its strategy variants.

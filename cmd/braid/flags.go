@@ -236,7 +236,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.Float64Var(&f.temperature, "temperature", 0, "sampling temperature (0: greedy)")
 	fl.IntVar(&f.maxTokens, "max-tokens", 0, "most tokens per model call (0: the model's context)")
 	fl.IntVar(&f.maxTotal, "max-total-tokens", 0, "most tokens of all threads of a run together (0: no limit)")
-	fl.IntVar(&f.maxDepth, "max-depth", 1, "how deep apr spawns nest: 1 lets only the root spawn (the APR protocol); more needs --env off")
+	fl.IntVar(&f.maxDepth, "max-depth", 0, "how deep spawns nest: 1 lets only the root spawn (apr's default, the APR protocol; more needs --env off); 0 is the strategy's own (multiverse: 5)")
 	fl.BoolVar(&f.joinAtGoal, "join-at-goal", false, "apr: stop a spawn's other children once one finishes having reached the goal, and resume the parent at once; vote: stop the other samples at the first verified answer (fewer tokens; a run's tokens then vary with timing)")
 	fl.IntVar(&f.concurrent, "concurrent", 16, f.concurrentUsage)
 	fl.StringSliceVar(&f.remoteURLs, "backend", nil, f.backendUsage)
@@ -268,8 +268,8 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 		return nil, reason.Options{}, usageErrorf("--task %s needs --backend (and --backend-model): the embedded model and --model checkpoints are Countdown search models", t.Name())
 	}
 	_, hasEnv := t.(task.Environment)
-	if f.maxDepth < 1 || f.maxDepth > 1 && hasEnv && env != reason.EnvOff {
-		return nil, reason.Options{}, usageErrorf("--max-depth %d: want 1, or more with --env off (the %s environment lets only the root spawn)", f.maxDepth, t.Name())
+	if f.maxDepth < 0 || f.maxDepth > 1 && hasEnv && env != reason.EnvOff {
+		return nil, reason.Options{}, usageErrorf("--max-depth %d: want 0 or 1, or more with --env off (the %s environment lets only the root spawn)", f.maxDepth, t.Name())
 	}
 	if len(f.remoteURLs) > 0 && hasEnv && env == reason.EnvConstrain && !f.guided {
 		return nil, reason.Options{}, usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")

@@ -1,0 +1,235 @@
+package reason
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+	taskmath "github.com/braid-dev/braid/task/math"
+)
+
+// script is a model's recorded outputs: each call is answered with the
+// output of the first turn whose prompt suffix the prompt ends with, and
+// the request's stop strings must be the turn's.
+type script struct {
+	mu    sync.Mutex
+	turns []turn
+	calls []*backend.Request
+}
+
+type turn struct {
+	suffix string   // the prompt ends with it
+	stops  []string // the stop strings the request must carry
+	text   string   // what the model writes
+	stop   string   // the stop string it ends at ("" for the end of sequence)
+	length bool     // it runs to its length
+}
+
+func (s *script) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, req)
+	s.mu.Unlock()
+	for _, tn := range s.turns {
+		if !strings.HasSuffix(req.Prompt, tn.suffix) {
+			continue
+		}
+		if !slices.Equal(req.Stop, tn.stops) {
+			return nil, fmt.Errorf("prompt ending %q: stops %q, want %q", tn.suffix, req.Stop, tn.stops)
+		}
+		c := &backend.Completion{Text: tn.text, StopString: tn.stop, Finish: backend.FinishStop,
+			Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(tn.text)}}
+		if tn.length {
+			c.Finish = backend.FinishLength
+		}
+		if req.OnChunk != nil {
+			req.OnChunk(backend.Chunk{Text: tn.text})
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("no recorded output for a prompt ending %q", req.Prompt[max(0, len(req.Prompt)-40):])
+}
+
+func runFork(t *testing.T, f Format, b backend.Backend) *Result {
+	t.Helper()
+	s, err := Parse(f.Name(), Options{}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A Multiverse model's paths are written concurrently from the goal and
+// merged as its engine merges them, byte for byte.
+func TestMultiverseForksAndJoins(t *testing.T) {
+	goal := "<Think>\nTwo ways.\n<Parallel>\n<Goal>\n<Outline>\n1: Multiply.\n</Outline>\n<Outline>\n2: Add six sevens.\n</Outline>\n"
+	b := &script{turns: []turn{
+		{suffix: "</Goal>\n<Path>\n1:", stops: []string{"</Path>", "</Goal>"}, text: " 6*7 = 42.\n", stop: "</Path>"},
+		{suffix: "</Goal>\n<Path>\n2:", stops: []string{"</Path>", "</Goal>"}, text: " 7+7+7+7+7+7 = 42.\n", stop: "</Path>"},
+		{suffix: "<Conclusion>\n", stops: []string{"</Goal>"}, text: "Both give 42.\n</Conclusion>\n</Parallel>\n</Think>\n\\boxed{42}"},
+		{suffix: "in parallel before answering.", stops: []string{"</Goal>"}, text: goal, stop: "</Goal>"},
+	}}
+	r := runFork(t, Multiverse{}, b)
+	want := "What is 6 times 7?\n\nReason step by step, and put your final answer within \\boxed{}. Think step by step and in parallel before answering." +
+		goal + "</Goal>\n" +
+		"<Path>\n1: 6*7 = 42.\n</Path>\n" +
+		"<Path>\n2: 7+7+7+7+7+7 = 42.\n</Path>\n" +
+		"<Conclusion>\nBoth give 42.\n</Conclusion>\n</Parallel>\n</Think>\n\\boxed{42}"
+	if r.Tree.Text != want {
+		t.Errorf("joined text\n%q\nwant\n%q", r.Tree.Text, want)
+	}
+	if r.Answer != "42" || r.Threads != 3 || len(b.calls) != 4 || r.FormatErrors != 0 {
+		t.Errorf("answer %q, %d threads, %d calls, %d format errors", r.Answer, r.Threads, len(b.calls), r.FormatErrors)
+	}
+	if r.CriticalPathTokens >= r.TotalTokens {
+		t.Errorf("critical path %d of %d tokens: the paths did not count as parallel", r.CriticalPathTokens, r.TotalTokens)
+	}
+}
+
+// A ThreadWeaver model's threads are written concurrently from the
+// outlines and joined back to back; the model closes </Parallel> itself.
+func TestThreadWeaverForksAndJoins(t *testing.T) {
+	outlines := "<think>\n<Parallel>\n<Outlines>\n<Outline>1: Multiply.</Outline>\n<Outline>2: Check by adding.</Outline>\n"
+	b := &script{turns: []turn{
+		{suffix: "</Outlines>\n<Thread>\n1:", stops: []string{"</Thread>"}, text: " 6*7 = 42.\n", stop: "</Thread>"},
+		{suffix: "</Outlines>\n<Thread>\n2:", stops: []string{"</Thread>"}, text: " 42/7 = 6.\n", stop: "</Thread>"},
+		{suffix: "</Thread>\n", stops: []string{"</Outlines>"}, text: "</Parallel>\nSo \\boxed{42}."},
+		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: outlines, stop: "</Outlines>"},
+	}}
+	r := runFork(t, ThreadWeaver{}, b)
+	want := "What is 6 times 7?\n\nReason step by step, and put your final answer within \\boxed{}." + outlines + "</Outlines>" +
+		"\n<Thread>\n1: 6*7 = 42.\n</Thread><Thread>\n2: 42/7 = 6.\n</Thread>\n" +
+		"</Parallel>\nSo \\boxed{42}."
+	if r.Tree.Text != want {
+		t.Errorf("joined text\n%q\nwant\n%q", r.Tree.Text, want)
+	}
+	if r.Answer != "42" || r.Threads != 3 || r.FormatErrors != 0 {
+		t.Errorf("answer %q, %d threads, %d format errors", r.Answer, r.Threads, r.FormatErrors)
+	}
+}
+
+// Malformed structure never fails a request: a branch that runs to its
+// length is closed, a fork that names no branch goes on alone, and each is
+// counted.
+func TestMalformedStructureIsClosedAndCounted(t *testing.T) {
+	b := &script{turns: []turn{
+		{suffix: "</Outlines>\n<Thread>\n1:", stops: []string{"</Thread>"}, text: " runs on and on", length: true},
+		{suffix: "</Thread>\n", stops: []string{"</Outlines>"}, text: "</Parallel>\n\\boxed{42}"},
+		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: "<Parallel>\n<Outlines>\n<Outline>1: Multiply.</Outline>\n", stop: "</Outlines>"},
+	}}
+	r := runFork(t, ThreadWeaver{}, b)
+	if r.Answer != "42" || r.FormatErrors != 1 || !strings.Contains(r.Tree.Text, " runs on and on\n</Thread>\n</Parallel>") {
+		t.Errorf("answer %q, %d format errors, text %q", r.Answer, r.FormatErrors, r.Tree.Text)
+	}
+	none := &script{turns: []turn{
+		{suffix: "</Outlines>", stops: nil, text: "\nNo threads after all. \\boxed{42}"},
+		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: "<Parallel>\n<Outlines>\n", stop: "</Outlines>"},
+	}}
+	r = runFork(t, ThreadWeaver{}, none)
+	if r.Answer != "42" || r.FormatErrors != 1 || r.Threads != 1 {
+		t.Errorf("a fork without outlines: answer %q, %d format errors, %d threads", r.Answer, r.FormatErrors, r.Threads)
+	}
+}
+
+// A Multiverse path may fork in turn: its own paths run concurrently and
+// join into it before it closes.
+func TestMultiversePathsNest(t *testing.T) {
+	inner := "Split again.\n<Parallel>\n<Goal>\n<Outline>\n1.1: Tens.\n</Outline>\n<Outline>\n1.2: Units.\n</Outline>\n"
+	b := &script{turns: []turn{
+		{suffix: "\n<Path>\n1.1:", stops: []string{"</Path>", "</Goal>"}, text: " 6*10 - 6*3 = 42.\n", stop: "</Path>"},
+		{suffix: "\n<Path>\n1.2:", stops: []string{"</Path>", "</Goal>"}, text: " 7*6 = 42.\n", stop: "</Path>"},
+		{suffix: "1.2: 7*6 = 42.\n</Path>\n<Conclusion>\n", stops: []string{"</Path>", "</Goal>"}, text: "42.\n</Conclusion>\n</Parallel>\n", stop: "</Path>"},
+		{suffix: "</Goal>\n<Path>\n1:", stops: []string{"</Path>", "</Goal>"}, text: inner, stop: "</Goal>"},
+		{suffix: "</Goal>\n<Path>\n2:", stops: []string{"</Path>", "</Goal>"}, text: " 42.\n", stop: "</Path>"},
+		{suffix: "2: 42.\n</Path>\n<Conclusion>\n", stops: []string{"</Goal>"}, text: "\\boxed{42}"},
+		{suffix: "in parallel before answering.", stops: []string{"</Goal>"}, stop: "</Goal>",
+			text: "<Parallel>\n<Goal>\n<Outline>\n1: One way.\n</Outline>\n<Outline>\n2: Another.\n</Outline>\n"},
+	}}
+	r := runFork(t, Multiverse{}, b)
+	if r.Answer != "42" || r.Threads != 5 || r.FormatErrors != 0 {
+		t.Fatalf("answer %q, %d threads, %d format errors:\n%s", r.Answer, r.Threads, r.FormatErrors, r.Tree.Text)
+	}
+	want := "<Path>\n1:" + inner + "</Goal>\n<Path>\n1.1: 6*10 - 6*3 = 42.\n</Path>\n<Path>\n1.2: 7*6 = 42.\n</Path>\n<Conclusion>\n42.\n</Conclusion>\n</Parallel>\n</Path>\n<Path>\n2: 42.\n</Path>\n<Conclusion>\n\\boxed{42}"
+	if !strings.HasSuffix(r.Tree.Text, want) {
+		t.Errorf("joined text\n%q\nwant it to end\n%q", r.Tree.Text, want)
+	}
+	if one := r.Tree.Children[0]; one.Node != "0,1" || len(one.Children) != 2 || one.Children[1].Node != "0,1,1.2" {
+		t.Errorf("the tree: path %s with %d paths", one.Node, len(one.Children))
+	}
+}
+
+// forkFixture is a recorded run of format f with eight branches of 400
+// bytes each over a backend that answers at once: what the benchmarks
+// time is the orchestrator's own work.
+func forkFixture(f Format) *script {
+	var outlines strings.Builder
+	open, first := "<Goal>", "in parallel before answering."
+	if f.Name() == "threadweaver" {
+		open, first = "<Outlines>", "within \\boxed{}."
+	}
+	outlines.WriteString("<Parallel>\n" + open + "\n")
+	s := &script{}
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&outlines, "<Outline>\n%d: part %d.\n</Outline>\n", i, i)
+		stops := []string{f.BranchStop()}
+		if f.Nests() {
+			stops = append(stops, f.ForkStop())
+		}
+		s.turns = append(s.turns, turn{suffix: f.Start(fmt.Sprint(i)), stops: stops, text: strings.Repeat("x", 399) + "\n", stop: f.BranchStop()})
+	}
+	s.turns = append(s.turns, turn{suffix: first, stops: []string{f.ForkStop()}, text: outlines.String(), stop: f.ForkStop()},
+		turn{suffix: "\n", stops: []string{f.ForkStop()}, text: "\\boxed{42}"})
+	return s
+}
+
+// BenchmarkForkRuntime runs each format over an instant backend: the
+// orchestration per run (parsing the fork, eight branch prompts, the
+// join, goroutines, the tree); BenchmarkForkDirectCalls makes the same
+// calls one after another, the floor it is measured from.
+func BenchmarkForkRuntime(b *testing.B) {
+	for _, f := range []Format{Multiverse{}, ThreadWeaver{}} {
+		b.Run(f.Name(), func(b *testing.B) {
+			s := forkFixture(f)
+			st := Fork{Format: f}
+			p := task.Problem{Task: "math", Text: "What is 6 times 7?"}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.calls = s.calls[:0]
+				if _, err := st.Solve(context.Background(), s, taskmath.Task{}, p, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(9, "threads")
+		})
+	}
+}
+
+func BenchmarkForkDirectCalls(b *testing.B) {
+	for _, f := range []Format{Multiverse{}, ThreadWeaver{}} {
+		b.Run(f.Name(), func(b *testing.B) {
+			s := forkFixture(f)
+			if _, err := (Fork{Format: f}).Solve(context.Background(), s, taskmath.Task{}, task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil); err != nil {
+				b.Fatal(err)
+			}
+			calls := slices.Clone(s.calls)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.calls = s.calls[:0]
+				for _, req := range calls {
+					if _, err := s.Complete(context.Background(), req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(9, "threads")
+		})
+	}
+}
