@@ -30,6 +30,12 @@ type Request struct {
 	// error wrapping errors.ErrUnsupported for it.
 	Prompt       string
 	PromptTokens []int
+	// ReplyAt, when positive, is where in Prompt the model's own reply
+	// begins (a thread resumed after a stop or a join): a chat server is
+	// sent the text before it as the user's message and the rest as an
+	// assistant message to continue, so that its chat template applies;
+	// text backends read Prompt whole.
+	ReplyAt int
 
 	// MaxTokens caps the completion; 0 means until the context is full.
 	MaxTokens int
@@ -120,6 +126,8 @@ func (r *Request) validate() error {
 		return fmt.Errorf("backend: top logprobs %d is negative", r.TopLogprobs)
 	case r.Prompt == "" && len(r.PromptTokens) == 0:
 		return errors.New("backend: empty prompt")
+	case r.ReplyAt < 0 || r.ReplyAt > len(r.Prompt):
+		return fmt.Errorf("backend: reply at byte %d of a %d-byte prompt", r.ReplyAt, len(r.Prompt))
 	}
 	switch r.Effort {
 	case "", "off", "light", "deep":

@@ -149,8 +149,8 @@ func (s Fork) Name() string { return s.Format.Name() }
 // Solve implements Strategy.
 func (s Fork) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
 	start := time.Now()
-	f := &forking{Fork: s, t: t, p: p, observe: serialized(observe), goal: newGoalWatch(t)}
 	prompt := t.Prompt(p) + s.Format.Instruction()
+	f := &forking{Fork: s, t: t, p: p, prompt: prompt, observe: serialized(observe), goal: newGoalWatch(t)}
 	root, err := f.thread(ctx, b, "0", "", prompt, 0)
 	if err != nil {
 		return nil, err
@@ -177,6 +177,7 @@ type forking struct {
 	Fork
 	t       task.Task
 	p       task.Problem
+	prompt  string // every thread's text starts with it
 	observe Observer
 	goal    *goalWatch
 }
@@ -203,7 +204,8 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 		stops = append(stops, fmtr.ForkStop())
 	}
 	for {
-		req := &backend.Request{Prompt: text, MaxTokens: f.MaxTokens, Temperature: f.Temperature, Stop: stops,
+		// The run's prompt, and what was written after it to continue.
+		req := &backend.Request{Prompt: text, ReplyAt: len(f.prompt), MaxTokens: f.MaxTokens, Temperature: f.Temperature, Stop: stops,
 			Seed: f.seedFor(node, t.Calls), Affinity: f.p.Text, OnChunk: f.goal.watch(f.observe.stream(node, parent))}
 		c, err := b.Complete(ctx, req)
 		if errors.Is(err, backend.ErrPromptTooLong) {

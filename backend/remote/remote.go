@@ -38,7 +38,11 @@ type Options struct {
 	APIKey string
 	// Model names the model in each request.
 	Model string
-	// Chat selects /chat/completions: the prompt becomes one user message.
+	// Chat selects /chat/completions: the prompt becomes the user's
+	// message, and the text a completion continues (the prompt from its
+	// ReplyAt, then what stop-and-continue wrote) an assistant message the
+	// server continues (continue_final_message, as vLLM, SGLang and
+	// llama.cpp's server read it), through the server's own chat template.
 	Chat bool
 	// MaxConcurrent caps the requests in flight per endpoint (16 when 0).
 	MaxConcurrent int
@@ -149,9 +153,6 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 	}
 	if req.PromptTokens != nil && (c.opts.Chat || req.Env != nil) {
 		return nil, fmt.Errorf("remote: token prompts need /completions and no environment: %w", errors.ErrUnsupported)
-	}
-	if req.Env != nil && c.opts.Chat {
-		return nil, fmt.Errorf("remote: environments need /completions, not chat: %w", errors.ErrUnsupported)
 	}
 	seed := req.Seed
 	for seed == 0 {
@@ -284,9 +285,8 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 		if errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0 {
 			return res, err
 		}
-		if written != "" && (c.opts.Chat || req.PromptTokens != nil) {
-			// A chat message cannot be continued mid-way, nor a prompt of
-			// token ids with text.
+		if written != "" && req.PromptTokens != nil {
+			// A prompt of token ids cannot be continued with text.
 			return res, err
 		}
 		wait := backoff(attempt)
@@ -341,11 +341,23 @@ func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxToken
 	return json.Marshal(c.bodyMap(req, seed, prompt, maxTokens, choices))
 }
 
-// bodyMap is a request's JSON body, as a map.
+// bodyMap is a request's JSON body, as a map. prompt is the whole text to
+// continue: req.Prompt, then what the model has written.
 func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) map[string]any {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
 	if c.opts.Chat {
-		b["messages"] = []map[string]string{{"role": "user", "content": prompt}}
+		user := req.Prompt
+		if req.ReplyAt > 0 {
+			user = req.Prompt[:req.ReplyAt]
+		}
+		messages := []map[string]string{{"role": "user", "content": user}}
+		if written := strings.TrimPrefix(prompt, user); written != "" {
+			// The server continues the assistant's message rather than
+			// start a new one after it.
+			messages = append(messages, map[string]string{"role": "assistant", "content": written})
+			b["continue_final_message"], b["add_generation_prompt"] = true, false
+		}
+		b["messages"] = messages
 		kwargs := map[string]any{}
 		for k, v := range c.opts.ChatTemplateKwargs {
 			kwargs[k] = v

@@ -464,3 +464,41 @@ func TestEffortIsTheThinkingSwitch(t *testing.T) {
 		t.Errorf("no effort sent %v", f.requests[2])
 	}
 }
+
+// A chat server is sent the prompt as the user's message and what the
+// model has written as an assistant message it continues, through its
+// own chat template: the prompt from its ReplyAt, and what
+// stop-and-continue wrote, with an environment too.
+func TestChatContinuesTheAssistantMessage(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		sse(w, true, "stop", "a", "b=wrong", " more")
+	}}
+	c := newClient(t, f, Options{Chat: true})
+	messages := func(i int) []any {
+		m, _ := f.requests[i]["messages"].([]any)
+		return m
+	}
+	if _, err := c.Complete(context.Background(), &backend.Request{Prompt: "Q?"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := messages(0); len(m) != 1 || f.requests[0]["continue_final_message"] != nil || f.requests[0]["add_generation_prompt"] != nil {
+		t.Errorf("a fresh answer sent %v", f.requests[0])
+	}
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:so ", ReplyAt: 2, Env: &equalsEnv{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comp.Text != "ab=X\nab=X\n" || len(f.requests) != 3 {
+		t.Fatalf("text %q over %d requests", comp.Text, len(f.requests))
+	}
+	for i, want := range []string{"so ", "so ab=X\n"} {
+		m := messages(1 + i)
+		user, _ := m[0].(map[string]any)
+		asst, _ := m[len(m)-1].(map[string]any)
+		r := f.requests[1+i]
+		if len(m) != 2 || user["content"] != "P:" || asst["role"] != "assistant" || asst["content"] != want ||
+			r["continue_final_message"] != true || r["add_generation_prompt"] != false || r["_path"] != "/v1/chat/completions" {
+			t.Errorf("call %d sent %v", 1+i, r)
+		}
+	}
+}

@@ -104,9 +104,6 @@ func (c *Client) CompleteN(ctx context.Context, req *backend.Request, n int) ([]
 		}
 	}
 	if err != nil && len(unfinished) > 0 {
-		if c.opts.Chat {
-			return nil, err // a chat message cannot be continued mid-way
-		}
 		if res.finish[0] != "" && res.streamed == res.events[0] {
 			ep.noN.Store(true) // only the first sample came: the server ignores n
 		}

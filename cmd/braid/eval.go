@@ -44,6 +44,10 @@ type evalConfig struct {
 	// ModelSum fingerprints the embedded engine's model files (config,
 	// tokenizer, weights); runs before it was kept lack it.
 	ModelSum string `json:"model_sum,omitempty"`
+	// API is "chat" for a --backend driven through its chat template;
+	// runs over raw completions, the only way before, record nothing and
+	// keep their ids.
+	API string `json:"api,omitempty"`
 }
 
 // evalFlags are braid eval's flags.
@@ -125,6 +129,9 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	cfg, err := fl.config()
 	if err != nil {
 		return err
+	}
+	if chat, _ := chatAPI(fl.api, t); chat && len(fl.remoteURLs) > 0 {
+		cfg.API = "chat"
 	}
 	problems, err := fl.problems(cmd, t)
 	if err != nil {

@@ -32,7 +32,7 @@ func TestEvalKeepsNoCredentials(t *testing.T) {
 	in := `{"text":"What is 2+2?","answer":"4"}` + "\n"
 	args := []string{"eval", "--task", "math", "--input", "-", "--strategies", "serial", "--db", db, "--json"}
 	out, errs := expectExit(t, 0, in, append(args, "--backend", backendURL("s3cretpw", "k3ysecret"))...)
-	if len(seen) != 1 || seen[0] != "/v1/completions k3ysecret user:s3cretpw" || !strings.Contains(out, `"correct": true`) {
+	if len(seen) != 1 || seen[0] != "/v1/chat/completions k3ysecret user:s3cretpw" || !strings.Contains(out, `"correct": true`) {
 		t.Errorf("the server saw %q; output %s", seen, out)
 	}
 	_, again := expectExit(t, 0, in, append(args, "--backend", backendURL("n3wpw", "n3wkey"))...)

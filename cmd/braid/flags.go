@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
@@ -223,6 +224,7 @@ type runFlags struct {
 	remoteURLs          []string
 	remoteModel, apiKey string
 	guided              bool
+	api                 string
 	// The help of the flags that differ between commands.
 	taskUsage, concurrentUsage, backendUsage string
 }
@@ -243,6 +245,49 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.remoteModel, "backend-model", "", "the model name to send to --backend")
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
 	fl.BoolVar(&f.guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding (vLLM, or another braid serve)")
+	registerAPIFlag(fl, &f.api)
+}
+
+// registerAPIFlag adds --api, how --backend servers are driven.
+func registerAPIFlag(fl *pflag.FlagSet, api *string) {
+	fl.StringVar(api, "api", "", "how --backend is driven: chat (/v1/chat/completions, the server's chat template, a resumed thread continuing the assistant's message) or completions (/v1/completions, raw text: base and research checkpoints); default completions for a task with an environment (a search model), chat otherwise")
+}
+
+// chatAPI reads --api for a task: whether its --backend is a chat server.
+func chatAPI(api string, t task.Task) (bool, error) {
+	switch api {
+	case "chat":
+		return true, nil
+	case "completions":
+		return false, nil
+	case "":
+		_, hasEnv := t.(task.Environment)
+		return !hasEnv, nil
+	}
+	return false, usageErrorf("--api %q: want chat or completions", api)
+}
+
+// openBackend is the remote servers when given, driven as chat or raw
+// completions, else the engine.
+func openBackend(ef *engineFlags, urls []string, model, key string, guided, chat bool) (backend.Backend, func(), error) {
+	if len(urls) > 0 {
+		if ef.modelDir != "" {
+			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
+		}
+		if ef.context != 0 {
+			return nil, nil, usageErrorf("--context is the embedded engine's; a --backend server sets its own")
+		}
+		c, err := remote.New(remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided, Chat: chat})
+		if err != nil {
+			return nil, nil, usageErrorf("--backend: %v", err)
+		}
+		return c, func() {}, nil
+	}
+	e, err := ef.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, func() { e.Close() }, nil
 }
 
 // check reads the task and the strategies' options, refusing what the task
@@ -261,6 +306,12 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 	}
 	if err := checkJoinAtGoal(f.joinAtGoal, t); err != nil {
 		return nil, reason.Options{}, err
+	}
+	if _, err := chatAPI(f.api, t); err != nil {
+		return nil, reason.Options{}, err
+	}
+	if f.api != "" && len(f.remoteURLs) == 0 {
+		return nil, reason.Options{}, usageErrorf("--api %s: it says how --backend servers are driven; the embedded model takes text", f.api)
 	}
 	// The embedded model, and the checkpoints --model loads, are
 	// Countdown search models.
@@ -283,7 +334,11 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 // environment.
 func (f *runFlags) backend(t task.Task) (backend.Backend, func(), error) {
 	_, hasEnv := t.(task.Environment)
-	return openBackend(&f.ef, f.remoteURLs, f.remoteModel, f.apiKey, f.guided && hasEnv)
+	chat, err := chatAPI(f.api, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openBackend(&f.ef, f.remoteURLs, f.remoteModel, f.apiKey, f.guided && hasEnv, chat)
 }
 
 // envName is the environment's mode as outputs name it, "" for a task

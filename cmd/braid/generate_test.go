@@ -272,11 +272,14 @@ func TestSolveMathOnARemoteBackend(t *testing.T) {
 		}
 		json.NewDecoder(r.Body).Decode(&req)
 		answer := "4"
+		for _, m := range req.Messages {
+			req.Prompt += m.Content
+		}
 		if strings.Contains(req.Prompt, "half") {
 			answer = `\\frac{1}{2}`
 		}
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"so \\\\boxed{%s}\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", answer)
+		fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"so \\\\boxed{%s}\",\"delta\":{\"content\":\"so \\\\boxed{%s}\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", answer, answer)
 	}))
 	defer srv.Close()
 	out, _ := expectExit(t, 0, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--strategy", "vote:k=3", "--temperature", "1", "What is 2+2?")
@@ -568,5 +571,34 @@ func TestCompareCommand(t *testing.T) {
 	}
 	if _, errs := expectExit(t, 2, "", "compare", "--db", db, "big", "small/serial"); !strings.Contains(errs, "RUN/STRATEGY") {
 		t.Errorf("a side without a strategy: %s", errs)
+	}
+}
+
+// --api says how a --backend is driven: chat servers through their chat
+// template by default for free-text tasks, raw completions when asked (a
+// base checkpoint), and nothing for the embedded model.
+func TestAPIPicksTheEndpoint(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\\\\boxed{4}\",\"delta\":{\"content\":\"\\\\boxed{4}\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	for _, api := range []string{"", "completions", "chat"} {
+		args := []string{"solve", "--task", "math", "--backend", srv.URL + "/v1", "What is 2+2?"}
+		if api != "" {
+			args = append(args, "--api", api)
+		}
+		expectExit(t, 0, "", args...)
+	}
+	if want := []string{"/v1/chat/completions", "/v1/completions", "/v1/chat/completions"}; !slices.Equal(paths, want) {
+		t.Errorf("paths %v, want %v", paths, want)
+	}
+	if _, errs := expectExit(t, 2, "", "solve", "--task", "math", "--backend", srv.URL+"/v1", "--api", "grpc", "x"); !strings.Contains(errs, "--api") {
+		t.Errorf("an unknown api: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", "solve", "--api", "chat", "27", "22", "26", "31", "53"); !strings.Contains(errs, "--backend") {
+		t.Errorf("--api without --backend: %s", errs)
 	}
 }

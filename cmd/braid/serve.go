@@ -28,6 +28,7 @@ type serveFlags struct {
 	reqThreads, reqTokens int
 	allowOrigins, hosts   []string
 	quiet, guided         bool
+	api                   string
 	traceMiB              int64
 	defaultStrategy, kind string
 }
@@ -80,6 +81,7 @@ get --grace to finish, then are cancelled.`,
 	f.StringVar(&fl.apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
 	f.StringSliceVar(&fl.remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
 	f.StringVar(&fl.remoteModel, "backend-model", "", "the remote model's name")
+	registerAPIFlag(f, &fl.api)
 	f.BoolVar(&fl.guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
 	f.StringVar(&fl.dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
 	f.Int64Var(&fl.maxBody, "max-body", 1<<20, "most bytes in a request body")
@@ -172,7 +174,11 @@ func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
 		if fl.remoteModel == "" {
 			return nil, usageErrorf("--backend needs --backend-model: the name the server knows the model by")
 		}
-		b, closeB, err := openBackend(&fl.ef, fl.remoteURLs, fl.remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), fl.guided)
+		chat, err := chatAPI(fl.api, opts.Task)
+		if err != nil {
+			return nil, err
+		}
+		b, closeB, err := openBackend(&fl.ef, fl.remoteURLs, fl.remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), fl.guided, chat)
 		if err != nil {
 			return nil, err
 		}

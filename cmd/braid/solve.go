@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/backend"
-	"github.com/braid-dev/braid/backend/remote"
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
@@ -457,28 +456,6 @@ func (sr solveRun) sampled(p task.Problem, runs []solved) sampledOutput {
 	}
 	o.PassAt1, o.PassAtN = float64(o.Correct)/float64(n), o.Correct > 0
 	return o
-}
-
-// openBackend is the remote servers when given, else the engine.
-func openBackend(ef *engineFlags, urls []string, model, key string, guided bool) (backend.Backend, func(), error) {
-	if len(urls) > 0 {
-		if ef.modelDir != "" {
-			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
-		}
-		if ef.context != 0 {
-			return nil, nil, usageErrorf("--context is the embedded engine's; a --backend server sets its own")
-		}
-		c, err := remote.New(remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided})
-		if err != nil {
-			return nil, nil, usageErrorf("--backend: %v", err)
-		}
-		return c, func() {}, nil
-	}
-	e, err := ef.open()
-	if err != nil {
-		return nil, nil, err
-	}
-	return e, func() { e.Close() }, nil
 }
 
 // engineContext is the context an embedded engine runs at, 0 for a remote
