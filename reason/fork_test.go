@@ -233,3 +233,69 @@ func BenchmarkForkDirectCalls(b *testing.B) {
 		})
 	}
 }
+
+// answers is a chat model: each call is answered by the first rule whose
+// phrase its prompt holds.
+type answers struct {
+	mu    sync.Mutex
+	rules [][2]string
+	calls []string
+}
+
+func (a *answers) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	a.mu.Lock()
+	a.calls = append(a.calls, req.Prompt)
+	a.mu.Unlock()
+	for _, r := range a.rules {
+		if strings.Contains(req.Prompt, r[0]) {
+			return &backend.Completion{Text: r[1], Finish: backend.FinishStop, Usage: backend.Usage{PromptTokens: len(req.Prompt), CompletionTokens: len(r[1])}}, nil
+		}
+	}
+	return nil, fmt.Errorf("no answer for %q", req.Prompt)
+}
+
+// Prompted parallel thinking: the plan's parts are worked concurrently,
+// each knowing the whole plan, and the conclusion reads them all.
+func TestParallelPlansWorksAndConcludes(t *testing.T) {
+	b := &answers{rules: [][2]string{
+		{"Work on part 1 only: 6*5", "6*5 = 30."},
+		{"Work on part 2 only: 6*2", "6*2 = 12."},
+		{"combine them", "30 + 12 = 42, so \\boxed{42}"},
+		{"Do not solve the problem yet", "<Part>1: 6*5</Part>\n<Part>2: 6*2</Part>\n<Part>2: again</Part>"},
+	}}
+	s, err := Parse("parallel", Options{}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Answer != "42" || r.Threads != 4 || len(b.calls) != 4 {
+		t.Errorf("answer %q, %d threads, %d calls", r.Answer, r.Threads, len(b.calls))
+	}
+	last := b.calls[len(b.calls)-1]
+	if !strings.Contains(last, "6*5 = 30.") || !strings.Contains(last, "6*2 = 12.") {
+		t.Errorf("the conclusion did not read the parts:\n%s", last)
+	}
+	for _, c := range b.calls[1:3] {
+		if !strings.Contains(c, "Part 1: 6*5\nPart 2: 6*2\n") {
+			t.Errorf("a part did not see the plan:\n%s", c)
+		}
+	}
+	if want := len("<Part>1: 6*5</Part>\n<Part>2: 6*2</Part>\n<Part>2: again</Part>") + len("6*5 = 30.") + len("30 + 12 = 42, so \\boxed{42}"); r.CriticalPathTokens != want {
+		t.Errorf("critical path %d, want the plan, the longest part and the conclusion: %d", r.CriticalPathTokens, want)
+	}
+}
+
+// A model that does not split the problem solves it in one thread.
+func TestParallelDegradesToSerial(t *testing.T) {
+	b := &answers{rules: [][2]string{
+		{"Do not solve the problem yet", "I would rather just solve it."},
+		{"What is 6 times 7?", "\\boxed{42}"},
+	}}
+	r, err := (Parallel{}).Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil)
+	if err != nil || r.Answer != "42" || r.Threads != 2 || r.Tree.Node != "solve" {
+		t.Errorf("answer %q, %d threads, root %s, %v", r.Answer, r.Threads, r.Tree.Node, err)
+	}
+}

@@ -93,14 +93,15 @@ func TestBestTakesACheckedAnswer(t *testing.T) {
 func TestParse(t *testing.T) {
 	for spec, want := range map[string]string{"serial": "serial", "vote:k=8": "vote:k=8", "vote:k=4:apr": "vote:k=4:apr",
 		"best:k=2": "best:k=2", "best:k=4:apr": "best:k=4:apr", "direct": "direct", "apr": "apr", "hybrid:effort=deep": "hybrid:effort=deep",
-		"aggregate:k=3": "aggregate:k=3", "deepthink:k=2": "deepthink:k=2"} {
+		"aggregate:k=3": "aggregate:k=3", "deepthink:k=2": "deepthink:k=2", "parallel": "parallel", "parallel:k=3": "parallel:k=3",
+		"multiverse": "multiverse", "threadweaver": "threadweaver"} {
 		s, err := Parse(spec, Options{Temperature: 1}, countdown.Task{})
 		if err != nil || s.Name() != want {
 			t.Errorf("%q: %v, %v", spec, s, err)
 		}
 	}
 	for _, bad := range []string{"vote", "vote:k=0", "vote:n=3", "best:k=x", "serial:k=2", "wide", "vote:k=2:vote:k=2",
-		"aggregate:k=2:apr", "vote:k=2:wide", "apr:k=2"} {
+		"aggregate:k=2:apr", "vote:k=2:wide", "apr:k=2", "parallel:k=1", "parallel:n=2", "multiverse:k=2"} {
 		if _, err := Parse(bad, Options{Temperature: 1}, countdown.Task{}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

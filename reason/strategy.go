@@ -163,7 +163,7 @@ type Result struct {
 }
 
 // Names lists the strategies Parse reads, as a usage line writes them.
-const Names = "direct, serial, apr, hybrid:effort=off|light|deep, multiverse, threadweaver, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
+const Names = "direct, serial, apr, hybrid:effort=off|light|deep, parallel[:k=N], multiverse, threadweaver, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
 
 // Parse reads a strategy as the command line writes it, for task t:
 // "direct", "serial", "apr", "hybrid:effort=deep", "vote:k=8",
@@ -197,6 +197,12 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			return nil, errors.New("want hybrid:effort=off, light or deep")
 		}
 		return Search{Options: o, Effort: effort, label: spec}, nil
+	case "parallel":
+		k, err := parallelK(args)
+		if err != nil {
+			return nil, err
+		}
+		return Parallel{Options: o, K: k}, nil
 	case "multiverse", "threadweaver":
 		if args != "" {
 			return nil, fmt.Errorf("%s takes no arguments", name)

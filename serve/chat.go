@@ -445,7 +445,7 @@ func reasoningText(r *reason.Result) string {
 }
 
 // offered are the strategies /v1/models lists, those the task can run.
-var offered = []string{"apr", "serial", "direct", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep", "multiverse", "threadweaver",
+var offered = []string{"apr", "serial", "direct", "hybrid:effort=off", "hybrid:effort=light", "hybrid:effort=deep", "parallel", "multiverse", "threadweaver",
 	"vote:k=8", "vote:k=4:apr", "best:k=8", "best:k=4:apr", "aggregate:k=4", "deepthink:k=4"}
 
 // models answers /v1/models: the model and its strategy variants.
