@@ -157,17 +157,7 @@ func (s Fork) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	}
 	res := &Result{Tree: root, TokensToGoal: int(f.goal.first.Load()), Answer: t.Extract(p, root.Text)}
 	res.LatencyMS = time.Since(start).Milliseconds()
-	var walk func(t *Thread) int
-	walk = func(t *Thread) int {
-		res.add(t)
-		res.FormatErrors += t.FormatErrors
-		longest := 0
-		for _, c := range t.Children {
-			longest = max(longest, walk(c))
-		}
-		return t.Tokens + longest
-	}
-	res.CriticalPathTokens = walk(root)
+	res.account(root)
 	f.observe.emit(Event{Kind: AnswerReady, Text: res.Answer})
 	return res, nil
 }

@@ -122,16 +122,7 @@ func (s Parallel) Solve(ctx context.Context, b backend.Backend, t task.Task, p t
 	}
 	final.Children = append([]*Thread{plan}, final.Children...)
 	r := &Result{Tree: final, Answer: t.Extract(p, final.Text), TokensToGoal: -1}
-	var walk func(t *Thread) int
-	walk = func(t *Thread) int {
-		r.add(t)
-		longest := 0
-		for _, c := range t.Children {
-			longest = max(longest, walk(c))
-		}
-		return t.Tokens + longest
-	}
-	r.CriticalPathTokens = walk(final)
+	r.account(final)
 	r.LatencyMS = time.Since(start).Milliseconds()
 	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil

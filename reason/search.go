@@ -73,16 +73,7 @@ func (s Search) solve(ctx context.Context, b backend.Backend, t task.Task, p tas
 	}
 	res := &Result{Tree: root, TokensToGoal: int(goal.first.Load()), Answer: t.Extract(p, root.Text)}
 	res.LatencyMS = time.Since(start).Milliseconds()
-	var walk func(t *Thread) int
-	walk = func(t *Thread) int {
-		res.add(t)
-		longest := 0
-		for _, c := range t.Children {
-			longest = max(longest, walk(c))
-		}
-		return t.Tokens + longest
-	}
-	res.CriticalPathTokens = walk(root)
+	res.account(root)
 	observe.emit(Event{Kind: AnswerReady, Text: res.Answer})
 	return res, nil
 }

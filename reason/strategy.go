@@ -144,6 +144,23 @@ func (u *Usage) add(t *Thread) {
 	u.CachedTokens += t.CachedTokens
 }
 
+// account adds the tree under root to r's usage: every thread's tokens,
+// calls' prompts and format errors, and the critical path, a parent's
+// tokens plus its longest child's.
+func (r *Result) account(root *Thread) {
+	var walk func(t *Thread) int
+	walk = func(t *Thread) int {
+		r.add(t)
+		r.FormatErrors += t.FormatErrors
+		longest := 0
+		for _, c := range t.Children {
+			longest = max(longest, walk(c))
+		}
+		return t.Tokens + longest
+	}
+	r.CriticalPathTokens = max(r.CriticalPathTokens, walk(root))
+}
+
 // Result is a strategy's answer to one problem.
 type Result struct {
 	// Answer is the answer the run gives, "" when it found none.
