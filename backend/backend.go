@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 )
 
 // Backend completes prompts. Complete may be called from many goroutines at
@@ -325,4 +326,23 @@ func WithGroup(ctx context.Context, group string) context.Context {
 func Group(ctx context.Context) string {
 	g, _ := ctx.Value(groupKey{}).(string)
 	return g
+}
+
+type retryKey struct{}
+
+// WithRetryBudget gives ctx's completions n retries to share, on top of
+// each call's own: a request whose threads make hundreds of calls rides
+// out a failing server as long as its budget lasts, where calls that
+// each gave up after their own few would fail its threads one by one.
+func WithRetryBudget(ctx context.Context, n int) context.Context {
+	b := new(atomic.Int64)
+	b.Store(int64(n))
+	return context.WithValue(ctx, retryKey{}, b)
+}
+
+// TakeRetry takes one retry from ctx's budget, reporting whether one was
+// left (false for a context without a budget).
+func TakeRetry(ctx context.Context) bool {
+	b, _ := ctx.Value(retryKey{}).(*atomic.Int64)
+	return b != nil && b.Add(-1) >= 0
 }

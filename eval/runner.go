@@ -19,6 +19,9 @@ type Runner struct {
 	// Options are the strategies' options; the runner sets each cell's
 	// seed.
 	Options reason.Options
+	// RetryBudget is the retries a cell's calls share on top of each
+	// call's own (backend.WithRetryBudget; 0: none).
+	RetryBudget int
 }
 
 // Check reports what is wrong with running the strategies: one the task
@@ -52,6 +55,9 @@ func (r Runner) Solve(ctx context.Context, c Cell) (Outcome, error) {
 	st, err := reason.Parse(c.Strategy, opts, r.Task)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if r.RetryBudget > 0 {
+		ctx = backend.WithRetryBudget(ctx, r.RetryBudget)
 	}
 	_, o, err := Run(ctx, r.Backend, r.Task, st, p, nil)
 	return o, err

@@ -386,6 +386,9 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 	}()
 	b, ctx, stop := s.limit(ctx, t.ID)
 	defer stop(nil)
+	if s.opts.RetryBudget > 0 {
+		ctx = backend.WithRetryBudget(ctx, s.opts.RetryBudget)
+	}
 	r, verdict, err := j.run(ctx, b, observe)
 	if lim := stoppedBy(ctx); lim != nil {
 		err = lim // the strategy saw only a cancelled context

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/backend/remote"
+	"github.com/braid-dev/braid/internal/faultproxy"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
@@ -130,50 +129,20 @@ func jsonString(raw string, s *string) error {
 	return json.Unmarshal([]byte(raw), s)
 }
 
-// faultyProxy forwards to upstream, but answers some requests with a 500,
-// a 429 with Retry-After, or a stream cut off mid-way.
-func faultyProxy(t testing.TB, upstream string) (*httptest.Server, *atomic.Int32) {
-	u, _ := url.Parse(upstream)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.FlushInterval = -1
-	var n atomic.Int32
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch n.Add(1) % 5 {
-		case 1:
-			http.Error(w, `{"error":{"message":"injected","type":"server_error"}}`, http.StatusInternalServerError)
-		case 3:
-			w.Header().Set("Retry-After", "0")
-			http.Error(w, `{"error":{"message":"slow down","type":"rate_limit_error"}}`, http.StatusTooManyRequests)
-		case 4:
-			// Forward, then drop the connection partway through the body.
-			req, _ := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.Path, r.Body)
-			req.Header = r.Header.Clone()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadGateway)
-				return
-			}
-			defer resp.Body.Close()
-			for k, v := range resp.Header {
-				w.Header()[k] = v
-			}
-			w.WriteHeader(resp.StatusCode)
-			io.CopyN(w, resp.Body, 300)
-			w.(http.Flusher).Flush()
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-		default:
-			rp.ServeHTTP(w, r)
-		}
-	}))
+// faultyProxy forwards to upstream, but answers every 3rd request with a
+// 500, every 5th with a 429 and drops every 7th stream partway through.
+func faultyProxy(t testing.TB, upstream string) (*httptest.Server, *faultproxy.Counts) {
+	h, counts, err := faultproxy.New(upstream, faultproxy.Faults{Every500: 3, Every429: 5, EveryDrop: 7, DropAfter: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return hs, &n
+	return hs, counts
 }
 
 // braid solve --strategy apr --backend URL against braid serve, through a
-// proxy that fails one request in two with 500s, 429s and dropped
+// proxy that fails about half the requests with 500s, 429s and dropped
 // streams: the run gets the answer it gets without the faults.
 func TestAPRThroughFaultyProxy(t *testing.T) {
 	_, hs := newTestServer(t, Options{})
@@ -195,8 +164,8 @@ func TestAPRThroughFaultyProxy(t *testing.T) {
 	if got.Answer != want.Answer || got.Threads != want.Threads || got.Answer == "" {
 		t.Errorf("through the proxy: %q in %d threads; directly: %q in %d", got.Answer, got.Threads, want.Answer, want.Threads)
 	}
-	if requests.Load() < 10 {
-		t.Errorf("only %d requests crossed the proxy", requests.Load())
+	if requests.Requests.Load() < 10 || requests.Dropped.Load() == 0 {
+		t.Errorf("the proxy saw too little: %s", requests)
 	}
 }
 

@@ -43,6 +43,9 @@ type Options struct {
 	// Task is what the chat messages state problems of: Countdown for the
 	// embedded model, free-text math for a general one.
 	Task task.Task
+	// RetryBudget is the retries a request's calls to a remote backend
+	// share on top of each call's own (backend.WithRetryBudget; 0: none).
+	RetryBudget int
 	// Temperature is a request's temperature when it names none: 0
 	// (greedy) for a search model, 1 (OpenAI's default) for a chat model.
 	// Strategies that sample several draw at 1 then.

@@ -282,7 +282,12 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 			return res, nil
 		}
 		var perm *permanentError
-		if errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0 {
+		if errors.As(err, &perm) || ctx.Err() != nil || c.opts.Retries < 0 {
+			return res, err
+		}
+		if attempt >= c.opts.Retries && (attempt >= maxRetries || !backend.TakeRetry(ctx)) {
+			// This call's retries are spent, and the request's shared
+			// budget too (or it has none).
 			return res, err
 		}
 		if written != "" && req.PromptTokens != nil {
@@ -556,12 +561,31 @@ type streamChunk struct {
 // a dropped connection, retried.
 var errDropped = errors.New("the stream ended early")
 
+// maxRetries bounds one call's retries, the request's budget
+// (backend.WithRetryBudget) included: a call that fails this often is
+// failing, not unlucky.
+const maxRetries = 32
+
+// wholeLines splits a stream into the lines that ended. A line the end of
+// the stream cuts (a dropped connection mid-event) is not an event: it is
+// the stream ending early, retried like any dropped connection.
+func wholeLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, bytes.TrimSuffix(data[:i], []byte("\r")), nil
+	}
+	if atEOF && len(data) > 0 {
+		return 0, nil, errDropped
+	}
+	return 0, nil, nil
+}
+
 // read consumes a stream of server-sent events. With an environment, the
 // model's text goes to it byte by byte (so that nothing past the point
 // where the environment writes is kept), and the stream is cut there.
 func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	sc.Split(wholeLines)
 	finished := false
 	// Servers stream about a token an event; a stream cut before its usage
 	// (by the environment, or a dropped connection) is counted that way.
@@ -650,7 +674,9 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, errDropped) {
+		return res, 0, fmt.Errorf("remote: %w, in the middle of an event", errDropped)
+	} else if err != nil {
 		return res, 0, fmt.Errorf("remote: reading the stream: %w: %w", errDropped, err)
 	}
 	if !finished {

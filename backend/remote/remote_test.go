@@ -502,3 +502,55 @@ func TestChatContinuesTheAssistantMessage(t *testing.T) {
 		}
 	}
 }
+
+// A request's shared retry budget lets a call retry past its own retries,
+// and only while the budget lasts.
+func TestRetryBudgetOutlastsACallsOwnRetries(t *testing.T) {
+	failing := func(fails int) *fakeServer {
+		return &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+			if n <= fails {
+				http.Error(w, `{"error":{"message":"overloaded"}}`, http.StatusInternalServerError)
+				return
+			}
+			sse(w, false, "stop", "ok")
+		}}
+	}
+	f := failing(3)
+	c := newClient(t, f, Options{Retries: 1})
+	comp, err := c.Complete(backend.WithRetryBudget(context.Background(), 2), &backend.Request{Prompt: "x"})
+	if err != nil || comp.Text != "ok" || len(f.requests) != 4 {
+		t.Errorf("with a budget of 2: %v after %d requests", err, len(f.requests))
+	}
+	f = failing(3)
+	c = newClient(t, f, Options{Retries: 1})
+	if _, err := c.Complete(context.Background(), &backend.Request{Prompt: "x"}); err == nil || len(f.requests) != 2 {
+		t.Errorf("without a budget: %v after %d requests", err, len(f.requests))
+	}
+	f = failing(3)
+	c = newClient(t, f, Options{Retries: 1})
+	if _, err := c.Complete(backend.WithRetryBudget(context.Background(), 1), &backend.Request{Prompt: "x"}); err == nil || len(f.requests) != 3 {
+		t.Errorf("with a budget of 1: %v after %d requests", err, len(f.requests))
+	}
+}
+
+// A connection dropped in the middle of an event is a dropped stream,
+// retried from what came whole, not a malformed event.
+func TestAnEventCutMidwayIsRetried(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"he\",\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"te")
+			w.(http.Flusher).Flush()
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		sse(w, false, "stop", "llo")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "say "})
+	if err != nil || comp.Text != "hello" || len(f.requests) != 2 || f.requests[1]["prompt"] != "say he" {
+		t.Errorf("%q, %v after %d requests (second prompt %v)", comp.Text, err, len(f.requests), f.requests[1]["prompt"])
+	}
+}

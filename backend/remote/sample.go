@@ -220,6 +220,7 @@ type multiResult struct {
 func (m *multiResult) read(body io.Reader, n int, emit func(backend.Chunk), idle func()) error {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	sc.Split(wholeLines)
 	finished := 0
 	for sc.Scan() {
 		idle()

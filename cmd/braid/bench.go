@@ -17,7 +17,7 @@ func newBenchCmd() *cobra.Command {
 		Short:   "Measure braid's kernels on this machine",
 		Example: "  braid bench kernels --json",
 	}
-	bench.AddCommand(newBenchKernelsCmd(), newBenchDecodeCmd(), newBenchServeCmd())
+	bench.AddCommand(newBenchKernelsCmd(), newBenchDecodeCmd(), newBenchServeCmd(), newBenchProxyCmd())
 	return bench
 }
 

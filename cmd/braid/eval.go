@@ -140,7 +140,7 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	for _, p := range problems {
 		cfg.Problems = append(cfg.Problems, t.Encode(p))
 	}
-	runner := eval.Runner{Task: t, Problems: problems, Options: o}
+	runner := eval.Runner{Task: t, Problems: problems, Options: o, RetryBudget: fl.retryBudget}
 	if err := runner.Check(names, cfg.Perturb); err != nil {
 		return usageErrorf("--strategies: %v", err)
 	}

@@ -225,6 +225,7 @@ type runFlags struct {
 	remoteModel, apiKey string
 	guided              bool
 	api                 string
+	retryBudget         int
 	// The help of the flags that differ between commands.
 	taskUsage, concurrentUsage, backendUsage string
 }
@@ -246,6 +247,12 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.apiKey, "api-key", "", "API key for --backend (default $BRAID_API_KEY, then $OPENAI_API_KEY)")
 	fl.BoolVar(&f.guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding (vLLM, or another braid serve)")
 	registerAPIFlag(fl, &f.api)
+	registerRetryBudgetFlag(fl, &f.retryBudget)
+}
+
+// registerRetryBudgetFlag adds --retry-budget.
+func registerRetryBudgetFlag(fl *pflag.FlagSet, budget *int) {
+	fl.IntVar(budget, "retry-budget", 64, "retries a problem's calls to --backend share on top of each call's own: a search of hundreds of calls rides out a failing server while it lasts (0: none)")
 }
 
 // registerAPIFlag adds --api, how --backend servers are driven.
@@ -301,8 +308,8 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 	if err != nil {
 		return nil, reason.Options{}, usageErrorf("--env: %v", err)
 	}
-	if f.maxTokens < 0 || f.maxTotal < 0 || f.concurrent <= 0 || f.temperature < 0 {
-		return nil, reason.Options{}, usageErrorf("--max-tokens and --max-total-tokens must be >= 0, --concurrent positive, --temperature >= 0")
+	if f.maxTokens < 0 || f.maxTotal < 0 || f.concurrent <= 0 || f.temperature < 0 || f.retryBudget < 0 {
+		return nil, reason.Options{}, usageErrorf("--max-tokens, --max-total-tokens and --retry-budget must be >= 0, --concurrent positive, --temperature >= 0")
 	}
 	if err := checkJoinAtGoal(f.joinAtGoal, t); err != nil {
 		return nil, reason.Options{}, err

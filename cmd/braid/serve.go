@@ -29,6 +29,7 @@ type serveFlags struct {
 	allowOrigins, hosts   []string
 	quiet, guided         bool
 	api                   string
+	retryBudget           int
 	traceMiB              int64
 	defaultStrategy, kind string
 }
@@ -82,6 +83,7 @@ get --grace to finish, then are cancelled.`,
 	f.StringSliceVar(&fl.remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
 	f.StringVar(&fl.remoteModel, "backend-model", "", "the remote model's name")
 	registerAPIFlag(f, &fl.api)
+	registerRetryBudgetFlag(f, &fl.retryBudget)
 	f.BoolVar(&fl.guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
 	f.StringVar(&fl.dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
 	f.Int64Var(&fl.maxBody, "max-body", 1<<20, "most bytes in a request body")
@@ -182,7 +184,7 @@ func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		opts.Backend, opts.Model = b, fl.remoteModel
+		opts.Backend, opts.Model, opts.RetryBudget = b, fl.remoteModel, fl.retryBudget
 		return closeB, nil
 	}
 	e, err := fl.ef.open()

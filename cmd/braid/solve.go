@@ -140,7 +140,7 @@ func (fl *solveFlags) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	defer closeB()
-	run := solveRun{t: t, st: st, b: b, env: fl.envName(t), log: cmd.ErrOrStderr(), concurrent: fl.concurrent}
+	run := solveRun{t: t, st: st, b: b, env: fl.envName(t), log: cmd.ErrOrStderr(), concurrent: fl.concurrent, retryBudget: fl.retryBudget}
 	if fl.samples > 1 {
 		s, ok := st.(reason.Search)
 		if !ok {
@@ -182,6 +182,9 @@ type solveRun struct {
 	env        string // the environment's mode, "" for a task without one
 	log        io.Writer
 	concurrent int
+	// retryBudget is the retries a problem's calls share
+	// (backend.WithRetryBudget; 0: none).
+	retryBudget int
 }
 
 // solve solves the problems, printing a line (or JSON object) each as it
@@ -283,6 +286,9 @@ type solved struct {
 func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) (solved, error) {
 	if st == nil {
 		st = sr.st
+	}
+	if sr.retryBudget > 0 {
+		ctx = backend.WithRetryBudget(ctx, sr.retryBudget)
 	}
 	r, o, err := eval.Run(ctx, sr.b, sr.t, st, p, nil)
 	if err != nil && ctx.Err() == nil {
