@@ -244,6 +244,10 @@ type Completion struct {
 
 // Usage is what a completion cost.
 type Usage struct {
+	// PromptTokens counts the prompt of every call the completion took: a
+	// remote server's stop-and-continue calls each re-send the text so far
+	// (their cached part in CachedPromptTokens); the engine reads a prompt
+	// once.
 	PromptTokens int
 	// CachedPromptTokens are prompt tokens whose forward pass the backend
 	// reused from earlier work instead of running.

@@ -200,10 +200,11 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 			choices = env.Choices()
 		}
 		res, err := c.stream(ctx, ep, req, seed, req.Prompt+text.String(), budget, choices, env, emit)
-		if calls == 0 {
-			// The prompt as given; later calls' prompts are continuations.
-			out.Usage.PromptTokens, out.Usage.CachedPromptTokens = res.promptTokens, res.cachedTokens
-		}
+		// Every call's prompt, as the server billed it: a stop-and-continue
+		// completion re-sends its text at each call, which the server's
+		// prefix cache mostly holds (cached).
+		out.Usage.PromptTokens += res.promptTokens
+		out.Usage.CachedPromptTokens += res.cachedTokens
 		out.Usage.CompletionTokens += res.completionTokens
 		if errors.Is(err, backend.ErrPromptTooLong) && calls > 0 {
 			// The continuation outgrew the context: the text so far is
@@ -274,7 +275,7 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 			written += ch.Text
 			emit(ch)
 		})
-		res.promptTokens = max(res.promptTokens, got.promptTokens)
+		res.promptTokens += got.promptTokens // each attempt is billed
 		res.cachedTokens += got.cachedTokens
 		res.completionTokens += got.completionTokens
 		if err == nil {

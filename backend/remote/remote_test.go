@@ -369,7 +369,8 @@ func TestCancelLeavesNoGoroutine(t *testing.T) {
 }
 
 // choiceEnv offers two whole lines as choices and is done after one.
-type choiceEnv struct{ lines int }
+// choiceEnv is done after need lines (2 when 0).
+type choiceEnv struct{ lines, need int }
 
 func (e *choiceEnv) Begin() (string, error) { return "", nil }
 func (e *choiceEnv) Next(w string) (string, error) {
@@ -379,7 +380,7 @@ func (e *choiceEnv) Next(w string) (string, error) {
 	return "", nil
 }
 func (e *choiceEnv) Choices() []string { return []string{"left\n", "right\n"} }
-func (e *choiceEnv) Done() bool        { return e.lines >= 2 }
+func (e *choiceEnv) Done() bool        { return e.lines >= max(2, e.need) }
 
 // A guided request ends with its choice; the client goes on until the
 // environment is done, and sends the choices to the server.
@@ -552,5 +553,20 @@ func TestAnEventCutMidwayIsRetried(t *testing.T) {
 	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "say "})
 	if err != nil || comp.Text != "hello" || len(f.requests) != 2 || f.requests[1]["prompt"] != "say he" {
 		t.Errorf("%q, %v after %d requests (second prompt %v)", comp.Text, err, len(f.requests), f.requests[1]["prompt"])
+	}
+}
+
+// A completion of several calls counts every call's prompt as the server
+// billed it: each re-sent the text so far. (A call the environment cuts,
+// the last here, never reaches its usage, and counts none.)
+func TestEveryCallsPromptCounts(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) { sse(w, false, "stop", "left\n") }}
+	c := newClient(t, f, Options{GuidedChoice: true})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "go:", Env: &choiceEnv{need: 3}})
+	if err != nil || len(f.requests) != 3 {
+		t.Fatalf("%v after %d requests", err, len(f.requests))
+	}
+	if u := comp.Usage; u.PromptTokens != 14 || u.CachedPromptTokens != 6 {
+		t.Errorf("usage %+v, want the two answered calls' prompts (7 each, 3 cached)", u)
 	}
 }
