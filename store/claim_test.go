@@ -101,6 +101,11 @@ func TestThreeWorkersShareARun(t *testing.T) {
 			const cells = 60
 			var mu sync.Mutex
 			did := map[string][]string{}
+			// The others start once w0 has saved a sample: on a loaded
+			// machine they could otherwise take every cell before w0 gets
+			// the five it dies after.
+			w0Saved := make(chan struct{})
+			var once sync.Once
 			work := func(worker string, dieAfter int) error {
 				s, err := Open(ctx, dsn) // each worker its own connection pool, as separate processes have
 				if err != nil {
@@ -140,6 +145,9 @@ func TestThreeWorkersShareARun(t *testing.T) {
 						if err := s.Save(ctx, "r", sample(i)); err != nil {
 							return err
 						}
+						if worker == "w0" {
+							once.Do(func() { close(w0Saved) })
+						}
 					}
 				}
 			}
@@ -150,6 +158,9 @@ func TestThreeWorkersShareARun(t *testing.T) {
 					die := -1
 					if w == 0 {
 						die = 5
+						defer once.Do(func() { close(w0Saved) }) // a w0 that fails first frees the others
+					} else {
+						<-w0Saved
 					}
 					errs[w] = work(fmt.Sprintf("w%d", w), die)
 				})
