@@ -61,6 +61,10 @@ type Options struct {
 	// later), so the server only generates legal ones. Without it an
 	// environment only fills.
 	GuidedChoice bool
+	// Cooldown is how long an endpoint that could not be reached (a
+	// refused or dropped connection before any answer, or a 502/503) is
+	// passed over, its requests going to the next (5 s when 0).
+	Cooldown time.Duration
 	// HTTPClient is the client to use (http.DefaultClient when nil).
 	HTTPClient *http.Client
 }
@@ -84,7 +88,13 @@ type endpoint struct {
 	name  string
 	slots chan struct{}
 	noN   atomic.Bool // the server refused n: samples go one request each
+	// downUntil (Unix nanoseconds) is when an endpoint that could not be
+	// reached may be tried again; routing passes over it until then.
+	downUntil atomic.Int64
 }
+
+// up reports whether the endpoint may be routed to now.
+func (e *endpoint) up() bool { return time.Now().UnixNano() >= e.downUntil.Load() }
 
 // New checks the options and returns a client.
 func New(opts Options) (*Client, error) {
@@ -97,7 +107,10 @@ func New(opts Options) (*Client, error) {
 	if opts.Retries == 0 {
 		opts.Retries = 4
 	}
-	if opts.MaxConcurrent < 0 || opts.Timeout < 0 {
+	if opts.Cooldown == 0 {
+		opts.Cooldown = 5 * time.Second
+	}
+	if opts.MaxConcurrent < 0 || opts.Timeout < 0 || opts.Cooldown < 0 {
 		return nil, fmt.Errorf("remote: negative option in %+v", opts)
 	}
 	c := &Client{opts: opts, http: opts.HTTPClient, key: opts.APIKey}
@@ -131,17 +144,39 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
-// route picks the endpoint for an affinity key, by its hash, so that a
-// thread's calls (which extend its prompt) reach the server that holds the
-// prefix in its cache.
+// route picks the endpoint for an affinity key, so that a thread's calls
+// (which extend its prompt) reach the server that holds the prefix in its
+// cache: of the endpoints that are up, the one whose hash with the key is
+// highest (rendezvous hashing, so that adding or losing an endpoint moves
+// only the keys it gains or held). When none is up, the best of all.
 func (c *Client) route(key string) *endpoint {
 	if len(c.endpoints) == 1 {
 		return c.endpoints[0]
 	}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return c.endpoints[int(h.Sum32()%uint32(len(c.endpoints)))]
+	var best, bestUp *endpoint
+	var top, topUp uint64
+	for _, e := range c.endpoints {
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		h.Write([]byte{0})
+		h.Write([]byte(e.name))
+		score := h.Sum64()
+		if best == nil || score > top {
+			best, top = e, score
+		}
+		if e.up() && (bestUp == nil || score > topUp) {
+			bestUp, topUp = e, score
+		}
+	}
+	if bestUp != nil {
+		return bestUp
+	}
+	return best
 }
+
+// errUnreachable marks a failure to reach an endpoint at all: the request
+// may go to another.
+var errUnreachable = errors.New("endpoint unreachable")
 
 // Complete implements backend.Backend. With an environment, a completion
 // is generated piece by piece: the stream is cut where the environment
@@ -199,7 +234,8 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		if env != nil && c.opts.GuidedChoice {
 			choices = env.Choices()
 		}
-		res, err := c.stream(ctx, ep, req, seed, req.Prompt+text.String(), budget, choices, env, emit)
+		res, at, err := c.stream(ctx, ep, key, req, seed, req.Prompt+text.String(), budget, choices, env, emit)
+		ep = at // a thread's later calls follow it where it failed over
 		// Every call's prompt, as the server billed it: a stop-and-continue
 		// completion re-sends its text at each call, which the server's
 		// prefix cache mostly holds (cached).
@@ -251,8 +287,8 @@ type result struct {
 // stream runs one request, with retries, emitting the model's text as it
 // comes. With an environment it feeds the environment as it goes and cuts
 // the stream where the environment writes.
-func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request, seed uint64, prompt string, maxTokens int,
-	choices []string, env backend.Environment, emit func(backend.Chunk)) (result, error) {
+func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *backend.Request, seed uint64, prompt string, maxTokens int,
+	choices []string, env backend.Environment, emit func(backend.Chunk)) (result, *endpoint, error) {
 	var res result
 	written := ""
 	for attempt := 0; ; attempt++ {
@@ -269,7 +305,7 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 		}
 		body, err := c.body(req, seed, prompt+written, maxTokens, rest)
 		if err != nil {
-			return res, err
+			return res, ep, err
 		}
 		got, retryAfter, err := c.attempt(ctx, ep, body, env, func(ch backend.Chunk) {
 			written += ch.Text
@@ -280,29 +316,37 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, req *backend.Request,
 		res.completionTokens += got.completionTokens
 		if err == nil {
 			res.finish, res.stop, res.fill, res.envErr = got.finish, got.stop, got.fill, got.envErr
-			return res, nil
+			return res, ep, nil
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) || ctx.Err() != nil || c.opts.Retries < 0 {
-			return res, err
+			return res, ep, err
 		}
 		if attempt >= c.opts.Retries && (attempt >= maxRetries || !backend.TakeRetry(ctx)) {
 			// This call's retries are spent, and the request's shared
 			// budget too (or it has none).
-			return res, err
+			return res, ep, err
 		}
 		if written != "" && req.PromptTokens != nil {
 			// A prompt of token ids cannot be continued with text.
-			return res, err
+			return res, ep, err
 		}
 		wait := backoff(attempt)
 		if retryAfter > 0 {
 			wait = retryAfter
 		}
+		if errors.Is(err, errUnreachable) {
+			// Pass over the endpoint for a while; when another is up, go
+			// there at once, from what was written.
+			ep.downUntil.Store(time.Now().Add(c.opts.Cooldown).UnixNano())
+			if next := c.route(key); next != ep {
+				ep, wait = next, 0
+			}
+		}
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return res, ctx.Err()
+			return res, ep, ctx.Err()
 		}
 	}
 }
@@ -470,12 +514,19 @@ func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, consume fu
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			ue.URL = ep.name + path
 		}
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errUnreachable, err)
+		}
 		return 0, fmt.Errorf("remote: %s: %w", ep.name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg := errorMessage(resp.Body)
 		err := fmt.Errorf("remote: %s: HTTP %d: %s", ep.name, resp.StatusCode, msg)
+		if resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable {
+			// A gateway without its server, or a server not serving.
+			err = fmt.Errorf("%w: %w", errUnreachable, err)
+		}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 			return retryAfter(resp.Header.Get("Retry-After")), err
 		}

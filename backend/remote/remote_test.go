@@ -570,3 +570,97 @@ func TestEveryCallsPromptCounts(t *testing.T) {
 		t.Errorf("usage %+v, want the two answered calls' prompts (7 each, 3 cached)", u)
 	}
 }
+
+// Routing is rendezvous hashing: an endpoint that goes down loses only
+// the keys it held, which spread over the others, and gets them back
+// when it is up again.
+func TestRoutingMovesOnlyAFallenEndpointsKeys(t *testing.T) {
+	c, err := New(Options{Endpoints: []string{"http://a.test/v1", "http://b.test/v1", "http://c.test/v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]*endpoint{}
+	held := map[*endpoint]int{}
+	for i := range 300 {
+		k := fmt.Sprintf("thread %d", i)
+		before[k] = c.route(k)
+		held[before[k]]++
+	}
+	for _, e := range c.endpoints {
+		if held[e] < 60 {
+			t.Errorf("%s holds %d of 300 keys", e.name, held[e])
+		}
+	}
+	b := c.endpoints[1]
+	b.downUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	for k, e := range before {
+		now := c.route(k)
+		if e != b && now != e || e == b && now == b {
+			t.Fatalf("key %q moved from %s to %s", k, e.name, now.name)
+		}
+	}
+	b.downUntil.Store(0)
+	for k, e := range before {
+		if c.route(k) != e {
+			t.Fatalf("key %q did not come back to %s", k, e.name)
+		}
+	}
+}
+
+// Two endpoints, one killed mid-run: every request is answered, each with
+// its whole text once, continued on the other from what had streamed.
+func TestFailoverWhenAnEndpointDies(t *testing.T) {
+	const want = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var started atomic.Int32
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		json.NewDecoder(r.Body).Decode(&req)
+		prompt, _ := req["prompt"].(string)
+		_, written, _ := strings.Cut(prompt, "|")
+		started.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ch := range want[len(written):] {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":%q,\"finish_reason\":null}]}\n\n", string(ch))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}
+	a, b := httptest.NewServer(http.HandlerFunc(serve)), httptest.NewServer(http.HandlerFunc(serve))
+	defer b.Close()
+	c, err := New(Options{Endpoints: []string{a.URL + "/v1", b.URL + "/v1"}, Retries: 8, Cooldown: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	texts := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			comp, err := c.Complete(context.Background(), &backend.Request{Prompt: fmt.Sprintf("%d|", i), Affinity: fmt.Sprint("thread ", i)})
+			if err == nil {
+				texts[i] = comp.Text
+			}
+			errs[i] = err
+		})
+	}
+	for started.Load() < n/2 {
+		time.Sleep(time.Millisecond)
+	}
+	a.CloseClientConnections()
+	a.Close()
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || texts[i] != want {
+			t.Errorf("request %d: %q, %v", i, texts[i], errs[i])
+		}
+	}
+	if c.endpoints[0].up() {
+		t.Error("the dead endpoint is still routed to")
+	}
+}

@@ -226,6 +226,7 @@ type runFlags struct {
 	guided              bool
 	api                 string
 	retryBudget         int
+	servers             serverFlags
 	// The help of the flags that differ between commands.
 	taskUsage, concurrentUsage, backendUsage string
 }
@@ -248,6 +249,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding (vLLM, or another braid serve)")
 	registerAPIFlag(fl, &f.api)
 	registerRetryBudgetFlag(fl, &f.retryBudget)
+	f.servers.register(fl)
 }
 
 // registerRetryBudgetFlag adds --retry-budget.
@@ -274,17 +276,40 @@ func chatAPI(api string, t task.Task) (bool, error) {
 	return false, usageErrorf("--api %q: want chat or completions", api)
 }
 
-// openBackend is the remote servers when given, driven as chat or raw
-// completions, else the engine.
-func openBackend(ef *engineFlags, urls []string, model, key string, guided, chat bool) (backend.Backend, func(), error) {
-	if len(urls) > 0 {
+// serverFlags are how --backend servers are reached, shared by the
+// commands that take --backend.
+type serverFlags struct {
+	concurrent int
+	timeout    time.Duration
+	cooldown   time.Duration
+}
+
+// register adds the flags.
+func (f *serverFlags) register(fl *pflag.FlagSet) {
+	fl.IntVar(&f.concurrent, "backend-concurrency", 16, "requests in flight to each --backend server at once")
+	fl.DurationVar(&f.timeout, "backend-timeout", 0, "how long a --backend server may stay silent (before its first byte, or between two) before the request is retried (0: no limit)")
+	fl.DurationVar(&f.cooldown, "backend-cooldown", 5*time.Second, "how long a --backend server that could not be reached is passed over, its requests going to another")
+}
+
+// options are the remote client's options for urls.
+func (f *serverFlags) options(urls []string, model, key string, guided, chat bool) (remote.Options, error) {
+	if f.concurrent <= 0 || f.timeout < 0 || f.cooldown <= 0 {
+		return remote.Options{}, usageErrorf("--backend-concurrency and --backend-cooldown must be positive, --backend-timeout >= 0")
+	}
+	return remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided, Chat: chat,
+		MaxConcurrent: f.concurrent, Timeout: f.timeout, Cooldown: f.cooldown}, nil
+}
+
+// openBackend is the remote servers when opts names any, else the engine.
+func openBackend(ef *engineFlags, opts remote.Options) (backend.Backend, func(), error) {
+	if len(opts.Endpoints) > 0 {
 		if ef.modelDir != "" {
 			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
 		}
 		if ef.context != 0 {
 			return nil, nil, usageErrorf("--context is the embedded engine's; a --backend server sets its own")
 		}
-		c, err := remote.New(remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided, Chat: chat})
+		c, err := remote.New(opts)
 		if err != nil {
 			return nil, nil, usageErrorf("--backend: %v", err)
 		}
@@ -345,7 +370,11 @@ func (f *runFlags) backend(t task.Task) (backend.Backend, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return openBackend(&f.ef, f.remoteURLs, f.remoteModel, f.apiKey, f.guided && hasEnv, chat)
+	opts, err := f.servers.options(f.remoteURLs, f.remoteModel, f.apiKey, f.guided && hasEnv, chat)
+	if err != nil {
+		return nil, nil, err
+	}
+	return openBackend(&f.ef, opts)
 }
 
 // envName is the environment's mode as outputs name it, "" for a task

@@ -30,6 +30,7 @@ type serveFlags struct {
 	quiet, guided         bool
 	api                   string
 	retryBudget           int
+	servers               serverFlags
 	traceMiB              int64
 	defaultStrategy, kind string
 }
@@ -84,6 +85,7 @@ get --grace to finish, then are cancelled.`,
 	f.StringVar(&fl.remoteModel, "backend-model", "", "the remote model's name")
 	registerAPIFlag(f, &fl.api)
 	registerRetryBudgetFlag(f, &fl.retryBudget)
+	fl.servers.register(f)
 	f.BoolVar(&fl.guided, "guided-choice", false, "send the Countdown environment's choices to --backend as guided decoding (vLLM, or another braid serve)")
 	f.StringVar(&fl.dbPath, "db", "", "an evaluation database (SQLite file or postgres://) whose runs the UI lists and charts")
 	f.Int64Var(&fl.maxBody, "max-body", 1<<20, "most bytes in a request body")
@@ -180,7 +182,11 @@ func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		b, closeB, err := openBackend(&fl.ef, fl.remoteURLs, fl.remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), fl.guided, chat)
+		ropts, err := fl.servers.options(fl.remoteURLs, fl.remoteModel, os.Getenv("BRAID_BACKEND_API_KEY"), fl.guided, chat)
+		if err != nil {
+			return nil, err
+		}
+		b, closeB, err := openBackend(&fl.ef, ropts)
 		if err != nil {
 			return nil, err
 		}
