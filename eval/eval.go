@@ -314,8 +314,14 @@ type StrategyReport struct {
 	LatencyP50MS       float64           `json:"latency_p50_ms"`
 	LatencyP95MS       float64           `json:"latency_p95_ms"`
 	TokensPerCorrect   float64           `json:"tokens_per_correct"`
-	Errors             int               `json:"errors,omitempty"`
-	Overthinking       Overthinking      `json:"overthinking"`
+	// Speedup is the parallel speedup the samples report: their tokens in
+	// sequence over their critical paths (1 for a single thread).
+	Speedup float64 `json:"speedup"`
+	Errors  int     `json:"errors,omitempty"`
+	// FormatErrors counts the places the samples' parallel structure was
+	// malformed and closed by the orchestrator.
+	FormatErrors int          `json:"format_errors,omitempty"`
+	Overthinking Overthinking `json:"overthinking"`
 	// CriticalPathCaps is the accuracy under each budget on a sample's
 	// critical-path tokens (its longest chain of dependent tokens, the
 	// latency a parallel run cannot hide), with 95% intervals: a sample
@@ -359,15 +365,16 @@ type Report struct {
 // strategy with the first.
 func Summarize(strategies []string, samples []store.Sample) Report {
 	type acc struct {
-		byProblem map[int][]float64
-		classes   map[int][]string
-		correctOf map[int]map[string]bool
-		tokens    []float64
-		critical  []float64
-		latency   []float64
-		correct   int
-		total     int
-		errors    int
+		byProblem    map[int][]float64
+		classes      map[int][]string
+		correctOf    map[int]map[string]bool
+		tokens       []float64
+		critical     []float64
+		latency      []float64
+		correct      int
+		total        int
+		errors       int
+		formatErrors int
 	}
 	per := map[string]*acc{}
 	for _, s := range strategies {
@@ -398,6 +405,7 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		a.critical = append(a.critical, float64(x.CriticalPathTokens))
 		a.latency = append(a.latency, float64(x.LatencyMS))
 		a.total += x.TotalTokens
+		a.formatErrors += x.FormatErrors
 		if x.Error != "" {
 			a.errors++
 		}
@@ -421,7 +429,11 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		ci := stats.Clustered(scores)
 		sr := StrategyReport{Name: s, N: len(scores), Samples: k, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High},
 			MeanTotalTokens: mean(a.tokens), MeanCriticalTokens: mean(a.critical),
-			LatencyP50MS: finite(stats.Percentile(a.latency, 50)), LatencyP95MS: finite(stats.Percentile(a.latency, 95)), Errors: a.errors}
+			LatencyP50MS: finite(stats.Percentile(a.latency, 50)), LatencyP95MS: finite(stats.Percentile(a.latency, 95)), Errors: a.errors,
+			FormatErrors: a.formatErrors}
+		if c := mean(a.critical); c > 0 {
+			sr.Speedup = mean(a.tokens) / c
+		}
 		if a.correct > 0 {
 			sr.TokensPerCorrect = float64(a.total) / float64(a.correct)
 		}

@@ -80,7 +80,7 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if weak.Accuracy != 0.25 || good.Accuracy != 0.75 || good.N != 40 || good.Samples != 2 {
 		t.Errorf("accuracies %g and %g over %d problems", weak.Accuracy, good.Accuracy, good.N)
 	}
-	if !(good.CI95[0] < 0.75 && 0.75 < good.CI95[1]) || good.TokensPerCorrect != 100/0.75 {
+	if !(good.CI95[0] < 0.75 && 0.75 < good.CI95[1]) || good.TokensPerCorrect != 100/0.75 || good.Speedup != 2.5 {
 		t.Errorf("good: %+v", good)
 	}
 	if good.PassAtK[2] != 0.75 || good.MajAtK[1] != 0.75 || good.MajAtK[2] != 0.75 {

@@ -399,6 +399,9 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 	}
 	s.metrics.tokens.WithLabelValues("prompt").Add(float64(r.PromptTokens))
 	s.metrics.tokens.WithLabelValues("completion").Add(float64(r.TotalTokens))
+	if r.FormatErrors > 0 {
+		s.metrics.malformed.WithLabelValues(j.strategy).Add(float64(r.FormatErrors))
+	}
 	t.finish(r, verdict, nil)
 }
 
@@ -423,6 +426,9 @@ func braidInfo(v traceView) map[string]any {
 		info["threads"], info["total_tokens"], info["critical_path_tokens"] = r.Threads, r.TotalTokens, r.CriticalPathTokens
 		info["wall_ms"] = r.LatencyMS
 		info["format_errors"] = r.FormatErrors
+		if r.CriticalPathTokens > 0 {
+			info["speedup"] = float64(r.TotalTokens) / float64(r.CriticalPathTokens)
+		}
 	}
 	return info
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	tokens     *prometheus.CounterVec
+	malformed  *prometheus.CounterVec
 	threads    prometheus.Gauge
 	inFlight   prometheus.Gauge
 	firstToken prometheus.Histogram
@@ -30,11 +31,13 @@ func newMetrics(stats func() (running, waiting int)) *metrics {
 		Help: "API request latency, to the last byte.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}, []string{"route"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "braid_tokens_total",
 		Help: "Tokens over every thread, by kind: prompt or completion."}, []string{"kind"})
+	m.malformed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "braid_format_errors_total",
+		Help: "Places a model's parallel structure was malformed and closed by braid, by strategy."}, []string{"strategy"})
 	m.threads = prometheus.NewGauge(prometheus.GaugeOpts{Name: "braid_live_threads", Help: "Reasoning threads running now."})
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "braid_requests_in_flight", Help: "Completion requests being answered now."})
 	m.firstToken = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "braid_time_to_first_token_seconds",
 		Help: "From a request's arrival to its first streamed token.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
-	m.reg.MustRegister(m.requests, m.duration, m.tokens, m.threads, m.inFlight, m.firstToken,
+	m.reg.MustRegister(m.requests, m.duration, m.tokens, m.malformed, m.threads, m.inFlight, m.firstToken,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stats != nil {
 		m.reg.MustRegister(

@@ -295,13 +295,18 @@ func runGrid(ctx context.Context, log io.Writer, grid eval.Grid, st *store.Store
 // and sampling.
 func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tp50 ms\tp95 ms\ttokens/correct\t")
+	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tspeedup\tp50 ms\tp95 ms\ttokens/correct\t")
 	for _, s := range rep.Strategies {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.1f–%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", s.Name, s.N, s.Samples, 100*s.Accuracy,
-			100*s.CI95[0], 100*s.CI95[1], s.MeanTotalTokens, s.MeanCriticalTokens, s.LatencyP50MS, s.LatencyP95MS, s.TokensPerCorrect)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.1f–%.1f\t%.0f\t%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t\n", s.Name, s.N, s.Samples, 100*s.Accuracy,
+			100*s.CI95[0], 100*s.CI95[1], s.MeanTotalTokens, s.MeanCriticalTokens, s.Speedup, s.LatencyP50MS, s.LatencyP95MS, s.TokensPerCorrect)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, s := range rep.Strategies {
+		if s.FormatErrors > 0 {
+			fmt.Fprintf(out, "%s: %d places where the model's parallel structure was malformed, closed by braid and counted\n", s.Name, s.FormatErrors)
+		}
 	}
 	fmt.Fprintf(out, "(%s; intervals clustered by problem)\n", setting)
 	for _, s := range rep.Strategies {
