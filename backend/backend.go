@@ -31,6 +31,11 @@ type Request struct {
 	// error wrapping errors.ErrUnsupported for it.
 	Prompt       string
 	PromptTokens []int
+	// Messages are the conversation before the prompt: a system message,
+	// earlier turns. A chat server is sent them before the prompt's user
+	// message; the engine and raw-text servers, whose models have no
+	// roles, read the prompt alone.
+	Messages []Message
 	// ReplyAt, when positive, is where in Prompt the model's own reply
 	// begins (a thread resumed after a stop or a join): a chat server is
 	// sent the text before it as the user's message and the rest as an
@@ -257,6 +262,40 @@ type Usage struct {
 	// only what they generate, in their own tokens).
 	CompletionTokens int
 	FilledTokens     int
+}
+
+// Message is one message of a conversation.
+type Message struct {
+	Role    string `json:"role"` // system, user or assistant
+	Content string `json:"content"`
+}
+
+// WithMessages is b with every request's conversation before the prompt
+// set to messages: a chat client's system message and earlier turns reach
+// the model whatever strategy runs on it.
+func WithMessages(b Backend, messages []Message) Backend {
+	if len(messages) == 0 {
+		return b
+	}
+	return withMessages{b, messages}
+}
+
+type withMessages struct {
+	Backend
+	messages []Message
+}
+
+func (w withMessages) Complete(ctx context.Context, req *Request) (*Completion, error) {
+	r := *req
+	r.Messages = w.messages
+	return w.Backend.Complete(ctx, &r)
+}
+
+// CompleteN keeps the wrapped backend's way of drawing several samples.
+func (w withMessages) CompleteN(ctx context.Context, req *Request, n int) ([]*Completion, error) {
+	r := *req
+	r.Messages = w.messages
+	return CompleteN(ctx, w.Backend, &r, n)
 }
 
 // Sampler is a backend that draws several completions of one prompt in one

@@ -128,6 +128,7 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 		seed = uint64(*req.Seed)
 	}
 	var question string
+	last := -1
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		m := req.Messages[i]
 		if m.Role != "user" {
@@ -137,11 +138,30 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 		if err != nil {
 			return nil, badRequest("messages[%d]: %w", i, err)
 		}
-		question = text
+		question, last = text, i
 		break
 	}
 	if strings.TrimSpace(question) == "" {
 		return nil, badRequest("messages: expected a user message with the problem")
+	}
+	// What comes before the question (a system message, earlier turns)
+	// reaches a chat model as it is; the question is the task's problem.
+	var history []backend.Message
+	for i, m := range req.Messages[:last] {
+		switch m.Role {
+		case "system", "developer", "user", "assistant":
+		default:
+			return nil, badRequest("messages[%d]: role %q: expected system, user or assistant", i, m.Role)
+		}
+		text, err := m.text()
+		if err != nil {
+			return nil, badRequest("messages[%d]: %w", i, err)
+		}
+		role := m.Role
+		if role == "developer" {
+			role = "system" // OpenAI's newer name for it
+		}
+		history = append(history, backend.Message{Role: role, Content: text})
 	}
 	t := s.opts.Task
 	p, err := t.Parse(question)
@@ -176,7 +196,7 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 	}
 	j := &job{model: s.opts.Model, strategy: strategy, problem: question}
 	j.run = func(ctx context.Context, b backend.Backend, observe reason.Observer) (*reason.Result, *bool, error) {
-		r, o, err := eval.Run(ctx, b, t, st, p, observe)
+		r, o, err := eval.Run(ctx, backend.WithMessages(b, history), t, st, p, observe)
 		if err != nil || !o.Verified {
 			return r, nil, err
 		}

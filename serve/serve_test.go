@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -629,5 +630,43 @@ func TestJoinAtGoalRequest(t *testing.T) {
 	}
 	if b.stalled.Load() == 0 {
 		t.Error("no child stalled: the test shows nothing")
+	}
+}
+
+// recording answers every request with a boxed 4 and keeps the requests.
+type recording struct {
+	mu   sync.Mutex
+	reqs []backend.Request
+}
+
+func (r *recording) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, *req)
+	r.mu.Unlock()
+	return &backend.Completion{Text: "\\boxed{4}", Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: 3}}, nil
+}
+
+// A chat client's system message and earlier turns reach a general model
+// with every call; the last user message is the problem.
+func TestHistoryReachesTheModel(t *testing.T) {
+	b := &recording{}
+	_, hs := newTestServer(t, Options{Backend: b, Model: "m"})
+	resp, body := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"vote:k=2/m","temperature":1,"messages":[
+		{"role":"system","content":"Answer in one line."},{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello."},
+		{"role":"user","content":"What is 2+2?"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	want := []backend.Message{{Role: "system", Content: "Answer in one line."}, {Role: "user", Content: "Hi"}, {Role: "assistant", Content: "Hello."}}
+	if len(b.reqs) != 2 {
+		t.Fatalf("%d calls", len(b.reqs))
+	}
+	for _, r := range b.reqs {
+		if !slices.Equal(r.Messages, want) || !strings.HasPrefix(r.Prompt, "What is 2+2?") {
+			t.Errorf("a call with messages %v and prompt %q", r.Messages, r.Prompt)
+		}
+	}
+	if resp, _ := post(t, hs.URL+"/v1/chat/completions", "", `{"model":"m","messages":[{"role":"wizard","content":"x"},{"role":"user","content":"2+2?"}]}`); resp.StatusCode != 400 {
+		t.Errorf("an unknown role: %d", resp.StatusCode)
 	}
 }

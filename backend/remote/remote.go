@@ -400,7 +400,11 @@ func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTo
 		if req.ReplyAt > 0 {
 			user = req.Prompt[:req.ReplyAt]
 		}
-		messages := []map[string]string{{"role": "user", "content": user}}
+		var messages []map[string]string
+		for _, m := range req.Messages {
+			messages = append(messages, map[string]string{"role": m.Role, "content": m.Content})
+		}
+		messages = append(messages, map[string]string{"role": "user", "content": user})
 		if written := strings.TrimPrefix(prompt, user); written != "" {
 			// The server continues the assistant's message rather than
 			// start a new one after it.

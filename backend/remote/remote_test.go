@@ -485,6 +485,16 @@ func TestChatContinuesTheAssistantMessage(t *testing.T) {
 	if m := messages(0); len(m) != 1 || f.requests[0]["continue_final_message"] != nil || f.requests[0]["add_generation_prompt"] != nil {
 		t.Errorf("a fresh answer sent %v", f.requests[0])
 	}
+	// The conversation before the prompt goes first, as it is.
+	if _, err := c.Complete(context.Background(), &backend.Request{Prompt: "Q2?",
+		Messages: []backend.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Q1?"}, {Role: "assistant", Content: "A1."}}}); err != nil {
+		t.Fatal(err)
+	}
+	hist := messages(1)
+	if len(hist) != 4 || hist[0].(map[string]any)["role"] != "system" || hist[2].(map[string]any)["content"] != "A1." || hist[3].(map[string]any)["content"] != "Q2?" {
+		t.Errorf("a conversation sent %v", hist)
+	}
+	f.requests = f.requests[:1]
 	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:so ", ReplyAt: 2, Env: &equalsEnv{}})
 	if err != nil {
 		t.Fatal(err)
