@@ -141,9 +141,10 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 		}
 		// The thread's prompt, and what was written after it to continue:
 		// one text to the engine, a user's and an assistant's message to
-		// a chat server.
+		// a chat server. The run's threads share one affinity key, so that
+		// one server's prefix cache holds the context they share.
 		req := &backend.Request{Prompt: text, ReplyAt: len(prompt), MaxTokens: maxTokens, Temperature: r.Temperature, Effort: r.requestEffort(r.t),
-			Seed: r.seedFor(node, t.Calls), Affinity: fmt.Sprintf("%s #%s", r.p.Text, node), OnChunk: r.goal.watch(r.observe.stream(node, parent))}
+			Seed: r.seedFor(node, t.Calls), Affinity: r.p.Text, OnChunk: r.goal.watch(r.observe.stream(node, parent))}
 		if te, ok := r.t.(task.Environment); ok && r.Env != EnvOff {
 			env, err := te.Env(r.p, text, depth > 0)
 			if err != nil {
