@@ -3,10 +3,12 @@ package reason
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -151,7 +153,7 @@ func (s Fork) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	start := time.Now()
 	prompt := t.Prompt(p) + s.Format.Instruction()
 	f := &forking{Fork: s, t: t, p: p, prompt: prompt, observe: serialized(observe), goal: newGoalWatch(t)}
-	root, err := f.thread(ctx, b, "0", "", prompt, 0)
+	root, err := f.thread(ctx, b, "0", "", prompt, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +169,8 @@ type forking struct {
 	Fork
 	t       task.Task
 	p       task.Problem
-	prompt  string // every thread's text starts with it
+	prompt  string       // every thread's text starts with it
+	used    atomic.Int64 // tokens spent so far in the run
 	observe Observer
 	goal    *goalWatch
 }
@@ -181,7 +184,7 @@ const finishMalformed = "malformed"
 // A branch (depth > 0) ends at the format's branch stop, which its text
 // keeps. The thread's Text is what it wrote, with its branches joined in,
 // after the prompt it was given.
-func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, prompt string, depth int) (*Thread, error) {
+func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, prompt string, depth, share int) (*Thread, error) {
 	t, done := begin(f.observe, node, parent)
 	defer done()
 	text := prompt
@@ -194,8 +197,27 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 		stops = append(stops, fmtr.ForkStop())
 	}
 	for {
+		maxTokens := f.MaxTokens
+		if f.MaxTotalTokens > 0 {
+			// The run's threads share its budget: each call gets what is
+			// left, and branches started together split it (share).
+			left := f.MaxTotalTokens - int(f.used.Load())
+			if share > 0 {
+				left = min(left, share-t.Tokens)
+			}
+			if left <= 0 {
+				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", f.MaxTotalTokens)
+				if depth > 0 {
+					text += "\n" + fmtr.BranchStop()
+				}
+				break
+			}
+			if maxTokens == 0 || left < maxTokens {
+				maxTokens = left
+			}
+		}
 		// The run's prompt, and what was written after it to continue.
-		req := &backend.Request{Prompt: text, ReplyAt: len(f.prompt), MaxTokens: f.MaxTokens, Temperature: f.Temperature, Stop: stops,
+		req := &backend.Request{Prompt: text, ReplyAt: len(f.prompt), MaxTokens: maxTokens, Temperature: f.Temperature, Stop: stops,
 			Seed: f.seedFor(node, t.Calls), Affinity: f.p.Text, OnChunk: f.goal.watch(f.observe.stream(node, parent))}
 		c, err := b.Complete(ctx, req)
 		if errors.Is(err, backend.ErrPromptTooLong) {
@@ -215,6 +237,7 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 		t.PromptTokens += c.Usage.PromptTokens
 		t.CachedTokens += c.Usage.CachedPromptTokens
 		t.Tokens += c.Usage.CompletionTokens
+		f.used.Add(int64(c.Usage.CompletionTokens))
 		t.Finish = string(c.Finish)
 		text += c.Text + c.StopString
 		if c.StopString != fmtr.ForkStop() {
@@ -264,6 +287,10 @@ func (f *forking) branches(ctx context.Context, b backend.Backend, parent string
 		limit = len(labels)
 	}
 	sem := make(chan struct{}, limit)
+	share := 0
+	if f.MaxTotalTokens > 0 {
+		share = max(1, (f.MaxTotalTokens-int(f.used.Load()))/len(labels))
+	}
 	var wg sync.WaitGroup
 	for i, label := range labels {
 		wg.Go(func() {
@@ -271,7 +298,7 @@ func (f *forking) branches(ctx context.Context, b backend.Backend, parent string
 			defer func() { <-sem }()
 			start := f.Format.Start(label)
 			prompt := text + start
-			kid, err := f.thread(ctx, b, parent+","+label, parent, prompt, depth)
+			kid, err := f.thread(ctx, b, parent+","+label, parent, prompt, depth, share)
 			if err == nil {
 				kid.Text = start + kid.Text
 			}

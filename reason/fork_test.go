@@ -299,3 +299,35 @@ func TestParallelDegradesToSerial(t *testing.T) {
 		t.Errorf("answer %q, %d threads, root %s, %v", r.Answer, r.Threads, r.Tree.Node, err)
 	}
 }
+
+// A run's token budget caps every call by what is left of it.
+func TestForkKeepsToTheRunsBudget(t *testing.T) {
+	b := forkFixture(ThreadWeaver{})
+	r, err := (Fork{Format: ThreadWeaver{}, Options: Options{MaxTotalTokens: 500}}).Solve(context.Background(), budgeted{b}, taskmath.Task{},
+		task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The root's outlines, then eight branches splitting what was left.
+	if r.TotalTokens > 500 {
+		t.Errorf("%d tokens under a budget of 500", r.TotalTokens)
+	}
+	for _, req := range b.calls {
+		if req.MaxTokens <= 0 || req.MaxTokens > 500 {
+			t.Errorf("a call given %d tokens", req.MaxTokens)
+		}
+	}
+}
+
+// budgeted cuts a script's outputs to the request's MaxTokens, a token a
+// byte.
+type budgeted struct{ *script }
+
+func (b budgeted) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	c, err := b.script.Complete(ctx, req)
+	if err == nil && req.MaxTokens > 0 && len(c.Text) > req.MaxTokens {
+		c.Text, c.StopString, c.Finish = c.Text[:req.MaxTokens], "", backend.FinishLength
+		c.Usage.CompletionTokens = req.MaxTokens
+	}
+	return c, err
+}
