@@ -221,7 +221,12 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 			Seed: f.seedFor(node, t.Calls), Affinity: f.p.Text, OnChunk: f.goal.watch(f.observe.stream(node, parent))}
 		c, err := b.Complete(ctx, req)
 		if errors.Is(err, backend.ErrPromptTooLong) {
+			// The text outgrew the context: the thread ends here, a
+			// branch closed so that its parent's join stays whole.
 			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
+			if depth > 0 {
+				text += "\n" + fmtr.BranchStop()
+			}
 			break
 		}
 		if err != nil {
