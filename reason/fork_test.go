@@ -331,3 +331,30 @@ func (b budgeted) Complete(ctx context.Context, req *backend.Request) (*backend.
 	}
 	return c, err
 }
+
+// Prompted parallel thinking keeps to the run's budget: the parts split
+// what the plan left, with a share kept for the conclusion.
+func TestParallelKeepsToTheRunsBudget(t *testing.T) {
+	b := &answers{rules: [][2]string{
+		{"Work on part 1 only", strings.Repeat("a", 300)},
+		{"Work on part 2 only", strings.Repeat("b", 300)},
+		{"combine them", "\\boxed{42}"},
+		{"Do not solve the problem yet", "<Part>1: x</Part>\n<Part>2: y</Part>"},
+	}}
+	r, err := (Parallel{Options: Options{MaxTotalTokens: 400}}).Solve(context.Background(), budgetedAnswers{b}, taskmath.Task{},
+		task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil)
+	if err != nil || r.Answer != "42" || r.TotalTokens > 400 {
+		t.Errorf("answer %q in %d tokens under a budget of 400, %v", r.Answer, r.TotalTokens, err)
+	}
+}
+
+// budgetedAnswers cuts answers to the request's MaxTokens, a token a byte.
+type budgetedAnswers struct{ *answers }
+
+func (b budgetedAnswers) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	c, err := b.answers.Complete(ctx, req)
+	if err == nil && req.MaxTokens > 0 && len(c.Text) > req.MaxTokens {
+		c.Text, c.Finish, c.Usage.CompletionTokens = c.Text[:req.MaxTokens], backend.FinishLength, req.MaxTokens
+	}
+	return c, err
+}

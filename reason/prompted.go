@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braid-dev/braid/backend"
@@ -67,16 +68,18 @@ func (s Parallel) Solve(ctx context.Context, b backend.Backend, t task.Task, p t
 	planPrompt := question + fmt.Sprintf("\n\nDo not solve the problem yet. If it splits into parts that can be worked on independently, "+
 		"at the same time, name 2 to %d of them, one per line, as\n<Part>1: what to work out</Part>\n<Part>2: what to work out</Part>\n"+
 		"and nothing else. If it does not split, write only: <Part>1: the whole problem</Part>", k)
-	plan, err := s.call(ctx, b, observe, "plan", "", planPrompt, seedOf(s.Seed, key, "plan", 0))
+	var used atomic.Int64 // the run's tokens so far, against MaxTotalTokens
+	plan, err := s.call(ctx, b, observe, "plan", "", planPrompt, seedOf(s.Seed, key, "plan", 0), s.budget(&used, 1))
 	if err != nil {
 		return nil, err
 	}
+	used.Add(int64(plan.Tokens))
 	labels, texts := parts(plan.Text, k)
 	var final *Thread
 	if len(labels) < 2 {
 		// Nothing to run in parallel: one thread solves it.
 		plan.Reason = "the plan names fewer than two parts"
-		final, err = s.call(ctx, b, observe, "solve", "", question, seedOf(s.Seed, key, "solve", 0))
+		final, err = s.call(ctx, b, observe, "solve", "", question, seedOf(s.Seed, key, "solve", 0), s.budget(&used, 1))
 	} else {
 		var list strings.Builder
 		for i, l := range labels {
@@ -84,12 +87,18 @@ func (s Parallel) Solve(ctx context.Context, b backend.Backend, t task.Task, p t
 		}
 		kids := make([]*Thread, len(labels))
 		errs := make([]error, len(labels))
+		// The parts split what the plan left; the conclusion gets what
+		// they leave, if anything.
+		share := s.budget(&used, len(labels)+1)
 		var wg sync.WaitGroup
 		for i, l := range labels {
 			wg.Go(func() {
 				prompt := question + "\n\nThe problem has been split into parts that are worked on at the same time:\n" + list.String() +
 					"\nWork on part " + l + " only: " + texts[i] + "\nShow the work briefly, and end with the part's result."
-				kids[i], errs[i] = s.call(ctx, b, observe, "part "+l, "plan", prompt, seedOf(s.Seed, key, "part "+l, 0))
+				kids[i], errs[i] = s.call(ctx, b, observe, "part "+l, "plan", prompt, seedOf(s.Seed, key, "part "+l, 0), share)
+				if kids[i] != nil {
+					used.Add(int64(kids[i].Tokens))
+				}
 				if errs[i] != nil && ctx.Err() == nil {
 					// A part whose call failed for good is a failed
 					// thread; the conclusion reads that it failed.
@@ -115,7 +124,7 @@ func (s Parallel) Solve(ctx context.Context, b backend.Backend, t task.Task, p t
 		}
 		conclude := question + "\n\nThe problem was split into parts, each worked on separately:\n" + work.String() +
 			"\nCheck the parts against each other, combine them, and give the final answer."
-		final, err = s.call(ctx, b, observe, "conclude", "", conclude, seedOf(s.Seed, key, "conclude", 0))
+		final, err = s.call(ctx, b, observe, "conclude", "", conclude, seedOf(s.Seed, key, "conclude", 0), s.budget(&used, 1))
 	}
 	if err != nil {
 		return nil, err
@@ -128,11 +137,26 @@ func (s Parallel) Solve(ctx context.Context, b backend.Backend, t task.Task, p t
 	return r, nil
 }
 
-// call is one call of the strategy, as a thread named node under parent.
-func (s Parallel) call(ctx context.Context, b backend.Backend, observe Observer, node, parent, prompt string, seed uint64) (*Thread, error) {
+// budget is the tokens each of n calls starting now may write: MaxTokens,
+// and within MaxTotalTokens an nth of what the run has left (at least
+// one, so that a spent run still answers, if tersely).
+func (s Parallel) budget(used *atomic.Int64, n int) int {
+	if s.MaxTotalTokens <= 0 {
+		return s.MaxTokens
+	}
+	share := max(1, (s.MaxTotalTokens-int(used.Load()))/n)
+	if s.MaxTokens > 0 {
+		share = min(share, s.MaxTokens)
+	}
+	return share
+}
+
+// call is one call of the strategy, as a thread named node under parent,
+// writing at most maxTokens.
+func (s Parallel) call(ctx context.Context, b backend.Backend, observe Observer, node, parent, prompt string, seed uint64, maxTokens int) (*Thread, error) {
 	th, done := begin(observe, node, parent)
 	defer done()
-	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
+	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: maxTokens, Temperature: s.Temperature, Seed: seed,
 		Effort: s.Effort, OnChunk: observe.stream(node, parent)})
 	if err != nil {
 		return nil, err
