@@ -602,3 +602,15 @@ func TestAPIPicksTheEndpoint(t *testing.T) {
 		t.Errorf("--api without --backend: %s", errs)
 	}
 }
+
+func TestExportGGUF(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	expectExit(t, 0, "", "export", "gguf", "--model", tinyModelDir(t), "--out", out)
+	data, err := os.ReadFile(out)
+	if err != nil || len(data) < 64 || string(data[:4]) != "GGUF" {
+		t.Errorf("the file: %d bytes, %v", len(data), err)
+	}
+	if _, errs := expectExit(t, 2, "", "export", "gguf"); !strings.Contains(errs, "--out") {
+		t.Errorf("no --out: %s", errs)
+	}
+}

@@ -1,0 +1,377 @@
+// Package gguf writes a braid model directory as one GGUF file, the format
+// llama.cpp and ollama load, so that those servers can host braid's
+// models: Llama architecture metadata, the weights under llama.cpp's names
+// (query and key rows permuted from Hugging Face's rotary layout to
+// llama.cpp's, as its converter does), the byte-level BPE tokenizer, and a
+// chat template that passes braid's prompts through unchanged.
+package gguf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/braid-dev/braid/internal/atomicfile"
+	"github.com/braid-dev/braid/internal/half"
+	"github.com/braid-dev/braid/model"
+)
+
+// The GGUF format: version 3, values and tensor data little-endian,
+// tensor data aligned to 32 bytes.
+const (
+	magic     = 0x46554747 // "GGUF"
+	version   = 3
+	alignment = 32
+)
+
+// Value types.
+const (
+	typeUint32  = 4
+	typeInt32   = 5
+	typeFloat32 = 6
+	typeBool    = 7
+	typeString  = 8
+	typeArray   = 9
+)
+
+// Tensor types.
+const (
+	tensorF32 = 0
+	tensorF16 = 1
+)
+
+// PassThroughTemplate is the chat template the file carries: every
+// message's content in order, nothing added, so that a chat server's
+// continued assistant message reads as braid's prompt and text.
+const PassThroughTemplate = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+
+// kv is one metadata entry.
+type kv struct {
+	key   string
+	value any // uint32, int32, float32, bool, string, []string, []int32
+}
+
+// tensor is one tensor to write: shape in row-major order.
+type tensor struct {
+	name  string
+	shape []int
+	data  []float32
+	f16   bool
+}
+
+// Export writes the model directory dir as a GGUF file at out, its
+// matrices in half precision when f16 (norms stay float32, as llama.cpp's
+// converter keeps them). out appears whole or not at all.
+func Export(dir, out string, f16 bool) error {
+	return ExportFS(os.DirFS(dir), ".", filepath.Base(filepath.Clean(dir)), out, f16)
+}
+
+// ExportFS is Export of the model directory dir of fsys (the embedded
+// models), named name in the file's metadata.
+func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
+	m, err := model.LoadFS(fsys, dir)
+	if err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	tok, err := fs.ReadFile(fsys, path.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	meta, err := metadata(m, tok, name)
+	if err != nil {
+		return err
+	}
+	f, err := atomicfile.Create(out)
+	if err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	if err := write(f, meta, tensorsOf(m, f16)); err != nil {
+		f.Abort()
+		return fmt.Errorf("gguf: write %s: %w", out, err)
+	}
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	return nil
+}
+
+// metadata is the file's metadata: architecture, shape, tokenizer.
+func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
+	c := m.Config
+	if c.QKVBias {
+		return nil, fmt.Errorf("gguf: query, key and value biases (a Qwen2 shape) are not in llama.cpp's llama architecture")
+	}
+	tokens, types, merges, err := vocabulary(tokenizerJSON, c.Vocab)
+	if err != nil {
+		return nil, err
+	}
+	meta := []kv{
+		{"general.architecture", "llama"},
+		{"general.name", name},
+		{"general.alignment", uint32(alignment)},
+		{"llama.context_length", uint32(c.MaxSeq)},
+		{"llama.embedding_length", uint32(c.Dim)},
+		{"llama.block_count", uint32(c.Layers)},
+		{"llama.feed_forward_length", uint32(c.Hidden)},
+		{"llama.attention.head_count", uint32(c.Heads)},
+		{"llama.attention.head_count_kv", uint32(c.KVHeads)},
+		{"llama.rope.dimension_count", uint32(c.HeadDim)},
+		{"llama.rope.freq_base", float32(c.RopeTheta)},
+		{"llama.attention.layer_norm_rms_epsilon", c.NormEps},
+		{"llama.vocab_size", uint32(c.Vocab)},
+		{"tokenizer.ggml.model", "gpt2"},
+		{"tokenizer.ggml.pre", "gpt-2"}, // the GPT-2 pattern braid's ByteLevel pre-tokenizer splits by
+		{"tokenizer.ggml.tokens", tokens},
+		{"tokenizer.ggml.token_type", types},
+		{"tokenizer.ggml.merges", merges},
+		{"tokenizer.ggml.add_bos_token", false},
+		{"tokenizer.chat_template", PassThroughTemplate},
+	}
+	if len(m.EOS) > 0 {
+		meta = append(meta, kv{"tokenizer.ggml.eos_token_id", uint32(m.EOS[0])})
+	}
+	return meta, nil
+}
+
+// vocabulary reads a Hugging Face tokenizer.json's byte-level BPE: its
+// tokens by id, their types (1 normal, 3 control for added special
+// tokens), and its merges as "left right".
+func vocabulary(data []byte, size int) (tokens []string, types []int32, merges []string, err error) {
+	var t struct {
+		AddedTokens []struct {
+			ID      int    `json:"id"`
+			Content string `json:"content"`
+			Special bool   `json:"special"`
+		} `json:"added_tokens"`
+		Model struct {
+			Type   string            `json:"type"`
+			Vocab  map[string]int    `json:"vocab"`
+			Merges []json.RawMessage `json:"merges"`
+		} `json:"model"`
+	}
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, nil, nil, fmt.Errorf("gguf: tokenizer.json: %w", err)
+	}
+	if t.Model.Type != "BPE" {
+		return nil, nil, nil, fmt.Errorf("gguf: tokenizer.json: a %q model, want byte-level BPE", t.Model.Type)
+	}
+	tokens, types = make([]string, size), make([]int32, size)
+	set := func(id int, s string, typ int32) error {
+		if id < 0 || id >= size {
+			return fmt.Errorf("gguf: tokenizer.json: token %q has id %d, outside the model's %d", s, id, size)
+		}
+		tokens[id], types[id] = s, typ
+		return nil
+	}
+	for s, id := range t.Model.Vocab {
+		if err := set(id, s, 1); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for _, a := range t.AddedTokens {
+		typ := int32(1)
+		if a.Special {
+			typ = 3
+		}
+		if err := set(a.ID, a.Content, typ); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for id, s := range tokens {
+		if s == "" {
+			// An id the tokenizer never produces: a placeholder llama.cpp
+			// reads as unused.
+			tokens[id], types[id] = fmt.Sprintf("[PAD%d]", id), 5
+		}
+	}
+	for i, raw := range t.Model.Merges {
+		var s string
+		var pair []string
+		switch {
+		case json.Unmarshal(raw, &s) == nil:
+		case json.Unmarshal(raw, &pair) == nil && len(pair) == 2:
+			s = pair[0] + " " + pair[1]
+		default:
+			return nil, nil, nil, fmt.Errorf("gguf: tokenizer.json: merge %d is neither \"a b\" nor [a, b]", i)
+		}
+		merges = append(merges, s)
+	}
+	return tokens, types, merges, nil
+}
+
+// tensorsOf maps the model's tensors to llama.cpp's names, permuting the
+// query and key rows from Hugging Face's rotary layout (halves) to
+// llama.cpp's (interleaved pairs).
+func tensorsOf(m *model.Model, f16 bool) []tensor {
+	c := m.Config
+	p := m.Params
+	out := []tensor{{name: "token_embd.weight", shape: []int{c.Vocab, c.Dim}, data: p.Embed, f16: f16}}
+	for i, l := range p.Layers {
+		blk := fmt.Sprintf("blk.%d.", i)
+		out = append(out,
+			tensor{name: blk + "attn_norm.weight", shape: []int{c.Dim}, data: l.AttnNorm},
+			tensor{name: blk + "attn_q.weight", shape: []int{c.Heads * c.HeadDim, c.Dim}, data: permute(l.Wq, c.Heads, c.Dim), f16: f16},
+			tensor{name: blk + "attn_k.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: permute(l.Wk, c.KVHeads, c.Dim), f16: f16},
+			tensor{name: blk + "attn_v.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: l.Wv, f16: f16},
+			tensor{name: blk + "attn_output.weight", shape: []int{c.Dim, c.Heads * c.HeadDim}, data: l.Wo, f16: f16},
+			tensor{name: blk + "ffn_norm.weight", shape: []int{c.Dim}, data: l.MLPNorm},
+			tensor{name: blk + "ffn_gate.weight", shape: []int{c.Hidden, c.Dim}, data: l.Wgate, f16: f16},
+			tensor{name: blk + "ffn_up.weight", shape: []int{c.Hidden, c.Dim}, data: l.Wup, f16: f16},
+			tensor{name: blk + "ffn_down.weight", shape: []int{c.Dim, c.Hidden}, data: l.Wdown, f16: f16},
+		)
+	}
+	out = append(out, tensor{name: "output_norm.weight", shape: []int{c.Dim}, data: p.FinalNorm})
+	if !c.TiedEmbeddings {
+		out = append(out, tensor{name: "output.weight", shape: []int{c.Vocab, c.Dim}, data: p.LMHead, f16: f16})
+	}
+	return out
+}
+
+// permute reorders the rows of a [heads·headDim, in] projection as
+// llama.cpp's converter does: within each head, the rows of the two
+// rotary halves interleave, so that llama.cpp's rotation of adjacent pairs
+// computes what the Hugging Face model's rotation of halves does.
+func permute(w []float32, heads, in int) []float32 {
+	rows := len(w) / in
+	headDim := rows / heads
+	out := make([]float32, len(w))
+	for h := range heads {
+		for i := range headDim / 2 {
+			for half := range 2 {
+				src := h*headDim + half*headDim/2 + i
+				dst := h*headDim + 2*i + half
+				copy(out[dst*in:(dst+1)*in], w[src*in:(src+1)*in])
+			}
+		}
+	}
+	return out
+}
+
+// write writes the file: header, metadata, tensor infos, then the data.
+func write(w io.Writer, meta []kv, tensors []tensor) error {
+	bw := bufio.NewWriter(w)
+	e := &encoder{w: bw}
+	e.u32(magic)
+	e.u32(version)
+	e.u64(uint64(len(tensors)))
+	e.u64(uint64(len(meta)))
+	for _, m := range meta {
+		e.str(m.key)
+		e.value(m.value)
+	}
+	var offset uint64
+	for _, t := range tensors {
+		e.str(t.name)
+		e.u32(uint32(len(t.shape)))
+		for i := len(t.shape) - 1; i >= 0; i-- { // GGUF lists the fastest-varying dimension first
+			e.u64(uint64(t.shape[i]))
+		}
+		typ := uint32(tensorF32)
+		if t.f16 {
+			typ = tensorF16
+		}
+		e.u32(typ)
+		e.u64(offset)
+		offset += aligned(t.bytes())
+	}
+	e.pad()
+	for _, t := range tensors {
+		start := e.n
+		if t.f16 {
+			for _, v := range t.data {
+				e.u16(half.FromFloat32(v))
+			}
+		} else {
+			for _, v := range t.data {
+				e.u32(math.Float32bits(v))
+			}
+		}
+		if e.n-start != t.bytes() {
+			return fmt.Errorf("gguf: tensor %s wrote %d bytes, want %d", t.name, e.n-start, t.bytes())
+		}
+		e.pad()
+	}
+	if e.err != nil {
+		return e.err
+	}
+	return bw.Flush()
+}
+
+func (t tensor) bytes() uint64 {
+	if t.f16 {
+		return uint64(len(t.data)) * 2
+	}
+	return uint64(len(t.data)) * 4
+}
+
+func aligned(n uint64) uint64 { return (n + alignment - 1) / alignment * alignment }
+
+// encoder writes little-endian values, counting bytes, keeping the first
+// error.
+type encoder struct {
+	w   io.Writer
+	n   uint64
+	err error
+}
+
+func (e *encoder) bytes(b []byte) {
+	if e.err != nil {
+		return
+	}
+	k, err := e.w.Write(b)
+	e.n += uint64(k)
+	e.err = err
+}
+
+func (e *encoder) u16(v uint16) { e.bytes(binary.LittleEndian.AppendUint16(nil, v)) }
+func (e *encoder) u32(v uint32) { e.bytes(binary.LittleEndian.AppendUint32(nil, v)) }
+func (e *encoder) u64(v uint64) { e.bytes(binary.LittleEndian.AppendUint64(nil, v)) }
+func (e *encoder) str(s string) { e.u64(uint64(len(s))); e.bytes([]byte(s)) }
+func (e *encoder) pad()         { e.bytes(make([]byte, aligned(e.n)-e.n)) }
+
+func (e *encoder) value(v any) {
+	switch v := v.(type) {
+	case uint32:
+		e.u32(typeUint32)
+		e.u32(v)
+	case int32:
+		e.u32(typeInt32)
+		e.u32(uint32(v))
+	case float32:
+		e.u32(typeFloat32)
+		e.u32(math.Float32bits(v))
+	case bool:
+		e.u32(typeBool)
+		b := byte(0)
+		if v {
+			b = 1
+		}
+		e.bytes([]byte{b})
+	case string:
+		e.u32(typeString)
+		e.str(v)
+	case []string:
+		e.u32(typeArray)
+		e.u32(typeString)
+		e.u64(uint64(len(v)))
+		for _, s := range v {
+			e.str(s)
+		}
+	case []int32:
+		e.u32(typeArray)
+		e.u32(typeInt32)
+		e.u64(uint64(len(v)))
+		for _, x := range v {
+			e.u32(uint32(x))
+		}
+	default:
+		e.err = fmt.Errorf("gguf: a metadata value of type %T", v)
+	}
+}
