@@ -3,7 +3,6 @@ package reason
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -197,24 +196,15 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 		stops = append(stops, fmtr.ForkStop())
 	}
 	for {
-		maxTokens := f.MaxTokens
-		if f.MaxTotalTokens > 0 {
-			// The run's threads share its budget: each call gets what is
-			// left, and branches started together split it (share).
-			left := f.MaxTotalTokens - int(f.used.Load())
-			if share > 0 {
-				left = min(left, share-t.Tokens)
+		// The run's threads share its budget: each call gets what is
+		// left, and branches started together split it (share).
+		maxTokens, spent := f.callTokens(int(f.used.Load()), share, subtreeTokens(t))
+		if spent != "" {
+			t.Finish, t.Reason = "budget", spent
+			if depth > 0 {
+				text += "\n" + fmtr.BranchStop()
 			}
-			if left <= 0 {
-				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", f.MaxTotalTokens)
-				if depth > 0 {
-					text += "\n" + fmtr.BranchStop()
-				}
-				break
-			}
-			if maxTokens == 0 || left < maxTokens {
-				maxTokens = left
-			}
+			break
 		}
 		// The run's prompt, and what was written after it to continue.
 		req := &backend.Request{Prompt: text, ReplyAt: len(f.prompt), MaxTokens: maxTokens, Temperature: f.Temperature, Stop: stops,
@@ -264,7 +254,7 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 			stops = slices.DeleteFunc(stops, func(s string) bool { return s == fmtr.ForkStop() })
 			continue
 		}
-		kids, err := f.branches(ctx, b, node, depth+1, text, labels)
+		kids, err := f.branches(ctx, b, node, depth+1, text, labels, f.childShare(int(f.used.Load()), share, subtreeTokens(t), len(labels)))
 		if err != nil {
 			return nil, err
 		}
@@ -283,8 +273,9 @@ func (f *forking) thread(ctx context.Context, b backend.Backend, node, parent, p
 }
 
 // branches runs a fork's branches concurrently, at most MaxChildren at
-// once; each branch's Text is its start and what it wrote.
-func (f *forking) branches(ctx context.Context, b backend.Backend, parent string, depth int, text string, labels []string) ([]*Thread, error) {
+// once, each spending at most share of the run's budget (0: no budget);
+// each branch's Text is its start and what it wrote.
+func (f *forking) branches(ctx context.Context, b backend.Backend, parent string, depth int, text string, labels []string, share int) ([]*Thread, error) {
 	kids := make([]*Thread, len(labels))
 	errs := make([]error, len(labels))
 	limit := f.MaxChildren
@@ -292,10 +283,6 @@ func (f *forking) branches(ctx context.Context, b backend.Backend, parent string
 		limit = len(labels)
 	}
 	sem := make(chan struct{}, limit)
-	share := 0
-	if f.MaxTotalTokens > 0 {
-		share = max(1, (f.MaxTotalTokens-int(f.used.Load()))/len(labels))
-	}
 	var wg sync.WaitGroup
 	for i, label := range labels {
 		wg.Go(func() {

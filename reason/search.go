@@ -121,23 +121,10 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 			t.Finish, t.Reason = finishStopped, sibling.Error()
 			break
 		}
-		maxTokens := r.MaxTokens
-		if r.MaxTotalTokens > 0 {
-			left := r.MaxTotalTokens - int(r.used.Load())
-			if left <= 0 {
-				t.Finish, t.Reason = "budget", fmt.Sprintf("the run's %d tokens are spent", r.MaxTotalTokens)
-				break
-			}
-			if share > 0 {
-				left = min(left, share-subtreeTokens(t))
-			}
-			if left <= 0 {
-				t.Finish, t.Reason = "budget", "its share of the run's tokens is spent"
-				break
-			}
-			if maxTokens == 0 || left < maxTokens {
-				maxTokens = left
-			}
+		maxTokens, spent := r.callTokens(int(r.used.Load()), share, subtreeTokens(t))
+		if spent != "" {
+			t.Finish, t.Reason = "budget", spent
+			break
 		}
 		// The thread's prompt, and what was written after it to continue:
 		// one text to the engine, a user's and an assistant's message to
@@ -208,16 +195,8 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 			t.Finish, t.Reason = "invalid spawn", err.Error()
 			break
 		}
-		// The children split what this thread may still spend: the run's
-		// budget left, and within it this thread's own share.
-		budget := 0
-		if r.MaxTotalTokens > 0 {
-			budget = r.MaxTotalTokens - int(r.used.Load())
-			if share > 0 {
-				budget = min(budget, share-subtreeTokens(t))
-			}
-		}
-		kids, err := r.children(ctx, b, node, depth+1, nodes, prompts, budget)
+		// The children split what this thread may still spend.
+		kids, err := r.children(ctx, b, node, depth+1, nodes, prompts, r.childShare(int(r.used.Load()), share, subtreeTokens(t), len(nodes)))
 		if err != nil {
 			return nil, err
 		}
@@ -233,18 +212,14 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 }
 
 // children runs a spawn's children concurrently, at most MaxChildren at
-// once, and returns them in spawn order. With a total token budget they
-// split budget, the spawning thread's remaining tokens, evenly.
-func (r *search) children(ctx context.Context, b backend.Backend, parent string, depth int, nodes, prompts []string, budget int) ([]*Thread, error) {
+// once, and returns them in spawn order; each may spend share of the
+// run's budget (0: no budget).
+func (r *search) children(ctx context.Context, b backend.Backend, parent string, depth int, nodes, prompts []string, share int) ([]*Thread, error) {
 	kids := make([]*Thread, len(nodes))
 	errs := make([]error, len(nodes))
 	limit := r.MaxChildren
 	if limit <= 0 {
 		limit = len(nodes)
-	}
-	share := 0
-	if r.MaxTotalTokens > 0 {
-		share = max(1, budget/len(nodes))
 	}
 	sem := make(chan struct{}, limit)
 	// With JoinAtGoal the first child to finish solved stops the others

@@ -64,6 +64,47 @@ type Options struct {
 	JoinAtGoal bool
 }
 
+// callTokens is what a thread's next call may write: MaxTokens, and within
+// MaxTotalTokens what the run has left (used of it so far) and, for a
+// thread started with siblings, what is left of its share (spent of it:
+// the tokens of the thread and its descendants). When nothing is left, n
+// is 0 and why says so.
+func (o Options) callTokens(used, share, spent int) (n int, why string) {
+	n = o.MaxTokens
+	if o.MaxTotalTokens <= 0 {
+		return n, ""
+	}
+	left := o.MaxTotalTokens - used
+	if left <= 0 {
+		return 0, fmt.Sprintf("the run's %d tokens are spent", o.MaxTotalTokens)
+	}
+	if share > 0 {
+		left = min(left, share-spent)
+	}
+	if left <= 0 {
+		return 0, "its share of the run's tokens is spent"
+	}
+	if n == 0 || left < n {
+		n = left
+	}
+	return n, ""
+}
+
+// childShare is what each of n threads a thread starts together may
+// spend: an nth of what the thread itself may still spend (its arguments
+// as callTokens takes them), so that running at once cannot take them past
+// the run's budget; 0 without one.
+func (o Options) childShare(used, share, spent, n int) int {
+	if o.MaxTotalTokens <= 0 {
+		return 0
+	}
+	left := o.MaxTotalTokens - used
+	if share > 0 {
+		left = min(left, share-spent)
+	}
+	return max(1, left/n)
+}
+
 // EnvMode says how much of a thread the task's environment writes.
 type EnvMode string
 
