@@ -376,8 +376,12 @@ type retryKey struct{}
 // WithRetryBudget gives ctx's completions n retries to share, on top of
 // each call's own: a request whose threads make hundreds of calls rides
 // out a failing server as long as its budget lasts, where calls that
-// each gave up after their own few would fail its threads one by one.
+// each gave up after their own few would fail its threads one by one. A
+// budget of 0 or less is none: ctx as it is.
 func WithRetryBudget(ctx context.Context, n int) context.Context {
+	if n <= 0 {
+		return ctx
+	}
 	b := new(atomic.Int64)
 	b.Store(int64(n))
 	return context.WithValue(ctx, retryKey{}, b)

@@ -56,9 +56,7 @@ func (r Runner) Solve(ctx context.Context, c Cell) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	if r.RetryBudget > 0 {
-		ctx = backend.WithRetryBudget(ctx, r.RetryBudget)
-	}
+	ctx = backend.WithRetryBudget(ctx, r.RetryBudget)
 	_, o, err := Run(ctx, r.Backend, r.Task, st, p, nil)
 	return o, err
 }

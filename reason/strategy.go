@@ -220,6 +220,18 @@ type Result struct {
 	TokensToGoal int `json:"tokens_to_goal"`
 }
 
+// CheckJoinAtGoal says why Options.JoinAtGoal means nothing on t, or nil:
+// it stops a spawn's other children at the first solved one, and a vote's
+// other samples at the first answer t's checker accepts.
+func CheckJoinAtGoal(t task.Task) error {
+	_, protocol := t.(task.Protocol)
+	_, checker := t.(task.Checker)
+	if !protocol && !checker {
+		return fmt.Errorf("joining at the goal stops parallel children and vote samples at a checked answer; the %s task can check none", t.Name())
+	}
+	return nil
+}
+
 // Names lists the strategies Parse reads, as a usage line writes them.
 const Names = "direct, serial, apr, hybrid:effort=off|light|deep, parallel[:k=N], multiverse, threadweaver, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
 

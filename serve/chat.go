@@ -183,10 +183,8 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 		}
 	}
 	if req.Braid != nil && req.Braid.JoinAtGoal {
-		_, protocol := t.(task.Protocol)
-		_, checker := t.(task.Checker)
-		if !protocol && !checker {
-			return nil, badRequest("braid.join_at_goal stops parallel children and vote samples at a checked answer; the %s task can check none", t.Name())
+		if err := reason.CheckJoinAtGoal(t); err != nil {
+			return nil, badRequest("braid.join_at_goal: %w", err)
 		}
 		o.JoinAtGoal = true
 	}
@@ -406,9 +404,7 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 	}()
 	b, ctx, stop := s.limit(ctx, t.ID)
 	defer stop(nil)
-	if s.opts.RetryBudget > 0 {
-		ctx = backend.WithRetryBudget(ctx, s.opts.RetryBudget)
-	}
+	ctx = backend.WithRetryBudget(ctx, s.opts.RetryBudget)
 	r, verdict, err := j.run(ctx, b, observe)
 	if lim := stoppedBy(ctx); lim != nil {
 		err = lim // the strategy saw only a cancelled context

@@ -336,8 +336,10 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 	if f.maxTokens < 0 || f.maxTotal < 0 || f.concurrent <= 0 || f.temperature < 0 || f.retryBudget < 0 {
 		return nil, reason.Options{}, usageErrorf("--max-tokens, --max-total-tokens and --retry-budget must be >= 0, --concurrent positive, --temperature >= 0")
 	}
-	if err := checkJoinAtGoal(f.joinAtGoal, t); err != nil {
-		return nil, reason.Options{}, err
+	if f.joinAtGoal {
+		if err := reason.CheckJoinAtGoal(t); err != nil {
+			return nil, reason.Options{}, usageErrorf("--join-at-goal: %v", err)
+		}
 	}
 	if _, err := chatAPI(f.api, t); err != nil {
 		return nil, reason.Options{}, err
@@ -384,19 +386,4 @@ func (f *runFlags) envName(t task.Task) string {
 		return f.envMode
 	}
 	return ""
-}
-
-// checkJoinAtGoal refuses --join-at-goal for a task that could not say
-// when to stop: it stops parallel children at the first solved one, and a
-// vote's samples at the first checked answer.
-func checkJoinAtGoal(on bool, t task.Task) error {
-	if !on {
-		return nil
-	}
-	_, protocol := t.(task.Protocol)
-	_, checker := t.(task.Checker)
-	if !protocol && !checker {
-		return usageErrorf("--join-at-goal stops parallel children and vote samples at a checked answer; the %s task can check none", t.Name())
-	}
-	return nil
 }

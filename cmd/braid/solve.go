@@ -287,9 +287,7 @@ func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) 
 	if st == nil {
 		st = sr.st
 	}
-	if sr.retryBudget > 0 {
-		ctx = backend.WithRetryBudget(ctx, sr.retryBudget)
-	}
+	ctx = backend.WithRetryBudget(ctx, sr.retryBudget)
 	r, o, err := eval.Run(ctx, sr.b, sr.t, st, p, nil)
 	if err != nil && ctx.Err() == nil {
 		r = &reason.Result{Tree: &reason.Thread{Node: "0", Finish: "error", Reason: err.Error()}, Error: err.Error(), TokensToGoal: -1}
