@@ -220,6 +220,18 @@ type Result struct {
 	TokensToGoal int `json:"tokens_to_goal"`
 }
 
+// Samples reports whether the strategy spec names draws several samples
+// of a problem (vote, best, aggregate, deepthink), which differ only at a
+// temperature: Parse refuses a greedy vote.
+func Samples(spec string) bool {
+	name, _, _ := strings.Cut(spec, ":")
+	switch name {
+	case "vote", "best", "aggregate", "deepthink":
+		return true
+	}
+	return false
+}
+
 // CheckJoinAtGoal says why Options.JoinAtGoal means nothing on t, or nil:
 // it stops a spawn's other children at the first solved one, and a vote's
 // other samples at the first answer t's checker accepts.

@@ -171,7 +171,7 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 	o := reason.Options{Seed: seed, MaxTokens: maxTokens, MaxTotalTokens: maxTokens, Temperature: s.opts.Temperature}
 	if temperature >= 0 {
 		o.Temperature = temperature
-	} else if sampled(strategy) {
+	} else if reason.Samples(strategy) {
 		o.Temperature = 1 // samples that differ, when the request names no temperature
 	}
 	if req.Braid != nil && req.Braid.Env != "" {
@@ -207,17 +207,6 @@ func (s *Server) resolve(req *chatRequest) (*job, error) {
 		return r.Answer
 	}
 	return j, nil
-}
-
-// sampled reports whether a strategy draws several samples, which need a
-// temperature to differ.
-func sampled(strategy string) bool {
-	name, _, _ := strings.Cut(strategy, ":")
-	switch name {
-	case "vote", "best", "aggregate", "deepthink":
-		return true
-	}
-	return false
 }
 
 // strategyOf reads the strategy from the model name ("apr/countdown"),

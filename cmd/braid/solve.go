@@ -198,7 +198,7 @@ func (sr solveRun) solve(ctx context.Context, out io.Writer, problems []task.Pro
 	}
 	start := time.Now()
 	err := parallel.Ordered(ctx, len(problems), sr.concurrent, func(i int) (solved, error) {
-		return sr.one(ctx, problems[i], nil)
+		return sr.one(ctx, problems[i], sr.st)
 	}, func(i int, sv solved) error {
 		bar.add(1)
 		p, r := problems[i], sv.r
@@ -281,12 +281,8 @@ type solved struct {
 
 // one solves a problem; a failure other than an interruption (a server
 // that kept failing, say) becomes that problem's result, unsolved and
-// saying why, so that one problem does not end a run of many. st, when
-// given, replaces the run's strategy.
+// saying why, so that one problem does not end a run of many.
 func (sr solveRun) one(ctx context.Context, p task.Problem, st reason.Strategy) (solved, error) {
-	if st == nil {
-		st = sr.st
-	}
 	ctx = backend.WithRetryBudget(ctx, sr.retryBudget)
 	r, o, err := eval.Run(ctx, sr.b, sr.t, st, p, nil)
 	if err != nil && ctx.Err() == nil {
