@@ -229,18 +229,28 @@ func TestCountdownVote(t *testing.T) {
 // for a minute).
 type stallingSamples struct {
 	solved string
-	mu     sync.Mutex
-	first  uint64
+	firstSeed
+}
+
+// firstSeed tells the sample whose seed a backend saw first from the
+// others.
+type firstSeed struct {
+	mu    sync.Mutex
+	first uint64
+}
+
+// is reports whether seed is the first the backend saw.
+func (f *firstSeed) is(seed uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first == 0 {
+		f.first = seed
+	}
+	return f.first == seed
 }
 
 func (s *stallingSamples) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
-	s.mu.Lock()
-	if s.first == 0 {
-		s.first = req.Seed
-	}
-	mine := s.first == req.Seed
-	s.mu.Unlock()
-	if mine {
+	if s.is(req.Seed) {
 		time.Sleep(50 * time.Millisecond)
 		return &backend.Completion{Text: s.solved, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(s.solved)}}, nil
 	}
@@ -682,18 +692,11 @@ func TestAFailedChildJoinsAsUnsolved(t *testing.T) {
 // answers the others with solved.
 type firstSeedFails struct {
 	solved string
-	mu     sync.Mutex
-	first  uint64
+	firstSeed
 }
 
 func (f *firstSeedFails) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
-	f.mu.Lock()
-	if f.first == 0 {
-		f.first = req.Seed
-	}
-	mine := f.first == req.Seed
-	f.mu.Unlock()
-	if mine {
+	if f.is(req.Seed) {
 		return nil, errors.New("HTTP 503: the endpoint is down")
 	}
 	return &backend.Completion{Text: f.solved, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(f.solved)}}, nil
