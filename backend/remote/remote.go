@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -208,23 +209,37 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		}
 	}
 	env := req.Env
+	var t *turn
 	if env != nil {
+		t = &turn{env: env}
 		begin, err := env.Begin()
 		if err != nil {
 			return nil, fmt.Errorf("remote: the environment refuses the prompt: %w", err)
 		}
-		if begin != "" {
+		if c.opts.GuidedChoice {
+			// Guided calls end at each choice: the environment's text
+			// goes first, as what the choices continue.
 			emit(backend.Chunk{Text: begin})
+		} else {
+			t.due = begin
 		}
 	}
+	// The thread's length in the server's tokens, the environment's
+	// included (it wrote them into the prompt of the calls after): the
+	// growth of the calls' prompts, then what the last call generated.
+	firstPrompt, length, covered := -1, -1, 0
 	for calls := 0; ; calls++ {
-		if env != nil && env.Done() {
+		if env != nil && t.due == "" && env.Done() {
 			out.Finish = backend.FinishStop
 			break
 		}
+		used := out.Usage.CompletionTokens
+		if length >= 0 {
+			used = length
+		}
 		budget := 0
 		if req.MaxTokens > 0 {
-			budget = req.MaxTokens - out.Usage.CompletionTokens
+			budget = req.MaxTokens - used
 			if budget <= 0 {
 				out.Finish = backend.FinishLength
 				break
@@ -234,7 +249,7 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		if env != nil && c.opts.GuidedChoice {
 			choices = env.Choices()
 		}
-		res, at, err := c.stream(ctx, ep, key, req, seed, req.Prompt+text.String(), budget, choices, env, emit)
+		res, at, err := c.stream(ctx, ep, key, req, seed, req.Prompt+text.String(), budget, choices, t, emit)
 		ep = at // a thread's later calls follow it where it failed over
 		// Every call's prompt, as the server billed it: a stop-and-continue
 		// completion re-sends its text at each call, which the server's
@@ -242,6 +257,12 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		out.Usage.PromptTokens += res.promptTokens
 		out.Usage.CachedPromptTokens += res.cachedTokens
 		out.Usage.CompletionTokens += res.completionTokens
+		if res.prompt > 0 {
+			if firstPrompt < 0 {
+				firstPrompt = res.prompt
+			}
+			length, covered = res.prompt-firstPrompt+res.kept, text.Len()
+		}
 		if errors.Is(err, backend.ErrPromptTooLong) && calls > 0 {
 			// The continuation outgrew the context: the text so far is
 			// the completion.
@@ -272,23 +293,44 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		break
 	}
 	out.Text = text.String()
+	if t != nil {
+		// Count as a thread's tokens what the engine counts: the
+		// model's and the environment's, the latter in the server's own
+		// tokens where the server said how its prompts grew (each call's
+		// usage, or per event), else only what the model wrote for it.
+		out.Usage.FilledTokens = t.dueEvents
+		if length > 0 && covered > 0 && text.Len() > covered {
+			// The environment's last text came after the last call, so no
+			// prompt counted it: count it at the thread's own bytes a token.
+			length += int(math.Round(float64(text.Len()-covered) * float64(length) / float64(covered)))
+		}
+		if length >= 0 {
+			out.Usage.CompletionTokens = length
+			out.Usage.FilledTokens = max(0, length-t.modelEvents)
+		}
+	}
 	return out, nil
 }
 
 // result is what one streamed request produced.
 type result struct {
-	finish                                       backend.FinishReason
-	stop                                         string
-	fill                                         string // the environment's text, when it cut the stream
-	envErr                                       error
+	finish backend.FinishReason
+	stop   string
+	fill   string // the environment's text, when it cut the stream
+	envErr error
+	// Billed over the request's attempts.
 	promptTokens, cachedTokens, completionTokens int
+	// prompt is the last attempt's prompt in the server's tokens (0 when
+	// the server did not say), and kept the events of its text the
+	// thread kept.
+	prompt, kept int
 }
 
 // stream runs one request, with retries, emitting the model's text as it
 // comes. With an environment it feeds the environment as it goes and cuts
 // the stream where the environment writes.
 func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *backend.Request, seed uint64, prompt string, maxTokens int,
-	choices []string, env backend.Environment, emit func(backend.Chunk)) (result, *endpoint, error) {
+	choices []string, t *turn, emit func(backend.Chunk)) (result, *endpoint, error) {
 	var res result
 	written := ""
 	for attempt := 0; ; attempt++ {
@@ -307,13 +349,17 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		if err != nil {
 			return res, ep, err
 		}
-		got, retryAfter, err := c.attempt(ctx, ep, body, env, func(ch backend.Chunk) {
+		if t != nil {
+			t.restart()
+		}
+		got, retryAfter, err := c.attempt(ctx, ep, body, t, func(ch backend.Chunk) {
 			written += ch.Text
 			emit(ch)
 		})
 		res.promptTokens += got.promptTokens // each attempt is billed
 		res.cachedTokens += got.cachedTokens
 		res.completionTokens += got.completionTokens
+		res.prompt, res.kept = got.prompt, got.kept
 		if err == nil {
 			res.finish, res.stop, res.fill, res.envErr = got.finish, got.stop, got.fill, got.envErr
 			return res, ep, nil
@@ -395,6 +441,14 @@ func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxToken
 // continue: req.Prompt, then what the model has written.
 func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) map[string]any {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
+	if req.Env != nil {
+		// A call the environment cuts never reaches its usage: ask for
+		// the counts with every event (vLLM's and SGLang's
+		// continuous_usage_stats, llama.cpp's timings_per_token), so that
+		// the thread's tokens are the server's own count.
+		b["stream_options"].(map[string]any)["continuous_usage_stats"] = true
+		b["timings_per_token"] = true
+	}
 	if c.opts.Chat {
 		user := req.Prompt
 		if req.ReplyAt > 0 {
@@ -470,11 +524,11 @@ func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTo
 
 // attempt sends one request and reads its stream. It returns how long the
 // server asked to wait before a retry, if it did.
-func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, env backend.Environment, emit func(backend.Chunk)) (result, time.Duration, error) {
+func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, t *turn, emit func(backend.Chunk)) (result, time.Duration, error) {
 	var res result
 	retry, err := c.send(ctx, ep, body, func(r io.Reader, idle func()) error {
 		var err error
-		res, _, err = c.read(r, env, emit, idle)
+		res, _, err = c.read(r, t, emit, idle)
 		return err
 	})
 	return res, retry, err
@@ -601,6 +655,12 @@ type streamChunk struct {
 			} `json:"content"`
 		} `json:"logprobs"`
 	} `json:"choices"`
+	// Timings are llama.cpp's: its prompt is CacheN tokens from its cache
+	// and PromptN read afresh.
+	Timings *struct {
+		CacheN  int `json:"cache_n"`
+		PromptN int `json:"prompt_n"`
+	} `json:"timings"`
 	Usage *struct {
 		PromptTokens        int `json:"prompt_tokens"`
 		CompletionTokens    int `json:"completion_tokens"`
@@ -637,8 +697,9 @@ func wholeLines(data []byte, atEOF bool) (int, []byte, error) {
 
 // read consumes a stream of server-sent events. With an environment, the
 // model's text goes to it byte by byte (so that nothing past the point
-// where the environment writes is kept), and the stream is cut there.
-func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
+// where the environment writes is kept), and the stream is cut where the
+// model leaves the environment's text.
+func (c *Client) read(body io.Reader, t *turn, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	sc.Split(wholeLines)
@@ -646,7 +707,17 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 	// Servers stream about a token an event; a stream cut before its usage
 	// (by the environment, or a dropped connection) is counted that way.
 	events := 0
-	defer func() { res.completionTokens = max(res.completionTokens, events) }()
+	defer func() {
+		res.completionTokens = max(res.completionTokens, events)
+		res.prompt = res.promptTokens
+	}()
+	// A stream that ends (or that the model leaves) before the model
+	// wrote the environment's text is done: the next call starts after it.
+	due := func() {
+		if t != nil {
+			res.fill = t.take()
+		}
+	}
 	for sc.Scan() {
 		idle()
 		line := sc.Text()
@@ -659,6 +730,7 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 			if !finished {
 				return res, 0, fmt.Errorf("remote: %w before a finish reason", errDropped)
 			}
+			due()
 			return res, 0, nil
 		}
 		var ch streamChunk
@@ -673,6 +745,9 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 			if u.PromptTokensDetails != nil {
 				res.cachedTokens = u.PromptTokensDetails.CachedTokens
 			}
+		}
+		if tm := ch.Timings; tm != nil && ch.Usage == nil && tm.CacheN >= 0 && tm.PromptN >= 0 {
+			res.promptTokens, res.cachedTokens = tm.CacheN+tm.PromptN, tm.CacheN
 		}
 		if len(ch.Choices) == 0 {
 			continue
@@ -693,28 +768,22 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 					toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
 				}
 			}
-			if env == nil {
+			if t == nil {
 				emit(backend.Chunk{Text: text, Tokens: toks})
 			} else {
-				for i := 0; i < len(text); i++ {
-					fill, err := env.Next(text[i : i+1])
-					switch {
-					case err != nil:
-						emit(backend.Chunk{Text: text[:i+1]})
-						res.envErr = err
-						return res, 0, nil
-					case fill != "":
-						emit(backend.Chunk{Text: text[:i+1]})
-						res.fill = fill
-						return res, 0, nil
-					case env.Done():
-						// The thread is complete; what follows is not.
-						emit(backend.Chunk{Text: text[:i+1]})
-						res.finish = backend.FinishStop
-						return res, 0, nil
-					}
+				v, err := t.feed(text, toks, emit)
+				res.kept = t.kept
+				switch v {
+				case cutErr:
+					res.envErr = err
+					return res, 0, nil
+				case cutDue:
+					due()
+					return res, 0, nil
+				case cutDone:
+					res.finish = backend.FinishStop
+					return res, 0, nil
 				}
-				emit(backend.Chunk{Text: text, Tokens: toks})
 			}
 		}
 		if f := choice.FinishReason; f != nil && *f != "" {
@@ -738,5 +807,6 @@ func (c *Client) read(body io.Reader, env backend.Environment, emit func(backend
 	if !finished {
 		return res, 0, fmt.Errorf("remote: %w", errDropped)
 	}
+	due()
 	return res, 0, nil
 }

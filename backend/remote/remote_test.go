@@ -674,3 +674,106 @@ func TestFailoverWhenAnEndpointDies(t *testing.T) {
 		t.Error("the dead endpoint is still routed to")
 	}
 }
+
+// beginEnv writes "S\n" before the model and "X\n" after every "=", and
+// is done after two.
+type beginEnv struct{ equalsEnv }
+
+func (e *beginEnv) Begin() (string, error) { return "S\n", nil }
+
+// A model that writes the environment's text itself goes on in the same
+// call; one that writes anything else is cut there, and the environment's
+// text written for it in the next call. Either way the text is the same.
+func TestTheModelMayWriteTheEnvironmentsText(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		calls  int
+		second string // the second call's prompt
+	}{
+		{"agrees", []string{"S", "\na", "b=X", "\nab", "=X\n", "more"}, 1, ""},
+		{"differs at the start", []string{"T\nab=X\nab=X\n"}, 2, "P:S\n"},
+		{"differs in a fill", []string{"S\na", "b=Y\n"}, 2, "P:S\nab=X\n"},
+		{"stops in a fill", []string{"S\nab=X"}, 2, "P:S\nab=X\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+				if n == 1 {
+					sse(w, false, "stop", tc.pieces...)
+					return
+				}
+				sse(w, false, "stop", "ab=X\nab=X\n")
+			}}
+			c := newClient(t, f, Options{})
+			comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:", Env: &beginEnv{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "S\nab=X\nab=X\n"
+			if comp.Text != want || comp.Finish != backend.FinishStop || len(f.requests) != tc.calls {
+				t.Errorf("text %q, finish %q, %d calls; want %q in %d", comp.Text, comp.Finish, len(f.requests), want, tc.calls)
+			}
+			if tc.calls > 1 && f.requests[1]["prompt"] != tc.second {
+				t.Errorf("the second call continued from %q, want %q", f.requests[1]["prompt"], tc.second)
+			}
+		})
+	}
+}
+
+// A stream that drops while the model is writing the environment's text
+// is retried, and the retry's model writes it afresh.
+func TestADroppedStreamInAFillStartsItAfresh(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		if n == 1 {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"S\\nab=X\",\"finish_reason\":null}]}\n\n")
+			w.(http.Flusher).Flush()
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		sse(w, false, "stop", "X\nab=X\n")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:", Env: &beginEnv{}})
+	if err != nil || comp.Text != "S\nab=X\nab=X\n" || len(f.requests) != 2 || f.requests[1]["prompt"] != "P:S\nab=" {
+		t.Errorf("%q, %v after %d calls (second prompt %v)", comp.Text, err, len(f.requests), f.requests[len(f.requests)-1]["prompt"])
+	}
+}
+
+// A thread's tokens are counted as the engine counts them, the
+// environment's included, from how the server says its prompts grew:
+// llama.cpp's timings with every event, asked for by timings_per_token.
+func TestTheEnvironmentsTokensCount(t *testing.T) {
+	// Each call: the prompt as the server counts it, then the model's
+	// text. The environment's "X\n" is 2 tokens; the prompt 5.
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		prompt, pieces := 5, []string{"S", "\n", "a", "b", "=", "Y"}
+		if n == 2 {
+			prompt, pieces = 5+2+3+2, []string{"a", "b", "=", "Z", "more"}
+		}
+		for _, p := range pieces {
+			fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":%q,\"finish_reason\":null}],\"timings\":{\"cache_n\":%d,\"prompt_n\":1}}\n\n", p, prompt-1)
+		}
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}}
+	c := newClient(t, f, Options{})
+	comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "P:", Env: &beginEnv{}})
+	if err != nil || comp.Text != "S\nab=X\nab=X\n" || len(f.requests) != 2 {
+		t.Fatalf("%q, %v after %d calls", comp.Text, err, len(f.requests))
+	}
+	for _, r := range f.requests {
+		if r["timings_per_token"] != true || r["stream_options"].(map[string]any)["continuous_usage_stats"] != true {
+			t.Errorf("a call with an environment asked for no counts per event: %v", r)
+		}
+	}
+	// The thread: "S\n" (2, written by the model for the environment),
+	// "ab=" (3, the model's), "X\n" (2, filled), "ab=" (3), "X\n" (2
+	// filled): 12 tokens, 6 filled.
+	u := comp.Usage
+	if u.CompletionTokens != 12 || u.FilledTokens != 6 || u.PromptTokens != 5+12 || u.CachedPromptTokens != 4+11 {
+		t.Errorf("usage %+v; want 12 tokens, 6 filled, prompts 17 (15 cached)", u)
+	}
+}
