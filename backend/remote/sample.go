@@ -73,13 +73,23 @@ func (c *Client) CompleteN(ctx context.Context, req *backend.Request, n int) ([]
 			// (llama.cpp answers 500): single requests, now and later.
 			ep.noN.Store(true)
 			return backend.CompleteN(ctx, singles{c}, req, n)
-		case errors.As(err, &perm) || ctx.Err() != nil || attempt >= c.opts.Retries || c.opts.Retries < 0:
+		case errors.As(err, &perm) || ctx.Err() != nil || c.opts.Retries < 0:
+			return nil, err
+		case attempt >= c.opts.Retries && (attempt >= maxRetries || !backend.TakeRetry(ctx)):
+			// This request's retries are spent, and the shared budget too.
 			return nil, err
 		case res.streamed == 0:
-			// Nothing came: the whole request again, after a wait.
+			// Nothing came: the whole request again, after a wait, or at
+			// once at another endpoint when this one cannot be reached.
 			wait := backoff(attempt)
 			if retry > 0 {
 				wait = retry
+			}
+			if errors.Is(err, errUnreachable) {
+				ep.downUntil.Store(time.Now().Add(c.opts.Cooldown).UnixNano())
+				if next := c.route(key); next != ep {
+					ep, wait = next, 0
+				}
 			}
 			select {
 			case <-time.After(wait):

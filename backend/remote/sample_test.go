@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/braid-dev/braid/backend"
 )
@@ -153,5 +155,36 @@ func TestCompleteNDroppedUsage(t *testing.T) {
 		if o.Usage.PromptTokens != 7 { // sse bills 7 prompt tokens per request
 			t.Errorf("sample %d: %d prompt tokens, want its continuation's 7", i, o.Usage.PromptTokens)
 		}
+	}
+}
+
+// n samples whose endpoint refuses connections go, whole, to another one,
+// which is then where the key's requests go.
+func TestCompleteNFailsOver(t *testing.T) {
+	live := &fakeServer{respond: func(_ int, req map[string]any, w http.ResponseWriter) { sseN(w, int(req["n"].(float64)), 2, false) }}
+	up := httptest.NewServer(live)
+	defer up.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	c, err := New(Options{Endpoints: []string{down.URL + "/v1", up.URL + "/v1"}, Retries: 2, Cooldown: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "thread 0"
+	for i := 1; c.route(key) != c.endpoints[0]; i++ {
+		key = fmt.Sprint("thread ", i) // one the dead endpoint holds
+	}
+	start := time.Now()
+	out, err := c.CompleteN(context.Background(), &backend.Request{Prompt: "p", Seed: 1, Affinity: key}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if want := fmt.Sprintf("s%d-0 s%d-1 ", i, i); o.Text != want {
+			t.Errorf("sample %d: %q, want %q", i, o.Text, want)
+		}
+	}
+	if len(live.requests) != 1 || c.route(key) != c.endpoints[1] || time.Since(start) > 5*time.Second {
+		t.Errorf("%d requests reached the live endpoint in %v; the key routes to %s", len(live.requests), time.Since(start), c.route(key).name)
 	}
 }
