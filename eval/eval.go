@@ -317,7 +317,11 @@ type StrategyReport struct {
 	// Speedup is the parallel speedup the samples report: their tokens in
 	// sequence over their critical paths (1 for a single thread).
 	Speedup float64 `json:"speedup"`
-	Errors  int     `json:"errors,omitempty"`
+	// MeanThreads is the mean number of threads a sample ran, MaxDepth
+	// the deepest any sample's spawns nested.
+	MeanThreads float64 `json:"mean_threads"`
+	MaxDepth    int     `json:"max_depth"`
+	Errors      int     `json:"errors,omitempty"`
 	// FormatErrors counts the places the samples' parallel structure was
 	// malformed and closed by the orchestrator.
 	FormatErrors int          `json:"format_errors,omitempty"`
@@ -371,6 +375,8 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		tokens       []float64
 		critical     []float64
 		latency      []float64
+		threads      []float64
+		depth        int
 		correct      int
 		total        int
 		errors       int
@@ -404,6 +410,8 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		a.tokens = append(a.tokens, float64(x.TotalTokens))
 		a.critical = append(a.critical, float64(x.CriticalPathTokens))
 		a.latency = append(a.latency, float64(x.LatencyMS))
+		a.threads = append(a.threads, float64(x.Threads))
+		a.depth = max(a.depth, x.Depth)
 		a.total += x.TotalTokens
 		a.formatErrors += x.FormatErrors
 		if x.Error != "" {
@@ -430,7 +438,7 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		sr := StrategyReport{Name: s, N: len(scores), Samples: k, Accuracy: ci.Estimate, CI95: []float64{ci.Low, ci.High},
 			MeanTotalTokens: mean(a.tokens), MeanCriticalTokens: mean(a.critical),
 			LatencyP50MS: finite(stats.Percentile(a.latency, 50)), LatencyP95MS: finite(stats.Percentile(a.latency, 95)), Errors: a.errors,
-			FormatErrors: a.formatErrors}
+			FormatErrors: a.formatErrors, MeanThreads: mean(a.threads), MaxDepth: a.depth}
 		if c := mean(a.critical); c > 0 {
 			sr.Speedup = mean(a.tokens) / c
 		}

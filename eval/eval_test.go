@@ -32,7 +32,7 @@ func outcome(_ context.Context, c Cell) (Outcome, error) {
 	if right {
 		class = "right"
 	}
-	return Outcome{Answer: class, Class: class, Correct: right, Usage: reason.Usage{TotalTokens: 100, CriticalPathTokens: 40, Threads: 3, LatencyMS: int64(c.Index)}}, nil
+	return Outcome{Answer: class, Class: class, Correct: right, Usage: reason.Usage{TotalTokens: 100, CriticalPathTokens: 40, Threads: 2 + c.Index%2*2, Depth: c.Index % 3, LatencyMS: int64(c.Index)}}, nil
 }
 
 func TestRunResumesAndSummarizes(t *testing.T) {
@@ -80,7 +80,8 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if weak.Accuracy != 0.25 || good.Accuracy != 0.75 || good.N != 40 || good.Samples != 2 {
 		t.Errorf("accuracies %g and %g over %d problems", weak.Accuracy, good.Accuracy, good.N)
 	}
-	if !(good.CI95[0] < 0.75 && 0.75 < good.CI95[1]) || good.TokensPerCorrect != 100/0.75 || good.Speedup != 2.5 {
+	if !(good.CI95[0] < 0.75 && 0.75 < good.CI95[1]) || good.TokensPerCorrect != 100/0.75 || good.Speedup != 2.5 ||
+		good.MeanThreads != 3 || good.MaxDepth != 2 {
 		t.Errorf("good: %+v", good)
 	}
 	if good.PassAtK[2] != 0.75 || good.MajAtK[1] != 0.75 || good.MajAtK[2] != 0.75 {

@@ -92,8 +92,8 @@ func (o Observer) under(prefix, root string) Observer {
 // begin starts a thread of a run: it tells observe, and done records the
 // thread's wall time and tells observe it finished, with its tokens.
 func begin(observe Observer, node, parent string) (t *Thread, done func()) {
-	t = &Thread{Node: node}
 	start := time.Now()
+	t = &Thread{Node: node, Started: start}
 	observe.emit(Event{Kind: ThreadStarted, Thread: node, Parent: parent})
 	return t, func() {
 		t.Wall = time.Since(start)

@@ -111,8 +111,8 @@ func TestThreadWeaverForksAndJoins(t *testing.T) {
 	if r.Tree.Text != want {
 		t.Errorf("joined text\n%q\nwant\n%q", r.Tree.Text, want)
 	}
-	if r.Answer != "42" || r.Threads != 3 || r.FormatErrors != 0 {
-		t.Errorf("answer %q, %d threads, %d format errors", r.Answer, r.Threads, r.FormatErrors)
+	if r.Answer != "42" || r.Threads != 3 || r.Depth != 1 || r.FormatErrors != 0 {
+		t.Errorf("answer %q, %d threads at depth %d, %d format errors", r.Answer, r.Threads, r.Depth, r.FormatErrors)
 	}
 }
 
@@ -134,7 +134,7 @@ func TestMalformedStructureIsClosedAndCounted(t *testing.T) {
 		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: "<Parallel>\n<Outlines>\n", stop: "</Outlines>"},
 	}}
 	r = runFork(t, ThreadWeaver{}, none)
-	if r.Answer != "42" || r.FormatErrors != 1 || r.Threads != 1 {
+	if r.Answer != "42" || r.FormatErrors != 1 || r.Threads != 1 || r.Depth != 0 {
 		t.Errorf("a fork without outlines: answer %q, %d format errors, %d threads", r.Answer, r.FormatErrors, r.Threads)
 	}
 }
@@ -154,8 +154,8 @@ func TestMultiversePathsNest(t *testing.T) {
 			text: "<Parallel>\n<Goal>\n<Outline>\n1: One way.\n</Outline>\n<Outline>\n2: Another.\n</Outline>\n"},
 	}}
 	r := runFork(t, Multiverse{}, b)
-	if r.Answer != "42" || r.Threads != 5 || r.FormatErrors != 0 {
-		t.Fatalf("answer %q, %d threads, %d format errors:\n%s", r.Answer, r.Threads, r.FormatErrors, r.Tree.Text)
+	if r.Answer != "42" || r.Threads != 5 || r.Depth != 2 || r.FormatErrors != 0 {
+		t.Fatalf("answer %q, %d threads at depth %d, %d format errors:\n%s", r.Answer, r.Threads, r.Depth, r.FormatErrors, r.Tree.Text)
 	}
 	want := "<Path>\n1:" + inner + "</Goal>\n<Path>\n1.1: 6*10 - 6*3 = 42.\n</Path>\n<Path>\n1.2: 7*6 = 42.\n</Path>\n<Conclusion>\n42.\n</Conclusion>\n</Parallel>\n</Path>\n<Path>\n2: 42.\n</Path>\n<Conclusion>\n\\boxed{42}"
 	if !strings.HasSuffix(r.Tree.Text, want) {

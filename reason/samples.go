@@ -96,7 +96,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		}
 		runs[i] = &Result{Tree: &Thread{Node: "0", Finish: finishFailed, Reason: oneLine(err)}, Usage: Usage{Threads: 1}, TokensToGoal: -1}
 	}
-	root := &Thread{Node: "samples"}
+	root := &Thread{Node: "samples", Started: start}
 	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}
 	answers := make([]string, v.K)
 	for i, run := range runs {
@@ -105,6 +105,8 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		r.TotalTokens += run.TotalTokens
 		r.PromptTokens += run.PromptTokens
 		r.CachedTokens += run.CachedTokens
+		r.FormatErrors += run.FormatErrors
+		r.Depth = max(r.Depth, run.Depth+1)
 		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
 		answers[i] = run.Answer
 	}
@@ -265,7 +267,7 @@ func call(ctx context.Context, b backend.Backend, maxTokens int, effort string, 
 	}
 	wall := time.Since(start)
 	observe.emit(Event{Kind: ThreadFinished, Thread: name, Tokens: c.Usage.CompletionTokens})
-	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens,
+	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Started: start,
 		PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
 		Finish: string(c.Finish)}, nil
 }
@@ -323,12 +325,12 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 			wall = last[i].Sub(start)
 		}
 		observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: "samples", Tokens: c.Usage.CompletionTokens})
-		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens,
+		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens, Started: start,
 			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
 			Finish: string(c.Finish), Reason: c.EnvError}
 	}
-	root := &Thread{Node: "samples", Children: threads}
-	r := &Result{Tree: root, TokensToGoal: -1}
+	root := &Thread{Node: "samples", Children: threads, Started: start}
+	r := &Result{Tree: root, TokensToGoal: -1, Usage: Usage{Depth: 1}}
 	answers := make([]string, k)
 	for i, th := range threads {
 		answers[i] = t.Extract(p, prompt+th.Text)

@@ -144,11 +144,14 @@ type Thread struct {
 	PromptTokens int `json:"prompt_tokens"`
 	CachedTokens int `json:"cached_prompt_tokens"`
 	// Filled counts the tokens of Tokens the environment wrote.
-	Filled int           `json:"filled_tokens"`
-	Wall   time.Duration `json:"-"`
-	WallMS int64         `json:"wall_ms"`
-	Finish string        `json:"finish"`
-	Reason string        `json:"reason,omitempty"` // why the environment or the runtime ended it
+	Filled int `json:"filled_tokens"`
+	// Started is when the thread began, and Wall how long it ran: with
+	// its parent's, where it stood in the run's time (the UI's timeline).
+	Started time.Time     `json:"started,omitzero"`
+	Wall    time.Duration `json:"-"`
+	WallMS  int64         `json:"wall_ms"`
+	Finish  string        `json:"finish"`
+	Reason  string        `json:"reason,omitempty"` // why the environment or the runtime ended it
 	// FormatErrors counts where the thread's parallel structure was
 	// malformed and the orchestrator closed it (Usage.FormatErrors).
 	FormatErrors int       `json:"format_errors,omitempty"`
@@ -169,6 +172,9 @@ type Usage struct {
 	// at each spawn, its longest child's.
 	CriticalPathTokens int `json:"critical_path_tokens"`
 	Threads            int `json:"threads"`
+	// Depth is how deep spawns nested: 0 for a single thread, 1 when the
+	// root's children spawned none, and so on.
+	Depth int `json:"depth"`
 	// LatencyMS is the run's wall time in milliseconds.
 	LatencyMS int64 `json:"latency_ms"`
 	// FormatErrors counts the places a model's parallel structure was
@@ -186,20 +192,21 @@ func (u *Usage) add(t *Thread) {
 }
 
 // account adds the tree under root to r's usage: every thread's tokens,
-// calls' prompts and format errors, and the critical path, a parent's
-// tokens plus its longest child's.
+// calls' prompts and format errors, the depth, and the critical path, a
+// parent's tokens plus its longest child's.
 func (r *Result) account(root *Thread) {
-	var walk func(t *Thread) int
-	walk = func(t *Thread) int {
+	var walk func(t *Thread, depth int) int
+	walk = func(t *Thread, depth int) int {
 		r.add(t)
 		r.FormatErrors += t.FormatErrors
+		r.Depth = max(r.Depth, depth)
 		longest := 0
 		for _, c := range t.Children {
-			longest = max(longest, walk(c))
+			longest = max(longest, walk(c, depth+1))
 		}
 		return t.Tokens + longest
 	}
-	r.CriticalPathTokens = max(r.CriticalPathTokens, walk(root))
+	r.CriticalPathTokens = max(r.CriticalPathTokens, walk(root, 0))
 }
 
 // Result is a strategy's answer to one problem.

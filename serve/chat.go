@@ -428,7 +428,7 @@ func braidInfo(v traceView) map[string]any {
 		info["correct"] = *v.Correct
 	}
 	if r := v.Result; r != nil {
-		info["threads"], info["total_tokens"], info["critical_path_tokens"] = r.Threads, r.TotalTokens, r.CriticalPathTokens
+		info["threads"], info["depth"], info["total_tokens"], info["critical_path_tokens"] = r.Threads, r.Depth, r.TotalTokens, r.CriticalPathTokens
 		info["wall_ms"] = r.LatencyMS
 		info["format_errors"] = r.FormatErrors
 		if r.CriticalPathTokens > 0 {

@@ -100,6 +100,7 @@ var migrations = []string{
 	`ALTER TABLE samples ADD COLUMN prompt_tokens BIGINT NOT NULL DEFAULT 0`,
 	`ALTER TABLE samples ADD COLUMN cached_prompt_tokens BIGINT NOT NULL DEFAULT 0`,
 	`ALTER TABLE samples ADD COLUMN format_errors BIGINT NOT NULL DEFAULT 0`,
+	`ALTER TABLE samples ADD COLUMN depth BIGINT NOT NULL DEFAULT 0`,
 }
 
 // Open opens the store at target: a postgres:// (or postgresql://) address,
@@ -333,10 +334,10 @@ func (s *Store) Save(ctx context.Context, run string, x Sample) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO samples (run_id, key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, latency_ms, format_errors, tokens_to_goal, tree, created)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
+		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, depth, latency_ms, format_errors, tokens_to_goal, tree, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`),
 		run, x.Key, x.Strategy, string(x.Problem), x.Index, int64(x.Seed), x.Answer, x.Class, x.Correct, x.Error,
-		x.TotalTokens, x.PromptTokens, x.CachedTokens, x.CriticalPathTokens, x.Threads, x.LatencyMS, x.FormatErrors, x.TokensToGoal, nullable(x.Tree),
+		x.TotalTokens, x.PromptTokens, x.CachedTokens, x.CriticalPathTokens, x.Threads, x.Depth, x.LatencyMS, x.FormatErrors, x.TokensToGoal, nullable(x.Tree),
 		time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return fmt.Errorf("store: save %s: %w", x.Key, err)
 	}
@@ -480,7 +481,7 @@ func nullable(b json.RawMessage) any {
 // keys.
 func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, strategy, problem, problem_index, seed, answer, class, correct, error,
-		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, latency_ms, format_errors, tokens_to_goal, tree
+		total_tokens, prompt_tokens, cached_prompt_tokens, critical_path_tokens, threads, depth, latency_ms, format_errors, tokens_to_goal, tree
 		FROM samples WHERE run_id = ? ORDER BY problem_index, key`), run)
 	if err != nil {
 		return nil, err
@@ -493,7 +494,7 @@ func (s *Store) Samples(ctx context.Context, run string) ([]Sample, error) {
 		var seed int64
 		var tree sql.NullString
 		if err := rows.Scan(&x.Key, &x.Strategy, &problem, &x.Index, &seed, &x.Answer, &x.Class, &x.Correct, &x.Error,
-			&x.TotalTokens, &x.PromptTokens, &x.CachedTokens, &x.CriticalPathTokens, &x.Threads, &x.LatencyMS, &x.FormatErrors, &x.TokensToGoal, &tree); err != nil {
+			&x.TotalTokens, &x.PromptTokens, &x.CachedTokens, &x.CriticalPathTokens, &x.Threads, &x.Depth, &x.LatencyMS, &x.FormatErrors, &x.TokensToGoal, &tree); err != nil {
 			return nil, err
 		}
 		x.Problem, x.Seed = json.RawMessage(problem), uint64(seed)

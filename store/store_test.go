@@ -17,7 +17,7 @@ import (
 
 func sample(i int) Sample {
 	return Sample{Key: fmt.Sprintf("serial|%d|1", i), Strategy: "serial", Problem: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)),
-		Index: i, Seed: 1, Answer: fmt.Sprint(i), Correct: i%2 == 0, Usage: reason.Usage{TotalTokens: 10 * i, CriticalPathTokens: 5 * i, Threads: 1, LatencyMS: int64(i)}, Tree: json.RawMessage(`{"node":"0"}`)}
+		Index: i, Seed: 1, Answer: fmt.Sprint(i), Correct: i%2 == 0, Usage: reason.Usage{TotalTokens: 10 * i, CriticalPathTokens: 5 * i, Threads: 1 + 2*i, Depth: i, LatencyMS: int64(i), FormatErrors: i % 2}, Tree: json.RawMessage(`{"node":"0"}`)}
 }
 
 func TestSaveResumeNoDuplicates(t *testing.T) {
@@ -74,7 +74,8 @@ func TestSaveResumeNoDuplicates(t *testing.T) {
 	if err != nil || len(got) != 3 {
 		t.Fatalf("%d samples, %v", len(got), err)
 	}
-	if got[1].Answer != "1" || got[2].TotalTokens != 20 || string(got[0].Tree) != `{"node":"0"}` || !got[2].Correct {
+	if got[1].Answer != "1" || got[2].TotalTokens != 20 || string(got[0].Tree) != `{"node":"0"}` || !got[2].Correct ||
+		got[2].Usage != sample(2).Usage || got[1].Usage != sample(1).Usage {
 		t.Errorf("read back %+v", got)
 	}
 }
