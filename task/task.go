@@ -108,6 +108,15 @@ type Environment interface {
 	Env(p Problem, prompt string, child bool) (backend.Environment, error)
 }
 
+// Configurable is a task that takes options, such as a prompt style for
+// the models of one paper: "countdown:apr" names the Countdown task
+// configured with "apr".
+type Configurable interface {
+	// Configure returns the task with the options, or an error naming
+	// what is wrong with them.
+	Configure(options string) (Task, error)
+}
+
 // Protocol is a task whose model reasons in parallel threads: a thread
 // spawns children, they run concurrently, and it resumes with their
 // results joined (APR's spawn and join).

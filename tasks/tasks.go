@@ -23,12 +23,27 @@ func Names() []string {
 	return names
 }
 
-// Lookup returns the task with the name.
-func Lookup(name string) (task.Task, error) {
+// Lookup returns the task a spec names: a task's name, then optionally a
+// colon and the options it takes (task.Configurable), as in
+// "countdown:apr,sub-call-budget=10".
+func Lookup(spec string) (task.Task, error) {
+	name, options, configured := strings.Cut(spec, ":")
 	for _, t := range all {
-		if t.Name() == name {
+		if t.Name() != name {
+			continue
+		}
+		if !configured {
 			return t, nil
 		}
+		c, ok := t.(task.Configurable)
+		if !ok {
+			return nil, fmt.Errorf("task %q takes no options", name)
+		}
+		ct, err := c.Configure(options)
+		if err != nil {
+			return nil, fmt.Errorf("task %q: %w", spec, err)
+		}
+		return ct, nil
 	}
 	return nil, fmt.Errorf("task %q: want %s", name, strings.Join(Names(), " or "))
 }

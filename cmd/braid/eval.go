@@ -99,7 +99,7 @@ skips such lines, each reported.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return fl.run(cmd) },
 	}
-	fl.taskUsage = "countdown or math"
+	fl.taskUsage = "countdown or math; countdown:apr[,sub-call-budget=N|,token-budget=N] writes the released APR checkpoints' prompts"
 	fl.concurrentUsage = "samples taken at once"
 	fl.backendUsage = "OpenAI-compatible server(s) instead of the embedded model"
 	fl.register(cmd)
@@ -295,10 +295,10 @@ func runGrid(ctx context.Context, log io.Writer, grid eval.Grid, st *store.Store
 // and sampling.
 func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tspeedup\tp50 ms\tp95 ms\ttokens/correct\t")
+	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tspeedup\tthreads\tdepth\tp50 ms\tp95 ms\ttokens/correct\t")
 	for _, s := range rep.Strategies {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.1f–%.1f\t%.0f\t%.0f\t%.2fx\t%.0f\t%.0f\t%.0f\t\n", s.Name, s.N, s.Samples, 100*s.Accuracy,
-			100*s.CI95[0], 100*s.CI95[1], s.MeanTotalTokens, s.MeanCriticalTokens, s.Speedup, s.LatencyP50MS, s.LatencyP95MS, s.TokensPerCorrect)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%.1f–%.1f\t%.0f\t%.0f\t%.2fx\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t\n", s.Name, s.N, s.Samples, 100*s.Accuracy,
+			100*s.CI95[0], 100*s.CI95[1], s.MeanTotalTokens, s.MeanCriticalTokens, s.Speedup, s.MeanThreads, s.MaxDepth, s.LatencyP50MS, s.LatencyP95MS, s.TokensPerCorrect)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -78,7 +79,7 @@ get --grace to finish, then are cancelled.`,
 	f := cmd.Flags()
 	f.StringVar(&fl.addr, "addr", "localhost:8080", "address to listen on (:8080 for every interface)")
 	f.StringVar(&fl.name, "name", "countdown", "the embedded or --model model's name in the API")
-	f.StringVar(&fl.kind, "task", "", "what chat messages state: countdown (problems in words; the default for the embedded model) or general (questions for the task-agnostic strategies; the default with --backend)")
+	f.StringVar(&fl.kind, "task", "", "what chat messages state: countdown (problems in words; the default for the embedded model) or general (questions for the task-agnostic strategies; the default with --backend); countdown:apr for the released APR checkpoints' prompts")
 	f.StringVar(&fl.defaultStrategy, "strategy", "", "the strategy when a request names none (default apr for countdown, serial otherwise)")
 	f.StringVar(&fl.apiKey, "api-key", "", "the bearer token clients must send (default $BRAID_API_KEY; none: no auth)")
 	f.StringSliceVar(&fl.remoteURLs, "backend", nil, "serve a remote OpenAI-compatible model instead (its key from $BRAID_BACKEND_API_KEY)")
@@ -152,18 +153,27 @@ func (fl *serveFlags) options(log io.Writer) (serve.Options, error) {
 	if !fl.quiet {
 		opts.Log = slog.New(slog.NewTextHandler(log, nil))
 	}
-	switch fl.kind {
+	kind, options, configured := strings.Cut(fl.kind, ":")
+	switch kind {
 	case "":
-		fl.kind = "countdown"
+		kind = "countdown"
 		if len(fl.remoteURLs) > 0 {
-			fl.kind = "general"
+			kind = "general"
 		}
 	case "countdown", "general":
 	default:
 		return serve.Options{}, usageErrorf("--task %q: want countdown or general", fl.kind)
 	}
+	fl.kind = kind
 	// A general model's chat messages are free-text questions.
-	t, _ := tasks.Lookup(map[string]string{"countdown": "countdown", "general": "math"}[fl.kind])
+	spec := map[string]string{"countdown": "countdown", "general": "math"}[kind]
+	if configured {
+		spec += ":" + options
+	}
+	t, err := tasks.Lookup(spec)
+	if err != nil {
+		return serve.Options{}, usageErrorf("--task: %v", err)
+	}
 	opts.Task = t
 	if fl.kind == "general" {
 		opts.Temperature = 1 // OpenAI's default; the Countdown model searches greedily

@@ -88,7 +88,7 @@ once, one line each; --json prints one object per problem.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return fl.run(cmd, args) },
 	}
-	fl.taskUsage = "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend)"
+	fl.taskUsage = "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend); countdown:apr[,sub-call-budget=N|,token-budget=N] writes the released APR checkpoints' prompts"
 	fl.concurrentUsage = "problems solved at once (their threads share the engine's batches)"
 	fl.backendUsage = "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)"
 	fl.register(cmd)

@@ -1,6 +1,9 @@
 package countdown
 
-import "math"
+import (
+	"math"
+	"strings"
+)
 
 // The decoy variant of a problem, for robustness checks: the search starts
 // with one move already explored that looks promising and leads nowhere.
@@ -18,7 +21,13 @@ import "math"
 // one, and such a problem's perturbed run is its clean run (every one of
 // the first 500 test problems of seed 2 has a decoy).
 func DecoyPrompt(p Problem, mode Mode) (string, Op, bool) {
-	clean := RootPrompt(p, mode)
+	return Prompts{}.decoy(p, mode)
+}
+
+// decoy is DecoyPrompt in the prompt style: the decoy's lines follow the
+// root's state, the last of them left open where the style leaves it so.
+func (ps Prompts) decoy(p Problem, mode Mode) (string, Op, bool) {
+	clean := ps.root(p, mode)
 	if mode == ModeDirect || p.Validate() != nil {
 		return clean, Op{}, false
 	}
@@ -36,8 +45,14 @@ func DecoyPrompt(p Problem, mode Mode) (string, Op, bool) {
 		return clean, Op{}, false
 	}
 	w := traceWriter{b: []byte(clean)}
+	if ps.APR {
+		w.b = append(w.b, '\n')
+	}
 	op := best.ops[0]
 	w.exploring(op, best.nums)
 	w.generated("0,0", p.Target, best.nums, op)
+	if ps.APR {
+		return strings.TrimSuffix(w.String(), "\n"), op, true
+	}
 	return w.String(), op, true
 }

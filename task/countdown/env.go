@@ -55,6 +55,12 @@ type Env struct {
 	// it searches serially, without inline sub searches or spawns, as the
 	// APR generator's children do.
 	child bool
+	// open marks a line the prompt left open, until the model ends it:
+	// the only choice there is the end of the line.
+	open bool
+	// parallel marks a root that may spawn children: its mode line says
+	// parallel, or it has none and starts at node #0 (APR's).
+	parallel bool
 	// goalAt is the node whose operation first reached the goal (in a
 	// join, the first solved sub search's), for the solution path.
 	goalAt *TreeNode
@@ -77,9 +83,14 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 	if h.Mode != "" {
 		e.w.lineNo++
 	}
-	if !strings.HasSuffix(body, "\n") && body != "" {
-		return nil, errors.New("countdown: a prompt ends with a whole line")
-	}
+	// An APR checkpoint's root starts at node #0 with no mode line: it is
+	// a parallel one.
+	e.parallel = h.Mode == ModeParallel || h.Mode == "" && strings.HasPrefix(body, "Moving to Node #0\n")
+	// A prompt may leave its last line for the model to end, as the APR
+	// checkpoints' prompts do: the line is the one being written.
+	body, open := cutOpenLine(body)
+	e.line.WriteString(open)
+	e.open = open != ""
 	for line := range strings.SplitSeq(strings.TrimSuffix(body, "\n"), "\n") {
 		if line == "" && body == "" {
 			break
@@ -91,10 +102,17 @@ func NewEnv(p Problem, prompt string) (*Env, error) {
 	return e, nil
 }
 
+// cutOpenLine splits text after its last newline: the whole lines, and
+// the line left open.
+func cutOpenLine(text string) (whole, open string) {
+	i := strings.LastIndexByte(text, '\n')
+	return text[:i+1], text[i+1:]
+}
+
 // AsChild marks the thread as a parallel (APR) child, whose choices
 // include no inline sub search and no spawn.
 func (e *Env) AsChild() *Env {
-	e.child = true
+	e.child, e.parallel = true, false
 	return e
 }
 
@@ -143,6 +161,7 @@ func (e *Env) Next(written string) (string, error) {
 		written = written[i+1:]
 		line := e.line.String()
 		e.line.Reset()
+		e.open = false
 		if err := e.feed(line); err != nil {
 			return "", err
 		}
@@ -227,6 +246,9 @@ func (e *Env) Choices() []string {
 	if w.finished || e.Done() {
 		return nil
 	}
+	if e.open {
+		return []string{"\n"}
+	}
 	written := e.line.String()
 	var out []string
 	for _, c := range e.lines() {
@@ -289,14 +311,14 @@ func (e *Env) lines() []string {
 		out = append(out, "Moving to Node #"+id+"\n")
 	}
 	mode := t.Header.Mode
-	if mode != ModeParallel && mode != ModeDirect && !e.child && w.cur != nil {
+	if !e.parallel && mode != ModeDirect && !e.child && w.cur != nil {
 		for _, id := range children(w.cur) {
 			if !e.visited[id] {
 				out = append(out, fmt.Sprintf("Start Sub Search at level %d: Moving to Node #%s\n", len(w.subs)+1, id))
 			}
 		}
 	}
-	if mode == ModeParallel && !e.child && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
+	if e.parallel && len(w.subs) == 0 && t.Start == "0" && w.cur != nil && len(children(w.cur)) > 0 {
 		out = append(out, "<Calling Sub Searches>\n")
 	}
 	if len(frontier) == 0 {

@@ -13,14 +13,7 @@ import (
 // RootPrompt is what the root thread of a problem is given in a mode: the
 // mode line, then the root's state, after "Moving to Node #0" for the
 // parallel and direct formats as the generators write them.
-func RootPrompt(p Problem, mode Mode) string {
-	var w traceWriter
-	if mode != ModeSerial {
-		w.moving("0")
-	}
-	w.currentState(p.Target, p.Numbers, nil)
-	return Header{Mode: mode}.Apply(w.String())
-}
+func RootPrompt(p Problem, mode Mode) string { return Prompts{}.root(p, mode) }
 
 const (
 	callingLine    = "<Calling Sub Searches>\n"
@@ -28,11 +21,14 @@ const (
 )
 
 // Spawned reports whether a call's text ends with a spawn block, and
-// returns the text before the block and the nodes it spawns, in order.
+// returns the text before the block and the nodes it spawns, in order. The
+// block's last newline may be missing: the APR checkpoints end a call
+// there.
 func Spawned(text string) (before string, nodes []string, ok bool) {
-	if !strings.HasSuffix(text, endCallingLine) {
+	if !strings.HasSuffix(text, endCallingLine) && !strings.HasSuffix(text, strings.TrimSuffix(endCallingLine, "\n")) {
 		return "", nil, false
 	}
+	text = strings.TrimSuffix(text, "\n") + "\n"
 	i := strings.LastIndex(text, callingLine)
 	if i < 0 {
 		return "", nil, false

@@ -16,7 +16,11 @@ import (
 // model switches between direct, serial and parallel search by its prompt's
 // mode line, in an environment that writes what the search state
 // determines, spawning and joining child searches at depth deep.
-type Task struct{}
+type Task struct {
+	// Prompts is how the threads' prompts are written: braid's own (the
+	// zero value), or the released APR checkpoints'.
+	Prompts Prompts
+}
 
 var (
 	_ task.Task         = Task{}
@@ -30,6 +34,7 @@ var (
 	_ task.Generator    = Task{}
 	_ task.Teacher      = Task{}
 	_ task.TraceChecker = Task{}
+	_ task.Configurable = Task{}
 )
 
 // posed is a Countdown problem as a task.Problem carries it: the problem,
@@ -97,17 +102,28 @@ var modes = map[string]Mode{task.EffortOff: ModeDirect, task.EffortLight: ModeSe
 
 // PromptAt implements task.Modal: direct, serial or parallel search, from
 // the decoy for a perturbed problem.
-func (Task) PromptAt(p task.Problem, effort string) string {
+func (t Task) PromptAt(p task.Problem, effort string) string {
 	c := posedOf(p)
 	mode, ok := modes[effort]
 	if !ok {
 		mode = ModeSerial
 	}
 	if c.decoy {
-		prompt, _, _ := DecoyPrompt(c.Problem, mode)
+		prompt, _, _ := t.Prompts.decoy(c.Problem, mode)
 		return prompt
 	}
-	return RootPrompt(c.Problem, mode)
+	return t.Prompts.root(c.Problem, mode)
+}
+
+// Configure implements task.Configurable: the options are a prompt style
+// (ParsePrompts), such as "apr,sub-call-budget=10".
+func (t Task) Configure(options string) (task.Task, error) {
+	p, err := ParsePrompts(options)
+	if err != nil {
+		return nil, err
+	}
+	t.Prompts = p
+	return t, nil
 }
 
 // Extract implements task.Task: the expression the trace reached. The
@@ -163,8 +179,12 @@ func (Task) Env(p task.Problem, prompt string, child bool) (backend.Environment,
 func (Task) Spawned(text string) (string, []string, bool) { return Spawned(text) }
 
 // ChildPrompts implements task.Protocol.
-func (Task) ChildPrompts(p task.Problem, before string, children []string) ([]string, error) {
-	return ChildPrompts(ProblemOf(p), before, children)
+func (t Task) ChildPrompts(p task.Problem, before string, children []string) ([]string, error) {
+	prompts, err := ChildPrompts(ProblemOf(p), before, children)
+	for i := range prompts {
+		prompts[i] = t.Prompts.child(prompts[i])
+	}
+	return prompts, err
 }
 
 // Join implements task.Protocol.

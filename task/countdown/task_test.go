@@ -1,6 +1,7 @@
 package countdown
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,4 +136,103 @@ func FuzzTaskParse(f *testing.F) {
 			t.Fatalf("%q: its encoding %s parses to %v, %v", s, tk.Encode(p), again, err)
 		}
 	})
+}
+
+// The APR checkpoints' prompts, byte for byte as the authors' evaluation
+// code writes them (src/eval/eval_apr.py get_prefix,
+// parallel_infernce_utils.py construct_sub_search_prefix, eval_sosp.py):
+// no mode line, the Current State line left open, the budget before the
+// root (and, for a token budget, before every child).
+func TestAPRCheckpointPrompts(t *testing.T) {
+	p := NewProblem(Problem{Numbers: []int{25, 36, 49, 51}, Target: 39})
+	parent := "Moving to Node #0\nCurrent State: 39:[25, 36, 49, 51], Operations: []\n" +
+		"Exploring Operation: 51-49=2, Resulting Numbers: [25, 36, 2]\nGenerated Node #0,0: 39:[25, 36, 2] Operation: 51-49=2\n"
+	for _, tc := range []struct {
+		options               string
+		parallel, serial, kid string
+	}{
+		{"apr",
+			"Moving to Node #0\nCurrent State: 39:[25, 36, 49, 51], Operations: []",
+			"Current State: 39:[25, 36, 49, 51], Operations: []",
+			"Moving to Node #0,0\nCurrent State: 39:[25, 36, 2], Operations: ['51-49=2']"},
+		{"apr,sub-call-budget=10",
+			"Sub Call Budget: 10 Moving to Node #0\nCurrent State: 39:[25, 36, 49, 51], Operations: []",
+			"Current State: 39:[25, 36, 49, 51], Operations: []",
+			"Moving to Node #0,0\nCurrent State: 39:[25, 36, 2], Operations: ['51-49=2']"},
+		{"apr,token-budget=4096",
+			"Token Budget: 4096 Moving to Node #0\nCurrent State: 39:[25, 36, 49, 51], Operations: []",
+			"Token Budget: 4096 Current State: 39:[25, 36, 49, 51], Operations: []",
+			"Token Budget: 4096 Moving to Node #0,0\nCurrent State: 39:[25, 36, 2], Operations: ['51-49=2']"},
+	} {
+		c, err := Task{}.Configure(tc.options)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk := c.(Task)
+		if got := tk.PromptAt(p, task.EffortDeep); got != tc.parallel {
+			t.Errorf("%s: parallel root %q, want %q", tc.options, got, tc.parallel)
+		}
+		for _, effort := range []string{task.EffortLight, task.EffortOff} { // no direct mode
+			if got := tk.PromptAt(p, effort); got != tc.serial {
+				t.Errorf("%s: effort %s: root %q, want %q", tc.options, effort, got, tc.serial)
+			}
+		}
+		kids, err := tk.ChildPrompts(p, parent, []string{"0,0"})
+		if err != nil || len(kids) != 1 || kids[0] != tc.kid {
+			t.Errorf("%s: child %q (%v), want %q", tc.options, kids, err, tc.kid)
+		}
+		if tk.Prompts.String() != tc.options {
+			t.Errorf("%s reads back as %s", tc.options, tk.Prompts)
+		}
+	}
+	for _, bad := range []string{"apr,sub-call-budget=0", "apr,token-budget=x", "gpt", "apr,tokens=5", "apr,apr"} {
+		if _, err := (Task{}).Configure(bad); err == nil {
+			t.Errorf("options %q were accepted", bad)
+		}
+	}
+}
+
+// The environment takes a prompt that leaves its last line open, as the
+// APR checkpoints' do: the model ends it, and the environment writes what
+// it writes after a braid prompt.
+func TestEnvironmentUnderAPRPrompts(t *testing.T) {
+	c := Problem{Numbers: []int{25, 36, 49, 51}, Target: 39}
+	for _, mode := range []Mode{ModeSerial, ModeParallel} {
+		rec, err := TraceConfig{Format: mode}.Generate(c, 7, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := rec.Sequences[0] // the root's first call
+		braidPrompt := RootPrompt(c, mode)
+		_, body, _ := SplitHeader(braidPrompt)
+		if !strings.HasPrefix(seq.Prompt+seq.Completion, braidPrompt) && !strings.HasPrefix(seq.Prompt+seq.Completion, body) {
+			t.Fatalf("%s: the generated call %q does not start at the root", mode, seq.Prompt)
+		}
+		text := strings.TrimPrefix(seq.Prompt+seq.Completion, "Mode: "+string(mode)+"\n")
+		want, err := EnvSpans(c, body, text[len(body):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		apr := Prompts{APR: true, TokenBudget: 512}.root(c, mode)
+		got, err := EnvSpans(c, apr, text[len(body)-1:])
+		if err != nil {
+			t.Fatalf("%s: the environment under %q: %v", mode, apr, err)
+		}
+		if len(got) != len(want) || len(got) == 0 || got[0].Start != want[0].Start+1 {
+			t.Errorf("%s: the environment wrote %v under APR's prompt, %v under braid's", mode, got, want)
+		}
+	}
+	e, err := NewEnv(c, Prompts{APR: true}.root(c, ModeParallel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := e.Choices(); len(ch) != 1 || ch[0] != "\n" {
+		t.Errorf("choices on the open line: %q, want only its end", ch)
+	}
+	if fill, err := e.Next("\n"); err != nil || fill != "" || !slices.ContainsFunc(e.Choices(), func(s string) bool { return strings.HasPrefix(s, "Exploring Operation: ") }) {
+		t.Errorf("after the open line: %q, %v, choices %q", fill, err, e.Choices())
+	}
+	if _, nodes, ok := Spawned("x\n<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n<End Calling Sub Searches>"); !ok || len(nodes) != 1 {
+		t.Error("a spawn block without its last newline is not a spawn")
+	}
 }
