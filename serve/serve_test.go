@@ -106,7 +106,13 @@ func newTestServer(t testing.TB, opts Options) (*Server, *httptest.Server) {
 
 func post(t testing.TB, url, key, body string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	return call(t, "POST", url, key, body)
+}
+
+// call sends a request with the API key, if any, and reads the answer.
+func call(t testing.TB, method, url, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)

@@ -86,6 +86,184 @@ func uiSolves(t *testing.T, key string) {
 	if goals < 2 { // the root, and the child whose search found the answer
 		t.Errorf("%d threads show they reached the goal", goals)
 	}
+	uiTimeline(ctx, t, hs.URL, key)
+}
+
+// timelineBar is a bar of the UI's timeline, as the page draws it.
+type timelineBar struct {
+	Thread   string `json:"thread"`
+	Depth    int    `json:"depth"`
+	Critical bool   `json:"critical"`
+	// Within says the bar lies inside its lane's track, with a width.
+	Within bool `json:"within"`
+}
+
+// readTimeline reads the bars of the timeline drawn into the element sel.
+func readTimeline(ctx context.Context, t *testing.T, sel string) []timelineBar {
+	t.Helper()
+	return run[[]timelineBar](ctx, t, chromedp.Evaluate[[]timelineBar](`[...document.querySelectorAll("`+sel+` .bar")].map((b) => {
+		const r = b.getBoundingClientRect(), tr = b.parentElement.getBoundingClientRect();
+		return { thread: b.dataset.thread, depth: +b.dataset.depth, critical: b.dataset.critical === "true",
+			within: r.width > 0 && r.left >= tr.left - 0.5 && r.right <= tr.right + 0.5 } })`))
+}
+
+// criticalNodes names the threads of the critical path under root, as
+// reason's account measures it: at each thread, the child with the
+// longest chain of tokens, the first of those that tie; and its tokens.
+func criticalNodes(root *reason.Thread) ([]string, int) {
+	var chain func(t *reason.Thread) int
+	chain = func(t *reason.Thread) int {
+		longest := 0
+		for _, c := range t.Children {
+			longest = max(longest, chain(c))
+		}
+		return t.Tokens + longest
+	}
+	var path []string
+	tokens := 0
+	for t := root; t != nil; {
+		path = append(path, t.Node)
+		tokens += t.Tokens
+		var next *reason.Thread
+		for _, c := range t.Children {
+			if next == nil || chain(c) > chain(next) {
+				next = c
+			}
+		}
+		t = next
+	}
+	return path, tokens
+}
+
+// After an apr solve, the timeline below the tree draws a bar for every
+// thread that ran, in tree order, and marks the critical path: the root
+// and one child at each level that spawned, the chain whose tokens the
+// trace's result counts as its critical path.
+func uiTimeline(ctx context.Context, t *testing.T, url, key string) {
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#timeline .bar"))); err != nil {
+		t.Fatalf("the timeline did not draw: %v", err)
+	}
+	id := run[chromedp.AttributeResult](ctx, t, chromedp.AttributeValue(chromedp.CSS("#timeline"), "data-trace")).Value
+	resp, body := call(t, "GET", url+"/v1/traces/"+id, key, "")
+	var view struct {
+		Result *reason.Result `json:"result"`
+	}
+	if err := json.Unmarshal(body, &view); err != nil || view.Result == nil || view.Result.Tree == nil {
+		t.Fatalf("trace %q: %d, %v", id, resp.StatusCode, err)
+	}
+	root := view.Result.Tree
+	var ran []string
+	var walk func(t *reason.Thread)
+	walk = func(th *reason.Thread) {
+		if !th.Started.IsZero() {
+			ran = append(ran, th.Node)
+		}
+		for _, c := range th.Children {
+			walk(c)
+		}
+	}
+	walk(root)
+	path, pathTokens := criticalNodes(root)
+	if len(root.Children) == 0 || len(path) < 2 || pathTokens != view.Result.CriticalPathTokens {
+		t.Fatalf("the trace's tree: %d children of the root, critical path %q of %d tokens, the result's %d",
+			len(root.Children), path, pathTokens, view.Result.CriticalPathTokens)
+	}
+
+	bars := readTimeline(ctx, t, "#timeline")
+	var drawn, critical []string
+	for _, b := range bars {
+		drawn = append(drawn, b.Thread)
+		if !b.Within {
+			t.Errorf("thread %s: its bar lies outside its track or has no width", b.Thread)
+		}
+		if b.Critical {
+			critical = append(critical, b.Thread)
+			// One marked bar per level, in order: the root's, then one of
+			// its children's, and so on down.
+			if b.Depth != len(critical)-1 {
+				t.Errorf("critical bar %s at depth %d, want %d", b.Thread, b.Depth, len(critical)-1)
+			}
+		}
+	}
+	if fmt.Sprint(drawn) != fmt.Sprint(ran) {
+		t.Errorf("timeline bars %q, want one per thread that ran, in tree order: %q", drawn, ran)
+	}
+	if fmt.Sprint(critical) != fmt.Sprint(path) {
+		t.Errorf("critical path marked on %q, want %q", critical, path)
+	}
+	summary := run[string](ctx, t, chromedp.Text(chromedp.CSS("#timeline .summary")))
+	want := fmt.Sprintf("critical path: %d tokens over %d threads", view.Result.CriticalPathTokens, len(path))
+	speedup := fmt.Sprintf("parallel speedup %.2f×", float64(view.Result.TotalTokens)/float64(view.Result.CriticalPathTokens))
+	if !strings.Contains(summary, want) || !strings.Contains(summary, speedup) {
+		t.Errorf("timeline summary %q, want %q and %q", summary, want, speedup)
+	}
+}
+
+// drawTimeline draws any tree it is given: bars placed by start and wall
+// time on one scale, the critical path through the first of children
+// that tie, a thread that never ran listed without a bar, and a run of
+// a single thread.
+func TestUITimelineDraws(t *testing.T) {
+	_, hs := newTestServer(t, Options{})
+	ctx := openUI(t, hs.URL)
+	// draw draws tree into a fresh box on the page, 1000 pixels wide.
+	draw := func(tree string) {
+		t.Helper()
+		run[bool](ctx, t, chromedp.Evaluate[bool](`(() => { let b = document.getElementById("probe");
+			if (!b) { b = document.createElement("div"); b.id = "probe"; b.style.width = "1000px"; document.querySelector("main").appendChild(b) }
+			drawTimeline(b, `+tree+`); return true })()`))
+	}
+	const at = `"2026-01-01T00:00:00.`
+	// Root from 0 to 100 ms; children a (30 tokens, 0 to 40 ms) and b
+	// (20+10 tokens, 50 to 100 ms) tie at 30: the path goes through a.
+	// b's children: b1 from 60 to 80 ms, and b2, which failed unstarted;
+	// c, a sliver at the very end.
+	draw(`{node: "0", tokens: 100, started: ` + at + `000000001Z", wall_ms: 100, children: [
+		{node: "0,a", tokens: 30, started: ` + at + `000000001Z", wall_ms: 40},
+		{node: "0,b", tokens: 20, started: ` + at + `050000001Z", wall_ms: 50, children: [
+			{node: "0,b,1", tokens: 10, started: ` + at + `060000001Z", wall_ms: 20},
+			{node: "0,b,2", tokens: 0, finish: "error"}]},
+		{node: "0,c", tokens: 0, started: ` + at + `100000001Z", wall_ms: 0}]}`)
+	bars := readTimeline(ctx, t, "#probe")
+	var got []string
+	for _, b := range bars {
+		got = append(got, fmt.Sprintf("%s@%d:%t", b.Thread, b.Depth, b.Critical))
+		if !b.Within { // c's sliver too, at the very end
+			t.Errorf("thread %s: its bar lies outside its track or has no width", b.Thread)
+		}
+	}
+	if want := "[0@0:true 0,a@1:true 0,b@1:false 0,b,1@2:false 0,c@1:false]"; fmt.Sprint(got) != want {
+		t.Errorf("bars %v, want %s", got, want)
+	}
+	// Where each bar lies in its track, in percent of the track: its
+	// start and its width.
+	geometry := run[string](ctx, t, chromedp.Evaluate[string](`[...document.querySelectorAll("#probe .bar")].map((b) => {
+		const r = b.getBoundingClientRect(), tr = b.parentElement.getBoundingClientRect();
+		return Math.round(100 * (r.left - tr.left) / tr.width) + "+" + Math.round(100 * r.width / tr.width) }).join(" ")`))
+	if want := "0+100 0+40 50+50 60+20 100+0"; geometry != want {
+		t.Errorf("bars at %q, want %q", geometry, want)
+	}
+	norun := run[string](ctx, t, chromedp.Text(chromedp.CSS(`#probe .lane[data-thread="0,b,2"]`)))
+	lanes := run[int](ctx, t, chromedp.Evaluate[int](`document.querySelectorAll("#probe .lane:not(.axis)").length`))
+	if !strings.Contains(norun, "did not run") || lanes != 6 {
+		t.Errorf("%d lanes; the failed thread's: %q", lanes, norun)
+	}
+	summary := run[string](ctx, t, chromedp.Text(chromedp.CSS("#probe .summary")))
+	ticks := run[string](ctx, t, chromedp.Evaluate[string](`[...document.querySelectorAll("#probe .tick")].map((e) => e.textContent).join(" ")`))
+	if !strings.Contains(summary, "critical path: 130 tokens over 2 threads") || !strings.Contains(summary, "parallel speedup 1.23×") ||
+		ticks != "0 ms 20 ms 40 ms 60 ms 80 ms 100 ms" {
+		t.Errorf("summary %q, ticks %q", summary, ticks)
+	}
+
+	// A single thread, a slow one: one bar over the whole axis, in seconds.
+	draw(`{node: "0", tokens: 7, started: "2026-01-01T00:00:00Z", wall_ms: 2500}`)
+	bars = readTimeline(ctx, t, "#probe")
+	summary = run[string](ctx, t, chromedp.Text(chromedp.CSS("#probe .summary")))
+	ticks = run[string](ctx, t, chromedp.Evaluate[string](`[...document.querySelectorAll("#probe .tick")].map((e) => e.textContent).join(" ")`))
+	if len(bars) != 1 || !bars[0].Critical || !bars[0].Within || !strings.Contains(summary, "critical path: 7 tokens over 1 thread") ||
+		!strings.Contains(summary, "parallel speedup 1.00×") || ticks != "0.0 s 0.5 s 1.0 s 1.5 s 2.0 s 2.5 s" {
+		t.Errorf("a single thread: bars %+v, summary %q, ticks %q", bars, summary, ticks)
+	}
 }
 
 func run[T any](ctx context.Context, t *testing.T, a chromedp.Action[T]) T {

@@ -118,11 +118,170 @@ function showAnswer(view, content, usage) {
     (usage ? `, prompt ${usage.prompt_tokens} tokens` : "");
 }
 
+// The timeline: once a run has finished, one bar per thread over the
+// run's wall time, so that a person sees which threads ran at once, and
+// which chain of them the run's latency in tokens waited on.
+
+// startedMS reads an RFC 3339 time as milliseconds since the epoch,
+// keeping the fraction below a millisecond: Date.parse drops it, and
+// threads of a fast run start microseconds apart.
+function startedMS(s) {
+  const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$/.exec(s);
+  if (!m) return Date.parse(s);
+  return Date.parse(m[1] + m[3]) + (m[2] ? parseFloat("0" + m[2]) * 1000 : 0);
+}
+
+// threadRows lists the tree's threads depth first, parents before their
+// children, each with its depth and its start (NaN for one that never
+// started, a failed one).
+function threadRows(tree) {
+  const rows = [];
+  const walk = (t, depth) => {
+    rows.push({ t, depth, start: t.started ? startedMS(t.started) : NaN });
+    for (const c of t.children || []) walk(c, depth + 1);
+  };
+  walk(tree, 0);
+  return rows;
+}
+
+// criticalPath follows, as reason's account counts it, the chain of
+// threads the run's latency waited on: a thread's chain is its tokens
+// plus its longest child's, and the path goes on at each thread through
+// the child with the longest chain, the first of those that tie.
+function criticalPath(tree) {
+  const chain = new Map();
+  const measure = (t) => {
+    let longest = 0;
+    for (const c of t.children || []) longest = Math.max(longest, measure(c));
+    chain.set(t, (t.tokens || 0) + longest);
+    return chain.get(t);
+  };
+  measure(tree);
+  const path = [];
+  for (let t = tree; t;) {
+    path.push(t);
+    let next = null;
+    for (const c of t.children || []) {
+      if (!next || chain.get(c) > chain.get(next)) next = c;
+    }
+    t = next;
+  }
+  return { threads: path, tokens: chain.get(tree) };
+}
+
+// tickStep picks a round step (1, 2 or 5 times a power of ten) that cuts
+// span milliseconds into four to six parts: enough to read a bar's time
+// off, few enough that the labels do not crowd.
+function tickStep(span) {
+  const p = Math.pow(10, Math.floor(Math.log10(span / 4)));
+  return [1, 2, 5, 10].map((k) => k * p).find((s) => span / s <= 6);
+}
+
+// msLabel writes a time on the axis in seconds for a run of a second or
+// more, else in milliseconds, with as many decimals as the step needs.
+function msLabel(ms, step, span) {
+  const decimals = (x) => Math.max(0, Math.ceil(-Math.log10(x) - 1e-9));
+  if (span >= 1000) return (ms / 1000).toFixed(decimals(step / 1000)) + " s";
+  return ms.toFixed(decimals(step)) + " ms";
+}
+
+// el makes an element of a class, with its text.
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// drawTimeline draws tree's threads into box as a Gantt chart: a summary
+// of the critical path, a time axis, and a lane per thread in tree order.
+// It reads nothing but its arguments, so a test can draw any tree.
+function drawTimeline(box, tree) {
+  box.textContent = "";
+  box.classList.add("timeline"); // the style's sheet draws any box so marked
+  const rows = threadRows(tree);
+  const critical = criticalPath(tree);
+  const onPath = new Set(critical.threads);
+  const total = rows.reduce((n, r) => n + (r.t.tokens || 0), 0);
+  const ran = rows.filter((r) => !isNaN(r.start));
+  const t0 = Math.min(...ran.map((r) => r.start));
+  // The scale spans from the first start to the last end; a run too fast
+  // to measure still gets a scale, so that its bars have a place.
+  const span = Math.max(1, ...ran.map((r) => r.start - t0 + (r.t.wall_ms || 0)));
+  const pct = (ms) => +(100 * ms / span).toFixed(3) + "%";
+
+  const summary = el("p", "summary",
+    `critical path: ${critical.tokens} tokens over ${critical.threads.length} thread${critical.threads.length === 1 ? "" : "s"} · ` +
+    `parallel speedup ${critical.tokens ? (total / critical.tokens).toFixed(2) + "×" : "n/a"} ` +
+    `(${total} tokens in all threads)`);
+  summary.dataset.criticalTokens = critical.tokens;
+  summary.dataset.criticalThreads = critical.threads.length;
+  summary.dataset.totalTokens = total;
+  box.appendChild(summary);
+
+  const axis = el("div", "lane axis");
+  axis.appendChild(el("span", "label", "wall time"));
+  const ticks = el("div", "track");
+  const step = tickStep(span);
+  for (let i = 0; i * step <= span * (1 + 1e-9); i++) {
+    const ms = i * step;
+    const tick = el("span", "tick", msLabel(ms, step, span));
+    tick.style.left = pct(ms);
+    ticks.appendChild(tick);
+  }
+  axis.appendChild(ticks);
+  box.appendChild(axis);
+
+  for (const r of rows) box.appendChild(lane(r, t0, pct, onPath.has(r.t)));
+}
+
+// lane is one thread's row of the timeline: its name and tokens, indented
+// by its depth, and its bar, or a note for a thread that never ran.
+function lane(r, t0, pct, critical) {
+  const t = r.t;
+  const row = el("div", "lane");
+  row.dataset.thread = t.node;
+  row.dataset.critical = String(critical);
+  const label = el("span", "label", `${t.node} · ${t.tokens || 0} tokens`);
+  label.style.paddingLeft = r.depth * 0.9 + "em";
+  row.appendChild(label);
+  const track = el("div", "track");
+  if (isNaN(r.start)) {
+    track.appendChild(el("span", "norun", "did not run" + (t.finish ? ` (${t.finish})` : "")));
+  } else {
+    const bar = el("div", "bar");
+    bar.dataset.thread = t.node;
+    bar.dataset.depth = r.depth;
+    bar.dataset.critical = String(critical);
+    // As variables the style's sheet places: it keeps a sliver of a bar
+    // that starts at the very end inside its track.
+    bar.style.setProperty("--start", pct(r.start - t0));
+    bar.style.setProperty("--wall", pct(t.wall_ms || 0));
+    bar.title = `${t.node}: ${t.tokens || 0} tokens (${t.filled_tokens || 0} filled), ` +
+      `from ${(r.start - t0).toFixed(1)} ms for ${t.wall_ms || 0} ms, ${t.finish || ""}`;
+    track.appendChild(bar);
+  }
+  row.appendChild(track);
+  return row;
+}
+
+// showTimeline draws the finished run's timeline below the tree, with
+// the trace's id on it, whose result it draws.
+function showTimeline(view, traceID) {
+  const tree = view.result && view.result.tree;
+  if (!tree) return;
+  $("timeline-section").hidden = false;
+  $("timeline").dataset.trace = traceID;
+  drawTimeline($("timeline"), tree);
+}
+
 async function solve(ev) {
   ev.preventDefault();
   nodes.clear();
   $("tree").textContent = "";
   $("answer").hidden = true;
+  $("timeline-section").hidden = true;
+  $("timeline").textContent = "";
   $("solve").disabled = true;
   $("status").textContent = "asking…";
   const started = performance.now();
@@ -166,6 +325,7 @@ async function solve(ev) {
     }
     const view = await (await fetch(`/v1/traces/${traceID}`, { headers: headers() })).json();
     showAnswer(view, content, usage);
+    showTimeline(view, traceID);
     $("status").textContent = `done in ${((performance.now() - started) / 1000).toFixed(1)} s`;
   } catch (err) {
     $("status").textContent = "error: " + err;
