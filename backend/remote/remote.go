@@ -66,6 +66,12 @@ type Options struct {
 	// refused or dropped connection before any answer, or a 502/503) is
 	// passed over, its requests going to the next (5 s when 0).
 	Cooldown time.Duration
+	// Slots, for a server with a prefix cache per slot (llama.cpp's
+	// llama-server, started with -np Slots), sends each call of a thread
+	// to the free slot whose cache holds most of its text (id_slot), at
+	// most Slots calls at a time per endpoint. 0 leaves the choice to the
+	// server (vLLM and SGLang share one cache across requests).
+	Slots int
 	// HTTPClient is the client to use (http.DefaultClient when nil).
 	HTTPClient *http.Client
 }
@@ -89,6 +95,7 @@ type endpoint struct {
 	name  string
 	slots chan struct{}
 	noN   atomic.Bool // the server refused n: samples go one request each
+	pool  *slotPool   // with Options.Slots
 	// downUntil (Unix nanoseconds) is when an endpoint that could not be
 	// reached may be tried again; routing passes over it until then.
 	downUntil atomic.Int64
@@ -111,7 +118,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Cooldown == 0 {
 		opts.Cooldown = 5 * time.Second
 	}
-	if opts.MaxConcurrent < 0 || opts.Timeout < 0 || opts.Cooldown < 0 {
+	if opts.MaxConcurrent < 0 || opts.Timeout < 0 || opts.Cooldown < 0 || opts.Slots < 0 {
 		return nil, fmt.Errorf("remote: negative option in %+v", opts)
 	}
 	c := &Client{opts: opts, http: opts.HTTPClient, key: opts.APIKey}
@@ -139,8 +146,12 @@ func New(opts Options) (*Client, error) {
 		if ok {
 			query = "?" + query
 		}
-		c.endpoints = append(c.endpoints, &endpoint{base: strings.TrimSuffix(base, "/"), query: query, name: name.Redacted(),
-			slots: make(chan struct{}, opts.MaxConcurrent)})
+		ep := &endpoint{base: strings.TrimSuffix(base, "/"), query: query, name: name.Redacted(),
+			slots: make(chan struct{}, opts.MaxConcurrent)}
+		if opts.Slots > 0 {
+			ep.pool = newSlotPool(opts.Slots)
+		}
+		c.endpoints = append(c.endpoints, ep)
 	}
 	return c, nil
 }
@@ -299,10 +310,17 @@ func (c *Client) Complete(ctx context.Context, req *backend.Request) (*backend.C
 		// tokens where the server said how its prompts grew (each call's
 		// usage, or per event), else only what the model wrote for it.
 		out.Usage.FilledTokens = t.dueEvents
-		if length > 0 && covered > 0 && text.Len() > covered {
+		if rest := text.Len() - covered; rest > 0 && firstPrompt > 0 {
 			// The environment's last text came after the last call, so no
-			// prompt counted it: count it at the thread's own bytes a token.
-			length += int(math.Round(float64(text.Len()-covered) * float64(length) / float64(covered)))
+			// prompt counted it: count it at the thread's own tokens a
+			// byte, or its prompt's before it has any (a parent resumed
+			// with a join that brought the goal, whose environment writes
+			// the rest).
+			perByte := float64(firstPrompt) / float64(max(1, len(req.Prompt)))
+			if length > 0 && covered > 0 {
+				perByte = float64(length) / float64(covered)
+			}
+			length += int(math.Round(float64(rest) * perByte))
 		}
 		if length >= 0 {
 			out.Usage.CompletionTokens = length
@@ -345,7 +363,16 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		if choices != nil && rest == nil {
 			rest = []string{}
 		}
-		body, err := c.body(req, seed, prompt+written, maxTokens, rest)
+		m := c.bodyMap(req, seed, prompt+written, maxTokens, rest)
+		slot := -1
+		if ep.pool != nil {
+			s, err := ep.pool.take(ctx, prompt+written)
+			if err != nil {
+				return res, ep, err
+			}
+			slot, m["id_slot"] = s, s
+		}
+		body, err := json.Marshal(m)
 		if err != nil {
 			return res, ep, err
 		}
@@ -356,6 +383,9 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 			written += ch.Text
 			emit(ch)
 		})
+		if slot >= 0 {
+			ep.pool.give(slot, prompt+written)
+		}
 		res.promptTokens += got.promptTokens // each attempt is billed
 		res.cachedTokens += got.cachedTokens
 		res.completionTokens += got.completionTokens
@@ -431,10 +461,6 @@ func tooLong(msg string) bool {
 		}
 	}
 	return false
-}
-
-func (c *Client) body(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) ([]byte, error) {
-	return json.Marshal(c.bodyMap(req, seed, prompt, maxTokens, choices))
 }
 
 // bodyMap is a request's JSON body, as a map. prompt is the whole text to

@@ -777,3 +777,41 @@ func TestTheEnvironmentsTokensCount(t *testing.T) {
 		t.Errorf("usage %+v; want 12 tokens, 6 filled, prompts 17 (15 cached)", u)
 	}
 }
+
+// With the server's slots named (llama.cpp's -np), each call goes to the
+// free slot whose cache holds most of its text: a thread's calls keep to
+// one slot, another thread takes the slot used least lately, and no more
+// calls are in flight than there are slots.
+func TestSlotsKeepAThreadsText(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		time.Sleep(5 * time.Millisecond)
+		sse(w, false, "stop", "ab=wrong")
+	}}
+	c := newClient(t, f, Options{Slots: 2})
+	slotOf := func(i int) any { return f.requests[i]["id_slot"] }
+	solve := func(prompt string) {
+		if _, err := c.Complete(context.Background(), &backend.Request{Prompt: prompt, Env: &equalsEnv{}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	solve("P:")
+	solve("Q:")
+	solve("P:ab=X\nab=X\nmore:")
+	if len(f.requests) != 6 {
+		t.Fatalf("%d calls", len(f.requests))
+	}
+	a, b := slotOf(0), slotOf(2)
+	if a == nil || slotOf(1) != a || a == b || slotOf(3) != b || slotOf(4) != a {
+		t.Errorf("slots %v %v | %v %v | %v %v: want a thread's calls in one slot, the next thread in the other, the first's text back in its own",
+			slotOf(0), slotOf(1), slotOf(2), slotOf(3), slotOf(4), slotOf(5))
+	}
+	f.peak.Store(0)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() { solve(fmt.Sprint(i, ":")) })
+	}
+	wg.Wait()
+	if p := f.peak.Load(); p > 2 {
+		t.Errorf("%d calls in flight over 2 slots", p)
+	}
+}

@@ -280,6 +280,7 @@ func chatAPI(api string, t task.Task) (bool, error) {
 // commands that take --backend.
 type serverFlags struct {
 	concurrent int
+	slots      int
 	timeout    time.Duration
 	cooldown   time.Duration
 }
@@ -288,16 +289,17 @@ type serverFlags struct {
 func (f *serverFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.concurrent, "backend-concurrency", 16, "requests in flight to each --backend server at once")
 	fl.DurationVar(&f.timeout, "backend-timeout", 0, "how long a --backend server may stay silent (before its first byte, or between two) before the request is retried (0: no limit)")
+	fl.IntVar(&f.slots, "backend-slots", 0, "for llama.cpp's llama-server started with -np N: N, so that each call goes to the slot whose cache holds its text (id_slot); 0 leaves it to the server, as vLLM and SGLang need")
 	fl.DurationVar(&f.cooldown, "backend-cooldown", 5*time.Second, "how long a --backend server that could not be reached is passed over, its requests going to another")
 }
 
 // options are the remote client's options for urls.
 func (f *serverFlags) options(urls []string, model, key string, guided, chat bool) (remote.Options, error) {
-	if f.concurrent <= 0 || f.timeout < 0 || f.cooldown <= 0 {
-		return remote.Options{}, usageErrorf("--backend-concurrency and --backend-cooldown must be positive, --backend-timeout >= 0")
+	if f.concurrent <= 0 || f.timeout < 0 || f.cooldown <= 0 || f.slots < 0 {
+		return remote.Options{}, usageErrorf("--backend-concurrency and --backend-cooldown must be positive, --backend-timeout and --backend-slots >= 0")
 	}
 	return remote.Options{Endpoints: urls, Model: model, APIKey: key, GuidedChoice: guided, Chat: chat,
-		MaxConcurrent: f.concurrent, Timeout: f.timeout, Cooldown: f.cooldown}, nil
+		MaxConcurrent: f.concurrent, Timeout: f.timeout, Cooldown: f.cooldown, Slots: f.slots}, nil
 }
 
 // openBackend is the remote servers when opts names any, else the engine.
