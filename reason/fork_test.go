@@ -69,14 +69,22 @@ func runFork(t *testing.T, f Format, b backend.Backend) *Result {
 
 // A Multiverse model's paths are written concurrently from the goal and
 // merged as its engine merges them, byte for byte.
-func TestMultiverseForksAndJoins(t *testing.T) {
-	goal := "<Think>\nTwo ways.\n<Parallel>\n<Goal>\n<Outline>\n1: Multiply.\n</Outline>\n<Outline>\n2: Add six sevens.\n</Outline>\n"
-	b := &script{turns: []turn{
+const multiverseGoal = "<Think>\nTwo ways.\n<Parallel>\n<Goal>\n<Outline>\n1: Multiply.\n</Outline>\n<Outline>\n2: Add six sevens.\n</Outline>\n"
+
+// multiverseModel is a Multiverse model's recorded outputs: a goal of two
+// outlines, a path for each, the conclusion.
+func multiverseModel() *script {
+	return &script{turns: []turn{
 		{suffix: "</Goal>\n<Path>\n1:", stops: []string{"</Path>", "</Goal>"}, text: " 6*7 = 42.\n", stop: "</Path>"},
 		{suffix: "</Goal>\n<Path>\n2:", stops: []string{"</Path>", "</Goal>"}, text: " 7+7+7+7+7+7 = 42.\n", stop: "</Path>"},
 		{suffix: "<Conclusion>\n", stops: []string{"</Goal>"}, text: "Both give 42.\n</Conclusion>\n</Parallel>\n</Think>\n\\boxed{42}"},
-		{suffix: "in parallel before answering.", stops: []string{"</Goal>"}, text: goal, stop: "</Goal>"},
+		{suffix: "in parallel before answering.", stops: []string{"</Goal>"}, text: multiverseGoal, stop: "</Goal>"},
 	}}
+}
+
+func TestMultiverseForksAndJoins(t *testing.T) {
+	goal := multiverseGoal
+	b := multiverseModel()
 	r := runFork(t, Multiverse{}, b)
 	want := "What is 6 times 7?\n\nReason step by step, and put your final answer within \\boxed{}. Think step by step and in parallel before answering." +
 		goal + "</Goal>\n" +
@@ -96,14 +104,23 @@ func TestMultiverseForksAndJoins(t *testing.T) {
 
 // A ThreadWeaver model's threads are written concurrently from the
 // outlines and joined back to back; the model closes </Parallel> itself.
-func TestThreadWeaverForksAndJoins(t *testing.T) {
-	outlines := "<think>\n<Parallel>\n<Outlines>\n<Outline>1: Multiply.</Outline>\n<Outline>2: Check by adding.</Outline>\n"
-	b := &script{turns: []turn{
+const threadWeaverOutlines = "<think>\n<Parallel>\n<Outlines>\n<Outline>1: Multiply.</Outline>\n<Outline>2: Check by adding.</Outline>\n"
+
+// threadWeaverModel is a ThreadWeaver model's recorded outputs: two
+// outlines, a thread for each, the rest.
+func threadWeaverModel() *script {
+	outlines := threadWeaverOutlines
+	return &script{turns: []turn{
 		{suffix: "</Outlines>\n<Thread>\n1:", stops: []string{"</Thread>"}, text: " 6*7 = 42.\n", stop: "</Thread>"},
 		{suffix: "</Outlines>\n<Thread>\n2:", stops: []string{"</Thread>"}, text: " 42/7 = 6.\n", stop: "</Thread>"},
 		{suffix: "</Thread>\n", stops: []string{"</Outlines>"}, text: "</Parallel>\nSo \\boxed{42}."},
 		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: outlines, stop: "</Outlines>"},
 	}}
+}
+
+func TestThreadWeaverForksAndJoins(t *testing.T) {
+	outlines := threadWeaverOutlines
+	b := threadWeaverModel()
 	r := runFork(t, ThreadWeaver{}, b)
 	want := "What is 6 times 7?\n\nReason step by step, and put your final answer within \\boxed{}." + outlines + "</Outlines>" +
 		"\n<Thread>\n1: 6*7 = 42.\n</Thread><Thread>\n2: 42/7 = 6.\n</Thread>\n" +
@@ -119,13 +136,17 @@ func TestThreadWeaverForksAndJoins(t *testing.T) {
 // Malformed structure never fails a request: a branch that runs to its
 // length is closed, a fork that names no branch goes on alone, and each is
 // counted.
-func TestMalformedStructureIsClosedAndCounted(t *testing.T) {
-	b := &script{turns: []turn{
+// malformedThreadWeaverModel's one thread runs to its length.
+func malformedThreadWeaverModel() *script {
+	return &script{turns: []turn{
 		{suffix: "</Outlines>\n<Thread>\n1:", stops: []string{"</Thread>"}, text: " runs on and on", length: true},
 		{suffix: "</Thread>\n", stops: []string{"</Outlines>"}, text: "</Parallel>\n\\boxed{42}"},
 		{suffix: "within \\boxed{}.", stops: []string{"</Outlines>"}, text: "<Parallel>\n<Outlines>\n<Outline>1: Multiply.</Outline>\n", stop: "</Outlines>"},
 	}}
-	r := runFork(t, ThreadWeaver{}, b)
+}
+
+func TestMalformedStructureIsClosedAndCounted(t *testing.T) {
+	r := runFork(t, ThreadWeaver{}, malformedThreadWeaverModel())
 	if r.Answer != "42" || r.FormatErrors != 1 || !strings.Contains(r.Tree.Text, " runs on and on\n</Thread>\n</Parallel>") {
 		t.Errorf("answer %q, %d format errors, text %q", r.Answer, r.FormatErrors, r.Tree.Text)
 	}
@@ -139,11 +160,12 @@ func TestMalformedStructureIsClosedAndCounted(t *testing.T) {
 	}
 }
 
-// A Multiverse path may fork in turn: its own paths run concurrently and
-// join into it before it closes.
-func TestMultiversePathsNest(t *testing.T) {
-	inner := "Split again.\n<Parallel>\n<Goal>\n<Outline>\n1.1: Tens.\n</Outline>\n<Outline>\n1.2: Units.\n</Outline>\n"
-	b := &script{turns: []turn{
+const nestedInner = "Split again.\n<Parallel>\n<Goal>\n<Outline>\n1.1: Tens.\n</Outline>\n<Outline>\n1.2: Units.\n</Outline>\n"
+
+// nestedMultiverseModel's first path forks in turn.
+func nestedMultiverseModel() *script {
+	inner := nestedInner
+	return &script{turns: []turn{
 		{suffix: "\n<Path>\n1.1:", stops: []string{"</Path>", "</Goal>"}, text: " 6*10 - 6*3 = 42.\n", stop: "</Path>"},
 		{suffix: "\n<Path>\n1.2:", stops: []string{"</Path>", "</Goal>"}, text: " 7*6 = 42.\n", stop: "</Path>"},
 		{suffix: "1.2: 7*6 = 42.\n</Path>\n<Conclusion>\n", stops: []string{"</Path>", "</Goal>"}, text: "42.\n</Conclusion>\n</Parallel>\n", stop: "</Path>"},
@@ -153,6 +175,13 @@ func TestMultiversePathsNest(t *testing.T) {
 		{suffix: "in parallel before answering.", stops: []string{"</Goal>"}, stop: "</Goal>",
 			text: "<Parallel>\n<Goal>\n<Outline>\n1: One way.\n</Outline>\n<Outline>\n2: Another.\n</Outline>\n"},
 	}}
+}
+
+// A Multiverse path may fork in turn: its own paths run concurrently and
+// join into it before it closes.
+func TestMultiversePathsNest(t *testing.T) {
+	inner := nestedInner
+	b := nestedMultiverseModel()
 	r := runFork(t, Multiverse{}, b)
 	if r.Answer != "42" || r.Threads != 5 || r.Depth != 2 || r.FormatErrors != 0 {
 		t.Fatalf("answer %q, %d threads at depth %d, %d format errors:\n%s", r.Answer, r.Threads, r.Depth, r.FormatErrors, r.Tree.Text)
@@ -256,13 +285,18 @@ func (a *answers) Complete(_ context.Context, req *backend.Request) (*backend.Co
 
 // Prompted parallel thinking: the plan's parts are worked concurrently,
 // each knowing the whole plan, and the conclusion reads them all.
-func TestParallelPlansWorksAndConcludes(t *testing.T) {
-	b := &answers{rules: [][2]string{
+// parallelModel plans two parts (and repeats one), works each, concludes.
+func parallelModel() *answers {
+	return &answers{rules: [][2]string{
 		{"Work on part 1 only: 6*5", "6*5 = 30."},
 		{"Work on part 2 only: 6*2", "6*2 = 12."},
 		{"combine them", "30 + 12 = 42, so \\boxed{42}"},
 		{"Do not solve the problem yet", "<Part>1: 6*5</Part>\n<Part>2: 6*2</Part>\n<Part>2: again</Part>"},
 	}}
+}
+
+func TestParallelPlansWorksAndConcludes(t *testing.T) {
+	b := parallelModel()
 	s, err := Parse("parallel", Options{}, taskmath.Task{})
 	if err != nil {
 		t.Fatal(err)

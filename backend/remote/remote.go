@@ -96,6 +96,9 @@ type endpoint struct {
 	slots chan struct{}
 	noN   atomic.Bool // the server refused n: samples go one request each
 	pool  *slotPool   // with Options.Slots
+	// unsaidStops: the server ends a completion at a stop string without
+	// saying which (llama.cpp's): requests leave the stops to the client.
+	unsaidStops atomic.Bool
 	// downUntil (Unix nanoseconds) is when an endpoint that could not be
 	// reached may be tried again; routing passes over it until then.
 	downUntil atomic.Int64
@@ -363,7 +366,15 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		if choices != nil && rest == nil {
 			rest = []string{}
 		}
-		m := c.bodyMap(req, seed, prompt+written, maxTokens, rest)
+		ask := stopsNamed
+		switch {
+		case len(req.Stop) == 0 || t != nil:
+		case ep.unsaidStops.Load():
+			ask = stopsFound
+		default:
+			ask = stopsKept
+		}
+		m := c.bodyMap(req, seed, prompt+written, maxTokens, rest, ask)
 		slot := -1
 		if ep.pool != nil {
 			s, err := ep.pool.take(ctx, prompt+written)
@@ -379,7 +390,11 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		if t != nil {
 			t.restart()
 		}
-		got, retryAfter, err := c.attempt(ctx, ep, body, t, func(ch backend.Chunk) {
+		watch := scan{t: t, ask: ask}
+		if ask != stopsNamed {
+			watch.stops = &stopScan{stops: req.Stop}
+		}
+		got, retryAfter, err := c.attempt(ctx, ep, body, watch, func(ch backend.Chunk) {
 			written += ch.Text
 			emit(ch)
 		})
@@ -393,6 +408,13 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		if err == nil {
 			res.finish, res.stop, res.fill, res.envErr = got.finish, got.stop, got.fill, got.envErr
 			return res, ep, nil
+		}
+		if errors.Is(err, errStopsUnsaid) {
+			// Ask again at once, the stops left to the client, now and
+			// for every later request to this server.
+			ep.unsaidStops.Store(true)
+			attempt--
+			continue
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) || ctx.Err() != nil || c.opts.Retries < 0 {
@@ -465,7 +487,7 @@ func tooLong(msg string) bool {
 
 // bodyMap is a request's JSON body, as a map. prompt is the whole text to
 // continue: req.Prompt, then what the model has written.
-func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string) map[string]any {
+func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string, ask stopsAsk) map[string]any {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
 	if req.Env != nil {
 		// A call the environment cuts never reaches its usage: ask for
@@ -528,8 +550,11 @@ func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTo
 		b["top_k"] = req.TopK
 	}
 	b["seed"] = seed
-	if len(req.Stop) > 0 {
+	if len(req.Stop) > 0 && ask != stopsFound {
 		b["stop"] = req.Stop
+		if ask == stopsKept {
+			b["include_stop_str_in_output"], b["no_stop_trim"], b["timings_per_token"] = true, true, true
+		}
 	}
 	if req.Logprobs || req.TopLogprobs > 0 {
 		if c.opts.Chat {
@@ -550,11 +575,11 @@ func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTo
 
 // attempt sends one request and reads its stream. It returns how long the
 // server asked to wait before a retry, if it did.
-func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, t *turn, emit func(backend.Chunk)) (result, time.Duration, error) {
+func (c *Client) attempt(ctx context.Context, ep *endpoint, body []byte, sc scan, emit func(backend.Chunk)) (result, time.Duration, error) {
 	var res result
 	retry, err := c.send(ctx, ep, body, func(r io.Reader, idle func()) error {
 		var err error
-		res, _, err = c.read(r, t, emit, idle)
+		res, _, err = c.read(r, sc, emit, idle)
 		return err
 	})
 	return res, retry, err
@@ -721,11 +746,25 @@ func wholeLines(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil
 }
 
+// scan is what read watches a stream for besides its text.
+type scan struct {
+	t     *turn     // the environment's turn, or nil
+	ask   stopsAsk  // how the request asked for its stop strings
+	stops *stopScan // the stop strings the client finds, or nil
+}
+
+// errStopsUnsaid: the server is one that trims a stop string without
+// naming it (llama.cpp's, known by its timings), and nothing was read yet:
+// the request goes again with the stops left to the client.
+var errStopsUnsaid = errors.New("the server does not say which stop string ended a completion")
+
 // read consumes a stream of server-sent events. With an environment, the
 // model's text goes to it byte by byte (so that nothing past the point
 // where the environment writes is kept), and the stream is cut where the
-// model leaves the environment's text.
-func (c *Client) read(body io.Reader, t *turn, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
+// model leaves the environment's text. With stop strings the client finds,
+// the stream is cut at the first.
+func (c *Client) read(body io.Reader, w scan, emit func(backend.Chunk), idle func()) (res result, _ time.Duration, _ error) {
+	t := w.t
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	sc.Split(wholeLines)
@@ -739,9 +778,15 @@ func (c *Client) read(body io.Reader, t *turn, emit func(backend.Chunk), idle fu
 	}()
 	// A stream that ends (or that the model leaves) before the model
 	// wrote the environment's text is done: the next call starts after it.
+	// Text held back as the possible start of a stop string was not one.
 	due := func() {
 		if t != nil {
 			res.fill = t.take()
+		}
+		if w.stops != nil {
+			if held := w.stops.flush(); held != "" {
+				emit(backend.Chunk{Text: held})
+			}
 		}
 	}
 	for sc.Scan() {
@@ -775,6 +820,9 @@ func (c *Client) read(body io.Reader, t *turn, emit func(backend.Chunk), idle fu
 		if tm := ch.Timings; tm != nil && ch.Usage == nil && tm.CacheN >= 0 && tm.PromptN >= 0 {
 			res.promptTokens, res.cachedTokens = tm.CacheN+tm.PromptN, tm.CacheN
 		}
+		if ch.Timings != nil && w.ask == stopsKept && events == 0 {
+			return res, 0, errStopsUnsaid
+		}
 		if len(ch.Choices) == 0 {
 			continue
 		}
@@ -794,7 +842,16 @@ func (c *Client) read(body io.Reader, t *turn, emit func(backend.Chunk), idle fu
 					toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
 				}
 			}
-			if t == nil {
+			if t == nil && w.stops != nil {
+				before, stop := w.stops.next(text)
+				if before != "" {
+					emit(backend.Chunk{Text: before, Tokens: toks})
+				}
+				if stop != "" {
+					res.finish, res.stop = backend.FinishStop, stop
+					return res, 0, nil
+				}
+			} else if t == nil {
 				emit(backend.Chunk{Text: text, Tokens: toks})
 			} else {
 				v, err := t.feed(text, toks, emit)

@@ -780,8 +780,8 @@ func TestTheEnvironmentsTokensCount(t *testing.T) {
 
 // With the server's slots named (llama.cpp's -np), each call goes to the
 // free slot whose cache holds most of its text: a thread's calls keep to
-// one slot, another thread takes the slot used least lately, and no more
-// calls are in flight than there are slots.
+// one slot, another thread takes the slot used least lately, and the
+// client never lends more slots than the server has.
 func TestSlotsKeepAThreadsText(t *testing.T) {
 	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
 		time.Sleep(5 * time.Millisecond)
@@ -805,13 +805,106 @@ func TestSlotsKeepAThreadsText(t *testing.T) {
 		t.Errorf("slots %v %v | %v %v | %v %v: want a thread's calls in one slot, the next thread in the other, the first's text back in its own",
 			slotOf(0), slotOf(1), slotOf(2), slotOf(3), slotOf(4), slotOf(5))
 	}
-	f.peak.Store(0)
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() { solve(fmt.Sprint(i, ":")) })
 	}
 	wg.Wait()
-	if p := f.peak.Load(); p > 2 {
-		t.Errorf("%d calls in flight over 2 slots", p)
+	for _, r := range f.requests {
+		if s := r["id_slot"]; s != 0.0 && s != 1.0 {
+			t.Errorf("a call sent to slot %v of 2", s)
+		}
+	}
+	// A third call waits for a slot: the pool never lends more than the
+	// server has.
+	pool := newSlotPool(2)
+	ctx := context.Background()
+	a0, _ := pool.take(ctx, "x")
+	pool.take(ctx, "y")
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if s, err := pool.take(short, "z"); err == nil {
+		t.Errorf("a third call got slot %d of 2", s)
+	}
+	pool.give(a0, "xz")
+	if s, err := pool.take(ctx, "xzz"); err != nil || s != a0 {
+		t.Errorf("after a slot came back: slot %d, %v; want %d", s, err, a0)
+	}
+}
+
+// A caller learns which stop string ended a completion from every server:
+// vLLM keeps it in the text when asked, and llama.cpp's server, which
+// trims it and names none, is known by its timings at its first event and
+// asked again with the stops left to the client, which finds them in the
+// text (across events too); later requests to it carry no stops.
+func TestWhichStopEndedACompletion(t *testing.T) {
+	const text = "think </Go" + "al>\n<Path>"
+	for _, server := range []string{"vllm", "llama.cpp"} {
+		t.Run(server, func(t *testing.T) {
+			f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				stops, _ := req["stop"].([]any)
+				out, named := text, ""
+				for _, s := range stops {
+					if i := strings.Index(out, s.(string)); i >= 0 {
+						named = s.(string)
+						out = out[:i]
+						if server == "vllm" && req["include_stop_str_in_output"] == true {
+							out += named
+						}
+					}
+				}
+				timings := ""
+				if server == "llama.cpp" && req["timings_per_token"] == true {
+					timings = `,"timings":{"cache_n":3,"prompt_n":1}`
+				}
+				for _, piece := range []string{out[:min(len(out), 8)], out[min(len(out), 8):]} {
+					fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":%q,\"finish_reason\":null}]%s}\n\n", piece, timings)
+				}
+				reason := "null"
+				if server == "vllm" && named != "" {
+					reason = fmt.Sprintf("%q", named)
+				}
+				fmt.Fprintf(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\",\"stop_reason\":%s}]}\n\ndata: [DONE]\n\n", reason)
+			}}
+			c := newClient(t, f, Options{})
+			for range 2 {
+				comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "q", Stop: []string{"</Path>", "</Goal>"}})
+				if err != nil || comp.Text != "think " || comp.StopString != "</Goal>" || comp.Finish != backend.FinishStop {
+					t.Fatalf("%+v, %v", comp, err)
+				}
+			}
+			want := 2 // one request each
+			if server == "llama.cpp" {
+				want = 3 // the first asked again, without stops
+				if f.requests[1]["stop"] != nil || f.requests[2]["stop"] != nil {
+					t.Errorf("stops still sent to a server that trims them unnamed: %v", f.requests[1:])
+				}
+			}
+			if len(f.requests) != want || f.requests[0]["stop"] == nil {
+				t.Errorf("%d requests, the first %v; want %d", len(f.requests), f.requests[0], want)
+			}
+		})
+	}
+}
+
+func TestStopScan(t *testing.T) {
+	s := stopScan{stops: []string{"</Path>", "</Goal>", "ab"}}
+	var got strings.Builder
+	for _, piece := range []string{"x</", "Pa", "y a", "</Go", "al> rest"} {
+		before, stop := s.next(piece)
+		got.WriteString(before)
+		if stop != "" {
+			got.WriteString("|" + stop)
+			break
+		}
+	}
+	if got.String() != "x</Pay a|</Goal>" {
+		t.Errorf("scanned %q", got.String())
+	}
+	s = stopScan{stops: []string{"</Path>"}}
+	before, stop := s.next("end </Pa")
+	if before != "end " || stop != "" || s.flush() != "</Pa" {
+		t.Errorf("held back %q, %q", before, stop)
 	}
 }

@@ -41,7 +41,7 @@ func (c *Client) CompleteN(ctx context.Context, req *backend.Request, n int) ([]
 	for seed == 0 {
 		seed = rand.Uint64() >> 1 // servers read seeds as signed integers
 	}
-	m := c.bodyMap(req, seed, req.Prompt, req.MaxTokens, nil)
+	m := c.bodyMap(req, seed, req.Prompt, req.MaxTokens, nil, stopsNamed)
 	m["n"] = n
 	body, err := json.Marshal(m)
 	if err != nil {
