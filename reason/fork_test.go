@@ -241,6 +241,60 @@ func BenchmarkForkRuntime(b *testing.B) {
 	}
 }
 
+// parallelFixture is prompted parallel thinking with a plan of eight
+// parts, each worked in 400 bytes, over a backend that answers at once.
+func parallelFixture() *answers {
+	a := &answers{}
+	var plan strings.Builder
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&plan, "<Part>%d: part %d</Part>\n", i, i)
+		a.rules = append(a.rules, [2]string{fmt.Sprintf("Work on part %d only: part %d\n", i, i), strings.Repeat("x", 399) + "\n"})
+	}
+	a.rules = append(a.rules, [2]string{"combine them", "\\boxed{42}"}, [2]string{"Do not solve the problem yet", plan.String()})
+	return a
+}
+
+// BenchmarkParallelRuntime is BenchmarkForkRuntime for prompted parallel
+// thinking: a plan, eight parts, the conclusion (ten threads).
+func BenchmarkParallelRuntime(b *testing.B) {
+	a := parallelFixture()
+	p := task.Problem{Task: "math", Text: "What is 6 times 7?"}
+	st := Parallel{K: 8}
+	b.ReportAllocs()
+	var r *Result
+	for b.Loop() {
+		a.calls = a.calls[:0]
+		var err error
+		if r, err = st.Solve(context.Background(), a, taskmath.Task{}, p, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if r.Threads != 10 || r.Answer != "42" {
+		b.Fatalf("%d threads, answer %q", r.Threads, r.Answer)
+	}
+	b.ReportMetric(float64(r.Threads), "threads")
+	b.ReportMetric(float64(r.TotalTokens)/float64(r.CriticalPathTokens), "speedup")
+}
+
+// BenchmarkParallelDirectCalls makes BenchmarkParallelRuntime's ten calls
+// one after another.
+func BenchmarkParallelDirectCalls(b *testing.B) {
+	a := parallelFixture()
+	if _, err := (Parallel{K: 8}).Solve(context.Background(), a, taskmath.Task{}, task.Problem{Task: "math", Text: "What is 6 times 7?"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	calls := slices.Clone(a.calls)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.calls = a.calls[:0]
+		for _, prompt := range calls {
+			if _, err := a.Complete(context.Background(), &backend.Request{Prompt: prompt}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func BenchmarkForkDirectCalls(b *testing.B) {
 	for _, f := range []Format{Multiverse{}, ThreadWeaver{}} {
 		b.Run(f.Name(), func(b *testing.B) {
