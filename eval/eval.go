@@ -321,7 +321,10 @@ type StrategyReport struct {
 	// the deepest any sample's spawns nested.
 	MeanThreads float64 `json:"mean_threads"`
 	MaxDepth    int     `json:"max_depth"`
-	Errors      int     `json:"errors,omitempty"`
+	// Confidence is how well the threads' confidence predicted their
+	// success, when the runs measured it.
+	Confidence *ConfidenceReport `json:"confidence,omitempty"`
+	Errors     int               `json:"errors,omitempty"`
 	// FormatErrors counts the places the samples' parallel structure was
 	// malformed and closed by the orchestrator.
 	FormatErrors int          `json:"format_errors,omitempty"`
@@ -333,6 +336,80 @@ type StrategyReport struct {
 	CriticalPathCaps []CapAccuracy `json:"accuracy_under_critical_path_caps,omitempty"`
 	// Robustness is set when the run has the strategy's perturbed twin.
 	Robustness *Robustness `json:"robustness,omitempty"`
+}
+
+// ConfidenceReport scores DeepConf's confidence measures as predictors of
+// a thread's success (a run's root: its answer verified; a spawned
+// thread: its goal reached): the area under the ROC curve of each, with a
+// 95% bootstrap interval over problems (0.5 is chance).
+type ConfidenceReport struct {
+	Threads int `json:"threads"` // threads measured and judged
+	Solved  int `json:"solved"`
+	Pruned  int `json:"pruned"` // threads stopped for their confidence
+	// AUROC of the lowest group confidence, the mean and the tail:
+	// estimate, low, high; absent without both outcomes.
+	LowestGroup []float64 `json:"auroc_lowest_group,omitempty"`
+	Mean        []float64 `json:"auroc_mean,omitempty"`
+	Tail        []float64 `json:"auroc_tail,omitempty"`
+}
+
+// judgedThread is what a stored tree says of a thread's confidence.
+type judgedThread struct {
+	Confidence *struct {
+		Mean        float64 `json:"mean"`
+		LowestGroup float64 `json:"lowest_group"`
+		Tail        float64 `json:"tail"`
+		Pruned      bool    `json:"pruned"`
+	} `json:"confidence"`
+	Solved   *bool           `json:"solved"`
+	Children []*judgedThread `json:"children"`
+}
+
+// confidenceReport scores the measured threads of the samples' trees,
+// clustered by problem; nil when no thread was measured.
+func confidenceReport(samples []store.Sample) *ConfidenceReport {
+	var r ConfidenceReport
+	byProblem := map[int][3][]stats.Scored{}
+	for _, x := range samples {
+		var root judgedThread
+		if len(x.Tree) == 0 || json.Unmarshal(x.Tree, &root) != nil {
+			continue
+		}
+		c := byProblem[x.Index]
+		var walk func(t *judgedThread)
+		walk = func(t *judgedThread) {
+			if t.Confidence != nil && t.Solved != nil {
+				r.Threads++
+				if *t.Solved {
+					r.Solved++
+				}
+				if t.Confidence.Pruned {
+					r.Pruned++
+				}
+				for i, v := range []float64{t.Confidence.LowestGroup, t.Confidence.Mean, t.Confidence.Tail} {
+					c[i] = append(c[i], stats.Scored{Score: v, Positive: *t.Solved})
+				}
+			}
+			for _, k := range t.Children {
+				walk(k)
+			}
+		}
+		walk(&root)
+		byProblem[x.Index] = c
+	}
+	if r.Threads == 0 {
+		return nil
+	}
+	for i, dst := range []*[]float64{&r.LowestGroup, &r.Mean, &r.Tail} {
+		var clusters [][]stats.Scored
+		for _, p := range slices.Sorted(maps.Keys(byProblem)) {
+			clusters = append(clusters, byProblem[p][i])
+		}
+		if iv := stats.AUROCInterval(clusters, 1000, 1); !math.IsNaN(iv.Estimate) && !math.IsNaN(iv.Low) {
+			*dst = []float64{iv.Estimate, iv.Low, iv.High}
+		}
+	}
+	return &r
 }
 
 // PairedReport compares a strategy with the baseline on the same problems.
@@ -445,6 +522,7 @@ func Summarize(strategies []string, samples []store.Sample) Report {
 		if a.correct > 0 {
 			sr.TokensPerCorrect = float64(a.total) / float64(a.correct)
 		}
+		sr.Confidence = confidenceReport(byName[s])
 		if k > 1 {
 			sr.PassAtK, sr.MajAtK = map[int]float64{}, map[int]float64{}
 			sr.PassAtKCI95, sr.MajAtKCI95 = map[int][]float64{}, map[int][]float64{}

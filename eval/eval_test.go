@@ -11,6 +11,8 @@ import (
 
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
+	"github.com/braid-dev/braid/task"
+	taskmath "github.com/braid-dev/braid/task/math"
 )
 
 func problemsN(n int) []json.RawMessage {
@@ -114,5 +116,34 @@ func TestNoiseWarning(t *testing.T) {
 	r := Summarize([]string{"a", "b"}, samples)
 	if p := r.Paired[0]; !p.InNoise || p.ProblemsNeeded <= 20 {
 		t.Errorf("a small difference on 20 problems: %+v", p)
+	}
+}
+
+// An evaluation labels each measured thread with its success, and the
+// report scores confidence as a predictor of it.
+func TestConfidenceIsScoredAgainstSuccess(t *testing.T) {
+	yes, no := true, false
+	tree := func(solvedConf, failedConf float64, pruned bool) json.RawMessage {
+		root := &reason.Thread{Node: "0", Confidence: &reason.Confidence{LowestGroup: 12}, Solved: &yes, Children: []*reason.Thread{
+			{Node: "0,0", Confidence: &reason.Confidence{LowestGroup: solvedConf}, Solved: &yes},
+			{Node: "0,1", Confidence: &reason.Confidence{LowestGroup: failedConf, Pruned: pruned}, Solved: &no},
+		}}
+		b, _ := json.Marshal(root)
+		return b
+	}
+	var samples []store.Sample
+	for i := range 30 {
+		samples = append(samples, store.Sample{Strategy: "apr", Index: i, Tree: tree(9+float64(i%3), 8+float64(i%2), i%2 == 0)})
+	}
+	r := Summarize([]string{"apr"}, samples).Strategies[0].Confidence
+	if r == nil || r.Threads != 90 || r.Solved != 60 || r.Pruned != 15 || r.LowestGroup == nil || r.LowestGroup[0] < 0.8 || r.LowestGroup[1] > r.LowestGroup[0] {
+		t.Errorf("confidence report %+v", r)
+	}
+	// The labels: a run's root by its verified answer, a spawned thread by
+	// its goal.
+	root := &reason.Thread{Node: "0", Text: "q", Confidence: &reason.Confidence{}, Children: []*reason.Thread{{Node: "0,1", Text: "x", Confidence: &reason.Confidence{}}}}
+	labelThreads(taskmath.Task{}, task.Problem{Task: "math", Text: "q", Answer: "1"}, root)
+	if root.Solved == nil || *root.Solved || root.Children[0].Solved == nil {
+		t.Errorf("labels %v %v", root.Solved, root.Children[0].Solved)
 	}
 }

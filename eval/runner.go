@@ -92,5 +92,32 @@ func (r Runner) problem(c Cell) (task.Problem, error) {
 func OutcomeOf(t task.Task, p task.Problem, r *reason.Result) Outcome {
 	o := Outcome{Answer: r.Answer, Class: t.Class(p, r.Answer), Usage: r.Usage, TokensToGoal: r.TokensToGoal, Tree: r.Tree}
 	o.Correct, o.Verified = t.Verify(p, r.Answer)
+	if r.Tree != nil {
+		labelThreads(t, p, r.Tree)
+	}
 	return o
+}
+
+// labelThreads marks, on every thread that measured its confidence,
+// whether it succeeded: a run's root (a vote's samples are roots) by the
+// answer its text reaches, a thread a root spawned by whether it reached
+// its goal (the task's protocol).
+func labelThreads(t task.Task, p task.Problem, root *reason.Thread) {
+	protocol, _ := t.(task.Protocol)
+	var walk func(th *reason.Thread, runRoot bool)
+	walk = func(th *reason.Thread, runRoot bool) {
+		if th.Confidence != nil {
+			var ok bool
+			if runRoot || protocol == nil {
+				ok, _ = t.Verify(p, t.Extract(p, th.Text))
+			} else {
+				ok = protocol.Solved(p, th.Text)
+			}
+			th.Solved = &ok
+		}
+		for _, c := range th.Children {
+			walk(c, th.Node == reason.SamplesNode)
+		}
+	}
+	walk(root, root.Node != reason.SamplesNode)
 }

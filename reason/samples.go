@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,10 @@ import (
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/task"
 )
+
+// SamplesNode names the thread a vote's (or a multi-sample strategy's)
+// samples hang from.
+const SamplesNode = "samples"
 
 // Vote is self-consistency: K runs of an inner search, sampled, and the
 // answer most of them give, answers grouped by the task's equivalence
@@ -25,7 +30,11 @@ import (
 type Vote struct {
 	Inner Search
 	K     int
-	label string
+	// Settle stops the runs still going once none of them could change
+	// the answer: the leading answer's runs outnumber the runner-up's and
+	// the runs left together (DeepConf's adaptive sampling, by count).
+	Settle bool
+	label  string
 }
 
 // Name implements Strategy.
@@ -57,7 +66,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	if v.K < 1 {
 		return nil, nil, fmt.Errorf("reason: vote of %d", v.K)
 	}
-	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal {
+	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal && !v.Settle && v.Inner.Confidence.PruneBelow == 0 {
 		return samples(ctx, v.Inner, v.K, b, t, p, observe)
 	}
 	start := time.Now()
@@ -70,15 +79,31 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	checker, _ := t.(task.Checker)
 	vctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
-	var wg sync.WaitGroup
+	observe.emit(Event{Kind: ThreadStarted, Thread: SamplesNode})
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex // guards given and left, for Settle
+		left = v.K
+	)
+	given := make([]string, 0, v.K)
 	for i := range v.K {
 		inner := v.Inner
 		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
 		wg.Go(func() {
-			runs[i], errs[i] = inner.solve(vctx, b, t, p, observe.under(fmt.Sprintf("sample %d", i+1), "samples"), goal)
+			runs[i], errs[i] = inner.solve(vctx, b, t, p, observe.under(fmt.Sprintf("sample %d", i+1), SamplesNode), goal)
 			if v.Inner.JoinAtGoal && checker != nil && errs[i] == nil && runs[i].Answer != "" && checker.Check(p, runs[i].Answer) == nil {
 				stop(errSiblingSolved)
+			}
+			if v.Settle {
+				mu.Lock()
+				defer mu.Unlock()
+				left--
+				if errs[i] == nil {
+					given = append(given, voted(runs[i]))
+				}
+				if settled(t, p, given, left) {
+					stop(errVoteSettled)
+				}
 			}
 		})
 	}
@@ -96,7 +121,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		}
 		runs[i] = &Result{Tree: &Thread{Node: "0", Finish: finishFailed, Reason: oneLine(err)}, Usage: Usage{Threads: 1}, TokensToGoal: -1}
 	}
-	root := &Thread{Node: "samples", Started: start}
+	root := &Thread{Node: SamplesNode, Started: start}
 	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}
 	answers := make([]string, v.K)
 	for i, run := range runs {
@@ -108,12 +133,12 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		r.FormatErrors += run.FormatErrors
 		r.Depth = max(r.Depth, run.Depth+1)
 		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
-		answers[i] = run.Answer
+		answers[i] = voted(run)
 	}
 	root.Wall = time.Since(start)
 	root.WallMS = root.Wall.Milliseconds()
 	r.LatencyMS = root.WallMS
-	observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
+	observe.emit(Event{Kind: ThreadFinished, Thread: SamplesNode, Tokens: r.TotalTokens})
 	return r, answers, nil
 }
 
@@ -289,7 +314,7 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 		return nil, nil, fmt.Errorf("reason: %d samples", k)
 	}
 	start := time.Now()
-	observe.emit(Event{Kind: ThreadStarted, Thread: "samples"})
+	observe.emit(Event{Kind: ThreadStarted, Thread: SamplesNode})
 	// The k samples go as one request where the backend takes n (the
 	// server prefills the prompt once), else as k concurrent ones; sample
 	// i samples with base+i+1 either way.
@@ -300,8 +325,8 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 	}
 	streams := make([]func(backend.Chunk), k)
 	for i := range k {
-		observe.emit(Event{Kind: ThreadStarted, Thread: strconv.Itoa(i), Parent: "samples"})
-		streams[i] = observe.stream(strconv.Itoa(i), "samples")
+		observe.emit(Event{Kind: ThreadStarted, Thread: strconv.Itoa(i), Parent: SamplesNode})
+		streams[i] = observe.stream(strconv.Itoa(i), SamplesNode)
 	}
 	// A sample's wall time runs to its last chunk: samples drawn in one
 	// request all return together.
@@ -313,6 +338,9 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 				streams[c.Index](c)
 			}
 		}}
+	if s.Confidence.on() {
+		req.TopLogprobs = s.Confidence.topK()
+	}
 	cs, err := backend.CompleteN(ctx, b, req, k)
 	if err != nil {
 		return nil, nil, err
@@ -324,12 +352,17 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 		if !last[i].IsZero() {
 			wall = last[i].Sub(start)
 		}
-		observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: "samples", Tokens: c.Usage.CompletionTokens})
+		observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: SamplesNode, Tokens: c.Usage.CompletionTokens})
 		threads[i] = &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Filled: c.Usage.FilledTokens, Started: start,
 			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
 			Finish: string(c.Finish), Reason: c.EnvError}
+		if s.Confidence.on() {
+			conf := newConfTracker(Confident{Window: s.Confidence.Window})
+			conf.add(c.Tokens)
+			threads[i].Confidence = conf.result()
+		}
 	}
-	root := &Thread{Node: "samples", Children: threads, Started: start}
+	root := &Thread{Node: SamplesNode, Children: threads, Started: start}
 	r := &Result{Tree: root, TokensToGoal: -1, Usage: Usage{Depth: 1}}
 	answers := make([]string, k)
 	for i, th := range threads {
@@ -340,12 +373,43 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 	root.Wall = time.Since(start)
 	root.WallMS = root.Wall.Milliseconds()
 	r.LatencyMS = root.WallMS
-	observe.emit(Event{Kind: ThreadFinished, Thread: "samples", Tokens: r.TotalTokens})
+	observe.emit(Event{Kind: ThreadFinished, Thread: SamplesNode, Tokens: r.TotalTokens})
 	return r, answers, nil
 }
 
 // majority is the answer most samples give, by the task's equivalence,
 // ties to the one given first; "" when none gave one.
+// voted is a run's answer as a vote counts it: none from a run whose root
+// was stopped for its confidence (DeepConf drops such traces).
+func voted(run *Result) string {
+	if c := run.Tree.Confidence; c != nil && c.Pruned {
+		return ""
+	}
+	return run.Answer
+}
+
+// settled reports whether no run still going could change the vote: the
+// leading answer's runs outnumber the runner-up's and the left together.
+func settled(t task.Task, p task.Problem, answers []string, left int) bool {
+	counts := map[int]int{} // by the first answer of each class
+	top, second := 0, 0
+	for _, a := range answers {
+		if a == "" {
+			continue
+		}
+		counts[slices.IndexFunc(answers, func(b string) bool { return b != "" && t.Equivalent(p, a, b) })]++
+	}
+	for _, n := range counts {
+		switch {
+		case n > top:
+			top, second = n, top
+		case n > second:
+			second = n
+		}
+	}
+	return top > second+left
+}
+
 func majority(t task.Task, p task.Problem, answers []string) string {
 	best, top := "", 0
 	for i, a := range answers {

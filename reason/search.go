@@ -114,11 +114,22 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 	t, done := begin(r.observe, node, parent)
 	defer done()
 	text := prompt
+	var conf *confTracker
+	if r.Confidence.on() {
+		rule := r.Confidence
+		if depth == 0 && r.protocol != nil {
+			// A spawning search's root carries the run: its children are
+			// the traces pruning drops, as a vote's samples are.
+			rule.PruneBelow = 0
+		}
+		conf = newConfTracker(rule)
+		defer func() { t.Confidence = conf.result() }()
+	}
 	for {
-		if sibling := context.Cause(ctx); errors.Is(sibling, errSiblingSolved) {
+		if why := stoppedBy(ctx); why != nil {
 			// Stopped before this call (a child not yet started, or a
 			// parent whose children were stopped): no call is made.
-			t.Finish, t.Reason = finishStopped, sibling.Error()
+			t.Finish, t.Reason = finishStopped, why.Error()
 			break
 		}
 		maxTokens, spent := r.callTokens(int(r.used.Load()), share, subtreeTokens(t))
@@ -142,19 +153,38 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 			}
 			req.Env = env
 		}
-		c, err := b.Complete(ctx, req)
+		cctx := ctx
+		var cancel context.CancelCauseFunc = func(error) {}
+		if conf != nil {
+			// The thread's tokens come with their alternatives; one that
+			// loses confidence is stopped where it is.
+			req.TopLogprobs = r.Confidence.topK()
+			cctx, cancel = context.WithCancelCause(ctx)
+			stream := req.OnChunk
+			req.OnChunk = func(ch backend.Chunk) {
+				if conf.add(ch.Tokens) {
+					cancel(errLowConfidence)
+				}
+				if stream != nil {
+					stream(ch)
+				}
+			}
+		}
+		c, err := b.Complete(cctx, req)
+		pruned := err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errLowConfidence)
+		cancel(nil)
 		if errors.Is(err, backend.ErrPromptTooLong) {
 			// A parent resumed past the context: the thread ends here.
 			t.Finish, t.Reason = string(backend.FinishLength), err.Error()
 			break
 		}
-		stopped := errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errSiblingSolved)
+		stopped := pruned || errors.Is(err, context.Canceled) && stoppedBy(ctx) != nil
 		if err != nil && !stopped {
 			// A child whose call failed for good (a server that kept
 			// failing) ends as failed and joins as unsolved: faults cost
 			// threads, not trees. The root's failure, or the request's
 			// end, is the run's.
-			if depth == 0 || ctx.Err() != nil && !errors.Is(context.Cause(ctx), errSiblingSolved) {
+			if depth == 0 || ctx.Err() != nil && stoppedBy(ctx) == nil {
 				return nil, err
 			}
 			t.Finish, t.Reason = finishFailed, oneLine(err)
@@ -177,8 +207,12 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 			t.Finish, t.Reason = string(c.Finish), c.EnvError
 			text += c.Text
 		}
+		if pruned {
+			t.Finish, t.Reason = finishPruned, errLowConfidence.Error()
+			break
+		}
 		if stopped {
-			t.Finish, t.Reason = finishStopped, errSiblingSolved.Error()
+			t.Finish, t.Reason = finishStopped, stoppedBy(ctx).Error()
 			break
 		}
 		if r.protocol == nil || depth >= max(1, r.MaxDepth) {
@@ -252,14 +286,35 @@ func (r *search) children(ctx context.Context, b backend.Backend, parent string,
 // finishStopped is the Finish of a thread that JoinAtGoal stopped.
 const finishStopped = "stopped"
 
-// finishFailed is the Finish of a thread whose call failed for good.
-const finishFailed = "failed"
+// finishFailed is the Finish of a thread whose call failed for good,
+// finishPruned of one stopped for its confidence.
+const (
+	finishFailed = "failed"
+	finishPruned = "pruned"
+)
 
 // oneLine is an error's message on one line, for a thread's reason.
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
-// errSiblingSolved is why JoinAtGoal stops a thread.
-var errSiblingSolved = errors.New("a sibling reached the goal")
+// errSiblingSolved is why JoinAtGoal stops a thread, errVoteSettled why a
+// vote stops its samples once no sample still running could change its
+// answer.
+var (
+	errSiblingSolved = errors.New("a sibling reached the goal")
+	errVoteSettled   = errors.New("the vote was settled")
+)
+
+// stoppedBy is why ctx's run stopped the thread on purpose (a sibling
+// solved, the vote settled), nil when it did not.
+func stoppedBy(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	for _, why := range []error{errSiblingSolved, errVoteSettled} {
+		if errors.Is(cause, why) {
+			return why
+		}
+	}
+	return nil
+}
 
 // seedFor derives a thread's seed for one of its calls, so that a sampled
 // run repeats with its seed whatever order the threads run in. The problem

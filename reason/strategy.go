@@ -62,6 +62,9 @@ type Options struct {
 	// timing, so with it a run's tokens vary from run to run even when
 	// decoding is greedy.
 	JoinAtGoal bool
+	// Confidence measures each thread's confidence from its tokens'
+	// log-probabilities, and may stop the threads that lose it.
+	Confidence Confident
 }
 
 // callTokens is what a thread's next call may write: MaxTokens, and within
@@ -154,8 +157,14 @@ type Thread struct {
 	Reason  string        `json:"reason,omitempty"` // why the environment or the runtime ended it
 	// FormatErrors counts where the thread's parallel structure was
 	// malformed and the orchestrator closed it (Usage.FormatErrors).
-	FormatErrors int       `json:"format_errors,omitempty"`
-	Children     []*Thread `json:"children,omitempty"`
+	FormatErrors int `json:"format_errors,omitempty"`
+	// Confidence is how sure the model was, with Options.Confidence.
+	Confidence *Confidence `json:"confidence,omitempty"`
+	// Solved says whether a thread whose confidence was measured
+	// succeeded, as an evaluation judged it (eval.OutcomeOf): what
+	// confidence is scored against as a predictor.
+	Solved   *bool     `json:"solved,omitempty"`
+	Children []*Thread `json:"children,omitempty"`
 }
 
 // Usage is what a run spent: the one account of tokens, threads and time
@@ -254,6 +263,26 @@ func CheckJoinAtGoal(t task.Task) error {
 // Names lists the strategies Parse reads, as a usage line writes them.
 const Names = "direct, serial, apr, hybrid:effort=off|light|deep, parallel[:k=N], multiverse, threadweaver, vote:k=N[:INNER], best:k=N[:INNER], aggregate:k=N or deepthink:k=N"
 
+// SplitSpecs splits a comma-separated list of strategy specs whose specs
+// may hold commas themselves (vote:k=8,settle,prune=9): a piece that does
+// not begin with a strategy's name belongs to the spec before it.
+func SplitSpecs(list string) []string {
+	var specs []string
+	for piece := range strings.SplitSeq(list, ",") {
+		name, _, _ := strings.Cut(piece, ":")
+		if strategyNames[name] || len(specs) == 0 {
+			specs = append(specs, piece)
+			continue
+		}
+		specs[len(specs)-1] += "," + piece
+	}
+	return specs
+}
+
+// strategyNames are the names a spec begins with.
+var strategyNames = map[string]bool{"direct": true, "serial": true, "apr": true, "hybrid": true, "parallel": true, "multiverse": true,
+	"threadweaver": true, "vote": true, "best": true, "aggregate": true, "deepthink": true}
+
 // Parse reads a strategy as the command line writes it, for task t:
 // "direct", "serial", "apr", "hybrid:effort=deep", "vote:k=8",
 // "vote:k=4:apr", "best:k=4", "aggregate:k=4", "deepthink:k=4". A vote
@@ -273,9 +302,13 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	switch name {
 	case "direct", "serial", "apr":
 		if args != "" {
-			return nil, fmt.Errorf("%s takes no arguments", name)
+			c, err := parseConfident(strings.Split(args, ","))
+			if err != nil {
+				return nil, err
+			}
+			o.Confidence = c
 		}
-		s := Search{Options: o, Effort: map[string]string{"direct": task.EffortOff, "serial": "", "apr": task.EffortDeep}[name], label: name}
+		s := Search{Options: o, Effort: map[string]string{"direct": task.EffortOff, "serial": "", "apr": task.EffortDeep}[name], label: spec}
 		if _, ok := t.(task.Protocol); name == "apr" && !ok {
 			return nil, fmt.Errorf("apr needs a task whose model spawns and joins threads; %s has no parallel protocol", t.Name())
 		}
@@ -302,10 +335,28 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		return nil, fmt.Errorf("unknown strategy (want %s)", Names)
 	}
 	kArg, innerSpec, _ := strings.Cut(args, ":")
+	kArg, more, _ := strings.Cut(kArg, ",")
 	v, ok := strings.CutPrefix(kArg, "k=")
 	k, err := strconv.Atoi(v)
 	if !ok || err != nil || k < 1 || k > 1024 {
 		return nil, fmt.Errorf("want %s:k=N with N in 1..1024", name)
+	}
+	// After k, a vote's settle and any strategy's confidence arguments.
+	settle := false
+	if more != "" {
+		var rest []string
+		for _, a := range strings.Split(more, ",") {
+			if a == "settle" && name == "vote" {
+				settle = true
+				continue
+			}
+			rest = append(rest, a)
+		}
+		c, err := parseConfident(rest)
+		if err != nil {
+			return nil, err
+		}
+		o.Confidence = c
 	}
 	inner := Search{Options: o, label: "serial"}
 	if innerSpec != "" {
@@ -319,13 +370,16 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		if inner, ok = s.(Search); !ok {
 			return nil, fmt.Errorf("inner strategy %q: want direct, serial, apr or hybrid:effort=E", innerSpec)
 		}
+		if inner.Confidence == (Confident{}) {
+			inner.Confidence = o.Confidence
+		}
 	}
 	switch name {
 	case "vote":
 		if o.Temperature == 0 && k > 1 {
 			return nil, errors.New("a vote needs a temperature: greedy samples would all agree")
 		}
-		return Vote{Inner: inner, K: k, label: spec}, nil
+		return Vote{Inner: inner, K: k, Settle: settle, label: spec}, nil
 	case "best":
 		if _, ok := t.(task.Checker); !ok {
 			return nil, fmt.Errorf("best-of-N picks by a checker, and %s answers are judged only against a reference answer (picking by it is pass@k, an oracle): use vote:k=N", t.Name())

@@ -10,6 +10,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -695,16 +697,9 @@ type streamChunk struct {
 			Content          string `json:"content"`
 			ReasoningContent string `json:"reasoning_content"`
 		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-		StopReason   any     `json:"stop_reason"`
-		Logprobs     *struct {
-			Tokens        []string             `json:"tokens"`
-			TokenLogprobs []float64            `json:"token_logprobs"`
-			TopLogprobs   []map[string]float64 `json:"top_logprobs"`
-			Content       []struct {
-				Logprob float64 `json:"logprob"`
-			} `json:"content"`
-		} `json:"logprobs"`
+		FinishReason *string        `json:"finish_reason"`
+		StopReason   any            `json:"stop_reason"`
+		Logprobs     *eventLogprobs `json:"logprobs"`
 	} `json:"choices"`
 	// Timings are llama.cpp's: its prompt is CacheN tokens from its cache
 	// and PromptN read afresh.
@@ -722,6 +717,47 @@ type streamChunk struct {
 	Error *struct {
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// eventLogprobs are an event's log-probabilities: the completions API's
+// (a list per token, the alternatives as a map from token to logprob) or
+// the chat API's (content, each token with its alternatives).
+type eventLogprobs struct {
+	TokenLogprobs []float64            `json:"token_logprobs"`
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+	Content       []struct {
+		Logprob     float64 `json:"logprob"`
+		TopLogprobs []struct {
+			Logprob float64 `json:"logprob"`
+		} `json:"top_logprobs"`
+	} `json:"content"`
+}
+
+// tokens are the event's tokens with their logprobs and alternatives, most
+// likely first (servers do not give ids: -1).
+func (lp *eventLogprobs) tokens() []backend.Token {
+	if lp == nil {
+		return nil
+	}
+	var toks []backend.Token
+	for i, x := range lp.TokenLogprobs {
+		tok := backend.Token{ID: -1, Logprob: x}
+		if i < len(lp.TopLogprobs) {
+			for _, v := range lp.TopLogprobs[i] {
+				tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: v})
+			}
+			slices.SortFunc(tok.Top, func(a, b backend.TopToken) int { return cmp.Compare(b.Logprob, a.Logprob) })
+		}
+		toks = append(toks, tok)
+	}
+	for _, x := range lp.Content {
+		tok := backend.Token{ID: -1, Logprob: x.Logprob}
+		for _, a := range x.TopLogprobs {
+			tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: a.Logprob})
+		}
+		toks = append(toks, tok)
+	}
+	return toks
 }
 
 // errDropped marks a stream that ended without [DONE] or a finish reason:
@@ -833,15 +869,7 @@ func (c *Client) read(body io.Reader, w scan, emit func(backend.Chunk), idle fun
 		text = choice.Delta.ReasoningContent + text
 		if text != "" {
 			events++
-			var toks []backend.Token
-			if lp := choice.Logprobs; lp != nil {
-				for i := range lp.TokenLogprobs {
-					toks = append(toks, backend.Token{ID: -1, Logprob: lp.TokenLogprobs[i]})
-				}
-				for _, x := range lp.Content {
-					toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
-				}
-			}
+			toks := choice.Logprobs.tokens()
 			if t == nil && w.stops != nil {
 				before, stop := w.stops.next(text)
 				if before != "" {

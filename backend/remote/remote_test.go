@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -906,5 +907,37 @@ func TestStopScan(t *testing.T) {
 	before, stop := s.next("end </Pa")
 	if before != "end " || stop != "" || s.flush() != "</Pa" {
 		t.Errorf("held back %q, %q", before, stop)
+	}
+}
+
+// Log-probabilities come through both APIs with their alternatives, most
+// likely first, and the request asks for them as each API names it.
+func TestLogprobsWithAlternatives(t *testing.T) {
+	for _, chat := range []bool{false, true} {
+		f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			if chat {
+				fmt.Fprint(w, `data: {"choices":[{"index":0,"delta":{"content":"ab"},"logprobs":{"content":[{"token":"a","logprob":-0.2,"top_logprobs":[{"token":"a","logprob":-0.2},{"token":"x","logprob":-1.9}]},{"token":"b","logprob":-0.5,"top_logprobs":[{"token":"b","logprob":-0.5},{"token":"y","logprob":-1.1}]}]},"finish_reason":null}]}`+"\n\n")
+			} else {
+				fmt.Fprint(w, `data: {"choices":[{"index":0,"text":"ab","logprobs":{"tokens":["a","b"],"token_logprobs":[-0.2,-0.5],"top_logprobs":[{"x":-1.9,"a":-0.2},{"b":-0.5,"y":-1.1}]},"finish_reason":null}]}`+"\n\n")
+			}
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+		}}
+		c := newClient(t, f, Options{Chat: chat})
+		comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "q", TopLogprobs: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []backend.Token{
+			{ID: -1, Logprob: -0.2, Top: []backend.TopToken{{ID: -1, Logprob: -0.2}, {ID: -1, Logprob: -1.9}}},
+			{ID: -1, Logprob: -0.5, Top: []backend.TopToken{{ID: -1, Logprob: -0.5}, {ID: -1, Logprob: -1.1}}},
+		}
+		if !reflect.DeepEqual(comp.Tokens, want) {
+			t.Errorf("chat %v: tokens %+v", chat, comp.Tokens)
+		}
+		r := f.requests[0]
+		if chat && (r["logprobs"] != true || r["top_logprobs"] != 2.0) || !chat && r["logprobs"] != 2.0 {
+			t.Errorf("chat %v: asked %v, %v", chat, r["logprobs"], r["top_logprobs"])
+		}
 	}
 }

@@ -262,16 +262,7 @@ func (m *multiResult) read(body io.Reader, n int, emit func(backend.Chunk), idle
 			if text := choice.Delta.ReasoningContent + choice.Text + choice.Delta.Content; text != "" {
 				m.events[choice.Index]++
 				m.streamed++
-				var toks []backend.Token
-				if lp := choice.Logprobs; lp != nil {
-					for _, x := range lp.TokenLogprobs {
-						toks = append(toks, backend.Token{ID: -1, Logprob: x})
-					}
-					for _, x := range lp.Content {
-						toks = append(toks, backend.Token{ID: -1, Logprob: x.Logprob})
-					}
-				}
-				emit(backend.Chunk{Text: text, Tokens: toks, Index: choice.Index})
+				emit(backend.Chunk{Text: text, Tokens: choice.Logprobs.tokens(), Index: choice.Index})
 			}
 			if f := choice.FinishReason; f != nil && *f != "" && m.finish[choice.Index] == "" {
 				finished++

@@ -12,6 +12,7 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/eval"
 	"github.com/braid-dev/braid/eval/stats"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/perturb"
@@ -121,7 +122,7 @@ skips such lines, each reported.`,
 // run runs the evaluation the flags describe.
 func (fl *evalFlags) run(cmd *cobra.Command) error {
 	ctx := cmd.Context()
-	names := strings.Split(fl.strategies, ",")
+	names := reason.SplitSpecs(fl.strategies)
 	t, o, err := fl.check()
 	if err != nil {
 		return err
@@ -207,7 +208,7 @@ func (fl *evalFlags) config() (evalConfig, error) {
 	if err != nil {
 		return evalConfig{}, usageErrorf("--perturb: %v", err)
 	}
-	cfg := evalConfig{Task: fl.taskName, Strategies: strings.Split(fl.strategies, ","), Seeds: fl.seeds, Env: fl.envMode, Temperature: fl.temperature,
+	cfg := evalConfig{Task: fl.taskName, Strategies: reason.SplitSpecs(fl.strategies), Seeds: fl.seeds, Env: fl.envMode, Temperature: fl.temperature,
 		MaxTokens: fl.maxTokens, MaxTotalTokens: fl.maxTotal, Model: fl.ef.modelDir, Perturb: string(kind), Context: fl.ef.context,
 		JoinAtGoal: fl.joinAtGoal}
 	if fl.maxDepth > 1 {
@@ -302,6 +303,12 @@ func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, s := range rep.Strategies {
+		if c := s.Confidence; c != nil && c.LowestGroup != nil && c.Tail != nil {
+			fmt.Fprintf(out, "%s: lowest group confidence predicts a thread's success with AUROC %.2f (%.2f–%.2f), its tail %.2f (%.2f–%.2f), over %d threads (%d succeeded, %d pruned)\n",
+				s.Name, c.LowestGroup[0], c.LowestGroup[1], c.LowestGroup[2], c.Tail[0], c.Tail[1], c.Tail[2], c.Threads, c.Solved, c.Pruned)
+		}
 	}
 	for _, s := range rep.Strategies {
 		if s.FormatErrors > 0 {

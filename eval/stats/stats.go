@@ -7,6 +7,7 @@
 package stats
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -339,4 +340,67 @@ func Bootstrap(x []float64, resamples int, seed uint64) Interval {
 		means[r] = s / float64(len(x))
 	}
 	return Interval{Mean(x), Percentile(means, 2.5), Percentile(means, 97.5)}
+}
+
+// Scored is one prediction: a score and whether the event it predicts
+// happened (for confidence: whether the thread succeeded).
+type Scored struct {
+	Score    float64
+	Positive bool
+}
+
+// AUROC is the area under the ROC curve of the scores: the chance that a
+// positive scores above a negative, ties counting half (the Mann-Whitney
+// U over the product of the counts). NaN without both kinds.
+func AUROC(x []Scored) float64 {
+	s := slices.Clone(x)
+	slices.SortFunc(s, func(a, b Scored) int { return cmp.Compare(a.Score, b.Score) })
+	var pos, neg, rankSum float64
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j].Score == s[i].Score {
+			j++
+		}
+		rank := float64(i+j+1) / 2 // the tied scores' mean rank, from 1
+		for _, v := range s[i:j] {
+			if v.Positive {
+				pos++
+				rankSum += rank
+			} else {
+				neg++
+			}
+		}
+		i = j
+	}
+	if pos == 0 || neg == 0 {
+		return math.NaN()
+	}
+	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+}
+
+// AUROCInterval is AUROC with a percentile bootstrap interval over
+// clusters (an evaluation's problems: threads of one problem are not
+// independent), from resamples draws with a fixed seed.
+func AUROCInterval(clusters [][]Scored, resamples int, seed uint64) Interval {
+	var all []Scored
+	for _, c := range clusters {
+		all = append(all, c...)
+	}
+	est := AUROC(all)
+	if math.IsNaN(est) || resamples <= 0 {
+		return Interval{est, math.NaN(), math.NaN()}
+	}
+	rng := rand.New(rand.NewPCG(seed, uint64(len(clusters))))
+	var draws []float64
+	var pick []Scored
+	for range resamples {
+		pick = pick[:0]
+		for range clusters {
+			pick = append(pick, clusters[rng.IntN(len(clusters))]...)
+		}
+		if a := AUROC(pick); !math.IsNaN(a) {
+			draws = append(draws, a)
+		}
+	}
+	return Interval{est, Percentile(draws, 2.5), Percentile(draws, 97.5)}
 }

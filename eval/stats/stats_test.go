@@ -237,3 +237,24 @@ func TestIntervalsCover(t *testing.T) {
 		}
 	}
 }
+
+func TestAUROC(t *testing.T) {
+	s := func(score float64, pos bool) Scored { return Scored{score, pos} }
+	near(t, "separated", AUROC([]Scored{s(1, false), s(2, false), s(3, true), s(4, true)}), 1, 0)
+	near(t, "inverted", AUROC([]Scored{s(1, true), s(2, false)}), 0, 0)
+	// Positives 2 and 4 against negatives 1 and 3: 3 of the 4 pairs are
+	// ordered right.
+	near(t, "mixed", AUROC([]Scored{s(1, false), s(2, true), s(3, false), s(4, true)}), 0.75, 1e-12)
+	near(t, "ties count half", AUROC([]Scored{s(1, true), s(1, false)}), 0.5, 0)
+	if !math.IsNaN(AUROC([]Scored{s(1, true)})) {
+		t.Error("an AUROC without negatives")
+	}
+	var clusters [][]Scored
+	for i := range 40 {
+		clusters = append(clusters, []Scored{s(float64(i%7), i%3 == 0), s(float64(i%5)+2, true), s(float64(i%4), false)})
+	}
+	iv := AUROCInterval(clusters, 500, 1)
+	if !(iv.Low < iv.Estimate && iv.Estimate < iv.High) || iv.Low < 0 || iv.High > 1 {
+		t.Errorf("interval %+v", iv)
+	}
+}

@@ -1,0 +1,173 @@
+package reason
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/task"
+	taskmath "github.com/braid-dev/braid/task/math"
+)
+
+// tok is a token whose alternatives' logprobs average -c: confidence c.
+func tok(c float64) backend.Token {
+	return backend.Token{ID: 1, Logprob: -0.1, Top: []backend.TopToken{{Logprob: -0.1}, {Logprob: -2*c + 0.1}}}
+}
+
+// The measures as DeepConf defines them: a token's confidence is the
+// negative mean of its alternatives' logprobs; a group's, the mean over a
+// window; the lowest group and the tail are the least and the last of
+// them. The environment's tokens are not measured.
+func TestConfidenceMeasures(t *testing.T) {
+	c := newConfTracker(Confident{Window: 3, PruneBelow: 4})
+	filled := tok(100)
+	filled.Filled = true
+	var trips int
+	for _, x := range []float64{9, 9, 6, filled.Logprob, 3, 3, 9} {
+		token := tok(x)
+		if x == filled.Logprob {
+			token = filled
+		}
+		if c.add([]backend.Token{token}) {
+			trips++
+		}
+	}
+	got := c.result()
+	// Tokens 9 9 6 3 3 9: groups 8, 6, 4, 5; the tail is the last, 5.
+	want := Confidence{Tokens: 6, Mean: 39.0 / 6, LowestGroup: 4, Tail: 5, Pruned: false}
+	if math.Abs(got.Mean-want.Mean) > 1e-9 || math.Abs(got.LowestGroup-4) > 1e-9 || math.Abs(got.Tail-5) > 1e-9 || got.Tokens != 6 || got.Pruned || trips != 0 {
+		t.Errorf("measures %+v (tripped %d), want %+v", got, trips, want)
+	}
+	c.add([]backend.Token{tok(0.5)}) // group (3+9+0.5)/3 < 4
+	c.add([]backend.Token{tok(0.5)})
+	if got := c.result(); !got.Pruned || !c.tripped {
+		t.Errorf("a group below the threshold did not prune: %+v", got)
+	}
+	short := newConfTracker(Confident{Window: 32})
+	short.add([]backend.Token{tok(2), tok(4)})
+	if got := short.result(); got.LowestGroup != 3 || got.Tail != 3 {
+		t.Errorf("a thread shorter than a window: %+v, want its mean as the lowest group and the tail", got)
+	}
+}
+
+// fading streams a token at a time whose confidence falls from 10 by one
+// per token, and stops when its context ends.
+type fading struct{ tokens int }
+
+func (f *fading) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	out := &backend.Completion{Finish: backend.FinishStop}
+	for i := range f.tokens {
+		if ctx.Err() != nil {
+			out.Finish = backend.FinishCancelled
+			return out, ctx.Err()
+		}
+		tk := tok(10 - float64(i))
+		if len(req.Prompt) > 0 && req.TopLogprobs == 0 {
+			tk.Top = nil
+		}
+		ch := backend.Chunk{Text: "x", Tokens: []backend.Token{tk}}
+		out.Text += ch.Text
+		out.Tokens = append(out.Tokens, tk)
+		out.Usage.CompletionTokens++
+		if req.OnChunk != nil {
+			req.OnChunk(ch)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	out.Text += " \\boxed{1}"
+	return out, nil
+}
+
+// A thread whose group confidence falls below the threshold is stopped
+// there, and says why; measuring alone stops nothing.
+func TestPruningStopsALostThread(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "q"}
+	s, err := Parse("serial:prune=5.5,window=2", Options{}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), &fading{tokens: 10}, taskmath.Task{}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Tree.Confidence
+	// Tokens 10 9 8 7 6 5 4: the group (5+4)/2 falls below 5.5 at the
+	// seventh.
+	if r.Tree.Finish != finishPruned || c == nil || !c.Pruned || c.Tokens != 7 || r.Answer != "" {
+		t.Errorf("finish %q, confidence %+v, answer %q", r.Tree.Finish, c, r.Answer)
+	}
+	m, _ := Parse("serial:measure,window=2", Options{}, taskmath.Task{})
+	r, err = m.Solve(context.Background(), &fading{tokens: 10}, taskmath.Task{}, p, nil)
+	if err != nil || r.Tree.Finish != "stop" || r.Tree.Confidence.Tokens != 10 || r.Tree.Confidence.LowestGroup != 1.5 || r.Answer != "1" {
+		t.Errorf("measured only: %+v, %+v, %q, %v", r.Tree, r.Tree.Confidence, r.Answer, err)
+	}
+}
+
+// A settled vote stops the samples still going; a pruned sample does not
+// vote.
+func TestVoteSettles(t *testing.T) {
+	b := &slowAnswers{answers: []string{"7", "7", "7", "2", "2"}, delay: []time.Duration{0, 5, 10, 400, 400}}
+	p := task.Problem{Task: "math", Text: "q"}
+	s, err := Parse("vote:k=5,settle", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := s.Solve(context.Background(), b, taskmath.Task{}, p, nil)
+	if err != nil || r.Answer != "7" || time.Since(start) > 300*time.Millisecond {
+		t.Fatalf("answer %q after %v, %v", r.Answer, time.Since(start), err)
+	}
+	stopped := 0
+	for _, c := range r.Tree.Children {
+		if c.Finish == finishStopped {
+			stopped++
+		}
+	}
+	if stopped != 2 {
+		t.Errorf("%d samples stopped, want the two still going when three agreed", stopped)
+	}
+	if voted(&Result{Answer: "7", Tree: &Thread{Confidence: &Confidence{Pruned: true}}}) != "" {
+		t.Error("a pruned sample voted")
+	}
+	for _, bad := range []string{"vote:k=5,prune=0", "apr:window=0", "serial:settle", "vote:k=4,prune=x", "apr:confident"} {
+		if _, err := Parse(bad, Options{Temperature: 1}, taskmath.Task{}); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
+	}
+}
+
+// slowAnswers answers sample i (by its seed, as scripted) with answers[i]
+// after delay[i] milliseconds, or stops when its context ends.
+type slowAnswers struct {
+	answers []string
+	delay   []time.Duration
+}
+
+func (s *slowAnswers) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	i := 0
+	for j := range s.answers {
+		if req.Seed == seedOf(100*1000003+uint64(j)+1, (taskmath.Task{}).Key(task.Problem{Task: "math", Text: "q"}), "0", 0) {
+			i = j
+		}
+	}
+	select {
+	case <-time.After(s.delay[i] * time.Millisecond):
+	case <-ctx.Done():
+		return &backend.Completion{Finish: backend.FinishCancelled}, ctx.Err()
+	}
+	text := "\\boxed{" + s.answers[i] + "}"
+	return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
+}
+
+// A list of strategies splits at the commas that begin a strategy, not
+// those within one.
+func TestSplitSpecs(t *testing.T) {
+	got := SplitSpecs("serial,apr:prune=8.5,window=8,vote:k=8,settle:apr,best:k=4")
+	want := []string{"serial", "apr:prune=8.5,window=8", "vote:k=8,settle:apr", "best:k=4"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("split %q, want %q", got, want)
+	}
+}
