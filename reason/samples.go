@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -142,11 +143,15 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	return r, answers, nil
 }
 
-// Best is best-of-N: a vote's K runs, and the first answer the task's
-// checker accepts; when it accepts none, the vote's answer. Parse offers it
-// only for a task with a checker: picking by a reference answer is an
-// oracle (pass@k), not a strategy.
-type Best struct{ Vote }
+// Best is best-of-N: a vote's K runs, and the answer of the one the
+// scorer rates highest (the first of those that tie); when it rates them
+// all alike, the vote's answer. The default scorer is the task's checker,
+// which Parse requires: picking by a reference answer is an oracle (pass@k),
+// not a strategy.
+type Best struct {
+	Vote
+	Scorer Scorer // nil: the task's checker
+}
 
 // Name implements Strategy.
 func (s Best) Name() string {
@@ -158,24 +163,60 @@ func (s Best) Name() string {
 
 // Solve implements Strategy.
 func (s Best) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
-	checker, ok := t.(task.Checker)
-	if !ok {
-		return nil, fmt.Errorf("reason: %s has no checker for best-of-N to pick by", t.Name())
+	scorer := s.Scorer
+	if scorer == nil {
+		checker, ok := t.(task.Checker)
+		if !ok {
+			return nil, fmt.Errorf("reason: %s has no checker for best-of-N to pick by", t.Name())
+		}
+		scorer = verifier{checker}
 	}
 	observe = serialized(observe)
 	r, answers, err := s.runs(ctx, b, t, p, observe)
 	if err != nil {
 		return nil, err
 	}
-	r.Answer = majority(t, p, answers)
-	for _, a := range answers {
-		if a != "" && checker.Check(p, a) == nil {
-			r.Answer = a
-			break
+	candidates := slices.Clone(r.Tree.Children)
+	scores, judges, err := scorer.Score(ctx, b, t, p, candidates, answers, observe)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range candidates {
+		if !math.IsNaN(scores[i]) {
+			c.Score = &scores[i]
 		}
+	}
+	// The judges read the samples, then ran together.
+	var judged, wall int64
+	for _, j := range judges {
+		r.Tree.Children = append(r.Tree.Children, j)
+		r.add(j)
+		judged, wall = max(judged, int64(j.Tokens)), max(wall, j.WallMS)
+	}
+	r.CriticalPathTokens += int(judged)
+	r.LatencyMS += wall
+	r.Answer = majority(t, p, answers)
+	if pick := best(scores, answers); pick >= 0 && !alike(scores) {
+		r.Answer = answers[pick]
 	}
 	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
+}
+
+// alike reports whether every score the scorer gave is the same: it told
+// the candidates apart no better than chance.
+func alike(scores []float64) bool {
+	first := math.NaN()
+	for _, s := range scores {
+		switch {
+		case math.IsNaN(s):
+		case math.IsNaN(first):
+			first = s
+		case s != first:
+			return false
+		}
+	}
+	return true
 }
 
 // Aggregate draws K samples, then asks the model once more, with the

@@ -85,7 +85,7 @@ func TestBestTakesACheckedAnswer(t *testing.T) {
 	if _, err := Parse("best:k=3", Options{Temperature: 1}, taskmath.Task{}); err == nil || !strings.Contains(err.Error(), "pass@k") {
 		t.Errorf("best-of-N on math: %v", err)
 	}
-	if _, err := (Best{Vote{Inner: Search{}, K: 3}}).Solve(context.Background(), b, taskmath.Task{}, p, nil); err == nil {
+	if _, err := (Best{Vote: Vote{Inner: Search{}, K: 3}}).Solve(context.Background(), b, taskmath.Task{}, p, nil); err == nil {
 		t.Error("best-of-N ran on math, picking by the reference answer")
 	}
 }
@@ -114,11 +114,11 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// judge answers the aggregation prompt with the answer most solutions in
-// it give, and the samples with their scripted answers.
-type judge struct{ scripted }
+// aggregator answers the aggregation prompt with the answer most solutions
+// in it give, and the samples with their scripted answers.
+type aggregator struct{ scripted }
 
-func (j *judge) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+func (j *aggregator) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
 	if strings.Contains(req.Prompt, "attempted solutions") {
 		if req.Temperature != 0 || !strings.Contains(req.Prompt, "--- Solution 3 ---") {
 			return nil, context.Canceled
@@ -130,7 +130,7 @@ func (j *judge) Complete(ctx context.Context, req *backend.Request) (*backend.Co
 }
 
 func TestAggregateReadsTheSamples(t *testing.T) {
-	b := &judge{scripted{answers: []string{"7", "12", "7"}}}
+	b := &aggregator{scripted{answers: []string{"7", "12", "7"}}}
 	p := task.Problem{Task: "math", Text: "3*4?", Answer: "12"}
 	r, err := Aggregate{Options: Options{Temperature: 1, Seed: 100}, K: 3}.Solve(context.Background(), b, taskmath.Task{}, p, nil)
 	if err != nil {

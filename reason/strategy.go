@@ -160,6 +160,8 @@ type Thread struct {
 	FormatErrors int `json:"format_errors,omitempty"`
 	// Confidence is how sure the model was, with Options.Confidence.
 	Confidence *Confidence `json:"confidence,omitempty"`
+	// Score is what a best-of-N scorer gave the thread, as a candidate.
+	Score *float64 `json:"score,omitempty"`
 	// Solved says whether a thread whose confidence was measured
 	// succeeded, as an evaluation judged it (eval.OutcomeOf): what
 	// confidence is scored against as a predictor.
@@ -341,16 +343,24 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	if !ok || err != nil || k < 1 || k > 1024 {
 		return nil, fmt.Errorf("want %s:k=N with N in 1..1024", name)
 	}
-	// After k, a vote's settle and any strategy's confidence arguments.
+	// After k, a vote's settle, best's scorer and any strategy's
+	// confidence arguments.
 	settle := false
+	scorerName, judgePrompt := "", ""
 	if more != "" {
 		var rest []string
 		for _, a := range strings.Split(more, ",") {
-			if a == "settle" && name == "vote" {
+			key, val, _ := strings.Cut(a, "=")
+			switch {
+			case a == "settle" && name == "vote":
 				settle = true
-				continue
+			case key == "scorer" && name == "best":
+				scorerName = val
+			case key == "judge-prompt" && name == "best":
+				judgePrompt = val
+			default:
+				rest = append(rest, a)
 			}
-			rest = append(rest, a)
 		}
 		c, err := parseConfident(rest)
 		if err != nil {
@@ -381,10 +391,23 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		}
 		return Vote{Inner: inner, K: k, Settle: settle, label: spec}, nil
 	case "best":
-		if _, ok := t.(task.Checker); !ok {
-			return nil, fmt.Errorf("best-of-N picks by a checker, and %s answers are judged only against a reference answer (picking by it is pass@k, an oracle): use vote:k=N", t.Name())
+		if scorerName == "" {
+			if _, ok := t.(task.Checker); !ok {
+				return nil, fmt.Errorf("best-of-N picks by a checker, and %s answers are judged only against a reference answer (picking by it is pass@k, an oracle): use vote:k=N, or best:k=N,scorer=judge", t.Name())
+			}
+			scorerName = "verifier"
 		}
-		return Best{Vote{Inner: inner, K: k, label: spec}}, nil
+		if judgePrompt != "" && scorerName != "judge" {
+			return nil, errors.New("judge-prompt is for scorer=judge")
+		}
+		sc, err := ParseScorer(scorerName, judgePrompt, t)
+		if err != nil {
+			return nil, err
+		}
+		if scorerName == "confidence" {
+			inner.Confidence.Measure = true
+		}
+		return Best{Vote: Vote{Inner: inner, K: k, label: spec}, Scorer: sc}, nil
 	case "aggregate":
 		return Aggregate{Options: o, K: k}, nil
 	}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -29,8 +31,14 @@ type recordedServer struct {
 
 func (s *recordedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber() // seeds are 63-bit
+	if err := dec.Decode(&body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if n, _ := body["n"].(json.Number); n != "" && n != "1" {
+		http.Error(w, `{"error":{"message":"n > 1 is not supported"}}`, http.StatusBadRequest)
 		return
 	}
 	body["_path"] = r.URL.Path
@@ -50,8 +58,13 @@ func (s *recordedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			stops = append(stops, st.(string))
 		}
 	}
-	maxTokens, _ := body["max_tokens"].(float64)
-	c, err := s.model.Complete(r.Context(), &backend.Request{Prompt: text, Stop: stops, MaxTokens: int(maxTokens)})
+	var maxTokens int64
+	if n, ok := body["max_tokens"].(json.Number); ok {
+		maxTokens, _ = n.Int64()
+	}
+	seed, _ := strconv.ParseUint(fmt.Sprint(body["seed"]), 10, 64)
+	_, logprobs := body["logprobs"]
+	c, err := s.model.Complete(r.Context(), &backend.Request{Prompt: text, Stop: stops, MaxTokens: int(maxTokens), Seed: seed, Logprobs: logprobs})
 	if err != nil {
 		http.Error(w, `{"error":{"message":`+fmt.Sprintf("%q", err.Error())+`}}`, http.StatusBadRequest)
 		return
@@ -61,7 +74,7 @@ func (s *recordedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out += c.StopString
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
-	event := func(text, finish, stop string) {
+	event := func(text, finish, stop string, tok *backend.Token) {
 		choice := map[string]any{"index": 0, "finish_reason": nil}
 		if finish != "" {
 			choice["finish_reason"], choice["stop_reason"] = finish, stop
@@ -71,19 +84,38 @@ func (s *recordedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			choice["text"] = text
 		}
+		if tok != nil { // each API's form of a token's logprobs
+			var top []map[string]any
+			alts := map[string]float64{}
+			for i, a := range tok.Top {
+				top = append(top, map[string]any{"token": fmt.Sprint("t", i), "logprob": a.Logprob})
+				alts[fmt.Sprint("t", i)] = a.Logprob
+			}
+			if chat {
+				choice["logprobs"] = map[string]any{"content": []any{map[string]any{"token": text, "logprob": tok.Logprob, "top_logprobs": top}}}
+			} else {
+				choice["logprobs"] = map[string]any{"tokens": []string{text}, "token_logprobs": []float64{tok.Logprob}, "top_logprobs": []any{alts}}
+			}
+		}
 		b, _ := json.Marshal(map[string]any{"choices": []any{choice}})
 		fmt.Fprintf(w, "data: %s\n\n", b)
 	}
+	if logprobs && len(c.Tokens) == len(out) { // a token a byte, with its logprobs
+		for i := range out {
+			event(out[i:i+1], "", "", &c.Tokens[i])
+		}
+		out = ""
+	}
 	for len(out) > 0 { // a few bytes an event, as tokens come
 		n := min(len(out), 5)
-		event(out[:n], "", "")
+		event(out[:n], "", "", nil)
 		out = out[n:]
 	}
 	finish := "stop"
 	if c.Finish == backend.FinishLength {
 		finish = "length"
 	}
-	event("", finish, c.StopString)
+	event("", finish, c.StopString, nil)
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
@@ -171,6 +203,91 @@ func checkBodies(t *testing.T, bodies []map[string]any, chat bool, kwargs map[st
 		if continued && (msgs[1].(map[string]any)["role"] != "assistant" || b["continue_final_message"] != true || b["add_generation_prompt"] != false) ||
 			!continued && (b["continue_final_message"] != nil || b["add_generation_prompt"] != nil) {
 			t.Errorf("a chat request's continuation: %v", b)
+		}
+	}
+}
+
+// scorable answers sample i (by its seed) with answers[i], a token a
+// byte, sure of itself (its alternatives unlikely) when the answer is 12;
+// a judge's prompt it answers 9 for a solution of 12 and 2 for another,
+// and one that lists the solutions, with 2.
+type scorable struct{ scripted }
+
+func (s *scorable) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	reply := func(text string) (*backend.Completion, error) {
+		return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
+	}
+	switch {
+	case strings.Contains(req.Prompt, "How likely is this solution"):
+		if strings.Contains(req.Prompt, `\boxed{12}`) {
+			return reply("9: it checks out.")
+		}
+		return reply("2: no.")
+	case strings.Contains(req.Prompt, "Which solution is most likely correct"):
+		return reply("2, because it checks.")
+	}
+	c, err := s.scripted.Complete(ctx, req)
+	if err != nil || !req.Logprobs && req.TopLogprobs == 0 {
+		return c, err
+	}
+	sure := strings.Contains(c.Text, "{12}")
+	for range c.Text {
+		tk := backend.Token{ID: -1, Logprob: -0.5, Top: []backend.TopToken{{ID: -1, Logprob: -0.5}, {ID: -1, Logprob: -1}}}
+		if sure {
+			tk.Logprob, tk.Top = -0.01, []backend.TopToken{{ID: -1, Logprob: -0.01}, {ID: -1, Logprob: -9}}
+		}
+		c.Tokens = append(c.Tokens, tk)
+	}
+	return c, nil
+}
+
+// best-of-N's scorers over a server, both APIs: the samples' confidence
+// from the logprobs the server returns, a judge's score of each sample, a
+// judge's pick among them. Each picks 12 where the vote would say 7.
+func TestScorersOverAServer(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "3*4?"}
+	vote, err := Parse("vote:k=3", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{"best:k=3,scorer=confidence", "best:k=3,scorer=judge", "best:k=3,scorer=judge-list"} {
+		s, err := Parse(spec, Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, chat := range []bool{false, true} {
+			srv := &recordedServer{model: &scorable{scripted{answers: []string{"7", "12", "7"}}}}
+			hs := httptest.NewServer(srv)
+			defer hs.Close()
+			c, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "m", Chat: chat})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := vote.Solve(context.Background(), c, taskmath.Task{}, p, nil); err != nil || v.Answer != "7" {
+				t.Fatalf("the vote: %q, %v", v.Answer, err)
+			}
+			r, err := s.Solve(context.Background(), c, taskmath.Task{}, p, nil)
+			if err != nil {
+				t.Fatalf("%s, chat %v: %v", spec, chat, err)
+			}
+			scored := 0
+			for _, th := range r.Tree.Children {
+				if th.Score != nil {
+					scored++
+				}
+			}
+			if r.Answer != "12" || scored != 3 {
+				t.Errorf("%s, chat %v: answer %q, %d candidates scored", spec, chat, r.Answer, scored)
+			}
+			if spec == "best:k=3,scorer=confidence" {
+				asked := false
+				for _, b := range srv.bodies {
+					asked = asked || b["top_logprobs"] != nil || b["logprobs"] != nil
+				}
+				if !asked {
+					t.Errorf("chat %v: no request asked for logprobs", chat)
+				}
+			}
 		}
 	}
 }
