@@ -266,14 +266,28 @@ type DeepThink struct {
 	// Effort is the reasoning effort the requests ask for ("" for the
 	// model's default).
 	Effort string
+	// Rounds, when positive, makes it a search over branches (think):
+	// each round scores the open branches with Scorer, keeps the best Keep
+	// (2 when 0) and extends them.
+	Rounds, Keep int
+	Scorer       Scorer
+	label        string
 }
 
 // Name implements Strategy.
-func (s DeepThink) Name() string { return fmt.Sprintf("deepthink:k=%d", s.K) }
+func (s DeepThink) Name() string {
+	if s.label != "" {
+		return s.label
+	}
+	return fmt.Sprintf("deepthink:k=%d", s.K)
+}
 
 // Solve implements Strategy.
 func (s DeepThink) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.Problem, observe Observer) (*Result, error) {
 	observe = serialized(observe)
+	if s.Rounds > 0 {
+		return s.think(ctx, b, t, p, observe)
+	}
 	r, _, err := samples(ctx, Search{Options: s.Options, Effort: s.Effort}, s.K, b, t, p, observe)
 	if err != nil {
 		return nil, err

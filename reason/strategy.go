@@ -160,8 +160,10 @@ type Thread struct {
 	FormatErrors int `json:"format_errors,omitempty"`
 	// Confidence is how sure the model was, with Options.Confidence.
 	Confidence *Confidence `json:"confidence,omitempty"`
-	// Score is what a best-of-N scorer gave the thread, as a candidate.
-	Score *float64 `json:"score,omitempty"`
+	// Score is what a scorer gave the thread, as a candidate; Dropped,
+	// why a search over branches went on without it.
+	Score   *float64 `json:"score,omitempty"`
+	Dropped string   `json:"dropped,omitempty"`
 	// Solved says whether a thread whose confidence was measured
 	// succeeded, as an evaluation judged it (eval.OutcomeOf): what
 	// confidence is scored against as a predictor.
@@ -347,6 +349,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	// confidence arguments.
 	settle := false
 	scorerName, judgePrompt := "", ""
+	rounds, keep := 0, 0
 	if more != "" {
 		var rest []string
 		for _, a := range strings.Split(more, ",") {
@@ -354,10 +357,20 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			switch {
 			case a == "settle" && name == "vote":
 				settle = true
-			case key == "scorer" && name == "best":
+			case key == "scorer" && (name == "best" || name == "deepthink"):
 				scorerName = val
-			case key == "judge-prompt" && name == "best":
+			case key == "judge-prompt" && (name == "best" || name == "deepthink"):
 				judgePrompt = val
+			case (key == "rounds" || key == "keep") && name == "deepthink":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 || n > 64 {
+					return nil, fmt.Errorf("%s=%q: want a number in 1..64", key, val)
+				}
+				if key == "rounds" {
+					rounds = n
+				} else {
+					keep = n
+				}
 			default:
 				rest = append(rest, a)
 			}
@@ -411,5 +424,24 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	case "aggregate":
 		return Aggregate{Options: o, K: k}, nil
 	}
-	return DeepThink{Options: o, K: k}, nil
+	if rounds == 0 {
+		if scorerName != "" || keep != 0 {
+			return nil, errors.New("scorer and keep are for a search over rounds: deepthink:k=N,rounds=R,keep=B,scorer=S")
+		}
+		return DeepThink{Options: o, K: k, label: spec}, nil
+	}
+	if scorerName == "" {
+		scorerName = "judge-list"
+		if _, ok := t.(task.Checker); ok {
+			scorerName = "verifier"
+		}
+	}
+	sc, err := ParseScorer(scorerName, judgePrompt, t)
+	if err != nil {
+		return nil, err
+	}
+	if scorerName == "confidence" {
+		o.Confidence.Measure = true
+	}
+	return DeepThink{Options: o, K: k, Rounds: rounds, Keep: keep, Scorer: sc, label: spec}, nil
 }

@@ -291,3 +291,68 @@ func TestScorersOverAServer(t *testing.T) {
 		}
 	}
 }
+
+// thinking is scorable, and it carries a branch on: a branch of 12 stays
+// 12, another turns to 5; a refinement restates the answer.
+type thinking struct{ scorable }
+
+func (s *thinking) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	reply := func(text string) (*backend.Completion, error) {
+		return &backend.Completion{Text: text, Finish: backend.FinishStop, Usage: backend.Usage{CompletionTokens: len(text)}}, nil
+	}
+	switch {
+	case strings.Contains(req.Prompt, "Here is a solution in progress") && strings.Contains(req.Prompt, `\boxed{12}`):
+		return reply(`Checked again: \boxed{12}`)
+	case strings.Contains(req.Prompt, "Here is a solution in progress"):
+		return reply(`Redone: \boxed{5}`)
+	case strings.Contains(req.Prompt, "Here is a solution:"):
+		return reply(`Final: \boxed{12}`)
+	}
+	return s.scorable.Complete(ctx, req)
+}
+
+// deepthink over rounds, in-process and over a server on both APIs: the
+// judge's scores keep the two branches of 12, which grow two each; the
+// other two are dropped, saying why; the best is refined.
+func TestDeepThinkSearchesOverRounds(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "3*4?"}
+	s, err := Parse("deepthink:k=4,rounds=1,keep=2,scorer=judge", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := func() backend.Backend { return &thinking{scorable{scripted{answers: []string{"7", "12", "9", "12"}}}} }
+	want, err := s.Solve(context.Background(), model(), taskmath.Task{}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	branches := want.Tree.Children[0].Children[:4]
+	var dropped, grown int
+	for _, br := range branches {
+		if strings.HasPrefix(br.Dropped, "round 1: scored 0.20") {
+			dropped++
+		}
+		if len(br.Children) == 2 && br.Score != nil && *br.Score == 0.9 {
+			grown++
+		}
+	}
+	if want.Answer != "12" || want.Tree.Node != "refine" || want.Threads != 17 || dropped != 2 || grown != 2 {
+		t.Fatalf("answer %q, %d threads, root %s, %d dropped, %d grown:\n%q", want.Answer, want.Threads, want.Tree.Node, dropped, grown, texts(want.Tree))
+	}
+	for _, chat := range []bool{false, true} {
+		hs := httptest.NewServer(&recordedServer{model: model()})
+		defer hs.Close()
+		c, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "m", Chat: chat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Solve(context.Background(), c, taskmath.Task{}, p, nil)
+		if err != nil || got.Answer != "12" || got.Threads != want.Threads || !reflect.DeepEqual(texts(got.Tree), texts(want.Tree)) {
+			t.Errorf("chat %v: %q, %d threads, %v", chat, got.Answer, got.Threads, err)
+		}
+	}
+	for _, bad := range []string{"deepthink:k=4,keep=2", "deepthink:k=4,rounds=0", "deepthink:k=4,rounds=2,scorer=verifier"} {
+		if _, err := Parse(bad, Options{Temperature: 1}, taskmath.Task{}); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
+	}
+}
