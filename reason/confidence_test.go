@@ -171,3 +171,26 @@ func TestSplitSpecs(t *testing.T) {
 		t.Errorf("split %q, want %q", got, want)
 	}
 }
+
+// DeepConf's offline votes: weighted by confidence, the confident few
+// outvote the many; filtered to the top percent, only the most confident
+// vote.
+func TestConfidentVotes(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "q"}
+	th := func(c float64) *Thread { return &Thread{Confidence: &Confidence{LowestGroup: c}} }
+	runs := []*Thread{th(1), th(1), th(1), th(5), th(4)}
+	answers := []string{"7", "7", "7", "12", "12"}
+	if got := (Vote{Weighted: true}).confident(taskmath.Task{}, p, runs, answers); got != "12" {
+		t.Errorf("weighted: %q", got)
+	}
+	if got := (Vote{Top: 40}).confident(taskmath.Task{}, p, runs, answers); got != "12" {
+		t.Errorf("top 40%%: %q", got)
+	}
+	if got := (Vote{Top: 100}).confident(taskmath.Task{}, p, runs, answers); got != "7" {
+		t.Errorf("top 100%% is the plain vote: %q", got)
+	}
+	v, err := Parse("vote:k=5,weighted,top=50", Options{Temperature: 1}, taskmath.Task{})
+	if vv, ok := v.(Vote); err != nil || !ok || !vv.Weighted || vv.Top != 50 || !vv.Inner.Confidence.Measure {
+		t.Errorf("parsed %+v, %v", v, err)
+	}
+}

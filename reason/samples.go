@@ -1,6 +1,7 @@
 package reason
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -35,7 +36,13 @@ type Vote struct {
 	// the answer: the leading answer's runs outnumber the runner-up's and
 	// the runs left together (DeepConf's adaptive sampling, by count).
 	Settle bool
-	label  string
+	// Weighted counts each run's vote by its confidence (its root's
+	// lowest group confidence), and Top keeps only the most confident
+	// Top percent of the runs before voting: DeepConf's offline modes.
+	// Either measures the runs' confidence.
+	Weighted bool
+	Top      int
+	label    string
 }
 
 // Name implements Strategy.
@@ -56,9 +63,62 @@ func (v Vote) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	if err != nil {
 		return nil, err
 	}
-	r.Answer = majority(t, p, answers)
+	if v.Weighted || v.Top > 0 {
+		r.Answer = v.confident(t, p, r.Tree.Children, answers)
+	} else {
+		r.Answer = majority(t, p, answers)
+	}
 	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
+}
+
+// confident is the vote by confidence: of the runs (threads) that gave an
+// answer and measured their confidence, the Top percent most confident,
+// each counting 1 or, Weighted, its lowest group confidence; the answer
+// with the most weight, the first given on a tie.
+func (v Vote) confident(t task.Task, p task.Problem, runs []*Thread, answers []string) string {
+	type vote struct {
+		answer     string
+		confidence float64
+	}
+	var votes []vote
+	for i, th := range runs {
+		if answers[i] != "" && th.Confidence != nil {
+			votes = append(votes, vote{answers[i], th.Confidence.LowestGroup})
+		}
+	}
+	if v.Top > 0 && len(votes) > 0 {
+		// The most confident, in the order they were given (ties in
+		// the vote go to the first).
+		order := make([]int, len(votes))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(votes[b].confidence, votes[a].confidence) })
+		order = order[:max(1, (len(votes)*v.Top+99)/100)]
+		slices.Sort(order)
+		kept := make([]vote, len(order))
+		for j, i := range order {
+			kept[j] = votes[i]
+		}
+		votes = kept
+	}
+	best, top := "", math.Inf(-1)
+	for _, a := range votes {
+		var w float64
+		for _, b := range votes {
+			if t.Equivalent(p, a.answer, b.answer) {
+				w++
+				if v.Weighted {
+					w += b.confidence - 1
+				}
+			}
+		}
+		if w > top {
+			best, top = a.answer, w
+		}
+	}
+	return best
 }
 
 // runs draws the vote's K runs under one root thread, "samples", and

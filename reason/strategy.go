@@ -347,7 +347,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	}
 	// After k, a vote's settle, best's scorer and any strategy's
 	// confidence arguments.
-	settle := false
+	settle, weighted, top := false, false, 0
 	scorerName, judgePrompt := "", ""
 	rounds, keep := 0, 0
 	if more != "" {
@@ -357,6 +357,14 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			switch {
 			case a == "settle" && name == "vote":
 				settle = true
+			case a == "weighted" && name == "vote":
+				weighted = true
+			case key == "top" && name == "vote":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 || n > 100 {
+					return nil, fmt.Errorf("top=%q: want a percent in 1..100", val)
+				}
+				top = n
 			case key == "scorer" && (name == "best" || name == "deepthink"):
 				scorerName = val
 			case key == "judge-prompt" && (name == "best" || name == "deepthink"):
@@ -402,7 +410,10 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		if o.Temperature == 0 && k > 1 {
 			return nil, errors.New("a vote needs a temperature: greedy samples would all agree")
 		}
-		return Vote{Inner: inner, K: k, Settle: settle, label: spec}, nil
+		if weighted || top > 0 {
+			inner.Confidence.Measure = true
+		}
+		return Vote{Inner: inner, K: k, Settle: settle, Weighted: weighted, Top: top, label: spec}, nil
 	case "best":
 		if scorerName == "" {
 			if _, ok := t.(task.Checker); !ok {
