@@ -71,15 +71,15 @@ func TestHTMLAndMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := page.String()
-	for _, want := range []string{"Accuracy against total tokens", "mean total tokens per sample", "accuracy (%)",
+	for _, want := range []string{"Accuracy against total tokens", "mean total tokens per sample", "mean critical-path tokens per sample", "accuracy (%)",
 		"median latency per sample (s)", "pass@k (%)", "total tokens per sample", "Robustness: clean against perturbed",
 		"cap on total tokens per sample", "share of all tokens (%)", "apr − serial", "critical-path tokens", "apr − serial at equal critical-path budgets"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
-	if n := strings.Count(h, `<figure class="chart"`); n != 8 {
-		t.Errorf("%d charts, want 8", n)
+	if n := strings.Count(h, `<figure class="chart"`); n != 9 {
+		t.Errorf("%d charts, want 9", n)
 	}
 	for _, banned := range []string{"http://", "https://", "<link", "src="} {
 		if strings.Contains(strings.ReplaceAll(h, `xmlns="http://www.w3.org/2000/svg"`, ""), banned) {
@@ -187,7 +187,7 @@ func TestChartsDrawInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", browser, err, stderr.String())
 	}
-	if !strings.Contains(string(dom), `data-charts="drawn 8"`) {
+	if !strings.Contains(string(dom), `data-charts="drawn 9"`) {
 		i := strings.Index(string(dom), "<body")
 		t.Errorf("the browser did not draw every chart: %.300s", string(dom[max(i, 0):]))
 	}

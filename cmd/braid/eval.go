@@ -265,6 +265,11 @@ func (fl *evalFlags) setting(t task.Task, contextLen int, perturbation string) s
 	if perturbation != "" {
 		setting += ", each cell also on its " + perturbation + " twin"
 	}
+	if fl.concurrent > 1 {
+		// A sample's wall time then waits on the others it shares the
+		// machine with: say so beside the latencies.
+		setting += fmt.Sprintf("; latencies with %d problems at once, queueing behind each other included (--concurrent 1 measures a sample alone)", fl.concurrent)
+	}
 	return setting
 }
 
