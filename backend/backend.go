@@ -298,6 +298,12 @@ func (w withMessages) CompleteN(ctx context.Context, req *Request, n int) ([]*Co
 	return CompleteN(ctx, w.Backend, &r, n)
 }
 
+// Rewarder scores texts with a reward model: higher is better.
+type Rewarder interface {
+	// Reward scores each text (a prompt and a solution after it).
+	Reward(ctx context.Context, texts []string) ([]float64, error)
+}
+
 // Sampler is a backend that draws several completions of one prompt in one
 // request (OpenAI's n): the server prefills the prompt once and bills it
 // once. Completion i samples with Seed+i (with Seed 0, seeds are drawn),

@@ -27,10 +27,15 @@ type Scorer interface {
 // ParseScorer reads a scorer's name: verifier (the task's checker),
 // confidence (a candidate's lowest group confidence, DeepConf), judge (the
 // model scores each candidate from 0 to 10; judge-prompt=FILE gives the
-// prompt, with {problem} and {solution} in it) or judge-list (the model
-// picks one of all candidates).
-func ParseScorer(name, promptFile string, t task.Task) (Scorer, error) {
+// prompt, with {problem} and {solution} in it), judge-list (the model
+// picks one of all candidates) or reward (a reward model, rm).
+func ParseScorer(name, promptFile string, t task.Task, rm backend.Rewarder) (Scorer, error) {
 	switch name {
+	case "reward":
+		if rm == nil {
+			return nil, errors.New("scorer reward needs a reward model (--reward URL)")
+		}
+		return reward{rm}, nil
 	case "verifier":
 		c, ok := t.(task.Checker)
 		if !ok {
@@ -55,7 +60,29 @@ func ParseScorer(name, promptFile string, t task.Task) (Scorer, error) {
 	case "judge-list":
 		return judgeList{}, nil
 	}
-	return nil, fmt.Errorf("unknown scorer %q (want verifier, confidence, judge or judge-list)", name)
+	return nil, fmt.Errorf("unknown scorer %q (want verifier, confidence, judge, judge-list or reward)", name)
+}
+
+// reward scores each candidate, after the problem's prompt, by a reward
+// model.
+type reward struct{ rm backend.Rewarder }
+
+func (reward) Name() string { return "reward" }
+
+func (r reward) Score(ctx context.Context, _ backend.Backend, t task.Task, p task.Problem, candidates []*Thread, _ []string, _ Observer) ([]float64, []*Thread, error) {
+	prompt := t.Prompt(p)
+	texts := make([]string, len(candidates))
+	for i, c := range candidates {
+		texts[i] = c.Text // a search's thread holds its prompt
+		if !strings.HasPrefix(c.Text, prompt) {
+			texts[i] = prompt + "\n\n" + strings.TrimSpace(c.Text)
+		}
+	}
+	s, err := r.rm.Reward(ctx, texts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scorer reward: %w", err)
+	}
+	return s, nil, nil
 }
 
 // verifier scores by the task's checker: 1 for an answer it accepts.

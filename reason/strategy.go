@@ -65,6 +65,8 @@ type Options struct {
 	// Confidence measures each thread's confidence from its tokens'
 	// log-probabilities, and may stop the threads that lose it.
 	Confidence Confident
+	// Rewarder is a reward model, for the reward scorer.
+	Rewarder backend.Rewarder
 }
 
 // callTokens is what a thread's next call may write: MaxTokens, and within
@@ -424,7 +426,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		if judgePrompt != "" && scorerName != "judge" {
 			return nil, errors.New("judge-prompt is for scorer=judge")
 		}
-		sc, err := ParseScorer(scorerName, judgePrompt, t)
+		sc, err := ParseScorer(scorerName, judgePrompt, t, o.Rewarder)
 		if err != nil {
 			return nil, err
 		}
@@ -447,7 +449,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			scorerName = "verifier"
 		}
 	}
-	sc, err := ParseScorer(scorerName, judgePrompt, t)
+	sc, err := ParseScorer(scorerName, judgePrompt, t, o.Rewarder)
 	if err != nil {
 		return nil, err
 	}

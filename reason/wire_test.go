@@ -356,3 +356,44 @@ func TestDeepThinkSearchesOverRounds(t *testing.T) {
 		}
 	}
 }
+
+// A reward model served by vLLM's pooling API scores each candidate after
+// the problem: the one it rewards most is the answer.
+func TestRewardScorerOverAServer(t *testing.T) {
+	var inputs []string
+	var mu sync.Mutex
+	pool := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ Model, Input string }
+		json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		inputs = append(inputs, body.Input)
+		mu.Unlock()
+		if r.URL.Path != "/pooling" || body.Model != "rm" {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		score := -1.0
+		if strings.Contains(body.Input, `\boxed{12}`) {
+			score = 2.5
+		}
+		// A process reward model's steps: the last is the answer's.
+		fmt.Fprintf(w, `{"data":[{"index":0,"object":"pooling","data":[[0.1],[%g]]}]}`, score)
+	}))
+	defer pool.Close()
+	rm, err := remote.New(remote.Options{Endpoints: []string{pool.URL + "/v1"}, Model: "rm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := task.Problem{Task: "math", Text: "3*4?"}
+	s, err := Parse("best:k=3,scorer=reward", Options{Temperature: 1, Seed: 100, Rewarder: rm}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), &scripted{answers: []string{"7", "12", "7"}}, taskmath.Task{}, p, nil)
+	if err != nil || r.Answer != "12" || len(inputs) != 3 || !strings.HasPrefix(inputs[0], (taskmath.Task{}).Prompt(p)) {
+		t.Errorf("answer %q, %v, inputs %q", r.Answer, err, inputs)
+	}
+	if _, err := Parse("best:k=3,scorer=reward", Options{Temperature: 1}, taskmath.Task{}); err == nil || !strings.Contains(err.Error(), "--reward") {
+		t.Errorf("a reward scorer without a reward model: %v", err)
+	}
+}

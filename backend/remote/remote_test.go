@@ -941,3 +941,25 @@ func TestLogprobsWithAlternatives(t *testing.T) {
 		}
 	}
 }
+
+// A reward model's score is the last number it gives a text, whatever the
+// pooling response's shape; a response without one is an error naming it.
+func TestRewardReadsPoolingResponses(t *testing.T) {
+	for _, tc := range []struct {
+		data string
+		want float64
+	}{{`3.5`, 3.5}, {`[1, 2]`, 2}, {`[[0.1, 0.9], [0.3, 0.7]]`, 0.7}} {
+		f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+			fmt.Fprintf(w, `{"data":[{"index":0,"data":%s}]}`, tc.data)
+		}}
+		c := newClient(t, f, Options{Model: "rm"})
+		got, err := c.Reward(context.Background(), []string{"a text"})
+		if err != nil || len(got) != 1 || got[0] != tc.want || f.requests[0]["_path"] != "/pooling" || f.requests[0]["input"] != "a text" {
+			t.Errorf("%s: %v, %v (request %v)", tc.data, got, err, f.requests[0])
+		}
+	}
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) { fmt.Fprint(w, `{"data":[{"data":[]}]}`) }}
+	if _, err := newClient(t, f, Options{}).Reward(context.Background(), []string{"x"}); err == nil || !strings.Contains(err.Error(), "no score") {
+		t.Errorf("an empty score: %v", err)
+	}
+}

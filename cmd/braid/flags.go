@@ -226,6 +226,8 @@ type runFlags struct {
 	guided              bool
 	api                 string
 	retryBudget         int
+	rewardURL           string
+	rewardModel         string
 	servers             serverFlags
 	// The help of the flags that differ between commands.
 	taskUsage, concurrentUsage, backendUsage string
@@ -249,6 +251,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.guided, "guided-choice", false, "with --backend and --env constrain, send the legal choices as guided decoding (vLLM, or another braid serve)")
 	registerAPIFlag(fl, &f.api)
 	registerRetryBudgetFlag(fl, &f.retryBudget)
+	fl.StringVar(&f.rewardURL, "reward", "", "a reward model's server (vLLM --runner pooling, e.g. http://127.0.0.1:8001), for best:k=N,scorer=reward")
+	fl.StringVar(&f.rewardModel, "reward-model", "", "the reward model's name to send to --reward")
 	f.servers.register(fl)
 }
 
@@ -361,8 +365,16 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 	if len(f.remoteURLs) > 0 && hasEnv && env == reason.EnvConstrain && !f.guided {
 		return nil, reason.Options{}, usageErrorf("--env constrain on --backend needs --guided-choice (a vLLM server); use --env fill or off otherwise")
 	}
-	return t, reason.Options{Env: env, MaxTokens: f.maxTokens, Temperature: f.temperature, MaxTotalTokens: f.maxTotal,
-		MaxDepth: f.maxDepth, JoinAtGoal: f.joinAtGoal}, nil
+	o := reason.Options{Env: env, MaxTokens: f.maxTokens, Temperature: f.temperature, MaxTotalTokens: f.maxTotal,
+		MaxDepth: f.maxDepth, JoinAtGoal: f.joinAtGoal}
+	if f.rewardURL != "" {
+		rm, err := remote.New(remote.Options{Endpoints: []string{f.rewardURL}, Model: f.rewardModel, APIKey: f.apiKey})
+		if err != nil {
+			return nil, reason.Options{}, usageErrorf("--reward: %v", err)
+		}
+		o.Rewarder = rm
+	}
+	return t, o, nil
 }
 
 // backend opens where the model runs: the --backend servers, else the
