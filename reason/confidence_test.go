@@ -194,3 +194,62 @@ func TestConfidentVotes(t *testing.T) {
 		t.Errorf("parsed %+v, %v", v, err)
 	}
 }
+
+// steady answers sample i (by its seed) with ten tokens of confidence
+// conf[i] and then its answer.
+type steady struct {
+	conf    []float64
+	answers []string
+}
+
+func (s *steady) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	i := 0
+	for j := range s.conf {
+		if req.Seed == seedOf(100*1000003+uint64(j)+1, (taskmath.Task{}).Key(task.Problem{Task: "math", Text: "q"}), "0", 0) {
+			i = j
+		}
+	}
+	out := &backend.Completion{Finish: backend.FinishStop}
+	for range 10 {
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		ch := backend.Chunk{Text: "x", Tokens: []backend.Token{tok(s.conf[i])}}
+		out.Text += ch.Text
+		out.Usage.CompletionTokens++
+		if req.OnChunk != nil {
+			req.OnChunk(ch)
+		}
+	}
+	out.Text += "\\boxed{" + s.answers[i] + "}"
+	return out, nil
+}
+
+// DeepConf's online mode: the warm-up runs set the threshold, and a later
+// run less sure than it is pruned and does not vote.
+func TestWarmupSetsTheThreshold(t *testing.T) {
+	b := &steady{conf: []float64{5, 9, 6, 10}, answers: []string{"7", "12", "7", "12"}}
+	s, err := Parse("vote:k=4,warmup=2,eta=50,window=2", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), b, taskmath.Task{}, task.Problem{Task: "math", Text: "q"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pruned []int
+	for i, c := range r.Tree.Children {
+		if c.Confidence != nil && c.Confidence.Pruned {
+			pruned = append(pruned, i)
+		}
+	}
+	// The warm-ups' lowest groups are 5 and 9: half stay at or above 9.
+	if len(pruned) != 1 || pruned[0] != 2 || r.Answer != "12" {
+		t.Errorf("pruned %v, answer %q", pruned, r.Answer)
+	}
+	for _, bad := range []string{"vote:k=4,warmup=4", "vote:k=4,eta=50"} {
+		if _, err := Parse(bad, Options{Temperature: 1}, taskmath.Task{}); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
+	}
+}

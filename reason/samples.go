@@ -42,7 +42,12 @@ type Vote struct {
 	// Either measures the runs' confidence.
 	Weighted bool
 	Top      int
-	label    string
+	// Warmup, when positive, is DeepConf's online mode: the first Warmup
+	// runs go to the end, and the threshold the rest are pruned at is set
+	// from them, so that Eta percent of the warm-up runs (90 when 0) would
+	// have stayed above it.
+	Warmup, Eta int
+	label       string
 }
 
 // Name implements Strategy.
@@ -127,7 +132,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	if v.K < 1 {
 		return nil, nil, fmt.Errorf("reason: vote of %d", v.K)
 	}
-	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal && !v.Settle && v.Inner.Confidence.PruneBelow == 0 {
+	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal && !v.Settle && v.Inner.Confidence.PruneBelow == 0 && v.Warmup == 0 {
 		return samples(ctx, v.Inner, v.K, b, t, p, observe)
 	}
 	start := time.Now()
@@ -147,9 +152,22 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		left = v.K
 	)
 	given := make([]string, 0, v.K)
+	warm := min(v.Warmup, v.K)
+	threshold := v.Inner.Confidence.PruneBelow
 	for i := range v.K {
+		if i == warm && warm > 0 {
+			// The warm-up runs are done: the rest are pruned below what
+			// Eta percent of them stayed above.
+			wg.Wait()
+			if th, ok := warmThreshold(runs[:warm], v.eta()); ok {
+				threshold = th
+			}
+		}
 		inner := v.Inner
 		inner.Seed = v.Inner.Seed*1000003 + uint64(i) + 1
+		if i >= warm {
+			inner.Confidence.PruneBelow = threshold
+		}
 		wg.Go(func() {
 			runs[i], errs[i] = inner.solve(vctx, b, t, p, observe.under(fmt.Sprintf("sample %d", i+1), SamplesNode), goal)
 			if v.Inner.JoinAtGoal && checker != nil && errs[i] == nil && runs[i].Answer != "" && checker.Check(p, runs[i].Answer) == nil {
@@ -494,6 +512,30 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 
 // majority is the answer most samples give, by the task's equivalence,
 // ties to the one given first; "" when none gave one.
+func (v Vote) eta() int {
+	if v.Eta > 0 {
+		return v.Eta
+	}
+	return 90
+}
+
+// warmThreshold is the confidence that eta percent of the warm-up runs'
+// lowest group confidences reach: DeepConf's online threshold.
+func warmThreshold(runs []*Result, eta int) (float64, bool) {
+	var lows []float64
+	for _, r := range runs {
+		if r != nil && r.Tree != nil && r.Tree.Confidence != nil {
+			lows = append(lows, r.Tree.Confidence.LowestGroup)
+		}
+	}
+	if len(lows) == 0 {
+		return 0, false
+	}
+	slices.Sort(lows)
+	// The highest value that eta percent of the runs are at or above.
+	return lows[(len(lows)*(100-eta))/100], true
+}
+
 // voted is a run's answer as a vote counts it: none from a run whose root
 // was stopped for its confidence (DeepConf drops such traces).
 func voted(run *Result) string {

@@ -349,7 +349,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	}
 	// After k, a vote's settle, best's scorer and any strategy's
 	// confidence arguments.
-	settle, weighted, top := false, false, 0
+	settle, weighted, top, warmup, eta := false, false, 0, 0, 0
 	scorerName, judgePrompt := "", ""
 	rounds, keep := 0, 0
 	if more != "" {
@@ -361,12 +361,22 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 				settle = true
 			case a == "weighted" && name == "vote":
 				weighted = true
-			case key == "top" && name == "vote":
+			case (key == "top" || key == "eta") && name == "vote":
 				n, err := strconv.Atoi(val)
 				if err != nil || n < 1 || n > 100 {
-					return nil, fmt.Errorf("top=%q: want a percent in 1..100", val)
+					return nil, fmt.Errorf("%s=%q: want a percent in 1..100", key, val)
 				}
-				top = n
+				if key == "top" {
+					top = n
+				} else {
+					eta = n
+				}
+			case key == "warmup" && name == "vote":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 {
+					return nil, fmt.Errorf("warmup=%q: want a number of runs", val)
+				}
+				warmup = n
 			case key == "scorer" && (name == "best" || name == "deepthink"):
 				scorerName = val
 			case key == "judge-prompt" && (name == "best" || name == "deepthink"):
@@ -412,10 +422,13 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		if o.Temperature == 0 && k > 1 {
 			return nil, errors.New("a vote needs a temperature: greedy samples would all agree")
 		}
-		if weighted || top > 0 {
+		if weighted || top > 0 || warmup > 0 {
 			inner.Confidence.Measure = true
 		}
-		return Vote{Inner: inner, K: k, Settle: settle, Weighted: weighted, Top: top, label: spec}, nil
+		if warmup >= k || eta > 0 && warmup == 0 {
+			return nil, fmt.Errorf("warmup=%d of k=%d: want fewer warm-up runs than runs (eta sets the threshold from them)", warmup, k)
+		}
+		return Vote{Inner: inner, K: k, Settle: settle, Weighted: weighted, Top: top, Warmup: warmup, Eta: eta, label: spec}, nil
 	case "best":
 		if scorerName == "" {
 			if _, ok := t.(task.Checker); !ok {
