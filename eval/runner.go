@@ -109,7 +109,11 @@ func labelThreads(t task.Task, p task.Problem, root *reason.Thread) {
 		if th.Confidence != nil {
 			var ok bool
 			if runRoot || protocol == nil {
-				ok, _ = t.Verify(p, t.Extract(p, th.Text))
+				answer := th.Answer // a vote's sample holds its own
+				if answer == "" {
+					answer = t.Extract(p, th.Text)
+				}
+				ok, _ = t.Verify(p, answer)
 			} else {
 				ok = protocol.Solved(p, th.Text)
 			}

@@ -71,12 +71,15 @@ var errLowConfidence = errors.New("its group confidence fell below the threshold
 
 // confTracker follows a thread's token confidences as they stream.
 type confTracker struct {
-	ring            []float64 // the last window's token confidences
-	n               int       // tokens seen
-	groupSum, sum   float64
-	lowest          float64
-	below           float64 // the pruning threshold (0: none)
-	pruned, tripped bool
+	ring          []float64 // the last window's token confidences
+	n             int       // tokens seen
+	groupSum, sum float64
+	lowest        float64
+	below         float64 // the pruning threshold (0: none)
+	// tripped: a group fell below the threshold; signalled: add said so
+	// (once); pruned: the thread was stopped for it (its caller's say: a
+	// call may finish before the stop reaches it).
+	tripped, signalled, pruned bool
 }
 
 func newConfTracker(c Confident) *confTracker {
@@ -118,8 +121,8 @@ func (c *confTracker) add(toks []backend.Token) bool {
 			}
 		}
 	}
-	if c.tripped && !c.pruned {
-		c.pruned = true
+	if c.tripped && !c.signalled {
+		c.signalled = true
 		return true
 	}
 	return false

@@ -41,10 +41,11 @@ func TestConfidenceMeasures(t *testing.T) {
 	if math.Abs(got.Mean-want.Mean) > 1e-9 || math.Abs(got.LowestGroup-4) > 1e-9 || math.Abs(got.Tail-5) > 1e-9 || got.Tokens != 6 || got.Pruned || trips != 0 {
 		t.Errorf("measures %+v (tripped %d), want %+v", got, trips, want)
 	}
-	c.add([]backend.Token{tok(0.5)}) // group (3+9+0.5)/3 < 4
-	c.add([]backend.Token{tok(0.5)})
-	if got := c.result(); !got.Pruned || !c.tripped {
-		t.Errorf("a group below the threshold did not prune: %+v", got)
+	above := c.add([]backend.Token{tok(0.5)}) // group (3+9+0.5)/3, above 4
+	below := c.add([]backend.Token{tok(0.5)}) // (9+0.5+0.5)/3, below
+	again := c.add([]backend.Token{tok(0.5)})
+	if above || !below || again || !c.tripped || c.result().Pruned {
+		t.Errorf("a group below the threshold: said so %v, %v, then %v; pruned before its caller stopped it: %v", above, below, again, c.result().Pruned)
 	}
 	short := newConfTracker(Confident{Window: 32})
 	short.add([]backend.Token{tok(2), tok(4)})
@@ -54,13 +55,17 @@ func TestConfidenceMeasures(t *testing.T) {
 }
 
 // fading streams a token at a time whose confidence falls from 10 by one
-// per token, and stops when its context ends.
-type fading struct{ tokens int }
+// per token, and stops when its context ends (deaf: it finishes anyway, as
+// a backend delivering a whole batch does).
+type fading struct {
+	tokens int
+	deaf   bool
+}
 
 func (f *fading) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
 	out := &backend.Completion{Finish: backend.FinishStop}
 	for i := range f.tokens {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !f.deaf {
 			out.Finish = backend.FinishCancelled
 			return out, ctx.Err()
 		}
@@ -251,5 +256,33 @@ func TestWarmupSetsTheThreshold(t *testing.T) {
 		if _, err := Parse(bad, Options{Temperature: 1}, taskmath.Task{}); err == nil {
 			t.Errorf("%s was accepted", bad)
 		}
+	}
+}
+
+// The review's cases: a search over rounds that runs out of budget scores
+// only what it kept; a vote by confidence over a backend that returned no
+// log-probabilities is the plain vote; a thread whose call finished
+// before the stop reached it is not pruned.
+func TestConfidenceEdges(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "3*4?"}
+	s, err := Parse("deepthink:k=6,rounds=2,keep=2", Options{Temperature: 1, Seed: 100, MaxTotalTokens: 1}, checkedMath{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &thinking{scorable{scripted{answers: []string{"7", "9", "7", "5", "12", "7"}}}}
+	if r, err := s.Solve(context.Background(), b, checkedMath{}, p, nil); err != nil || r.Answer != "12" {
+		t.Errorf("deepthink out of budget: %q, %v", r.Answer, err)
+	}
+	v, _ := Parse("vote:k=3,weighted", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if r, err := v.Solve(context.Background(), &scripted{answers: []string{"7", "7", "12"}}, taskmath.Task{}, p, nil); err != nil || r.Answer != "7" {
+		t.Errorf("a weighted vote without logprobs: %q, %v", r.Answer, err)
+	}
+	late, _ := Parse("serial:prune=5.5,window=2", Options{}, taskmath.Task{})
+	r, err := late.Solve(context.Background(), &fading{tokens: 10, deaf: true}, taskmath.Task{}, task.Problem{Task: "math", Text: "q"}, nil)
+	if err != nil || r.Tree.Finish != "stop" || r.Tree.Confidence.Pruned || r.Answer != "1" {
+		t.Errorf("a call done before the stop: finish %q, %+v, %q, %v", r.Tree.Finish, r.Tree.Confidence, r.Answer, err)
+	}
+	if _, err := Parse("vote:k=4,settle,weighted", Options{Temperature: 1}, taskmath.Task{}); err == nil {
+		t.Error("settle with a weighted vote was accepted")
 	}
 }

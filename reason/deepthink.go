@@ -42,8 +42,9 @@ func (s DeepThink) think(ctx context.Context, b backend.Backend, t task.Task, p 
 		}
 		keep := ranked(scores)[:min(s.keep(), len(open))]
 		kept := make([]*Thread, len(keep))
+		keptAnswers := make([]string, len(keep))
 		for j, i := range keep {
-			kept[j] = open[i]
+			kept[j], keptAnswers[j] = open[i], answers[i]
 		}
 		for i, th := range open {
 			if !slices.Contains(keep, i) {
@@ -51,7 +52,7 @@ func (s DeepThink) think(ctx context.Context, b backend.Backend, t task.Task, p 
 			}
 		}
 		if s.MaxTotalTokens > 0 && r.TotalTokens >= s.MaxTotalTokens {
-			open = kept
+			open, answers = kept, keptAnswers
 			break
 		}
 		// Each kept branch grows K/Keep new ones from its text, at once.
@@ -141,15 +142,25 @@ func (s DeepThink) score(ctx context.Context, b backend.Backend, t task.Task, p 
 func (s DeepThink) branch(ctx context.Context, b backend.Backend, observe Observer, name, parent, prompt string, seed uint64) (*Thread, error) {
 	start := time.Now()
 	observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
-	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
-		Effort: s.Effort, OnChunk: observe.stream(name, parent)})
+	req := &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
+		Effort: s.Effort, OnChunk: observe.stream(name, parent)}
+	if s.Confidence.on() {
+		req.TopLogprobs = s.Confidence.topK() // for the confidence scorer
+	}
+	c, err := b.Complete(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	wall := time.Since(start)
 	observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: parent, Tokens: c.Usage.CompletionTokens})
-	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Started: start, PromptTokens: c.Usage.PromptTokens,
-		CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish)}, nil
+	th := &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Started: start, PromptTokens: c.Usage.PromptTokens,
+		CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish)}
+	if s.Confidence.on() {
+		conf := newConfTracker(Confident{Window: s.Confidence.Window})
+		conf.add(c.Tokens)
+		th.Confidence = conf.result()
+	}
+	return th, nil
 }
 
 // account counts a scoring's judges, which ran together.

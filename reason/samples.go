@@ -68,10 +68,13 @@ func (v Vote) Solve(ctx context.Context, b backend.Backend, t task.Task, p task.
 	if err != nil {
 		return nil, err
 	}
+	r.Answer = majority(t, p, answers)
 	if v.Weighted || v.Top > 0 {
-		r.Answer = v.confident(t, p, r.Tree.Children, answers)
-	} else {
-		r.Answer = majority(t, p, answers)
+		// A backend that returned no log-probabilities measured nothing:
+		// the plain vote stands.
+		if a := v.confident(t, p, r.Tree.Children, answers); a != "" {
+			r.Answer = a
+		}
 	}
 	observe.emit(Event{Kind: AnswerReady, Text: r.Answer})
 	return r, nil
@@ -213,6 +216,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		r.Depth = max(r.Depth, run.Depth+1)
 		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
 		answers[i] = voted(run)
+		run.Tree.Answer = run.Answer
 	}
 	root.Wall = time.Since(start)
 	root.WallMS = root.Wall.Milliseconds()
@@ -500,6 +504,7 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 	answers := make([]string, k)
 	for i, th := range threads {
 		answers[i] = t.Extract(p, prompt+th.Text)
+		th.Answer = answers[i]
 		r.add(th)
 		r.CriticalPathTokens = max(r.CriticalPathTokens, th.Tokens)
 	}
@@ -510,8 +515,6 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 	return r, answers, nil
 }
 
-// majority is the answer most samples give, by the task's equivalence,
-// ties to the one given first; "" when none gave one.
 func (v Vote) eta() int {
 	if v.Eta > 0 {
 		return v.Eta
@@ -567,6 +570,8 @@ func settled(t task.Task, p task.Problem, answers []string, left int) bool {
 	return top > second+left
 }
 
+// majority is the answer most samples give, by the task's equivalence,
+// ties to the one given first; "" when none gave one.
 func majority(t task.Task, p task.Problem, answers []string) string {
 	best, top := "", 0
 	for i, a := range answers {

@@ -173,6 +173,11 @@ func (r *search) thread(ctx context.Context, b backend.Backend, node, parent, pr
 		c, err := b.Complete(cctx, req)
 		pruned := err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errLowConfidence)
 		cancel(nil)
+		if pruned {
+			// Stopped for it; a call that finished before the stop
+			// reached it ran its course, and counts as such.
+			conf.pruned = true
+		}
 		if errors.Is(err, backend.ErrPromptTooLong) {
 			// A parent resumed past the context: the thread ends here.
 			t.Finish, t.Reason = string(backend.FinishLength), err.Error()

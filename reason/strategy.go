@@ -162,6 +162,9 @@ type Thread struct {
 	FormatErrors int `json:"format_errors,omitempty"`
 	// Confidence is how sure the model was, with Options.Confidence.
 	Confidence *Confidence `json:"confidence,omitempty"`
+	// Answer is the answer a vote's sample (a run's root among others)
+	// gave, as the vote counted it.
+	Answer string `json:"answer,omitempty"`
 	// Score is what a scorer gave the thread, as a candidate; Dropped,
 	// why a search over branches went on without it.
 	Score   *float64 `json:"score,omitempty"`
@@ -424,6 +427,9 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		}
 		if weighted || top > 0 || warmup > 0 {
 			inner.Confidence.Measure = true
+		}
+		if settle && (weighted || top > 0) {
+			return nil, errors.New("settle stops by counting votes: it cannot go with a vote by confidence (weighted, top)")
 		}
 		if warmup >= k || eta > 0 && warmup == 0 {
 			return nil, fmt.Errorf("warmup=%d of k=%d: want fewer warm-up runs than runs (eta sets the threshold from them)", warmup, k)

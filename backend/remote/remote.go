@@ -101,6 +101,9 @@ type endpoint struct {
 	// unsaidStops: the server ends a completion at a stop string without
 	// saying which (llama.cpp's): requests leave the stops to the client.
 	unsaidStops atomic.Bool
+	// plain: the server refused a field only some servers read
+	// (errStrict): requests carry none, and stops are found by the client.
+	plain atomic.Bool
 	// downUntil (Unix nanoseconds) is when an endpoint that could not be
 	// reached may be tried again; routing passes over it until then.
 	downUntil atomic.Int64
@@ -371,23 +374,31 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 		ask := stopsNamed
 		switch {
 		case len(req.Stop) == 0 || t != nil:
-		case ep.unsaidStops.Load():
+		case ep.unsaidStops.Load() || ep.plain.Load():
 			ask = stopsFound
 		default:
 			ask = stopsKept
 		}
 		m := c.bodyMap(req, seed, prompt+written, maxTokens, rest, ask)
-		slot := -1
-		if ep.pool != nil {
-			s, err := ep.pool.take(ctx, prompt+written)
-			if err != nil {
-				return res, ep, err
-			}
-			slot, m["id_slot"] = s, s
+		if t != nil && !ep.plain.Load() {
+			// A call the environment cuts never reaches its usage: ask
+			// for the counts with every event (vLLM's and SGLang's
+			// continuous_usage_stats, llama.cpp's timings_per_token), so
+			// that the thread's tokens are the server's own count.
+			m["stream_options"].(map[string]any)["continuous_usage_stats"] = true
+			m["timings_per_token"] = true
 		}
 		body, err := json.Marshal(m)
 		if err != nil {
 			return res, ep, err
+		}
+		slot := -1
+		if ep.pool != nil {
+			if slot, err = ep.pool.take(ctx, prompt+written); err != nil {
+				return res, ep, err
+			}
+			// id_slot, last in the object: the body is what was marshalled.
+			body = append(body[:len(body)-1], fmt.Sprintf(`,"id_slot":%d}`, slot)...)
 		}
 		if t != nil {
 			t.restart()
@@ -415,6 +426,14 @@ func (c *Client) stream(ctx context.Context, ep *endpoint, key string, req *back
 			// Ask again at once, the stops left to the client, now and
 			// for every later request to this server.
 			ep.unsaidStops.Store(true)
+			attempt--
+			continue
+		}
+		if errors.Is(err, errStrict) && !ep.plain.Load() {
+			// A server that refuses the fields other servers read (a
+			// strict OpenAI-compatible one): ask again at once without
+			// them, now and later.
+			ep.plain.Store(true)
 			attempt--
 			continue
 		}
@@ -475,6 +494,28 @@ func (e *permanentError) Error() string {
 
 func (e *permanentError) Unwrap() error { return e.kind }
 
+// errStrict marks a server's refusal of a field it does not know.
+var errStrict = errors.New("the server refuses fields it does not know")
+
+// vendorFields are the fields braid sends that only some servers read.
+var vendorFields = []string{"include_stop_str_in_output", "no_stop_trim", "timings_per_token", "continuous_usage_stats", "id_slot"}
+
+// strict recognises a refusal that names one of vendorFields, or says
+// unknown fields are refused (OpenAI: "Unrecognized request argument",
+// pydantic: "Extra inputs are not permitted").
+func strict(msg string) bool {
+	m := strings.ToLower(msg)
+	if strings.Contains(m, "unrecognized request argument") || strings.Contains(m, "extra inputs are not permitted") {
+		return true
+	}
+	for _, f := range vendorFields {
+		if strings.Contains(m, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // tooLong recognises the servers' ways of saying a prompt exceeds the
 // context (vLLM, OpenAI, SGLang, llama.cpp).
 func tooLong(msg string) bool {
@@ -491,14 +532,6 @@ func tooLong(msg string) bool {
 // continue: req.Prompt, then what the model has written.
 func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTokens int, choices []string, ask stopsAsk) map[string]any {
 	b := map[string]any{"model": c.opts.Model, "stream": true, "stream_options": map[string]any{"include_usage": true}}
-	if req.Env != nil {
-		// A call the environment cuts never reaches its usage: ask for
-		// the counts with every event (vLLM's and SGLang's
-		// continuous_usage_stats, llama.cpp's timings_per_token), so that
-		// the thread's tokens are the server's own count.
-		b["stream_options"].(map[string]any)["continuous_usage_stats"] = true
-		b["timings_per_token"] = true
-	}
 	if c.opts.Chat {
 		user := req.Prompt
 		if req.ReplyAt > 0 {
@@ -554,7 +587,7 @@ func (c *Client) bodyMap(req *backend.Request, seed uint64, prompt string, maxTo
 	b["seed"] = seed
 	if len(req.Stop) > 0 && ask != stopsFound {
 		b["stop"] = req.Stop
-		if ask == stopsKept {
+		if ask == stopsKept { // not sent to a plain server: it gets stopsFound
 			b["include_stop_str_in_output"], b["no_stop_trim"], b["timings_per_token"] = true, true, true
 		}
 	}
@@ -643,6 +676,9 @@ func (c *Client) send(ctx context.Context, ep *endpoint, body []byte, consume fu
 		}
 		if resp.StatusCode == http.StatusBadRequest && tooLong(msg) {
 			return 0, &permanentError{resp.StatusCode, msg, backend.ErrPromptTooLong}
+		}
+		if resp.StatusCode == http.StatusBadRequest && strict(msg) {
+			return 0, &permanentError{resp.StatusCode, msg, errStrict}
 		}
 		return 0, &permanentError{resp.StatusCode, msg, nil}
 	}

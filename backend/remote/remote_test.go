@@ -963,3 +963,29 @@ func TestRewardReadsPoolingResponses(t *testing.T) {
 		t.Errorf("an empty score: %v", err)
 	}
 }
+
+// A strict server that refuses the fields only some servers read is asked
+// again without them, now and later, and its stops are found by the
+// client.
+func TestAStrictServerGetsPlainRequests(t *testing.T) {
+	f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
+		for _, k := range vendorFields {
+			if _, ok := req[k]; ok {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"error":{"message":"Unrecognized request argument supplied: %s"}}`, k)
+				return
+			}
+		}
+		sse(w, false, "length", "one </end> two")
+	}}
+	c := newClient(t, f, Options{})
+	for range 2 {
+		comp, err := c.Complete(context.Background(), &backend.Request{Prompt: "q", Stop: []string{"</end>"}})
+		if err != nil || comp.Text != "one " || comp.StopString != "</end>" {
+			t.Fatalf("%+v, %v", comp, err)
+		}
+	}
+	if len(f.requests) != 3 {
+		t.Errorf("%d requests: want the first refused, then plain ones", len(f.requests))
+	}
+}

@@ -189,7 +189,7 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	if fl.asJSON {
 		return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
 	}
-	return printEvalTable(cmd.OutOrStdout(), rep, setting)
+	return printEvalTable(cmd.OutOrStdout(), rep, setting, fl.concurrent)
 }
 
 // config checks eval's own flags and returns the run's configuration,
@@ -265,11 +265,6 @@ func (fl *evalFlags) setting(t task.Task, contextLen int, perturbation string) s
 	if perturbation != "" {
 		setting += ", each cell also on its " + perturbation + " twin"
 	}
-	if fl.concurrent > 1 {
-		// A sample's wall time then waits on the others it shares the
-		// machine with: say so beside the latencies.
-		setting += fmt.Sprintf("; latencies with %d problems at once, queueing behind each other included (--concurrent 1 measures a sample alone)", fl.concurrent)
-	}
 	return setting
 }
 
@@ -299,7 +294,7 @@ func runGrid(ctx context.Context, log io.Writer, grid eval.Grid, st *store.Store
 
 // printEvalTable prints the report; setting names the run's environment
 // and sampling.
-func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
+func printEvalTable(out io.Writer, rep eval.Report, setting string, concurrent int) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "strategy\tproblems\tsamples\taccuracy\t95% CI\ttotal tokens\tcritical path\tspeedup\tthreads\tdepth\tp50 ms\tp95 ms\ttokens/correct\t")
 	for _, s := range rep.Strategies {
@@ -321,6 +316,11 @@ func printEvalTable(out io.Writer, rep eval.Report, setting string) error {
 		}
 	}
 	fmt.Fprintf(out, "(%s; intervals clustered by problem)\n", setting)
+	if concurrent > 1 {
+		// A sample's wall time then waits on the others it shares the
+		// machine with: say so beside the latencies.
+		fmt.Fprintf(out, "(latencies: a sample's wall time with %d problems at once, queueing behind each other included; --concurrent 1 measures a sample alone)\n", concurrent)
+	}
 	for _, s := range rep.Strategies {
 		if l := s.PassLine(); l != "" {
 			fmt.Fprintln(out, l)

@@ -351,9 +351,10 @@ type Scored struct {
 
 // AUROC is the area under the ROC curve of the scores: the chance that a
 // positive scores above a negative, ties counting half (the Mann-Whitney
-// U over the product of the counts). NaN without both kinds.
+// U over the product of the counts). NaN scores are left out; NaN without
+// both kinds.
 func AUROC(x []Scored) float64 {
-	s := slices.Clone(x)
+	s := slices.DeleteFunc(slices.Clone(x), func(v Scored) bool { return math.IsNaN(v.Score) })
 	slices.SortFunc(s, func(a, b Scored) int { return cmp.Compare(a.Score, b.Score) })
 	var pos, neg, rankSum float64
 	for i := 0; i < len(s); {
