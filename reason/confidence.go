@@ -128,6 +128,14 @@ func (c *confTracker) add(toks []backend.Token) bool {
 	return false
 }
 
+// measure is the measures of a finished completion's tokens (nothing is
+// pruned after the fact).
+func (c Confident) measure(toks []backend.Token) *Confidence {
+	t := newConfTracker(Confident{Window: c.Window})
+	t.add(toks)
+	return t.result()
+}
+
 // result is the thread's measures, nil when it wrote no token.
 func (c *confTracker) result() *Confidence {
 	if c.n == 0 {
@@ -146,6 +154,15 @@ func (c *confTracker) result() *Confidence {
 	return &Confidence{Tokens: c.n, Mean: c.sum / float64(c.n), LowestGroup: lowest, Tail: tail, Pruned: c.pruned}
 }
 
+// intArg reads a strategy's integer argument key=val, in lo..hi.
+func intArg(key, val string, lo, hi int, what string) (int, error) {
+	n, err := strconv.Atoi(val)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s=%q: want %s in %d..%d", key, val, what, lo, hi)
+	}
+	return n, nil
+}
+
 // parseConfident reads a strategy's confidence arguments,
 // prune=T[,window=W][,topk=K] (or measure alone).
 func parseConfident(args []string) (Confident, error) {
@@ -162,9 +179,9 @@ func parseConfident(args []string) (Confident, error) {
 			}
 			c.PruneBelow = v
 		case "window", "topk":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 1 || n > 1<<16 {
-				return c, fmt.Errorf("%s=%q: want a positive number of tokens", key, val)
+			n, err := intArg(key, val, 1, 1<<16, "a number of tokens")
+			if err != nil {
+				return c, err
 			}
 			if key == "window" {
 				c.Window = n

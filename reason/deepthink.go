@@ -140,25 +140,16 @@ func (s DeepThink) score(ctx context.Context, b backend.Backend, t task.Task, p 
 
 // branch draws one new branch, sampled.
 func (s DeepThink) branch(ctx context.Context, b backend.Backend, observe Observer, name, parent, prompt string, seed uint64) (*Thread, error) {
-	start := time.Now()
-	observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
-	req := &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed,
-		Effort: s.Effort, OnChunk: observe.stream(name, parent)}
+	req := &backend.Request{Prompt: prompt, MaxTokens: s.MaxTokens, Temperature: s.Temperature, Seed: seed, Effort: s.Effort}
 	if s.Confidence.on() {
 		req.TopLogprobs = s.Confidence.topK() // for the confidence scorer
 	}
-	c, err := b.Complete(ctx, req)
+	th, c, err := callThread(ctx, b, observe, name, parent, req)
 	if err != nil {
 		return nil, err
 	}
-	wall := time.Since(start)
-	observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: parent, Tokens: c.Usage.CompletionTokens})
-	th := &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Started: start, PromptTokens: c.Usage.PromptTokens,
-		CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(), Finish: string(c.Finish)}
 	if s.Confidence.on() {
-		conf := newConfTracker(Confident{Window: s.Confidence.Window})
-		conf.add(c.Tokens)
-		th.Confidence = conf.result()
+		th.Confidence = s.Confidence.measure(c.Tokens)
 	}
 	return th, nil
 }

@@ -421,17 +421,25 @@ func withSolutions(prompt, kind string, samples []*Thread) string {
 
 // call is one greedy call of a multi-stage strategy, as a thread.
 func call(ctx context.Context, b backend.Backend, maxTokens int, effort string, observe Observer, name, prompt string) (*Thread, error) {
+	th, _, err := callThread(ctx, b, observe, name, "", &backend.Request{Prompt: prompt, MaxTokens: maxTokens, Effort: effort})
+	return th, err
+}
+
+// callThread makes req, one call, a thread named name under parent,
+// streaming to observe; it returns the completion too.
+func callThread(ctx context.Context, b backend.Backend, observe Observer, name, parent string, req *backend.Request) (*Thread, *backend.Completion, error) {
 	start := time.Now()
-	observe.emit(Event{Kind: ThreadStarted, Thread: name})
-	c, err := b.Complete(ctx, &backend.Request{Prompt: prompt, MaxTokens: maxTokens, Effort: effort, OnChunk: observe.stream(name, "")})
+	observe.emit(Event{Kind: ThreadStarted, Thread: name, Parent: parent})
+	req.OnChunk = observe.stream(name, parent)
+	c, err := b.Complete(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	wall := time.Since(start)
-	observe.emit(Event{Kind: ThreadFinished, Thread: name, Tokens: c.Usage.CompletionTokens})
+	observe.emit(Event{Kind: ThreadFinished, Thread: name, Parent: parent, Tokens: c.Usage.CompletionTokens})
 	return &Thread{Node: name, Text: c.Text, Calls: 1, Tokens: c.Usage.CompletionTokens, Started: start,
 		PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
-		Finish: string(c.Finish)}, nil
+		Finish: string(c.Finish)}, c, nil
 }
 
 // sampleBase is the seed the samples of the problem with this prompt count
@@ -494,9 +502,7 @@ func samples(ctx context.Context, s Search, k int, b backend.Backend, t task.Tas
 			PromptTokens: c.Usage.PromptTokens, CachedTokens: c.Usage.CachedPromptTokens, Wall: wall, WallMS: wall.Milliseconds(),
 			Finish: string(c.Finish), Reason: c.EnvError}
 		if s.Confidence.on() {
-			conf := newConfTracker(Confident{Window: s.Confidence.Window})
-			conf.add(c.Tokens)
-			threads[i].Confidence = conf.result()
+			threads[i].Confidence = s.Confidence.measure(c.Tokens)
 		}
 	}
 	root := &Thread{Node: SamplesNode, Children: threads, Started: start}

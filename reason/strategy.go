@@ -365,9 +365,9 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			case a == "weighted" && name == "vote":
 				weighted = true
 			case (key == "top" || key == "eta") && name == "vote":
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 1 || n > 100 {
-					return nil, fmt.Errorf("%s=%q: want a percent in 1..100", key, val)
+				n, err := intArg(key, val, 1, 100, "a percent")
+				if err != nil {
+					return nil, err
 				}
 				if key == "top" {
 					top = n
@@ -375,9 +375,10 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 					eta = n
 				}
 			case key == "warmup" && name == "vote":
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 1 {
-					return nil, fmt.Errorf("warmup=%q: want a number of runs", val)
+				// Fewer than k (at most 1024): checked below.
+				n, err := intArg(key, val, 1, 1024, "a number of runs")
+				if err != nil {
+					return nil, err
 				}
 				warmup = n
 			case key == "scorer" && (name == "best" || name == "deepthink"):
@@ -385,9 +386,9 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 			case key == "judge-prompt" && (name == "best" || name == "deepthink"):
 				judgePrompt = val
 			case (key == "rounds" || key == "keep") && name == "deepthink":
-				n, err := strconv.Atoi(val)
-				if err != nil || n < 1 || n > 64 {
-					return nil, fmt.Errorf("%s=%q: want a number in 1..64", key, val)
+				n, err := intArg(key, val, 1, 64, "a number")
+				if err != nil {
+					return nil, err
 				}
 				if key == "rounds" {
 					rounds = n
