@@ -83,8 +83,8 @@ func (m *Model) backward(a *Activations, g *Params, weight func(i int) float32) 
 		row[t] -= w
 	}
 	dlogits := a.probs
-	tensor.Gemm(g.LMHead, dlogits, a.xf, c.Vocab, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(a.dxn, dlogits, p.LMHead, bt, c.Vocab, c.Dim, 0)
+	m.gemm(g.LMHead, dlogits, a.xf, c.Vocab, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(a.dxn, dlogits, p.LMHead, bt, c.Vocab, c.Dim, 0)
 	clear(a.dx)
 	tensor.RMSNormBackward(a.dx, g.FinalNorm, a.dxn, a.x[c.Layers], p.FinalNorm, a.rstdf, bt, c.Dim)
 
@@ -136,21 +136,21 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 	bt, qd, kd := a.B*a.T, c.qDim(), c.kvDim()
 
 	// out = x2 + act·Wdownᵀ, act = SwiGLU(xn2·Wgateᵀ, xn2·Wupᵀ)
-	tensor.Gemm(gl.Wdown, a.dx, la.act, c.Dim, bt, c.Hidden, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(a.dact, a.dx, lp.Wdown, bt, c.Dim, c.Hidden, 0)
+	m.gemm(gl.Wdown, a.dx, la.act, c.Dim, bt, c.Hidden, tensor.TransA|tensor.Accumulate)
+	m.gemm(a.dact, a.dx, lp.Wdown, bt, c.Dim, c.Hidden, 0)
 	clear(a.dg)
 	clear(a.du)
 	tensor.SwiGLUBackward(a.dg, a.du, a.dact, la.gate, la.up)
-	tensor.Gemm(gl.Wgate, a.dg, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(gl.Wup, a.du, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(a.dxn, a.dg, lp.Wgate, bt, c.Hidden, c.Dim, 0)
-	tensor.Gemm(a.dxn, a.du, lp.Wup, bt, c.Hidden, c.Dim, tensor.Accumulate)
+	m.gemm(gl.Wgate, a.dg, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(gl.Wup, a.du, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(a.dxn, a.dg, lp.Wgate, bt, c.Hidden, c.Dim, 0)
+	m.gemm(a.dxn, a.du, lp.Wup, bt, c.Hidden, c.Dim, tensor.Accumulate)
 	// The residual passes dx through; the norm adds its part: now d/dx2.
 	tensor.RMSNormBackward(a.dx, gl.MLPNorm, a.dxn, la.x2, lp.MLPNorm, la.rstd2, bt, c.Dim)
 
 	// x2 = x + attOut·Woᵀ
-	tensor.Gemm(gl.Wo, a.dx, la.attOut, c.Dim, bt, qd, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(a.dAtt, a.dx, lp.Wo, bt, c.Dim, qd, 0)
+	m.gemm(gl.Wo, a.dx, la.attOut, c.Dim, bt, qd, tensor.TransA|tensor.Accumulate)
+	m.gemm(a.dAtt, a.dx, lp.Wo, bt, c.Dim, qd, 0)
 	clear(a.dq)
 	clear(a.dk)
 	clear(a.dv)
@@ -162,12 +162,12 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 		tensor.BiasBackward(gl.Bk, a.dk, bt, kd)
 		tensor.BiasBackward(gl.Bv, a.dv, bt, kd)
 	}
-	tensor.Gemm(gl.Wq, a.dq, la.xn1, qd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(gl.Wk, a.dk, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(gl.Wv, a.dv, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	tensor.Gemm(a.dxn, a.dq, lp.Wq, bt, qd, c.Dim, 0)
-	tensor.Gemm(a.dxn, a.dk, lp.Wk, bt, kd, c.Dim, tensor.Accumulate)
-	tensor.Gemm(a.dxn, a.dv, lp.Wv, bt, kd, c.Dim, tensor.Accumulate)
+	m.gemm(gl.Wq, a.dq, la.xn1, qd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(gl.Wk, a.dk, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(gl.Wv, a.dv, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
+	m.gemm(a.dxn, a.dq, lp.Wq, bt, qd, c.Dim, 0)
+	m.gemm(a.dxn, a.dk, lp.Wk, bt, kd, c.Dim, tensor.Accumulate)
+	m.gemm(a.dxn, a.dv, lp.Wv, bt, kd, c.Dim, tensor.Accumulate)
 	tensor.RMSNormBackward(a.dx, gl.AttnNorm, a.dxn, a.x[l], lp.AttnNorm, la.rstd1, bt, c.Dim)
 }
 

@@ -16,8 +16,23 @@ type Model struct {
 	Params *Params
 	// EOS are the end-of-sequence token ids: the eos_token_id of the
 	// config.json Load read, which Save writes back. New leaves it nil.
-	EOS  []int
+	EOS []int
+	// BF16 runs the weight products, forward and backward, in bfloat16
+	// with float32 sums (tensor.BF16: AMX tiles where the CPU has them),
+	// the mixed precision of PyTorch's autocast. Weights, activations,
+	// gradients and whatever optimizes them stay float32.
+	BF16 bool
 	rope *tensor.RoPE
+}
+
+// gemm is tensor.Gemm for a weight product, in the model's precision.
+// Attention's products stay float32: per head and block of rows they are
+// too thin (32 depths, or 32 columns) for packing into tiles to pay.
+func (m *Model) gemm(c, a, b []float32, rows, k, n int, f tensor.Flags) {
+	if m.BF16 {
+		f |= tensor.BF16
+	}
+	tensor.Gemm(c, a, b, rows, k, n, f)
 }
 
 // New returns a model with zeroed weights; call Params.Init or load them.
@@ -204,7 +219,7 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 	}
 	xl := a.x[c.Layers]
 	tensor.RMSNorm(a.xf, a.rstdf, xl, p.FinalNorm, bt, c.Dim, c.NormEps)
-	tensor.Gemm(a.probs, a.xf, p.LMHead, bt, c.Dim, c.Vocab, tensor.TransB)
+	m.gemm(a.probs, a.xf, p.LMHead, bt, c.Dim, c.Vocab, tensor.TransB)
 	if targets == nil {
 		a.targets = nil
 		return 0, nil
@@ -307,9 +322,9 @@ func (m *Model) layerForward(a *Activations, l int) {
 	x, out := a.x[l], a.x[l+1]
 
 	tensor.RMSNorm(la.xn1, la.rstd1, x, lp.AttnNorm, bt, c.Dim, c.NormEps)
-	tensor.Gemm(la.q, la.xn1, lp.Wq, bt, c.Dim, c.qDim(), tensor.TransB)
-	tensor.Gemm(la.k, la.xn1, lp.Wk, bt, c.Dim, c.kvDim(), tensor.TransB)
-	tensor.Gemm(la.v, la.xn1, lp.Wv, bt, c.Dim, c.kvDim(), tensor.TransB)
+	m.gemm(la.q, la.xn1, lp.Wq, bt, c.Dim, c.qDim(), tensor.TransB)
+	m.gemm(la.k, la.xn1, lp.Wk, bt, c.Dim, c.kvDim(), tensor.TransB)
+	m.gemm(la.v, la.xn1, lp.Wv, bt, c.Dim, c.kvDim(), tensor.TransB)
 	if c.QKVBias {
 		tensor.AddBias(la.q, lp.Bq, bt, c.qDim())
 		tensor.AddBias(la.k, lp.Bk, bt, c.kvDim())
@@ -324,14 +339,14 @@ func (m *Model) layerForward(a *Activations, l int) {
 
 	// x2 = x + attOut·Woᵀ
 	copy(la.x2, x)
-	tensor.Gemm(la.x2, la.attOut, lp.Wo, bt, c.qDim(), c.Dim, tensor.TransB|tensor.Accumulate)
+	m.gemm(la.x2, la.attOut, lp.Wo, bt, c.qDim(), c.Dim, tensor.TransB|tensor.Accumulate)
 
 	tensor.RMSNorm(la.xn2, la.rstd2, la.x2, lp.MLPNorm, bt, c.Dim, c.NormEps)
-	tensor.Gemm(la.gate, la.xn2, lp.Wgate, bt, c.Dim, c.Hidden, tensor.TransB)
-	tensor.Gemm(la.up, la.xn2, lp.Wup, bt, c.Dim, c.Hidden, tensor.TransB)
+	m.gemm(la.gate, la.xn2, lp.Wgate, bt, c.Dim, c.Hidden, tensor.TransB)
+	m.gemm(la.up, la.xn2, lp.Wup, bt, c.Dim, c.Hidden, tensor.TransB)
 	tensor.SwiGLU(la.act, la.gate, la.up)
 	copy(out, la.x2)
-	tensor.Gemm(out, la.act, lp.Wdown, bt, c.Hidden, c.Dim, tensor.TransB|tensor.Accumulate)
+	m.gemm(out, la.act, lp.Wdown, bt, c.Hidden, c.Dim, tensor.TransB|tensor.Accumulate)
 }
 
 // forEachGroup runs f for every (sequence, key/value head) pair on all CPUs.

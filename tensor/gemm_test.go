@@ -54,19 +54,25 @@ func TestGemmMatchesReference(t *testing.T) {
 					want := append([]float32(nil), c0...)
 					got := append([]float32(nil), c0...)
 					gemmRef(want, a, b, m, k, n, f)
-					lda, ldb := k, n
-					if f&TransA != 0 {
-						lda = m
-					}
-					if f&TransB != 0 {
-						ldb = k
-					}
+					lda, ldb := leadingDims(m, k, n, f)
 					gemm(kern, threads, gemmArgs{c: Mat{got, n}, a: Mat{a, lda}, b: Mat{b, ldb}, m: m, k: k, n: n, f: f})
 					closeEnough(t, name, got, want, k)
 				}
 			}
 		}
 	}
+}
+
+// leadingDims are the row strides of a and b stored whole as f says.
+func leadingDims(m, k, n int, f Flags) (lda, ldb int) {
+	lda, ldb = k, n
+	if f&TransA != 0 {
+		lda = m
+	}
+	if f&TransB != 0 {
+		ldb = k
+	}
+	return lda, ldb
 }
 
 func TestGemmLeavesTheRestOfCAlone(t *testing.T) {

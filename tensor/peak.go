@@ -31,7 +31,7 @@ func PeakGFLOPS(d time.Duration) float64 {
 // numbers: the best GFLOP/s of three windows of about d each, after a
 // warm-up. The best, since other work on the machine only ever slows a
 // window down.
-func GemmGFLOPS(m, k, n, threads int, d time.Duration) float64 {
+func GemmGFLOPS(m, k, n, threads int, f Flags, d time.Duration) float64 {
 	rng := rand.New(rand.NewPCG(1, 1))
 	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
 	for i := range a {
@@ -40,13 +40,13 @@ func GemmGFLOPS(m, k, n, threads int, d time.Duration) float64 {
 	for i := range b {
 		b[i] = rng.Float32()
 	}
-	GemmThreads(threads, c, a, b, m, k, n, 0) // warm-up
+	GemmThreads(threads, c, a, b, m, k, n, f) // warm-up
 	best := 0.0
 	for range 3 {
 		iters := 0
 		start := time.Now()
 		for time.Since(start) < d {
-			GemmThreads(threads, c, a, b, m, k, n, 0)
+			GemmThreads(threads, c, a, b, m, k, n, f)
 			iters++
 		}
 		best = max(best, 2*float64(m*k*n)*float64(iters)/time.Since(start).Seconds()/1e9)

@@ -65,6 +65,9 @@ type GRPOConfig struct {
 	// Env is the environment the rollouts run in (constrain by default).
 	Env             string `json:"env"`
 	CheckpointEvery int    `json:"checkpoint_every"`
+	// Precision of the policy's and the reference's weight products in
+	// the update (f32 by default; the rollouts run on the engine).
+	Precision Precision `json:"precision,omitempty"`
 }
 
 // Mode is the search GRPO's rollouts run.
@@ -124,6 +127,9 @@ func (c GRPOConfig) Validate() error {
 		return fmt.Errorf("grpo: temperature %g: rollouts sample at a positive, finite temperature", c.Temperature)
 	}
 	if _, err := reason.ParseEnvMode(c.Env); err != nil {
+		return fmt.Errorf("grpo: %w", err)
+	}
+	if err := c.Precision.Check(); err != nil {
 		return fmt.Errorf("grpo: %w", err)
 	}
 	return nil
@@ -254,6 +260,8 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 		return nil, err
 	}
 	copy(policy.Params.Data(), ref.Params.Data())
+	cfg.Precision.Apply(policy)
+	cfg.Precision.Apply(ref)
 	// The run's identity: everything that shapes its steps. Steps and
 	// checkpoint_every do not (the rate is constant), so a finished run
 	// may be extended.

@@ -80,7 +80,31 @@ type TrainConfig struct {
 	CheckpointEvery int     `json:"checkpoint_every"`
 	EvalEvery       int     `json:"eval_every"`
 	LogEvery        int     `json:"log_every"`
+	// Precision of the weight products: "f32" (the default) or "bf16"
+	// (model.Model.BF16: bfloat16 products with float32 sums, weights
+	// and optimizer in float32).
+	Precision Precision `json:"precision,omitempty"`
 }
+
+// Precision is the arithmetic of a trainer's weight products.
+type Precision string
+
+const (
+	PrecisionF32  Precision = "f32"
+	PrecisionBF16 Precision = "bf16"
+)
+
+// Check refuses a precision other than "", f32 and bf16.
+func (p Precision) Check() error {
+	switch p {
+	case "", PrecisionF32, PrecisionBF16:
+		return nil
+	}
+	return fmt.Errorf("precision %q: want f32 or bf16", string(p))
+}
+
+// Apply sets m's products to p.
+func (p Precision) Apply(m *model.Model) { m.BF16 = p == PrecisionBF16 }
 
 // LoadRecipe reads a recipe, refusing unknown fields (a misspelt field
 // would otherwise be silently ignored) and impossible values.
@@ -123,6 +147,9 @@ func (r *Recipe) Validate() error {
 	check(o.Warmup >= 0 && o.WeightDecay >= 0 && o.Clip >= 0, "train: warmup, weight_decay and clip must be >= 0")
 	check(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1 && o.Eps > 0, "train: betas in [0, 1), eps > 0")
 	check(o.CheckpointEvery > 0 && o.EvalEvery > 0 && o.LogEvery > 0, "train: checkpoint_every, eval_every and log_every must be positive")
+	if err := o.Precision.Check(); err != nil {
+		errs = append(errs, fmt.Errorf("train: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

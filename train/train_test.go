@@ -212,6 +212,27 @@ func TestLoadRecipe(t *testing.T) {
 	if _, err := LoadRecipe(bad); err == nil || !strings.Contains(err.Error(), "vocab") {
 		t.Errorf("missing values: %v", err)
 	}
+	r := tinyRecipe()
+	r.Train.Precision = "fp8"
+	if err := r.Validate(); err == nil || !strings.Contains(err.Error(), `precision "fp8"`) {
+		t.Errorf("an unknown precision: %v", err)
+	}
+}
+
+// train.precision reaches the model.
+func TestPrecisionReachesTheModel(t *testing.T) {
+	xs := []Example{{Tokens: make([]int32, 10), Learn: make([]bool, 10)}}
+	for _, p := range []Precision{"", PrecisionF32, PrecisionBF16} {
+		r := tinyRecipe()
+		r.Train.Precision = p
+		tr, err := newTrainer(r, "", 300, 0, nil, xs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Model.BF16 != (p == PrecisionBF16) {
+			t.Errorf("precision %q: the model's BF16 is %v", p, tr.Model.BF16)
+		}
+	}
 }
 
 func TestScheduleFitsTheModel(t *testing.T) {

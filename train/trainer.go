@@ -115,6 +115,7 @@ func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer,
 	if err != nil {
 		return nil, err
 	}
+	r.Train.Precision.Apply(m)
 	t := &Trainer{recipe: r, dir: dir, Model: m, Tok: tok, pad: pad, train: trainSet, val: valSet,
 		grads: model.NewParams(c), state: State{Recipe: r.Hash()}}
 	t.opt = newAdamW(m.Params, r.Train)

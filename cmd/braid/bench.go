@@ -27,10 +27,14 @@ type matmulResult struct {
 	Threads      int     `json:"threads"`
 	GFLOPS       float64 `json:"gflops"`
 	PeakFraction float64 `json:"peak_fraction"`
+	// BF16GFLOPS is the same product with tensor.BF16, where the CPU runs
+	// it on bfloat16 units.
+	BF16GFLOPS float64 `json:"bf16_gflops,omitempty"`
 }
 
 type kernelsReport struct {
 	Kernel            string         `json:"kernel"`
+	BF16Kernel        string         `json:"bf16_kernel,omitempty"`
 	PeakGFLOPSPerCore float64        `json:"peak_gflops_per_core"`
 	WindowSeconds     float64        `json:"window_seconds"`
 	Matmul            []matmulResult `json:"matmul"`
@@ -48,7 +52,9 @@ func newBenchKernelsCmd() *cobra.Command {
 		Short: "GFLOP/s of matrix multiply for a d=256 model's shapes, with the fraction of peak",
 		Long: `Time braid's matrix multiply (c = a·b, row-major MxK times KxN) on the shapes
 of a d=256 model, on 1 and 2 threads, and report GFLOP/s and the fraction of
-this CPU's peak. The peak is measured, not looked up: a loop of independent
+this CPU's peak; where the CPU has bfloat16 units (AMX tiles), the same
+products in bfloat16 (what --precision bf16 trains with) beside them. The
+peak is measured, not looked up: a loop of independent
 fused multiply-adds on registers, per core, times the threads used. Each
 figure is the best of three timed windows after a warm-up, since other work
 on the machine only ever slows a measurement down.`,
@@ -68,7 +74,7 @@ on the machine only ever slows a measurement down.`,
 			if dur <= 0 {
 				return usageErrorf("--time must be positive")
 			}
-			rep := kernelsReport{Kernel: tensor.KernelName(), WindowSeconds: dur.Seconds()}
+			rep := kernelsReport{Kernel: tensor.KernelName(), BF16Kernel: tensor.BF16KernelName(), WindowSeconds: dur.Seconds()}
 			rep.PeakGFLOPSPerCore = round2(tensor.PeakGFLOPS(dur))
 			bar := newProgress(cmd.ErrOrStderr(), len(shapeList)*len(threadList), "matmul")
 			for _, sh := range shapeList {
@@ -76,8 +82,11 @@ on the machine only ever slows a measurement down.`,
 					if err := cmd.Context().Err(); err != nil {
 						return err
 					}
-					g := tensor.GemmGFLOPS(sh[0], sh[1], sh[2], t, dur)
+					g := tensor.GemmGFLOPS(sh[0], sh[1], sh[2], t, 0, dur)
 					r := matmulResult{Shape: fmt.Sprintf("%dx%dx%d", sh[0], sh[1], sh[2]), Threads: t, GFLOPS: round2(g)}
+					if rep.BF16Kernel != "" {
+						r.BF16GFLOPS = round2(tensor.GemmGFLOPS(sh[0], sh[1], sh[2], t, tensor.BF16, dur))
+					}
 					if rep.PeakGFLOPSPerCore > 0 {
 						r.PeakFraction = round2(g / (rep.PeakGFLOPSPerCore * float64(t)))
 					}
@@ -91,10 +100,23 @@ on the machine only ever slows a measurement down.`,
 				return printJSON(out, rep)
 			}
 			fmt.Fprintf(out, "kernel %s, measured peak %.1f GFLOP/s per core\n", rep.Kernel, rep.PeakGFLOPSPerCore)
+			if rep.BF16Kernel != "" {
+				fmt.Fprintf(out, "bfloat16 products on %s\n", rep.BF16Kernel)
+			} else {
+				fmt.Fprintln(out, "no bfloat16 product units: --precision bf16 runs in float32")
+			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "shape (MxKxN)\tthreads\tGFLOP/s\tof peak\t")
+			head := "shape (MxKxN)\tthreads\tGFLOP/s\tof peak\t"
+			if rep.BF16Kernel != "" {
+				head += "bf16 GFLOP/s\tbf16/f32\t"
+			}
+			fmt.Fprintln(tw, head)
 			for _, r := range rep.Matmul {
-				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f%%\t\n", r.Shape, r.Threads, r.GFLOPS, 100*r.PeakFraction)
+				fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f%%\t", r.Shape, r.Threads, r.GFLOPS, 100*r.PeakFraction)
+				if rep.BF16Kernel != "" {
+					fmt.Fprintf(tw, "%.1f\t%.2fx\t", r.BF16GFLOPS, r.BF16GFLOPS/r.GFLOPS)
+				}
+				fmt.Fprintln(tw)
 			}
 			return tw.Flush()
 		},

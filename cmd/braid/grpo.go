@@ -28,6 +28,7 @@ type grpoFlags struct {
 	steps, group, problems      int
 	evalEvery, evalN            int
 	temperature                 float64
+	precision                   string
 }
 
 func newTrainGRPOCmd() *cobra.Command {
@@ -74,6 +75,7 @@ evaluation finishes it when started again.`,
 	f.Float64Var(&fl.temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
 	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
 	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
+	f.StringVar(&fl.precision, "precision", "f32", "the update's weight products: f32, or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them)")
 	return cmd
 }
 
@@ -110,6 +112,12 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("temperature") {
 		cfg.Temperature = fl.temperature
+	}
+	if f.Changed("precision") {
+		cfg.Precision = train.Precision(fl.precision)
+	}
+	if cfg.Precision == train.PrecisionF32 {
+		cfg.Precision = "" // the default, as runs before the field name it
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.GRPOConfig{}, usageErrorf("%v", err)

@@ -80,6 +80,7 @@ func newTrainSFTCmd() *cobra.Command {
 		config, out string
 		bench       bool
 		benchSteps  int
+		precision   string
 	)
 	cmd := &cobra.Command{
 		Use:   "sft",
@@ -100,7 +101,7 @@ SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if bench {
-				return runTrainBench(cmd.Context(), cmd.OutOrStdout(), benchSteps)
+				return runTrainBench(cmd.Context(), cmd.OutOrStdout(), benchSteps, train.Precision(precision))
 			}
 			if config == "" || out == "" {
 				return usageErrorf("train sft needs --config FILE and --out DIR (or --bench)")
@@ -108,6 +109,12 @@ SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
 			r, err := train.LoadRecipe(config)
 			if err != nil {
 				return err
+			}
+			if precision != "" {
+				if err := train.Precision(precision).Check(); err != nil {
+					return usageErrorf("--precision: %v", err)
+				}
+				r.Train.Precision = train.Precision(precision)
 			}
 			return runTrainSFT(cmd.Context(), cmd.ErrOrStderr(), r, out)
 		},
@@ -117,6 +124,7 @@ SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
 	f.StringVar(&out, "out", "", "the run directory: checkpoint, log, loss curve")
 	f.BoolVar(&bench, "bench", false, "time the trainer on the reference shape instead")
 	f.IntVar(&benchSteps, "bench-steps", 8, "timed steps for --bench")
+	f.StringVar(&precision, "precision", "", "the weight products: f32 or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them); overrides the recipe's train.precision, which is part of the run's identity")
 	return cmd
 }
 
@@ -227,11 +235,15 @@ func benchRecipe() *train.Recipe {
 	}
 }
 
-func runTrainBench(ctx context.Context, out io.Writer, steps int) error {
+func runTrainBench(ctx context.Context, out io.Writer, steps int, p train.Precision) error {
 	if steps <= 0 {
 		return usageErrorf("--bench-steps must be positive")
 	}
+	if err := p.Check(); err != nil {
+		return usageErrorf("--precision: %v", err)
+	}
 	r := benchRecipe()
+	r.Train.Precision = p
 	const vocab = 37
 	rng := rand.New(rand.NewPCG(1, 1))
 	examples := make([]train.Example, 400)
@@ -247,7 +259,10 @@ func runTrainBench(ctx context.Context, out io.Writer, steps int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "trainer: %.0f tokens/s (d=256, 4 layers, SwiGLU 704, vocabulary 37, sequences of mean ~700 tokens, %d steps of %d micro-batches of %d tokens, %d threads)\n",
-		rate, steps, r.Train.MicroBatches, r.Train.MicroTokens, runtime.GOMAXPROCS(0))
+	if p == "" {
+		p = train.PrecisionF32
+	}
+	fmt.Fprintf(out, "trainer: %.0f tokens/s (d=256, 4 layers, SwiGLU 704, vocabulary 37, sequences of mean ~700 tokens, %d steps of %d micro-batches of %d tokens, %d threads, %s products)\n",
+		rate, steps, r.Train.MicroBatches, r.Train.MicroTokens, runtime.GOMAXPROCS(0), p)
 	return nil
 }

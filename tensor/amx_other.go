@@ -1,0 +1,7 @@
+//go:build !linux || !amd64
+
+package tensor
+
+func amxKernel() amxFunc {
+	return nil
+}
