@@ -42,6 +42,21 @@ func testModel(t testing.TB, headDim int) *model.Model {
 	return m
 }
 
+// scaledRoPE is m with Llama 3's rotary scaling over a pretraining context
+// of 16 positions: of head size 8's frequencies, the first is between the
+// bands and the others in the low one.
+func scaledRoPE(t testing.TB, m *model.Model) *model.Model {
+	t.Helper()
+	c := m.Config
+	c.RopeScaling = tensor.RopeScaling{Factor: 4, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 16}
+	scaled, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(scaled.Params.Data(), m.Params.Data())
+	return scaled
+}
+
 func newEngine(t testing.TB, m *model.Model, opts Options) *Engine {
 	t.Helper()
 	e, err := New(m, nil, opts)
@@ -840,8 +855,14 @@ func TestMatchesTheModelsForward(t *testing.T) {
 	if bf16Kernels() {
 		opts = append(opts, Options{Weights: WeightsBF16})
 	}
-	for _, o := range opts {
+	// The last runs Llama 3's rescaled rotary frequencies, with a
+	// pretraining context short enough that every band is in use.
+	opts = append(opts, Options{Weights: WeightsF32})
+	for i, o := range opts {
 		m := testModel(t, 8)
+		if i == len(opts)-1 {
+			m = scaledRoPE(t, m)
+		}
 		e := newEngine(t, m, o)
 		rng := rand.New(rand.NewPCG(3, 4))
 		prompt := randomTokens(rng, 40, m.Config.Vocab)

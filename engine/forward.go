@@ -72,7 +72,7 @@ func newWeights(c model.Config, p *model.Params, f WeightFormat) (*weights, erro
 	if w.lmHead, err = packRows(f, c.Dim, p.LMHead); err != nil {
 		return nil, err
 	}
-	w.rope = tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)
+	w.rope = tensor.NewScaledRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)
 	for _, lp := range p.Layers {
 		lw := layerWeights{attnNorm: lp.AttnNorm, mlpNorm: lp.MLPNorm}
 		for _, m := range []struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
+	"github.com/braid-dev/braid/tensor"
 )
 
 // A model directory holds config.json and model.safetensors, the layout
@@ -35,11 +36,16 @@ func ConfigFromHF(hc hfconfig.Config) (Config, error) {
 		MaxSeq: hc.MaxPositionEmbeddings, NormEps: float32(hc.RMSNormEps), RopeTheta: hc.RopeTheta,
 		TiedEmbeddings: hc.TieWordEmbeddings, QKVBias: hc.QKVBias(),
 	}
+	if r := hc.RopeScaling; r != nil && r.Kind() == "llama3" {
+		c.RopeScaling = tensor.RopeScaling{Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
+			HighFreqFactor: r.HighFreqFactor, OriginalMaxPos: r.OriginalMaxPositionEmbeddings}
+	}
 	return c, c.Validate()
 }
 
 // HFConfig is c as a Hugging Face config: a Qwen2 model when it has q/k/v
-// biases, else a Llama.
+// biases, else a Llama, with a "llama3" rope_scaling when c scales its
+// rotary frequencies.
 func (c Config) HFConfig() hfconfig.Config {
 	hc := hfconfig.Config{
 		ModelType: "llama", VocabSize: c.Vocab, HiddenSize: c.Dim, IntermediateSize: c.Hidden,
@@ -52,6 +58,10 @@ func (c Config) HFConfig() hfconfig.Config {
 	}
 	if c.HeadDim*c.Heads != c.Dim {
 		hc.HeadDim = c.HeadDim
+	}
+	if s := c.RopeScaling; s != (tensor.RopeScaling{}) {
+		hc.RopeScaling = &hfconfig.RopeScaling{RopeType: "llama3", Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
+			HighFreqFactor: s.HighFreqFactor, OriginalMaxPositionEmbeddings: s.OriginalMaxPos}
 	}
 	return hc
 }

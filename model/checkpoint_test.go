@@ -1,9 +1,11 @@
 package model
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model/hfconfig"
 	"github.com/braid-dev/braid/model/safetensors"
+	"github.com/braid-dev/braid/tensor"
 )
 
 func TestSaveLoadRoundTrip(t *testing.T) {
@@ -21,6 +24,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		{"llama", func(*Config) {}},
 		{"qwen2-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }},
 		{"head-dim-not-dim-over-heads", func(c *Config) { c.HeadDim = 6 }},
+		{"llama3-rope-scaling", func(c *Config) { c.RopeScaling = llama3Scaling(16) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tinyConfig()
@@ -193,5 +197,145 @@ func TestSaveAsF16(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(dir, WeightsFile)); fi.Size() > int64(m.Params.Count())*2+4096 {
 		t.Errorf("an F16 file of %d bytes for %d parameters", fi.Size(), m.Params.Count())
+	}
+}
+
+// llama3Scaling is Llama 3.1's RoPE scaling for a model pretrained on
+// original positions.
+func llama3Scaling(original int) tensor.RopeScaling {
+	return tensor.RopeScaling{Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: original}
+}
+
+func TestConfigFromHFRopeScaling(t *testing.T) {
+	hfLlama3 := func() *hfconfig.RopeScaling {
+		return &hfconfig.RopeScaling{RopeType: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16}
+	}
+	for _, tc := range []struct {
+		name    string
+		scaling *hfconfig.RopeScaling
+		want    tensor.RopeScaling
+		wantErr error
+	}{
+		{"none", nil, tensor.RopeScaling{}, nil},
+		{"default", &hfconfig.RopeScaling{RopeType: "default"}, tensor.RopeScaling{}, nil},
+		{"llama3", hfLlama3(), llama3Scaling(16), nil},
+		{"llama3, older spelling", &hfconfig.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 16},
+			llama3Scaling(16), nil},
+		{"llama3 without its parameters", &hfconfig.RopeScaling{RopeType: "llama3"}, tensor.RopeScaling{}, hfconfig.ErrInvalid},
+		{"yarn", &hfconfig.RopeScaling{RopeType: "yarn", Factor: 4}, tensor.RopeScaling{}, hfconfig.ErrUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := tinyConfig().HFConfig()
+			hc.RopeScaling = tc.scaling
+			c, err := ConfigFromHF(hc)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("ConfigFromHF() error = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.RopeScaling != tc.want {
+				t.Errorf("RopeScaling = %+v, want %+v", c.RopeScaling, tc.want)
+			}
+			// And back: HFConfig writes the scaling as llama3's rope_scaling,
+			// or none, and ConfigFromHF reads it as it was.
+			back := c.HFConfig()
+			if tc.want == (tensor.RopeScaling{}) {
+				if back.RopeScaling != nil {
+					t.Errorf("HFConfig() rope_scaling = %+v, want none", back.RopeScaling)
+				}
+			} else if !reflect.DeepEqual(back.RopeScaling, hfLlama3()) {
+				t.Errorf("HFConfig() rope_scaling = %+v, want %+v", back.RopeScaling, hfLlama3())
+			}
+			if again, err := ConfigFromHF(back); err != nil || again != c {
+				t.Errorf("ConfigFromHF(HFConfig()) = %+v, %v, want %+v", again, err, c)
+			}
+		})
+	}
+}
+
+func TestConfigValidateRopeScaling(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*tensor.RopeScaling)
+		wantErr string
+	}{
+		{"factor below 1", func(s *tensor.RopeScaling) { s.Factor = 0.5 }, "RoPE scaling factor 0.5 must be at least 1"},
+		{"low-frequency factor", func(s *tensor.RopeScaling) { s.LowFreqFactor = 0 }, "low-frequency factor 0 must be positive"},
+		{"high-frequency factor", func(s *tensor.RopeScaling) { s.HighFreqFactor = 1 }, "high-frequency factor 1 must be greater than the low-frequency factor 1"},
+		{"original context", func(s *tensor.RopeScaling) { s.OriginalMaxPos = -8 }, "original context of -8 positions must be positive"},
+		{"only a factor", func(s *tensor.RopeScaling) { *s = tensor.RopeScaling{Factor: 8} }, "low-frequency factor 0 must be positive"},
+	} {
+		c := tinyConfig()
+		c.RopeScaling = llama3Scaling(16)
+		tc.edit(&c.RopeScaling)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: Validate() = %v, want an error containing %q", tc.name, err, tc.wantErr)
+		}
+	}
+	for _, s := range []tensor.RopeScaling{{}, llama3Scaling(16), {Factor: 1, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 8}} {
+		c := tinyConfig()
+		c.RopeScaling = s
+		if err := c.Validate(); err != nil {
+			t.Errorf("scaling %+v: Validate() = %v", s, err)
+		}
+	}
+}
+
+// The scaling reaches the forward pass: with the same weights, the first
+// position (angle 0 at every frequency) gives the same logits with and
+// without it, and later positions differ.
+func TestRopeScalingChangesForward(t *testing.T) {
+	c := tinyConfig()
+	plain, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Params.Init(rand.New(rand.NewPCG(5, 5)), 0.5)
+	c.RopeScaling = llama3Scaling(16)
+	scaled, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(scaled.Params.Data(), plain.Params.Data())
+	toks := []int{1, 5, 2, 7, 3}
+	a, b := plain.NewActivations(1, len(toks)), scaled.NewActivations(1, len(toks))
+	plain.Forward(a, toks, nil)
+	scaled.Forward(b, toks, nil)
+	if !slices.Equal(a.Logits(0, c.Vocab), b.Logits(0, c.Vocab)) {
+		t.Error("logits at position 0 differ with RoPE scaling")
+	}
+	if slices.Equal(a.Logits(4, c.Vocab), b.Logits(4, c.Vocab)) {
+		t.Error("logits at position 4 are the same with and without RoPE scaling")
+	}
+}
+
+// The shapes in configs/, which braid bench decode --config measures, load
+// as bench decode reads them, and survive HFConfig and ConfigFromHF.
+func TestShapeConfigs(t *testing.T) {
+	paths, err := filepath.Glob("../configs/*.json")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no shape configs in ../configs: %v", err)
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			hc, err := hfconfig.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := ConfigFromHF(hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hc.RopeScaling != nil && hc.RopeScaling.Kind() == "llama3" && c.RopeScaling == (tensor.RopeScaling{}) {
+				t.Error("the config's llama3 rope_scaling was dropped")
+			}
+			if again, err := ConfigFromHF(c.HFConfig()); err != nil || again != c {
+				t.Errorf("ConfigFromHF(HFConfig()) = %+v, %v, want %+v", again, err, c)
+			}
+		})
 	}
 }

@@ -6,7 +6,11 @@
 // the manner of llm.c.
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/braid-dev/braid/tensor"
+)
 
 // Config is a model's shape.
 type Config struct {
@@ -21,6 +25,10 @@ type Config struct {
 	NormEps float32
 	// RopeTheta is the rotary base (10000 in Llama 2).
 	RopeTheta float64
+	// RopeScaling rescales the rotary frequencies for contexts longer than
+	// the model was pretrained on, as Llama 3.1 and 3.2 do ("llama3" in
+	// their configs); the zero value leaves them as RopeTheta gives them.
+	RopeScaling tensor.RopeScaling
 	// TiedEmbeddings reuses the token embedding as the output projection.
 	TiedEmbeddings bool
 	// QKVBias adds biases to the q, k and v projections (Qwen2).
@@ -40,6 +48,24 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: norm epsilon %g must be positive", c.NormEps)
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("model: RoPE theta %g must be positive", c.RopeTheta)
+	}
+	return validateRopeScaling(c.RopeScaling)
+}
+
+// validateRopeScaling reports a scaling other than none whose parameters
+// the llama3 rule cannot use. Comparisons are written as !(x > y) so that
+// NaN fails them.
+func validateRopeScaling(s tensor.RopeScaling) error {
+	switch {
+	case s == tensor.RopeScaling{}:
+	case !(s.Factor >= 1):
+		return fmt.Errorf("model: RoPE scaling factor %g must be at least 1", s.Factor)
+	case !(s.LowFreqFactor > 0):
+		return fmt.Errorf("model: RoPE scaling low-frequency factor %g must be positive", s.LowFreqFactor)
+	case !(s.HighFreqFactor > s.LowFreqFactor):
+		return fmt.Errorf("model: RoPE scaling high-frequency factor %g must be greater than the low-frequency factor %g", s.HighFreqFactor, s.LowFreqFactor)
+	case s.OriginalMaxPos <= 0:
+		return fmt.Errorf("model: RoPE scaling's original context of %d positions must be positive", s.OriginalMaxPos)
 	}
 	return nil
 }

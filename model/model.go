@@ -52,7 +52,7 @@ func New(c Config) (*Model, error) {
 
 // newModel is New for a shape already checked.
 func newModel(c Config) *Model {
-	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta)}
+	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewScaledRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)}
 }
 
 // Activations hold what a forward pass over B sequences of T tokens saves

@@ -116,23 +116,82 @@ func SoftmaxRowBackward(d, p []float32, scale float32) {
 }
 
 // RoPE holds the rotary position embedding tables of one head size: cos and
-// sin of pos·θ^(−2i/d) for every position below maxPos and i < d/2.
+// sin of pos·freq[i] for every position below maxPos and i < d/2, where
+// freq[i] is θ^(−2i/d), rescaled for long contexts where a RopeScaling says.
 type RoPE struct {
 	half     int
 	cos, sin []float32 // maxPos × half
 }
 
+// RopeScaling is Llama 3.1's rescaling of the rotary frequencies ("llama3"
+// in Hugging Face configs), which stretches a model pretrained on
+// OriginalMaxPos positions to longer contexts. A frequency whose wavelength
+// 2π/freq is below OriginalMaxPos/HighFreqFactor turns within the
+// pretraining context many times over and keeps its value; one whose
+// wavelength is above OriginalMaxPos/LowFreqFactor is divided by Factor, as
+// if positions were Factor times closer; those between are interpolated.
+// The zero value is no scaling. Otherwise Factor ≥ 1, HighFreqFactor >
+// LowFreqFactor > 0 and OriginalMaxPos > 0, which model.Config.Validate
+// checks.
+type RopeScaling struct {
+	Factor         float64 // divisor of the low frequencies
+	LowFreqFactor  float64 // OriginalMaxPos over the wavelength where the low band ends
+	HighFreqFactor float64 // OriginalMaxPos over the wavelength where the high band starts
+	OriginalMaxPos int     // the context length the model was pretrained on
+}
+
+// Divisor returns what s divides the rotary frequency freq by: 1 in the
+// high band, Factor in the low band, and between them the divisor that
+// makes the scaled frequency (1−t)·freq/Factor + t·freq, with t running
+// linearly in OriginalMaxPos/wavelength from 0 at the low band's edge to 1
+// at the high band's. These are the values llama.cpp keeps per frequency
+// as its rope_freqs tensor. The zero RopeScaling returns 1.
+func (s RopeScaling) Divisor(freq float64) float64 {
+	if s == (RopeScaling{}) {
+		return 1
+	}
+	orig := float64(s.OriginalMaxPos)
+	wavelen := 2 * math.Pi / freq
+	switch {
+	case wavelen < orig/s.HighFreqFactor:
+		return 1
+	case wavelen > orig/s.LowFreqFactor:
+		return s.Factor
+	}
+	t := (orig/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+	return 1 / ((1-t)/s.Factor + t)
+}
+
+// RoPEFreqs returns the rotary frequencies of the headDim/2 element pairs
+// of a head: θ^(−2i/headDim) for pair i, divided by s.Divisor of it. With
+// the zero RopeScaling they are the plain frequencies, bit for bit, as
+// dividing by 1 is exact.
+func RoPEFreqs(headDim int, theta float64, s RopeScaling) []float64 {
+	freqs := make([]float64, headDim/2)
+	for i := range freqs {
+		freq := 1 / math.Pow(theta, float64(2*i)/float64(headDim))
+		freqs[i] = freq / s.Divisor(freq)
+	}
+	return freqs
+}
+
 // NewRoPE builds the tables for heads of size headDim (even) and positions
 // below maxPos, with base theta (10000 in Llama 2, 500000 in Llama 3).
 func NewRoPE(headDim, maxPos int, theta float64) *RoPE {
+	return NewScaledRoPE(headDim, maxPos, theta, RopeScaling{})
+}
+
+// NewScaledRoPE is NewRoPE with the frequencies rescaled by s, as Llama 3.1
+// and 3.2 are; the zero s gives NewRoPE's tables.
+func NewScaledRoPE(headDim, maxPos int, theta float64, s RopeScaling) *RoPE {
 	if headDim%2 != 0 {
 		panic(fmt.Sprintf("tensor: RoPE head size %d is odd", headDim))
 	}
 	half := headDim / 2
+	freqs := RoPEFreqs(headDim, theta, s)
 	r := &RoPE{half: half, cos: make([]float32, maxPos*half), sin: make([]float32, maxPos*half)}
 	for p := range maxPos {
-		for i := range half {
-			freq := 1 / math.Pow(theta, float64(2*i)/float64(headDim))
+		for i, freq := range freqs {
 			a := float64(p) * freq
 			r.cos[p*half+i] = float32(math.Cos(a))
 			r.sin[p*half+i] = float32(math.Sin(a))

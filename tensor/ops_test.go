@@ -193,6 +193,83 @@ func TestRoPE(t *testing.T) {
 	}
 }
 
+// Without a scaling the tables are plain RoPE's, bit for bit: cos and sin
+// of pos·θ^(−2i/d), each rounded once to float32.
+func TestRoPEUnscaledTables(t *testing.T) {
+	for _, shape := range []struct {
+		d, maxPos int
+		theta     float64
+	}{{8, 16, 10000}, {64, 300, 500000}} {
+		d, half := shape.d, shape.d/2
+		for name, r := range map[string]*RoPE{
+			"NewRoPE":                   NewRoPE(d, shape.maxPos, shape.theta),
+			"NewScaledRoPE, zero value": NewScaledRoPE(d, shape.maxPos, shape.theta, RopeScaling{}),
+		} {
+			for p := range shape.maxPos {
+				for i := range half {
+					a := float64(p) * (1 / math.Pow(shape.theta, float64(2*i)/float64(d)))
+					if c, s := float32(math.Cos(a)), float32(math.Sin(a)); r.cos[p*half+i] != c || r.sin[p*half+i] != s {
+						t.Fatalf("%s, head size %d: position %d pair %d holds cos %g sin %g, want %g %g",
+							name, d, p, i, r.cos[p*half+i], r.sin[p*half+i], c, s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// llama3Freq is Hugging Face's _compute_llama3_parameters for one
+// frequency, written out apart from RopeScaling.Divisor: the scaled
+// frequency and the band freq lies in.
+func llama3Freq(freq float64, s RopeScaling) (scaled float64, band string) {
+	orig := float64(s.OriginalMaxPos)
+	wavelen := 2 * math.Pi / freq
+	switch {
+	case wavelen < orig/s.HighFreqFactor:
+		return freq, "high"
+	case wavelen > orig/s.LowFreqFactor:
+		return freq / s.Factor, "low"
+	}
+	smooth := (orig/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+	return (1-smooth)*freq/s.Factor + smooth*freq, "medium"
+}
+
+// With Llama 3.2 1B's scaling, the frequencies and the tables built from
+// them follow the llama3 rule in each of its three bands.
+func TestScaledRoPEFrequencies(t *testing.T) {
+	const d, maxPos, theta = 64, 100, 500000.0
+	s := RopeScaling{Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 8192}
+	r := NewScaledRoPE(d, maxPos, theta, s)
+	freqs := RoPEFreqs(d, theta, s)
+	for _, tc := range []struct {
+		i    int
+		band string
+	}{
+		{0, "high"}, {7, "high"}, {14, "high"},
+		{15, "medium"}, {16, "medium"}, {17, "medium"},
+		{18, "low"}, {25, "low"}, {31, "low"},
+	} {
+		base := math.Pow(theta, -float64(2*tc.i)/d)
+		want, band := llama3Freq(base, s)
+		if band != tc.band {
+			t.Fatalf("pair %d is in the %s band, want a case of the %s band", tc.i, band, tc.band)
+		}
+		if band == "medium" && !(base/s.Factor < want && want < base) {
+			t.Fatalf("pair %d: interpolated frequency %g is not between %g and %g", tc.i, want, base/s.Factor, base)
+		}
+		if got := freqs[tc.i]; math.Abs(got-want) > 1e-12*want {
+			t.Errorf("pair %d (%s band): frequency %g, want %g", tc.i, band, got, want)
+		}
+		for _, p := range []int{1, 37, maxPos - 1} {
+			at := p*d/2 + tc.i
+			c, sn := math.Cos(float64(p)*want), math.Sin(float64(p)*want)
+			if math.Abs(float64(r.cos[at])-c) > 1e-6 || math.Abs(float64(r.sin[at])-sn) > 1e-6 {
+				t.Errorf("pair %d (%s band), position %d: cos %g sin %g, want %g %g", tc.i, band, p, r.cos[at], r.sin[at], c, sn)
+			}
+		}
+	}
+}
+
 func TestBiasAndVectorOps(t *testing.T) {
 	x := []float32{1, 2, 3, 4, 5, 6}
 	AddBias(x, []float32{10, 20, 30}, 2, 3)

@@ -1,9 +1,12 @@
-// Package gguf writes a braid model directory as one GGUF file, the format
-// llama.cpp and ollama load, so that those servers can host braid's
-// models: Llama architecture metadata, the weights under llama.cpp's names
-// (query and key rows permuted from Hugging Face's rotary layout to
+// Package gguf reads and writes GGUF files, the format llama.cpp and
+// ollama keep models in. Export writes a braid model directory as one
+// file those servers load: llama (or, with q/k/v biases, qwen2)
+// architecture metadata, the weights under llama.cpp's names (a llama's
+// query and key rows permuted from Hugging Face's rotary layout to
 // llama.cpp's, as its converter does), the byte-level BPE tokenizer, and a
-// chat template that passes braid's prompts through unchanged.
+// chat template that passes braid's prompts through unchanged. Open,
+// LoadModel and Tokenizer read such files back, braid's or anyone's, with
+// F32, F16, BF16, Q8_0 or Q4_0 weights.
 package gguf
 
 import (
@@ -21,6 +24,7 @@ import (
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
+	braidtensor "github.com/braid-dev/braid/tensor"
 )
 
 // The GGUF format: version 3, values and tensor data little-endian,
@@ -105,27 +109,25 @@ func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
 // metadata is the file's metadata: architecture, shape, tokenizer.
 func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
 	c := m.Config
-	if c.QKVBias {
-		return nil, fmt.Errorf("gguf: query, key and value biases (a Qwen2 shape) are not in llama.cpp's llama architecture")
-	}
+	arch := architecture(c)
 	tokens, types, merges, err := vocabulary(tokenizerJSON, c.Vocab)
 	if err != nil {
 		return nil, err
 	}
 	meta := []kv{
-		{"general.architecture", "llama"},
+		{"general.architecture", arch},
 		{"general.name", name},
 		{"general.alignment", uint32(alignment)},
-		{"llama.context_length", uint32(c.MaxSeq)},
-		{"llama.embedding_length", uint32(c.Dim)},
-		{"llama.block_count", uint32(c.Layers)},
-		{"llama.feed_forward_length", uint32(c.Hidden)},
-		{"llama.attention.head_count", uint32(c.Heads)},
-		{"llama.attention.head_count_kv", uint32(c.KVHeads)},
-		{"llama.rope.dimension_count", uint32(c.HeadDim)},
-		{"llama.rope.freq_base", float32(c.RopeTheta)},
-		{"llama.attention.layer_norm_rms_epsilon", c.NormEps},
-		{"llama.vocab_size", uint32(c.Vocab)},
+		{arch + ".context_length", uint32(c.MaxSeq)},
+		{arch + ".embedding_length", uint32(c.Dim)},
+		{arch + ".block_count", uint32(c.Layers)},
+		{arch + ".feed_forward_length", uint32(c.Hidden)},
+		{arch + ".attention.head_count", uint32(c.Heads)},
+		{arch + ".attention.head_count_kv", uint32(c.KVHeads)},
+		{arch + ".rope.dimension_count", uint32(c.HeadDim)},
+		{arch + ".rope.freq_base", float32(c.RopeTheta)},
+		{arch + ".attention.layer_norm_rms_epsilon", c.NormEps},
+		{arch + ".vocab_size", uint32(c.Vocab)},
 		{"tokenizer.ggml.model", "gpt2"},
 		{"tokenizer.ggml.pre", "gpt-2"}, // the GPT-2 pattern braid's ByteLevel pre-tokenizer splits by
 		{"tokenizer.ggml.tokens", tokens},
@@ -206,19 +208,39 @@ func vocabulary(data []byte, size int) (tokens []string, types []int32, merges [
 	return tokens, types, merges, nil
 }
 
-// tensorsOf maps the model's tensors to llama.cpp's names, permuting the
-// query and key rows from Hugging Face's rotary layout (halves) to
-// llama.cpp's (interleaved pairs).
+// architecture is llama.cpp's architecture for c: qwen2 for a model with
+// query, key and value biases, else llama.
+func architecture(c model.Config) string {
+	if c.QKVBias {
+		return "qwen2"
+	}
+	return "llama"
+}
+
+// tensorsOf maps the model's tensors to llama.cpp's names, permuting a
+// llama's query and key rows from Hugging Face's rotary layout (halves) to
+// llama.cpp's (interleaved pairs); llama.cpp rotates qwen2's halves as
+// Hugging Face does. A model that rescales its rotary frequencies gets
+// them first, as llama.cpp's converter writes them.
 func tensorsOf(m *model.Model, f16 bool) []tensor {
 	c := m.Config
 	p := m.Params
-	out := []tensor{{name: "token_embd.weight", shape: []int{c.Vocab, c.Dim}, data: p.Embed, f16: f16}}
+	var out []tensor
+	if c.RopeScaling != (braidtensor.RopeScaling{}) {
+		out = append(out, tensor{name: "rope_freqs.weight", shape: []int{c.HeadDim / 2}, data: ropeFreqFactors(c)})
+	}
+	out = append(out, tensor{name: "token_embd.weight", shape: []int{c.Vocab, c.Dim}, data: p.Embed, f16: f16})
+	llama := architecture(c) == "llama"
 	for i, l := range p.Layers {
 		blk := fmt.Sprintf("blk.%d.", i)
+		wq, wk := l.Wq, l.Wk
+		if llama {
+			wq, wk = permute(wq, c.Heads, c.Dim), permute(wk, c.KVHeads, c.Dim)
+		}
 		out = append(out,
 			tensor{name: blk + "attn_norm.weight", shape: []int{c.Dim}, data: l.AttnNorm},
-			tensor{name: blk + "attn_q.weight", shape: []int{c.Heads * c.HeadDim, c.Dim}, data: permute(l.Wq, c.Heads, c.Dim), f16: f16},
-			tensor{name: blk + "attn_k.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: permute(l.Wk, c.KVHeads, c.Dim), f16: f16},
+			tensor{name: blk + "attn_q.weight", shape: []int{c.Heads * c.HeadDim, c.Dim}, data: wq, f16: f16},
+			tensor{name: blk + "attn_k.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: wk, f16: f16},
 			tensor{name: blk + "attn_v.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: l.Wv, f16: f16},
 			tensor{name: blk + "attn_output.weight", shape: []int{c.Dim, c.Heads * c.HeadDim}, data: l.Wo, f16: f16},
 			tensor{name: blk + "ffn_norm.weight", shape: []int{c.Dim}, data: l.MLPNorm},
@@ -226,6 +248,12 @@ func tensorsOf(m *model.Model, f16 bool) []tensor {
 			tensor{name: blk + "ffn_up.weight", shape: []int{c.Hidden, c.Dim}, data: l.Wup, f16: f16},
 			tensor{name: blk + "ffn_down.weight", shape: []int{c.Dim, c.Hidden}, data: l.Wdown, f16: f16},
 		)
+		if c.QKVBias {
+			out = append(out,
+				tensor{name: blk + "attn_q.bias", shape: []int{c.Heads * c.HeadDim}, data: l.Bq},
+				tensor{name: blk + "attn_k.bias", shape: []int{c.KVHeads * c.HeadDim}, data: l.Bk},
+				tensor{name: blk + "attn_v.bias", shape: []int{c.KVHeads * c.HeadDim}, data: l.Bv})
+		}
 	}
 	out = append(out, tensor{name: "output_norm.weight", shape: []int{c.Dim}, data: p.FinalNorm})
 	if !c.TiedEmbeddings {
@@ -234,19 +262,44 @@ func tensorsOf(m *model.Model, f16 bool) []tensor {
 	return out
 }
 
+// ropeFreqFactors is llama.cpp's rope_freqs tensor for c's RoPE scaling:
+// for each rotary frequency θ^(−2i/d), what the scaling divides it by. It
+// stays float32 whatever the matrices are, as llama.cpp's converter keeps
+// it.
+func ropeFreqFactors(c model.Config) []float32 {
+	base := braidtensor.RoPEFreqs(c.HeadDim, c.RopeTheta, braidtensor.RopeScaling{})
+	factors := make([]float32, len(base))
+	for i, freq := range base {
+		factors[i] = float32(c.RopeScaling.Divisor(freq))
+	}
+	return factors
+}
+
 // permute reorders the rows of a [heads·headDim, in] projection as
 // llama.cpp's converter does: within each head, the rows of the two
 // rotary halves interleave, so that llama.cpp's rotation of adjacent pairs
 // computes what the Hugging Face model's rotation of halves does.
-func permute(w []float32, heads, in int) []float32 {
+func permute(w []float32, heads, in int) []float32 { return permuteRows(w, heads, in, false) }
+
+// unpermute is the inverse of permute: llama.cpp's interleaved rotary
+// rows back to Hugging Face's halves.
+func unpermute(w []float32, heads, in int) []float32 { return permuteRows(w, heads, in, true) }
+
+// permuteRows moves, in each head, row i of rotary half h to row 2i+h, or
+// back with inverse.
+func permuteRows(w []float32, heads, in int, inverse bool) []float32 {
 	rows := len(w) / in
 	headDim := rows / heads
 	out := make([]float32, len(w))
 	for h := range heads {
 		for i := range headDim / 2 {
 			for half := range 2 {
-				src := h*headDim + half*headDim/2 + i
-				dst := h*headDim + 2*i + half
+				halves := h*headDim + half*headDim/2 + i
+				pairs := h*headDim + 2*i + half
+				src, dst := halves, pairs
+				if inverse {
+					src, dst = pairs, halves
+				}
 				copy(out[dst*in:(dst+1)*in], w[src*in:(src+1)*in])
 			}
 		}

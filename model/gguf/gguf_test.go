@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,17 +15,18 @@ import (
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
+	braidtensor "github.com/braid-dev/braid/tensor"
 )
 
-// The embedded model, exported and read back by an independent GGUF
-// parser: the metadata llama.cpp reads, every tensor under its name and
-// shape, and the weights themselves, the query and key rows permuted.
-func TestExportReadsBack(t *testing.T) {
+// embeddedModel copies the embedded model's directory to src inside a
+// temporary directory dir, and loads it; it skips a build without one.
+func embeddedModel(t *testing.T) (dir, src string, m *model.Model) {
+	t.Helper()
 	if !models.Has(models.Countdown) {
 		t.Skip("this build embeds no model")
 	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "model")
+	dir = t.TempDir()
+	src = filepath.Join(dir, "model")
 	sub, err := fs.Sub(models.FS, models.Countdown)
 	if err != nil {
 		t.Fatal(err)
@@ -32,10 +34,17 @@ func TestExportReadsBack(t *testing.T) {
 	if err := os.CopyFS(src, sub); err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.Load(src)
-	if err != nil {
+	if m, err = model.Load(src); err != nil {
 		t.Fatal(err)
 	}
+	return dir, src, m
+}
+
+// The embedded model, exported and read back by an independent GGUF
+// parser: the metadata llama.cpp reads, every tensor under its name and
+// shape, and the weights themselves, the query and key rows permuted.
+func TestExportReadsBack(t *testing.T) {
+	dir, src, m := embeddedModel(t)
 	for _, f16 := range []bool{false, true} {
 		out := filepath.Join(dir, "model.gguf")
 		if err := Export(src, out, f16); err != nil {
@@ -98,5 +107,94 @@ func TestPermuteInterleavesTheHalves(t *testing.T) {
 	w := []float32{0, 1, 2, 3, 10, 11, 12, 13}
 	if got, want := permute(w, 2, 1), []float32{0, 2, 1, 3, 10, 12, 11, 13}; !slices.Equal(got, want) {
 		t.Errorf("permuted %v, want %v", got, want)
+	}
+}
+
+// A model that rescales its rotary frequencies, Llama 3.1's way, carries
+// them as llama.cpp's converter writes them: a float32 rope_freqs.weight of
+// head_dim/2 divisors, 1 in the high band, the factor in the low band and
+// interpolated between; one that does not carries no such tensor.
+func TestExportWritesRopeFreqs(t *testing.T) {
+	c := model.Config{Vocab: 13, Dim: 16, Hidden: 24, Layers: 1, Heads: 2, KVHeads: 1, HeadDim: 8, MaxSeq: 32,
+		NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	plain, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range tensorsOf(plain, true) {
+		if ts.name == "rope_freqs.weight" {
+			t.Fatal("a model without RoPE scaling got a rope_freqs tensor")
+		}
+	}
+
+	// Frequencies 10000^(−i/4) have wavelengths 2π·10^i: two below the high
+	// band's edge of 1024/4, one between, one above the low band's 1024/1.
+	c.RopeScaling = braidtensor.RopeScaling{Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 1024}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(3, 3)), 0.5)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "model")
+	if err := m.Save(src); err != nil {
+		t.Fatal(err)
+	}
+	tokenizer := `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}`
+	if err := os.WriteFile(filepath.Join(src, "tokenizer.json"), []byte(tokenizer), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "model.gguf")
+	if err := Export(src, out, true); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parser.ParseGGUFFile(out)
+	if err != nil {
+		t.Fatalf("the parser refuses the file: %v", err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// llama.cpp's convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors.
+	s := c.RopeScaling
+	lowWavelen, highWavelen := float64(s.OriginalMaxPos)/s.LowFreqFactor, float64(s.OriginalMaxPos)/s.HighFreqFactor
+	want := make([]float64, c.HeadDim/2)
+	for i := range want {
+		freq := 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
+		switch wavelen := 2 * math.Pi / freq; {
+		case wavelen < highWavelen:
+			want[i] = 1
+		case wavelen > lowWavelen:
+			want[i] = s.Factor
+		default:
+			smooth := (float64(s.OriginalMaxPos)/wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+			want[i] = 1 / ((1-smooth)/s.Factor + smooth)
+		}
+	}
+	if want[0] != 1 || want[1] != 1 || !(1 < want[2] && want[2] < s.Factor) || want[3] != s.Factor {
+		t.Fatalf("factors %v do not cover the three bands", want)
+	}
+
+	var found bool
+	for _, ti := range f.TensorInfos {
+		if ti.Name != "rope_freqs.weight" {
+			continue
+		}
+		found = true
+		if ti.Type != parser.GGMLTypeF32 || !slices.Equal(ti.Dimensions, []uint64{uint64(c.HeadDim / 2)}) {
+			t.Fatalf("rope_freqs.weight is %v %v, want F32 [%d]", ti.Type, ti.Dimensions, c.HeadDim/2)
+		}
+		at := f.TensorDataStartOffset + int64(ti.Offset)
+		for i, w := range want {
+			got := float64(math.Float32frombits(binary.LittleEndian.Uint32(data[at+int64(4*i):])))
+			if math.Abs(got-w) > 1e-6*w {
+				t.Errorf("rope_freqs.weight[%d] = %g, want %g", i, got, w)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no rope_freqs.weight tensor")
 	}
 }

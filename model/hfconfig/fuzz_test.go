@@ -18,6 +18,13 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"num_attention_heads": 8, "eos_token_id": [1, 2], "rope_scaling": {"type": "default"}}`))
+	f.Add([]byte(`{"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+		"num_attention_heads": 2, "max_position_embeddings": 16, "rope_scaling": {"type": "llama3", "factor": 1e-3,
+		"low_freq_factor": 0.5, "high_freq_factor": 2.5e300, "original_max_position_embeddings": 4}}`))
+	f.Add([]byte(`{"model_type": "qwen2", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
+		"num_attention_heads": 2, "max_position_embeddings": 16, "rope_scaling": {"rope_type": "llama3", "factor": 8,
+		"low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8}}`))
+	f.Add([]byte(`{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}`))
 	f.Add([]byte(`null`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -61,12 +62,54 @@ type Config struct {
 	TorchDType string `json:"torch_dtype,omitempty"`
 }
 
-// RopeScaling is a config's rope_scaling entry. braid implements only the
-// "default" type, plain RoPE, so only the type is kept.
+// RopeScaling is a config's rope_scaling entry. braid implements the
+// "default" type, plain RoPE, and "llama3", the rescaled frequencies of
+// Llama 3.1 and 3.2, so it keeps the type and llama3's parameters; a
+// parameter the entry leaves out reads as zero, which Validate refuses for
+// llama3.
 type RopeScaling struct {
 	RopeType string `json:"rope_type,omitempty"`
 	// Type is the older spelling of RopeType.
 	Type string `json:"type,omitempty"`
+
+	Factor                        float64 `json:"factor,omitempty"`
+	LowFreqFactor                 float64 `json:"low_freq_factor,omitempty"`
+	HighFreqFactor                float64 `json:"high_freq_factor,omitempty"`
+	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings,omitempty"`
+}
+
+// MarshalJSON writes the factors as floats, with a decimal point even when
+// whole ("factor": 32.0), as transformers writes them: transformers warns
+// of a factor it reads as an int.
+func (r RopeScaling) MarshalJSON() ([]byte, error) {
+	float := func(v float64) json.Number {
+		if v == 0 {
+			return "" // omitted, as the field is left out
+		}
+		s := strconv.FormatFloat(v, 'g', -1, 64)
+		// NaN and ±Inf stay invalid numbers, which Marshal refuses as it
+		// refuses them as float64s.
+		if !strings.ContainsAny(s, ".e") {
+			s += ".0"
+		}
+		return json.Number(s)
+	}
+	return json.Marshal(struct {
+		RopeType                      string      `json:"rope_type,omitempty"`
+		Type                          string      `json:"type,omitempty"`
+		Factor                        json.Number `json:"factor,omitempty"`
+		LowFreqFactor                 json.Number `json:"low_freq_factor,omitempty"`
+		HighFreqFactor                json.Number `json:"high_freq_factor,omitempty"`
+		OriginalMaxPositionEmbeddings int         `json:"original_max_position_embeddings,omitempty"`
+	}{r.RopeType, r.Type, float(r.Factor), float(r.LowFreqFactor), float(r.HighFreqFactor), r.OriginalMaxPositionEmbeddings})
+}
+
+// Kind returns the scaling's type under either spelling, RopeType first.
+func (r RopeScaling) Kind() string {
+	if r.RopeType != "" {
+		return r.RopeType
+	}
+	return r.Type
 }
 
 // TokenIDs holds a token id field that configs write either as one id or as

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -60,6 +61,35 @@ func qwen2() Config {
 	}
 }
 
+// llama32 is testdata/llama-3.2-1b.json as Load should read it.
+func llama32() Config {
+	return Config{
+		ModelType:             "llama",
+		Architectures:         []string{"LlamaForCausalLM"},
+		VocabSize:             128256,
+		HiddenSize:            2048,
+		IntermediateSize:      8192,
+		NumHiddenLayers:       16,
+		NumAttentionHeads:     32,
+		NumKeyValueHeads:      8,
+		MaxPositionEmbeddings: 131072,
+		HeadDim:               64,
+		RMSNormEps:            1e-5,
+		RopeTheta:             500000,
+		RopeScaling:           llama3Scaling(),
+		HiddenAct:             "silu",
+		TieWordEmbeddings:     true,
+		BOSTokenID:            intPtr(128000),
+		EOSTokenIDs:           TokenIDs{128001},
+		TorchDType:            "bfloat16",
+	}
+}
+
+// llama3Scaling is the rope_scaling of Llama 3.2 1B and 3B.
+func llama3Scaling() *RopeScaling {
+	return &RopeScaling{RopeType: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 8192}
+}
+
 func TestLoad(t *testing.T) {
 	tests := []struct {
 		path         string
@@ -70,6 +100,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{"testdata/tinyllama.json", tinyLlama(), 64, false, "LlamaForCausalLM"},
 		{"testdata/qwen2-0.5b.json", qwen2(), 64, true, "Qwen2ForCausalLM"},
+		{"testdata/llama-3.2-1b.json", llama32(), 64, false, "LlamaForCausalLM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -272,6 +303,10 @@ func TestParseErrors(t *testing.T) {
 		{"eos id is a string", `{"eos_token_id": "</s>"}`, `want a token id or a list of token ids, found "</s>"`},
 		{"eos list holds a string", `{"eos_token_id": [1, "x"]}`, "want a token id or a list of token ids"},
 		{"rope_scaling is a string", `{"rope_scaling": "linear"}`, "hfconfig: rope_scaling: cannot read JSON string as hfconfig.RopeScaling"},
+		{"rope_scaling factor is a string", `{"rope_scaling": {"rope_type": "llama3", "factor": "32"}}`,
+			"hfconfig: rope_scaling.factor: cannot read JSON string as float64"},
+		{"original context is fractional", `{"rope_scaling": {"rope_type": "llama3", "original_max_position_embeddings": 8192.5}}`,
+			"hfconfig: rope_scaling.original_max_position_embeddings: cannot read JSON number 8192.5 as int"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,11 +329,23 @@ func TestValidate(t *testing.T) {
 			`hfconfig: unsupported model_type "gpt2": braid runs "llama" and "qwen2"`},
 		{"missing model type", func(c *Config) { c.ModelType = "" }, ErrUnsupported, `model_type ""`},
 		{"activation", func(c *Config) { c.HiddenAct = "gelu" }, ErrUnsupported, `hfconfig: unsupported hidden_act "gelu"`},
-		{"rope scaling", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "llama3"} }, ErrUnsupported,
-			`hfconfig: unsupported rope scaling type "llama3"`},
+		{"rope scaling", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "yarn", Factor: 4} }, ErrUnsupported,
+			`hfconfig: unsupported rope scaling type "yarn": braid runs plain RoPE ("default") and "llama3"`},
 		{"rope scaling, older spelling", func(c *Config) { c.RopeScaling = &RopeScaling{Type: "linear"} }, ErrUnsupported,
 			`rope scaling type "linear"`},
 		{"rope scaling without a type", func(c *Config) { c.RopeScaling = &RopeScaling{} }, ErrUnsupported, "rope_scaling without a type"},
+		{"llama3 factor below 1", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.Factor = 0.5 }, ErrInvalid,
+			"hfconfig: invalid rope_scaling.factor 0.5: must be at least 1"},
+		{"llama3 factor NaN", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.Factor = math.NaN() }, ErrInvalid,
+			"rope_scaling.factor NaN: must be at least 1"},
+		{"llama3 low_freq_factor", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.LowFreqFactor = -1 }, ErrInvalid,
+			"hfconfig: invalid rope_scaling.low_freq_factor -1: must be positive"},
+		{"llama3 high_freq_factor equal to low", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.HighFreqFactor = 1 }, ErrInvalid,
+			"hfconfig: invalid rope_scaling.high_freq_factor 1: must be greater than low_freq_factor 1"},
+		{"llama3 original context", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.OriginalMaxPositionEmbeddings = 0 }, ErrInvalid,
+			"hfconfig: invalid rope_scaling.original_max_position_embeddings 0: must be positive"},
+		{"llama3 without its parameters", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "llama3"} }, ErrInvalid,
+			"rope_scaling.factor 0: must be at least 1"},
 		{"mlp bias", func(c *Config) { c.MLPBias = true }, ErrUnsupported, "mlp_bias true"},
 		{"sliding window", func(c *Config) { c.UseSlidingWindow = true }, ErrUnsupported, "use_sliding_window true"},
 		{"vocab size", func(c *Config) { c.VocabSize = 0 }, ErrInvalid, "hfconfig: invalid vocab_size 0: must be positive"},
@@ -342,6 +389,12 @@ func TestValidateAccepts(t *testing.T) {
 		change func(*Config)
 	}{
 		{"default rope scaling", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "default"} }},
+		{"llama3 rope scaling", func(c *Config) { c.RopeScaling = llama3Scaling() }},
+		{"llama3 rope scaling, older spelling", func(c *Config) {
+			c.RopeScaling = llama3Scaling()
+			c.RopeScaling.RopeType, c.RopeScaling.Type = "", "llama3"
+		}},
+		{"llama3 factor 1", func(c *Config) { c.RopeScaling = llama3Scaling(); c.RopeScaling.Factor = 1 }},
 		{"head_dim set where heads do not divide hidden size", func(c *Config) { c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim = 24, 4, 64 }},
 		{"llama attention bias", func(c *Config) { c.AttentionBias = true }},
 		{"no bos and no eos", func(c *Config) { c.BOSTokenID, c.EOSTokenIDs = nil, nil }},
@@ -374,8 +427,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
-	for _, want := range []Config{tinyLlama(), qwen2()} {
-		t.Run(want.ModelType, func(t *testing.T) {
+	for _, want := range []Config{tinyLlama(), qwen2(), llama32()} {
+		t.Run(fmt.Sprintf("%s %d layers", want.ModelType, want.NumHiddenLayers), func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "config.json")
 			if err := want.Save(path); err != nil {
@@ -403,29 +456,39 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSaveGolden pins the exact file Save writes for TinyLlama; run with
-// -update to rewrite it.
+// TestSaveGolden pins the exact files Save writes for TinyLlama and for
+// Llama 3.2 1B, whose rope_scaling it writes with sorted keys as
+// transformers does; run with -update to rewrite them.
 func TestSaveGolden(t *testing.T) {
-	const golden = "testdata/tinyllama.saved.json"
-	path := filepath.Join(t.TempDir(), "config.json")
-	if err := tinyLlama().Save(path); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("Save() wrote\n%s\nwant\n%s", got, want)
+	for _, tt := range []struct {
+		golden string
+		c      Config
+	}{
+		{"testdata/tinyllama.saved.json", tinyLlama()},
+		{"testdata/llama-3.2-1b.saved.json", llama32()},
+	} {
+		t.Run(tt.golden, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.json")
+			if err := tt.c.Save(path); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(tt.golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(tt.golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("Save() wrote\n%s\nwant\n%s", got, want)
+			}
+		})
 	}
 }
 

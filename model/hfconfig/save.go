@@ -1,6 +1,7 @@
 package hfconfig
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -40,9 +41,12 @@ func (c Config) encode(torchDType string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hfconfig: %w", err)
 	}
-	// Marshaling a map sorts its keys.
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(compact, &fields); err != nil {
+	// Marshaling a map sorts its keys, those of nested objects such as
+	// rope_scaling too; json.Number keeps each number as it was written.
+	var fields map[string]any
+	d := json.NewDecoder(bytes.NewReader(compact))
+	d.UseNumber()
+	if err := d.Decode(&fields); err != nil {
 		return nil, fmt.Errorf("hfconfig: %w", err)
 	}
 	out, err := json.MarshalIndent(fields, "", "  ")

@@ -22,13 +22,27 @@ func (c Config) Validate() error {
 	if c.HiddenAct != "silu" {
 		unsupported(`hidden_act %q: braid runs "silu"`, c.HiddenAct)
 	}
-	if c.RopeScaling != nil {
-		switch kind := c.RopeScaling.kind(); kind {
+	if r := c.RopeScaling; r != nil {
+		switch kind := r.Kind(); kind {
 		case "default":
+		case "llama3":
+			// Written as !(x > y), as below, so that NaN fails too.
+			if !(r.Factor >= 1) {
+				invalid("rope_scaling.factor %g: must be at least 1", r.Factor)
+			}
+			if !(r.LowFreqFactor > 0) {
+				invalid("rope_scaling.low_freq_factor %g: must be positive", r.LowFreqFactor)
+			}
+			if !(r.HighFreqFactor > r.LowFreqFactor) {
+				invalid("rope_scaling.high_freq_factor %g: must be greater than low_freq_factor %g", r.HighFreqFactor, r.LowFreqFactor)
+			}
+			if r.OriginalMaxPositionEmbeddings <= 0 {
+				invalid("rope_scaling.original_max_position_embeddings %d: must be positive", r.OriginalMaxPositionEmbeddings)
+			}
 		case "":
 			unsupported("rope_scaling without a type")
 		default:
-			unsupported("rope scaling type %q: braid runs plain RoPE", kind)
+			unsupported(`rope scaling type %q: braid runs plain RoPE ("default") and "llama3"`, kind)
 		}
 	}
 	if c.MLPBias {
@@ -82,13 +96,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (r RopeScaling) kind() string {
-	if r.RopeType != "" {
-		return r.RopeType
-	}
-	return r.Type
 }
 
 // causalLMArchitecture returns the transformers class of a causal language
