@@ -2,12 +2,15 @@ package engine
 
 import (
 	"cmp"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/model/gguf"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -51,6 +54,41 @@ func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	return e, nil
+}
+
+// OpenGGUF starts an engine on a GGUF file, as llama.cpp and ollama keep
+// their models: its weights (any type gguf.LoadModel reads, widened, then
+// held as opts.Weights says), its byte-level BPE tokenizer and its
+// end-of-sequence token unless opts names some.
+func OpenGGUF(path string, opts Options) (*Engine, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := gguf.LoadModel(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	tok, err := f.Tokenizer()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if opts.EOS == nil {
+		opts.EOS = m.EOS
+	}
+	e, err := New(m, tok, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return e, nil
+}
+
+// IsGGUF says whether path names a GGUF file rather than a model
+// directory: a regular file named *.gguf.
+func IsGGUF(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && strings.HasSuffix(strings.ToLower(path), ".gguf")
 }
 
 // onDisk makes err, an error of OpenFS on os.DirFS(dir), name the file or

@@ -34,3 +34,18 @@ func Fingerprint(fsys fs.FS, dir string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// FingerprintFile is Fingerprint of a model kept in one file (a GGUF
+// file): the hash of its bytes.
+func FingerprintFile(fsys fs.FS, name string) (string, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint the model: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("fingerprint the model: %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -107,7 +108,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.modelDir, "model", "", "model directory: config.json, tokenizer.json, model.safetensors (default: the embedded Countdown model)")
+	fl.StringVar(&f.modelDir, "model", "", "model directory (config.json, tokenizer.json, model.safetensors) or GGUF file (F32, F16, BF16, Q8_0 or Q4_0 weights; default: the embedded Countdown model)")
 	fl.IntVar(&f.cacheMiB, "kv-cache", engine.DefaultCacheBytes>>20, "KV cache budget in MiB")
 	fl.DurationVar(&f.idle, "kv-idle-release", engine.DefaultIdleRelease, "after this long with nothing to do, drop the KV cache and return its memory (-1s: never)")
 	fl.IntVar(&f.stepToks, "step-tokens", engine.DefaultStepTokens, "most tokens one forward pass carries")
@@ -161,6 +162,9 @@ func (f *engineFlags) open() (*engine.Engine, error) {
 		}
 		return engine.OpenFS(models.FS, models.Countdown, opts)
 	}
+	if engine.IsGGUF(f.modelDir) {
+		return engine.OpenGGUF(f.modelDir, opts)
+	}
 	return engine.Open(f.modelDir, opts)
 }
 
@@ -169,6 +173,9 @@ func (f *engineFlags) open() (*engine.Engine, error) {
 // braid's embedded one, a checkpoint trained further) never join a run
 // begun with this one.
 func (f *engineFlags) fingerprint() (string, error) {
+	if engine.IsGGUF(f.modelDir) {
+		return model.FingerprintFile(os.DirFS(filepath.Dir(f.modelDir)), filepath.Base(f.modelDir))
+	}
 	if f.modelDir != "" {
 		return model.Fingerprint(os.DirFS(f.modelDir), ".")
 	}

@@ -614,3 +614,28 @@ func TestExportGGUF(t *testing.T) {
 		t.Errorf("no --out: %s", errs)
 	}
 }
+
+// A model exported as GGUF runs from that file as from its directory:
+// the same tokens, greedy and sampled, and eval keys it by the file.
+func TestGenerateFromGGUF(t *testing.T) {
+	dir := tinyModelDir(t)
+	file := filepath.Join(t.TempDir(), "tiny.gguf")
+	expectExit(t, 0, "", "export", "gguf", "--model", dir, "--out", file, "--f32")
+	for _, args := range [][]string{{"--max-tokens", "12", "hello"}, {"--max-tokens", "12", "--seed", "3", "--temperature", "0.9", "hello"}} {
+		want, _ := expectExit(t, 0, "", append([]string{"generate", "--quiet", "--model", dir}, args...)...)
+		got, _ := expectExit(t, 0, "", append([]string{"generate", "--quiet", "--model", file}, args...)...)
+		if got != want {
+			t.Errorf("%v: from the GGUF file %q, from the directory %q", args, got, want)
+		}
+	}
+	db := filepath.Join(t.TempDir(), "braid.db")
+	_, errs := expectExit(t, 0, "", "eval", "--model", file, "--n", "1", "--strategies", "serial", "--max-tokens", "8", "--db", db)
+	if !strings.Contains(errs, "run ") {
+		t.Errorf("eval of a GGUF file: %s", errs)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.gguf")
+	os.WriteFile(bad, []byte("GGUF"), 0o644)
+	if _, errs := expectExit(t, 1, "", "generate", "--model", bad, "hello"); !strings.Contains(errs, "bad.gguf") || !strings.Contains(errs, "ends inside") {
+		t.Errorf("a truncated GGUF file: %s", errs)
+	}
+}

@@ -1,0 +1,52 @@
+package gguf
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/braid-dev/braid/tokenizer"
+)
+
+// llama.cpp's token types.
+const (
+	tokenControl     = 3
+	tokenUserDefined = 4
+)
+
+// Tokenizer builds the file's byte-level BPE tokenizer (tokenizer.ggml.model
+// "gpt2", as Llama 3's, Qwen2's and braid's own files are): its tokens,
+// merges and pre-tokenizer, control and user-defined tokens matched whole.
+// SentencePiece vocabularies ("llama", Llama 2's) are refused by name.
+func (f *File) Tokenizer() (*tokenizer.Tokenizer, error) {
+	if m := f.String("tokenizer.ggml.model"); m != "gpt2" {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.model %q: braid reads byte-level BPE (gpt2)", m)
+	}
+	tokens := f.Strings("tokenizer.ggml.tokens")
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("gguf: tokenizer.ggml.tokens is %s: want the vocabulary's tokens", describe(f.Meta["tokenizer.ggml.tokens"]))
+	}
+	p := tokenizer.Parts{Tokens: tokens, Pre: f.String("tokenizer.ggml.pre")}
+	for i, m := range f.Strings("tokenizer.ggml.merges") {
+		left, right, ok := strings.Cut(m, " ")
+		if !ok {
+			return nil, fmt.Errorf("gguf: merge %d %q is not two tokens and a space", i, m)
+		}
+		p.Merges = append(p.Merges, [2]string{left, right})
+	}
+	if types, ok := f.Meta["tokenizer.ggml.token_type"].([]any); ok {
+		if len(types) != len(tokens) {
+			return nil, fmt.Errorf("gguf: %d token types for %d tokens", len(types), len(tokens))
+		}
+		for id, v := range types {
+			switch typ, _ := asInt(v); typ {
+			case tokenControl, tokenUserDefined:
+				p.Added = append(p.Added, tokenizer.Added{ID: id, Special: typ == tokenControl})
+			}
+		}
+	}
+	t, err := tokenizer.FromParts(p)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
+	return t, nil
+}
