@@ -311,9 +311,13 @@ type StrategyReport struct {
 	MajAtKCI95         map[int][]float64 `json:"maj_at_k_ci95,omitempty"`
 	MeanTotalTokens    float64           `json:"mean_total_tokens"`
 	MeanCriticalTokens float64           `json:"mean_critical_path_tokens"`
-	LatencyP50MS       float64           `json:"latency_p50_ms"`
-	LatencyP95MS       float64           `json:"latency_p95_ms"`
-	TokensPerCorrect   float64           `json:"tokens_per_correct"`
+	// LatencyP50MS and LatencyP95MS are the samples' wall times as the
+	// run took them, queueing behind its other concurrent samples
+	// included; Alone, when measured, is one sample at a time.
+	LatencyP50MS     float64       `json:"latency_p50_ms"`
+	LatencyP95MS     float64       `json:"latency_p95_ms"`
+	Alone            *AloneLatency `json:"alone_latency,omitempty"`
+	TokensPerCorrect float64       `json:"tokens_per_correct"`
 	// Speedup is the parallel speedup the samples report: their tokens in
 	// sequence over their critical paths (1 for a single thread).
 	Speedup float64 `json:"speedup"`

@@ -61,6 +61,7 @@ type evalFlags struct {
 	asJSON, skipBad   bool
 	lease             time.Duration
 	perturbName       string
+	alone             int
 }
 
 func newEvalCmd() *cobra.Command {
@@ -115,6 +116,7 @@ skips such lines, each reported.`,
 	f.DurationVar(&fl.lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
 	f.BoolVar(&fl.asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
 	f.StringVar(&fl.perturbName, "perturb", "", "also run every cell on a perturbed problem and report robustness: distractors (a sentence appended to math problems; for Countdown a tempting dead-end first move)")
+	f.IntVar(&fl.alone, "alone", 0, "after the run, time the first N problems of each strategy again one at a time, nothing else running: the latency of one answer, beside the run's queued one (not stored)")
 	f.BoolVar(&fl.skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	return cmd
 }
@@ -186,6 +188,20 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	}
 	rep := eval.Summarize(names, samples)
 	fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(start).Round(time.Millisecond))
+	if fl.alone > 0 {
+		n := min(fl.alone, len(cfg.Problems))
+		bar := newProgress(cmd.ErrOrStderr(), n*len(names), "alone")
+		alone, err := eval.TimeAlone(ctx, names, len(cfg.Problems), n, runner.Solve, func() { bar.add(1) })
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		for i, s := range rep.Strategies {
+			if a, ok := alone[s.Name]; ok {
+				rep.Strategies[i].Alone = &a
+			}
+		}
+	}
 	if fl.asJSON {
 		return printEvalJSON(cmd.OutOrStdout(), runID, rep, samples)
 	}
@@ -319,7 +335,16 @@ func printEvalTable(out io.Writer, rep eval.Report, setting string, concurrent i
 	if concurrent > 1 {
 		// A sample's wall time then waits on the others it shares the
 		// machine with: say so beside the latencies.
-		fmt.Fprintf(out, "(latencies: a sample's wall time with %d problems at once, queueing behind each other included; --concurrent 1 measures a sample alone)\n", concurrent)
+		fmt.Fprintf(out, "(latencies: a sample's wall time with %d problems at once, queueing behind each other included; --alone N times N problems one at a time)\n", concurrent)
+	}
+	for _, s := range rep.Strategies {
+		if a := s.Alone; a != nil {
+			fmt.Fprintf(out, "%s alone: p50 %.0f ms, p95 %.0f ms over %d problems one at a time", s.Name, a.P50MS, a.P95MS, a.N)
+			if a.Errors > 0 {
+				fmt.Fprintf(out, " (%d failed, not timed)", a.Errors)
+			}
+			fmt.Fprintln(out)
+		}
 	}
 	for _, s := range rep.Strategies {
 		if l := s.PassLine(); l != "" {

@@ -639,3 +639,26 @@ func TestGenerateFromGGUF(t *testing.T) {
 		t.Errorf("a truncated GGUF file: %s", errs)
 	}
 }
+
+// --alone times samples one at a time after the run, beside the run's
+// queued latencies, and keeps them out of the stored samples.
+func TestEvalAlone(t *testing.T) {
+	_, args := smallEval(t)
+	table, _ := expectExit(t, 0, "", append(args, "--alone", "5")...)
+	if !strings.Contains(table, "serial alone: p50 ") || !strings.Contains(table, "over 2 problems one at a time") {
+		t.Errorf("table with --alone 5 over 2 problems:\n%s", table)
+	}
+	out, _ := expectExit(t, 0, "", append(args, "--json")...)
+	var rep struct {
+		Strategies []struct {
+			Alone *struct{ N int } `json:"alone_latency"`
+		} `json:"strategies"`
+		Samples []json.RawMessage `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Samples) != 2 || rep.Strategies[0].Alone != nil {
+		t.Errorf("after --alone the run holds %d samples (want 2) and without it reports alone latency %+v", len(rep.Samples), rep.Strategies[0].Alone)
+	}
+}
