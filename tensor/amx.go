@@ -41,12 +41,31 @@ func newAMXConfig() *amxConfig {
 // (see amxSerial), adding to c with acc.
 type amxFunc func(cfg *amxConfig, a, b []uint16, c []float32, ksteps, pairs, ldc int, acc bool)
 
-// amx is the AMX kernel, nil where the CPU or the kernel has none; like
-// bestKernel it is fixed at start-up.
+// amxPanelsFunc computes rows (at most 16) of c, row stride ldc, from a
+// (bfloat16 rows of stride lda, zero past k) and panels of a PackBF16
+// matrix, panel values apart; all counts in values, not bytes.
+type amxPanelsFunc func(cfg *amxConfig, a []uint16, lda int, b []uint16, panel int, c []float32, ldc, rows, ksteps, panels int, acc bool)
+
+// amx and amxPanelsBF16 are the AMX kernels, nil where the CPU or the
+// kernel has none; like bestKernel they are fixed at start-up.
 var (
-	amx    = amxKernel()
-	amxCfg = newAMXConfig()
+	amx           = amxKernel()
+	amxPanelsBF16 = amxPanelsKernel()
+	amxCfg        = newAMXConfig()
 )
+
+// rowsConfig is the tile configuration of amxPanels for rows rows of a
+// and c: tiles 0 and 1 accumulate c, 4 holds a, 6 and 7 hold b.
+func rowsConfig(rows int) amxConfig {
+	var c amxConfig
+	c[0] = 1
+	for _, t := range []int{0, 1, 4, 6, 7} {
+		binary.LittleEndian.PutUint16(c[16+2*t:], 64)
+		c[48+t] = byte(rows)
+	}
+	c[48+6], c[48+7] = 16, 16
+	return c
+}
 
 // BF16KernelName names the kernel Gemm's BF16 products run on: "amx", or
 // "" where they run in float32.

@@ -9,6 +9,9 @@ import (
 //go:noescape
 func amxBF16(cfg *amxConfig, a, b *uint16, c *float32, ksteps, pairs, ldc int, acc bool)
 
+//go:noescape
+func amxPanels(cfg *amxConfig, a *uint16, lda int, b *uint16, panel int, c *float32, ldc, ksteps, panels int, acc bool)
+
 // Linux hands out AMX's 8 KiB of tile state only to a process that asks
 // (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); until then the
 // first tile instruction kills it with SIGILL.
@@ -17,14 +20,34 @@ const (
 	xfeatureXtiledata = 18
 )
 
-// amxKernel returns the AMX product kernel, or nil where the CPU has no
-// AMX BF16 tiles or the kernel will not grant their state. It asks once, at
-// start-up: the permission is the process's, for every thread.
-func amxKernel() amxFunc {
+// amxUsable says whether the CPU has AMX BF16 tiles and the kernel grants
+// their state. It is asked once, at start-up: the permission is the
+// process's, for every thread.
+var amxUsable = func() bool {
 	if !cpu.X86.HasAMXTile || !cpu.X86.HasAMXBF16 {
+		return false
+	}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXtiledata, 0)
+	return errno == 0
+}()
+
+// amxPanelsKernel returns the kernel over PackBF16 panels, nil without AMX.
+func amxPanelsKernel() amxPanelsFunc {
+	if !amxUsable {
 		return nil
 	}
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXtiledata, 0); errno != 0 {
+	return func(cfg *amxConfig, a []uint16, lda int, b []uint16, panel int, c []float32, ldc, rows, ksteps, panels int, acc bool) {
+		// The last value each operand's tiles reach, checked here because
+		// the assembly cannot: a's rows reach ksteps·32 depths, b's last
+		// panel a whole last step, c's rows 32 columns a panel.
+		_, _, _ = a[(rows-1)*lda+ksteps*32-1], b[(panels-1)*panel+ksteps*1024-1], c[(rows-1)*ldc+panels*32-1]
+		amxPanels(cfg, &a[0], 2*lda, &b[0], 2*panel, &c[0], 4*ldc, ksteps, panels, acc)
+	}
+}
+
+// amxKernel returns the AMX product kernel, or nil without AMX.
+func amxKernel() amxFunc {
+	if !amxUsable {
 		return nil
 	}
 	return func(cfg *amxConfig, a, b []uint16, c []float32, ksteps, pairs, ldc int, acc bool) {

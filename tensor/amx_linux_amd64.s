@@ -78,3 +78,59 @@ step:
 	JNZ pair
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
 	RET
+
+// func amxPanels(cfg *amxConfig, a *uint16, lda int, b *uint16, panel int, c *float32, ldc, ksteps, panels int, acc bool)
+//
+// c (up to 16 rows, as cfg configures, row stride ldc bytes) = a · b, or
+// c += a·b with acc, over panels of 32 columns packed by PackBF16: for each
+// pair of depths a row of 128 bytes, the pairs of 32 columns. a is rows of
+// bfloat16 (stride lda bytes) whose depths past k are zero, so that a
+// last step of 32 depths may read past a block's pairs. Panels lie panel
+// bytes apart; column tile j of a panel is its 64 bytes at 64j.
+TEXT ·amxPanels(SB), NOSPLIT, $0-73
+	MOVQ cfg+0(FP), AX
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg (%rax)
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ b+24(FP), DI
+	MOVQ panel+32(FP), R11
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R10
+	MOVQ panels+64(FP), R12
+	MOVQ $128, R9          // a pair of depths of a panel's 32 columns
+panel:
+	MOVBLZX acc+72(FP), AX
+	TESTL AX, AX
+	JZ zero
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x04; BYTE $0x12 // tileloadd (%rdx,%r10,1),%tmm0
+	LEAQ 64(DX), AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x0c; BYTE $0x10 // tileloadd (%rax,%r10,1),%tmm1
+	JMP steps
+zero:
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero %tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero %tmm1
+steps:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	LEAQ 64(DI), CX
+	MOVQ ksteps+56(FP), R13
+step:
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x00 // tileloadd (%rax,%r8,1),%tmm4
+	ADDQ $64, AX           // a's next 32 depths
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x0b // tileloadd (%rbx,%r9,1),%tmm6
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x3c; BYTE $0x09 // tileloadd (%rcx,%r9,1),%tmm7
+	ADDQ $2048, BX         // b's next 16 pairs
+	ADDQ $2048, CX
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xc4 // tdpbf16ps %tmm6,%tmm4,%tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xcc // tdpbf16ps %tmm7,%tmm4,%tmm1
+	DECQ R13
+	JNZ step
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x12 // tilestored %tmm0,(%rdx,%r10,1)
+	LEAQ 64(DX), AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x10 // tilestored %tmm1,(%rax,%r10,1)
+	ADDQ $128, DX          // the next 32 columns of c
+	ADDQ R11, DI           // and of b
+	DECQ R12
+	JNZ panel
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
+	RET

@@ -5,3 +5,5 @@ package tensor
 func amxKernel() amxFunc {
 	return nil
 }
+
+func amxPanelsKernel() amxPanelsFunc { return nil }

@@ -39,7 +39,19 @@ func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
 		}
 	}
 	p.data = nil
+	// AMX reads whole steps of 16 pairs of depths: past the last block's
+	// last panel it reads these zeros.
+	p.bf = append(p.bf, make([]uint16, 16*2*nr)...)
+	p.amx = amxPanelsBF16
 	return p, true
+}
+
+// bfFrom returns the bfloat16 panels of the matrix from panel q of the
+// depth block at pc to its end, for the AMX kernel, which reads on.
+func (p *Packed) bfFrom(pc, q int) []uint16 {
+	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
+	kc += kc % 2
+	return p.bf[pc*ceilDiv(p.n, nr)*nr+q*kc*nr:]
 }
 
 // panelBF returns panel q of the depth block starting at pc of a matrix
@@ -61,10 +73,10 @@ func ToBF16(dst []uint16, src []float32) {
 }
 
 // bf16Rows rounds rows [i0,i1) of a's first k columns to bfloat16, for
-// the pair kernels: row i at (i-i0)·kp, kp = k rounded up to even, the pad
-// of an odd k zero. The rows live in s until its next use.
-func (s *scratch) bf16Rows(a Mat, i0, i1, k int) []uint16 {
-	kp := k + k%2
+// the pair kernels: row i at (i-i0)·kp, kp ≥ k (k rounded up to even for
+// the AVX-512 kernels, to 32 for AMX's), the pad zero. The rows live in s
+// until its next use.
+func (s *scratch) bf16Rows(a Mat, i0, i1, k, kp int) []uint16 {
 	if cap(s.abf) < (i1-i0)*kp {
 		s.abf = make([]uint16, (i1-i0)*kp)
 	}
@@ -72,9 +84,7 @@ func (s *scratch) bf16Rows(a Mat, i0, i1, k int) []uint16 {
 	for i := i0; i < i1; i++ {
 		row := abf[(i-i0)*kp : (i-i0+1)*kp]
 		ToBF16(row[:k], a.Data[i*a.Stride:i*a.Stride+k])
-		if k%2 == 1 {
-			row[k] = 0
-		}
+		clear(row[k:])
 	}
 	return abf
 }

@@ -35,12 +35,20 @@ func TestToBF16MatchesScalar(t *testing.T) {
 // bits it has alone.
 func TestGemmPackedBF16(t *testing.T) {
 	rng := newTestRand()
-	for _, sh := range [][3]int{{1, 1, 1}, {3, 17, 33}, {16, 256, 704}, {29, 301, 65}, {40, 2100, 40}, {15, 1031, 96}} {
+	for _, sh := range [][3]int{{1, 1, 1}, {3, 17, 33}, {16, 256, 704}, {29, 301, 65}, {40, 2100, 40}, {15, 1031, 96}, {17, 64, 64}} {
 		m, k, n := sh[0], sh[1], sh[2]
 		b := randSlice(rng, k*n)
 		pb, ok := PackBF16(b, k, n, TransB)
 		if !ok {
 			t.Skip("no bfloat16 kernels on this CPU")
+		}
+		// With AMX the products run on its tiles; the AVX-512 BF16
+		// kernels, which CPUs without AMX run, are tested here too.
+		kernels := map[string]*Packed{"avx512": pb}
+		if pb.amx != nil {
+			avx := *pb
+			avx.amx = nil
+			kernels = map[string]*Packed{"amx": pb, "avx512": &avx}
 		}
 		round := func(x []float32) []float32 {
 			r := make([]float32, len(x))
@@ -50,25 +58,27 @@ func TestGemmPackedBF16(t *testing.T) {
 			return r
 		}
 		a, c0 := randSlice(rng, m*k), randSlice(rng, m*n)
-		for _, acc := range []Flags{0, Accumulate} {
-			want := append([]float32(nil), c0...)
-			gemmRef(want, round(a), round(b), m, k, n, TransB|acc)
-			for _, threads := range []int{1, 2, 3} {
-				what := fmt.Sprintf("%dx%dx%d flags %d threads %d", m, k, n, acc, threads)
-				got := append([]float32(nil), c0...)
-				GemmPacked(threads, got, n, a, k, pb, m, acc)
-				closeEnough(t, what, got, want, k)
-				parts := append([]float32(nil), c0...)
-				for p := range threads {
-					GemmPackedPart(parts, n, a, k, pb, m, acc, p, threads)
-				}
-				closeEnough(t, what+" in parts", parts, got, 0)
-				for i := range m {
-					row := append([]float32(nil), c0[i*n:(i+1)*n]...)
-					GemmPacked(threads, row, n, a[i*k:], k, pb, 1, acc)
-					for j := range row {
-						if math.Float32bits(row[j]) != math.Float32bits(got[i*n+j]) {
-							t.Fatalf("%s: row %d col %d alone is %g, in %d rows %g", what, i, j, row[j], m, got[i*n+j])
+		for name, pb := range kernels {
+			for _, acc := range []Flags{0, Accumulate} {
+				want := append([]float32(nil), c0...)
+				gemmRef(want, round(a), round(b), m, k, n, TransB|acc)
+				for _, threads := range []int{1, 2, 3} {
+					what := fmt.Sprintf("%s %dx%dx%d flags %d threads %d", name, m, k, n, acc, threads)
+					got := append([]float32(nil), c0...)
+					GemmPacked(threads, got, n, a, k, pb, m, acc)
+					closeEnough(t, what, got, want, k)
+					parts := append([]float32(nil), c0...)
+					for p := range threads {
+						GemmPackedPart(parts, n, a, k, pb, m, acc, p, threads)
+					}
+					closeEnough(t, what+" in parts", parts, got, 0)
+					for i := range m {
+						row := append([]float32(nil), c0[i*n:(i+1)*n]...)
+						GemmPacked(threads, row, n, a[i*k:], k, pb, 1, acc)
+						for j := range row {
+							if math.Float32bits(row[j]) != math.Float32bits(got[i*n+j]) {
+								t.Fatalf("%s: row %d col %d alone is %g, in %d rows %g", what, i, j, row[j], m, got[i*n+j])
+							}
 						}
 					}
 				}
@@ -91,6 +101,14 @@ func BenchmarkPackedDecode(b *testing.B) {
 		{"f32", func() (*Packed, bool) { return Pack(w, k, n, TransB), true }},
 		{"f16", func() (*Packed, bool) { return PackHalf(w, k, n, TransB) }},
 		{"bf16", func() (*Packed, bool) { return PackBF16(w, k, n, TransB) }},
+		// The AVX-512 BF16 kernels, which a CPU without AMX runs.
+		{"bf16-avx512", func() (*Packed, bool) {
+			p, ok := PackBF16(w, k, n, TransB)
+			if ok {
+				p.amx = nil
+			}
+			return p, ok
+		}},
 	}
 	for _, m := range []int{1, 2, 4, 8, 14, 16} {
 		a, c := randSlice(rng, m*k), make([]float32, m*n)

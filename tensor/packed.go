@@ -25,6 +25,10 @@ type Packed struct {
 	// bf holds the panels in bfloat16 pairs instead, for a matrix packed
 	// by PackBF16 (see there).
 	bf []uint16
+	// amx, when set, multiplies bf's panels on AMX tiles, every row of
+	// every product: one kernel for all, so a row's bits do not depend on
+	// the rows beside it.
+	amx amxPanelsFunc
 }
 
 // Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
@@ -134,10 +138,14 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	if b.amx != nil {
+		packedAMX(s, g, b, i0, i1, q0, q1)
+		return
+	}
 	var abf []uint16 // a's rows in bfloat16 pairs, kp values each, for a PackBF16 matrix
 	kp := b.k + b.k%2
 	if b.bf != nil {
-		abf = s.bf16Rows(g.a, i0, i1, b.k)
+		abf = s.bf16Rows(g.a, i0, i1, b.k, kp)
 	}
 	kern, nr := b.kern, b.kern.nr
 	mc := mcRows * kern.mr()
@@ -157,6 +165,49 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 				tileRows(kern, s, ic, g.c, j, cols, acc, func(tk tileKernel, i int, c []float32, ldc int, acc bool) {
 					tk.runBF(pairs, abf[(i-i0)*kp+pc:], 2, kp, bp, c, ldc, acc)
 				})
+			}
+		}
+	}
+}
+
+// packedAMX is packedSerial for a PackBF16 matrix on AMX tiles: 16 rows
+// of a at a time by every whole panel in one call, the last, narrower
+// panel through scratch.
+func packedAMX(s *scratch, g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
+	nr := b.kern.nr
+	kp := ceilDiv(b.k, 32) * 32
+	abf := s.bf16Rows(g.a, i0, i1, b.k, kp)
+	whole := q1
+	if q1 == ceilDiv(b.n, nr) && b.n%nr != 0 {
+		whole--
+	}
+	for pc := 0; pc < b.k; pc += kcBlock {
+		kc := min(kcBlock, b.k-pc)
+		kc += kc % 2
+		steps := ceilDiv(kc, 32)
+		acc := g.f&Accumulate != 0 || pc > 0
+		for r0 := i0; r0 < i1; r0 += 16 {
+			rows := min(16, i1-r0)
+			cfg := rowsConfig(rows)
+			a := abf[(r0-i0)*kp+pc:]
+			if whole > q0 {
+				b.amx(&cfg, a, kp, b.bfFrom(pc, q0), kc*nr, g.c.Data[r0*g.c.Stride+q0*nr:], g.c.Stride, rows, steps, whole-q0, acc)
+			}
+			if whole == q1 {
+				continue
+			}
+			s.tile = grow(s.tile, 16*nr)
+			b.amx(&cfg, a, kp, b.bfFrom(pc, whole), kc*nr, s.tile, nr, rows, steps, 1, false)
+			cols := b.n - whole*nr
+			for r := range rows {
+				dst := g.c.Data[(r0+r)*g.c.Stride+whole*nr:][:cols]
+				if acc {
+					for x, v := range s.tile[r*nr : r*nr+cols] {
+						dst[x] += v
+					}
+				} else {
+					copy(dst, s.tile[r*nr:r*nr+cols])
+				}
 			}
 		}
 	}
