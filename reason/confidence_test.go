@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,5 +285,57 @@ func TestConfidenceEdges(t *testing.T) {
 	}
 	if _, err := Parse("vote:k=4,settle,weighted", Options{Temperature: 1}, taskmath.Task{}); err == nil {
 		t.Error("settle with a weighted vote was accepted")
+	}
+}
+
+// countingBackend tracks the most calls its backend ran at once.
+type countingBackend struct {
+	backend.Backend
+	mu        sync.Mutex
+	now, most int
+	calls     int
+}
+
+func (c *countingBackend) Complete(ctx context.Context, req *backend.Request) (*backend.Completion, error) {
+	c.mu.Lock()
+	c.now++
+	c.calls++
+	c.most = max(c.most, c.now)
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.now--; c.mu.Unlock() }()
+	return c.Backend.Complete(ctx, req)
+}
+
+// A vote of at most W samples at once never starts the samples a settled
+// vote no longer needs, and its critical path counts the samples' turns.
+func TestVoteAtOnceSkipsWhatSettledVotesNeedNot(t *testing.T) {
+	p := task.Problem{Task: "math", Text: "q"}
+	// One at a time: three 7s settle it, and the last two never start.
+	b := &countingBackend{Backend: &slowAnswers{answers: []string{"7", "7", "7", "2", "2"}, delay: []time.Duration{1, 1, 1, 1, 1}}}
+	s, err := Parse("vote:k=5,settle,at-once=1", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Solve(context.Background(), b, taskmath.Task{}, p, nil)
+	if err != nil || r.Answer != "7" {
+		t.Fatalf("answer %q, %v", r.Answer, err)
+	}
+	if b.most != 1 || b.calls != 3 || len(r.Tree.Children) != 3 {
+		t.Errorf("%d calls, %d at most at once, %d samples in the tree; want 3, 1, 3", b.calls, b.most, len(r.Tree.Children))
+	}
+	one := len(`\boxed{7}`)
+	if r.TotalTokens != 3*one || r.CriticalPathTokens != 3*one {
+		t.Errorf("%d tokens, critical path %d; want %d and %d (three turns of one slot)", r.TotalTokens, r.CriticalPathTokens, 3*one, 3*one)
+	}
+	// Without settle every sample runs, two at a time: three turns.
+	b = &countingBackend{Backend: &slowAnswers{answers: []string{"7", "7", "7", "2", "2"}, delay: []time.Duration{1, 1, 1, 1, 1}}}
+	s, _ = Parse("vote:k=5,at-once=2", Options{Temperature: 1, Seed: 100}, taskmath.Task{})
+	if r, err = s.Solve(context.Background(), b, taskmath.Task{}, p, nil); err != nil || b.calls != 5 || b.most > 2 || r.CriticalPathTokens != 3*one {
+		t.Errorf("no settle: %d calls, %d at once, critical path %d, %v", b.calls, b.most, r.CriticalPathTokens, err)
+	}
+	for _, bad := range []string{"vote:k=5,at-once=0", "serial:at-once=2", "best:k=4,at-once=2"} {
+		if _, err := Parse(bad, Options{Temperature: 1}, taskmath.Task{}); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 }

@@ -47,7 +47,12 @@ type Vote struct {
 	// from them, so that Eta percent of the warm-up runs (90 when 0) would
 	// have stayed above it.
 	Warmup, Eta int
-	label       string
+	// AtOnce, when positive, runs at most AtOnce runs at a time; with
+	// Settle, a run the settled vote no longer needs is never started.
+	// It spends fewer tokens for a longer wait: DeepConf's online mode
+	// samples in batches for the same reason.
+	AtOnce int
+	label  string
 }
 
 // Name implements Strategy.
@@ -135,7 +140,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	if v.K < 1 {
 		return nil, nil, fmt.Errorf("reason: vote of %d", v.K)
 	}
-	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal && !v.Settle && v.Inner.Confidence.PruneBelow == 0 && v.Warmup == 0 {
+	if v.Inner.oneCall(t) && !v.Inner.JoinAtGoal && !v.Settle && v.Inner.Confidence.PruneBelow == 0 && v.Warmup == 0 && v.AtOnce == 0 {
 		return samples(ctx, v.Inner, v.K, b, t, p, observe)
 	}
 	start := time.Now()
@@ -157,7 +162,17 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 	given := make([]string, 0, v.K)
 	warm := min(v.Warmup, v.K)
 	threshold := v.Inner.Confidence.PruneBelow
+	slots := make(chan struct{}, cmp.Or(v.AtOnce, v.K))
 	for i := range v.K {
+		// A slot for the run, unless the vote is settled (or the request
+		// ended) meanwhile: then it never starts.
+		select {
+		case slots <- struct{}{}:
+		case <-vctx.Done():
+		}
+		if vctx.Err() != nil {
+			break
+		}
 		if i == warm && warm > 0 {
 			// The warm-up runs are done: the rest are pruned below what
 			// Eta percent of them stayed above.
@@ -172,6 +187,7 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 			inner.Confidence.PruneBelow = threshold
 		}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			runs[i], errs[i] = inner.solve(vctx, b, t, p, observe.under(fmt.Sprintf("sample %d", i+1), SamplesNode), goal)
 			if v.Inner.JoinAtGoal && checker != nil && errs[i] == nil && runs[i].Answer != "" && checker.Check(p, runs[i].Answer) == nil {
 				stop(errSiblingSolved)
@@ -190,6 +206,15 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	// Runs a settled vote never started are not part of it.
+	started := v.K
+	for started > 0 && runs[started-1] == nil && errs[started-1] == nil {
+		started--
+	}
+	runs, errs = runs[:started], errs[:started]
 	// A sample that failed for good is a failed thread of the vote, which
 	// goes on with the others; the vote fails when every sample did, or
 	// when the request ended.
@@ -198,14 +223,14 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		if err == nil {
 			continue
 		}
-		if failed++; ctx.Err() != nil || failed == v.K {
+		if failed++; failed == started {
 			return nil, nil, err
 		}
 		runs[i] = &Result{Tree: &Thread{Node: "0", Finish: finishFailed, Reason: oneLine(err)}, Usage: Usage{Threads: 1}, TokensToGoal: -1}
 	}
 	root := &Thread{Node: SamplesNode, Started: start}
 	r := &Result{Tree: root, TokensToGoal: int(goal.first.Load())}
-	answers := make([]string, v.K)
+	answers := make([]string, len(runs))
 	for i, run := range runs {
 		root.Children = append(root.Children, run.Tree)
 		r.Threads += run.Threads
@@ -214,10 +239,10 @@ func (v Vote) runs(ctx context.Context, b backend.Backend, t task.Task, p task.P
 		r.CachedTokens += run.CachedTokens
 		r.FormatErrors += run.FormatErrors
 		r.Depth = max(r.Depth, run.Depth+1)
-		r.CriticalPathTokens = max(r.CriticalPathTokens, run.CriticalPathTokens)
 		answers[i] = voted(run)
 		run.Tree.Answer = run.Answer
 	}
+	r.CriticalPathTokens = slotsCriticalPath(runs, cmp.Or(v.AtOnce, v.K))
 	root.Wall = time.Since(start)
 	root.WallMS = root.Wall.Milliseconds()
 	r.LatencyMS = root.WallMS
@@ -552,6 +577,26 @@ func voted(run *Result) string {
 		return ""
 	}
 	return run.Answer
+}
+
+// slotsCriticalPath is the critical path of runs that took at most slots
+// at a time in their order, each starting when a slot came free: the end
+// of the last, in tokens, each run taking its own critical path. With a
+// slot for every run it is the longest run's.
+func slotsCriticalPath(runs []*Result, slots int) int {
+	free := make([]int, min(slots, len(runs))) // when each slot comes free
+	end := 0
+	for _, run := range runs {
+		s := 0
+		for j := range free {
+			if free[j] < free[s] {
+				s = j
+			}
+		}
+		free[s] += run.CriticalPathTokens
+		end = max(end, free[s])
+	}
+	return end
 }
 
 // settled reports whether no run still going could change the vote: the

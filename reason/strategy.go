@@ -352,7 +352,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 	}
 	// After k, a vote's settle, best's scorer and any strategy's
 	// confidence arguments.
-	settle, weighted, top, warmup, eta := false, false, 0, 0, 0
+	settle, weighted, top, warmup, eta, atOnce := false, false, 0, 0, 0, 0
 	scorerName, judgePrompt := "", ""
 	rounds, keep := 0, 0
 	if more != "" {
@@ -374,6 +374,12 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 				} else {
 					eta = n
 				}
+			case key == "at-once" && name == "vote":
+				n, err := intArg(key, val, 1, 1024, "a number of runs")
+				if err != nil {
+					return nil, err
+				}
+				atOnce = n
 			case key == "warmup" && name == "vote":
 				// Fewer than k (at most 1024): checked below.
 				n, err := intArg(key, val, 1, 1024, "a number of runs")
@@ -435,7 +441,7 @@ func parse(spec string, o Options, t task.Task) (Strategy, error) {
 		if warmup >= k || eta > 0 && warmup == 0 {
 			return nil, fmt.Errorf("warmup=%d of k=%d: want fewer warm-up runs than runs (eta sets the threshold from them)", warmup, k)
 		}
-		return Vote{Inner: inner, K: k, Settle: settle, Weighted: weighted, Top: top, Warmup: warmup, Eta: eta, label: spec}, nil
+		return Vote{Inner: inner, K: k, Settle: settle, Weighted: weighted, Top: top, Warmup: warmup, Eta: eta, AtOnce: atOnce, label: spec}, nil
 	case "best":
 		if scorerName == "" {
 			if _, ok := t.(task.Checker); !ok {
