@@ -19,8 +19,10 @@ type AloneLatency struct {
 
 // TimeAlone solves the first n problems (the first seed) of each strategy
 // again, one cell at a time, and times each solve. The outcomes are not
-// stored: the run's samples stay as they were. A solve that fails is
-// counted, not timed; done, when set, is told of each cell.
+// stored: the run's samples stay as they were. A backend with a prefix
+// cache may still hold the prompts from the run, as it would a repeated
+// request's. A solve that fails is counted, not timed; done, when set, is
+// told of each cell.
 func TimeAlone(ctx context.Context, strategies []string, problems, n int, solve func(context.Context, Cell) (Outcome, error), done func()) (map[string]AloneLatency, error) {
 	out := make(map[string]AloneLatency, len(strategies))
 	for _, s := range strategies {

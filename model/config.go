@@ -44,9 +44,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: %d query heads are not a multiple of %d key/value heads", c.Heads, c.KVHeads)
 	case c.HeadDim%2 != 0:
 		return fmt.Errorf("model: head size %d must be even for rotary embeddings", c.HeadDim)
-	case c.NormEps <= 0:
+	case !(c.NormEps > 0):
 		return fmt.Errorf("model: norm epsilon %g must be positive", c.NormEps)
-	case c.RopeTheta <= 0:
+	case !(c.RopeTheta > 0):
 		return fmt.Errorf("model: RoPE theta %g must be positive", c.RopeTheta)
 	}
 	return validateRopeScaling(c.RopeScaling)

@@ -54,18 +54,22 @@ var (
 	amxCfg        = newAMXConfig()
 )
 
-// rowsConfig is the tile configuration of amxPanels for rows rows of a
-// and c: tiles 0 and 1 accumulate c, 4 holds a, 6 and 7 hold b.
-func rowsConfig(rows int) amxConfig {
-	var c amxConfig
-	c[0] = 1
-	for _, t := range []int{0, 1, 4, 6, 7} {
-		binary.LittleEndian.PutUint16(c[16+2*t:], 64)
-		c[48+t] = byte(rows)
+// rowsConfigs[r] is the tile configuration of amxPanels for r rows of a
+// and c: tiles 0 and 1 accumulate c, 4 holds a, 6 and 7 hold b. They are
+// made once: a configuration made per call would escape to the heap
+// through the kernel's function value.
+var rowsConfigs = func() (cs [17]amxConfig) {
+	for rows := range cs {
+		c := &cs[rows]
+		c[0] = 1
+		for _, t := range []int{0, 1, 4, 6, 7} {
+			binary.LittleEndian.PutUint16(c[16+2*t:], 64)
+			c[48+t] = byte(rows)
+		}
+		c[48+6], c[48+7] = 16, 16
 	}
-	c[48+6], c[48+7] = 16, 16
-	return c
-}
+	return cs
+}()
 
 // BF16KernelName names the kernel Gemm's BF16 products run on: "amx", or
 // "" where they run in float32.
@@ -112,13 +116,6 @@ type amxScratch struct {
 
 var amxPool = sync.Pool{New: func() any { return new(amxScratch) }}
 
-func growU16(s []uint16, n int) []uint16 {
-	if cap(s) < n {
-		return make([]uint16, n)
-	}
-	return s[:n]
-}
-
 // amxSerial computes rows [i0,i1) and columns [j0,j1) of c on one
 // goroutine.
 func amxSerial(g gemmArgs, i0, i1, j0, j1 int) {
@@ -141,20 +138,20 @@ func amxSerial(g gemmArgs, i0, i1, j0, j1 int) {
 					amx(amxCfg, s.a[gr*ksteps*1024:], s.b, g.c.Data[i*g.c.Stride+jc:], ksteps, pairs, g.c.Stride, acc)
 					continue
 				}
-				ldc := pairs * 32
+				// A ragged block goes through scratch, c's values in it
+				// first when they accumulate, so that the tiles sum them in
+				// the order a whole block does: a value's bits do not
+				// depend on the rows and columns beside it.
+				ldc, rows := pairs*32, min(32, i1-i)
 				s.c = grow(s.c, 32*ldc)
-				amx(amxCfg, s.a[gr*ksteps*1024:], s.b, s.c, ksteps, pairs, ldc, false)
-				for r := range min(32, i1-i0-gr*32) {
-					i := i0 + gr*32 + r
-					dst := g.c.Data[i*g.c.Stride+jc : i*g.c.Stride+jc+nc]
-					src := s.c[r*ldc : r*ldc+nc]
-					if acc {
-						for x, v := range src {
-							dst[x] += v
-						}
-					} else {
-						copy(dst, src)
+				if acc {
+					for r := range rows {
+						copy(s.c[r*ldc:r*ldc+nc], g.c.Data[(i+r)*g.c.Stride+jc:])
 					}
+				}
+				amx(amxCfg, s.a[gr*ksteps*1024:], s.b, s.c, ksteps, pairs, ldc, acc)
+				for r := range rows {
+					copy(g.c.Data[(i+r)*g.c.Stride+jc:(i+r)*g.c.Stride+jc+nc], s.c[r*ldc:])
 				}
 			}
 		}
@@ -167,10 +164,10 @@ func amxSerial(g gemmArgs, i0, i1, j0, j1 int) {
 // 32t+d) at (2t+r)·512 + 32i + d of the group's ksteps·1024 values.
 func (s *amxScratch) packA(a Mat, trans bool, i0, i1, pc, kc, ksteps int) {
 	rows := i1 - i0
-	s.a = growU16(s.a, ceilDiv(rows, 32)*ksteps*1024)
+	s.a = grow(s.a, ceilDiv(rows, 32)*ksteps*1024)
 	clear(s.a)
 	if !trans {
-		s.row = growU16(s.row, kc)
+		s.row = grow(s.row, kc)
 		for i := range rows {
 			off := (i0+i)*a.Stride + pc
 			ToBF16(s.row, a.Data[off:off+kc])
@@ -185,7 +182,7 @@ func (s *amxScratch) packA(a Mat, trans bool, i0, i1, pc, kc, ksteps int) {
 	// a is stored k×m: a row of it is one depth of every row of op(a).
 	// Round 32 of them (one step of depths), then write each row's 32
 	// values as the one 64-byte line they make in its tile.
-	s.row = growU16(s.row, 32*rows)
+	s.row = grow(s.row, 32*rows)
 	for d0 := 0; d0 < kc; d0 += 32 {
 		depths := min(32, kc-d0)
 		for d := range depths {
@@ -207,12 +204,12 @@ func (s *amxScratch) packA(a Mat, trans bool, i0, i1, pc, kc, ksteps int) {
 // of depths 2p, 2p+1 and column j, the two values at q·ksteps·512 +
 // 32p + 2j (+1). Each panel is written in order, 32 values a pair.
 func (s *amxScratch) packB(b Mat, trans bool, jc, nc, pc, kc, ksteps, pairs int) {
-	s.b = growU16(s.b, pairs*ksteps*1024)
+	s.b = grow(s.b, pairs*ksteps*1024)
 	clear(s.b)
 	panel := ksteps * 512
 	if !trans {
 		// Two rows of b are one pair of depths of every column.
-		s.row = growU16(s.row, 2*nc)
+		s.row = grow(s.row, 2*nc)
 		r0, r1 := s.row[:nc], s.row[nc:]
 		for d := 0; d < kc; d += 2 {
 			off := (pc+d)*b.Stride + jc
@@ -235,7 +232,7 @@ func (s *amxScratch) packB(b Mat, trans bool, jc, nc, pc, kc, ksteps, pairs int)
 	// b is stored n×k: a row of it is one column of op(b). Round 16 of
 	// them, then interleave their pairs into the panel.
 	kp := ksteps * 32
-	s.row = growU16(s.row, 16*kp)
+	s.row = grow(s.row, 16*kp)
 	for j0 := 0; j0 < nc; j0 += 16 {
 		cols := min(16, nc-j0)
 		clear(s.row)

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -98,6 +99,92 @@ func BenchmarkGemmBF16(b *testing.B) {
 				}
 				b.ReportMetric(2*float64(m*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
+		}
+	}
+}
+
+// A BF16 product's value has the same bits whatever rows and columns are
+// computed beside it and however the threads split the work: whole and
+// ragged blocks sum in one order, accumulating or not.
+func TestGemmBF16BitsDoNotDependOnTheBatch(t *testing.T) {
+	if BF16KernelName() == "" {
+		t.Skip("no AMX BF16 tiles here")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const m, k, n = 64, 2100, 100 // three depth blocks, ragged columns
+	for _, f := range []Flags{0, Accumulate, TransA | Accumulate} {
+		a, b, c0 := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, m*n)
+		lda, ldb := leadingDims(m, k, n, f)
+		full := append([]float32(nil), c0...)
+		GemmStrided(1, Mat{full, n}, Mat{a, lda}, Mat{b, ldb}, m, k, n, f|BF16)
+		for _, threads := range []int{2, 3} {
+			got := append([]float32(nil), c0...)
+			GemmStrided(threads, Mat{got, n}, Mat{a, lda}, Mat{b, ldb}, m, k, n, f|BF16)
+			if i := firstDiff(got, full); i >= 0 {
+				t.Fatalf("flags %d: %d threads give %g at %d, one thread %g", f, threads, got[i], i, full[i])
+			}
+		}
+		if f&TransA != 0 {
+			continue
+		}
+		const rows = 40 // a ragged last group of 32
+		got := append([]float32(nil), c0[:rows*n]...)
+		GemmStrided(1, Mat{got, n}, Mat{a, lda}, Mat{b, ldb}, rows, k, n, f|BF16)
+		if i := firstDiff(got, full[:rows*n]); i >= 0 {
+			t.Fatalf("flags %d: row %d of %d rows is %g, of %d rows %g", f, i/n, rows, got[i], m, full[i])
+		}
+	}
+}
+
+func firstDiff(a, b []float32) int {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// A packed matrix's zero padding past k is its own: an infinite weight in
+// one panel leaves the other panels' columns finite.
+func TestPackedBF16PanelsKeepTheirOwnPadding(t *testing.T) {
+	const k, n = 40, 64
+	w := make([]float32, k*n) // stored k×n
+	for i := range w {
+		w[i] = 0.5
+	}
+	for d := range k {
+		w[d*n+32] = float32(math.Inf(1)) // column 32 opens the second panel
+	}
+	pb, ok := PackBF16(w, k, n, 0)
+	if !ok {
+		t.Skip("no bfloat16 kernels on this CPU")
+	}
+	a, c := make([]float32, k), make([]float32, n)
+	for i := range a {
+		a[i] = 1
+	}
+	GemmPacked(1, c, n, a, k, pb, 1, 0)
+	for j, v := range c {
+		if j != 32 && v != 20 {
+			t.Fatalf("column %d is %g, want 20", j, v)
+		}
+	}
+}
+
+// A decode step's products allocate nothing.
+func TestGemmPackedBF16Allocates(t *testing.T) {
+	rng := newTestRand()
+	const k, n = 256, 704
+	pb, ok := PackBF16(randSlice(rng, k*n), k, n, TransB)
+	if !ok {
+		t.Skip("no bfloat16 kernels on this CPU")
+	}
+	for _, m := range []int{1, 16} {
+		a, c := randSlice(rng, m*k), make([]float32, m*n)
+		GemmPacked(1, c, n, a, k, pb, m, 0)
+		if allocs := testing.AllocsPerRun(20, func() { GemmPacked(1, c, n, a, k, pb, m, 0) }); allocs > 0 {
+			t.Errorf("%d rows: %g allocations a product", m, allocs)
 		}
 	}
 }

@@ -14,8 +14,8 @@ import (
 // It reports false, packing nothing, on a CPU without the kernels.
 //
 // Panel q of the depth block at pc holds, for each pair of depths p, nr
-// pairs: value 2j is b[pc+2p][q·nr+j], 2j+1 is b[pc+2p+1][q·nr+j] (zero
-// past k).
+// pairs: value 2j is b[pc+2p][q·nr+j], 2j+1 is b[pc+2p+1][q·nr+j], zero
+// past k up to a whole 32 depths, the step AMX tiles read.
 func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
 	for _, t := range bestKernel.tiles {
 		if t.runBF == nil {
@@ -25,7 +25,7 @@ func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
 	p := Pack(b, k, n, f)
 	nr := p.kern.nr
 	panels := ceilDiv(n, nr)
-	p.bf = make([]uint16, panels*nr*(k+k%2))
+	p.bf = make([]uint16, panels*nr*bfDepth(k))
 	for pc := 0; pc < k; pc += kcBlock {
 		kc := min(kcBlock, k-pc)
 		for q := range panels {
@@ -39,27 +39,28 @@ func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
 		}
 	}
 	p.data = nil
-	// AMX reads whole steps of 16 pairs of depths: past the last block's
-	// last panel it reads these zeros.
-	p.bf = append(p.bf, make([]uint16, 16*2*nr)...)
-	p.amx = amxPanelsBF16
+	if nr == 32 { // the AMX kernel reads panels of two 16-column tiles
+		p.amx = amxPanelsBF16
+	}
 	return p, true
 }
+
+// bfDepth is the depths a block of kc takes in a PackBF16 panel: whole
+// steps of 32. Every block but the last is a whole kcBlock already.
+func bfDepth(kc int) int { return ceilDiv(kc, 32) * 32 }
 
 // bfFrom returns the bfloat16 panels of the matrix from panel q of the
 // depth block at pc to its end, for the AMX kernel, which reads on.
 func (p *Packed) bfFrom(pc, q int) []uint16 {
-	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
-	kc += kc % 2
-	return p.bf[pc*ceilDiv(p.n, nr)*nr+q*kc*nr:]
+	nr := p.kern.nr
+	return p.bf[pc*ceilDiv(p.n, nr)*nr+q*bfDepth(min(kcBlock, p.k-pc))*nr:]
 }
 
 // panelBF returns panel q of the depth block starting at pc of a matrix
 // packed by PackBF16. Every block but the last is a whole, even kcBlock, so
 // block pc starts where it does in the float32 layout.
 func (p *Packed) panelBF(pc, q int) []uint16 {
-	nr, kc := p.kern.nr, min(kcBlock, p.k-pc)
-	kc += kc % 2
+	nr, kc := p.kern.nr, bfDepth(min(kcBlock, p.k-pc))
 	off := pc*ceilDiv(p.n, nr)*nr + q*kc*nr
 	return p.bf[off : off+kc*nr]
 }

@@ -17,12 +17,11 @@ const (
 	TransB
 	// Accumulate adds the product to c instead of overwriting it.
 	Accumulate
-	// BF16 rounds a and b to bfloat16 and multiplies them on the CPU's
-	// bfloat16 units (AMX tiles where it has them), summing in float32:
-	// several times the float32 rate, at 8 significant bits for a and b
-	// instead of 24. Where the CPU has no such units, or the product is
-	// under 16 rows or columns, it is float32's (BF16KernelName says which
-	// units).
+	// BF16 rounds a and b to bfloat16 and multiplies them on AMX tiles,
+	// summing in float32: several times the float32 rate, at 8
+	// significant bits for a and b instead of 24. Where the CPU has no
+	// AMX, or the product is under 16 rows or columns, it is float32's
+	// (BF16KernelName says which).
 	BF16
 )
 
@@ -279,9 +278,9 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-func grow(s []float32, n int) []float32 {
+func grow[T float32 | uint16](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return s[:n]
 }

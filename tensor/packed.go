@@ -172,42 +172,40 @@ func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 
 // packedAMX is packedSerial for a PackBF16 matrix on AMX tiles: 16 rows
 // of a at a time by every whole panel in one call, the last, narrower
-// panel through scratch.
+// panel through scratch, c's values in it first when they accumulate, so
+// that the tiles sum every value in one order.
 func packedAMX(s *scratch, g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 	nr := b.kern.nr
-	kp := ceilDiv(b.k, 32) * 32
+	kp := bfDepth(b.k)
 	abf := s.bf16Rows(g.a, i0, i1, b.k, kp)
 	whole := q1
 	if q1 == ceilDiv(b.n, nr) && b.n%nr != 0 {
 		whole--
 	}
 	for pc := 0; pc < b.k; pc += kcBlock {
-		kc := min(kcBlock, b.k-pc)
-		kc += kc % 2
-		steps := ceilDiv(kc, 32)
+		depth := bfDepth(min(kcBlock, b.k-pc))
+		steps := depth / 32
 		acc := g.f&Accumulate != 0 || pc > 0
 		for r0 := i0; r0 < i1; r0 += 16 {
 			rows := min(16, i1-r0)
-			cfg := rowsConfig(rows)
+			cfg := &rowsConfigs[rows]
 			a := abf[(r0-i0)*kp+pc:]
 			if whole > q0 {
-				b.amx(&cfg, a, kp, b.bfFrom(pc, q0), kc*nr, g.c.Data[r0*g.c.Stride+q0*nr:], g.c.Stride, rows, steps, whole-q0, acc)
+				b.amx(cfg, a, kp, b.bfFrom(pc, q0), depth*nr, g.c.Data[r0*g.c.Stride+q0*nr:], g.c.Stride, rows, steps, whole-q0, acc)
 			}
 			if whole == q1 {
 				continue
 			}
-			s.tile = grow(s.tile, 16*nr)
-			b.amx(&cfg, a, kp, b.bfFrom(pc, whole), kc*nr, s.tile, nr, rows, steps, 1, false)
 			cols := b.n - whole*nr
-			for r := range rows {
-				dst := g.c.Data[(r0+r)*g.c.Stride+whole*nr:][:cols]
-				if acc {
-					for x, v := range s.tile[r*nr : r*nr+cols] {
-						dst[x] += v
-					}
-				} else {
-					copy(dst, s.tile[r*nr:r*nr+cols])
+			s.tile = grow(s.tile, 16*nr)
+			if acc {
+				for r := range rows {
+					copy(s.tile[r*nr:r*nr+cols], g.c.Data[(r0+r)*g.c.Stride+whole*nr:])
 				}
+			}
+			b.amx(cfg, a, kp, b.bfFrom(pc, whole), depth*nr, s.tile, nr, rows, steps, 1, acc)
+			for r := range rows {
+				copy(g.c.Data[(r0+r)*g.c.Stride+whole*nr:(r0+r)*g.c.Stride+whole*nr+cols], s.tile[r*nr:])
 			}
 		}
 	}

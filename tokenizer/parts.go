@@ -32,6 +32,18 @@ var preByName = map[string]pattern{
 	"qwen2": qwen2Pattern,
 }
 
+// PreName is llama.cpp's name for the tokenizer's pre-tokenizer, what a
+// GGUF file's tokenizer.ggml.pre says: gpt-2, llama-bpe or qwen2.
+func (t *Tokenizer) PreName() string {
+	switch t.pattern {
+	case llama3Pattern:
+		return "llama-bpe"
+	case qwen2Pattern:
+		return "qwen2"
+	}
+	return "gpt-2"
+}
+
 // FromParts builds the tokenizer of p. A pre-tokenizer braid does not know
 // is an error that wraps errors.ErrUnsupported, naming it.
 func FromParts(p Parts) (*Tokenizer, error) {

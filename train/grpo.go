@@ -267,6 +267,7 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	// may be extended.
 	id := cfg
 	id.Steps, id.CheckpointEvery = 0, 0
+	id.Precision = id.Precision.canonical()
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
 		opt:   newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
 		state: GRPOState{Config: configHash(id), From: from, FromSum: fromSum},

@@ -103,6 +103,15 @@ func (p Precision) Check() error {
 	return fmt.Errorf("precision %q: want f32 or bf16", string(p))
 }
 
+// canonical is p as a run's identity names it: "" for the default, f32,
+// so that a recipe or flag that spells the default out resumes its run.
+func (p Precision) canonical() Precision {
+	if p == PrecisionF32 {
+		return ""
+	}
+	return p
+}
+
 // Apply sets m's products to p.
 func (p Precision) Apply(m *model.Model) { m.BF16 = p == PrecisionBF16 }
 

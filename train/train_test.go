@@ -232,6 +232,10 @@ func TestPrecisionReachesTheModel(t *testing.T) {
 		if tr.Model.BF16 != (p == PrecisionBF16) {
 			t.Errorf("precision %q: the model's BF16 is %v", p, tr.Model.BF16)
 		}
+		// The default spelt out is the same run.
+		if same := r.Hash() == tinyRecipe().Hash(); same != (p != PrecisionBF16) {
+			t.Errorf("precision %q: the recipe's hash equals the default's: %v", p, same)
+		}
 	}
 }
 

@@ -76,7 +76,9 @@ type Trainer struct {
 
 // Hash identifies a recipe.
 func (r *Recipe) Hash() string {
-	b, _ := json.Marshal(r)
+	c := *r
+	c.Train.Precision = c.Train.Precision.canonical()
+	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }

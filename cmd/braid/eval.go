@@ -116,7 +116,7 @@ skips such lines, each reported.`,
 	f.DurationVar(&fl.lease, "lease", 2*time.Minute, "how long a worker's claim on a cell lives unrenewed: a dead worker's cells go to others after this")
 	f.BoolVar(&fl.asJSON, "json", false, "print JSON: strategies, paired comparisons, samples")
 	f.StringVar(&fl.perturbName, "perturb", "", "also run every cell on a perturbed problem and report robustness: distractors (a sentence appended to math problems; for Countdown a tempting dead-end first move)")
-	f.IntVar(&fl.alone, "alone", 0, "after the run, time the first N problems of each strategy again one at a time, nothing else running: the latency of one answer, beside the run's queued one (not stored)")
+	f.IntVar(&fl.alone, "alone", 0, "after the run, time the first N problems of each strategy again one at a time, nothing else running: the latency of one answer, beside the run's queued one (not stored; the prompts may still be in the engine's prefix cache, as a repeated request's would be)")
 	f.BoolVar(&fl.skipBad, "skip-bad", false, "skip malformed lines of --input (each reported) instead of stopping at the first")
 	return cmd
 }
@@ -213,6 +213,9 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 func (fl *evalFlags) config() (evalConfig, error) {
 	if fl.seeds < 1 || fl.n < 1 {
 		return evalConfig{}, usageErrorf("--seeds and --n must be positive")
+	}
+	if fl.alone < 0 {
+		return evalConfig{}, usageErrorf("--alone %d: want a number of problems, 0 for none", fl.alone)
 	}
 	if fl.lease < time.Second {
 		return evalConfig{}, usageErrorf("--lease %s: want at least 1s", fl.lease)

@@ -116,9 +116,6 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	if f.Changed("precision") {
 		cfg.Precision = train.Precision(fl.precision)
 	}
-	if cfg.Precision == train.PrecisionF32 {
-		cfg.Precision = "" // the default, as runs before the field name it
-	}
 	if err := cfg.Validate(); err != nil {
 		return train.GRPOConfig{}, usageErrorf("%v", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	braidtensor "github.com/braid-dev/braid/tensor"
+	"github.com/braid-dev/braid/tokenizer"
 )
 
 // The GGUF format: version 3, values and tensor data little-endian,
@@ -114,6 +115,10 @@ func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
 	if err != nil {
 		return nil, err
 	}
+	tok, err := tokenizer.Parse(tokenizerJSON)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
 	meta := []kv{
 		{"general.architecture", arch},
 		{"general.name", name},
@@ -129,7 +134,7 @@ func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
 		{arch + ".attention.layer_norm_rms_epsilon", c.NormEps},
 		{arch + ".vocab_size", uint32(c.Vocab)},
 		{"tokenizer.ggml.model", "gpt2"},
-		{"tokenizer.ggml.pre", "gpt-2"}, // the GPT-2 pattern braid's ByteLevel pre-tokenizer splits by
+		{"tokenizer.ggml.pre", tok.PreName()}, // the pattern the tokenizer splits text by
 		{"tokenizer.ggml.tokens", tokens},
 		{"tokenizer.ggml.token_type", types},
 		{"tokenizer.ggml.merges", merges},

@@ -108,6 +108,9 @@ func (f *File) config() (model.Config, error) {
 	if _, ok := f.Tensor("rope_freqs.weight"); ok {
 		return model.Config{}, fmt.Errorf("gguf: per-frequency rotary factors (rope_freqs.weight, Llama 3.1's rope scaling) are not read yet: load the model's safetensors and config.json instead")
 	}
+	if t := f.String(arch + ".rope.scaling.type"); t != "" && t != "none" {
+		return model.Config{}, fmt.Errorf("gguf: %s.rope.scaling.type %q: braid runs plain RoPE (and Llama 3's rope_freqs from safetensors)", arch, t)
+	}
 	var errs []error
 	need := func(key string) int {
 		v, ok := asInt(f.Meta[arch+"."+key])

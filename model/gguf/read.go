@@ -137,6 +137,9 @@ func (f *File) Close() error {
 // Parse reads a GGUF file of size bytes from r: header, metadata and
 // tensor infos, every tensor's data checked to lie inside the file.
 func Parse(r io.ReaderAt, size int64) (*File, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("a file of %d bytes", size)
+	}
 	d := &decoder{r: r, size: size}
 	if m := d.u32(); d.err == nil && m != magic {
 		return nil, fmt.Errorf("not a GGUF file (magic %#x)", m)
@@ -153,7 +156,9 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	if kvs > uint64(size)/12 || tensors > uint64(size)/24 {
 		return nil, fmt.Errorf("the header declares %d metadata entries and %d tensors, more than %d bytes can hold", kvs, tensors, size)
 	}
-	f := &File{Meta: make(map[string]any, kvs), byName: make(map[string]int, tensors), r: r, size: size}
+	// The maps grow as entries are read: a size hint from the header would
+	// be allocated before any entry proved it.
+	f := &File{Meta: make(map[string]any, min(kvs, 1024)), byName: make(map[string]int, min(tensors, 1024)), r: r, size: size}
 	for range kvs {
 		key := d.str()
 		v := d.value(d.u32(), 0)
@@ -202,7 +207,7 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 }
 
 // checkExtent refuses a tensor whose data would lie outside the file. A
-// tensor of a type braid does not read is checked only when loaded.
+// tensor of a type braid does not read is not checked: Float32 refuses it.
 func (f *File) checkExtent(t TensorInfo, align int64) error {
 	per, bytes, ok := blockOf(t.Type)
 	if !ok {

@@ -196,6 +196,17 @@ func TestLoadModelReadsExport(t *testing.T) {
 	}
 }
 
+// smallTokenizer is a byte-level BPE trained on two lines, with one
+// special token.
+func smallTokenizer(t *testing.T) *tokenizer.Tokenizer {
+	t.Helper()
+	tok, err := tokenizer.Train(t.Context(), slices.Values([]string{"hello world, hello braid", "27 22 26 31 53"}), 280, []string{"<|end|>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add(handMade([]kv{{"general.architecture", "llama"}, {"x", []string{"a", "b"}}}, []rawTensor{{"w", []uint64{4, 2}, tensorF32, make([]byte, 32)}}))
 	f.Add(handMade([]kv{{"llama.block_count", uint32(1)}}, []rawTensor{{"q", []uint64{32}, tensorQ4_0, make([]byte, 18)}}))
@@ -219,10 +230,7 @@ func FuzzParse(f *testing.F) {
 // architecture, rows unpermuted and biases kept, and reads back whole,
 // tokenizer included.
 func TestQwen2ShapeRoundTrip(t *testing.T) {
-	tok, err := tokenizer.Train(t.Context(), slices.Values([]string{"hello world, hello braid", "27 22 26 31 53"}), 280, []string{"<|end|>"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := smallTokenizer(t)
 	dir := t.TempDir()
 	if err := tok.Save(filepath.Join(dir, "tokenizer.json")); err != nil {
 		t.Fatal(err)
@@ -272,6 +280,23 @@ func TestQwen2ShapeRoundTrip(t *testing.T) {
 	for _, s := range []string{"hello world, hello braid<|end|>", "27 22 26 31 53\n", "unseen ünïcode"} {
 		if g, w := gotTok.Encode(s), tok.Encode(s); !slices.Equal(g, w) {
 			t.Errorf("%q encodes to %v from the file, %v from tokenizer.json", s, g, w)
+		}
+	}
+}
+
+// A file whose model braid would run wrongly is refused, naming why.
+func TestLoadModelRefusesWhatItCannotRun(t *testing.T) {
+	for _, tc := range []struct {
+		meta []kv
+		want string
+	}{
+		{[]kv{{"general.architecture", "gemma"}}, `architecture "gemma"`},
+		{[]kv{{"general.architecture", "qwen2"}, {"qwen2.rope.scaling.type", "yarn"}}, `rope.scaling.type "yarn"`},
+		{[]kv{{"general.architecture", "llama"}, {"llama.embedding_length", uint32(8)}}, "llama.feed_forward_length is absent"},
+	} {
+		f := parseBytes(t, handMade(tc.meta, nil))
+		if _, err := LoadModel(f); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %s", tc.meta, err, tc.want)
 		}
 	}
 }
