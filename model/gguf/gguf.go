@@ -222,47 +222,74 @@ func architecture(c model.Config) string {
 	return "llama"
 }
 
-// tensorsOf maps the model's tensors to llama.cpp's names, permuting a
-// llama's query and key rows from Hugging Face's rotary layout (halves) to
-// llama.cpp's (interleaved pairs); llama.cpp rotates qwen2's halves as
-// Hugging Face does. A model that rescales its rotary frequencies gets
-// them first, as llama.cpp's converter writes them.
+// weight is one of a model's tensors under llama.cpp's name: its shape
+// (row-major), the model's storage of it, and, for a llama's query and
+// key, the heads whose rows llama.cpp's rotary layout interleaves.
+type weight struct {
+	name  string
+	shape []int
+	data  []float32
+	heads int
+}
+
+// weights lists the tensors of a model of shape c under llama.cpp's
+// names, in the order its converter writes them, with p's storage of each
+// (nil data when p is nil: the names and shapes a file must have). Export
+// writes them and LoadModel reads them, so the two agree by construction.
+func weights(c model.Config, p *model.Params) []weight {
+	if p == nil {
+		p = &model.Params{Layers: make([]model.LayerParams, c.Layers)}
+	}
+	qd, kd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	qHeads, kHeads := 0, 0
+	if architecture(c) == "llama" {
+		qHeads, kHeads = c.Heads, c.KVHeads
+	}
+	out := []weight{{"token_embd.weight", []int{c.Vocab, c.Dim}, p.Embed, 0}}
+	for i, l := range p.Layers {
+		blk := fmt.Sprintf("blk.%d.", i)
+		out = append(out,
+			weight{blk + "attn_norm.weight", []int{c.Dim}, l.AttnNorm, 0},
+			weight{blk + "attn_q.weight", []int{qd, c.Dim}, l.Wq, qHeads},
+			weight{blk + "attn_k.weight", []int{kd, c.Dim}, l.Wk, kHeads},
+			weight{blk + "attn_v.weight", []int{kd, c.Dim}, l.Wv, 0},
+			weight{blk + "attn_output.weight", []int{c.Dim, qd}, l.Wo, 0},
+			weight{blk + "ffn_norm.weight", []int{c.Dim}, l.MLPNorm, 0},
+			weight{blk + "ffn_gate.weight", []int{c.Hidden, c.Dim}, l.Wgate, 0},
+			weight{blk + "ffn_up.weight", []int{c.Hidden, c.Dim}, l.Wup, 0},
+			weight{blk + "ffn_down.weight", []int{c.Dim, c.Hidden}, l.Wdown, 0},
+		)
+		if c.QKVBias {
+			out = append(out,
+				weight{blk + "attn_q.bias", []int{qd}, l.Bq, 0},
+				weight{blk + "attn_k.bias", []int{kd}, l.Bk, 0},
+				weight{blk + "attn_v.bias", []int{kd}, l.Bv, 0})
+		}
+	}
+	out = append(out, weight{"output_norm.weight", []int{c.Dim}, p.FinalNorm, 0})
+	if !c.TiedEmbeddings {
+		out = append(out, weight{"output.weight", []int{c.Vocab, c.Dim}, p.LMHead, 0})
+	}
+	return out
+}
+
+// tensorsOf is what Export writes of the model: its weights, a llama's
+// query and key rows permuted from Hugging Face's rotary layout (halves)
+// to llama.cpp's (interleaved pairs), the matrices in half precision when
+// f16. A model that rescales its rotary frequencies gets them first, as
+// llama.cpp's converter writes them.
 func tensorsOf(m *model.Model, f16 bool) []tensor {
 	c := m.Config
-	p := m.Params
 	var out []tensor
 	if c.RopeScaling != (braidtensor.RopeScaling{}) {
 		out = append(out, tensor{name: "rope_freqs.weight", shape: []int{c.HeadDim / 2}, data: ropeFreqFactors(c)})
 	}
-	out = append(out, tensor{name: "token_embd.weight", shape: []int{c.Vocab, c.Dim}, data: p.Embed, f16: f16})
-	llama := architecture(c) == "llama"
-	for i, l := range p.Layers {
-		blk := fmt.Sprintf("blk.%d.", i)
-		wq, wk := l.Wq, l.Wk
-		if llama {
-			wq, wk = permute(wq, c.Heads, c.Dim), permute(wk, c.KVHeads, c.Dim)
+	for _, w := range weights(c, m.Params) {
+		data := w.data
+		if w.heads > 0 {
+			data = permute(data, w.heads, c.Dim)
 		}
-		out = append(out,
-			tensor{name: blk + "attn_norm.weight", shape: []int{c.Dim}, data: l.AttnNorm},
-			tensor{name: blk + "attn_q.weight", shape: []int{c.Heads * c.HeadDim, c.Dim}, data: wq, f16: f16},
-			tensor{name: blk + "attn_k.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: wk, f16: f16},
-			tensor{name: blk + "attn_v.weight", shape: []int{c.KVHeads * c.HeadDim, c.Dim}, data: l.Wv, f16: f16},
-			tensor{name: blk + "attn_output.weight", shape: []int{c.Dim, c.Heads * c.HeadDim}, data: l.Wo, f16: f16},
-			tensor{name: blk + "ffn_norm.weight", shape: []int{c.Dim}, data: l.MLPNorm},
-			tensor{name: blk + "ffn_gate.weight", shape: []int{c.Hidden, c.Dim}, data: l.Wgate, f16: f16},
-			tensor{name: blk + "ffn_up.weight", shape: []int{c.Hidden, c.Dim}, data: l.Wup, f16: f16},
-			tensor{name: blk + "ffn_down.weight", shape: []int{c.Dim, c.Hidden}, data: l.Wdown, f16: f16},
-		)
-		if c.QKVBias {
-			out = append(out,
-				tensor{name: blk + "attn_q.bias", shape: []int{c.Heads * c.HeadDim}, data: l.Bq},
-				tensor{name: blk + "attn_k.bias", shape: []int{c.KVHeads * c.HeadDim}, data: l.Bk},
-				tensor{name: blk + "attn_v.bias", shape: []int{c.KVHeads * c.HeadDim}, data: l.Bv})
-		}
-	}
-	out = append(out, tensor{name: "output_norm.weight", shape: []int{c.Dim}, data: p.FinalNorm})
-	if !c.TiedEmbeddings {
-		out = append(out, tensor{name: "output.weight", shape: []int{c.Vocab, c.Dim}, data: p.LMHead, f16: f16})
+		out = append(out, tensor{name: w.name, shape: w.shape, data: data, f16: f16 && len(w.shape) == 2})
 	}
 	return out
 }

@@ -19,58 +19,25 @@ func LoadModel(f *File) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	type load struct {
-		name       string
-		dst        func(p *model.Params) []float32
-		rows, cols int
-	}
-	qd, kd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
-	loads := []load{
-		{"token_embd.weight", func(p *model.Params) []float32 { return p.Embed }, c.Vocab, c.Dim},
-		{"output_norm.weight", func(p *model.Params) []float32 { return p.FinalNorm }, 0, c.Dim}}
-	if !c.TiedEmbeddings {
-		loads = append(loads, load{"output.weight", func(p *model.Params) []float32 { return p.LMHead }, c.Vocab, c.Dim})
-	}
-	for i := range c.Layers {
-		b := fmt.Sprintf("blk.%d.", i)
-		layer := func(get func(l *model.LayerParams) []float32) func(p *model.Params) []float32 {
-			return func(p *model.Params) []float32 { return get(&p.Layers[i]) }
-		}
-		loads = append(loads,
-			load{b + "attn_norm.weight", layer(func(l *model.LayerParams) []float32 { return l.AttnNorm }), 0, c.Dim},
-			load{b + "attn_q.weight", layer(func(l *model.LayerParams) []float32 { return l.Wq }), qd, c.Dim},
-			load{b + "attn_k.weight", layer(func(l *model.LayerParams) []float32 { return l.Wk }), kd, c.Dim},
-			load{b + "attn_v.weight", layer(func(l *model.LayerParams) []float32 { return l.Wv }), kd, c.Dim},
-			load{b + "attn_output.weight", layer(func(l *model.LayerParams) []float32 { return l.Wo }), c.Dim, qd},
-			load{b + "ffn_norm.weight", layer(func(l *model.LayerParams) []float32 { return l.MLPNorm }), 0, c.Dim},
-			load{b + "ffn_gate.weight", layer(func(l *model.LayerParams) []float32 { return l.Wgate }), c.Hidden, c.Dim},
-			load{b + "ffn_up.weight", layer(func(l *model.LayerParams) []float32 { return l.Wup }), c.Hidden, c.Dim},
-			load{b + "ffn_down.weight", layer(func(l *model.LayerParams) []float32 { return l.Wdown }), c.Dim, c.Hidden})
-		if c.QKVBias {
-			loads = append(loads,
-				load{b + "attn_q.bias", layer(func(l *model.LayerParams) []float32 { return l.Bq }), 0, qd},
-				load{b + "attn_k.bias", layer(func(l *model.LayerParams) []float32 { return l.Bk }), 0, kd},
-				load{b + "attn_v.bias", layer(func(l *model.LayerParams) []float32 { return l.Bv }), 0, kd})
-		}
-	}
 	// Every tensor is there, of its shape and of a type braid reads (so
 	// inside the file), before the model's memory is allocated: the file
 	// vouches for the sizes its metadata claims.
-	infos := make([]TensorInfo, len(loads))
-	for i, l := range loads {
-		t, ok := f.Tensor(l.name)
+	ws := weights(c, nil)
+	infos := make([]TensorInfo, len(ws))
+	for i, w := range ws {
+		t, ok := f.Tensor(w.name)
 		if !ok {
-			return nil, fmt.Errorf("gguf: no tensor %s", l.name)
+			return nil, fmt.Errorf("gguf: no tensor %s", w.name)
 		}
-		want := []uint64{uint64(l.cols)}
-		if l.rows > 0 {
-			want = append(want, uint64(l.rows))
+		want := make([]uint64, len(w.shape)) // GGUF lists the fastest-varying dimension first
+		for j, d := range w.shape {
+			want[len(want)-1-j] = uint64(d)
 		}
 		if !slices.Equal(t.Dims, want) {
-			return nil, fmt.Errorf("gguf: tensor %s has dimensions %v, want %v for the shape its metadata gives", l.name, t.Dims, want)
+			return nil, fmt.Errorf("gguf: tensor %s has dimensions %v, want %v for the shape its metadata gives", w.name, t.Dims, want)
 		}
 		if _, _, ok := blockOf(t.Type); !ok {
-			return nil, fmt.Errorf("gguf: tensor %s is %s: braid reads F32, F16, BF16, Q8_0 and Q4_0", l.name, TypeName(t.Type))
+			return nil, fmt.Errorf("gguf: tensor %s is %s: braid reads F32, F16, BF16, Q8_0 and Q4_0", w.name, TypeName(t.Type))
 		}
 		infos[i] = t
 	}
@@ -78,20 +45,15 @@ func LoadModel(f *File) (*model.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := m.Params
-	for i, l := range loads {
+	for i, w := range weights(c, m.Params) {
 		v, err := f.Float32(infos[i])
 		if err != nil {
 			return nil, fmt.Errorf("gguf: %w", err)
 		}
-		copy(l.dst(p), v)
-	}
-	if f.String("general.architecture") == "llama" {
-		for i := range p.Layers {
-			l := &p.Layers[i]
-			copy(l.Wq, unpermute(l.Wq, c.Heads, c.Dim))
-			copy(l.Wk, unpermute(l.Wk, c.KVHeads, c.Dim))
+		if w.heads > 0 {
+			v = unpermute(v, w.heads, c.Dim)
 		}
+		copy(w.data, v)
 	}
 	if id, ok := asInt(f.Meta["tokenizer.ggml.eos_token_id"]); ok && id >= 0 && id < int64(c.Vocab) {
 		m.EOS = []int{int(id)}
