@@ -144,17 +144,22 @@ func amxSerial(g gemmArgs, i0, i1, j0, j1 int) {
 				// depend on the rows and columns beside it.
 				ldc, rows := pairs*32, min(32, i1-i)
 				s.c = grow(s.c, 32*ldc)
+				block := Mat{g.c.Data[i*g.c.Stride+jc:], g.c.Stride}
 				if acc {
-					for r := range rows {
-						copy(s.c[r*ldc:r*ldc+nc], g.c.Data[(i+r)*g.c.Stride+jc:])
-					}
+					copyBlock(Mat{s.c, ldc}, block, rows, nc)
 				}
 				amx(amxCfg, s.a[gr*ksteps*1024:], s.b, s.c, ksteps, pairs, ldc, acc)
-				for r := range rows {
-					copy(g.c.Data[(i+r)*g.c.Stride+jc:(i+r)*g.c.Stride+jc+nc], s.c[r*ldc:])
-				}
+				copyBlock(block, Mat{s.c, ldc}, rows, nc)
 			}
 		}
+	}
+}
+
+// copyBlock copies the first rows×cols values of src into dst: the block
+// of c a product computes through scratch, in and out.
+func copyBlock(dst, src Mat, rows, cols int) {
+	for r := range rows {
+		copy(dst.Data[r*dst.Stride:r*dst.Stride+cols], src.Data[r*src.Stride:r*src.Stride+cols])
 	}
 }
 

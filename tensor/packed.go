@@ -198,15 +198,12 @@ func packedAMX(s *scratch, g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 			}
 			cols := b.n - whole*nr
 			s.tile = grow(s.tile, 16*nr)
+			block := Mat{g.c.Data[r0*g.c.Stride+whole*nr:], g.c.Stride}
 			if acc {
-				for r := range rows {
-					copy(s.tile[r*nr:r*nr+cols], g.c.Data[(r0+r)*g.c.Stride+whole*nr:])
-				}
+				copyBlock(Mat{s.tile, nr}, block, rows, cols)
 			}
 			b.amx(cfg, a, kp, b.bfFrom(pc, whole), depth*nr, s.tile, nr, rows, steps, 1, acc)
-			for r := range rows {
-				copy(g.c.Data[(r0+r)*g.c.Stride+whole*nr:(r0+r)*g.c.Stride+whole*nr+cols], s.tile[r*nr:])
-			}
+			copyBlock(block, Mat{s.tile, nr}, rows, cols)
 		}
 	}
 }
