@@ -3,6 +3,7 @@ module github.com/braid-dev/braid
 go 1.26.0
 
 require (
+	github.com/ardanlabs/jinja v1.8.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gpustack/gguf-parser-go v0.28.2
 	github.com/jackc/pgx/v5 v5.12.0

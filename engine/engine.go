@@ -34,6 +34,7 @@ import (
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/tokenizer"
+	"github.com/braid-dev/braid/tokenizer/chat"
 )
 
 // Defaults for Options.
@@ -158,6 +159,7 @@ type Engine struct {
 	tok  *tokenizer.Tokenizer
 	opts Options
 	eos  map[int]bool
+	chat *chat.Template // the model's chat template, nil for none
 
 	mu      sync.Mutex
 	queue   []*thread
@@ -305,6 +307,11 @@ func (e *Engine) Config() model.Config { return e.w.cfg }
 
 // Tokenizer is the engine's tokenizer, nil for none.
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }
+
+// ChatTemplate is the chat template the model's files carry, nil for a
+// model without one (braid's search models, base models). The engine
+// itself continues raw text; chat.NewBackend puts the template in front.
+func (e *Engine) ChatTemplate() *chat.Template { return e.chat }
 
 // Err reports why the engine stopped serving: ErrClosed after Close, the
 // internal failure that stopped it, or nil while it serves.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/model/gguf"
 	"github.com/braid-dev/braid/tokenizer"
+	"github.com/braid-dev/braid/tokenizer/chat"
 )
 
 // TokenizerFile is the tokenizer's file in a model directory, beside
@@ -19,7 +21,8 @@ import (
 const TokenizerFile = model.TokenizerFile
 
 // Open starts an engine on a model directory: config.json,
-// model.safetensors and tokenizer.json, the layout Hugging Face uses. The
+// model.safetensors and tokenizer.json, the layout Hugging Face uses, and
+// the chat template of tokenizer_config.json where there is one. The
 // end-of-sequence tokens are the config's eos_token_id unless opts names
 // some.
 func Open(dir string, opts Options) (*Engine, error) {
@@ -46,6 +49,10 @@ func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
+	tmpl, err := chatTemplateFS(fsys, path.Join(dir, model.TokenizerConfigFile))
+	if err != nil {
+		return nil, err
+	}
 	if opts.EOS == nil {
 		opts.EOS = m.EOS
 	}
@@ -53,13 +60,32 @@ func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
+	e.chat = tmpl
 	return e, nil
+}
+
+// chatTemplateFS reads the chat template of the tokenizer_config.json at
+// name, nil where the file or its template is absent.
+func chatTemplateFS(fsys fs.FS, name string) (*chat.Template, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := chat.FromTokenizerConfig(data)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	return t, nil
 }
 
 // OpenGGUF starts an engine on a GGUF file, as llama.cpp and ollama keep
 // their models: its weights (any type gguf.LoadModel reads, widened, then
-// held as opts.Weights says), its byte-level BPE tokenizer and its
-// end-of-sequence token unless opts names some.
+// held as opts.Weights says), its byte-level BPE tokenizer, its chat
+// template if it carries one, and its end-of-sequence and end-of-turn
+// tokens unless opts names some.
 func OpenGGUF(path string, opts Options) (*Engine, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -74,6 +100,10 @@ func OpenGGUF(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	tmpl, _, err := f.ChatTemplate()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	if opts.EOS == nil {
 		opts.EOS = m.EOS
 	}
@@ -81,6 +111,7 @@ func OpenGGUF(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	e.chat = tmpl
 	return e, nil
 }
 

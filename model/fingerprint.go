@@ -3,6 +3,7 @@ package model
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,16 +14,24 @@ import (
 // model directories braid runs and ships.
 const TokenizerFile = "tokenizer.json"
 
+// TokenizerConfigFile is where a Hugging Face model directory keeps its
+// chat template, when it has one.
+const TokenizerConfigFile = "tokenizer_config.json"
+
 // Fingerprint identifies the model in directory dir of fsys by the bytes
-// of its config, tokenizer and weights files: two directories with one
+// of its config, tokenizer and weights files, and of its tokenizer config
+// (the chat template) where it has one: two directories with one
 // fingerprint hold the same model, wherever they lie. A run that must not
 // mix models (an evaluation, a reinforcement-learning run's reference)
 // records it. It is of the files, not of braid's structures, so it stays
 // the same across braid's versions.
 func Fingerprint(fsys fs.FS, dir string) (string, error) {
 	h := sha256.New()
-	for _, name := range []string{ConfigFile, TokenizerFile, WeightsFile} {
+	for _, name := range []string{ConfigFile, TokenizerFile, WeightsFile, TokenizerConfigFile} {
 		f, err := fsys.Open(path.Join(dir, name))
+		if name == TokenizerConfigFile && errors.Is(err, fs.ErrNotExist) {
+			break // optional, and absent leaves the hash as it was before it counted
+		}
 		if err != nil {
 			return "", fmt.Errorf("fingerprint the model: %w", err)
 		}

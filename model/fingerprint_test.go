@@ -6,8 +6,8 @@ import (
 )
 
 // The fingerprint follows the files' bytes: the same model in another
-// place matches, a changed byte in any file does not, a missing file is an
-// error naming it.
+// place matches, a changed byte in any file or a chat template added does
+// not, a missing file is an error naming it.
 func TestFingerprint(t *testing.T) {
 	files := func(weights string) fstest.MapFS {
 		return fstest.MapFS{
@@ -34,6 +34,11 @@ func TestFingerprint(t *testing.T) {
 	}
 	if got := sum(files("weightz"), "a"); got == base {
 		t.Error("a changed weight kept the fingerprint")
+	}
+	templated := files("weights")
+	templated["a/"+TokenizerConfigFile] = &fstest.MapFile{Data: []byte(`{"chat_template": "{{ messages[0].content }}"}`)}
+	if got := sum(templated, "a"); got == base {
+		t.Error("a chat template added kept the fingerprint")
 	}
 	missing := files("weights")
 	delete(missing, "a/"+TokenizerFile)

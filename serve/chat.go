@@ -391,7 +391,7 @@ func (s *Server) execute(ctx context.Context, j *job, t *trace) {
 		defer mu.Unlock()
 		s.metrics.threads.Sub(float64(live))
 	}()
-	b, ctx, stop := s.limit(ctx, t.ID)
+	b, ctx, stop := s.limit(ctx, t.ID, s.opts.Backend)
 	defer stop(nil)
 	ctx = backend.WithRetryBudget(ctx, s.opts.RetryBudget)
 	r, verdict, err := j.run(ctx, b, observe)

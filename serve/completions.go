@@ -44,7 +44,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	if !s.opts.Raw {
+	if s.opts.Raw == nil {
 		return badRequest("this server runs a remote model: /v1/completions is served only for braid's embedded model; use /v1/chat/completions")
 	}
 	if req.Model != s.opts.Model {
@@ -124,7 +124,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.countTokens(total)
 	}
-	lb, ctx, stop := s.limit(r.Context(), id)
+	lb, ctx, stop := s.limit(r.Context(), id, s.opts.Raw)
 	defer stop(nil)
 	if !req.Stream {
 		cs, err := backend.CompleteN(ctx, lb, breq, n)

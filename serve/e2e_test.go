@@ -249,7 +249,7 @@ func TestRawCompletionErrorsReachTheRemoteClient(t *testing.T) {
 		{fmt.Errorf("engine: the prompt has 3000 tokens; the model's context is 2048: %w", backend.ErrPromptTooLong), backend.ErrPromptTooLong},
 		{backend.Invalid(errors.New("engine: prompt token 99999 outside the vocabulary")), nil},
 	} {
-		_, hs := newTestServer(t, Options{Backend: refusing{c.err}, Model: "countdown", Task: countdown.Task{}, Raw: true})
+		_, hs := newTestServer(t, Options{Backend: refusing{c.err}, Model: "countdown", Task: countdown.Task{}, Raw: refusing{c.err}})
 		cl, err := remote.New(remote.Options{Endpoints: []string{hs.URL + "/v1"}, Model: "countdown", Retries: 1})
 		if err != nil {
 			t.Fatal(err)

@@ -33,7 +33,7 @@ func FuzzCompletionOnEngine(f *testing.F) {
 		f.Add(s)
 	}
 	e := fuzzEngine(f)
-	_, hs := newTestServer(f, Options{Backend: e, Model: "countdown", Raw: true, Timeout: 5 * time.Second, Health: e.Err})
+	_, hs := newTestServer(f, Options{Backend: e, Model: "countdown", Raw: e, Timeout: 5 * time.Second, Health: e.Err})
 	f.Fuzz(func(t *testing.T, body string) {
 		resp, b := post(t, hs.URL+"/v1/completions", "", body)
 		if resp.StatusCode >= 500 {

@@ -273,7 +273,7 @@ func TestLoopbackChecksHost(t *testing.T) {
 // A stream cut short by a shutdown ends with an error event that says so,
 // as the docs promise, never silently.
 func TestShutdownEndsStreamsWithAnError(t *testing.T) {
-	s, err := New(Options{Backend: firehose{}, Model: "countdown", Task: countdown.Task{}, Raw: true})
+	s, err := New(Options{Backend: firehose{}, Model: "countdown", Task: countdown.Task{}, Raw: firehose{}})
 	if err != nil {
 		t.Fatal(err)
 	}

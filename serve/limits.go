@@ -30,11 +30,11 @@ type limited struct {
 	stop                  context.CancelCauseFunc
 }
 
-// limit returns ctx's request's limited backend, and the context its work
-// must run under.
-func (s *Server) limit(ctx context.Context, group string) (*limited, context.Context, context.CancelCauseFunc) {
+// limit returns ctx's request's limited b, and the context its work must
+// run under.
+func (s *Server) limit(ctx context.Context, group string, b backend.Backend) (*limited, context.Context, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(backend.WithGroup(ctx, group))
-	return &limited{Backend: s.opts.Backend, group: group, maxThreads: int64(s.opts.RequestThreads),
+	return &limited{Backend: b, group: group, maxThreads: int64(s.opts.RequestThreads),
 		maxTokens: int64(s.opts.RequestTokens), stop: cancel}, ctx, cancel
 }
 

@@ -90,7 +90,7 @@ func newTestServer(t testing.TB, opts Options) (*Server, *httptest.Server) {
 		opts.Backend = newReplay(t, problem27)
 	}
 	if opts.Model == "" {
-		opts.Model, opts.Task, opts.Raw = "countdown", countdown.Task{}, true
+		opts.Model, opts.Task, opts.Raw = "countdown", countdown.Task{}, opts.Backend
 	}
 	if opts.Task == nil {
 		opts.Task, opts.Temperature = taskmath.Task{}, 1

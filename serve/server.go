@@ -50,9 +50,10 @@ type Options struct {
 	// (greedy) for a search model, 1 (OpenAI's default) for a chat model.
 	// Strategies that sample several draw at 1 then.
 	Temperature float64
-	// Raw serves /v1/completions straight from Backend (the embedded
-	// engine), so that one braid can be another's remote backend.
-	Raw bool
+	// Raw, when set, serves /v1/completions: the embedded engine with no
+	// chat template between (Backend itself, or what Backend renders chat
+	// through), so that one braid can be another's remote backend.
+	Raw backend.Backend
 	// DefaultStrategy is used when the model name names none (default
 	// "apr" for a task with a parallel protocol, "serial" otherwise).
 	DefaultStrategy string

@@ -100,7 +100,7 @@ client (the server's own cost on the token path).`,
 			}
 			defer e.Close()
 			st := &stamped{Backend: e, sent: map[uint64][]time.Time{}}
-			srv, err := serve.New(serve.Options{Backend: st, Model: "countdown", Task: countdown.Task{}, Raw: true, PerClient: 1 << 20})
+			srv, err := serve.New(serve.Options{Backend: st, Model: "countdown", Task: countdown.Task{}, Raw: st, PerClient: 1 << 20})
 			if err != nil {
 				return err
 			}

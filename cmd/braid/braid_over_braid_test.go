@@ -24,7 +24,7 @@ func TestBraidOverBraidWithGuidedChoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Task: countdown.Task{}, Raw: true})
+	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Task: countdown.Task{}, Raw: e})
 	if err != nil {
 		t.Fatal(err)
 	}

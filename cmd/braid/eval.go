@@ -16,6 +16,7 @@ import (
 	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/perturb"
+	"github.com/braid-dev/braid/tokenizer/chat"
 	"github.com/spf13/cobra"
 )
 
@@ -153,6 +154,9 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	}
 	defer closeB()
 	runner.Backend = b
+	if _, ok := b.(*chat.Backend); ok {
+		cfg.API = "chat" // the engine renders through the model's template
+	}
 	if len(fl.remoteURLs) == 0 {
 		if sum, err := fl.ef.fingerprint(); err != nil {
 			return err

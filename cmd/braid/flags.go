@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/tasks"
+	"github.com/braid-dev/braid/tokenizer/chat"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -270,7 +272,7 @@ func registerRetryBudgetFlag(fl *pflag.FlagSet, budget *int) {
 
 // registerAPIFlag adds --api, how --backend servers are driven.
 func registerAPIFlag(fl *pflag.FlagSet, api *string) {
-	fl.StringVar(api, "api", "", "how --backend is driven: chat (/v1/chat/completions, the server's chat template, a resumed thread continuing the assistant's message) or completions (/v1/completions, raw text: base and research checkpoints); default completions for a task with an environment (a search model), chat otherwise")
+	fl.StringVar(api, "api", "", "how --backend, or the model of --model, is driven: chat (/v1/chat/completions, or the chat template the model's files carry: a resumed thread continues the assistant's message) or completions (raw text: base and research checkpoints); default completions for a task with an environment (a search model), chat otherwise where the model has a template")
 }
 
 // chatAPI reads --api for a task: whether its --backend is a chat server.
@@ -313,8 +315,9 @@ func (f *serverFlags) options(urls []string, model, key string, guided, chat boo
 		MaxConcurrent: f.concurrent, Timeout: f.timeout, Cooldown: f.cooldown, Slots: f.slots}, nil
 }
 
-// openBackend is the remote servers when opts names any, else the engine.
-func openBackend(ef *engineFlags, opts remote.Options) (backend.Backend, func(), error) {
+// openBackend is the remote servers when opts names any, else the engine,
+// which opts.Chat drives through its model's chat template.
+func openBackend(ef *engineFlags, opts remote.Options, api string) (backend.Backend, func(), error) {
 	if len(opts.Endpoints) > 0 {
 		if ef.modelDir != "" {
 			return nil, nil, usageErrorf("--model and --backend exclude each other: the model runs either here or on the server")
@@ -332,7 +335,30 @@ func openBackend(ef *engineFlags, opts remote.Options) (backend.Backend, func(),
 	if err != nil {
 		return nil, nil, err
 	}
-	return e, func() { e.Close() }, nil
+	b, err := ef.chatOver(e, opts.Chat, api)
+	if err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	return b, func() { e.Close() }, nil
+}
+
+// chatOver is e driven through its model's chat template where wantChat
+// (--api resolved for the task) says so and the model carries one, else e
+// itself. api is --api as given: "chat" on a model without a template is
+// an error, where the default falls back to raw text (a base model).
+func (f *engineFlags) chatOver(e *engine.Engine, wantChat bool, api string) (backend.Backend, error) {
+	if !wantChat {
+		return e, nil
+	}
+	tmpl := e.ChatTemplate()
+	if tmpl == nil {
+		if api == "chat" {
+			return nil, usageErrorf("--api chat: the model (%s) carries no chat template; --api completions runs it on raw text", cmp.Or(f.modelDir, "embedded"))
+		}
+		return e, nil
+	}
+	return chat.NewBackend(e, tmpl, nil), nil
 }
 
 // check reads the task and the strategies' options, refusing what the task
@@ -357,13 +383,13 @@ func (f *runFlags) check() (task.Task, reason.Options, error) {
 	if _, err := chatAPI(f.api, t); err != nil {
 		return nil, reason.Options{}, err
 	}
-	if f.api != "" && len(f.remoteURLs) == 0 {
-		return nil, reason.Options{}, usageErrorf("--api %s: it says how --backend servers are driven; the embedded model takes text", f.api)
+	if f.api != "" && len(f.remoteURLs) == 0 && f.ef.modelDir == "" {
+		return nil, reason.Options{}, usageErrorf("--api %s: it says how --backend servers and --model files are driven; the embedded model takes text", f.api)
 	}
-	// The embedded model, and the checkpoints --model loads, are
-	// Countdown search models.
-	if len(f.remoteURLs) == 0 && t.Name() != (countdown.Task{}).Name() {
-		return nil, reason.Options{}, usageErrorf("--task %s needs --backend (and --backend-model): the embedded model and --model checkpoints are Countdown search models", t.Name())
+	// The embedded model is a Countdown search model; --model may be
+	// anything, a chat model's GGUF file included.
+	if len(f.remoteURLs) == 0 && f.ef.modelDir == "" && t.Name() != (countdown.Task{}).Name() {
+		return nil, reason.Options{}, usageErrorf("--task %s needs --backend (and --backend-model) or --model: the embedded model is a Countdown search model", t.Name())
 	}
 	_, hasEnv := t.(task.Environment)
 	if f.maxDepth < 0 || f.maxDepth > 1 && hasEnv && env != reason.EnvOff {
@@ -397,7 +423,7 @@ func (f *runFlags) backend(t task.Task) (backend.Backend, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return openBackend(&f.ef, opts)
+	return openBackend(&f.ef, opts, f.api)
 }
 
 // envName is the environment's mode as outputs name it, "" for a task

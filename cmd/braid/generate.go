@@ -18,6 +18,8 @@ func newGenerateCmd() *cobra.Command {
 		seed      uint64
 		stops     []string
 		quiet     bool
+		asChat    bool
+		system    string
 	)
 	cmd := &cobra.Command{
 		Use:   "generate PROMPT",
@@ -25,10 +27,14 @@ func newGenerateCmd() *cobra.Command {
 		Long: `Continue PROMPT with the model, printing the text as it is generated, then a
 line on stderr with the tokens, the time and the speed. Decoding is greedy
 unless --temperature is set; with a temperature, --seed makes the run
-repeatable (without one, the seed drawn is printed).`,
+repeatable (without one, the seed drawn is printed). With --chat, PROMPT is
+a user's message, rendered by the chat template the model's files carry
+(a GGUF file's, or tokenizer_config.json's), and the model writes the
+assistant's reply.`,
 		Example: `  braid generate --model ./my-model 'Once upon a time'
   braid generate --model ./my-model --temperature 0.8 --top-p 0.95 --seed 7 'Once upon a time'
-  braid generate --model ./my-model --stop '\n\n' --max-tokens 64 'Q: 2+2?'`,
+  braid generate --model ./my-model --stop '\n\n' --max-tokens 64 'Q: 2+2?'
+  braid generate --model qwen2.5-0.5b-instruct.gguf --chat --system 'Be brief.' 'What is a prime?'`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxTokens < 0 {
@@ -38,11 +44,23 @@ repeatable (without one, the seed drawn is printed).`,
 			if err := req.Validate(); err != nil {
 				return usageErrorf("%v", err)
 			}
+			if system != "" {
+				if !asChat {
+					return usageErrorf("--system is a chat's system message: it needs --chat")
+				}
+				req.Messages = []backend.Message{{Role: "system", Content: system}}
+			}
 			e, err := ef.open()
 			if err != nil {
 				return err
 			}
 			defer e.Close()
+			var b backend.Backend = e
+			if asChat {
+				if b, err = ef.chatOver(e, true, "chat"); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			var first time.Duration
 			start := time.Now()
@@ -55,7 +73,7 @@ repeatable (without one, the seed drawn is printed).`,
 					werr = err
 				}
 			}
-			c, err := e.Complete(cmd.Context(), req)
+			c, err := b.Complete(cmd.Context(), req)
 			if c != nil {
 				fmt.Fprintln(out)
 			}
@@ -87,6 +105,8 @@ repeatable (without one, the seed drawn is printed).`,
 	f.Uint64Var(&seed, "seed", 0, "sampling seed (0: draw one and print it)")
 	f.StringArrayVar(&stops, "stop", nil, "stop before this string (repeatable); \\n and \\t are unescaped")
 	f.BoolVar(&quiet, "quiet", false, "print no statistics")
+	f.BoolVar(&asChat, "chat", false, "PROMPT is a user's message: render it by the model's chat template, and generate the assistant's reply")
+	f.StringVar(&system, "system", "", "with --chat, a system message before PROMPT")
 	cmd.PreRunE = func(*cobra.Command, []string) error {
 		for i, s := range stops {
 			stops[i] = unescape(s)

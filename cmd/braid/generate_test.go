@@ -15,7 +15,9 @@ import (
 
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
+	taskmath "github.com/braid-dev/braid/task/math"
 	"github.com/braid-dev/braid/tokenizer"
 )
 
@@ -660,5 +662,71 @@ func TestEvalAlone(t *testing.T) {
 	}
 	if len(rep.Samples) != 2 || rep.Strategies[0].Alone != nil {
 		t.Errorf("after --alone the run holds %d samples (want 2) and without it reports alone latency %+v", len(rep.Samples), rep.Strategies[0].Alone)
+	}
+}
+
+// A chat model's files carry its template, and braid drives the model
+// through it: a directory's tokenizer_config.json, exported into the GGUF
+// file, rendered around a free-text task's question by the engine, the
+// token count of the rendered conversation the prompt's; --api completions
+// sends the question raw, and --api chat on a model without a template is
+// refused.
+func TestChatModelRunsThroughItsTemplate(t *testing.T) {
+	tok, err := tokenizer.Train(context.Background(), slices.Values([]string{"What is 2+2? system user assistant\n", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."}), 300, []string{"<|im_start|>", "<|im_end|>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := randomModelDir(t, tok, 256)
+	src, err := os.ReadFile("../../tokenizer/chat/testdata/qwen2.5-instruct.jinja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := json.Marshal(map[string]any{"chat_template": string(src), "eos_token": "<|im_end|>"})
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "chat.gguf")
+	expectExit(t, 0, "", "export", "gguf", "--model", dir, "--out", file)
+
+	question := taskmath.Task{}.Prompt(task.Problem{Text: "What is 2+2?"})
+	rendered := "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n" + question + "<|im_end|>\n<|im_start|>assistant\n"
+	promptTokens := func(out string) int {
+		t.Helper()
+		var res struct {
+			Usage struct {
+				PromptTokens int `json:"prompt_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return res.Usage.PromptTokens
+	}
+	for _, m := range []string{dir, file} {
+		out, _ := expectExit(t, 0, "", "solve", "--model", m, "--task", "math", "--strategy", "serial", "--max-tokens", "4", "--json", "What is 2+2?")
+		if got, want := promptTokens(out), len(tok.Encode(rendered)); got != want {
+			t.Errorf("%s: %d prompt tokens, want the rendered conversation's %d", m, got, want)
+		}
+		for _, strategy := range []string{"direct", "parallel", "multiverse", "threadweaver", "hybrid:effort=deep", "vote:k=2", "best:k=2,scorer=judge", "aggregate:k=2", "deepthink:k=2"} {
+			expectExit(t, 0, "", "solve", "--model", m, "--task", "math", "--strategy", strategy, "--temperature", "1", "--max-tokens", "4", "What is 2+2?")
+		}
+		out, _ = expectExit(t, 0, "", "solve", "--model", m, "--task", "math", "--strategy", "serial", "--max-tokens", "4", "--json", "--api", "completions", "What is 2+2?")
+		if got, want := promptTokens(out), len(tok.Encode(question)); got != want {
+			t.Errorf("%s, --api completions: %d prompt tokens, want the raw question's %d", m, got, want)
+		}
+	}
+	if _, errs := expectExit(t, 2, "", "solve", "--model", tinyModelDir(t), "--task", "math", "--api", "chat", "What is 2+2?"); !strings.Contains(errs, "no chat template") {
+		t.Errorf("--api chat without a template: %s", errs)
+	}
+
+	// generate --chat renders its prompt as the user's message, after
+	// --system's.
+	_, errs := expectExit(t, 0, "", "generate", "--model", file, "--chat", "--system", "Be brief.", "--max-tokens", "2", "What is 2+2?")
+	withSystem := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+	if want := fmt.Sprintf("%d prompt tokens", len(tok.Encode(withSystem))); !strings.Contains(errs, want) {
+		t.Errorf("generate --chat: %s, want %s", errs, want)
+	}
+	if _, errs := expectExit(t, 2, "", "generate", "--model", file, "--system", "x", "hi"); !strings.Contains(errs, "--chat") {
+		t.Errorf("--system without --chat: %s", errs)
 	}
 }

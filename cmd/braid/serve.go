@@ -196,7 +196,7 @@ func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
 		if err != nil {
 			return nil, err
 		}
-		b, closeB, err := openBackend(&fl.ef, ropts)
+		b, closeB, err := openBackend(&fl.ef, ropts, fl.api)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +207,17 @@ func (fl *serveFlags) backend(opts *serve.Options) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.Backend, opts.Model, opts.Raw = e, fl.name, true
+	chat, err := chatAPI(fl.api, opts.Task)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	b, err := fl.ef.chatOver(e, chat, fl.api)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	opts.Backend, opts.Model, opts.Raw = b, fl.name, e
 	opts.Stats = func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }
 	opts.Health = e.Err
 	return func() { e.Close() }, nil

@@ -22,7 +22,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Task: countdown.Task{}, Raw: true,
+	srv, err := serve.New(serve.Options{Backend: e, Model: "countdown", Task: countdown.Task{}, Raw: e,
 		Stats: func() (int, int) { s := e.Stats(); return s.Running, s.Waiting }})
 	if err != nil {
 		t.Fatal(err)

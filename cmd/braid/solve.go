@@ -17,6 +17,7 @@ import (
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tokenizer/chat"
 	"github.com/spf13/cobra"
 )
 
@@ -65,8 +66,9 @@ determines: results, states, node lines, the solution path), or constrain
 (the default: fill, and the model may only choose legal operations and
 existing nodes). Every output says which ran.
 
---task math solves a free-text question on a --backend server (the
-embedded model is a Countdown model).
+--task math solves a free-text question on a --backend server, or on a
+--model chat model (a GGUF file or model directory that carries a chat
+template) through its template; the embedded model is a Countdown model.
 
 With --input FILE.jsonl (problems as 'braid gen problems' writes them, or
 GSM8K/MATH lines for math; '-' for stdin) it solves them all, several at
@@ -88,7 +90,7 @@ once, one line each; --json prints one object per problem.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return fl.run(cmd, args) },
 	}
-	fl.taskUsage = "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend); countdown:apr[,sub-call-budget=N|,token-budget=N] writes the released APR checkpoints' prompts"
+	fl.taskUsage = "countdown (TARGET N1 N2 ...), or math (a question in words; needs --backend or a --model chat model); countdown:apr[,sub-call-budget=N|,token-budget=N] writes the released APR checkpoints' prompts"
 	fl.concurrentUsage = "problems solved at once (their threads share the engine's batches)"
 	fl.backendUsage = "OpenAI-compatible server(s) to run the model on, e.g. http://127.0.0.1:8000/v1 (repeat or comma-separate for several)"
 	fl.register(cmd)
@@ -461,6 +463,9 @@ func (sr solveRun) sampled(p task.Problem, runs []solved) sampledOutput {
 // engineContext is the context an embedded engine runs at, 0 for a remote
 // backend (whose server knows its own).
 func engineContext(b backend.Backend) int {
+	if c, ok := b.(*chat.Backend); ok {
+		b = c.Raw()
+	}
 	if e, ok := b.(*engine.Engine); ok {
 		return e.Config().MaxSeq
 	}

@@ -3,8 +3,9 @@
 // file those servers load: llama (or, with q/k/v biases, qwen2)
 // architecture metadata, the weights under llama.cpp's names (a llama's
 // query and key rows permuted from Hugging Face's rotary layout to
-// llama.cpp's, as its converter does), the byte-level BPE tokenizer, and a
-// chat template that passes braid's prompts through unchanged. Open,
+// llama.cpp's, as its converter does), the byte-level BPE tokenizer, and
+// the chat template of the directory's tokenizer_config.json, or where it
+// has none one that passes braid's prompts through unchanged. Open,
 // LoadModel and Tokenizer read such files back, braid's or anyone's, with
 // F32, F16, BF16, Q8_0 or Q4_0 weights.
 package gguf
@@ -13,6 +14,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,12 +22,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	braidtensor "github.com/braid-dev/braid/tensor"
 	"github.com/braid-dev/braid/tokenizer"
+	"github.com/braid-dev/braid/tokenizer/chat"
 )
 
 // The GGUF format: version 3, values and tensor data little-endian,
@@ -52,9 +56,10 @@ const (
 	tensorF16 = 1
 )
 
-// PassThroughTemplate is the chat template the file carries: every
-// message's content in order, nothing added, so that a chat server's
-// continued assistant message reads as braid's prompt and text.
+// PassThroughTemplate is the chat template a file of a model without one
+// carries: every message's content in order, nothing added, so that a
+// chat server's continued assistant message reads as braid's prompt and
+// text.
 const PassThroughTemplate = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
 
 // kv is one metadata entry.
@@ -89,7 +94,22 @@ func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
-	meta, err := metadata(m, tok, name)
+	tmpl := PassThroughTemplate
+	bos := ""
+	cfg, err := fs.ReadFile(fsys, path.Join(dir, model.TokenizerConfigFile))
+	switch {
+	case err == nil:
+		t, ok, err := chat.FromTokenizerConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("gguf: %s: %w", path.Join(dir, model.TokenizerConfigFile), err)
+		}
+		if ok {
+			tmpl, bos = t.Source(), t.BOS()
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("gguf: %w", err)
+	}
+	meta, err := metadata(m, tok, name, tmpl, bos)
 	if err != nil {
 		return err
 	}
@@ -107,8 +127,10 @@ func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
 	return nil
 }
 
-// metadata is the file's metadata: architecture, shape, tokenizer.
-func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
+// metadata is the file's metadata: architecture, shape, tokenizer, and the
+// chat template with the text of its beginning-of-sequence token ("" for
+// none).
+func metadata(m *model.Model, tokenizerJSON []byte, name, template, bos string) ([]kv, error) {
 	c := m.Config
 	arch := architecture(c)
 	tokens, types, merges, err := vocabulary(tokenizerJSON, c.Vocab)
@@ -139,10 +161,13 @@ func metadata(m *model.Model, tokenizerJSON []byte, name string) ([]kv, error) {
 		{"tokenizer.ggml.token_type", types},
 		{"tokenizer.ggml.merges", merges},
 		{"tokenizer.ggml.add_bos_token", false},
-		{"tokenizer.chat_template", PassThroughTemplate},
+		{"tokenizer.chat_template", template},
 	}
 	if len(m.EOS) > 0 {
 		meta = append(meta, kv{"tokenizer.ggml.eos_token_id", uint32(m.EOS[0])})
+	}
+	if id := slices.Index(tokens, bos); bos != "" && id >= 0 {
+		meta = append(meta, kv{"tokenizer.ggml.bos_token_id", uint32(id)})
 	}
 	return meta, nil
 }

@@ -197,4 +197,21 @@ func TestExportWritesRopeFreqs(t *testing.T) {
 	if !found {
 		t.Fatal("no rope_freqs.weight tensor")
 	}
+
+	// Loaded back, the model rotates by the frequencies it was written with.
+	gf, err := Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gf.Close()
+	back, err := LoadModel(gf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFreqs := braidtensor.RoPEFreqs(c.HeadDim, c.RopeTheta, c.RopeScaling)
+	for i, f := range braidtensor.RoPEFreqs(c.HeadDim, c.RopeTheta, back.Config.RopeScaling) {
+		if math.Abs(f-wantFreqs[i]) > 1e-6*wantFreqs[i] {
+			t.Errorf("loaded back, frequency %d is %g, want %g", i, f, wantFreqs[i])
+		}
+	}
 }

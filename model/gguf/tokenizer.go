@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/braid-dev/braid/tokenizer"
+	"github.com/braid-dev/braid/tokenizer/chat"
 )
 
 // llama.cpp's token types.
@@ -49,4 +50,27 @@ func (f *File) Tokenizer() (*tokenizer.Tokenizer, error) {
 		return nil, fmt.Errorf("gguf: %w", err)
 	}
 	return t, nil
+}
+
+// ChatTemplate is the file's chat template (tokenizer.chat_template), with
+// the texts of its beginning- and end-of-sequence tokens for the
+// template's bos_token and eos_token. ok is false for a file that carries
+// none, as base models' files do.
+func (f *File) ChatTemplate() (t *chat.Template, ok bool, err error) {
+	src := f.String("tokenizer.chat_template")
+	if src == "" {
+		return nil, false, nil
+	}
+	tokens := f.Strings("tokenizer.ggml.tokens")
+	text := func(key string) string {
+		if id, ok := asInt(f.Meta[key]); ok && id >= 0 && id < int64(len(tokens)) {
+			return tokens[id]
+		}
+		return ""
+	}
+	t, err = chat.Parse(src, text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
+	if err != nil {
+		return nil, false, fmt.Errorf("gguf: tokenizer.chat_template: %w", err)
+	}
+	return t, true, nil
 }
