@@ -67,3 +67,24 @@ func FromParts(p Parts) (*Tokenizer, error) {
 	}
 	return t, nil
 }
+
+// Bytes is the byte-level tokenizer of vocab tokens with no merges: the
+// 256 bytes (GPT-2's order), then user-defined tokens "<|extra_N|>" up to
+// vocab, so that a model of random weights and any vocabulary's size has a
+// tokenizer to travel with (braid export gguf --config, for measuring a
+// real model's shape against llama.cpp). Every text encodes to one token a
+// byte.
+func Bytes(vocab int) (*Tokenizer, error) {
+	if vocab < 256 {
+		return nil, fmt.Errorf("tokenizer: a byte-level vocabulary needs at least 256 tokens, not %d", vocab)
+	}
+	p := Parts{Tokens: make([]string, vocab)}
+	for i, b := range byteOrder {
+		p.Tokens[i] = string(byteRune[b])
+	}
+	for id := 256; id < vocab; id++ {
+		p.Tokens[id] = fmt.Sprintf("<|extra_%d|>", id-256)
+		p.Added = append(p.Added, Added{ID: id})
+	}
+	return FromParts(p)
+}

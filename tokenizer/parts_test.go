@@ -43,3 +43,28 @@ func TestFromParts(t *testing.T) {
 		t.Errorf("an unknown pre-tokenizer: %v", err)
 	}
 }
+
+// Bytes encodes every text one token a byte, round trip exact, with the
+// padding tokens matched whole, and refuses a vocabulary smaller than the
+// bytes.
+func TestBytes(t *testing.T) {
+	tok, err := Bytes(151936)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != 151936 {
+		t.Fatalf("vocabulary %d", tok.VocabSize())
+	}
+	for _, s := range []string{"hello world", "héllo\n\t\x00\xff", ""} {
+		ids := tok.Encode(s)
+		if len(ids) != len(s) || tok.Decode(ids) != s {
+			t.Errorf("%q: %d tokens decoding to %q", s, len(ids), tok.Decode(ids))
+		}
+	}
+	if ids := tok.Encode("a<|extra_7|>b"); len(ids) != 3 || ids[1] != 256+7 {
+		t.Errorf("a padding token in text: %v", ids)
+	}
+	if _, err := Bytes(255); err == nil {
+		t.Error("a vocabulary of 255 was accepted")
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/braid-dev/braid/engine/enginebench"
 	"github.com/braid-dev/braid/eval/stats"
 	"github.com/braid-dev/braid/model"
-	"github.com/braid-dev/braid/model/hfconfig"
+	"github.com/braid-dev/braid/model/gguf"
 	"github.com/spf13/cobra"
 )
 
@@ -49,6 +49,7 @@ type decodeReport struct {
 type benchDecodeFlags struct {
 	asJSON              bool
 	configPath, threads string
+	modelPath           string
 	prompt, tokens      int
 	prefix, children    int
 	suffix, rounds      int
@@ -84,6 +85,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f := cmd.Flags()
 	f.BoolVar(&fl.asJSON, "json", false, "print JSON")
 	f.StringVar(&fl.configPath, "config", "", "Hugging Face config.json of the shape to measure (default: the planned Countdown model)")
+	f.StringVar(&fl.modelPath, "model", "", "measure this model's own weights instead: a model directory or GGUF file (as braid export gguf --config writes, to measure llama.cpp on the same file)")
 	f.StringVar(&fl.threads, "threads", "1,4,16,64", "comma-separated numbers of concurrent threads")
 	f.IntVar(&fl.prompt, "prompt", 64, "prompt tokens per thread")
 	f.IntVar(&fl.tokens, "tokens", 128, "tokens each thread decodes")
@@ -137,29 +139,33 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 	return rep.print(cmd.OutOrStdout())
 }
 
-// model is the model to measure, of random weights, and its name: the
-// Countdown model's shape, or --config's.
+// model is the model to measure and its name: random weights in the
+// Countdown model's shape or --config's, or --model's own.
 func (fl *benchDecodeFlags) model() (*model.Model, string, error) {
-	c := enginebench.CountdownConfig()
-	name := "planned countdown model (d=256, 4 layers)"
-	if fl.configPath != "" {
-		hc, err := hfconfig.Load(fl.configPath)
-		if err != nil {
-			return nil, "", err
+	var m *model.Model
+	name := "planned countdown model (d=256, 4 layers; random weights)"
+	var err error
+	switch {
+	case fl.configPath != "" && fl.modelPath != "":
+		return nil, "", usageErrorf("--config and --model exclude each other: random weights of a shape, or a model's own")
+	case fl.configPath != "":
+		m, err = randomModel(fl.configPath, 1)
+		name = fl.configPath + " (random weights)"
+	case fl.modelPath != "":
+		m, err = loadModel(fl.modelPath)
+		name = fl.modelPath
+	default:
+		m, err = model.New(enginebench.CountdownConfig())
+		if err == nil {
+			m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.02)
 		}
-		if c, err = model.ConfigFromHF(hc); err != nil {
-			return nil, "", fmt.Errorf("%s: %w", fl.configPath, err)
-		}
-		name = fl.configPath
 	}
-	if fl.prompt+fl.tokens > c.MaxSeq || fl.children > 0 && fl.prefix+fl.suffix > c.MaxSeq {
-		return nil, "", usageErrorf("--prompt + --tokens and --prefix + --suffix must fit the model's %d positions", c.MaxSeq)
-	}
-	m, err := model.New(c)
 	if err != nil {
 		return nil, "", err
 	}
-	m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.02)
+	if c := m.Config; fl.prompt+fl.tokens > c.MaxSeq || fl.children > 0 && fl.prefix+fl.suffix > c.MaxSeq {
+		return nil, "", usageErrorf("--prompt + --tokens and --prefix + --suffix must fit the model's %d positions", c.MaxSeq)
+	}
 	return m, name, nil
 }
 
@@ -196,7 +202,7 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, rep *decodeReport, m *mod
 }
 
 func (rep *decodeReport) print(out io.Writer) error {
-	fmt.Fprintf(out, "%s, %d parameters, random weights in %s; %d-token prompts, %d new tokens per thread; medians of %d rounds\n",
+	fmt.Fprintf(out, "%s, %d parameters, weights held in %s; %d-token prompts, %d new tokens per thread; medians of %d rounds\n",
 		rep.Config, rep.Parameters, rep.Weights, rep.PromptTokens, rep.NewTokens, rep.Rounds)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t")
@@ -215,3 +221,20 @@ func (rep *decodeReport) print(out io.Writer) error {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// loadModel reads the model of a model directory or GGUF file.
+func loadModel(path string) (*model.Model, error) {
+	if !engine.IsGGUF(path) {
+		return model.Load(path)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := gguf.LoadModel(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}

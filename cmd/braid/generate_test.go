@@ -730,3 +730,45 @@ func TestChatModelRunsThroughItsTemplate(t *testing.T) {
 		t.Errorf("--system without --chat: %s", errs)
 	}
 }
+
+// export gguf --config writes random weights in a config's shape, those
+// bench decode --config measures: read back from an f32 file they are the
+// same numbers, and bench decode --model measures the file itself, in any
+// of the types llama.cpp is compared in.
+func TestExportRandomWeights(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"model_type":"qwen2","vocab_size":300,"hidden_size":64,"intermediate_size":96,
+		"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"max_position_embeddings":256,"tie_word_embeddings":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, err := randomModel(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"f32", "bf16", "q8_0"} {
+		file := filepath.Join(dir, typ+".gguf")
+		expectExit(t, 0, "", "export", "gguf", "--config", cfg, "--type", typ, "--out", file)
+		got, err := loadModel(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Config != want.Config {
+			t.Fatalf("%s: config %+v, want %+v", typ, got.Config, want.Config)
+		}
+		if typ == "f32" {
+			if wt, gt := want.Params.Tensors(), got.Params.Tensors(); !slices.Equal(wt[1].Data, gt[1].Data) {
+				t.Errorf("%s: %s differs from bench decode --config's", typ, wt[1].Name)
+			}
+		}
+		out, _ := expectExit(t, 0, "", "bench", "decode", "--model", file, "--threads", "1", "--prompt", "4", "--tokens", "3", "--children", "0", "--rounds", "1", "--weights", "f32", "--json")
+		if !strings.Contains(out, `"tokens_per_s"`) || !strings.Contains(out, file) {
+			t.Errorf("%s: bench decode --model: %s", typ, out)
+		}
+	}
+	for _, bad := range [][]string{{"--config", cfg, "--model", dir}, {"--config", cfg, "--type", "q4_k"}} {
+		if _, errs := expectExit(t, 2, "", append([]string{"export", "gguf", "--out", filepath.Join(dir, "x.gguf")}, bad...)...); errs == "" {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}

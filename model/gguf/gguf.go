@@ -23,6 +23,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/internal/half"
@@ -68,24 +69,51 @@ type kv struct {
 	value any // uint32, int32, float32, bool, string, []string, []int32
 }
 
-// tensor is one tensor to write: shape in row-major order.
+// tensor is one tensor to write: shape in row-major order, data stored as
+// typ.
 type tensor struct {
 	name  string
 	shape []int
 	data  []float32
-	f16   bool
+	typ   Type
 }
 
+// Type is how a file stores a matrix's numbers: F32, F16, BF16 or Q8_0
+// (blocks of 32 signed bytes with a half-precision scale, as llama.cpp's
+// quantize writes them).
+type Type uint32
+
+// The types Export writes matrices in.
+const (
+	F32  Type = tensorF32
+	F16  Type = tensorF16
+	BF16 Type = tensorBF16
+	Q8_0 Type = tensorQ8_0
+)
+
+// ParseType reads a matrix type by llama.cpp's name, in either case: f32,
+// f16, bf16 or q8_0.
+func ParseType(s string) (Type, error) {
+	for _, t := range []Type{F32, F16, BF16, Q8_0} {
+		if strings.EqualFold(s, t.String()) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("gguf: type %q: want f32, f16, bf16 or q8_0", s)
+}
+
+func (t Type) String() string { return TypeName(uint32(t)) }
+
 // Export writes the model directory dir as a GGUF file at out, its
-// matrices in half precision when f16 (norms stay float32, as llama.cpp's
-// converter keeps them). out appears whole or not at all.
-func Export(dir, out string, f16 bool) error {
-	return ExportFS(os.DirFS(dir), ".", filepath.Base(filepath.Clean(dir)), out, f16)
+// matrices as typ (norms and biases stay float32, as llama.cpp's converter
+// keeps them). out appears whole or not at all.
+func Export(dir, out string, typ Type) error {
+	return ExportFS(os.DirFS(dir), ".", filepath.Base(filepath.Clean(dir)), out, typ)
 }
 
 // ExportFS is Export of the model directory dir of fsys (the embedded
 // models), named name in the file's metadata.
-func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
+func ExportFS(fsys fs.FS, dir, name, out string, typ Type) error {
 	m, err := model.LoadFS(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
@@ -94,30 +122,46 @@ func ExportFS(fsys fs.FS, dir, name, out string, f16 bool) error {
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
-	tmpl := PassThroughTemplate
-	bos := ""
+	var tmpl *chat.Template
 	cfg, err := fs.ReadFile(fsys, path.Join(dir, model.TokenizerConfigFile))
 	switch {
 	case err == nil:
-		t, ok, err := chat.FromTokenizerConfig(cfg)
-		if err != nil {
+		if tmpl, _, err = chat.FromTokenizerConfig(cfg); err != nil {
 			return fmt.Errorf("gguf: %s: %w", path.Join(dir, model.TokenizerConfigFile), err)
-		}
-		if ok {
-			tmpl, bos = t.Source(), t.BOS()
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("gguf: %w", err)
 	}
-	meta, err := metadata(m, tok, name, tmpl, bos)
+	return ExportModel(m, tok, tmpl, name, out, typ)
+}
+
+// ExportModel writes m, with the tokenizer of tokenizerJSON (a Hugging Face
+// tokenizer.json) and the chat template tmpl (nil: one that passes
+// braid's prompts through), as a GGUF file at out named name, its matrices
+// as typ.
+func ExportModel(m *model.Model, tokenizerJSON []byte, tmpl *chat.Template, name, out string, typ Type) error {
+	if _, err := ParseType(typ.String()); err != nil {
+		return err
+	}
+	src, bos := PassThroughTemplate, ""
+	if tmpl != nil {
+		src, bos = tmpl.Source(), tmpl.BOS()
+	}
+	meta, err := metadata(m, tokenizerJSON, name, src, bos)
 	if err != nil {
 		return err
+	}
+	ts := tensorsOf(m, typ)
+	for _, t := range ts {
+		if t.typ == Q8_0 && t.shape[len(t.shape)-1]%32 != 0 {
+			return fmt.Errorf("gguf: %s has rows of %d values: Q8_0 needs whole blocks of 32", t.name, t.shape[len(t.shape)-1])
+		}
 	}
 	f, err := atomicfile.Create(out)
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
-	if err := write(f, meta, tensorsOf(m, f16)); err != nil {
+	if err := write(f, meta, ts); err != nil {
 		f.Abort()
 		return fmt.Errorf("gguf: write %s: %w", out, err)
 	}
@@ -300,21 +344,25 @@ func weights(c model.Config, p *model.Params) []weight {
 
 // tensorsOf is what Export writes of the model: its weights, a llama's
 // query and key rows permuted from Hugging Face's rotary layout (halves)
-// to llama.cpp's (interleaved pairs), the matrices in half precision when
-// f16. A model that rescales its rotary frequencies gets them first, as
-// llama.cpp's converter writes them.
-func tensorsOf(m *model.Model, f16 bool) []tensor {
+// to llama.cpp's (interleaved pairs), the matrices as typ. A model that
+// rescales its rotary frequencies gets them first, as llama.cpp's
+// converter writes them.
+func tensorsOf(m *model.Model, typ Type) []tensor {
 	c := m.Config
 	var out []tensor
 	if c.RopeScaling != (braidtensor.RopeScaling{}) {
-		out = append(out, tensor{name: "rope_freqs.weight", shape: []int{c.HeadDim / 2}, data: ropeFreqFactors(c)})
+		out = append(out, tensor{name: "rope_freqs.weight", shape: []int{c.HeadDim / 2}, data: ropeFreqFactors(c), typ: F32})
 	}
 	for _, w := range weights(c, m.Params) {
 		data := w.data
 		if w.heads > 0 {
 			data = permute(data, w.heads, c.Dim)
 		}
-		out = append(out, tensor{name: w.name, shape: w.shape, data: data, f16: f16 && len(w.shape) == 2})
+		t := tensor{name: w.name, shape: w.shape, data: data, typ: F32}
+		if len(w.shape) == 2 {
+			t.typ = typ
+		}
+		out = append(out, t)
 	}
 	return out
 }
@@ -383,22 +431,29 @@ func write(w io.Writer, meta []kv, tensors []tensor) error {
 		for i := len(t.shape) - 1; i >= 0; i-- { // GGUF lists the fastest-varying dimension first
 			e.u64(uint64(t.shape[i]))
 		}
-		typ := uint32(tensorF32)
-		if t.f16 {
-			typ = tensorF16
-		}
-		e.u32(typ)
+		e.u32(uint32(t.typ))
 		e.u64(offset)
 		offset += aligned(t.bytes())
 	}
 	e.pad()
 	for _, t := range tensors {
 		start := e.n
-		if t.f16 {
+		switch t.typ {
+		case F16:
 			for _, v := range t.data {
 				e.u16(half.FromFloat32(v))
 			}
-		} else {
+		case BF16:
+			for _, v := range t.data {
+				e.u16(half.BF16FromFloat32(v))
+			}
+		case Q8_0:
+			var block [34]byte
+			for i := 0; i < len(t.data); i += 32 {
+				quantizeQ8_0(block[:], t.data[i:i+32])
+				e.bytes(block[:])
+			}
+		default:
 			for _, v := range t.data {
 				e.u32(math.Float32bits(v))
 			}
@@ -415,10 +470,28 @@ func write(w io.Writer, meta []kv, tensors []tensor) error {
 }
 
 func (t tensor) bytes() uint64 {
-	if t.f16 {
-		return uint64(len(t.data)) * 2
+	values, bytes, _ := blockOf(uint32(t.typ))
+	return uint64(len(t.data) / values * bytes)
+}
+
+// quantizeQ8_0 writes 32 values as one Q8_0 block, as llama.cpp's
+// quantize_row_q8_0_ref does: the scale d = max|x|/127 in half precision,
+// then each value times 1/d (the float32 d, before rounding), rounded
+// half away from zero.
+func quantizeQ8_0(dst []byte, x []float32) {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, float32(math.Abs(float64(v))))
 	}
-	return uint64(len(t.data)) * 4
+	d := amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	binary.LittleEndian.PutUint16(dst, half.FromFloat32(d))
+	for i, v := range x {
+		dst[2+i] = byte(int8(math.Round(float64(v * id))))
+	}
 }
 
 func aligned(n uint64) uint64 { return (n + alignment - 1) / alignment * alignment }

@@ -45,14 +45,14 @@ func embeddedModel(t *testing.T) (dir, src string, m *model.Model) {
 // shape, and the weights themselves, the query and key rows permuted.
 func TestExportReadsBack(t *testing.T) {
 	dir, src, m := embeddedModel(t)
-	for _, f16 := range []bool{false, true} {
+	for _, typ := range []Type{F32, F16, BF16, Q8_0} {
 		out := filepath.Join(dir, "model.gguf")
-		if err := Export(src, out, f16); err != nil {
+		if err := Export(src, out, typ); err != nil {
 			t.Fatal(err)
 		}
 		f, err := parser.ParseGGUFFile(out)
 		if err != nil {
-			t.Fatalf("f16 %v: the parser refuses the file: %v", f16, err)
+			t.Fatalf("%s: the parser refuses the file: %v", typ, err)
 		}
 		a, tok := f.Architecture(), f.Tokenizer()
 		c := m.Config
@@ -66,7 +66,7 @@ func TestExportReadsBack(t *testing.T) {
 		if tmpl, ok := f.Header.MetadataKV.Get("tokenizer.chat_template"); !ok || tmpl.ValueString() != PassThroughTemplate {
 			t.Errorf("chat template %v", tmpl)
 		}
-		want := tensorsOf(m, f16)
+		want := tensorsOf(m, typ)
 		if len(f.TensorInfos) != len(want) {
 			t.Fatalf("%d tensors, want %d", len(f.TensorInfos), len(want))
 		}
@@ -80,13 +80,16 @@ func TestExportReadsBack(t *testing.T) {
 			for j, d := range w.shape {
 				dims[len(dims)-1-j] = uint64(d)
 			}
-			if ti.Name != w.name || !slices.Equal(ti.Dimensions, dims) || (ti.Type == parser.GGMLTypeF16) != w.f16 {
-				t.Fatalf("tensor %d: %s %v %v, want %s %v f16 %v", i, ti.Name, ti.Dimensions, ti.Type, w.name, dims, w.f16)
+			if ti.Name != w.name || !slices.Equal(ti.Dimensions, dims) || uint32(ti.Type) != uint32(w.typ) {
+				t.Fatalf("tensor %d: %s %v %v, want %s %v %v", i, ti.Name, ti.Dimensions, ti.Type, w.name, dims, w.typ)
+			}
+			if w.typ != F32 && w.typ != F16 {
+				continue // TestLoadModelReadsExport reads the others' values back
 			}
 			at := f.TensorDataStartOffset + int64(ti.Offset)
 			for k, v := range w.data {
 				var got float32
-				if w.f16 {
+				if w.typ == F16 {
 					got = half.ToFloat32(binary.LittleEndian.Uint16(data[at+int64(2*k):]))
 					v = half.ToFloat32(half.FromFloat32(v))
 				} else {
@@ -122,7 +125,7 @@ func TestExportWritesRopeFreqs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ts := range tensorsOf(plain, true) {
+	for _, ts := range tensorsOf(plain, F16) {
 		if ts.name == "rope_freqs.weight" {
 			t.Fatal("a model without RoPE scaling got a rope_freqs tensor")
 		}
@@ -145,7 +148,7 @@ func TestExportWritesRopeFreqs(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "model.gguf")
-	if err := Export(src, out, true); err != nil {
+	if err := Export(src, out, F16); err != nil {
 		t.Fatal(err)
 	}
 	f, err := parser.ParseGGUFFile(out)

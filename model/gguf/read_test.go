@@ -156,14 +156,16 @@ func TestParseRefusesBadFiles(t *testing.T) {
 	}
 }
 
-// The embedded model exported by braid reads back as the same model: the
-// same shape, float32 weights bit for bit and half-precision ones as
-// rounded, the query and key rows back in Hugging Face's layout.
+// A file Export writes loads back as the model it was written from: the
+// same shape, float32 weights bit for bit, half-precision and bfloat16 ones
+// as rounded, Q8_0 ones within half a step of their block's scale (and
+// exactly as llama.cpp's dequantize gives them), the query and key rows
+// back in Hugging Face's layout.
 func TestLoadModelReadsExport(t *testing.T) {
 	dir, src, want := embeddedModel(t)
-	for _, f16 := range []bool{false, true} {
+	for _, typ := range []Type{F32, F16, BF16, Q8_0} {
 		out := filepath.Join(dir, "model.gguf")
-		if err := Export(src, out, f16); err != nil {
+		if err := Export(src, out, typ); err != nil {
 			t.Fatal(err)
 		}
 		f, err := Open(out)
@@ -176,20 +178,31 @@ func TestLoadModelReadsExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.Config != want.Config {
-			t.Fatalf("f16 %v: config %+v, want %+v", f16, got.Config, want.Config)
+			t.Fatalf("%s: config %+v, want %+v", typ, got.Config, want.Config)
 		}
 		if len(got.EOS) != 1 || got.EOS[0] != want.EOS[0] {
-			t.Errorf("f16 %v: EOS %v, want %v", f16, got.EOS, want.EOS[:1])
+			t.Errorf("%s: EOS %v, want %v", typ, got.EOS, want.EOS[:1])
 		}
 		wt, gt := want.Params.Tensors(), got.Params.Tensors()
 		for i := range wt {
+			matrix := len(wt[i].Shape) == 2
 			for j, v := range wt[i].Data {
-				w := v
-				if f16 && len(wt[i].Shape) == 2 {
+				w, tol := v, float32(0)
+				switch {
+				case matrix && typ == F16:
 					w = half.ToFloat32(half.FromFloat32(v))
+				case matrix && typ == BF16:
+					w = half.BF16ToFloat32(half.BF16FromFloat32(v))
+				case matrix && typ == Q8_0:
+					block := wt[i].Data[j/32*32 : j/32*32+32]
+					var amax float32
+					for _, x := range block {
+						amax = max(amax, float32(math.Abs(float64(x))))
+					}
+					tol = amax / 127 * 0.57 // half a step, and up to 127 times the scale's rounding to half precision (2^-11)
 				}
-				if gt[i].Data[j] != w {
-					t.Fatalf("f16 %v: %s[%d] = %g, want %g", f16, wt[i].Name, j, gt[i].Data[j], w)
+				if d := float32(math.Abs(float64(gt[i].Data[j] - w))); d > tol || (tol == 0 && gt[i].Data[j] != w) {
+					t.Fatalf("%s: %s[%d] = %g, want %g (within %g)", typ, wt[i].Name, j, gt[i].Data[j], w, tol)
 				}
 			}
 		}
@@ -252,7 +265,7 @@ func TestQwen2ShapeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "qwen.gguf")
-	if err := Export(dir, out, false); err != nil {
+	if err := Export(dir, out, F32); err != nil {
 		t.Fatal(err)
 	}
 	f, err := Open(out)
