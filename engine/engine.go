@@ -127,6 +127,12 @@ const (
 	WeightsBF16 WeightFormat = "bf16"
 	// WeightsF32 keeps the weights in float32: the model's own values.
 	WeightsF32 WeightFormat = "f32"
+	// WeightsQ8 keeps the weights in 8-bit blocks of 32 with a scale each,
+	// as llama.cpp's Q8_0 does (a Q8_0 file's weights keep their values),
+	// and rounds each product's activations the same way, for AVX-512
+	// VNNI's byte products: a byte and a sixteenth a weight, so one
+	// sequence decodes up to twice as fast as in half precision.
+	WeightsQ8 WeightFormat = "q8"
 )
 
 // ParseWeightFormat reads a weight format's name, "" meaning the default,
@@ -135,10 +141,10 @@ func ParseWeightFormat(s string) (WeightFormat, error) {
 	switch f := WeightFormat(s); f {
 	case "":
 		return WeightsF16, nil
-	case WeightsF16, WeightsBF16, WeightsF32:
+	case WeightsF16, WeightsBF16, WeightsF32, WeightsQ8:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown weight format %q (want %s, %s or %s)", s, WeightsF16, WeightsBF16, WeightsF32)
+	return "", fmt.Errorf("unknown weight format %q (want %s, %s, %s or %s)", s, WeightsF16, WeightsBF16, WeightsQ8, WeightsF32)
 }
 
 // kvScales is the scales of one cache block: none in half precision.

@@ -27,6 +27,9 @@ func BenchmarkDecode(b *testing.B) {
 	if bf16Kernels() {
 		formats = append(formats, WeightsBF16)
 	}
+	if q8Kernels() {
+		formats = append(formats, WeightsQ8)
+	}
 	for _, threads := range []int{1, 16} {
 		for _, f := range formats {
 			b.Run(fmt.Sprintf("threads=%d/weights=%s", threads, f), func(b *testing.B) {

@@ -56,6 +56,12 @@ func packRows(f WeightFormat, in int, ws ...[]float32) (*tensor.Packed, error) {
 			return nil, errors.New("engine: bf16 weights need a CPU with AVX-512 BF16, which this one lacks")
 		}
 		return p, nil
+	case WeightsQ8:
+		p, ok := tensor.PackQ8(all, in, len(all)/in, tensor.TransB)
+		if !ok {
+			return nil, errors.New("engine: q8 weights need a CPU with AVX-512 VNNI, which this one lacks")
+		}
+		return p, nil
 	case WeightsF32:
 	default:
 		return nil, fmt.Errorf("engine: unknown weight format %q", f)

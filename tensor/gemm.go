@@ -274,6 +274,10 @@ type scratch struct {
 	b, tile, row []float32
 	plan         []int
 	abf          []uint16 // a in bfloat16, for products with PackBF16 matrices
+	// a quantized, with its scales and corrections, for PackQ8 matrices
+	qa   []int8
+	sa   []float32
+	corr []int32
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

@@ -29,6 +29,9 @@ type Packed struct {
 	// every product: one kernel for all, so a row's bits do not depend on
 	// the rows beside it.
 	amx amxPanelsFunc
+	// q8 holds the matrix in 8-bit blocks instead, for a matrix packed by
+	// PackQ8 (see there), in panels of q8Cols columns.
+	q8 []byte
 }
 
 // Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
@@ -104,7 +107,11 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 		threads = runtime.GOMAXPROCS(0)
 	}
 	kern := b.kern
-	if m < kern.mr() {
+	nr, mr := kern.nr, kern.mr()
+	if b.q8 != nil {
+		nr, mr = q8Cols, 4
+	}
+	if m < mr {
 		// Few rows stream the weights: split them when they are large.
 		if b.n*b.k < minParallelStream {
 			threads = 1
@@ -112,15 +119,15 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 	} else if 2*m*b.n*b.k < minParallelFlops {
 		threads = 1
 	}
-	panels := ceilDiv(b.n, kern.nr)
-	rowTiles := ceilDiv(m, kern.mr())
+	panels := ceilDiv(b.n, nr)
+	rowTiles := ceilDiv(m, mr)
 	if threads <= 1 || panels == 1 && rowTiles == 1 {
 		packedSerial(g, b, 0, m, 0, panels)
 		return
 	}
 	var wg sync.WaitGroup
 	if rowTiles >= 2*threads {
-		per := ceilDiv(rowTiles, threads) * kern.mr()
+		per := ceilDiv(rowTiles, threads) * mr
 		for i0 := 0; i0 < m; i0 += per {
 			wg.Go(func() { packedSerial(g, b, i0, min(m, i0+per), 0, panels) })
 		}
@@ -138,6 +145,10 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 func packedSerial(g gemmArgs, b *Packed, i0, i1, q0, q1 int) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
+	if b.q8 != nil {
+		packedQ8(s, g, b, i0, i1, q0, q1)
+		return
+	}
 	if b.amx != nil {
 		packedAMX(s, g, b, i0, i1, q0, q1)
 		return
@@ -221,7 +232,11 @@ func GemmPackedPart(c []float32, ldc int, a []float32, lda int, b *Packed, m int
 	}
 	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, m: m, k: b.k, n: b.n, f: f}
 	g.checkAC()
-	panels := ceilDiv(b.n, b.kern.nr)
+	nr := b.kern.nr
+	if b.q8 != nil {
+		nr = q8Cols
+	}
+	panels := ceilDiv(b.n, nr)
 	q0, q1 := part*panels/parts, (part+1)*panels/parts
 	if q0 < q1 {
 		packedSerial(g, b, 0, m, q0, q1)
