@@ -181,6 +181,8 @@ type Engine struct {
 	tokenText []string
 	allowed   []bool
 	rawLogits []float32
+	// sampleScratch is every thread's sampler's working memory.
+	sampleScratch sampleScratch
 
 	// Owned by the loop goroutine.
 	cache    *cache
@@ -426,6 +428,7 @@ func (e *Engine) newThread(req *backend.Request) (*thread, error) {
 		th.seed = rand.Uint64()
 	}
 	th.sampler = newSampler(req, th.seed)
+	th.sampler.scratch = &e.sampleScratch // the loop draws for one thread at a time
 	if e.tok != nil {
 		th.text = newTextStream(req.Stop)
 	}

@@ -387,6 +387,19 @@ func (f *forward) attention(m int, rows []row, l int) {
 	}
 }
 
+// prefetch asks for n values at off of node nd's cache block (a head
+// range's keys or values of a layer) while the block before it is
+// multiplied: the blocks of a sequence lie anywhere in the cache's memory,
+// where no hardware prefetcher follows, and a step's attention reads far
+// more of them than the core's caches hold.
+func (f *forward) prefetch(nd *node, off, n int) {
+	if f.kv8 {
+		tensor.Prefetch(nd.kv.q[off : off+n])
+		return
+	}
+	tensor.Prefetch(nd.kv.half[off : off+n])
+}
+
 // attend computes row i's attention for key/value heads [g0, g1) and
 // their query heads.
 func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
@@ -413,6 +426,7 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 			cnt := r.count
 			if x+1 < len(r.path) {
 				cnt = r.path[x+1].branch
+				f.prefetch(r.path[x+1], koff, nh*hd*blockTokens)
 			}
 			if f.kv8 {
 				tensor.VecMatHeadsI8(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
@@ -454,6 +468,7 @@ func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
 			cnt := r.count
 			if x+1 < len(r.path) {
 				cnt = r.path[x+1].branch
+				f.prefetch(r.path[x+1], voff, nh*blockTokens*hd)
 			}
 			if f.kv8 {
 				tensor.VecMatHeadsI8(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,

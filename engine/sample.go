@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/tensor"
 )
 
 // sampler picks a thread's next token from its logits: greedily at
@@ -19,7 +20,17 @@ type sampler struct {
 	topK        int
 	topP        float64
 	rng         *rand.Rand
-	cand        []candidate // scratch
+	// scratch is where a draw works: the engine's, which draws for one
+	// thread at a time (a vocabulary's weights are too large to keep for
+	// each of hundreds of threads), else the sampler's own.
+	scratch *sampleScratch
+	own     sampleScratch
+}
+
+// sampleScratch is a draw's working memory.
+type sampleScratch struct {
+	w    []float32 // each token's weight
+	cand []candidate
 }
 
 type candidate struct {
@@ -44,17 +55,31 @@ func (s *sampler) sample(logits []float32) int {
 	if s.temperature == 0 || s.topK == 1 || math.IsInf(inv, 0) || math.IsNaN(inv) || math.IsInf(max, 0) || math.IsNaN(max) {
 		return best
 	}
-	s.cand = s.cand[:0]
-	// Weights relative to the most likely token; those below e^-40 of it
-	// cannot be drawn in practice and only slow the sort. A NaN logit
-	// fails the comparison and is dropped.
+	sc := s.scratch
+	if sc == nil {
+		sc = &s.own
+	}
+	cand := sc.cand[:0]
+	// Weights relative to the most likely token, by the vector exp (a
+	// vocabulary of 150,000 tokens is 150,000 exps a token); those below
+	// e^-40 of it cannot be drawn in practice and only slow the sort. A
+	// NaN logit fails the comparison and is dropped.
+	if cap(sc.w) < len(logits) {
+		sc.w = make([]float32, len(logits))
+	}
+	w := sc.w[:len(logits)]
+	max32, inv32 := logits[best], float32(inv)
 	for id, l := range logits {
-		z := (float64(l) - max) * inv
-		if z > -40 {
-			s.cand = append(s.cand, candidate{id, math.Exp(z)})
+		w[id] = (l - max32) * inv32
+	}
+	tensor.ExpSlice(w, w)
+	const cut = 4.248354e-18 // e^-40
+	for id, p := range w {
+		if p > cut {
+			cand = append(cand, candidate{id, float64(p)})
 		}
 	}
-	cand := s.cand
+	sc.cand = cand
 	if s.topK == 0 && s.topP > 0 && s.topP < 1 && len(cand) > 1 {
 		// A token below (1-p)/(n-1) of the total cannot be in the nucleus:
 		// the tokens above it would reach p first. Dropping them before

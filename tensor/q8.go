@@ -39,6 +39,15 @@ type q8Kernels struct {
 	rows4 func(a *int8, sa *float32, corr *int32, b *byte, c *float32, ldc, blocks, panels int, acc bool)
 }
 
+// Q8KernelName names the units PackQ8 matrices multiply on,
+// "avx512-vnni", or "" where the CPU has none and PackQ8 refuses.
+func Q8KernelName() string {
+	if q8 != nil {
+		return "avx512-vnni"
+	}
+	return ""
+}
+
 // PackQ8 lays out b (k×n, or n×k with TransB: a Hugging Face [out, in]
 // weight) for GemmPacked in 8-bit blocks: each 32 depths of a column
 // scaled by its largest magnitude over 127, as llama.cpp's Q8_0 rounds
@@ -74,8 +83,12 @@ func PackQ8(b []float32, k, n int, f Flags) (*Packed, bool) {
 		for blk := range blocks {
 			dst := p.q8[(q*blocks+blk)*q8BlockBytes:][:q8BlockBytes]
 			for jj := range q8Cols {
-				for d := range q8Block {
-					vals[d] = at(blk*q8Block+d, q*q8Cols+jj)
+				if j, d0 := q*q8Cols+jj, blk*q8Block; f&TransB != 0 && j < n && d0+q8Block <= k {
+					copy(vals[:], b[j*ld+d0:]) // a whole block of a row of [out, in]
+				} else {
+					for d := range q8Block {
+						vals[d] = at(d0+d, j)
+					}
 				}
 				scale := quantizeBlock(qs[:], vals[:])
 				for d, v := range qs {

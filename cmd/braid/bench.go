@@ -33,8 +33,11 @@ type matmulResult struct {
 }
 
 type kernelsReport struct {
-	Kernel            string         `json:"kernel"`
-	BF16Kernel        string         `json:"bf16_kernel,omitempty"`
+	Kernel     string `json:"kernel"`
+	BF16Kernel string `json:"bf16_kernel,omitempty"`
+	// Q8Kernel is the units of the engine's 8-bit products (--weights
+	// q8), "" where there are none.
+	Q8Kernel          string         `json:"q8_kernel,omitempty"`
 	PeakGFLOPSPerCore float64        `json:"peak_gflops_per_core"`
 	WindowSeconds     float64        `json:"window_seconds"`
 	Matmul            []matmulResult `json:"matmul"`
@@ -74,7 +77,7 @@ on the machine only ever slows a measurement down.`,
 			if dur <= 0 {
 				return usageErrorf("--time must be positive")
 			}
-			rep := kernelsReport{Kernel: tensor.KernelName(), BF16Kernel: tensor.BF16KernelName(), WindowSeconds: dur.Seconds()}
+			rep := kernelsReport{Kernel: tensor.KernelName(), BF16Kernel: tensor.BF16KernelName(), Q8Kernel: tensor.Q8KernelName(), WindowSeconds: dur.Seconds()}
 			rep.PeakGFLOPSPerCore = round2(tensor.PeakGFLOPS(dur))
 			bar := newProgress(cmd.ErrOrStderr(), len(shapeList)*len(threadList), "matmul")
 			for _, sh := range shapeList {
@@ -104,6 +107,11 @@ on the machine only ever slows a measurement down.`,
 				fmt.Fprintf(out, "bfloat16 products on %s\n", rep.BF16Kernel)
 			} else {
 				fmt.Fprintln(out, "no bfloat16 product units: --precision bf16 runs in float32")
+			}
+			if rep.Q8Kernel != "" {
+				fmt.Fprintf(out, "8-bit weight products (--weights q8) on %s\n", rep.Q8Kernel)
+			} else {
+				fmt.Fprintln(out, "no 8-bit product units: --weights q8 needs AVX-512 VNNI")
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 			head := "shape (MxKxN)\tthreads\tGFLOP/s\tof peak\t"

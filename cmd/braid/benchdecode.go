@@ -34,12 +34,15 @@ type forkMemory struct {
 }
 
 type decodeReport struct {
-	Config       string       `json:"config"`
-	Parameters   int          `json:"parameters"`
-	Weights      string       `json:"weights"`
-	PromptTokens int          `json:"prompt_tokens"`
-	NewTokens    int          `json:"new_tokens"`
-	Rounds       int          `json:"rounds"`
+	Config       string `json:"config"`
+	Parameters   int    `json:"parameters"`
+	Weights      string `json:"weights"`
+	PromptTokens int    `json:"prompt_tokens"`
+	NewTokens    int    `json:"new_tokens"`
+	Rounds       int    `json:"rounds"`
+	// SharedPrompt: each count's threads shared one prompt, prefilled
+	// once (prefill is that prompt's tokens/s).
+	SharedPrompt bool         `json:"shared_prompt,omitempty"`
 	Decode       []rateResult `json:"decode"`
 	Prefill      []rateResult `json:"prefill"`
 	ForkMemory   *forkMemory  `json:"fork_memory,omitempty"`
@@ -56,6 +59,7 @@ type benchDecodeFlags struct {
 	weights             string
 	f32Weights          bool
 	kvType              string
+	sharedPrompt        bool
 }
 
 func newBenchDecodeCmd() *cobra.Command {
@@ -95,6 +99,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&fl.rounds, "rounds", 5, "rounds of every thread count, each with new prompts; the figures are their medians")
 	registerWeightFlags(f, &fl.weights, &fl.f32Weights)
 	f.StringVar(&fl.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 or q8 (8-bit)")
+	f.BoolVar(&fl.sharedPrompt, "shared-prompt", false, "each count's threads share one --prompt-token prompt, prefilled once, then each samples --tokens tokens from it (the samples of a vote; llama-batched-bench -pps)")
 	return cmd
 }
 
@@ -118,7 +123,8 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: fl.prompt, NewTokens: fl.tokens, Rounds: fl.rounds}
+	rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: fl.prompt, NewTokens: fl.tokens, Rounds: fl.rounds,
+		SharedPrompt: fl.sharedPrompt}
 	ctx := cmd.Context()
 	bar := newProgress(cmd.ErrOrStderr(), fl.rounds*len(threadList)+1, "decode")
 	if err := fl.rates(ctx, &rep, m, engine.Options{Weights: wf, KV8: kv8}, threadList, bar); err != nil {
@@ -186,7 +192,11 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, rep *decodeReport, m *mod
 	pre, dec := make([][]float64, len(threadList)), make([][]float64, len(threadList))
 	for range fl.rounds {
 		for i, t := range threadList {
-			p, d, err := enginebench.Rates(ctx, engines[i], rng, t, fl.prompt, fl.tokens)
+			rates := enginebench.Rates
+			if fl.sharedPrompt {
+				rates = enginebench.SharedRates
+			}
+			p, d, err := rates(ctx, engines[i], rng, t, fl.prompt, fl.tokens)
 			if err != nil {
 				return err
 			}
@@ -202,7 +212,11 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, rep *decodeReport, m *mod
 }
 
 func (rep *decodeReport) print(out io.Writer) error {
-	fmt.Fprintf(out, "%s, %d parameters, weights held in %s; %d-token prompts, %d new tokens per thread; medians of %d rounds\n",
+	prompts := "%d-token prompts"
+	if rep.SharedPrompt {
+		prompts = "one %d-token prompt shared by each count's threads, prefilled once"
+	}
+	fmt.Fprintf(out, "%s, %d parameters, weights held in %s; "+prompts+", %d new tokens per thread; medians of %d rounds\n",
 		rep.Config, rep.Parameters, rep.Weights, rep.PromptTokens, rep.NewTokens, rep.Rounds)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t")

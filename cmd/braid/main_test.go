@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tensor"
 )
 
 // braid runs the CLI in-process and returns exit code, stdout and stderr.
@@ -263,9 +264,13 @@ func TestBenchKernelsJSON(t *testing.T) {
 			GFLOPS       float64 `json:"gflops"`
 			PeakFraction float64 `json:"peak_fraction"`
 		} `json:"matmul"`
+		Q8Kernel string `json:"q8_kernel"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
+	}
+	if rep.Q8Kernel != tensor.Q8KernelName() {
+		t.Errorf("q8 kernel %q, want %q", rep.Q8Kernel, tensor.Q8KernelName())
 	}
 	if len(rep.Matmul) != 4 || rep.Matmul[0].Shape != "16x32x48" || rep.Matmul[3].Threads != 2 {
 		t.Fatalf("rows: %+v", rep.Matmul)

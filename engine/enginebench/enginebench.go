@@ -65,6 +65,29 @@ func Rates(ctx context.Context, e *engine.Engine, rng *rand.Rand, threads, promp
 	return prefill, float64(threads*tokens) / d.Seconds(), nil
 }
 
+// SharedRates is Rates for threads that share one prompt, as the samples
+// of a vote or the children of a spawn do (and llama-batched-bench -pps
+// measures): the prompt is prefilled once, alone (prefill tokens/s), then
+// the threads each sample tokens new tokens from it, concurrently
+// (aggregate decode tokens/s), their prompt read from the cache.
+func SharedRates(ctx context.Context, e *engine.Engine, rng *rand.Rand, threads, prompt, tokens int) (prefill, decode float64, err error) {
+	p := randomPrompt(rng, prompt, e.Config().Vocab)
+	d, err := CompleteEach(ctx, e, []*backend.Request{{PromptTokens: p, MaxTokens: 1}})
+	if err != nil {
+		return 0, 0, err
+	}
+	prefill = float64(prompt) / d.Seconds()
+	reqs := make([]*backend.Request, threads)
+	for i := range reqs {
+		// Sampled, so that the threads' tokens differ.
+		reqs[i] = &backend.Request{PromptTokens: p, MaxTokens: tokens, Temperature: 1, Seed: rng.Uint64() | 1}
+	}
+	if d, err = CompleteEach(ctx, e, reqs); err != nil {
+		return 0, 0, err
+	}
+	return prefill, float64(threads*tokens) / d.Seconds(), nil
+}
+
 // ForkMemory is the KV cache in use, in bytes, once Children threads
 // forked from one prompt of PrefixTokens tokens have each generated
 // SuffixTokens tokens, beside the same number of independent threads.

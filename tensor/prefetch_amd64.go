@@ -1,0 +1,4 @@
+package tensor
+
+//go:noescape
+func prefetch(p *byte, n int)
