@@ -90,7 +90,7 @@ func PackQ8(b []float32, k, n int, f Flags) (*Packed, bool) {
 						vals[d] = at(d0+d, j)
 					}
 				}
-				scale := quantizeBlock(qs[:], vals[:])
+				scale := QuantizeQ8(qs[:], vals[:])
 				for d, v := range qs {
 					dst[(d/4)*64+jj*4+d%4] = byte(int(v) + 128)
 				}
@@ -101,10 +101,12 @@ func PackQ8(b []float32, k, n int, f Flags) (*Packed, bool) {
 	return p, true
 }
 
-// quantizeBlock rounds x to signed bytes times the returned scale, the
-// largest magnitude over 127: each value times 1/scale, rounded half away
-// from zero, as llama.cpp's quantize_row_q8_0_ref does.
-func quantizeBlock(q []int8, x []float32) float32 {
+// QuantizeQ8 rounds x (a block of Q8_0's 32 values) to signed bytes
+// times the returned scale, the largest magnitude over 127: each value
+// times 1/scale, rounded half away from zero, as llama.cpp's
+// quantize_row_q8_0_ref does. PackQ8 rounds weights so, and a GGUF file's
+// Q8_0 blocks are written so.
+func QuantizeQ8(q []int8, x []float32) float32 {
 	var amax float32
 	for _, v := range x {
 		amax = max(amax, float32(math.Abs(float64(v))))
@@ -120,7 +122,7 @@ func quantizeBlock(q []int8, x []float32) float32 {
 	return d
 }
 
-// quantizeActivations is quantizeBlock for a product's activations, by a
+// quantizeActivations is QuantizeQ8 for a product's activations, by a
 // quicker rule: each value times 1/scale rounded half to even, by adding
 // and taking away 1.5·2²³ in float32 (exact for magnitudes up to 127),
 // with the sum of the bytes. It runs for every row of every product, so

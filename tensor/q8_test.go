@@ -29,7 +29,7 @@ func q8Reference(a []float32, m, k int, w []float32, n int) []float32 {
 					}
 				}
 				sa, _ := quantizeActivations(qa[:], xa[:])
-				sw := quantizeBlock(qw[:], xw[:])
+				sw := QuantizeQ8(qw[:], xw[:])
 				var dot int32
 				for d := range q8Block {
 					dot += int32(qa[d]) * int32(qw[d])
@@ -158,7 +158,7 @@ func TestQ8KeepsQ8_0Values(t *testing.T) {
 	w := randSlice(rng, n*k)
 	var q [q8Block]int8
 	for i := 0; i < len(w); i += q8Block {
-		d := halfRound(quantizeBlock(q[:], w[i:i+q8Block]))
+		d := halfRound(QuantizeQ8(q[:], w[i:i+q8Block]))
 		for j, v := range q {
 			w[i+j] = float32(v) * d
 		}

@@ -474,23 +474,14 @@ func (t tensor) bytes() uint64 {
 	return uint64(len(t.data) / values * bytes)
 }
 
-// quantizeQ8_0 writes 32 values as one Q8_0 block, as llama.cpp's
-// quantize_row_q8_0_ref does: the scale d = max|x|/127 in half precision,
-// then each value times 1/d (the float32 d, before rounding), rounded
-// half away from zero.
+// quantizeQ8_0 writes 32 values as one Q8_0 block: the scale in half
+// precision, then the bytes, rounded as tensor.QuantizeQ8 rounds them.
 func quantizeQ8_0(dst []byte, x []float32) {
-	var amax float32
-	for _, v := range x {
-		amax = max(amax, float32(math.Abs(float64(v))))
-	}
-	d := amax / 127
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
+	var q [32]int8
+	d := braidtensor.QuantizeQ8(q[:], x)
 	binary.LittleEndian.PutUint16(dst, half.FromFloat32(d))
-	for i, v := range x {
-		dst[2+i] = byte(int8(math.Round(float64(v * id))))
+	for i, v := range q {
+		dst[2+i] = byte(v)
 	}
 }
 

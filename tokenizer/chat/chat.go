@@ -31,11 +31,24 @@ func Parse(src, bos, eos string) (*Template, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, errors.New("chat template: empty")
 	}
-	t, err := jinja.Compile(src)
+	var t *jinja.Template
+	err := guard(func() (err error) { t, err = jinja.Compile(src); return err })
 	if err != nil {
 		return nil, fmt.Errorf("chat template: %w", err)
 	}
 	return &Template{src: src, t: t, bos: bos, eos: eos}, nil
+}
+
+// guard runs f, turning a panic into an error: a template comes from a
+// model file, anyone's, and one the Jinja engine chokes on must fail its
+// request, not the process.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the template engine failed: %v", p)
+		}
+	}()
+	return f()
 }
 
 // Source is the template's Jinja text.
@@ -64,7 +77,8 @@ func (t *Template) Render(messages []backend.Message, addGenerationPrompt bool, 
 	data["add_generation_prompt"] = addGenerationPrompt
 	data["bos_token"] = t.bos
 	data["eos_token"] = t.eos
-	s, err := t.t.Render(data)
+	var s string
+	err := guard(func() (err error) { s, err = t.t.Render(data); return err })
 	if err != nil {
 		return "", fmt.Errorf("chat template: %w", err)
 	}

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -169,4 +170,29 @@ func TestBackendRenders(t *testing.T) {
 	if !errors.Is(err, backend.ErrInvalidRequest) || !strings.Contains(err.Error(), "roles must start with user") {
 		t.Errorf("a refused conversation: %v, want an invalid request saying why", err)
 	}
+}
+
+// A tokenizer_config.json from anywhere is read and its template
+// compiled, or refused with an error: never a panic. Rendering is not
+// fuzzed: a template is a program the model file carries, and a mutated
+// one loops or allocates without bound as any program may (the fuzzer
+// stalls on one within seconds); the families' templates render in
+// TestRenderFamilies.
+func FuzzFromTokenizerConfig(f *testing.F) {
+	for _, name := range []string{"qwen2.5-instruct.jinja", "llama-3.2-instruct.jinja"} {
+		src, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := json.Marshal(map[string]any{"chat_template": string(src), "bos_token": "<s>", "eos_token": map[string]string{"content": "</s>"}})
+		f.Add(b)
+	}
+	f.Add([]byte(`{"chat_template": [{"name": "default", "template": "{% for m in messages %}{{ m.content }}{% endfor %}"}]}`))
+	f.Add([]byte(`{"chat_template": "{{ messages[5].content }}{% if %}"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tmpl, ok, err := FromTokenizerConfig(data)
+		if ok != (err == nil && tmpl != nil) {
+			t.Fatalf("ok %v with template %v and error %v", ok, tmpl != nil, err)
+		}
+	})
 }
