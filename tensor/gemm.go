@@ -282,7 +282,7 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-func grow[T float32 | uint16](s []T, n int) []T {
+func grow[T float32 | uint16 | int8 | int32](s []T, n int) []T {
 	if cap(s) < n {
 		return make([]T, n)
 	}

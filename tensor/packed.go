@@ -37,14 +37,7 @@ type Packed struct {
 // Pack lays out b for GemmPacked: b is stored k×n, or n×k with TransB (a
 // Hugging Face weight [out, in], used as x·Wᵀ). Other flags are an error.
 func Pack(b []float32, k, n int, f Flags) *Packed {
-	if f&^TransB != 0 || k <= 0 || n <= 0 {
-		panic(fmt.Sprintf("tensor: Pack of %dx%d with flags %d", k, n, f))
-	}
-	ld := n
-	if f&TransB != 0 {
-		ld = k
-	}
-	(gemmArgs{b: Mat{b, ld}, m: 1, k: k, n: n, f: f, a: Mat{make([]float32, k), k}, c: Mat{make([]float32, n), n}}).check()
+	ld := packStride("Pack", b, k, n, f)
 	kern := bestKernel
 	panels := ceilDiv(n, kern.nr)
 	p := &Packed{k: k, n: n, kern: kern, data: make([]float32, panels*kern.nr*k)}
@@ -53,6 +46,20 @@ func Pack(b []float32, k, n int, f Flags) *Packed {
 		packPanels(p.data[pc*panels*kern.nr:], Mat{b, ld}, 0, n, pc, kc, kern.nr, f&TransB == 0)
 	}
 	return p
+}
+
+// packStride checks the arguments of a packing function (name) and
+// returns b's row stride: n, or k with TransB.
+func packStride(name string, b []float32, k, n int, f Flags) int {
+	if f&^TransB != 0 || k <= 0 || n <= 0 {
+		panic(fmt.Sprintf("tensor: %s of %dx%d with flags %d", name, k, n, f))
+	}
+	ld := n
+	if f&TransB != 0 {
+		ld = k
+	}
+	(gemmArgs{b: Mat{b, ld}, m: 1, k: k, n: n, f: f, a: Mat{make([]float32, k), k}, c: Mat{make([]float32, n), n}}).check()
+	return ld
 }
 
 // PackHalf is Pack with the panels in half precision: half the memory and
@@ -73,6 +80,15 @@ func PackHalf(b []float32, k, n int, f Flags) (*Packed, bool) {
 	}
 	p.data = nil
 	return p, true
+}
+
+// tiles is how the matrix's products are cut: panels of nr columns,
+// rows mr at a time.
+func (p *Packed) tiles() (nr, mr int) {
+	if p.q8 != nil {
+		return q8Cols, 4
+	}
+	return p.kern.nr, p.kern.mr()
 }
 
 // Rows and Cols are the packed matrix's shape, k×n.
@@ -106,11 +122,7 @@ func GemmPacked(threads int, c []float32, ldc int, a []float32, lda int, b *Pack
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	kern := b.kern
-	nr, mr := kern.nr, kern.mr()
-	if b.q8 != nil {
-		nr, mr = q8Cols, 4
-	}
+	nr, mr := b.tiles()
 	if m < mr {
 		// Few rows stream the weights: split them when they are large.
 		if b.n*b.k < minParallelStream {
@@ -232,10 +244,7 @@ func GemmPackedPart(c []float32, ldc int, a []float32, lda int, b *Packed, m int
 	}
 	g := gemmArgs{c: Mat{c, ldc}, a: Mat{a, lda}, m: m, k: b.k, n: b.n, f: f}
 	g.checkAC()
-	nr := b.kern.nr
-	if b.q8 != nil {
-		nr = q8Cols
-	}
+	nr, _ := b.tiles()
 	panels := ceilDiv(b.n, nr)
 	q0, q1 := part*panels/parts, (part+1)*panels/parts
 	if q0 < q1 {

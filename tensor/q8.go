@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
 
 	"github.com/braid-dev/braid/internal/half"
@@ -58,14 +57,7 @@ func PackQ8(b []float32, k, n int, f Flags) (*Packed, bool) {
 	if q8 == nil {
 		return nil, false
 	}
-	if f&^TransB != 0 || k <= 0 || n <= 0 {
-		panic(fmt.Sprintf("tensor: PackQ8 of %dx%d with flags %d", k, n, f))
-	}
-	ld := n
-	if f&TransB != 0 {
-		ld = k
-	}
-	(gemmArgs{b: Mat{b, ld}, m: 1, k: k, n: n, f: f, a: Mat{make([]float32, k), k}, c: Mat{make([]float32, n), n}}).check()
+	ld := packStride("PackQ8", b, k, n, f)
 	at := func(d, j int) float32 {
 		if d >= k || j >= n {
 			return 0
@@ -153,13 +145,8 @@ func quantizeActivations(q []int8, x []float32) (scale float32, sum int32) {
 // bytes, which the kernels subtract for the 128 added to b's bytes.
 func (s *scratch) q8Rows(a Mat, i0, i1, k int) (qa []int8, sa []float32, corr []int32) {
 	blocks, rows := ceilDiv(k, q8Block), i1-i0
-	if cap(s.qa) < rows*blocks*q8Block {
-		s.qa = make([]int8, rows*blocks*q8Block)
-	}
-	if cap(s.sa) < rows*blocks {
-		s.sa, s.corr = make([]float32, rows*blocks), make([]int32, rows*blocks)
-	}
-	qa, sa, corr = s.qa[:rows*blocks*q8Block], s.sa[:rows*blocks], s.corr[:rows*blocks]
+	s.qa, s.sa, s.corr = grow(s.qa, rows*blocks*q8Block), grow(s.sa, rows*blocks), grow(s.corr, rows*blocks)
+	qa, sa, corr = s.qa, s.sa, s.corr
 	var vals [q8Block]float32
 	for r := range rows {
 		group, width := r/4*4, 4
