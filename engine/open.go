@@ -2,7 +2,6 @@ package engine
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -49,7 +48,7 @@ func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
-	tmpl, err := chatTemplateFS(fsys, path.Join(dir, model.TokenizerConfigFile))
+	tmpl, err := chat.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -62,23 +61,6 @@ func OpenFS(fsys fs.FS, dir string, opts Options) (*Engine, error) {
 	}
 	e.chat = tmpl
 	return e, nil
-}
-
-// chatTemplateFS reads the chat template of the tokenizer_config.json at
-// name, nil where the file or its template is absent.
-func chatTemplateFS(fsys fs.FS, name string) (*chat.Template, error) {
-	data, err := fs.ReadFile(fsys, name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	t, _, err := chat.FromTokenizerConfig(data)
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
-	}
-	return t, nil
 }
 
 // OpenGGUF starts an engine on a GGUF file, as llama.cpp and ollama keep
@@ -100,7 +82,7 @@ func OpenGGUF(path string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tmpl, _, err := f.ChatTemplate()
+	tmpl, err := f.ChatTemplate()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -122,14 +121,8 @@ func ExportFS(fsys fs.FS, dir, name, out string, typ Type) error {
 	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
-	var tmpl *chat.Template
-	cfg, err := fs.ReadFile(fsys, path.Join(dir, model.TokenizerConfigFile))
-	switch {
-	case err == nil:
-		if tmpl, _, err = chat.FromTokenizerConfig(cfg); err != nil {
-			return fmt.Errorf("gguf: %s: %w", path.Join(dir, model.TokenizerConfigFile), err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
+	tmpl, err := chat.ReadDir(fsys, dir)
+	if err != nil {
 		return fmt.Errorf("gguf: %w", err)
 	}
 	return ExportModel(m, tok, tmpl, name, out, typ)

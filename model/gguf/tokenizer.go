@@ -54,12 +54,12 @@ func (f *File) Tokenizer() (*tokenizer.Tokenizer, error) {
 
 // ChatTemplate is the file's chat template (tokenizer.chat_template), with
 // the texts of its beginning- and end-of-sequence tokens for the
-// template's bos_token and eos_token. ok is false for a file that carries
-// none, as base models' files do.
-func (f *File) ChatTemplate() (t *chat.Template, ok bool, err error) {
+// template's bos_token and eos_token; nil for a file that carries none,
+// as base models' files do.
+func (f *File) ChatTemplate() (*chat.Template, error) {
 	src := f.String("tokenizer.chat_template")
 	if src == "" {
-		return nil, false, nil
+		return nil, nil
 	}
 	tokens := f.Strings("tokenizer.ggml.tokens")
 	text := func(key string) string {
@@ -68,9 +68,9 @@ func (f *File) ChatTemplate() (t *chat.Template, ok bool, err error) {
 		}
 		return ""
 	}
-	t, err = chat.Parse(src, text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
+	t, err := chat.Parse(src, text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
 	if err != nil {
-		return nil, false, fmt.Errorf("gguf: tokenizer.chat_template: %w", err)
+		return nil, fmt.Errorf("gguf: tokenizer.chat_template: %w", err)
 	}
-	return t, true, nil
+	return t, nil
 }

@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/ardanlabs/jinja"
 
 	"github.com/braid-dev/braid/backend"
+	"github.com/braid-dev/braid/model"
 )
 
 // Template is a model's compiled chat template with the special tokens it
@@ -115,33 +118,52 @@ func (t *Template) Prompt(req *backend.Request, vars map[string]any) (string, er
 // FromTokenizerConfig reads the chat template of a Hugging Face model
 // directory's tokenizer_config.json, with its bos_token and eos_token: a
 // template string, or a list of named templates of which the one named
-// "default" is taken. ok is false for a file without a template.
-func FromTokenizerConfig(data []byte) (t *Template, ok bool, err error) {
+// "default" is taken. It is nil for a file without a template.
+func FromTokenizerConfig(data []byte) (*Template, error) {
 	var cfg struct {
 		ChatTemplate json.RawMessage `json:"chat_template"`
 		BOS          json.RawMessage `json:"bos_token"`
 		EOS          json.RawMessage `json:"eos_token"`
 	}
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, false, fmt.Errorf("tokenizer_config.json: %w", err)
+		return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 	}
 	src, err := templateSource(cfg.ChatTemplate)
 	if err != nil || src == "" {
-		return nil, false, err
+		return nil, err
 	}
 	bos, err := specialToken(cfg.BOS)
 	if err != nil {
-		return nil, false, fmt.Errorf("tokenizer_config.json: bos_token: %w", err)
+		return nil, fmt.Errorf("tokenizer_config.json: bos_token: %w", err)
 	}
 	eos, err := specialToken(cfg.EOS)
 	if err != nil {
-		return nil, false, fmt.Errorf("tokenizer_config.json: eos_token: %w", err)
+		return nil, fmt.Errorf("tokenizer_config.json: eos_token: %w", err)
 	}
-	t, err = Parse(src, bos, eos)
+	t, err := Parse(src, bos, eos)
 	if err != nil {
-		return nil, false, fmt.Errorf("tokenizer_config.json: %w", err)
+		return nil, fmt.Errorf("tokenizer_config.json: %w", err)
 	}
-	return t, true, nil
+	return t, nil
+}
+
+// ReadDir reads the chat template of the model directory dir of fsys
+// (its tokenizer_config.json): nil where the file or its template is
+// absent. Errors name the file.
+func ReadDir(fsys fs.FS, dir string) (*Template, error) {
+	name := path.Join(dir, model.TokenizerConfigFile)
+	data, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := FromTokenizerConfig(data)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	return t, nil
 }
 
 // templateSource is chat_template's text: a string, or the "default" of a

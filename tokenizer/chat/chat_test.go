@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/braid-dev/braid/backend"
 )
@@ -109,11 +110,11 @@ func TestFromTokenizerConfig(t *testing.T) {
 		{`{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D{{ messages[0].content }}"}], "bos_token": {"content": "<b>"}, "eos_token": null}`, "Dhi", true},
 		{`{"bos_token": "<s>"}`, "", false},
 	} {
-		tmpl, ok, err := FromTokenizerConfig([]byte(tc.cfg))
-		if err != nil || ok != tc.ok {
-			t.Fatalf("%s: ok %v, %v; want ok %v", tc.cfg, ok, err, tc.ok)
+		tmpl, err := FromTokenizerConfig([]byte(tc.cfg))
+		if err != nil || (tmpl != nil) != tc.ok {
+			t.Fatalf("%s: template %v, %v; want one %v", tc.cfg, tmpl != nil, err, tc.ok)
 		}
-		if !ok {
+		if tmpl == nil {
 			continue
 		}
 		if got, err := tmpl.Render([]backend.Message{{Role: "user", Content: "hi"}}, false, nil); err != nil || got != tc.want {
@@ -121,9 +122,32 @@ func TestFromTokenizerConfig(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{`{"chat_template": 7}`, `{"chat_template": [{"name": "x", "template": "y"}]}`, `{"chat_template": "{% if %}"}`, `not json`} {
-		if _, _, err := FromTokenizerConfig([]byte(bad)); err == nil {
+		if _, err := FromTokenizerConfig([]byte(bad)); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+}
+
+// A model directory's template is its tokenizer_config.json's: none
+// without the file, and a bad file is an error naming it.
+func TestReadDir(t *testing.T) {
+	fsys := fstest.MapFS{
+		"good/tokenizer_config.json": {Data: []byte(`{"chat_template": "{{ messages[0].content }}!"}`)},
+		"bad/tokenizer_config.json":  {Data: []byte(`{"chat_template": 7}`)},
+		"none/config.json":           {Data: []byte(`{}`)},
+	}
+	tmpl, err := ReadDir(fsys, "good")
+	if err != nil || tmpl == nil {
+		t.Fatalf("good: %v, %v", tmpl, err)
+	}
+	if got, err := tmpl.Render([]backend.Message{{Role: "user", Content: "hi"}}, false, nil); err != nil || got != "hi!" {
+		t.Errorf("good renders %q, %v", got, err)
+	}
+	if tmpl, err := ReadDir(fsys, "none"); tmpl != nil || err != nil {
+		t.Errorf("none: %v, %v; want no template, no error", tmpl, err)
+	}
+	if _, err := ReadDir(fsys, "bad"); err == nil || !strings.Contains(err.Error(), "bad/tokenizer_config.json") {
+		t.Errorf("bad: %v, want an error naming the file", err)
 	}
 }
 
@@ -190,9 +214,9 @@ func FuzzFromTokenizerConfig(f *testing.F) {
 	f.Add([]byte(`{"chat_template": [{"name": "default", "template": "{% for m in messages %}{{ m.content }}{% endfor %}"}]}`))
 	f.Add([]byte(`{"chat_template": "{{ messages[5].content }}{% if %}"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tmpl, ok, err := FromTokenizerConfig(data)
-		if ok != (err == nil && tmpl != nil) {
-			t.Fatalf("ok %v with template %v and error %v", ok, tmpl != nil, err)
+		tmpl, err := FromTokenizerConfig(data)
+		if err != nil && tmpl != nil {
+			t.Fatalf("a template beside the error %v", err)
 		}
 	})
 }
