@@ -161,10 +161,7 @@ func (fl *benchDecodeFlags) model() (*model.Model, string, error) {
 		m, err = loadModel(fl.modelPath)
 		name = fl.modelPath
 	default:
-		m, err = model.New(enginebench.CountdownConfig())
-		if err == nil {
-			m.Params.Init(rand.New(rand.NewPCG(1, 1)), 0.02)
-		}
+		m, err = randomWeights(enginebench.CountdownConfig(), 1)
 	}
 	if err != nil {
 		return nil, "", err

@@ -114,8 +114,8 @@ func exportRandom(configPath string, seed uint64, out string, typ gguf.Type) err
 	return gguf.ExportModel(m, tj, nil, "random "+configPath, out, typ)
 }
 
-// randomModel is a model in the shape of the Hugging Face config.json at
-// configPath, its matrices drawn from N(0, 0.02²) with seed.
+// randomModel is randomWeights in the shape of the Hugging Face
+// config.json at configPath.
 func randomModel(configPath string, seed uint64) (*model.Model, error) {
 	hc, err := hfconfig.Load(configPath)
 	if err != nil {
@@ -125,6 +125,12 @@ func randomModel(configPath string, seed uint64) (*model.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configPath, err)
 	}
+	return randomWeights(c, seed)
+}
+
+// randomWeights is a model of shape c, its matrices drawn from
+// N(0, 0.02²) with seed: the weights the benchmarks measure.
+func randomWeights(c model.Config, seed uint64) (*model.Model, error) {
 	m, err := model.New(c)
 	if err != nil {
 		return nil, err

@@ -90,10 +90,13 @@ const (
 	Q8_0 Type = tensorQ8_0
 )
 
+// exportTypes are the types Export writes matrices in.
+var exportTypes = []Type{F32, F16, BF16, Q8_0}
+
 // ParseType reads a matrix type by llama.cpp's name, in either case: f32,
 // f16, bf16 or q8_0.
 func ParseType(s string) (Type, error) {
-	for _, t := range []Type{F32, F16, BF16, Q8_0} {
+	for _, t := range exportTypes {
 		if strings.EqualFold(s, t.String()) {
 			return t, nil
 		}
@@ -133,8 +136,8 @@ func ExportFS(fsys fs.FS, dir, name, out string, typ Type) error {
 // braid's prompts through), as a GGUF file at out named name, its matrices
 // as typ.
 func ExportModel(m *model.Model, tokenizerJSON []byte, tmpl *chat.Template, name, out string, typ Type) error {
-	if _, err := ParseType(typ.String()); err != nil {
-		return err
+	if !slices.Contains(exportTypes, typ) {
+		return fmt.Errorf("gguf: type %s: braid writes matrices in f32, f16, bf16 or q8_0", typ)
 	}
 	src, bos := PassThroughTemplate, ""
 	if tmpl != nil {
