@@ -50,9 +50,8 @@ func newSampler(req *backend.Request, seed uint64) *sampler {
 // greedily.
 func (s *sampler) sample(logits []float32) int {
 	best := argmax(logits)
-	inv := 1 / s.temperature
-	max := float64(logits[best])
-	if s.temperature == 0 || s.topK == 1 || math.IsInf(inv, 0) || math.IsNaN(inv) || math.IsInf(max, 0) || math.IsNaN(max) {
+	inv, top := 1/s.temperature, logits[best]
+	if s.temperature == 0 || s.topK == 1 || math.IsInf(inv, 0) || math.IsNaN(inv) || math.IsInf(float64(top), 0) || top != top {
 		return best
 	}
 	sc := s.scratch
@@ -68,9 +67,9 @@ func (s *sampler) sample(logits []float32) int {
 		sc.w = make([]float32, len(logits))
 	}
 	w := sc.w[:len(logits)]
-	max32, inv32 := logits[best], float32(inv)
+	inv32 := float32(inv)
 	for id, l := range logits {
-		w[id] = (l - max32) * inv32
+		w[id] = (l - top) * inv32
 	}
 	tensor.ExpSlice(w, w)
 	const cut = 4.248354e-18 // e^-40
