@@ -2,10 +2,13 @@ package engine
 
 import "unsafe"
 
-// arenaSlab is the size of the mappings an arena carves blocks from: a few
-// hundred blocks of a small model, a handful of a large one's, and few
-// enough mappings that the kernel's limit on them is never near.
-const arenaSlab = 4 << 20
+// arenaSlab is the size of the mappings an arena carves blocks from: a
+// thousand blocks of a small model, a few hundred of a large one's, few
+// enough mappings that the kernel's limit on them is never near, and
+// large enough that huge pages (arena_linux.go) cover nearly all of one
+// whatever 2 MiB boundary it starts beside. Its memory is committed as
+// blocks are written, a page (or huge page) at a time.
+const arenaSlab = 64 << 20
 
 // arena hands out the KV cache's blocks from memory mapped outside the Go
 // heap. The cache is most of what a server allocates, and it fills in

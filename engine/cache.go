@@ -17,6 +17,9 @@ const blockTokens = 16
 // the middle of another: forking a thread, or matching a prompt that shares
 // part of a node, copies nothing.
 type node struct {
+	// id orders nodes (older first), so that sorting paths brings those
+	// that share nodes together.
+	id     uint64
 	parent *node
 	branch int // how many of the parent's tokens precede this node
 	start  int // sequence position of tokens[0]
@@ -48,6 +51,23 @@ type kvBlock struct {
 	scale []float32
 }
 
+// half is n of a half-precision block's values at off, to fetch into
+// the caches: none for a nil node.
+func (n *node) half(off, size int) []uint16 {
+	if n == nil {
+		return nil
+	}
+	return n.kv.half[off : off+size]
+}
+
+// q is half for an 8-bit block.
+func (n *node) q(off, size int) []int8 {
+	if n == nil {
+		return nil
+	}
+	return n.kv.q[off : off+size]
+}
+
 // errCacheFull means every block holds keys and values a live thread uses.
 var errCacheFull = errors.New("KV cache full")
 
@@ -66,6 +86,7 @@ type cache struct {
 	free        []kvBlock
 	mem         *arena // where blocks are taken from
 	root        node
+	nodes       uint64 // ids handed out
 	evictable   list.List
 	// touched are the nodes that have pending tokens this step.
 	touched []*node
@@ -169,7 +190,8 @@ func (c *cache) newChild(parent *node, branch int, t int32) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &node{parent: parent, branch: branch, start: parent.start + branch, kv: kv,
+	c.nodes++
+	n := &node{id: c.nodes, parent: parent, branch: branch, start: parent.start + branch, kv: kv,
 		tokens: append(make([]int32, 0, blockTokens), t)}
 	if parent.lru != nil {
 		c.evictable.Remove(parent.lru)

@@ -268,7 +268,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	perPosition := 4*float64(cfg.HeadDim) + 4*float64(workers)*float64(cfg.Heads+2*cfg.KVHeads)
+	perPosition := 4*float64(cfg.HeadDim) + 4*float64(workers*attnGroupRows)*float64(cfg.Heads+2*cfg.KVHeads)
 	if err := model.CheckMemory((float64(cfg.MaxSeq) + blockTokens) * perPosition); err != nil {
 		return nil, fmt.Errorf("engine: a context of %d positions: its rotary tables and attention scratch: %w", cfg.MaxSeq, err)
 	}

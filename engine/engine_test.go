@@ -238,6 +238,42 @@ func forkedChildrenMatch(t *testing.T, opts Options) {
 	}
 }
 
+// Rows that share a prefix attend together (forward.group): the samples
+// of one prompt, the children of one, an unrelated prompt beside them.
+// Each token's log-probability is the one it has alone, to the bit.
+func TestSharedPrefixAttentionMatchesAlone(t *testing.T) {
+	for _, mode := range numericModes() {
+		m := testModel(t, 16)
+		rng := rand.New(rand.NewPCG(5, 5))
+		prompt := randomTokens(rng, 45, 97)
+		var reqs []*backend.Request
+		for i := range 12 {
+			r := &backend.Request{PromptTokens: slices.Clone(prompt), MaxTokens: 12, Logprobs: true, Temperature: 1, Seed: uint64(100 + i)}
+			switch {
+			case i >= 10:
+				r.PromptTokens = randomTokens(rng, 30+i, 97)
+			case i >= 5:
+				r.PromptTokens = append(r.PromptTokens, randomTokens(rng, 1+i%3*7, 97)...)
+			}
+			reqs = append(reqs, r)
+		}
+		for _, step := range []int{0, 7} {
+			opts := mode
+			opts.StepTokens = step
+			got := completeAll(t, newEngine(t, m, opts), reqs)
+			for i, r := range reqs {
+				want := alone(t, m, opts, r)
+				for j, tok := range got[i].Tokens {
+					if w := want.Tokens[j]; tok.ID != w.ID || math.Float64bits(tok.Logprob) != math.Float64bits(w.Logprob) {
+						t.Fatalf("%+v: request %d token %d is %d (log-probability %v) among the others, %d (%v) alone",
+							opts, i, j, tok.ID, tok.Logprob, w.ID, w.Logprob)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestReuseCountsAreExact(t *testing.T) {
 	m := testModel(t, 16)
 	rng := rand.New(rand.NewPCG(3, 3))

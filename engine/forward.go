@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync/atomic"
 
 	"github.com/braid-dev/braid/model"
@@ -160,18 +162,39 @@ type forward struct {
 	xf      []float32 // logit rows × Dim
 	logits  []float32 // logit rows × Vocab
 	scratch []attnScratch
+	// order is the rows sorted by their paths, and groups cut it into
+	// the rows that attend together (attnGroup).
+	order  []int
+	groups []attnGroup
 	// next hands out attention tasks, one counter per layer.
 	next []atomic.Int64
 	// kv8 says the cache holds 8-bit keys and values (kvBlock.q).
 	kv8 bool
 }
 
+// attnGroupRows bounds the rows that attend together: each needs its own
+// scores, which must stay in the core's caches between the products that
+// write them and read them.
+const attnGroupRows = 8
+
+// attnGroup is order[lo:hi], rows whose paths begin with the same shared
+// nodes, each of whose tokens they all see: their attention reads those
+// nodes' keys and values once for all of them, while they are in the
+// core's caches, rather than once per row. These are the rows of one
+// thread in one step (a prompt's, or an environment's forced tokens), the
+// children of one spawn, the samples of one vote, the requests of one
+// system prompt: a step reads several times less of the cache.
+type attnGroup struct {
+	lo, hi, shared int
+}
+
 type attnScratch struct {
-	q, scores []float32
-	sums      []float32 // each head's softmax denominator
-	kv        []uint16  // a row's keys and values in half precision
-	// kscale and vscale are, per key/value head, the scales of the keys
-	// and values along the sequence (8-bit cache).
+	// Per row of a group: its scaled queries, each head's scores along
+	// the sequence (stride S, attend's), each head's softmax denominator.
+	q, scores, sums []float32
+	kv              []uint16 // a row's keys and values in half precision
+	// kscale and vscale are, per row and key/value head, the scales of
+	// the keys and values along the sequence (8-bit cache).
 	kscale, vscale []float32
 }
 
@@ -181,12 +204,7 @@ func newForward(w *weights, workers int, kv8 bool) *forward {
 	}
 	f := &forward{w: w, crew: newCrew(workers), scratch: make([]attnScratch, workers), next: make([]atomic.Int64, w.cfg.Layers), kv8: kv8}
 	for i := range f.scratch {
-		f.scratch[i] = attnScratch{q: make([]float32, w.qd), sums: make([]float32, w.cfg.Heads), scores: make([]float32, w.cfg.Heads*(w.cfg.MaxSeq+blockTokens)),
-			kv: make([]uint16, 2*w.kvd)}
-		if kv8 {
-			f.scratch[i].kscale = make([]float32, w.cfg.KVHeads*(w.cfg.MaxSeq+blockTokens))
-			f.scratch[i].vscale = make([]float32, w.cfg.KVHeads*(w.cfg.MaxSeq+blockTokens))
-		}
+		f.scratch[i].kv = make([]uint16, 2*w.kvd)
 	}
 	return f
 }
@@ -195,6 +213,11 @@ func newForward(w *weights, workers int, kv8 bool) *forward {
 // come back, as large as the next steps need, when work does.
 func (f *forward) shrink() {
 	f.x, f.xn, f.rstd, f.qkv, f.att, f.gu, f.act, f.xf, f.logits = nil, nil, nil, nil, nil, nil, nil, nil, nil
+	f.order, f.groups = nil, nil
+	for i := range f.scratch {
+		s := &f.scratch[i]
+		s.q, s.scores, s.sums, s.kscale, s.vscale = nil, nil, nil, nil, nil
+	}
 }
 
 func grow(s []float32, n int) []float32 {
@@ -219,6 +242,7 @@ func (f *forward) run(rows []row) []float32 {
 		}
 	}
 	f.xf, f.logits = grow(f.xf, nl*c.Dim), grow(f.logits, nl*c.Vocab)
+	f.group(rows)
 	for l := range f.next {
 		f.next[l].Store(0)
 	}
@@ -359,128 +383,239 @@ func quantize(x float32) int8 {
 
 func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
 
-// attention is member m's share of every row's attention output: (row,
+// visible is how many of path[x]'s tokens row r sees: all of the last
+// node's first count, and of every other node the tokens before the next
+// one branches off.
+func (r *row) visible(x int) int {
+	if x+1 < len(r.path) {
+		return r.path[x+1].branch
+	}
+	return r.count
+}
+
+// shared is how many leading nodes of their paths rows a and b share,
+// seeing the same tokens of each.
+func shared(a, b *row) int {
+	n := min(len(a.path), len(b.path))
+	for x := range n {
+		if a.path[x] != b.path[x] || a.visible(x) != b.visible(x) {
+			return x
+		}
+	}
+	return n
+}
+
+// group sorts the rows by their paths, so that rows sharing nodes are
+// neighbours, and cuts them into attention groups: a row joins the group
+// before it while the tokens that attending together saves do not fall,
+// up to attnGroupRows rows.
+func (f *forward) group(rows []row) {
+	f.order = f.order[:0]
+	for i := range rows {
+		f.order = append(f.order, i)
+	}
+	slices.SortFunc(f.order, func(i, j int) int {
+		a, b := &rows[i], &rows[j]
+		x := shared(a, b)
+		switch {
+		case x < len(a.path) && x < len(b.path):
+			if c := cmp.Compare(a.path[x].id, b.path[x].id); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.visible(x), b.visible(x))
+		case len(a.path) != len(b.path):
+			return cmp.Compare(len(a.path), len(b.path))
+		}
+		return cmp.Compare(i, j)
+	})
+	// tokens is the positions of a row's first x nodes.
+	tokens := func(r *row, x int) int {
+		if x == len(r.path) {
+			return r.pos + 1
+		}
+		return r.path[x].start - r.path[0].start
+	}
+	f.groups = f.groups[:0]
+	for lo := 0; lo < len(f.order); {
+		first := &rows[f.order[lo]]
+		hi, nodes := lo+1, len(first.path)
+		for ; hi < len(f.order) && hi-lo < attnGroupRows; hi++ {
+			x := min(nodes, shared(first, &rows[f.order[hi]]))
+			if x == 0 || tokens(first, x)*(hi-lo) < tokens(first, nodes)*(hi-lo-1) {
+				break
+			}
+			nodes = x
+		}
+		if hi-lo == 1 {
+			nodes = 0
+		}
+		f.groups = append(f.groups, attnGroup{lo: lo, hi: hi, shared: nodes})
+		lo = hi
+	}
+}
+
+// attention is member m's share of every row's attention output: (group,
 // range of key/value heads) tasks, handed out in turn. Each query head's
 // scores against its sequence's keys are computed block by block, then a
 // softmax, then the weighted sum of the values as one chain of
 // multiply-adds over the positions, so the result does not depend on how
-// the sequence is cut into blocks. The heads go through
-// tensor.VecMatHeadsF16 (or, for an 8-bit cache, VecMatHeadsI8) together.
+// the sequence is cut into blocks, nor on which rows attend together. The
+// heads go through tensor.VecMatHeadsF16 (or, for an 8-bit cache,
+// VecMatHeadsI8) together.
 func (f *forward) attention(m int, rows []row, l int) {
 	c := f.w.cfg
-	// A few rows would leave members idle: split the heads too.
+	// A few groups would leave members idle: split the heads too.
 	parts := 1
-	if len(rows) < f.crew.n {
+	if len(f.groups) < 2*f.crew.n {
 		parts = min(f.crew.n, (c.KVHeads+3)/4)
 	}
 	per := (c.KVHeads + parts - 1) / parts
-	tasks := len(rows) * parts
+	tasks := len(f.groups) * parts
 	for {
 		t := int(f.next[l].Add(1)) - 1
 		if t >= tasks {
 			return
 		}
-		i, g0 := t/parts, t%parts*per
+		gr, g0 := &f.groups[t/parts], t%parts*per
 		if g0 < c.KVHeads {
-			f.attend(&f.scratch[m], &rows[i], i, g0, min(c.KVHeads, g0+per), l)
+			f.attend(&f.scratch[m], rows, f.order[gr.lo:gr.hi], gr.shared, g0, min(c.KVHeads, g0+per), l)
 		}
 	}
 }
 
-// prefetch asks for n values at off of node nd's cache block (a head
-// range's keys or values of a layer) while the block before it is
-// multiplied: the blocks of a sequence lie anywhere in the cache's memory,
-// where no hardware prefetcher follows, and a step's attention reads far
-// more of them than the core's caches hold.
-func (f *forward) prefetch(nd *node, off, n int) {
-	if f.kv8 {
-		tensor.Prefetch(nd.kv.q[off : off+n])
-		return
-	}
-	tensor.Prefetch(nd.kv.half[off : off+n])
-}
-
-// attend computes row i's attention for key/value heads [g0, g1) and
-// their query heads.
-func (f *forward) attend(s *attnScratch, r *row, i, g0, g1, l int) {
+// attend computes the attention of rows idx (a group: the first shared
+// nodes of their paths are the same) for key/value heads [g0, g1) and
+// their query heads: each shared block is multiplied for every row in
+// turn while it is in the core's caches, then each row's own blocks.
+func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, l int) {
 	w, c := f.w, f.w.cfg
 	hd, group, nh := c.HeadDim, c.Heads/c.KVHeads, g1-g0
-	S := c.MaxSeq + blockTokens // one head's scores
-	n := r.pos + 1
+	qh := nh * group // query heads
+	S := 0           // one head's scores, with room for a block's last
+	for _, i := range idx {
+		S = max(S, rows[i].pos+1+blockTokens)
+	}
+	G := len(idx)
+	s.q, s.scores, s.sums = grow(s.q, G*qh*hd), grow(s.scores, G*qh*S), grow(s.sums, G*qh)
+	if f.kv8 {
+		s.kscale, s.vscale = grow(s.kscale, G*nh*S), grow(s.vscale, G*nh*S)
+	}
 	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
 	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
 	// An 8-bit cache's scales of these heads' keys and values.
 	kscale := (l*2*c.KVHeads + g0) * blockTokens
 	vscale := (l*2*c.KVHeads + c.KVHeads + g0) * blockTokens
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
-	for x, v := range q {
-		s.q[x] = v * scale
+	for k, i := range idx {
+		q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
+		for x, v := range q {
+			s.q[k*qh*hd+x] = v * scale
+		}
 	}
 	// Query head g·group+j of this range is local head (g-g0)·group+j: for
 	// one j, the heads of every group are group·hd apart in q and group·S
 	// apart in the scores.
 	for j := range group {
-		at := 0
-		for x, nd := range r.path {
-			cnt := r.count
-			if x+1 < len(r.path) {
-				cnt = r.path[x+1].branch
-				f.prefetch(r.path[x+1], koff, nh*hd*blockTokens)
+		// keys multiplies row k's queries by nd's keys, cnt of which it
+		// sees from position at.
+		keys := func(k int, nd, next *node, at, cnt int) {
+			scores, q := s.scores[k*qh*S+j*S+at:], s.q[k*qh*hd+j*hd:]
+			if !f.kv8 {
+				tensor.VecMatHeadsF16(nh, scores, group*S, q, group*hd,
+					nd.kv.half[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false, next.half(koff, nh*hd*blockTokens))
+				return
 			}
-			if f.kv8 {
-				tensor.VecMatHeadsI8(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
-					nd.kv.q[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
-				if j == 0 {
-					// The scales of the keys and values of each head, in
-					// one row over the sequence, to apply with one
-					// vector product per head.
-					for gi := range nh {
-						copy(s.kscale[gi*S+at:][:cnt], nd.kv.scale[kscale+gi*blockTokens:])
-						copy(s.vscale[gi*S+at:][:cnt], nd.kv.scale[vscale+gi*blockTokens:])
-					}
+			tensor.VecMatHeadsI8(nh, scores, group*S, q, group*hd,
+				nd.kv.q[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false, next.q(koff, nh*hd*blockTokens))
+			if j == 0 {
+				// The scales of the keys and values of each head, in one
+				// row over the sequence, to apply with one vector
+				// product per head.
+				for gi := range nh {
+					copy(s.kscale[(k*nh+gi)*S+at:][:cnt], nd.kv.scale[kscale+gi*blockTokens:])
+					copy(s.vscale[(k*nh+gi)*S+at:][:cnt], nd.kv.scale[vscale+gi*blockTokens:])
 				}
-			} else {
-				tensor.VecMatHeadsF16(nh, s.scores[j*S+at:], group*S, s.q[j*hd:], group*hd,
-					nd.kv.half[koff:], hd*blockTokens, blockTokens, hd, blockTokens, false)
 			}
-			at += cnt
 		}
+		walk(rows, idx, shared, keys)
 	}
 	// The weights stay unnormalised: dividing each head's output (hd
 	// values) by the sum costs less than dividing its n scores.
-	for lh := range nh * group {
-		p := s.scores[lh*S : lh*S+n]
-		if f.kv8 {
-			tensor.Mul(p, p, s.kscale[lh/group*S:][:n])
-		}
-		s.sums[lh] = tensor.ExpShift(p, p)
-		if f.kv8 {
-			// The values' scales go into the weights, which the sum
-			// divides out unscaled.
-			tensor.Mul(p, p, s.vscale[lh/group*S:][:n])
-		}
-	}
-	out := f.att[i*w.qd+g0*group*hd:]
-	for j := range group {
-		at := 0
-		for x, nd := range r.path {
-			cnt := r.count
-			if x+1 < len(r.path) {
-				cnt = r.path[x+1].branch
-				f.prefetch(r.path[x+1], voff, nh*blockTokens*hd)
-			}
+	for k, i := range idx {
+		n := rows[i].pos + 1
+		for lh := range qh {
+			p := s.scores[(k*qh+lh)*S:][:n]
 			if f.kv8 {
-				tensor.VecMatHeadsI8(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
-					nd.kv.q[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
-			} else {
-				tensor.VecMatHeadsF16(nh, out[j*hd:], group*hd, s.scores[j*S+at:], group*S,
-					nd.kv.half[voff:], blockTokens*hd, hd, cnt, hd, at > 0)
+				tensor.Mul(p, p, s.kscale[(k*nh+lh/group)*S:][:n])
 			}
-			at += cnt
+			s.sums[k*qh+lh] = tensor.ExpShift(p, p)
+			if f.kv8 {
+				// The values' scales go into the weights, which the sum
+				// divides out unscaled.
+				tensor.Mul(p, p, s.vscale[(k*nh+lh/group)*S:][:n])
+			}
 		}
 	}
-	for lh := range nh * group {
-		tensor.Scale(1/s.sums[lh], out[lh*hd:(lh+1)*hd])
+	for j := range group {
+		// values adds nd's values, weighted by row k's scores at
+		// positions [at, at+cnt), to its output.
+		values := func(k int, nd, next *node, at, cnt int) {
+			out := f.att[idx[k]*w.qd+g0*group*hd+j*hd:]
+			p := s.scores[k*qh*S+j*S+at:]
+			if f.kv8 {
+				tensor.VecMatHeadsI8(nh, out, group*hd, p, group*S,
+					nd.kv.q[voff:], blockTokens*hd, hd, cnt, hd, at > 0, next.q(voff, nh*blockTokens*hd))
+			} else {
+				tensor.VecMatHeadsF16(nh, out, group*hd, p, group*S,
+					nd.kv.half[voff:], blockTokens*hd, hd, cnt, hd, at > 0, next.half(voff, nh*blockTokens*hd))
+			}
+		}
+		walk(rows, idx, shared, values)
 	}
+	for k, i := range idx {
+		out := f.att[i*w.qd+g0*group*hd:]
+		for lh := range qh {
+			tensor.Scale(1/s.sums[k*qh+lh], out[lh*hd:(lh+1)*hd])
+		}
+	}
+}
+
+// walk calls do(k, node, next, at, cnt) for every node of every row idx[k]
+// attends to, in order along each row's sequence: the shared nodes first,
+// each for all the rows in turn, then each row's own. next is the node to
+// fetch into the caches meanwhile, the one multiplied after nd (nil where
+// none is).
+func walk(rows []row, idx []int, shared int, do func(k int, nd, next *node, at, cnt int)) {
+	first := &rows[idx[0]]
+	at := 0
+	for x := range shared {
+		cnt := first.visible(x)
+		for k := range idx {
+			var next *node // fetched while the first row multiplies nd
+			if k == 0 {
+				next = nextNode(rows, idx, shared, x+1, 0)
+			}
+			do(k, first.path[x], next, at, cnt)
+		}
+		at += cnt
+	}
+	for k, i := range idx {
+		r, a := &rows[i], at
+		for x := shared; x < len(r.path); x++ {
+			cnt := r.visible(x)
+			do(k, r.path[x], nextNode(rows, idx, shared, x+1, k), a, cnt)
+			a += cnt
+		}
+	}
+}
+
+// nextNode is what walk multiplies after row idx[k]'s node x-1: its node
+// x, or past its path's end the next row's first own node, or nil.
+func nextNode(rows []row, idx []int, shared, x, k int) *node {
+	for ; k < len(idx); k, x = k+1, shared {
+		if r := &rows[idx[k]]; x < len(r.path) {
+			return r.path[x]
+		}
+	}
+	return nil
 }

@@ -25,9 +25,10 @@ func TestVecMatHeadsI8MatchesVecMat(t *testing.T) {
 
 // narrowMatchesVecMat checks a multi-head product over narrow elements
 // against VecMat over the same values widened, bit for bit, for every
-// number of heads the kernels group and shapes with and without a tail;
-// draw makes an element and its value.
-func narrowMatchesVecMat[E any](t *testing.T, product func(heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool),
+// number of heads the kernels group and shapes with and without a tail,
+// fetching other memory meanwhile or not; draw makes an element and its
+// value.
+func narrowMatchesVecMat[E any](t *testing.T, product func(heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool, fetch []E),
 	draw func(*rand.Rand) (E, float32)) {
 	rng := newTestRand()
 	for _, heads := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
@@ -44,7 +45,11 @@ func narrowMatchesVecMat[E any](t *testing.T, product func(heads int, c []float3
 				}
 				c0 := randSlice(rng, heads*ldc)
 				got := append([]float32(nil), c0...)
-				product(heads, got, ldc, a, lda, narrow, ldbh, ldb, k, n, chain)
+				var fetch []E
+				if chain {
+					fetch = make([]E, 1000+k) // any length: more than a call fetches, or less
+				}
+				product(heads, got, ldc, a, lda, narrow, ldbh, ldb, k, n, chain, fetch)
 				for h := range heads {
 					want := append([]float32(nil), c0[h*ldc:h*ldc+n]...)
 					VecMat(want, a[h*lda:], wide[h*ldbh:], k, n, ldb, chain)

@@ -614,6 +614,13 @@ func peak(b *strings.Builder, name, reg string, n int, zero string) {
 // chains interleave, so the FMA latency no longer bounds a short product.
 // With chain set the chains start from c's values. With f16, b holds IEEE
 // half-precision values, widened as they are loaded.
+//
+// The narrow kernels (f16, i8: a KV cache's) also take fetch, memory they
+// bring into the caches while they multiply, heads lines a step, up to
+// fetchn bytes: the next block of the cache, which lies anywhere. Fetched
+// a few lines among each step's arithmetic, it arrives while the core
+// computes; fetched all at once beforehand, the prefetches would fill
+// the core's line buffers and stall it until the block came.
 func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) {
 	bshift, bvec, btype := 2, 64, "*float32" // b's element size as a shift, one vector's bytes
 	switch elem {
@@ -623,8 +630,22 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 		bshift, bvec, btype = 0, 16, "*int8"
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	p("// func %s(k int, a *float32, lda int, b %s, ldbh, ldb int, c *float32, ldc int, chain bool)", name, btype)
-	p("TEXT ·%s(SB), NOSPLIT, $0-65", name)
+	fetch := elem != "f32"
+	if fetch {
+		p("// func %s(k int, a *float32, lda int, b %s, ldbh, ldb int, c *float32, ldc int, chain bool, fetch %s, fetchn int)", name, btype, btype)
+		p("TEXT ·%s(SB), NOSPLIT, $0-88", name)
+	} else {
+		p("// func %s(k int, a *float32, lda int, b %s, ldbh, ldb int, c *float32, ldc int, chain bool)", name, btype)
+		p("TEXT ·%s(SB), NOSPLIT, $0-65", name)
+	}
+	// SI, free in the loop, walks the memory to fetch; fetchn's slot
+	// becomes where it ends.
+	fetchStart := func() {
+		if fetch {
+			p("\tMOVQ fetch+72(FP), SI")
+			p("\tADDQ SI, fetchn+80(FP)")
+		}
+	}
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
 	p("\tMOVQ lda+16(FP), R9")
@@ -673,6 +694,7 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 			p("\tVMOVUPS %d%s, Z%d", 64*v, at("DI", "R13", "R14", h), acc(h, v))
 		}
 	}
+	fetchStart()
 	p("\tJMP %s_loop", name)
 	p("%s_zero:", name)
 	for h := range heads {
@@ -681,7 +703,17 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 			p("\tVPXORD Z%d, Z%d, Z%d", r, r, r)
 		}
 	}
+	fetchStart()
 	p("%s_loop:", name)
+	if fetch {
+		p("\tCMPQ SI, fetchn+80(FP)")
+		p("\tJAE %s_fetched", name)
+		for l := range heads {
+			p("\tPREFETCHT0 %d(SI)", 64*l)
+		}
+		p("\tADDQ $%d, SI", 64*heads)
+		p("%s_fetched:", name)
+	}
 	for h := range heads {
 		p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
 		for v := range vecs {

@@ -282,28 +282,28 @@ var vecMatHeadsKernels = func() func(heads int, wide bool, k int, a *float32, ld
 }()
 
 //go:noescape
-func vecMatF16AVX512h4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 //go:noescape
-func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
 
 // vecMatF16Kernels runs the half-precision multi-head kernels.
 var vecMatF16Kernels = headKernelsFor([4][2]headKernel[uint16]{
@@ -314,28 +314,28 @@ var vecMatF16Kernels = headKernelsFor([4][2]headKernel[uint16]{
 })
 
 //go:noescape
-func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 //go:noescape
-func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
+func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
 
 // vecMatI8Kernels runs the 8-bit multi-head kernels.
 var vecMatI8Kernels = headKernelsFor([4][2]headKernel[int8]{
@@ -351,7 +351,7 @@ func headKernelsFor[E any](ks [4][2]headKernel[E]) headKernels[E] {
 	if !cpu.X86.HasAVX512F {
 		return nil
 	}
-	return func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool) {
+	return func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *E, fetchn int) {
 		row := 3
 		switch heads {
 		case 8:
@@ -365,7 +365,7 @@ func headKernelsFor[E any](ks [4][2]headKernel[E]) headKernels[E] {
 		if wide {
 			col = 0
 		}
-		ks[row][col](k, a, lda, b, ldbh, ldb, c, ldc, chain)
+		ks[row][col](k, a, lda, b, ldbh, ldb, c, ldc, chain, fetch, fetchn)
 	}
 }
 

@@ -1981,8 +1981,8 @@ vecMatAVX512h4x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h4x32(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h4x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2009,6 +2009,8 @@ TEXT ·vecMatF16AVX512h4x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(DI)(R13*2), Z5
 	VMOVUPS 0(DI)(R14*1), Z6
 	VMOVUPS 64(DI)(R14*1), Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h4x32_loop
 vecMatF16AVX512h4x32_zero:
 	VPXORD Z0, Z0, Z0
@@ -2019,7 +2021,17 @@ vecMatF16AVX512h4x32_zero:
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h4x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h4x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	ADDQ $256, SI
+vecMatF16AVX512h4x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2105,8 +2117,8 @@ vecMatAVX512h4x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h4x16(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h4x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2129,13 +2141,25 @@ TEXT ·vecMatF16AVX512h4x16(SB), NOSPLIT, $0-65
 	VMOVUPS 0(DI)(R13*1), Z1
 	VMOVUPS 0(DI)(R13*2), Z2
 	VMOVUPS 0(DI)(R14*1), Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h4x16_loop
 vecMatF16AVX512h4x16_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h4x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h4x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	ADDQ $256, SI
+vecMatF16AVX512h4x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2207,8 +2231,8 @@ vecMatAVX512h2x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h2x32(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h2x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2231,13 +2255,23 @@ TEXT ·vecMatF16AVX512h2x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 0(DI)(R13*1), Z2
 	VMOVUPS 64(DI)(R13*1), Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h2x32_loop
 vecMatF16AVX512h2x32_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h2x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h2x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	ADDQ $128, SI
+vecMatF16AVX512h2x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2299,8 +2333,8 @@ vecMatAVX512h2x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h2x16(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h2x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2321,11 +2355,21 @@ TEXT ·vecMatF16AVX512h2x16(SB), NOSPLIT, $0-65
 	JZ vecMatF16AVX512h2x16_zero
 	VMOVUPS 0(DI), Z0
 	VMOVUPS 0(DI)(R13*1), Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h2x16_loop
 vecMatF16AVX512h2x16_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h2x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h2x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	ADDQ $128, SI
+vecMatF16AVX512h2x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2341,8 +2385,8 @@ vecMatF16AVX512h2x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h1x32(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h1x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2363,11 +2407,20 @@ TEXT ·vecMatF16AVX512h1x32(SB), NOSPLIT, $0-65
 	JZ vecMatF16AVX512h1x32_zero
 	VMOVUPS 0(DI), Z0
 	VMOVUPS 64(DI), Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h1x32_loop
 vecMatF16AVX512h1x32_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h1x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h1x32_fetched
+	PREFETCHT0 0(SI)
+	ADDQ $64, SI
+vecMatF16AVX512h1x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2382,8 +2435,8 @@ vecMatF16AVX512h1x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h1x16(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h1x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2403,10 +2456,19 @@ TEXT ·vecMatF16AVX512h1x16(SB), NOSPLIT, $0-65
 	TESTL SI, SI
 	JZ vecMatF16AVX512h1x16_zero
 	VMOVUPS 0(DI), Z0
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h1x16_loop
 vecMatF16AVX512h1x16_zero:
 	VPXORD Z0, Z0, Z0
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h1x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h1x16_fetched
+	PREFETCHT0 0(SI)
+	ADDQ $64, SI
+vecMatF16AVX512h1x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2418,8 +2480,8 @@ vecMatF16AVX512h1x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h8x32(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h8x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2457,6 +2519,8 @@ TEXT ·vecMatF16AVX512h8x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(SI)(R13*2), Z13
 	VMOVUPS 0(SI)(R14*1), Z14
 	VMOVUPS 64(SI)(R14*1), Z15
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h8x32_loop
 vecMatF16AVX512h8x32_zero:
 	VPXORD Z0, Z0, Z0
@@ -2475,7 +2539,21 @@ vecMatF16AVX512h8x32_zero:
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h8x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h8x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	PREFETCHT0 256(SI)
+	PREFETCHT0 320(SI)
+	PREFETCHT0 384(SI)
+	PREFETCHT0 448(SI)
+	ADDQ $512, SI
+vecMatF16AVX512h8x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2542,8 +2620,8 @@ vecMatF16AVX512h8x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatF16AVX512h8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatF16AVX512h8x16(SB), NOSPLIT, $0-65
+// func vecMatF16AVX512h8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+TEXT ·vecMatF16AVX512h8x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2573,6 +2651,8 @@ TEXT ·vecMatF16AVX512h8x16(SB), NOSPLIT, $0-65
 	VMOVUPS 0(SI)(R13*1), Z5
 	VMOVUPS 0(SI)(R13*2), Z6
 	VMOVUPS 0(SI)(R14*1), Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatF16AVX512h8x16_loop
 vecMatF16AVX512h8x16_zero:
 	VPXORD Z0, Z0, Z0
@@ -2583,7 +2663,21 @@ vecMatF16AVX512h8x16_zero:
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatF16AVX512h8x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatF16AVX512h8x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	PREFETCHT0 256(SI)
+	PREFETCHT0 320(SI)
+	PREFETCHT0 384(SI)
+	PREFETCHT0 448(SI)
+	ADDQ $512, SI
+vecMatF16AVX512h8x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VCVTPH2PS 0(BX), Z24
 	VFMADD231PS Z24, Z16, Z0
@@ -2626,8 +2720,8 @@ vecMatF16AVX512h8x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h8x32(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h8x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2665,6 +2759,8 @@ TEXT ·vecMatI8AVX512h8x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(SI)(R13*2), Z13
 	VMOVUPS 0(SI)(R14*1), Z14
 	VMOVUPS 64(SI)(R14*1), Z15
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h8x32_loop
 vecMatI8AVX512h8x32_zero:
 	VPXORD Z0, Z0, Z0
@@ -2683,7 +2779,21 @@ vecMatI8AVX512h8x32_zero:
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h8x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h8x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	PREFETCHT0 256(SI)
+	PREFETCHT0 320(SI)
+	PREFETCHT0 384(SI)
+	PREFETCHT0 448(SI)
+	ADDQ $512, SI
+vecMatI8AVX512h8x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -2766,8 +2876,8 @@ vecMatI8AVX512h8x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h8x16(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h8x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2797,6 +2907,8 @@ TEXT ·vecMatI8AVX512h8x16(SB), NOSPLIT, $0-65
 	VMOVUPS 0(SI)(R13*1), Z5
 	VMOVUPS 0(SI)(R13*2), Z6
 	VMOVUPS 0(SI)(R14*1), Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h8x16_loop
 vecMatI8AVX512h8x16_zero:
 	VPXORD Z0, Z0, Z0
@@ -2807,7 +2919,21 @@ vecMatI8AVX512h8x16_zero:
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h8x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h8x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	PREFETCHT0 256(SI)
+	PREFETCHT0 320(SI)
+	PREFETCHT0 384(SI)
+	PREFETCHT0 448(SI)
+	ADDQ $512, SI
+vecMatI8AVX512h8x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -2858,8 +2984,8 @@ vecMatI8AVX512h8x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h4x32(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h4x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2886,6 +3012,8 @@ TEXT ·vecMatI8AVX512h4x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(DI)(R13*2), Z5
 	VMOVUPS 0(DI)(R14*1), Z6
 	VMOVUPS 64(DI)(R14*1), Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h4x32_loop
 vecMatI8AVX512h4x32_zero:
 	VPXORD Z0, Z0, Z0
@@ -2896,7 +3024,17 @@ vecMatI8AVX512h4x32_zero:
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h4x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h4x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	ADDQ $256, SI
+vecMatI8AVX512h4x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -2940,8 +3078,8 @@ vecMatI8AVX512h4x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h4x16(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h4x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -2964,13 +3102,25 @@ TEXT ·vecMatI8AVX512h4x16(SB), NOSPLIT, $0-65
 	VMOVUPS 0(DI)(R13*1), Z1
 	VMOVUPS 0(DI)(R13*2), Z2
 	VMOVUPS 0(DI)(R14*1), Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h4x16_loop
 vecMatI8AVX512h4x16_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h4x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h4x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	PREFETCHT0 128(SI)
+	PREFETCHT0 192(SI)
+	ADDQ $256, SI
+vecMatI8AVX512h4x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -2998,8 +3148,8 @@ vecMatI8AVX512h4x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h2x32(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h2x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -3022,13 +3172,23 @@ TEXT ·vecMatI8AVX512h2x32(SB), NOSPLIT, $0-65
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 0(DI)(R13*1), Z2
 	VMOVUPS 64(DI)(R13*1), Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h2x32_loop
 vecMatI8AVX512h2x32_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
 	VPXORD Z3, Z3, Z3
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h2x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h2x32_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	ADDQ $128, SI
+vecMatI8AVX512h2x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -3054,8 +3214,8 @@ vecMatI8AVX512h2x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h2x16(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h2x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -3076,11 +3236,21 @@ TEXT ·vecMatI8AVX512h2x16(SB), NOSPLIT, $0-65
 	JZ vecMatI8AVX512h2x16_zero
 	VMOVUPS 0(DI), Z0
 	VMOVUPS 0(DI)(R13*1), Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h2x16_loop
 vecMatI8AVX512h2x16_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h2x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h2x16_fetched
+	PREFETCHT0 0(SI)
+	PREFETCHT0 64(SI)
+	ADDQ $128, SI
+vecMatI8AVX512h2x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -3098,8 +3268,8 @@ vecMatI8AVX512h2x16_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h1x32(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h1x32(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -3120,11 +3290,20 @@ TEXT ·vecMatI8AVX512h1x32(SB), NOSPLIT, $0-65
 	JZ vecMatI8AVX512h1x32_zero
 	VMOVUPS 0(DI), Z0
 	VMOVUPS 64(DI), Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h1x32_loop
 vecMatI8AVX512h1x32_zero:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h1x32_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h1x32_fetched
+	PREFETCHT0 0(SI)
+	ADDQ $64, SI
+vecMatI8AVX512h1x32_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24
@@ -3141,8 +3320,8 @@ vecMatI8AVX512h1x32_loop:
 	VZEROUPPER
 	RET
 
-// func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool)
-TEXT ·vecMatI8AVX512h1x16(SB), NOSPLIT, $0-65
+// func vecMatI8AVX512h1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+TEXT ·vecMatI8AVX512h1x16(SB), NOSPLIT, $0-88
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), AX
 	MOVQ lda+16(FP), R9
@@ -3162,10 +3341,19 @@ TEXT ·vecMatI8AVX512h1x16(SB), NOSPLIT, $0-65
 	TESTL SI, SI
 	JZ vecMatI8AVX512h1x16_zero
 	VMOVUPS 0(DI), Z0
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 	JMP vecMatI8AVX512h1x16_loop
 vecMatI8AVX512h1x16_zero:
 	VPXORD Z0, Z0, Z0
+	MOVQ fetch+72(FP), SI
+	ADDQ SI, fetchn+80(FP)
 vecMatI8AVX512h1x16_loop:
+	CMPQ SI, fetchn+80(FP)
+	JAE vecMatI8AVX512h1x16_fetched
+	PREFETCHT0 0(SI)
+	ADDQ $64, SI
+vecMatI8AVX512h1x16_fetched:
 	VBROADCASTSS (AX), Z16
 	VPMOVSXBD 0(BX), Z24
 	VCVTDQ2PS Z24, Z24

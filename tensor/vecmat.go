@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/braid-dev/braid/internal/half"
 )
@@ -98,35 +99,39 @@ func VecMatHeads(heads int, c []float32, ldc int, a []float32, lda int, b []floa
 }
 
 // headKernel is an AVX-512 kernel of the multi-head product over narrow
-// elements E for a fixed number of heads and columns; headKernels runs the
-// one for 8, 4, 2 or 1 heads and 32 (wide) or 16 columns, nil where the CPU
-// has none. The caller has checked the bounds.
+// elements E for a fixed number of heads and columns, which fetches up to
+// fetchn bytes at fetch into the caches as it goes, heads lines a step of
+// k; headKernels runs the one for 8, 4, 2 or 1 heads and 32 (wide) or 16
+// columns, nil where the CPU has none. The caller has checked the bounds.
 type (
-	headKernel[E any]  func(k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool)
-	headKernels[E any] func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool)
+	headKernel[E any]  func(k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *E, fetchn int)
+	headKernels[E any] func(heads int, wide bool, k int, a *float32, lda int, b *E, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *E, fetchn int)
 )
 
 // VecMatHeadsF16 is VecMatHeads with b in half precision (IEEE binary16),
 // widened exactly as it is read. Every value is one chain of multiply-adds
 // over p in order, computed the same way whatever the number of heads.
-func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []uint16, ldbh, ldb int, k, n int, chain bool) {
-	vecMatHeadsNarrow("VecMatHeadsF16", vecMatF16Kernels, half.ToFloat32, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain)
+//
+// Meanwhile it brings fetch (the next call's b, or nil) into the core's
+// caches, a few lines among each step's arithmetic: for b that lies where
+// no hardware prefetcher looks (a KV cache's blocks), whose wait would
+// otherwise follow the arithmetic rather than overlap it.
+func VecMatHeadsF16(heads int, c []float32, ldc int, a []float32, lda int, b []uint16, ldbh, ldb int, k, n int, chain bool, fetch []uint16) {
+	vecMatHeadsNarrow("VecMatHeadsF16", vecMatF16Kernels, half.ToFloat32, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain, fetch)
 }
 
-// VecMatHeadsI8 is VecMatHeads with b in 8-bit integers, widened exactly
-// as it is read: the quantized form of a KV cache, whose scales the caller
-// applies (to the products for keys, to a for values). Every value is one
-// chain of multiply-adds over p in order, computed the same way whatever
-// the number of heads.
-func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []int8, ldbh, ldb int, k, n int, chain bool) {
-	vecMatHeadsNarrow("VecMatHeadsI8", vecMatI8Kernels, func(x int8) float32 { return float32(x) }, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain)
+// VecMatHeadsI8 is VecMatHeadsF16 with b in 8-bit integers, widened
+// exactly as it is read: the quantized form of a KV cache, whose scales
+// the caller applies (to the products for keys, to a for values).
+func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []int8, ldbh, ldb int, k, n int, chain bool, fetch []int8) {
+	vecMatHeadsNarrow("VecMatHeadsI8", vecMatI8Kernels, func(x int8) float32 { return float32(x) }, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain, fetch)
 }
 
 // vecMatHeadsNarrow is VecMatHeads over elements that widen exactly to
 // float32: the kernels where the CPU has them, widen in the columns they
 // leave, summing in the same order either way.
 func vecMatHeadsNarrow[E uint16 | int8](name string, kernels headKernels[E], widen func(E) float32,
-	heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool) {
+	heads int, c []float32, ldc int, a []float32, lda int, b []E, ldbh, ldb int, k, n int, chain bool, fetch []E) {
 	if heads <= 0 || n == 0 {
 		return
 	}
@@ -144,6 +149,7 @@ func vecMatHeadsNarrow[E uint16 | int8](name string, kernels headKernels[E], wid
 	}
 	j := 0
 	if kernels != nil {
+		size := int(unsafe.Sizeof(b[0]))
 		for ; j+16 <= n; j += 16 {
 			wide := j+32 <= n
 			for h := 0; h < heads; {
@@ -156,7 +162,15 @@ func vecMatHeadsNarrow[E uint16 | int8](name string, kernels headKernels[E], wid
 				case h+2 <= heads:
 					g = 2
 				}
-				kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain)
+				// Each call fetches its share of what is left, g lines a
+				// step.
+				var at *E
+				nf := min(len(fetch), k*g*64/size)
+				if nf > 0 {
+					at = &fetch[0]
+				}
+				kernels(g, wide, k, &a[h*lda], lda, &b[h*ldbh+j], ldbh, ldb, &c[h*ldc+j], ldc, chain, at, nf*size)
+				fetch = fetch[nf:]
 				h += g
 			}
 			if wide {

@@ -25,7 +25,7 @@ func BenchmarkKeyScores(b *testing.B) {
 			b.SetBytes(int64(len(halves)))
 			for b.Loop() {
 				for i := range n {
-					VecMatHeadsF16(heads, scores[i*bt:], bt*n, q, hd, halves[i*block:], hd*bt, bt, hd, bt, false)
+					VecMatHeadsF16(heads, scores[i*bt:], bt*n, q, hd, halves[i*block:], hd*bt, bt, hd, bt, false, nil)
 				}
 			}
 		})
@@ -33,7 +33,7 @@ func BenchmarkKeyScores(b *testing.B) {
 			b.SetBytes(int64(len(bytes)))
 			for b.Loop() {
 				for i := range n {
-					VecMatHeadsI8(heads, scores[i*bt:], bt*n, q, hd, bytes[i*block:], hd*bt, bt, hd, bt, false)
+					VecMatHeadsI8(heads, scores[i*bt:], bt*n, q, hd, bytes[i*block:], hd*bt, bt, hd, bt, false, nil)
 				}
 			}
 		})
