@@ -46,8 +46,11 @@ type node struct {
 // scale per layer, key or value, head and slot (weights.blockScales), the
 // value being q·scale.
 type kvBlock struct {
-	half  []uint16
+	half []uint16
+	// q is an 8-bit block's values; its keys are bytes offset by 128, as
+	// tensor.ScoresQ8 reads them (u views the same memory).
 	q     []int8
+	u     []uint8
 	scale []float32
 }
 
@@ -60,12 +63,20 @@ func (n *node) half(off, size int) []uint16 {
 	return n.kv.half[off : off+size]
 }
 
-// q is half for an 8-bit block.
+// q is half for an 8-bit block's values.
 func (n *node) q(off, size int) []int8 {
 	if n == nil {
 		return nil
 	}
 	return n.kv.q[off : off+size]
+}
+
+// u is half for an 8-bit block's keys.
+func (n *node) u(off, size int) []uint8 {
+	if n == nil {
+		return nil
+	}
+	return n.kv.u[off : off+size]
 }
 
 // errCacheFull means every block holds keys and values a live thread uses.
@@ -213,7 +224,8 @@ func (c *cache) block() (kvBlock, error) {
 	if c.blocks < c.maxBlocks {
 		m := c.mem.take()
 		if c.blockScales > 0 {
-			return kvBlock{scale: floats(m, c.blockScales), q: int8s(m[c.scaleBytes():], c.blockValues)}, nil
+			u := m[c.scaleBytes():][:c.blockValues:c.blockValues]
+			return kvBlock{scale: floats(m, c.blockScales), q: int8s(u, c.blockValues), u: u}, nil
 		}
 		return kvBlock{half: halves(m, c.blockValues)}, nil
 	}

@@ -91,7 +91,9 @@ type Options struct {
 	// to twice the tokens fit the budget and attention has up to half the
 	// bytes to read (docs/performance.md has what the engine gains).
 	// Each value is rounded to within 1/254 of its head's largest
-	// magnitude.
+	// magnitude, and so is each query scored against the keys, whose
+	// products are then exact sums of integers (tensor.ScoresQ8). The head
+	// dimension must be a multiple of 4.
 	KV8 bool
 	// Log receives what a failure inside the engine leaves for its
 	// maintainers, the stack included, which errors returned to callers
@@ -258,6 +260,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		return nil, fmt.Errorf("engine: negative option in %+v", opts)
 	}
 	cfg := m.Config
+	if opts.KV8 && cfg.HeadDim%4 != 0 {
+		return nil, fmt.Errorf("engine: an 8-bit KV cache needs a head dimension that is a multiple of 4, not %d", cfg.HeadDim)
+	}
 	if opts.Context > 0 {
 		cfg.MaxSeq = opts.Context
 	}

@@ -977,3 +977,17 @@ func TestKV8HoldsMoreBlocks(t *testing.T) {
 		t.Errorf("8-bit cache holds %d blocks, half precision %d: ratio %.3f, want %.3f", q8.MaxBlocks, half.MaxBlocks, ratio, want)
 	}
 }
+
+// The 8-bit cache's keys are multiplied four dimensions at a time: a head
+// dimension that is not a multiple of 4 is refused, naming it.
+func TestKV8RefusesOddHeadDimensions(t *testing.T) {
+	_, err := New(testModel(t, 6), nil, Options{KV8: true})
+	if err == nil || !strings.Contains(err.Error(), "multiple of 4, not 6") {
+		t.Fatalf("head dimension 6 with an 8-bit cache: %v", err)
+	}
+	e, err := New(testModel(t, 6), nil, Options{})
+	if err != nil {
+		t.Fatalf("head dimension 6 in half precision: %v", err)
+	}
+	e.Close()
+}

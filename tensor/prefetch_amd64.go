@@ -1,4 +1,0 @@
-package tensor
-
-//go:noescape
-func prefetch(p *byte, n int)

@@ -1,5 +1,0 @@
-//go:build !amd64
-
-package tensor
-
-func prefetch(p *byte, n int) {}
