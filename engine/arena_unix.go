@@ -1,12 +1,18 @@
-//go:build unix && !linux
+//go:build unix
 
 package engine
 
 import "syscall"
 
-// mapAnonymous maps n bytes of zeroed private memory.
+// mapAnonymous maps n bytes of zeroed private memory, asking for huge
+// pages where the system has them (adviseHugePages).
 func mapAnonymous(n int) ([]byte, error) {
-	return syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	adviseHugePages(b)
+	return b, nil
 }
 
 // unmap gives a mapping back to the system. It can fail only for a slice

@@ -414,12 +414,13 @@ func (f *forward) group(rows []row) {
 		}
 		return cmp.Compare(i, j)
 	})
-	// tokens is the positions of a row's first x nodes.
+	// tokens is the positions of a row's first x nodes: where node x
+	// starts.
 	tokens := func(r *row, x int) int {
 		if x == len(r.path) {
 			return r.pos + 1
 		}
-		return r.path[x].start - r.path[0].start
+		return r.path[x].start
 	}
 	f.groups = f.groups[:0]
 	for lo := 0; lo < len(f.order); {
