@@ -83,8 +83,8 @@ func (m *Model) backward(a *Activations, g *Params, weight func(i int) float32) 
 		row[t] -= w
 	}
 	dlogits := a.probs
-	m.gemm(g.LMHead, dlogits, a.xf, c.Vocab, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(a.dxn, dlogits, p.LMHead, bt, c.Vocab, c.Dim, 0)
+	m.weightGrad(a, g.LMHead, dlogits, c.Vocab, m.rhs(a, a.xf, bt, c.Dim, c.Vocab))
+	m.projectBack(a, a.dxn, m.lhs(a, dlogits, bt, c.Vocab), p.LMHead, c.Dim, false)
 	clear(a.dx)
 	tensor.RMSNormBackward(a.dx, g.FinalNorm, a.dxn, a.x[c.Layers], p.FinalNorm, a.rstdf, bt, c.Dim)
 
@@ -111,22 +111,6 @@ func (a *Activations) ensureScratch(c Config) {
 		n := a.B * a.T * v.per
 		*v.dst = a.views[len(a.views)-1].back[:n:n]
 	}
-	a.scoreBack = make([]float32, a.maxTokens*a.maxT*c.KVHeads)
-	a.cutScores()
-}
-
-// cutScores cuts the backward pass's per-(sequence, head) score gradients,
-// T×T each, from their backing array.
-func (a *Activations) cutScores() {
-	n := a.B * a.cfg.KVHeads
-	if cap(a.dscore) < n {
-		a.dscore = make([][]float32, n)
-	}
-	a.dscore = a.dscore[:n]
-	tt := a.T * a.T
-	for i := range a.dscore {
-		a.dscore[i] = a.scoreBack[i*tt : (i+1)*tt : (i+1)*tt]
-	}
 }
 
 // layerBackward takes in a.dx the gradient with respect to layer l's output
@@ -136,21 +120,22 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 	bt, qd, kd := a.B*a.T, c.qDim(), c.kvDim()
 
 	// out = x2 + act·Wdownᵀ, act = SwiGLU(xn2·Wgateᵀ, xn2·Wupᵀ)
-	m.gemm(gl.Wdown, a.dx, la.act, c.Dim, bt, c.Hidden, tensor.TransA|tensor.Accumulate)
-	m.gemm(a.dact, a.dx, lp.Wdown, bt, c.Dim, c.Hidden, 0)
+	m.weightGrad(a, gl.Wdown, a.dx, c.Dim, m.rhs(a, la.act, bt, c.Hidden, c.Dim))
+	m.projectBack(a, a.dact, m.lhs(a, a.dx, bt, c.Dim), lp.Wdown, c.Hidden, false)
 	clear(a.dg)
 	clear(a.du)
 	tensor.SwiGLUBackward(a.dg, a.du, a.dact, la.gate, la.up)
-	m.gemm(gl.Wgate, a.dg, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(gl.Wup, a.du, la.xn2, c.Hidden, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(a.dxn, a.dg, lp.Wgate, bt, c.Hidden, c.Dim, 0)
-	m.gemm(a.dxn, a.du, lp.Wup, bt, c.Hidden, c.Dim, tensor.Accumulate)
+	xn2 := m.rhs(a, la.xn2, bt, c.Dim, c.Hidden, c.Hidden)
+	m.weightGrad(a, gl.Wgate, a.dg, c.Hidden, xn2)
+	m.weightGrad(a, gl.Wup, a.du, c.Hidden, xn2)
+	m.projectBack(a, a.dxn, m.lhs(a, a.dg, bt, c.Hidden), lp.Wgate, c.Dim, false)
+	m.projectBack(a, a.dxn, m.lhs(a, a.du, bt, c.Hidden), lp.Wup, c.Dim, true)
 	// The residual passes dx through; the norm adds its part: now d/dx2.
 	tensor.RMSNormBackward(a.dx, gl.MLPNorm, a.dxn, la.x2, lp.MLPNorm, la.rstd2, bt, c.Dim)
 
 	// x2 = x + attOut·Woᵀ
-	m.gemm(gl.Wo, a.dx, la.attOut, c.Dim, bt, qd, tensor.TransA|tensor.Accumulate)
-	m.gemm(a.dAtt, a.dx, lp.Wo, bt, c.Dim, qd, 0)
+	m.weightGrad(a, gl.Wo, a.dx, c.Dim, m.rhs(a, la.attOut, bt, qd, c.Dim))
+	m.projectBack(a, a.dAtt, m.lhs(a, a.dx, bt, c.Dim), lp.Wo, qd, false)
 	clear(a.dq)
 	clear(a.dk)
 	clear(a.dv)
@@ -162,54 +147,139 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 		tensor.BiasBackward(gl.Bk, a.dk, bt, kd)
 		tensor.BiasBackward(gl.Bv, a.dv, bt, kd)
 	}
-	m.gemm(gl.Wq, a.dq, la.xn1, qd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(gl.Wk, a.dk, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(gl.Wv, a.dv, la.xn1, kd, bt, c.Dim, tensor.TransA|tensor.Accumulate)
-	m.gemm(a.dxn, a.dq, lp.Wq, bt, qd, c.Dim, 0)
-	m.gemm(a.dxn, a.dk, lp.Wk, bt, kd, c.Dim, tensor.Accumulate)
-	m.gemm(a.dxn, a.dv, lp.Wv, bt, kd, c.Dim, tensor.Accumulate)
+	xn1 := m.rhs(a, la.xn1, bt, c.Dim, qd, kd, kd)
+	m.weightGrad(a, gl.Wq, a.dq, qd, xn1)
+	m.weightGrad(a, gl.Wk, a.dk, kd, xn1)
+	m.weightGrad(a, gl.Wv, a.dv, kd, xn1)
+	m.projectBack(a, a.dxn, m.lhs(a, a.dq, bt, qd), lp.Wq, c.Dim, false)
+	m.projectBack(a, a.dxn, m.lhs(a, a.dk, bt, kd), lp.Wk, c.Dim, true)
+	m.projectBack(a, a.dxn, m.lhs(a, a.dv, bt, kd), lp.Wv, c.Dim, true)
 	tensor.RMSNormBackward(a.dx, gl.AttnNorm, a.dxn, a.x[l], lp.AttnNorm, la.rstd1, bt, c.Dim)
 }
 
 // attentionBackward turns the gradient of the attention output (a.dAtt) into
 // gradients of q, k and v (after RoPE), one (sequence, kv head) group per
 // goroutine, since only that group writes its keys' and values' gradients.
-// By blocks of query rows [r0,r1), over keys [0,r1): dP = dO·Vᵀ,
-// dV += Pᵀ·dO, dS = P∘(dP − rowsum(dP∘P))/√d, dQ += dS·K, dK += dSᵀ·Q.
+// By blocks of query rows [r0,r1), over keys [0,r1): P recomputed from
+// S = Q·Kᵀ and the forward pass's softmax statistics, dP = dO·Vᵀ,
+// dV += Pᵀ·dO, dS = P∘(dP − rowsum(dP∘P)), dK += dSᵀ·Q, dQ += dS·K.
+// The queries stay scaled by 1/√d as the forward pass left them, which
+// puts the scale into dK; dQ gets it once at the end.
 func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
-	scale := sqrtInv(hd)
-	// The forward pass left the queries scaled by 1/√d: the gradients below
-	// need them as the projection made them.
-	tensor.Scale(float32(math.Sqrt(float64(hd))), la.q)
-	m.forEachGroup(a.B, func(b, g int) {
-		ds := a.dscore[b*c.KVHeads+g]
-		dsm := tensor.Mat{Data: ds, Stride: T}
+	tiles := m.attentionOnTiles()
+	m.forEachGroup(a, func(w *attnWork, b, g int) {
 		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
 		dk := tensor.Mat{Data: a.dk[b*T*kd+g*hd:], Stride: kd}
 		dv := tensor.Mat{Data: a.dv[b*T*kd+g*hd:], Stride: kd}
+		if tiles {
+			w.kT.Set(k, hd, T, true)
+			w.vT.Set(v, hd, T, true)
+			w.kP.Set(k, T, hd, false)
+			w.dkT = resize(w.dkT, hd*T)
+			w.dvT = resize(w.dvT, hd*T)
+			clear(w.dkT)
+			clear(w.dvT)
+		}
 		for h := g * group; h < (g+1)*group; h++ {
 			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd}
 			dq := tensor.Mat{Data: a.dq[b*T*qd+h*hd:], Stride: qd}
 			do := tensor.Mat{Data: a.dAtt[b*T*qd+h*hd:], Stride: qd}
-			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T:], Stride: T}
+			stats := la.softmax[(b*T*c.Heads+h)*2:]
+			if tiles {
+				attendBackTiles(w, q, dq, do, stats, T, hd, c.Heads)
+				continue
+			}
 			for r0 := 0; r0 < T; r0 += attnBlock {
 				r1 := min(T, r0+attnBlock)
 				rows := r1 - r0
-				pb, dsb, dob := rowsFrom(p, r0), rowsFrom(dsm, r0), rowsFrom(do, r0)
-				tensor.GemmStrided(1, dsb, dob, v, rows, hd, r1, tensor.TransB)
-				tensor.GemmStrided(1, dv, pb, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
+				p := tensor.Mat{Data: w.s, Stride: r1}
+				ds := tensor.Mat{Data: w.d, Stride: r1}
+				dob := rowsFrom(do, r0)
+				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, rows, hd, r1, tensor.TransB)
 				for t := r0; t < r1; t++ {
-					prow, drow := p.Data[t*T:t*T+t+1], ds[t*T:t*T+r1]
-					tensor.SoftmaxRowBackward(drow[:t+1], prow, scale)
-					clear(drow[t+1:])
+					row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+					st := stats[t*c.Heads*2:]
+					tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
+					clear(row[t+1:])
 				}
-				tensor.GemmStrided(1, rowsFrom(dq, r0), dsb, k, rows, r1, hd, tensor.Accumulate)
-				tensor.GemmStrided(1, dk, dsb, rowsFrom(q, r0), r1, rows, hd, tensor.TransA|tensor.Accumulate)
+				tensor.GemmStrided(1, ds, dob, v, rows, hd, r1, tensor.TransB)
+				tensor.GemmStrided(1, dv, p, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
+				softmaxBackRows(p, ds, r0, r1)
+				tensor.GemmStrided(1, rowsFrom(dq, r0), ds, k, rows, r1, hd, tensor.Accumulate)
+				tensor.GemmStrided(1, dk, ds, rowsFrom(q, r0), r1, rows, hd, tensor.TransA|tensor.Accumulate)
+			}
+		}
+		if tiles {
+			// The group's key and value gradients, kept transposed.
+			for t := range T {
+				dkr, dvr := dk.Data[t*kd:t*kd+hd], dv.Data[t*kd:t*kd+hd]
+				for d := range hd {
+					dkr[d] += w.dkT[d*T+t]
+					dvr[d] += w.dvT[d*T+t]
+				}
 			}
 		}
 	})
+	tensor.Scale(sqrtInv(hd), a.dq)
+}
+
+// softmaxBackRows turns the rows [r0,r1) of a block's dP (ds, stride r1)
+// into dS = P∘(dP − rowsum(dP∘P)), from the block's probabilities p; the
+// masked values past each row's diagonal become zero.
+func softmaxBackRows(p, ds tensor.Mat, r0, r1 int) {
+	for t := r0; t < r1; t++ {
+		o := (t - r0) * r1
+		drow := ds.Data[o : o+r1]
+		tensor.SoftmaxRowBackward(drow[:t+1], p.Data[o:o+t+1], 1)
+		clear(drow[t+1:])
+	}
+}
+
+// attendBackTiles is attentionBackward's loop over one head's blocks of
+// rows on AMX tiles, w.kT, w.vT and w.kP holding its group's keys and
+// values laid out as attendTiles and the products below need them. It adds
+// the head's part of dK and dV, transposed, into w.dkT and w.dvT.
+func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, T, hd, heads int) {
+	dkT, dvT := tensor.Mat{Data: w.dkT, Stride: T}, tensor.Mat{Data: w.dvT, Stride: T}
+	for r0 := 0; r0 < T; r0 += attnTileBlock {
+		r1 := min(T, r0+attnTileBlock)
+		rows := r1 - r0
+		p := tensor.Mat{Data: w.s, Stride: r1}
+		ds := tensor.Mat{Data: w.d, Stride: r1}
+		qb, dob := rowsFrom(q, r0), rowsFrom(do, r0)
+		// P again, bit for bit as the forward pass made it.
+		w.q.Set(qb, rows, hd, false)
+		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
+		for t := r0; t < r1; t++ {
+			row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+			st := stats[t*heads*2:]
+			tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
+			clear(row[t+1:])
+		}
+		// dP = dO·Vᵀ; dVᵀ += dOᵀ·P.
+		w.do.Set(dob, rows, hd, false)
+		tensor.MulTiles(ds, &w.do, &w.vT, rows, hd, r1, false)
+		w.doT.Set(dob, hd, rows, true)
+		w.pB.Set(p, rows, r1, false)
+		tensor.MulTiles(dvT, &w.doT, &w.pB, hd, rows, r1, true)
+		softmaxBackRows(p, ds, r0, r1)
+		// dQ += dS·K; dKᵀ += Qᵀ·dS.
+		w.ds.Set(ds, rows, r1, false)
+		tensor.MulTiles(rowsFrom(dq, r0), &w.ds, &w.kP, rows, r1, hd, true)
+		w.qT.Set(qb, hd, rows, true)
+		w.dsB.Set(ds, rows, r1, false)
+		tensor.MulTiles(dkT, &w.qT, &w.dsB, hd, rows, r1, true)
+	}
+}
+
+// resize returns s with length n, reallocated only when it is too short.
+func resize(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
 }

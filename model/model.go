@@ -25,16 +25,6 @@ type Model struct {
 	rope *tensor.RoPE
 }
 
-// gemm is tensor.Gemm for a weight product, in the model's precision.
-// Attention's products stay float32: per head and block of rows they are
-// too thin (32 depths, or 32 columns) for packing into tiles to pay.
-func (m *Model) gemm(c, a, b []float32, rows, k, n int, f tensor.Flags) {
-	if m.BF16 {
-		f |= tensor.BF16
-	}
-	tensor.Gemm(c, a, b, rows, k, n, f)
-}
-
 // New returns a model with zeroed weights; call Params.Init or load them.
 // It refuses a shape whose parameters and rotary tables do not fit in the
 // memory available, before allocating them.
@@ -80,26 +70,37 @@ type Activations struct {
 
 	// backward scratch
 	dx, dxn, dq, dk, dv, dAtt, dg, du, dact []float32
-	dscore                                  [][]float32
+
+	// attnWork is each attention worker's scratch.
+	attnWork []*attnWork
+	// The operands of products on tiles: an activation and a weight, and
+	// for a weight's gradient the input and the outputs' gradients, one
+	// of them transposed, and the gradient transposed.
+	xTile, inT, dyT tensor.TileA
+	wTile, inB, dyB tensor.TileB
+	gradT           []float32
 
 	cfg             Config
 	maxTokens, maxT int
 	views           []view
 	posBack         []int
-	scoreBack       []float32
 }
 
 // view is a buffer cut from a backing array at its capacity: per values
-// per token, or per attention score (B·T·T values per head) with scores.
+// per token.
 type view struct {
-	dst    *[]float32
-	back   []float32
-	per    int
-	scores bool
+	dst  *[]float32
+	back []float32
+	per  int
 }
 
 type layerActs struct {
-	xn1, rstd1, q, k, v, att, attOut, x2, xn2, rstd2, gate, up, act []float32
+	xn1, rstd1, q, k, v, attOut, x2, xn2, rstd2, gate, up, act []float32
+	// softmax holds, for every position and query head, the maximum score
+	// its softmax subtracted and the reciprocal of its sum: all the
+	// backward pass needs to recompute the attention probabilities from
+	// the scores, bit for bit, instead of keeping T×T of them per head.
+	softmax []float32
 }
 
 // NewActivations sizes the buffers for B sequences of T tokens.
@@ -117,37 +118,33 @@ func (m *Model) NewActivations(B, T int) *Activations {
 func (m *Model) NewActivationsCap(maxTokens, maxT int) *Activations {
 	c := m.Config
 	a := &Activations{cfg: c, maxTokens: maxTokens, maxT: maxT, posBack: make([]int, maxTokens)}
-	add := func(dst *[]float32, per int, scores bool) {
-		n := maxTokens * per
-		if scores {
-			n = maxTokens * maxT * per
-		}
-		a.views = append(a.views, view{dst: dst, back: make([]float32, n), per: per, scores: scores})
+	add := func(dst *[]float32, per int) {
+		a.views = append(a.views, view{dst: dst, back: make([]float32, maxTokens*per), per: per})
 	}
 	a.x = make([][]float32, c.Layers+1)
 	for i := range a.x {
-		add(&a.x[i], c.Dim, false)
+		add(&a.x[i], c.Dim)
 	}
 	a.layers = make([]layerActs, c.Layers)
 	for l := range a.layers {
 		la := &a.layers[l]
-		add(&la.xn1, c.Dim, false)
-		add(&la.rstd1, 1, false)
-		add(&la.q, c.qDim(), false)
-		add(&la.k, c.kvDim(), false)
-		add(&la.v, c.kvDim(), false)
-		add(&la.att, c.Heads, true)
-		add(&la.attOut, c.qDim(), false)
-		add(&la.x2, c.Dim, false)
-		add(&la.xn2, c.Dim, false)
-		add(&la.rstd2, 1, false)
-		add(&la.gate, c.Hidden, false)
-		add(&la.up, c.Hidden, false)
-		add(&la.act, c.Hidden, false)
+		add(&la.xn1, c.Dim)
+		add(&la.rstd1, 1)
+		add(&la.q, c.qDim())
+		add(&la.k, c.kvDim())
+		add(&la.v, c.kvDim())
+		add(&la.softmax, 2*c.Heads)
+		add(&la.attOut, c.qDim())
+		add(&la.x2, c.Dim)
+		add(&la.xn2, c.Dim)
+		add(&la.rstd2, 1)
+		add(&la.gate, c.Hidden)
+		add(&la.up, c.Hidden)
+		add(&la.act, c.Hidden)
 	}
-	add(&a.xf, c.Dim, false)
-	add(&a.rstdf, 1, false)
-	add(&a.probs, c.Vocab, false)
+	add(&a.xf, c.Dim)
+	add(&a.rstdf, 1)
+	add(&a.probs, c.Vocab)
 	return a
 }
 
@@ -161,17 +158,11 @@ func (a *Activations) Reshape(B, T int) error {
 	bt := B * T
 	for _, v := range a.views {
 		n := bt * v.per
-		if v.scores {
-			n = bt * T * v.per
-		}
 		*v.dst = v.back[:n:n]
 	}
 	a.pos = a.posBack[:bt]
 	for i := range a.pos {
 		a.pos[i] = i % T
-	}
-	if a.scoreBack != nil {
-		a.cutScores()
 	}
 	return nil
 }
@@ -219,7 +210,7 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 	}
 	xl := a.x[c.Layers]
 	tensor.RMSNorm(a.xf, a.rstdf, xl, p.FinalNorm, bt, c.Dim, c.NormEps)
-	m.gemm(a.probs, a.xf, p.LMHead, bt, c.Dim, c.Vocab, tensor.TransB)
+	m.project(a, a.probs, m.lhs(a, a.xf, bt, c.Dim), p.LMHead, c.Vocab, false)
 	if targets == nil {
 		a.targets = nil
 		return 0, nil
@@ -322,9 +313,10 @@ func (m *Model) layerForward(a *Activations, l int) {
 	x, out := a.x[l], a.x[l+1]
 
 	tensor.RMSNorm(la.xn1, la.rstd1, x, lp.AttnNorm, bt, c.Dim, c.NormEps)
-	m.gemm(la.q, la.xn1, lp.Wq, bt, c.Dim, c.qDim(), tensor.TransB)
-	m.gemm(la.k, la.xn1, lp.Wk, bt, c.Dim, c.kvDim(), tensor.TransB)
-	m.gemm(la.v, la.xn1, lp.Wv, bt, c.Dim, c.kvDim(), tensor.TransB)
+	xn1 := m.lhs(a, la.xn1, bt, c.Dim)
+	m.project(a, la.q, xn1, lp.Wq, c.qDim(), false)
+	m.project(a, la.k, xn1, lp.Wk, c.kvDim(), false)
+	m.project(a, la.v, xn1, lp.Wv, c.kvDim(), false)
 	if c.QKVBias {
 		tensor.AddBias(la.q, lp.Bq, bt, c.qDim())
 		tensor.AddBias(la.k, lp.Bk, bt, c.kvDim())
@@ -339,43 +331,64 @@ func (m *Model) layerForward(a *Activations, l int) {
 
 	// x2 = x + attOut·Woᵀ
 	copy(la.x2, x)
-	m.gemm(la.x2, la.attOut, lp.Wo, bt, c.qDim(), c.Dim, tensor.TransB|tensor.Accumulate)
+	m.project(a, la.x2, m.lhs(a, la.attOut, bt, c.qDim()), lp.Wo, c.Dim, true)
 
 	tensor.RMSNorm(la.xn2, la.rstd2, la.x2, lp.MLPNorm, bt, c.Dim, c.NormEps)
-	m.gemm(la.gate, la.xn2, lp.Wgate, bt, c.Dim, c.Hidden, tensor.TransB)
-	m.gemm(la.up, la.xn2, lp.Wup, bt, c.Dim, c.Hidden, tensor.TransB)
+	xn2 := m.lhs(a, la.xn2, bt, c.Dim)
+	m.project(a, la.gate, xn2, lp.Wgate, c.Hidden, false)
+	m.project(a, la.up, xn2, lp.Wup, c.Hidden, false)
 	tensor.SwiGLU(la.act, la.gate, la.up)
 	copy(out, la.x2)
-	m.gemm(out, la.act, lp.Wdown, bt, c.Hidden, c.Dim, tensor.TransB|tensor.Accumulate)
+	m.project(a, out, m.lhs(a, la.act, bt, c.Hidden), lp.Wdown, c.Dim, true)
 }
 
-// forEachGroup runs f for every (sequence, key/value head) pair on all CPUs.
-// The query heads of one group share their keys and values, so a group is
-// the unit that writes to a disjoint part of every gradient.
-func (m *Model) forEachGroup(B int, f func(b, g int)) {
-	n := B * m.Config.KVHeads
+// attnWork is one attention worker's scratch: a block of rows' scores (or
+// probabilities) and their gradients, and for attention on AMX tiles the
+// operands laid out for MulTiles and the gradients of the group's keys and
+// values transposed (head dimension × positions).
+type attnWork struct {
+	s, d           []float32
+	kT, vT, kP, vP tensor.TileB
+	pB, dsB        tensor.TileB
+	q, p, ds, do   tensor.TileA
+	doT, qT        tensor.TileA
+	dkT, dvT       []float32
+}
+
+// forEachGroup runs f for every (sequence, key/value head) pair on all CPUs,
+// handing each worker its own scratch. The query heads of one group share
+// their keys and values, so a group is the unit that writes to a disjoint
+// part of every gradient.
+func (m *Model) forEachGroup(a *Activations, f func(w *attnWork, b, g int)) {
+	n := a.B * m.Config.KVHeads
 	workers := min(n, runtime.GOMAXPROCS(0))
+	for len(a.attnWork) < workers {
+		a.attnWork = append(a.attnWork, &attnWork{
+			s: make([]float32, attnBlock*a.maxT),
+			d: make([]float32, attnBlock*a.maxT),
+		})
+	}
 	var wg sync.WaitGroup
 	next := make(chan int, n)
 	for i := range n {
 		next <- i
 	}
 	close(next)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for w := range workers {
+		wg.Go(func() {
 			for i := range next {
-				f(i/m.Config.KVHeads, i%m.Config.KVHeads)
+				f(a.attnWork[w], i/m.Config.KVHeads, i%m.Config.KVHeads)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
 
 // attnBlock is the number of query rows attention handles at once: a block
 // of rows needs keys only up to its last row, so the products skip most of
-// the masked upper triangle. A multiple of the AVX-512 tile's 14 rows.
+// the masked upper triangle, and its scores (attnBlock × T) stay in the
+// core's caches between the products that make and use them. A multiple
+// of the AVX-512 tile's 14 rows.
 const attnBlock = 56
 
 // rowsFrom is the sub-matrix of x starting at row r.
@@ -386,29 +399,73 @@ func rowsFrom(x tensor.Mat, r int) tensor.Mat {
 // attentionForward computes causal softmax attention, one head at a time
 // as matrix products on the head's columns: S = Q·Kᵀ/√d, P = causal
 // softmax(S), O = P·V, a block of query rows at a time over the keys up to
-// the block's last row. att[b][h] keeps P (T×T, zero above the diagonal)
-// for the backward pass.
+// the block's last row. No T×T matrix is kept: each row's softmax maximum
+// and reciprocal sum go to la.softmax, from which the backward pass
+// recomputes P.
 func (m *Model) attentionForward(a *Activations, la *layerActs) {
 	c := m.Config
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
-	m.forEachGroup(a.B, func(b, g int) {
+	tiles := m.attentionOnTiles()
+	m.forEachGroup(a, func(w *attnWork, b, g int) {
 		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
+		if tiles {
+			w.kT.Set(k, hd, T, true)
+			w.vP.Set(v, T, hd, false)
+		}
 		for h := g * group; h < (g+1)*group; h++ {
 			q := tensor.Mat{Data: la.q[b*T*qd+h*hd:], Stride: qd} // scaled by 1/√d
 			out := tensor.Mat{Data: la.attOut[b*T*qd+h*hd:], Stride: qd}
-			p := tensor.Mat{Data: la.att[(b*c.Heads+h)*T*T : (b*c.Heads+h+1)*T*T], Stride: T}
+			stats := la.softmax[(b*T*c.Heads+h)*2:]
+			if tiles {
+				attendTiles(w, q, out, stats, T, hd, c.Heads)
+				continue
+			}
 			for r0 := 0; r0 < T; r0 += attnBlock {
 				r1 := min(T, r0+attnBlock)
-				tensor.GemmStrided(1, rowsFrom(p, r0), rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
+				p := tensor.Mat{Data: w.s, Stride: r1}
+				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
 				for t := r0; t < r1; t++ {
-					row := p.Data[t*T : (t+1)*T]
-					tensor.Softmax(row[:t+1], row[:t+1])
+					row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+					st := stats[t*c.Heads*2:]
+					st[0], st[1] = tensor.SoftmaxStats(row[:t+1], row[:t+1])
 					clear(row[t+1:])
 				}
-				tensor.GemmStrided(1, rowsFrom(out, r0), rowsFrom(p, r0), v, r1-r0, r1, hd, 0)
+				tensor.GemmStrided(1, rowsFrom(out, r0), p, v, r1-r0, r1, hd, 0)
 			}
 		}
 	})
+}
+
+// attnTileBlock is the number of query rows attention on AMX tiles handles
+// at once: the kernel's 32.
+const attnTileBlock = 32
+
+// attentionOnTiles says whether attention runs its products on AMX tiles:
+// for a model in bfloat16, on a CPU with them, for heads of whole tiles.
+func (m *Model) attentionOnTiles() bool {
+	return m.BF16 && tensor.TilesAvailable() && m.Config.HeadDim%32 == 0
+}
+
+// attendTiles is attentionForward's loop over one head's blocks of rows on
+// AMX tiles, w.kT and w.vP holding its group's keys and values: S = Q·Kᵀ
+// and O = P·V in bfloat16 with float32 sums, the softmax in float32.
+// stats[t·2·heads:] takes row t's softmax statistics.
+func attendTiles(w *attnWork, q, out tensor.Mat, stats []float32, T, hd, heads int) {
+	for r0 := 0; r0 < T; r0 += attnTileBlock {
+		r1 := min(T, r0+attnTileBlock)
+		rows := r1 - r0
+		p := tensor.Mat{Data: w.s, Stride: r1}
+		w.q.Set(rowsFrom(q, r0), rows, hd, false)
+		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
+		for t := r0; t < r1; t++ {
+			row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+			st := stats[t*heads*2:]
+			st[0], st[1] = tensor.SoftmaxStats(row[:t+1], row[:t+1])
+			clear(row[t+1:])
+		}
+		w.p.Set(p, rows, r1, false)
+		tensor.MulTiles(rowsFrom(out, r0), &w.p, &w.vP, rows, r1, hd, false)
+	}
 }

@@ -393,41 +393,63 @@ func TestWeightedGradient(t *testing.T) {
 // rounding: the loss within half a percent, the gradient pointing the
 // same way, on a shape large enough to run whole AMX tiles.
 func TestBF16ProductsTrackFloat32(t *testing.T) {
-	c := Config{Vocab: 200, Dim: 64, Hidden: 160, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 16, MaxSeq: 48,
-		NormEps: 1e-5, RopeTheta: 10000}
-	m, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(11, 12))
-	m.Params.Init(rng, 0.1)
-	B, T := 3, 40
-	tokens, targets := randomBatch(rng, c, B, T)
-	a := m.NewActivations(B, T)
-	run := func(bf16 bool) (float32, []float32) {
-		m.BF16 = bf16
-		loss, err := m.Forward(a, tokens, targets)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := NewParams(c)
-		if err := m.Backward(a, g); err != nil {
-			t.Fatal(err)
-		}
-		return loss, g.Data()
-	}
-	loss32, g32 := run(false)
-	loss16, g16 := run(true)
-	if d := math.Abs(float64(loss16-loss32)) / float64(loss32); d > 0.005 {
-		t.Errorf("loss %g with bf16 products, %g in float32: %.2f%% apart", loss16, loss32, 100*d)
-	}
-	var dot, n32, n16 float64
-	for i := range g32 {
-		dot += float64(g32[i]) * float64(g16[i])
-		n32 += float64(g32[i]) * float64(g32[i])
-		n16 += float64(g16[i]) * float64(g16[i])
-	}
-	if cos := dot / math.Sqrt(n32*n16); cos < 0.999 {
-		t.Errorf("the bf16 gradient's cosine with float32's is %.5f, want at least 0.999", cos)
+	for _, tc := range []struct {
+		name    string
+		headDim int
+		T       int
+	}{
+		// Heads of 16 keep attention in float32; heads of 32 run it on
+		// AMX tiles where the CPU has them, over several blocks of rows
+		// and a ragged last one.
+		{"float32-attention", 16, 40},
+		{"attention-on-tiles", 32, 2*attnTileBlock + 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Vocab: 200, Dim: 64, Hidden: 160, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: tc.headDim, MaxSeq: 80,
+				NormEps: 1e-5, RopeTheta: 10000}
+			m, err := New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(11, 12))
+			m.Params.Init(rng, 0.1)
+			B, T := 3, tc.T
+			tokens, targets := randomBatch(rng, c, B, T)
+			a := m.NewActivations(B, T)
+			run := func(bf16 bool) (float32, *Params) {
+				m.BF16 = bf16
+				loss, err := m.Forward(a, tokens, targets)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g := NewParams(c)
+				if err := m.Backward(a, g); err != nil {
+					t.Fatal(err)
+				}
+				return loss, g
+			}
+			loss32, g32 := run(false)
+			loss16, g16 := run(true)
+			t.Logf("attention on tiles: %v", m.attentionOnTiles())
+			if d := math.Abs(float64(loss16-loss32)) / float64(loss32); d > 0.005 {
+				t.Errorf("loss %g with bf16 products, %g in float32: %.2f%% apart", loss16, loss32, 100*d)
+			}
+			// Every tensor's gradient points where float32's does, the
+			// attention projections' included.
+			t16 := g16.Tensors()
+			for i, tn := range g32.Tensors() {
+				var dot, n32, n16 float64
+				for j, v := range tn.Data {
+					w := t16[i].Data[j]
+					dot += float64(v) * float64(w)
+					n32 += float64(v) * float64(v)
+					n16 += float64(w) * float64(w)
+				}
+				cos := dot / math.Sqrt(n32*n16)
+				if cos < 0.995 {
+					t.Errorf("%s: the bf16 gradient's cosine with float32's is %.5f, want at least 0.995", tn.Name, cos)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,9 @@ import (
 func amxBF16(cfg *amxConfig, a, b *uint16, c *float32, ksteps, pairs, ldc int, acc bool)
 
 //go:noescape
+func amxPairs(cfg *amxConfig, a *uint16, lda int, b *uint16, ldb int, c *float32, ldc, ksteps, chunks int, acc bool)
+
+//go:noescape
 func amxPanels(cfg *amxConfig, a *uint16, lda int, b *uint16, panel int, c *float32, ldc, ksteps, panels int, acc bool)
 
 // Linux hands out AMX's 8 KiB of tile state only to a process that asks
@@ -55,5 +58,19 @@ func amxKernel() amxFunc {
 		// the assembly cannot.
 		_, _, _ = a[ksteps*1024-1], b[pairs*ksteps*1024-1], c[31*ldc+pairs*32-1]
 		amxBF16(cfg, &a[0], &b[0], &c[0], ksteps, pairs, 4*ldc, acc)
+	}
+}
+
+// amxPairsKernel returns the kernel over TileA and TileB operands, nil
+// without AMX.
+func amxPairsKernel() amxPairsFunc {
+	if !amxUsable {
+		return nil
+	}
+	return func(a []uint16, lda int, b []uint16, ldb int, c []float32, ldc, ksteps, chunks int, acc bool) {
+		// The last value each operand's tiles reach: a's 32nd row at its
+		// last step, b's last pair row of its last chunk, c's 32nd row.
+		_, _, _ = a[31*lda+ksteps*32-1], b[(ksteps*16-1)*ldb+chunks*64-1], c[31*ldc+chunks*32-1]
+		amxPairs(amxCfg, &a[0], 2*lda, &b[0], 2*ldb, &c[0], 4*ldc, ksteps, chunks, acc)
 	}
 }

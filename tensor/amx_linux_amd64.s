@@ -172,3 +172,81 @@ step:
 	JNZ panel
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
 	RET
+
+// func amxPairs(cfg *amxConfig, a *uint16, lda int, b *uint16, ldb int, c *float32, ldc, ksteps, chunks int, acc bool)
+//
+// c (32 rows, row stride ldc bytes, chunks·32 columns) = a · b, or c +=
+// a·b with acc, over ksteps steps of 32 depths: a is 32 rows of bfloat16
+// (stride lda bytes), b the pairs layout of a k×n matrix, row p holding
+// for every column j the values of depths 2p and 2p+1 side by side (stride
+// ldb bytes). Neither needs packing into tiles: a tile of a is 16 rows of
+// 64 bytes at any stride, and one of b 16 rows of pairs. Accumulators
+// tmm0..3 are the 2×2 tiles of a 32×32 block of c, tmm4/5 the row tiles
+// of a, tmm6/7 the column tiles of b.
+TEXT ·amxPairs(SB), NOSPLIT, $0-73
+	MOVQ cfg+0(FP), AX
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg (%rax)
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R8
+	MOVQ b+24(FP), DI
+	MOVQ ldb+32(FP), R9
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R10
+	MOVQ chunks+64(FP), R11
+	MOVQ R9, R14
+	SHLQ $4, R14           // 16 rows of b: 32 depths
+chunk:
+	MOVBLZX acc+72(FP), AX
+	TESTL AX, AX
+	JZ zero
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x04; BYTE $0x12 // tileloadd (%rdx,%r10,1),%tmm0
+	LEAQ 64(DX), AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x0c; BYTE $0x10 // tileloadd (%rax,%r10,1),%tmm1
+	MOVQ R10, AX
+	SHLQ $4, AX
+	ADDQ DX, AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x14; BYTE $0x10 // tileloadd (%rax,%r10,1),%tmm2
+	ADDQ $64, AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x1c; BYTE $0x10 // tileloadd (%rax,%r10,1),%tmm3
+	JMP steps
+zero:
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero %tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero %tmm1
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd0 // tilezero %tmm2
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd8 // tilezero %tmm3
+steps:
+	MOVQ SI, AX            // a's rows 0..15
+	MOVQ R8, CX
+	SHLQ $4, CX
+	ADDQ SI, CX            // and 16..31
+	MOVQ DI, BX            // b's first pair row of this chunk
+	MOVQ ksteps+56(FP), R13
+step:
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x00 // tileloadd (%rax,%r8,1),%tmm4
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x01 // tileloadd (%rcx,%r8,1),%tmm5
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x0b // tileloadd (%rbx,%r9,1),%tmm6
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x7c; BYTE $0x0b; BYTE $0x40 // tileloadd 0x40(%rbx,%r9,1),%tmm7
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xc4 // tdpbf16ps %tmm6,%tmm4,%tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xcc // tdpbf16ps %tmm7,%tmm4,%tmm1
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xd5 // tdpbf16ps %tmm6,%tmm5,%tmm2
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xdd // tdpbf16ps %tmm7,%tmm5,%tmm3
+	ADDQ $64, AX           // the next 32 depths of a
+	ADDQ $64, CX
+	ADDQ R14, BX           // and of b
+	DECQ R13
+	JNZ step
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x12 // tilestored %tmm0,(%rdx,%r10,1)
+	LEAQ 64(DX), AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x10 // tilestored %tmm1,(%rax,%r10,1)
+	MOVQ R10, AX
+	SHLQ $4, AX
+	ADDQ DX, AX            // 16 rows of c down
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x10 // tilestored %tmm2,(%rax,%r10,1)
+	ADDQ $64, AX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x10 // tilestored %tmm3,(%rax,%r10,1)
+	ADDQ $128, DX          // the next 32 columns of c
+	ADDQ $128, DI          // and of b's pairs
+	DECQ R11
+	JNZ chunk
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
+	RET

@@ -7,3 +7,5 @@ func amxKernel() amxFunc {
 }
 
 func amxPanelsKernel() amxPanelsFunc { return nil }
+
+func amxPairsKernel() amxPairsFunc { return nil }

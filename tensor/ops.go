@@ -60,6 +60,59 @@ func Softmax(out, x []float32) {
 	}
 }
 
+// SoftmaxStats is Softmax returning what SoftmaxAgain needs to recompute
+// it bit for bit: the maximum subtracted and the reciprocal of the sum.
+// Attention's forward pass keeps these two numbers per row instead of the
+// row, and its backward pass recomputes the row from the scores.
+func SoftmaxStats(out, x []float32) (maxv, inv float32) {
+	checkLen("SoftmaxStats", len(out), len(x))
+	maxv = rowMax(x)
+	sum := expShift(out, x, maxv)
+	if sum == 0 {
+		return maxv, 0
+	}
+	inv = 1 / sum
+	Scale(inv, out[:len(x)])
+	return maxv, inv
+}
+
+// SoftmaxAgain writes exp(x − maxv)·inv into out: with SoftmaxStats's
+// maxv and inv for the same x, the very values SoftmaxStats wrote.
+func SoftmaxAgain(out, x []float32, maxv, inv float32) {
+	checkLen("SoftmaxAgain", len(out), len(x))
+	if inv == 0 {
+		clear(out[:len(x)])
+		return
+	}
+	expShift(out, x, maxv)
+	Scale(inv, out[:len(x)])
+}
+
+// rowMax is the maximum of x, on the vector kernel where the CPU has it;
+// 0 for no values.
+func rowMax(x []float32) float32 {
+	done, maxv := maxVector(x)
+	if done == 0 && len(x) > 0 {
+		maxv = x[0]
+	}
+	for _, v := range x[done:] {
+		maxv = max(maxv, v)
+	}
+	return maxv
+}
+
+// expShift writes exp(x − shift) into out and returns their sum.
+func expShift(out, x []float32, shift float32) float32 {
+	out = out[:len(x)]
+	done, sum := expShiftSumVector(out, x, shift)
+	for i := done; i < len(x); i++ {
+		e := Exp(x[i] - shift)
+		out[i] = e
+		sum += e
+	}
+	return sum
+}
+
 // ExpShift writes exp(x − max x) into out and returns their sum: a softmax
 // left unnormalised, for a caller that divides something shorter by the
 // sum instead (attention divides each head's output, not every score).
@@ -68,21 +121,7 @@ func ExpShift(out, x []float32) float32 {
 	if len(x) == 0 {
 		return 0
 	}
-	out = out[:len(x)]
-	done, maxv := maxVector(x)
-	if done == 0 {
-		maxv = x[0]
-	}
-	for _, v := range x[done:] {
-		maxv = max(maxv, v)
-	}
-	done, sum := expShiftSumVector(out, x, maxv)
-	for i := done; i < len(x); i++ {
-		e := Exp(x[i] - maxv)
-		out[i] = e
-		sum += e
-	}
-	return sum
+	return expShift(out, x, rowMax(x))
 }
 
 // SoftmaxBackward adds the gradient of y = Softmax(x):

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -119,6 +120,37 @@ func TestSoftmaxMatchesFloat64(t *testing.T) {
 		t.Fatalf("order lost: %v", y)
 	}
 	Softmax(nil, nil) // empty is fine
+}
+
+// TestSoftmaxAgainRecomputesStats checks that the two numbers SoftmaxStats
+// keeps are enough to recompute its row bit for bit, and that the row is
+// Softmax's: attention's backward pass recomputes its probabilities this
+// way, so any difference would be a gradient of a distribution the forward
+// pass never used.
+func TestSoftmaxAgainRecomputesStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, n := range []int{1, 2, 15, 16, 17, 33, 200, 1031} {
+		x := randSlice(rng, n)
+		for i := range x {
+			x[i] *= 30
+		}
+		want := make([]float32, n)
+		Softmax(want, x)
+		got := make([]float32, n)
+		maxv, inv := SoftmaxStats(got, x)
+		again := make([]float32, n)
+		SoftmaxAgain(again, x, maxv, inv)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(again[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: value %d: Softmax %g, SoftmaxStats %g, SoftmaxAgain %g", n, i, want[i], got[i], again[i])
+			}
+		}
+		in := append([]float32(nil), x...)
+		SoftmaxStats(in, in) // in place, as attention runs it
+		if !slices.Equal(in, want) {
+			t.Fatalf("n=%d: SoftmaxStats in place differs from Softmax", n)
+		}
+	}
 }
 
 // TestSwiGLUBackwardLong checks the chunked backward past one chunk against
