@@ -86,7 +86,7 @@ func (m *Model) backward(a *Activations, g *Params, weight func(i int) float32) 
 	m.weightGrad(a, g.LMHead, dlogits, c.Vocab, m.rhs(a, a.xf, bt, c.Dim, c.Vocab))
 	m.projectBack(a, a.dxn, m.lhs(a, dlogits, bt, c.Vocab), p.LMHead, c.Dim, false)
 	clear(a.dx)
-	tensor.RMSNormBackward(a.dx, g.FinalNorm, a.dxn, a.x[c.Layers], p.FinalNorm, a.rstdf, bt, c.Dim)
+	a.rmsNormBackward(a.dx, g.FinalNorm, a.dxn, a.x[c.Layers], p.FinalNorm, a.rstdf, bt, c.Dim)
 
 	for l := c.Layers - 1; l >= 0; l-- {
 		m.layerBackward(a, g, l)
@@ -124,14 +124,17 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 	m.projectBack(a, a.dact, m.lhs(a, a.dx, bt, c.Dim), lp.Wdown, c.Hidden, false)
 	clear(a.dg)
 	clear(a.du)
-	tensor.SwiGLUBackward(a.dg, a.du, a.dact, la.gate, la.up)
+	rowsOf(a.dact, bt, c.Hidden, func(dact []float32, lo, hi int) {
+		h := c.Hidden
+		tensor.SwiGLUBackward(a.dg[lo*h:hi*h], a.du[lo*h:hi*h], dact, la.gate[lo*h:hi*h], la.up[lo*h:hi*h])
+	})
 	xn2 := m.rhs(a, la.xn2, bt, c.Dim, c.Hidden, c.Hidden)
 	m.weightGrad(a, gl.Wgate, a.dg, c.Hidden, xn2)
 	m.weightGrad(a, gl.Wup, a.du, c.Hidden, xn2)
 	m.projectBack(a, a.dxn, m.lhs(a, a.dg, bt, c.Hidden), lp.Wgate, c.Dim, false)
 	m.projectBack(a, a.dxn, m.lhs(a, a.du, bt, c.Hidden), lp.Wup, c.Dim, true)
 	// The residual passes dx through; the norm adds its part: now d/dx2.
-	tensor.RMSNormBackward(a.dx, gl.MLPNorm, a.dxn, la.x2, lp.MLPNorm, la.rstd2, bt, c.Dim)
+	a.rmsNormBackward(a.dx, gl.MLPNorm, a.dxn, la.x2, lp.MLPNorm, la.rstd2, bt, c.Dim)
 
 	// x2 = x + attOut·Woᵀ
 	m.weightGrad(a, gl.Wo, a.dx, c.Dim, m.rhs(a, la.attOut, bt, qd, c.Dim))
@@ -140,8 +143,8 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 	clear(a.dk)
 	clear(a.dv)
 	m.attentionBackward(a, la)
-	m.rope.Backward(a.dq, a.pos, c.Heads)
-	m.rope.Backward(a.dk, a.pos, c.KVHeads)
+	rowsOf(a.dq, bt, qd, func(dq []float32, lo, hi int) { m.rope.Backward(dq, a.pos[lo:hi], c.Heads) })
+	rowsOf(a.dk, bt, kd, func(dk []float32, lo, hi int) { m.rope.Backward(dk, a.pos[lo:hi], c.KVHeads) })
 	if c.QKVBias {
 		tensor.BiasBackward(gl.Bq, a.dq, bt, qd)
 		tensor.BiasBackward(gl.Bk, a.dk, bt, kd)
@@ -154,7 +157,7 @@ func (m *Model) layerBackward(a *Activations, g *Params, l int) {
 	m.projectBack(a, a.dxn, m.lhs(a, a.dq, bt, qd), lp.Wq, c.Dim, false)
 	m.projectBack(a, a.dxn, m.lhs(a, a.dk, bt, kd), lp.Wk, c.Dim, true)
 	m.projectBack(a, a.dxn, m.lhs(a, a.dv, bt, kd), lp.Wv, c.Dim, true)
-	tensor.RMSNormBackward(a.dx, gl.AttnNorm, a.dxn, a.x[l], lp.AttnNorm, la.rstd1, bt, c.Dim)
+	a.rmsNormBackward(a.dx, gl.AttnNorm, a.dxn, a.x[l], lp.AttnNorm, la.rstd1, bt, c.Dim)
 }
 
 // attentionBackward turns the gradient of the attention output (a.dAtt) into
@@ -224,7 +227,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 			}
 		}
 	})
-	tensor.Scale(sqrtInv(hd), a.dq)
+	rowsOf(a.dq, a.B*T, qd, func(dq []float32, _, _ int) { tensor.Scale(sqrtInv(hd), dq) })
 }
 
 // softmaxBackRows turns the rows [r0,r1) of a block's dP (ds, stride r1)

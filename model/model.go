@@ -79,6 +79,8 @@ type Activations struct {
 	xTile, inT, dyT tensor.TileA
 	wTile, inB, dyB tensor.TileB
 	gradT           []float32
+	// normParts holds each chunk's part of a norm's weight gradient.
+	normParts []float32
 
 	cfg             Config
 	maxTokens, maxT int
@@ -209,7 +211,7 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 		m.layerForward(a, l)
 	}
 	xl := a.x[c.Layers]
-	tensor.RMSNorm(a.xf, a.rstdf, xl, p.FinalNorm, bt, c.Dim, c.NormEps)
+	rmsNorm(a.xf, a.rstdf, xl, p.FinalNorm, bt, c.Dim, c.NormEps)
 	m.project(a, a.probs, m.lhs(a, a.xf, bt, c.Dim), p.LMHead, c.Vocab, false)
 	if targets == nil {
 		a.targets = nil
@@ -312,32 +314,38 @@ func (m *Model) layerForward(a *Activations, l int) {
 	bt := a.B * a.T
 	x, out := a.x[l], a.x[l+1]
 
-	tensor.RMSNorm(la.xn1, la.rstd1, x, lp.AttnNorm, bt, c.Dim, c.NormEps)
+	qd, kd := c.qDim(), c.kvDim()
+	rmsNorm(la.xn1, la.rstd1, x, lp.AttnNorm, bt, c.Dim, c.NormEps)
 	xn1 := m.lhs(a, la.xn1, bt, c.Dim)
-	m.project(a, la.q, xn1, lp.Wq, c.qDim(), false)
-	m.project(a, la.k, xn1, lp.Wk, c.kvDim(), false)
-	m.project(a, la.v, xn1, lp.Wv, c.kvDim(), false)
+	m.project(a, la.q, xn1, lp.Wq, qd, false)
+	m.project(a, la.k, xn1, lp.Wk, kd, false)
+	m.project(a, la.v, xn1, lp.Wv, kd, false)
 	if c.QKVBias {
-		tensor.AddBias(la.q, lp.Bq, bt, c.qDim())
-		tensor.AddBias(la.k, lp.Bk, bt, c.kvDim())
-		tensor.AddBias(la.v, lp.Bv, bt, c.kvDim())
+		tensor.AddBias(la.q, lp.Bq, bt, qd)
+		tensor.AddBias(la.k, lp.Bk, bt, kd)
+		tensor.AddBias(la.v, lp.Bv, bt, kd)
 	}
-	m.rope.Apply(la.q, a.pos, c.Heads)
 	// Scale the queries by 1/√d once here rather than every score row
-	// (T²/2 values) in attention; Backward undoes it first.
-	tensor.Scale(sqrtInv(c.HeadDim), la.q)
-	m.rope.Apply(la.k, a.pos, c.KVHeads)
+	// (T²/2 values) in attention; Backward puts the scale into dQ.
+	scale := sqrtInv(c.HeadDim)
+	rowsOf(la.q, bt, qd, func(q []float32, lo, hi int) {
+		m.rope.Apply(q, a.pos[lo:hi], c.Heads)
+		tensor.Scale(scale, q)
+	})
+	rowsOf(la.k, bt, kd, func(k []float32, lo, hi int) { m.rope.Apply(k, a.pos[lo:hi], c.KVHeads) })
 	m.attentionForward(a, la)
 
 	// x2 = x + attOut·Woᵀ
 	copy(la.x2, x)
-	m.project(a, la.x2, m.lhs(a, la.attOut, bt, c.qDim()), lp.Wo, c.Dim, true)
+	m.project(a, la.x2, m.lhs(a, la.attOut, bt, qd), lp.Wo, c.Dim, true)
 
-	tensor.RMSNorm(la.xn2, la.rstd2, la.x2, lp.MLPNorm, bt, c.Dim, c.NormEps)
+	rmsNorm(la.xn2, la.rstd2, la.x2, lp.MLPNorm, bt, c.Dim, c.NormEps)
 	xn2 := m.lhs(a, la.xn2, bt, c.Dim)
 	m.project(a, la.gate, xn2, lp.Wgate, c.Hidden, false)
 	m.project(a, la.up, xn2, lp.Wup, c.Hidden, false)
-	tensor.SwiGLU(la.act, la.gate, la.up)
+	rowsOf(la.act, bt, c.Hidden, func(act []float32, lo, hi int) {
+		tensor.SwiGLU(act, la.gate[lo*c.Hidden:hi*c.Hidden], la.up[lo*c.Hidden:hi*c.Hidden])
+	})
 	copy(out, la.x2)
 	m.project(a, out, m.lhs(a, la.act, bt, c.Hidden), lp.Wdown, c.Dim, true)
 }
