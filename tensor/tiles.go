@@ -231,8 +231,9 @@ var tilesPool = sync.Pool{New: func() any { return new([]float32) }}
 
 // MulTiles computes c = a·b (c += a·b with acc), c m×n, over the first m
 // rows of a, k depths and n columns of b, on AMX tiles in one goroutine;
-// sums in float32. k must be a multiple of 32 or both operands' depth
-// (whose padding is zero). It panics where TilesAvailable is false.
+// sums in float32. k must be a multiple of 32 or one operand's whole depth
+// (whose padding is zero, so that the depths past k add nothing). It
+// panics where TilesAvailable is false.
 func MulTiles(c Mat, a *TileA, b *TileB, m, k, n int, acc bool) {
 	MulTilesThreads(1, c, a, b, m, k, n, acc)
 }
@@ -243,7 +244,7 @@ func MulTilesThreads(threads int, c Mat, a *TileA, b *TileB, m, k, n int, acc bo
 	if amxPairsBF16 == nil {
 		panic("tensor: MulTiles without AMX tiles")
 	}
-	if m <= 0 || n <= 0 || k <= 0 || m > a.m || n > b.n || k > a.k || k > b.k || a.k != b.k && k%32 != 0 {
+	if m <= 0 || n <= 0 || k <= 0 || m > a.m || n > b.n || k > a.k || k > b.k || k%32 != 0 && a.k != k && b.k != k {
 		panic(fmt.Sprintf("tensor: MulTiles %dx%dx%d of a %dx%d TileA and a %dx%d TileB", m, k, n, a.m, a.k, b.k, b.n))
 	}
 	checkMat("MulTiles c", c, m, n)

@@ -83,4 +83,14 @@ func TestMulTilesMatchesRoundedReference(t *testing.T) {
 			closeEnough(t, name, gotC, want, k)
 		}
 	}
+	// A depth that is neither a multiple of 32 nor either operand's own
+	// would read depths past it that are not zero: refused.
+	ta.Set(Mat{make([]float32, 32*100), 100}, 32, 100, false)
+	tb.Set(Mat{make([]float32, 100*32), 32}, 100, 32, false)
+	defer func() {
+		if recover() == nil {
+			t.Error("MulTiles over 50 of 100 depths did not panic")
+		}
+	}()
+	MulTiles(Mat{make([]float32, 32*32), 32}, &ta, &tb, 32, 50, 32, false)
 }
