@@ -17,10 +17,12 @@ type Model struct {
 	// EOS are the end-of-sequence token ids: the eos_token_id of the
 	// config.json Load read, which Save writes back. New leaves it nil.
 	EOS []int
-	// BF16 runs the weight products, forward and backward, in bfloat16
-	// with float32 sums (tensor.BF16: AMX tiles where the CPU has them),
-	// the mixed precision of PyTorch's autocast. Weights, activations,
-	// gradients and whatever optimizes them stay float32.
+	// BF16 runs the products, forward and backward, in bfloat16 with
+	// float32 sums, the mixed precision of PyTorch's autocast: on a CPU
+	// with AMX every product, attention's included (tensor.MulTiles, for
+	// heads of a multiple of 32 dimensions), elsewhere the weight products
+	// as tensor.BF16 does them. Weights, activations, gradients, the
+	// softmax and whatever optimizes them stay float32.
 	BF16 bool
 	rope *tensor.RoPE
 }

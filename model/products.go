@@ -16,10 +16,10 @@ func (m *Model) gemm(c, a, b []float32, rows, k, n int, f tensor.Flags) {
 
 // onTiles says whether the model's products run on AMX tiles through
 // tensor.MulTiles: in bfloat16, on a CPU that has them. Gemm's BF16
-// products pack both operands on every call; MulTiles lets an activation
-// be rounded once for every weight it multiplies (the normalised input
-// feeds three projections, or two) and the weights be laid out once a
-// pass.
+// products pack both operands on every call, on each goroutine; with
+// MulTiles an activation is rounded once for every weight it multiplies
+// (the normalised input feeds three projections, or two) and a weight is
+// laid out once for all the batch's rows.
 func (m *Model) onTiles() bool { return m.BF16 && tensor.TilesAvailable() }
 
 // operand is the left operand of the products of a layer's weights: an

@@ -80,7 +80,7 @@ type TrainConfig struct {
 	CheckpointEvery int     `json:"checkpoint_every"`
 	EvalEvery       int     `json:"eval_every"`
 	LogEvery        int     `json:"log_every"`
-	// Precision of the weight products: "f32" (the default) or "bf16"
+	// Precision of the products: "f32" (the default) or "bf16"
 	// (model.Model.BF16: bfloat16 products with float32 sums, weights
 	// and optimizer in float32).
 	Precision Precision `json:"precision,omitempty"`

@@ -124,7 +124,7 @@ SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
 	f.StringVar(&out, "out", "", "the run directory: checkpoint, log, loss curve")
 	f.BoolVar(&bench, "bench", false, "time the trainer on the reference shape instead")
 	f.IntVar(&benchSteps, "bench-steps", 8, "timed steps for --bench")
-	f.StringVar(&precision, "precision", "", "the weight products: f32 or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them); overrides the recipe's train.precision, which is part of the run's identity")
+	f.StringVar(&precision, "precision", "", "the products: f32 or bf16 (bfloat16 products with float32 sums: on AMX tiles where the CPU has them, attention's included; elsewhere the weight products alone); overrides the recipe's train.precision, which is part of the run's identity")
 	return cmd
 }
 
