@@ -10,8 +10,8 @@ import (
 
 // The passes between the products (norms, SwiGLU, rotary embeddings,
 // scaling) go over the batch's rows on every CPU, a chunk of rows at a
-// time: on one goroutine they were a third of a bfloat16 step once the
-// products ran on tiles.
+// time: on one goroutine they were a quarter of a bfloat16 step's CPU
+// time once the products ran on tiles, and left the other core idle.
 
 // rowChunk is the rows of one chunk. Chunks are fixed, whatever the
 // number of CPUs, so that a sum over rows (a norm's weight gradient) adds
