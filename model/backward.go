@@ -203,12 +203,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 				ds := tensor.Mat{Data: w.d, Stride: r1}
 				dob := rowsFrom(do, r0)
 				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, rows, hd, r1, tensor.TransB)
-				for t := r0; t < r1; t++ {
-					row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
-					st := stats[t*c.Heads*2:]
-					tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
-					clear(row[t+1:])
-				}
+				softmaxRows(p, stats, r0, r1, c.Heads, true)
 				tensor.GemmStrided(1, ds, dob, v, rows, hd, r1, tensor.TransB)
 				tensor.GemmStrided(1, dv, p, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
 				softmaxBackRows(p, ds, r0, r1)
@@ -257,12 +252,7 @@ func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, T, hd, 
 		// P again, bit for bit as the forward pass made it.
 		w.q.Set(qb, rows, hd, false)
 		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
-		for t := r0; t < r1; t++ {
-			row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
-			st := stats[t*heads*2:]
-			tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
-			clear(row[t+1:])
-		}
+		softmaxRows(p, stats, r0, r1, heads, true)
 		// dP = dO·Vᵀ; dVᵀ += dOᵀ·P.
 		w.do.Set(dob, rows, hd, false)
 		tensor.MulTiles(ds, &w.do, &w.vT, rows, hd, r1, false)

@@ -436,16 +436,29 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 				r1 := min(T, r0+attnBlock)
 				p := tensor.Mat{Data: w.s, Stride: r1}
 				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
-				for t := r0; t < r1; t++ {
-					row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
-					st := stats[t*c.Heads*2:]
-					st[0], st[1] = tensor.SoftmaxStats(row[:t+1], row[:t+1])
-					clear(row[t+1:])
-				}
+				softmaxRows(p, stats, r0, r1, c.Heads, false)
 				tensor.GemmStrided(1, rowsFrom(out, r0), p, v, r1-r0, r1, hd, 0)
 			}
 		}
 	})
+}
+
+// softmaxRows turns rows [r0,r1) of a block's scores (p, stride r1) into
+// causal softmax probabilities in place, row t over keys [0,t] and zero
+// past it. It writes each row's statistics to stats[t·2·heads:], or with
+// again recomputes the probabilities from the statistics the forward
+// pass wrote there, bit for bit.
+func softmaxRows(p tensor.Mat, stats []float32, r0, r1, heads int, again bool) {
+	for t := r0; t < r1; t++ {
+		row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+		st := stats[t*heads*2:]
+		if again {
+			tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
+		} else {
+			st[0], st[1] = tensor.SoftmaxStats(row[:t+1], row[:t+1])
+		}
+		clear(row[t+1:])
+	}
 }
 
 // attnTileBlock is the number of query rows attention on AMX tiles handles
@@ -469,12 +482,7 @@ func attendTiles(w *attnWork, q, out tensor.Mat, stats []float32, T, hd, heads i
 		p := tensor.Mat{Data: w.s, Stride: r1}
 		w.q.Set(rowsFrom(q, r0), rows, hd, false)
 		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
-		for t := r0; t < r1; t++ {
-			row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
-			st := stats[t*heads*2:]
-			st[0], st[1] = tensor.SoftmaxStats(row[:t+1], row[:t+1])
-			clear(row[t+1:])
-		}
+		softmaxRows(p, stats, r0, r1, heads, false)
 		w.p.Set(p, rows, r1, false)
 		tensor.MulTiles(rowsFrom(out, r0), &w.p, &w.vP, rows, r1, hd, false)
 	}
