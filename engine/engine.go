@@ -179,8 +179,9 @@ type Engine struct {
 	stats   atomic.Pointer[Stats]
 
 	// tokenText is each token's text, for matching the environment's
-	// choices; allowed is the loop's scratch for the mask.
+	// choices; choices (sorted) and allowed are the mask's scratch.
 	tokenText []string
+	choices   []string
 	allowed   []bool
 	rawLogits []float32
 	// sampleScratch is every thread's sampler's working memory.
@@ -1103,17 +1104,21 @@ func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
 // fits, the logits stay as they are and the environment will reject the
 // model's choice. It reports whether it masked; e.allowed then holds the
 // tokens left.
+//
+// It runs between steps with the crew idle, once per sampled token, so
+// it costs a binary search per vocabulary entry over the sorted choices
+// rather than a scan of them: the strings that begin with a token's text
+// follow it in sorted order, so the first choice not below the text
+// begins with it if any choice does.
 func (e *Engine) mask(logits []float32, choices []string) bool {
+	e.choices = append(e.choices[:0], choices...)
+	slices.Sort(e.choices)
 	allowed := 0
 	for id, text := range e.tokenText {
 		ok := false
-		if text != "" && !e.eos[id] {
-			for _, c := range choices {
-				if strings.HasPrefix(c, text) {
-					ok = true
-					break
-				}
-			}
+		if text != "" {
+			i, _ := slices.BinarySearch(e.choices, text)
+			ok = i < len(e.choices) && strings.HasPrefix(e.choices[i], text) && !e.eos[id]
 		}
 		if ok {
 			allowed++
