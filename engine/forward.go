@@ -192,17 +192,15 @@ type attnGroup struct {
 
 type attnScratch struct {
 	// Per row of a group: its scaled queries, each head's scores along
-	// the sequence (stride S, attend's), each head's softmax denominator.
-	q, scores, sums []float32
+	// the sequence (stride S, attend's), each head's softmax denominator,
+	// each head's output before it is divided by that.
+	q, scores, sums, out []float32
 	// q8 and qh are the queries in 8 bits, for an 8-bit cache's keys.
 	q8 []int8
 	qh []tensor.Q8Head
 	// row8 is one head's keys in 8 bits, on their way into the cache.
 	row8 []int8
 	kv   []uint16 // a row's keys and values in half precision
-	// vscale is, per row and key/value head, the scales of the values
-	// along the sequence (8-bit cache).
-	vscale []float32
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -223,7 +221,7 @@ func (f *forward) shrink() {
 	f.order, f.groups = nil, nil
 	for i := range f.scratch {
 		s := &f.scratch[i]
-		s.q, s.scores, s.sums, s.vscale, s.q8, s.qh = nil, nil, nil, nil, nil, nil
+		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -483,9 +481,8 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 		S = max(S, rows[i].pos+1+blockTokens)
 	}
 	G := len(idx)
-	s.q, s.scores, s.sums = grow(s.q, G*qh*hd), grow(s.scores, G*qh*S), grow(s.sums, G*qh)
+	s.q, s.scores, s.sums, s.out = grow(s.q, G*qh*hd), grow(s.scores, G*qh*S), grow(s.sums, G*qh), grow(s.out, G*qh*hd)
 	if f.kv8 {
-		s.vscale = grow(s.vscale, G*nh*S)
 		s.q8, s.qh = grow(s.q8, G*qh*hd), grow(s.qh, G*qh)
 	}
 	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
@@ -521,38 +518,29 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 			}
 			tensor.ScoresQ8(nh, hd, scores, group*S, s.q8[k*qh*hd+j*hd:], group*hd, s.qh[k*qh+j:], group,
 				nd.kv.u[koff:], hd*blockTokens, nd.kv.scale[kscale:kscale+nh*blockTokens], next.u(koff, nh*hd*blockTokens))
-			if j == 0 {
-				// The scales of the values of each head, in one row over
-				// the sequence, to apply with one vector product per
-				// head.
-				for gi := range nh {
-					copy(s.vscale[(k*nh+gi)*S+at:][:cnt], nd.kv.scale[vscale+gi*blockTokens:])
-				}
-			}
 		}
-		walk(rows, idx, shared, keys)
+		walk(rows, idx, shared, keys, nil)
 	}
 	// The weights stay unnormalised: dividing each head's output (hd
-	// values) by the sum costs less than dividing its n scores.
+	// values) by the sum costs less than dividing its n scores. An 8-bit
+	// cache's values' scales go into the weights block by block, just
+	// before the weights multiply the values, and the sum divides out
+	// unscaled.
 	for k, i := range idx {
 		n := rows[i].pos + 1
 		for lh := range qh {
 			p := s.scores[(k*qh+lh)*S:][:n]
 			s.sums[k*qh+lh] = tensor.ExpShift(p, p)
-			if f.kv8 {
-				// The values' scales go into the weights, which the sum
-				// divides out unscaled.
-				tensor.Mul(p, p, s.vscale[(k*nh+lh/group)*S:][:n])
-			}
 		}
 	}
 	for j := range group {
 		// values adds nd's values, weighted by row k's scores at
-		// positions [at, at+cnt), to its output.
+		// positions [at, at+cnt), to its output; sharedValues adds a
+		// shared node's to every row's, widening each value once.
 		values := func(k int, nd, next *node, at, cnt int) {
-			out := f.att[idx[k]*w.qd+g0*group*hd+j*hd:]
-			p := s.scores[k*qh*S+j*S+at:]
+			out, p := s.out[k*qh*hd+j*hd:], s.scores[k*qh*S+j*S+at:]
 			if f.kv8 {
+				tensor.MulRows(nh, cnt, p, group*S, nd.kv.scale[vscale:], blockTokens)
 				tensor.VecMatHeadsI8(nh, out, group*hd, p, group*S,
 					nd.kv.q[voff:], blockTokens*hd, hd, cnt, hd, at > 0, next.q(voff, nh*blockTokens*hd))
 			} else {
@@ -560,26 +548,46 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 					nd.kv.half[voff:], blockTokens*hd, hd, cnt, hd, at > 0, next.half(voff, nh*blockTokens*hd))
 			}
 		}
-		walk(rows, idx, shared, values)
+		sharedValues := func(nd, next *node, at, cnt int) {
+			for gi := range nh {
+				lh, v := gi*group+j, voff+gi*blockTokens*hd
+				out, p := s.out[lh*hd:], s.scores[lh*S+at:]
+				if f.kv8 {
+					tensor.MulRows(G, cnt, p, qh*S, nd.kv.scale[vscale+gi*blockTokens:], 0)
+					tensor.VecMatRowsI8(G, out, qh*hd, p, qh*S, nd.kv.q[v:], hd, cnt, hd, at > 0, next.q(v, blockTokens*hd))
+				} else {
+					tensor.VecMatRowsF16(G, out, qh*hd, p, qh*S, nd.kv.half[v:], hd, cnt, hd, at > 0, next.half(v, blockTokens*hd))
+				}
+			}
+		}
+		walk(rows, idx, shared, values, sharedValues)
 	}
 	for k, i := range idx {
 		out := f.att[i*w.qd+g0*group*hd:]
 		for lh := range qh {
-			tensor.Scale(1/s.sums[k*qh+lh], out[lh*hd:(lh+1)*hd])
+			inv := 1 / s.sums[k*qh+lh]
+			for x, v := range s.out[(k*qh+lh)*hd : (k*qh+lh+1)*hd] {
+				out[lh*hd+x] = v * inv
+			}
 		}
 	}
 }
 
 // walk calls do(k, node, next, at, cnt) for every node of every row idx[k]
 // attends to, in order along each row's sequence: the shared nodes first,
-// each for all the rows in turn, then each row's own. next is the node to
-// fetch into the caches meanwhile (nil where none is), fetchAhead nodes
-// on.
-func walk(rows []row, idx []int, shared int, do func(k int, nd, next *node, at, cnt int)) {
+// each for all the rows in turn (or, given all, once for all of them),
+// then each row's own. next is the node to fetch into the caches
+// meanwhile (nil where none is), fetchAhead nodes on.
+func walk(rows []row, idx []int, shared int, do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
 	first := &rows[idx[0]]
 	at := 0
 	for x := range shared {
 		cnt := first.visible(x)
+		if all != nil {
+			all(first.path[x], ahead(rows, idx, shared, 0, x, fetchAhead), at, cnt)
+			at += cnt
+			continue
+		}
 		for k := range idx {
 			var next *node // fetched while the first row multiplies nd
 			if k == 0 {

@@ -58,24 +58,58 @@ func main() {
 	gemv(&b, "gemvAVX2x8", 1, 32, "Y", "VXORPS")
 	for _, heads := range []int{4, 2} {
 		for _, vecs := range []int{2, 1} {
-			vecMatHeads(&b, fmt.Sprintf("vecMatAVX512h%dx%d", heads, 16*vecs), heads, vecs, "f32")
-			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512h%dx%d", heads, 16*vecs), heads, vecs, "f16")
+			vecMatHeads(&b, fmt.Sprintf("vecMatAVX512h%dx%d", heads, 16*vecs), heads, vecs, "f32", false)
+			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512h%dx%d", heads, 16*vecs), heads, vecs, "f16", false)
 		}
 	}
-	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, "f16")
-	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, "f16")
-	vecMatHeads(&b, "vecMatF16AVX512h8x32", 8, 2, "f16")
-	vecMatHeads(&b, "vecMatF16AVX512h8x16", 8, 1, "f16")
+	vecMatHeads(&b, "vecMatF16AVX512h1x32", 1, 2, "f16", false)
+	vecMatHeads(&b, "vecMatF16AVX512h1x16", 1, 1, "f16", false)
+	vecMatHeads(&b, "vecMatF16AVX512h8x32", 8, 2, "f16", false)
+	vecMatHeads(&b, "vecMatF16AVX512h8x16", 8, 1, "f16", false)
 	// The same over 8-bit integers, for a quantized KV cache: half the
 	// bytes of half precision, which is what attention over long contexts
 	// waits for.
 	for _, heads := range []int{8, 4, 2, 1} {
 		for _, vecs := range []int{2, 1} {
-			vecMatHeads(&b, fmt.Sprintf("vecMatI8AVX512h%dx%d", heads, 16*vecs), heads, vecs, "i8")
+			vecMatHeads(&b, fmt.Sprintf("vecMatI8AVX512h%dx%d", heads, 16*vecs), heads, vecs, "i8", false)
+		}
+	}
+	// Rows that share one b, both cache formats: a group's attention to
+	// the values of the prefix its rows share.
+	for _, rows := range []int{8, 4, 2, 1} {
+		for _, vecs := range []int{2, 1} {
+			vecMatHeads(&b, fmt.Sprintf("vecMatF16AVX512r%dx%d", rows, 16*vecs), rows, vecs, "f16", true)
+			vecMatHeads(&b, fmt.Sprintf("vecMatI8AVX512r%dx%d", rows, 16*vecs), rows, vecs, "i8", true)
 		}
 	}
 	dot4AVX512(&b)
 	softmaxBackwardAVX512(&b)
+	b.WriteString(`
+// func mulRowsAVX512(rows int, p *float32, ldp int, s *float32, lds int, mask uint16)
+TEXT ·mulRowsAVX512(SB), NOSPLIT, $0-42
+	MOVQ rows+0(FP), CX
+	MOVQ p+8(FP), DI
+	MOVQ ldp+16(FP), R8
+	SHLQ $2, R8
+	MOVQ s+24(FP), SI
+	MOVQ lds+32(FP), R9
+	SHLQ $2, R9
+	MOVWLZX mask+40(FP), AX
+	KMOVW AX, K1
+	TESTQ CX, CX
+	JZ mulRowsAVX512_done
+mulRowsAVX512_loop:
+	VMOVUPS.Z (DI), K1, Z0
+	VMULPS.Z (SI), Z0, K1, Z0
+	VMOVUPS Z0, K1, (DI)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ mulRowsAVX512_loop
+mulRowsAVX512_done:
+	VZEROUPPER
+	RET
+`)
 	b.WriteString(`
 // func mulAVX512(dst, a, b *float32, blocks int)
 TEXT ·mulAVX512(SB), NOSPLIT, $0-32
@@ -621,7 +655,12 @@ func peak(b *strings.Builder, name, reg string, n int, zero string) {
 // a few lines among each step's arithmetic, it arrives while the core
 // computes; fetched all at once beforehand, the prefetches would fill
 // the core's line buffers and stall it until the block came.
-func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) {
+//
+// With shared set the heads are rows that multiply one b (ldbh is not
+// read): each step widens b's vectors once and multiplies them into every
+// row's chain, as the rows of a group attend to the values of a prefix
+// they share. A chain's arithmetic is the same either way.
+func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string, shared bool) {
 	bshift, bvec, btype := 2, 64, "*float32" // b's element size as a shift, one vector's bytes
 	switch elem {
 	case "f16":
@@ -666,7 +705,9 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 	second := map[string]string{"AX": "DX", "BX": "R15", "DI": "SI"}
 	if heads > 4 {
 		p("\tLEAQ (AX)(R9*4), DX")
-		p("\tLEAQ (BX)(R11*4), R15")
+		if !shared {
+			p("\tLEAQ (BX)(R11*4), R15")
+		}
 	}
 	at := func(base, s1, s3 string, h int) string {
 		if h >= 4 {
@@ -714,21 +755,41 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 		p("\tADDQ $%d, SI", 64*heads)
 		p("%s_fetched:", name)
 	}
-	for h := range heads {
-		p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
+	if shared {
 		for v := range vecs {
 			switch elem {
 			case "f16":
-				p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
-				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
+				p("\tVCVTPH2PS %d(BX), Z%d", bvec*v, 24+v)
 			case "i8":
-				// Sign-extended to 32 bits, then converted: exact, as
-				// every int8 is a float32.
-				p("\tVPMOVSXBD %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
+				p("\tVPMOVSXBD %d(BX), Z%d", bvec*v, 24+v)
 				p("\tVCVTDQ2PS Z%d, Z%d", 24+v, 24+v)
-				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
 			default:
-				p("\tVFMADD231PS %d%s, Z%d, Z%d", bvec*v, at("BX", "R11", "R12", h), 16+h, acc(h, v))
+				p("\tVMOVUPS %d(BX), Z%d", bvec*v, 24+v)
+			}
+		}
+		for h := range heads {
+			p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
+			for v := range vecs {
+				p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
+			}
+		}
+	} else {
+		for h := range heads {
+			p("\tVBROADCASTSS %s, Z%d", at("AX", "R9", "R10", h), 16+h)
+			for v := range vecs {
+				switch elem {
+				case "f16":
+					p("\tVCVTPH2PS %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
+					p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
+				case "i8":
+					// Sign-extended to 32 bits, then converted: exact, as
+					// every int8 is a float32.
+					p("\tVPMOVSXBD %d%s, Z%d", bvec*v, at("BX", "R11", "R12", h), 24+v)
+					p("\tVCVTDQ2PS Z%d, Z%d", 24+v, 24+v)
+					p("\tVFMADD231PS Z%d, Z%d, Z%d", 24+v, 16+h, acc(h, v))
+				default:
+					p("\tVFMADD231PS %d%s, Z%d, Z%d", bvec*v, at("BX", "R11", "R12", h), 16+h, acc(h, v))
+				}
 			}
 		}
 	}
@@ -736,7 +797,9 @@ func vecMatHeads(b *strings.Builder, name string, heads, vecs int, elem string) 
 	p("\tADDQ R8, BX")
 	if heads > 4 {
 		p("\tADDQ $4, DX")
-		p("\tADDQ R8, R15")
+		if !shared {
+			p("\tADDQ R8, R15")
+		}
 	}
 	p("\tDECQ CX")
 	p("\tJNZ %s_loop", name)

@@ -345,6 +345,70 @@ var vecMatI8Kernels = headKernelsFor([4][2]headKernel[int8]{
 	{vecMatI8AVX512h1x32, vecMatI8AVX512h1x16},
 })
 
+//go:noescape
+func vecMatF16AVX512r8x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r8x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r4x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r4x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r2x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r2x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r1x32(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatF16AVX512r1x16(k int, a *float32, lda int, b *uint16, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *uint16, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r8x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r8x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r4x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r4x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r2x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r2x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r1x32(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+//go:noescape
+func vecMatI8AVX512r1x16(k int, a *float32, lda int, b *int8, ldbh, ldb int, c *float32, ldc int, chain bool, fetch *int8, fetchn int)
+
+// vecMatF16RowKernels and vecMatI8RowKernels run the kernels of rows
+// that share one b, widened once a step for all of them.
+var vecMatF16RowKernels = headKernelsFor([4][2]headKernel[uint16]{
+	{vecMatF16AVX512r8x32, vecMatF16AVX512r8x16},
+	{vecMatF16AVX512r4x32, vecMatF16AVX512r4x16},
+	{vecMatF16AVX512r2x32, vecMatF16AVX512r2x16},
+	{vecMatF16AVX512r1x32, vecMatF16AVX512r1x16},
+})
+
+var vecMatI8RowKernels = headKernelsFor([4][2]headKernel[int8]{
+	{vecMatI8AVX512r8x32, vecMatI8AVX512r8x16},
+	{vecMatI8AVX512r4x32, vecMatI8AVX512r4x16},
+	{vecMatI8AVX512r2x32, vecMatI8AVX512r2x16},
+	{vecMatI8AVX512r1x32, vecMatI8AVX512r1x16},
+})
+
 // headKernelsFor dispatches to ks: rows for 8, 4, 2 and 1 heads, columns
 // for 32 (wide) and 16 columns; nil without AVX-512.
 func headKernelsFor[E any](ks [4][2]headKernel[E]) headKernels[E] {
@@ -371,6 +435,19 @@ func headKernelsFor[E any](ks [4][2]headKernel[E]) headKernels[E] {
 
 //go:noescape
 func mulAVX512(dst, a, b *float32, blocks int)
+
+//go:noescape
+func mulRowsAVX512(rows int, p *float32, ldp int, s *float32, lds int, mask uint16)
+
+// mulRowsVector does MulRows with AVX-512, one masked vector a row, where
+// the rows are at most 16 values long, and reports whether it did.
+func mulRowsVector(rows, n int, p []float32, ldp int, s []float32, lds int) bool {
+	if !cpu.X86.HasAVX512F || n > 16 {
+		return false
+	}
+	mulRowsAVX512(rows, &p[0], ldp, &s[0], lds, uint16(1)<<n-1)
+	return true
+}
 
 // mulVector does the leading multiple of 16 values of Mul with AVX-512 and
 // returns how many it did.

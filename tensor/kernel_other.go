@@ -25,10 +25,16 @@ var vecMatF16Kernels headKernels[uint16]
 
 var vecMatI8Kernels headKernels[int8]
 
+var vecMatF16RowKernels headKernels[uint16]
+
+var vecMatI8RowKernels headKernels[int8]
+
 func softmaxBackVector(d, p []float32, scale float32, sum *float32, apply bool) int { return 0 }
 
 func toHalfVector(dst []uint16, src []float32) int { return 0 }
 
 func mulVector(dst, a, b []float32) int { return 0 }
+
+func mulRowsVector(rows, n int, p []float32, ldp int, s []float32, lds int) bool { return false }
 
 func toBF16Vector(dst []uint16, src []float32) int { return 0 }

@@ -321,6 +321,25 @@ func Mul(dst, a, b []float32) {
 	}
 }
 
+// MulRows multiplies rows of p by rows of s in place: for r < rows,
+// p[r·ldp+j] *= s[r·lds+j] for j < n (lds may be 0: every row by the same
+// values). Short rows, such as one cache block's attention weights per
+// head times its values' scales, take one masked vector each.
+func MulRows(rows, n int, p []float32, ldp int, s []float32, lds int) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	if len(p) < (rows-1)*ldp+n || len(s) < (rows-1)*lds+n {
+		panic(fmt.Sprintf("tensor: MulRows of %d rows of %d (strides %d, %d) with %d and %d values", rows, n, ldp, lds, len(p), len(s)))
+	}
+	if mulRowsVector(rows, n, p, ldp, s, lds) {
+		return
+	}
+	for r := range rows {
+		Mul(p[r*ldp:r*ldp+n], p[r*ldp:r*ldp+n], s[r*lds:r*lds+n])
+	}
+}
+
 // Scale multiplies x by alpha in place.
 func Scale(alpha float32, x []float32) {
 	for i := range x {

@@ -127,6 +127,21 @@ func VecMatHeadsI8(heads int, c []float32, ldc int, a []float32, lda int, b []in
 	vecMatHeadsNarrow("VecMatHeadsI8", vecMatI8Kernels, func(x int8) float32 { return float32(x) }, heads, c, ldc, a, lda, b, ldbh, ldb, k, n, chain, fetch)
 }
 
+// VecMatRowsF16 multiplies several rows of weights by one matrix in half
+// precision: for r < rows, c[r·ldc:][0:n] = a[r·lda:][0:k] · B, B at b
+// with row stride ldb. Every value has the bits VecMatHeadsF16 gives that
+// row alone with B, but each step widens B's row once for all the rows:
+// the rows of a group attending to the values of a prefix they share.
+func VecMatRowsF16(rows int, c []float32, ldc int, a []float32, lda int, b []uint16, ldb int, k, n int, chain bool, fetch []uint16) {
+	vecMatHeadsNarrow("VecMatRowsF16", vecMatF16RowKernels, half.ToFloat32, rows, c, ldc, a, lda, b, 0, ldb, k, n, chain, fetch)
+}
+
+// VecMatRowsI8 is VecMatRowsF16 with B in 8-bit integers, as
+// VecMatHeadsI8 is VecMatHeadsF16.
+func VecMatRowsI8(rows int, c []float32, ldc int, a []float32, lda int, b []int8, ldb int, k, n int, chain bool, fetch []int8) {
+	vecMatHeadsNarrow("VecMatRowsI8", vecMatI8RowKernels, func(x int8) float32 { return float32(x) }, rows, c, ldc, a, lda, b, 0, ldb, k, n, chain, fetch)
+}
+
 // vecMatHeadsNarrow is VecMatHeads over elements that widen exactly to
 // float32: the kernels where the CPU has them, widen in the columns they
 // leave, summing in the same order either way.
