@@ -26,7 +26,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,12 +177,13 @@ type Engine struct {
 	done    chan struct{}
 	stats   atomic.Pointer[Stats]
 
-	// tokenText is each token's text, for matching the environment's
-	// choices; choices (sorted) and allowed are the mask's scratch.
-	tokenText []string
-	choices   []string
-	allowed   []bool
-	rawLogits []float32
+	// byText finds the tokens of a text, for matching the environment's
+	// choices (longestText is the longest); allowed is the mask's
+	// scratch.
+	byText      map[string][]int
+	longestText int
+	allowed     []bool
+	rawLogits   []float32
 	// sampleScratch is every thread's sampler's working memory.
 	sampleScratch sampleScratch
 
@@ -304,11 +304,11 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		e.eos[id] = true
 	}
 	if tok != nil {
-		e.tokenText = make([]string, tok.VocabSize())
-		for id := range e.tokenText {
-			e.tokenText[id] = string(tok.DecodeBytes([]int{id}))
+		texts := make([]string, tok.VocabSize())
+		for id := range texts {
+			texts[id] = string(tok.DecodeBytes([]int{id}))
 		}
-		e.allowed = make([]bool, tok.VocabSize())
+		e.setTokenTexts(texts)
 	}
 	e.publish()
 	go e.loop()
@@ -1099,31 +1099,40 @@ func (e *Engine) fill(th *thread, text string, chunk *backend.Chunk) {
 	}
 }
 
+// setTokenTexts indexes the vocabulary's texts for mask.
+func (e *Engine) setTokenTexts(texts []string) {
+	e.byText, e.longestText = map[string][]int{}, 0
+	for id, text := range texts {
+		if text != "" {
+			e.byText[text] = append(e.byText[text], id)
+			e.longestText = max(e.longestText, len(text))
+		}
+	}
+	e.allowed = make([]bool, len(texts))
+}
+
 // mask leaves only the tokens that begin one of the environment's choices:
 // the rest get a logit of -Inf, so no sampler can pick them. When no token
 // fits, the logits stay as they are and the environment will reject the
 // model's choice. It reports whether it masked; e.allowed then holds the
 // tokens left.
 //
-// It runs between steps with the crew idle, once per sampled token, so
-// it costs a binary search per vocabulary entry over the sorted choices
-// rather than a scan of them: the strings that begin with a token's text
-// follow it in sorted order, so the first choice not below the text
-// begins with it if any choice does.
+// It runs between steps with the crew idle, once per sampled token, so it
+// looks up each choice's prefixes (up to the longest token's length)
+// among the tokens' texts instead of testing every token against every
+// choice.
 func (e *Engine) mask(logits []float32, choices []string) bool {
-	e.choices = append(e.choices[:0], choices...)
-	slices.Sort(e.choices)
+	clear(e.allowed)
 	allowed := 0
-	for id, text := range e.tokenText {
-		ok := false
-		if text != "" {
-			i, _ := slices.BinarySearch(e.choices, text)
-			ok = i < len(e.choices) && strings.HasPrefix(e.choices[i], text) && !e.eos[id]
+	for _, c := range choices {
+		for n := 1; n <= min(len(c), e.longestText); n++ {
+			for _, id := range e.byText[c[:n]] {
+				if !e.allowed[id] && !e.eos[id] {
+					e.allowed[id] = true
+					allowed++
+				}
+			}
 		}
-		if ok {
-			allowed++
-		}
-		e.allowed[id] = ok
 	}
 	if allowed == 0 {
 		return false

@@ -24,7 +24,9 @@ func TestMaskLeavesTheTokensThatBeginAChoice(t *testing.T) {
 		texts = append(texts, word(1+rng.IntN(4)))
 	}
 	eos := 7
-	e := &Engine{tokenText: texts, allowed: make([]bool, len(texts)), eos: map[int]bool{eos: true}}
+	texts = append(texts, texts[3]) // two tokens of one text
+	e := &Engine{eos: map[int]bool{eos: true}}
+	e.setTokenTexts(texts)
 	for trial := range 200 {
 		var choices []string
 		for range rng.IntN(12) {
