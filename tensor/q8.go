@@ -120,22 +120,36 @@ func QuantizeQ8(q []int8, x []float32) float32 {
 // with the sum of the bytes. It runs for every row of every product, so
 // it costs what the product of a single row costs a fifth of.
 func quantizeActivations(q []int8, x []float32) (scale float32, sum int32) {
+	if amax, sum, ok := quantizeVector(q, x); ok {
+		return math.Float32frombits(amax) / 127, sum
+	}
+	return quantizeScalar(q, x)
+}
+
+// quantizeScalar is quantizeActivations in Go, for any length.
+func quantizeScalar(q []int8, x []float32) (scale float32, sum int32) {
 	var amax uint32 // the largest magnitude's bits: they order as the magnitudes do
 	for _, v := range x {
 		amax = max(amax, math.Float32bits(v)&0x7fffffff)
 	}
-	d := math.Float32frombits(amax) / 127
-	var id float32
-	if d != 0 {
-		id = 1 / d
-	}
+	id := idOf(amax)
 	const magic = 0x1.8p23
 	for i, v := range x {
 		r := int8(int32(v*id + magic - magic))
 		q[i] = r
 		sum += int32(r)
 	}
-	return d, sum
+	return math.Float32frombits(amax) / 127, sum
+}
+
+// idOf is the factor that takes values of largest magnitude amax (its
+// bits) to within ±127: the reciprocal of the scale, 0 for all zeros.
+func idOf(amax uint32) float32 {
+	d := math.Float32frombits(amax) / 127
+	if d == 0 {
+		return 0
+	}
+	return 1 / d
 }
 
 // q8Rows quantizes rows [i0,i1) of a, k values each, for the 8-bit

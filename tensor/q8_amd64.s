@@ -207,3 +207,68 @@ block:
 	JNZ panel
 	VZEROUPPER
 	RET
+
+// func maxAbsBitsAVX512(x *float32, blocks int) uint32
+//
+// The largest of x's magnitudes' bits, 16 values a block: the bits of
+// non-negative floats order as their values do.
+TEXT ·maxAbsBitsAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z2
+	VPXORD Z1, Z1, Z1
+maxabs:
+	VPANDD (SI), Z2, Z0
+	VPMAXUD Z0, Z1, Z1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ maxabs
+	VEXTRACTI64X4 $1, Z1, Y0
+	VPMAXUD Y0, Y1, Y1
+	VEXTRACTI128 $1, Y1, X0
+	VPMAXUD X0, X1, X1
+	VPSHUFD $0x4e, X1, X0
+	VPMAXUD X0, X1, X1
+	VPSHUFD $0xb1, X1, X0
+	VPMAXUD X0, X1, X1
+	VMOVD X1, AX
+	MOVL AX, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func quantizeScaledAVX512(q *int8, x *float32, blocks int, id float32) int32
+//
+// q = int8(int32(round-half-even(x·id))), 16 values a block, and the sum
+// of the bytes: the conversion rounds as the MXCSR does (to nearest even,
+// Go's setting) and the bytes are the low ones of the 32-bit integers, as
+// Go's conversions give them.
+TEXT ·quantizeScaledAVX512(SB), NOSPLIT, $0-36
+	MOVQ q+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VBROADCASTSS id+24(FP), Z2
+	VPXORD Z3, Z3, Z3
+quant:
+	VMULPS (SI), Z2, Z0
+	VCVTPS2DQ Z0, Z0
+	VPMOVDB Z0, X1
+	VMOVDQU X1, (DI)
+	VPMOVSXBD X1, Z1
+	VPADDD Z1, Z3, Z3
+	ADDQ $64, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ quant
+	VEXTRACTI64X4 $1, Z3, Y0
+	VPADDD Y0, Y3, Y3
+	VEXTRACTI128 $1, Y3, X0
+	VPADDD X0, X3, X3
+	VPSHUFD $0x4e, X3, X0
+	VPADDD X0, X3, X3
+	VPSHUFD $0xb1, X3, X0
+	VPADDD X0, X3, X3
+	VMOVD X3, AX
+	MOVL AX, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/braid-dev/braid/internal/half"
@@ -203,5 +204,42 @@ func BenchmarkQ8(b *testing.B) {
 			}
 			b.ReportMetric(2*float64(m*k*n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// The vector quantization gives the bytes, scale and sum of the scalar
+// one, for every length it takes, halves (x.5 after scaling) and values
+// that are not finite included.
+func TestQuantizeVectorMatchesScalar(t *testing.T) {
+	if _, _, ok := quantizeVector(make([]int8, 16), make([]float32, 16)); !ok {
+		t.Skip("no AVX-512 on this CPU: the scalar path is all there is")
+	}
+	rng := newTestRand()
+	for _, n := range []int{16, 32, 64, 256} {
+		for trial := range 50 {
+			x := randSlice(rng, n)
+			for i := range x {
+				x[i] *= float32(math.Pow(10, float64(rng.IntN(9)-4)))
+			}
+			switch trial % 5 {
+			case 1:
+				x[0] = 127 // every integer value lands on a half or a whole
+				for i := 1; i < n; i++ {
+					x[i] = float32(rng.IntN(255)-127) / 2
+				}
+			case 2:
+				x[rng.IntN(n)] = float32(math.NaN())
+			case 3:
+				x[rng.IntN(n)] = float32(math.Inf(-1))
+			case 4:
+				clear(x)
+			}
+			got, want := make([]int8, n), make([]int8, n)
+			gs, gsum := quantizeActivations(got, x)
+			ws, wsum := quantizeScalar(want, x)
+			if math.Float32bits(gs) != math.Float32bits(ws) || gsum != wsum || !slices.Equal(got, want) {
+				t.Fatalf("n %d, trial %d: scale %g sum %d bytes %v; scalar: %g %d %v", n, trial, gs, gsum, got, ws, wsum, want)
+			}
+		}
 	}
 }
