@@ -444,9 +444,11 @@ func (f *forward) group(rows []row) {
 // scores against its sequence's keys are computed block by block, then a
 // softmax, then the weighted sum of the values as one chain of
 // multiply-adds over the positions, so the result does not depend on how
-// the sequence is cut into blocks, nor on which rows attend together. The
-// heads go through tensor.VecMatHeadsF16 (or, for an 8-bit cache,
-// VecMatHeadsI8) together.
+// the sequence is cut into blocks, nor on which rows attend together. A
+// row's own blocks go through tensor.VecMatHeadsF16 (or, for an 8-bit
+// cache, VecMatHeadsI8), all its heads together; a group's shared blocks
+// through VecMatRowsF16 (VecMatRowsI8), all its rows together, each
+// value widened once: the same chains either way.
 func (f *forward) attention(m int, rows []row, l int) {
 	c := f.w.cfg
 	// A few groups would leave members idle: split the heads too.
@@ -470,8 +472,9 @@ func (f *forward) attention(m int, rows []row, l int) {
 
 // attend computes the attention of rows idx (a group: the first shared
 // nodes of their paths are the same) for key/value heads [g0, g1) and
-// their query heads: each shared block is multiplied for every row in
-// turn while it is in the core's caches, then each row's own blocks.
+// their query heads: each shared block's keys are multiplied for every
+// row in turn while they are in the core's caches, its values for all the
+// rows at once; then each row's own blocks.
 func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, l int) {
 	w, c := f.w, f.w.cfg
 	hd, group, nh := c.HeadDim, c.Heads/c.KVHeads, g1-g0
