@@ -35,6 +35,7 @@ func ConfigFromHF(hc hfconfig.Config) (Config, error) {
 		Heads: hc.NumAttentionHeads, KVHeads: hc.NumKeyValueHeads, HeadDim: hc.AttentionHeadDim(),
 		MaxSeq: hc.MaxPositionEmbeddings, NormEps: float32(hc.RMSNormEps), RopeTheta: hc.RopeTheta,
 		TiedEmbeddings: hc.TieWordEmbeddings, QKVBias: hc.QKVBias(),
+		IndexHeads: hc.IndexNHeads, IndexDim: hc.IndexHeadDim, IndexTopK: hc.IndexTopK,
 	}
 	if r := hc.RopeScaling; r != nil && r.Kind() == "llama3" {
 		c.RopeScaling = tensor.RopeScaling{Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
@@ -52,6 +53,7 @@ func (c Config) HFConfig() hfconfig.Config {
 		NumHiddenLayers: c.Layers, NumAttentionHeads: c.Heads, NumKeyValueHeads: c.KVHeads,
 		MaxPositionEmbeddings: c.MaxSeq, RMSNormEps: float64(c.NormEps), RopeTheta: c.RopeTheta,
 		HiddenAct: "silu", TieWordEmbeddings: c.TiedEmbeddings,
+		IndexNHeads: c.IndexHeads, IndexHeadDim: c.IndexDim, IndexTopK: c.IndexTopK,
 	}
 	if c.QKVBias {
 		hc.ModelType = "qwen2"

@@ -25,6 +25,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		{"qwen2-tied", func(c *Config) { c.QKVBias, c.TiedEmbeddings = true, true }},
 		{"head-dim-not-dim-over-heads", func(c *Config) { c.HeadDim = 6 }},
 		{"llama3-rope-scaling", func(c *Config) { c.RopeScaling = llama3Scaling(16) }},
+		{"sparse-attention-indexer", func(c *Config) { c.IndexHeads, c.IndexDim, c.IndexTopK = 3, 4, 4 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tinyConfig()

@@ -33,7 +33,21 @@ type Config struct {
 	TiedEmbeddings bool
 	// QKVBias adds biases to the q, k and v projections (Qwen2).
 	QKVBias bool
+	// IndexHeads and IndexDim shape the lightning indexer of DeepSeek's
+	// sparse attention (DSA), 0 for a model without one: each layer
+	// scores every earlier position s for token t as
+	// I(t,s) = Σⱼ wₜⱼ·ReLU(qₜⱼ·kₛ), with IndexHeads small queries qₜⱼ and
+	// their weights wₜⱼ from t's hidden state and one key kₛ of IndexDim
+	// values per position, and a sparse model attends to the IndexTopK
+	// positions it scores highest.
+	IndexHeads, IndexDim int
+	// IndexTopK is the positions a token attends to when the model runs
+	// sparse, itself included.
+	IndexTopK int
 }
+
+// HasIndexer says whether the model has a lightning indexer.
+func (c Config) HasIndexer() bool { return c.IndexHeads > 0 }
 
 // Validate reports a shape the model cannot have.
 func (c Config) Validate() error {
@@ -48,6 +62,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("model: norm epsilon %g must be positive", c.NormEps)
 	case !(c.RopeTheta > 0):
 		return fmt.Errorf("model: RoPE theta %g must be positive", c.RopeTheta)
+	case c.IndexHeads < 0 || c.IndexDim < 0 || c.IndexTopK < 0:
+		return fmt.Errorf("model: the indexer's heads (%d), head size (%d) and top-k (%d) must not be negative", c.IndexHeads, c.IndexDim, c.IndexTopK)
+	case (c.IndexHeads > 0) != (c.IndexDim > 0) || (c.IndexHeads > 0) != (c.IndexTopK > 0):
+		return fmt.Errorf("model: an indexer needs heads, a head size and a top-k, not %d, %d and %d", c.IndexHeads, c.IndexDim, c.IndexTopK)
+	case c.IndexDim%2 != 0:
+		return fmt.Errorf("model: indexer head size %d must be even for rotary embeddings", c.IndexDim)
 	}
 	return validateRopeScaling(c.RopeScaling)
 }

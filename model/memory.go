@@ -20,6 +20,10 @@ func (c Config) paramBytes() float64 {
 	if c.QKVBias {
 		layer += qd + 2*kvd
 	}
+	if c.HasIndexer() {
+		ih, id := float64(c.IndexHeads), float64(c.IndexDim)
+		layer += (ih*id + id + ih) * d
+	}
 	n := v*d + float64(c.Layers)*layer + d
 	if !c.TiedEmbeddings {
 		n += v * d
@@ -28,10 +32,10 @@ func (c Config) paramBytes() float64 {
 }
 
 // ropeBytes is the size of c's rotary tables, a float32 cosine and sine
-// for every position and pair of head dimensions, counted as paramBytes
-// is.
+// for every position and pair of head dimensions (the attention's and the
+// indexer's), counted as paramBytes is.
 func (c Config) ropeBytes() float64 {
-	return 4 * float64(c.MaxSeq) * float64(c.HeadDim)
+	return 4 * float64(c.MaxSeq) * float64(c.HeadDim+c.IndexDim)
 }
 
 // CheckMemory reports an error when need bytes are more than one model may

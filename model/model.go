@@ -25,6 +25,8 @@ type Model struct {
 	// softmax and whatever optimizes them stay float32.
 	BF16 bool
 	rope *tensor.RoPE
+	// indexRope turns the indexer's queries and keys, nil without one.
+	indexRope *tensor.RoPE
 }
 
 // New returns a model with zeroed weights; call Params.Init or load them.
@@ -44,7 +46,11 @@ func New(c Config) (*Model, error) {
 
 // newModel is New for a shape already checked.
 func newModel(c Config) *Model {
-	return &Model{Config: c, Params: NewParams(c), rope: tensor.NewScaledRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)}
+	m := &Model{Config: c, Params: NewParams(c), rope: tensor.NewScaledRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)}
+	if c.HasIndexer() {
+		m.indexRope = tensor.NewScaledRoPE(c.IndexDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)
+	}
+	return m
 }
 
 // Activations hold what a forward pass over B sequences of T tokens saves
@@ -100,6 +106,9 @@ type view struct {
 
 type layerActs struct {
 	xn1, rstd1, q, k, v, attOut, x2, xn2, rstd2, gate, up, act []float32
+	// iq, ik and iw are the indexer's queries, key and head weights
+	// (indexForward), with Config.HasIndexer.
+	iq, ik, iw []float32
 	// softmax holds, for every position and query head, the maximum score
 	// its softmax subtracted and the reciprocal of its sum: all the
 	// backward pass needs to recompute the attention probabilities from
@@ -145,6 +154,11 @@ func (m *Model) NewActivationsCap(maxTokens, maxT int) *Activations {
 		add(&la.gate, c.Hidden)
 		add(&la.up, c.Hidden)
 		add(&la.act, c.Hidden)
+		if c.HasIndexer() {
+			add(&la.iq, c.IndexHeads*c.IndexDim)
+			add(&la.ik, c.IndexDim)
+			add(&la.iw, c.IndexHeads)
+		}
 	}
 	add(&a.xf, c.Dim)
 	add(&a.rstdf, 1)

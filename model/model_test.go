@@ -23,6 +23,21 @@ func randomBatch(rng *rand.Rand, c Config, B, T int) (tokens, targets []int) {
 	return tokens, targets
 }
 
+// numericGrad is d loss / d x[i] by central differences with Richardson
+// extrapolation, (4·D(h/2) − D(h))/3, which cancels the h² error term.
+func numericGrad(loss func() float64, x []float32, i int, h float32) float64 {
+	diff := func(h float32) float64 {
+		orig := x[i]
+		x[i] = orig + h
+		lp := loss()
+		x[i] = orig - h
+		lm := loss()
+		x[i] = orig
+		return (lp - lm) / (2 * float64(h))
+	}
+	return (4*diff(h/2) - diff(h)) / 3
+}
+
 // TestGradientsMatchFiniteDifferences checks Backward against central
 // differences of Forward's loss for sampled coordinates of every tensor.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
@@ -72,25 +87,15 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				t.Fatal(err)
 			}
 			grads := g.Tensors()
-			// Central differences with Richardson extrapolation, (4·D(h/2) −
-			// D(h))/3, which cancels the h² error term: longer sequences make
-			// the loss curved enough for plain differences at h = 0.01 to
-			// miss by several percent, and float32 forbids a much smaller h.
+			// Longer sequences make the loss curved enough for plain
+			// differences at h = 0.01 to miss by several percent, and
+			// float32 forbids a much smaller h.
 			const h = 1e-2
-			diff := func(x []float32, i int, h float32) float64 {
-				orig := x[i]
-				x[i] = orig + h
-				lp := loss()
-				x[i] = orig - h
-				lm := loss()
-				x[i] = orig
-				return (lp - lm) / (2 * float64(h))
-			}
 			for ti, tn := range m.Params.Tensors() {
 				worst := 0.0
 				for range 6 {
 					i := rng.IntN(len(tn.Data))
-					num := (4*diff(tn.Data, i, h/2) - diff(tn.Data, i, h)) / 3
+					num := numericGrad(loss, tn.Data, i, h)
 					ana := float64(grads[ti].Data[i])
 					d := math.Abs(num - ana)
 					worst = max(worst, d)

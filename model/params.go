@@ -31,6 +31,11 @@ type LayerParams struct {
 	MLPNorm    []float32 // Dim
 	Wgate, Wup []float32 // Hidden × Dim
 	Wdown      []float32 // Dim × Hidden
+	// The lightning indexer's projections, with Config.HasIndexer: its
+	// queries (IndexHeads·IndexDim × Dim), its key (IndexDim × Dim) and
+	// its heads' weights (IndexHeads × Dim), all of the attention's
+	// normalised input.
+	IndexWq, IndexWk, IndexWw []float32
 }
 
 // Tensor names one parameter tensor.
@@ -105,6 +110,11 @@ func (p *Params) layout(c Config) []slot {
 			add(&lp.Bv, pre+"self_attn.v_proj.bias", KindBias, c.kvDim())
 		}
 		add(&lp.Wo, pre+"self_attn.o_proj.weight", KindMatrix, c.Dim, c.qDim())
+		if c.HasIndexer() {
+			add(&lp.IndexWq, pre+"self_attn.indexer.wq.weight", KindMatrix, c.IndexHeads*c.IndexDim, c.Dim)
+			add(&lp.IndexWk, pre+"self_attn.indexer.wk.weight", KindMatrix, c.IndexDim, c.Dim)
+			add(&lp.IndexWw, pre+"self_attn.indexer.weights_proj.weight", KindMatrix, c.IndexHeads, c.Dim)
+		}
 		add(&lp.MLPNorm, pre+"post_attention_layernorm.weight", KindNorm, c.Dim)
 		add(&lp.Wgate, pre+"mlp.gate_proj.weight", KindMatrix, c.Hidden, c.Dim)
 		add(&lp.Wup, pre+"mlp.up_proj.weight", KindMatrix, c.Hidden, c.Dim)

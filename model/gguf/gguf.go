@@ -139,6 +139,11 @@ func ExportModel(m *model.Model, tokenizerJSON []byte, tmpl *chat.Template, name
 	if !slices.Contains(exportTypes, typ) {
 		return fmt.Errorf("gguf: type %s: braid writes matrices in f32, f16, bf16 or q8_0", typ)
 	}
+	if m.Config.HasIndexer() {
+		// llama.cpp's llama and qwen2 architectures have no indexer, and
+		// a file without it would run the model dense, unlike braid.
+		return fmt.Errorf("gguf: the model has a sparse-attention indexer, which GGUF's llama and qwen2 architectures cannot hold")
+	}
 	src, bos := PassThroughTemplate, ""
 	if tmpl != nil {
 		src, bos = tmpl.Source(), tmpl.BOS()

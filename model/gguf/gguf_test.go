@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	parser "github.com/gpustack/gguf-parser-go"
@@ -216,5 +217,20 @@ func TestExportWritesRopeFreqs(t *testing.T) {
 		if math.Abs(f-wantFreqs[i]) > 1e-6*wantFreqs[i] {
 			t.Errorf("loaded back, frequency %d is %g, want %g", i, f, wantFreqs[i])
 		}
+	}
+}
+
+// A model with a sparse-attention indexer is refused by name: llama.cpp
+// would run it dense.
+func TestExportRefusesAnIndexer(t *testing.T) {
+	c := model.Config{Vocab: 8, Dim: 8, Hidden: 8, Layers: 1, Heads: 2, KVHeads: 2, HeadDim: 4, MaxSeq: 8,
+		NormEps: 1e-5, RopeTheta: 10000, IndexHeads: 1, IndexDim: 4, IndexTopK: 4}
+	m, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ExportModel(m, nil, nil, "x", filepath.Join(t.TempDir(), "m.gguf"), F16)
+	if err == nil || !strings.Contains(err.Error(), "indexer") {
+		t.Fatalf("exporting a model with an indexer: %v", err)
 	}
 }

@@ -54,6 +54,13 @@ type Config struct {
 	MLPBias          bool `json:"mlp_bias,omitempty"`
 	UseSlidingWindow bool `json:"use_sliding_window,omitempty"`
 
+	// IndexNHeads, IndexHeadDim and IndexTopK shape the lightning indexer
+	// of DeepSeek's sparse attention, under DeepSeek-V3.2's names; absent
+	// (0) for a model without one.
+	IndexNHeads  int `json:"index_n_heads,omitempty"`
+	IndexHeadDim int `json:"index_head_dim,omitempty"`
+	IndexTopK    int `json:"index_topk,omitempty"`
+
 	BOSTokenID  *int     `json:"bos_token_id,omitempty"`
 	EOSTokenIDs TokenIDs `json:"eos_token_id,omitempty"`
 	// TorchDType is the dtype of the weights the config ships with, such as

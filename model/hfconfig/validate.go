@@ -85,6 +85,13 @@ func (c Config) Validate() error {
 	if !(c.RopeTheta > 0) {
 		invalid("rope_theta %g: must be positive", c.RopeTheta)
 	}
+	if c.IndexNHeads < 0 || c.IndexHeadDim < 0 || c.IndexTopK < 0 {
+		invalid("index_n_heads %d, index_head_dim %d, index_topk %d: must not be negative", c.IndexNHeads, c.IndexHeadDim, c.IndexTopK)
+	} else if (c.IndexNHeads > 0) != (c.IndexHeadDim > 0) || (c.IndexNHeads > 0) != (c.IndexTopK > 0) {
+		invalid("index_n_heads %d, index_head_dim %d, index_topk %d: an indexer needs all three", c.IndexNHeads, c.IndexHeadDim, c.IndexTopK)
+	} else if c.IndexHeadDim%2 != 0 {
+		invalid("index_head_dim %d: must be even for rotary embeddings", c.IndexHeadDim)
+	}
 	if c.BOSTokenID != nil {
 		if id := *c.BOSTokenID; id < 0 || c.VocabSize > 0 && id >= c.VocabSize {
 			invalid("bos_token_id %d: outside the vocabulary of %d tokens", id, c.VocabSize)

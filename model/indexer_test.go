@@ -1,0 +1,162 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// indexerConfig is tinyConfig with a lightning indexer.
+func indexerConfig() Config {
+	c := tinyConfig()
+	c.IndexHeads, c.IndexDim, c.IndexTopK = 3, 4, 4
+	return c
+}
+
+// The warm-up's gradient is the indexer's alone and matches central
+// differences of IndexerLoss, for sequences shorter and longer than a
+// block of attention rows.
+func TestIndexerGradientsMatchFiniteDifferences(t *testing.T) {
+	for _, T := range []int{6, attnBlock + 9} {
+		c := indexerConfig()
+		c.MaxSeq = 128
+		m, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 9))
+		m.Params.Init(rng, 0.5)
+		B := 2
+		tokens, _ := randomBatch(rng, c, B, T)
+		a := m.NewActivations(B, T)
+		if _, err := m.Forward(a, tokens, nil); err != nil {
+			t.Fatal(err)
+		}
+		loss := func() float64 {
+			l, err := m.IndexerLoss(a, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return float64(l)
+		}
+		if l := loss(); !(l > 0) {
+			t.Fatalf("T=%d: KL divergence %g, want positive for a random indexer", T, l)
+		}
+		g := NewParams(c)
+		if _, err := m.IndexerLoss(a, g); err != nil {
+			t.Fatal(err)
+		}
+		// Smaller steps than the model's own check: a ReLU's kink within
+		// a step bends the differences, and a weight of the key moves
+		// every position's scores.
+		const h = 2e-3
+		grads := g.Tensors()
+		for ti, tn := range m.Params.Tensors() {
+			indexer := strings.Contains(tn.Name, ".indexer.")
+			worst := 0.0
+			for i, v := range grads[ti].Data {
+				if !indexer && v != 0 {
+					t.Fatalf("T=%d: %s[%d] has gradient %g: the warm-up trains the indexer alone", T, tn.Name, i, v)
+				}
+			}
+			if !indexer {
+				continue
+			}
+			for range 8 {
+				i := rng.IntN(len(tn.Data))
+				num := numericGrad(loss, tn.Data, i, h)
+				ana := float64(grads[ti].Data[i])
+				d := math.Abs(num - ana)
+				worst = max(worst, d)
+				if d > 3e-5+3e-2*math.Abs(num) {
+					t.Fatalf("T=%d: %s[%d]: analytic %g, numeric %g", T, tn.Name, i, ana, num)
+				}
+			}
+			t.Logf("T=%d %-45s max |diff| %.1e", T, tn.Name, worst)
+		}
+	}
+}
+
+// Following the warm-up's gradient teaches the indexer the attention's
+// distribution: 50 steps of descent on one batch halve the divergence.
+func TestIndexerLossFallsAlongItsGradient(t *testing.T) {
+	c := indexerConfig()
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 1))
+	m.Params.Init(rng, 0.5)
+	tokens, _ := randomBatch(rng, c, 2, 8)
+	a := m.NewActivations(2, 8)
+	if _, err := m.Forward(a, tokens, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.IndexerLoss(a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := first
+	for range 50 {
+		g := NewParams(c)
+		if last, err = m.IndexerLoss(a, g); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range g.Data() {
+			m.Params.Data()[i] -= 0.5 * v
+		}
+	}
+	if !(last < first/2) {
+		t.Errorf("KL %g after 50 steps of descent, from %g", last, first)
+	}
+}
+
+func TestIndexerConfigValidate(t *testing.T) {
+	for name, edit := range map[string]func(*Config){
+		"heads without a size": func(c *Config) { c.IndexDim = 0 },
+		"no top-k":             func(c *Config) { c.IndexTopK = 0 },
+		"odd size":             func(c *Config) { c.IndexDim = 3 },
+		"negative":             func(c *Config) { c.IndexHeads, c.IndexDim, c.IndexTopK = -1, -4, -2 },
+	} {
+		c := indexerConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	m, err := New(tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.IndexerLoss(m.NewActivations(1, 2), nil); err == nil {
+		t.Error("IndexerLoss on a model without an indexer")
+	}
+}
+
+// A model with an indexer names its shape in config.json as
+// DeepSeek-V3.2's does (TestSaveLoadRoundTrip loads it back); a model
+// without one names none of it.
+func TestIndexerConfigNames(t *testing.T) {
+	for _, c := range []Config{indexerConfig(), tinyConfig()} {
+		m, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := m.Save(dir); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, field := range []string{`"index_n_heads": 3`, `"index_head_dim": 4`, `"index_topk": 4`} {
+			if got := strings.Contains(string(cfg), field); got != c.HasIndexer() {
+				t.Errorf("indexer %v: config.json has %s: %v\n%s", c.HasIndexer(), field, got, cfg)
+			}
+		}
+	}
+}
