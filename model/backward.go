@@ -178,6 +178,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
 		dk := tensor.Mat{Data: a.dk[b*T*kd+g*hd:], Stride: kd}
 		dv := tensor.Mat{Data: a.dv[b*T*kd+g*hd:], Stride: kd}
+		sel := m.selectionOf(a, la, b)
 		if tiles {
 			w.kT.Set(k, hd, T, true)
 			w.vT.Set(v, hd, T, true)
@@ -193,7 +194,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 			do := tensor.Mat{Data: a.dAtt[b*T*qd+h*hd:], Stride: qd}
 			stats := la.softmax[(b*T*c.Heads+h)*2:]
 			if tiles {
-				attendBackTiles(w, q, dq, do, stats, T, hd, c.Heads)
+				attendBackTiles(w, q, dq, do, stats, sel, T, hd, c.Heads)
 				continue
 			}
 			for r0 := 0; r0 < T; r0 += attnBlock {
@@ -203,7 +204,7 @@ func (m *Model) attentionBackward(a *Activations, la *layerActs) {
 				ds := tensor.Mat{Data: w.d, Stride: r1}
 				dob := rowsFrom(do, r0)
 				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, rows, hd, r1, tensor.TransB)
-				softmaxRows(p, stats, r0, r1, c.Heads, true)
+				softmaxRows(p, stats, sel, r0, r1, c.Heads, true)
 				tensor.GemmStrided(1, ds, dob, v, rows, hd, r1, tensor.TransB)
 				tensor.GemmStrided(1, dv, p, dob, r1, rows, hd, tensor.TransA|tensor.Accumulate)
 				softmaxBackRows(p, ds, r0, r1)
@@ -241,7 +242,7 @@ func softmaxBackRows(p, ds tensor.Mat, r0, r1 int) {
 // rows on AMX tiles, w.kT, w.vT and w.kP holding its group's keys and
 // values laid out as attendTiles and the products below need them. It adds
 // the head's part of dK and dV, transposed, into w.dkT and w.dvT.
-func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, T, hd, heads int) {
+func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, sel selection, T, hd, heads int) {
 	dkT, dvT := tensor.Mat{Data: w.dkT, Stride: T}, tensor.Mat{Data: w.dvT, Stride: T}
 	for r0 := 0; r0 < T; r0 += attnTileBlock {
 		r1 := min(T, r0+attnTileBlock)
@@ -252,7 +253,7 @@ func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, T, hd, 
 		// P again, bit for bit as the forward pass made it.
 		w.q.Set(qb, rows, hd, false)
 		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
-		softmaxRows(p, stats, r0, r1, heads, true)
+		softmaxRows(p, stats, sel, r0, r1, heads, true)
 		// dP = dO·Vᵀ; dVᵀ += dOᵀ·P.
 		w.do.Set(dob, rows, hd, false)
 		tensor.MulTiles(ds, &w.do, &w.vT, rows, hd, r1, false)

@@ -77,11 +77,12 @@ type indexGrads struct {
 	iq, ik, iw []float32
 }
 
-// IndexerLoss is the objective of the indexer's dense warm-up
-// (DeepSeek-V3.2): at every layer and position t, the KL divergence from
-// the attention's distribution over positions 0..t (its heads'
-// probabilities, averaged) to the indexer's (the softmax of its scores),
-// averaged over the layers and the positions. It reads the activations of
+// IndexerLoss is the objective of the indexer's training (DeepSeek-V3.2):
+// at every layer and position t, the KL divergence from the attention's
+// distribution over positions 0..t (its heads' probabilities, averaged)
+// to the indexer's (the softmax of its scores), averaged over the layers
+// and the positions; in a sparse model, over the positions t attends to
+// alone, as in the sparse stage of training. It reads the activations of
 // the last Forward, with or without targets. With g it adds the loss's
 // gradient with respect to the indexer's parameters into g: the rest of
 // the model gets none, since the warm-up trains the indexer alone, on a
@@ -159,6 +160,7 @@ func (m *Model) indexLossSeq(a *Activations, la *layerActs, w *indexWork, gr *in
 	T, hd, qd, kd := a.T, c.HeadDim, c.qDim(), c.kvDim()
 	id, iqd := c.IndexDim, c.IndexHeads*c.IndexDim
 	group := c.Heads / c.KVHeads
+	sel := m.selectionOf(a, la, b)
 	var kl float64
 	for r0 := 0; r0 < T; r0 += attnBlock {
 		r1 := min(T, r0+attnBlock)
@@ -171,6 +173,7 @@ func (m *Model) indexLossSeq(a *Activations, la *layerActs, w *indexWork, gr *in
 			tensor.GemmStrided(1, tensor.Mat{Data: w.s, Stride: r1}, q, k, rows, hd, r1, tensor.TransB)
 			for t := range rows {
 				row := w.s[t*r1 : t*r1+r0+t+1]
+				sel.mask(row, r0+t)
 				tensor.SoftmaxStats(row, row)
 				tensor.Axpy(1/float32(c.Heads), row, w.p[t*r1:])
 			}
@@ -187,6 +190,7 @@ func (m *Model) indexLossSeq(a *Activations, la *layerActs, w *indexWork, gr *in
 					psum += float64(ps)
 				}
 			}
+			sel.mask(ir, r0+t)
 			maxv, inv := tensor.SoftmaxStats(ir, ir) // now the indexer's distribution
 			kl += psum * (float64(maxv) - math.Log(float64(inv)))
 			// d KL / d I = q − p, for the positions the row sees.

@@ -24,7 +24,13 @@ type Model struct {
 	// as tensor.BF16 does them. Weights, activations, gradients, the
 	// softmax and whatever optimizes them stay float32.
 	BF16 bool
-	rope *tensor.RoPE
+	// Sparse makes a model with an indexer attend, at each position, only
+	// to the Config.IndexTopK positions among itself and those before it
+	// that its indexer scores highest: DeepSeek's sparse attention.
+	// Forward and Backward honour it, and IndexerLoss then measures the
+	// indexer over those positions alone.
+	Sparse bool
+	rope   *tensor.RoPE
 	// indexRope turns the indexer's queries and keys, nil without one.
 	indexRope *tensor.RoPE
 }
@@ -109,6 +115,9 @@ type layerActs struct {
 	// iq, ik and iw are the indexer's queries, key and head weights
 	// (indexForward), with Config.HasIndexer.
 	iq, ik, iw []float32
+	// sel is the positions each row attends to in a sparse model
+	// (selection), selectionWords(maxT) words a row.
+	sel []uint64
 	// softmax holds, for every position and query head, the maximum score
 	// its softmax subtracted and the reciprocal of its sum: all the
 	// backward pass needs to recompute the attention probabilities from
@@ -158,6 +167,7 @@ func (m *Model) NewActivationsCap(maxTokens, maxT int) *Activations {
 			add(&la.iq, c.IndexHeads*c.IndexDim)
 			add(&la.ik, c.IndexDim)
 			add(&la.iw, c.IndexHeads)
+			la.sel = make([]uint64, maxTokens*selectionWords(maxT))
 		}
 	}
 	add(&a.xf, c.Dim)
@@ -197,6 +207,9 @@ func (m *Model) Forward(a *Activations, tokens, targets []int) (float32, error) 
 	}
 	if a.T > c.MaxSeq {
 		return 0, fmt.Errorf("model: sequences of %d tokens exceed the %d positions", a.T, c.MaxSeq)
+	}
+	if m.Sparse && !c.HasIndexer() {
+		return 0, fmt.Errorf("model: sparse attention needs an indexer, which this model lacks")
 	}
 	for _, t := range tokens {
 		if t < 0 || t >= c.Vocab {
@@ -349,6 +362,10 @@ func (m *Model) layerForward(a *Activations, l int) {
 		tensor.Scale(scale, q)
 	})
 	rowsOf(la.k, bt, kd, func(k []float32, lo, hi int) { m.rope.Apply(k, a.pos[lo:hi], c.KVHeads) })
+	if m.sparse() {
+		m.indexForward(a, l)
+		m.selectTopK(a, la)
+	}
 	m.attentionForward(a, la)
 
 	// x2 = x + attOut·Woᵀ
@@ -434,6 +451,7 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 	m.forEachGroup(a, func(w *attnWork, b, g int) {
 		k := tensor.Mat{Data: la.k[b*T*kd+g*hd:], Stride: kd}
 		v := tensor.Mat{Data: la.v[b*T*kd+g*hd:], Stride: kd}
+		sel := m.selectionOf(a, la, b)
 		if tiles {
 			w.kT.Set(k, hd, T, true)
 			w.vP.Set(v, T, hd, false)
@@ -443,14 +461,14 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 			out := tensor.Mat{Data: la.attOut[b*T*qd+h*hd:], Stride: qd}
 			stats := la.softmax[(b*T*c.Heads+h)*2:]
 			if tiles {
-				attendTiles(w, q, out, stats, T, hd, c.Heads)
+				attendTiles(w, q, out, stats, sel, T, hd, c.Heads)
 				continue
 			}
 			for r0 := 0; r0 < T; r0 += attnBlock {
 				r1 := min(T, r0+attnBlock)
 				p := tensor.Mat{Data: w.s, Stride: r1}
 				tensor.GemmStrided(1, p, rowsFrom(q, r0), k, r1-r0, hd, r1, tensor.TransB)
-				softmaxRows(p, stats, r0, r1, c.Heads, false)
+				softmaxRows(p, stats, sel, r0, r1, c.Heads, false)
 				tensor.GemmStrided(1, rowsFrom(out, r0), p, v, r1-r0, r1, hd, 0)
 			}
 		}
@@ -458,13 +476,14 @@ func (m *Model) attentionForward(a *Activations, la *layerActs) {
 }
 
 // softmaxRows turns rows [r0,r1) of a block's scores (p, stride r1) into
-// causal softmax probabilities in place, row t over keys [0,t] and zero
-// past it. It writes each row's statistics to stats[t·2·heads:], or with
-// again recomputes the probabilities from the statistics the forward
-// pass wrote there, bit for bit.
-func softmaxRows(p tensor.Mat, stats []float32, r0, r1, heads int, again bool) {
+// causal softmax probabilities in place, row t over the keys of [0,t] that
+// sel leaves it and zero elsewhere. It writes each row's statistics to
+// stats[t·2·heads:], or with again recomputes the probabilities from the
+// statistics the forward pass wrote there, bit for bit.
+func softmaxRows(p tensor.Mat, stats []float32, sel selection, r0, r1, heads int, again bool) {
 	for t := r0; t < r1; t++ {
 		row := p.Data[(t-r0)*r1 : (t-r0+1)*r1]
+		sel.mask(row, t)
 		st := stats[t*heads*2:]
 		if again {
 			tensor.SoftmaxAgain(row[:t+1], row[:t+1], st[0], st[1])
@@ -489,14 +508,14 @@ func (m *Model) attentionOnTiles() bool {
 // AMX tiles, w.kT and w.vP holding its group's keys and values: S = Q·Kᵀ
 // and O = P·V in bfloat16 with float32 sums, the softmax in float32.
 // stats[t·2·heads:] takes row t's softmax statistics.
-func attendTiles(w *attnWork, q, out tensor.Mat, stats []float32, T, hd, heads int) {
+func attendTiles(w *attnWork, q, out tensor.Mat, stats []float32, sel selection, T, hd, heads int) {
 	for r0 := 0; r0 < T; r0 += attnTileBlock {
 		r1 := min(T, r0+attnTileBlock)
 		rows := r1 - r0
 		p := tensor.Mat{Data: w.s, Stride: r1}
 		w.q.Set(rowsFrom(q, r0), rows, hd, false)
 		tensor.MulTiles(p, &w.q, &w.kT, rows, hd, r1, false)
-		softmaxRows(p, stats, r0, r1, heads, false)
+		softmaxRows(p, stats, sel, r0, r1, heads, false)
 		w.p.Set(p, rows, r1, false)
 		tensor.MulTiles(rowsFrom(out, r0), &w.p, &w.vP, rows, r1, hd, false)
 	}

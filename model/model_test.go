@@ -38,6 +38,42 @@ func numericGrad(loss func() float64, x []float32, i int, h float32) float64 {
 	return (4*diff(h/2) - diff(h)) / 3
 }
 
+// checkLossGradients checks Backward against numericGrad of Forward's loss
+// at step h, on a random batch of B sequences of T tokens, for samples
+// coordinates of every tensor.
+func checkLossGradients(t *testing.T, m *Model, rng *rand.Rand, B, T, samples int, h float32) {
+	t.Helper()
+	tokens, targets := randomBatch(rng, m.Config, B, T)
+	a := m.NewActivations(B, T)
+	loss := func() float64 {
+		l, err := m.Forward(a, tokens, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(l)
+	}
+	loss()
+	g := NewParams(m.Config)
+	if err := m.Backward(a, g); err != nil {
+		t.Fatal(err)
+	}
+	grads := g.Tensors()
+	for ti, tn := range m.Params.Tensors() {
+		worst := 0.0
+		for range samples {
+			i := rng.IntN(len(tn.Data))
+			num := numericGrad(loss, tn.Data, i, h)
+			ana := float64(grads[ti].Data[i])
+			d := math.Abs(num - ana)
+			worst = max(worst, d)
+			if d > 3e-4+3e-2*math.Abs(num) {
+				t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
+			}
+		}
+		t.Logf("%-45s max |diff| %.1e", tn.Name, worst)
+	}
+}
+
 // TestGradientsMatchFiniteDifferences checks Backward against central
 // differences of Forward's loss for sampled coordinates of every tensor.
 func TestGradientsMatchFiniteDifferences(t *testing.T) {
@@ -71,40 +107,10 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 					}
 				}
 			}
-			B, T := 2, tc.T
-			tokens, targets := randomBatch(rng, c, B, T)
-			a := m.NewActivations(B, T)
-			loss := func() float64 {
-				l, err := m.Forward(a, tokens, targets)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return float64(l)
-			}
-			loss()
-			g := NewParams(c)
-			if err := m.Backward(a, g); err != nil {
-				t.Fatal(err)
-			}
-			grads := g.Tensors()
 			// Longer sequences make the loss curved enough for plain
 			// differences at h = 0.01 to miss by several percent, and
 			// float32 forbids a much smaller h.
-			const h = 1e-2
-			for ti, tn := range m.Params.Tensors() {
-				worst := 0.0
-				for range 6 {
-					i := rng.IntN(len(tn.Data))
-					num := numericGrad(loss, tn.Data, i, h)
-					ana := float64(grads[ti].Data[i])
-					d := math.Abs(num - ana)
-					worst = max(worst, d)
-					if d > 3e-4+3e-2*math.Abs(num) {
-						t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
-					}
-				}
-				t.Logf("%-45s max |diff| %.1e", tn.Name, worst)
-			}
+			checkLossGradients(t, m, rng, 2, tc.T, 6, 1e-2)
 		})
 	}
 }

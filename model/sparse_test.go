@@ -1,0 +1,154 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// selectRow keeps the k highest scores, ties at the k-th going to the
+// later positions: checked against sorting, on scores with many ties.
+func TestSelectRowKeepsTheTopK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 500 {
+		n, k := 1+rng.IntN(200), 1+rng.IntN(64)
+		scores := make([]float32, n)
+		for i := range scores {
+			scores[i] = float32(rng.IntN(12)) // ties
+		}
+		bits := make([]uint64, selectionWords(n))
+		selectRow(bits, scores, k, make([]float32, n))
+		// Positions in order of preference: higher scores, then later.
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int {
+			if scores[a] != scores[b] {
+				if scores[a] > scores[b] {
+					return -1
+				}
+				return 1
+			}
+			return b - a
+		})
+		want := make([]bool, n)
+		for _, p := range order[:min(k, n)] {
+			want[p] = true
+		}
+		for p := range n {
+			if got := bits[p/64]&(1<<(p%64)) != 0; got != want[p] {
+				t.Fatalf("n=%d k=%d: position %d (score %g) selected %v, want %v; scores %v", n, k, p, scores[p], got, want[p], scores)
+			}
+		}
+		for p := n; p < len(bits)*64; p++ {
+			if bits[p/64]&(1<<(p%64)) != 0 {
+				t.Fatalf("n=%d: bit %d past the row is set", n, p)
+			}
+		}
+	}
+}
+
+// sparseModel is a model with an indexer and random weights, sparse.
+func sparseModel(t *testing.T, topK, maxSeq int) *Model {
+	t.Helper()
+	c := indexerConfig()
+	c.IndexTopK, c.MaxSeq = topK, maxSeq
+	m, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(rand.New(rand.NewPCG(4, 4)), 0.4)
+	m.Sparse = true
+	return m
+}
+
+// With a top-k of at least the sequence's length every position is
+// selected, and the sparse model is the dense one to the bit: loss,
+// gradients and the indexer's loss.
+func TestSparseWithTopKAtLengthIsDense(t *testing.T) {
+	for _, T := range []int{7, attnBlock + 5} {
+		m := sparseModel(t, T, 128)
+		rng := rand.New(rand.NewPCG(8, 8))
+		tokens, targets := randomBatch(rng, m.Config, 2, T)
+		run := func(sparse bool) (float32, float32, []float32) {
+			m.Sparse = sparse
+			a := m.NewActivations(2, T)
+			loss, err := m.Forward(a, tokens, targets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := NewParams(m.Config)
+			if err := m.Backward(a, g); err != nil {
+				t.Fatal(err)
+			}
+			il, err := m.IndexerLoss(a, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return loss, il, g.Data()
+		}
+		dl, dil, dg := run(false)
+		sl, sil, sg := run(true)
+		if dl != sl || dil != sil || !slices.Equal(dg, sg) {
+			t.Errorf("T=%d, top-k %d: sparse loss %g, indexer loss %g; dense %g, %g; gradients equal: %v", T, T, sl, sil, dl, dil, slices.Equal(dg, sg))
+		}
+	}
+}
+
+// With a top-k of 1 each row attends to one position, the one its indexer
+// scores highest, so each head's output is that position's value.
+func TestSparseAttendsToTheSelectedPositions(t *testing.T) {
+	m := sparseModel(t, 1, 16)
+	c := m.Config
+	T := 9
+	rng := rand.New(rand.NewPCG(2, 5))
+	tokens, _ := randomBatch(rng, c, 1, T)
+	a := m.NewActivations(1, T)
+	if _, err := m.Forward(a, tokens, nil); err != nil {
+		t.Fatal(err)
+	}
+	la := &a.layers[0]
+	sel := m.selectionOf(a, la, 0)
+	hd, qd, kd, group := c.HeadDim, c.qDim(), c.kvDim(), c.Heads/c.KVHeads
+	for r := range T {
+		var chosen []int
+		for p := range r + 1 {
+			if sel.bits[r*sel.words+p/64]&(1<<(p%64)) != 0 {
+				chosen = append(chosen, p)
+			}
+		}
+		if len(chosen) != 1 {
+			t.Fatalf("row %d attends to %v, want one position", r, chosen)
+		}
+		s := chosen[0]
+		for h := range c.Heads {
+			out := la.attOut[r*qd+h*hd : r*qd+(h+1)*hd]
+			v := la.v[s*kd+h/group*hd : s*kd+(h/group+1)*hd]
+			for d := range hd {
+				if math.Abs(float64(out[d]-v[d])) > 1e-6 {
+					t.Fatalf("row %d head %d: output %v, the value of position %d is %v", r, h, out, s, v)
+				}
+			}
+		}
+	}
+}
+
+// The sparse model's gradient matches central differences of its loss,
+// the selection held where the small steps leave it.
+func TestSparseGradientsMatchFiniteDifferences(t *testing.T) {
+	m := sparseModel(t, 3, 16)
+	checkLossGradients(t, m, rand.New(rand.NewPCG(6, 1)), 2, 8, 4, 2e-3)
+}
+
+func TestSparseNeedsAnIndexer(t *testing.T) {
+	m, err := New(tinyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sparse = true
+	if _, err := m.Forward(m.NewActivations(1, 3), []int{1, 2, 3}, nil); err == nil {
+		t.Error("a sparse model without an indexer ran")
+	}
+}
