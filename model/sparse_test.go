@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/braid-dev/braid/tensor"
 )
 
 // selectRow keeps the k highest scores, ties at the k-th going to the
@@ -66,10 +68,33 @@ func sparseModel(t *testing.T, topK, maxSeq int) *Model {
 
 // With a top-k of at least the sequence's length every position is
 // selected, and the sparse model is the dense one to the bit: loss,
-// gradients and the indexer's loss.
+// gradients and the indexer's loss; in bfloat16 on AMX tiles too, where
+// the CPU has them.
 func TestSparseWithTopKAtLengthIsDense(t *testing.T) {
-	for _, T := range []int{7, attnBlock + 5} {
+	for _, tc := range []struct {
+		T    int
+		bf16 bool // attention on tiles: heads of 32
+	}{{7, false}, {attnBlock + 5, false}, {40, true}} {
+		T, bf16 := tc.T, tc.bf16
+		if bf16 && !tensor.TilesAvailable() {
+			t.Log("no AMX tiles here: the sparse mask on tiles is not tested")
+			continue
+		}
 		m := sparseModel(t, T, 128)
+		if bf16 {
+			c := m.Config
+			c.Dim, c.HeadDim = 64, 32
+			var err error
+			if m, err = New(c); err != nil {
+				t.Fatal(err)
+			}
+			m.Sparse = true
+			m.Params.Init(rand.New(rand.NewPCG(4, 4)), 0.2)
+			m.BF16 = true
+			if !m.attentionOnTiles() {
+				t.Fatal("the bfloat16 model's attention is not on tiles")
+			}
+		}
 		rng := rand.New(rand.NewPCG(8, 8))
 		tokens, targets := randomBatch(rng, m.Config, 2, T)
 		run := func(sparse bool) (float32, float32, []float32) {
