@@ -70,7 +70,7 @@ on the machine only ever slows a measurement down.`,
 			if err != nil {
 				return usageErrorf("--shapes: %v", err)
 			}
-			threadList, err := parseInts(threads)
+			threadList, err := parseInts(threads, maxCount)
 			if err != nil {
 				return usageErrorf("--threads: %v", err)
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/braid-dev/braid/engine"
@@ -42,10 +44,21 @@ type decodeReport struct {
 	Rounds       int    `json:"rounds"`
 	// SharedPrompt: each count's threads shared one prompt, prefilled
 	// once (prefill is that prompt's tokens/s).
-	SharedPrompt bool         `json:"shared_prompt,omitempty"`
-	Decode       []rateResult `json:"decode"`
-	Prefill      []rateResult `json:"prefill"`
-	ForkMemory   *forkMemory  `json:"fork_memory,omitempty"`
+	SharedPrompt bool `json:"shared_prompt,omitempty"`
+	// Context is --context, the engine's positions when not the model's.
+	Context    int          `json:"context,omitempty"`
+	Decode     []rateResult `json:"decode,omitempty"`
+	Prefill    []rateResult `json:"prefill,omitempty"`
+	Depths     []depthRates `json:"depths,omitempty"`
+	ForkMemory *forkMemory  `json:"fork_memory,omitempty"`
+}
+
+// depthRates are the rates of --depths: decoding at one depth of the
+// context, prompts of that many tokens already cached.
+type depthRates struct {
+	Depth   int          `json:"depth"`
+	Decode  []rateResult `json:"decode"`
+	Prefill []rateResult `json:"prefill"`
 }
 
 // benchDecodeFlags are the flags of 'bench decode'.
@@ -54,6 +67,8 @@ type benchDecodeFlags struct {
 	configPath, threads string
 	modelPath           string
 	prompt, tokens      int
+	depths              string
+	contextLen          int
 	prefix, children    int
 	suffix, rounds      int
 	weights             string
@@ -93,6 +108,8 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.StringVar(&fl.threads, "threads", "1,4,16,64", "comma-separated numbers of concurrent threads")
 	f.IntVar(&fl.prompt, "prompt", 64, "prompt tokens per thread")
 	f.IntVar(&fl.tokens, "tokens", 128, "tokens each thread decodes")
+	f.StringVar(&fl.depths, "depths", "", "comma-separated depths of the context to decode at, each in place of --prompt (e.g. 512,1024,2048,4096): what attention costs as a function of position")
+	f.IntVar(&fl.contextLen, "context", 0, "the engine's positions (0: the model's own); past those it was trained on, rotary embeddings extrapolate")
 	f.IntVar(&fl.prefix, "prefix", 1000, "tokens of the shared prefix in the fork memory test (0: skip it)")
 	f.IntVar(&fl.children, "children", 16, "children in the fork memory test (0: skip it)")
 	f.IntVar(&fl.suffix, "suffix", 128, "tokens each child generates in the fork memory test")
@@ -112,23 +129,41 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	threadList, err := parseInts(fl.threads)
+	threadList, err := parseInts(fl.threads, maxCount)
 	if err != nil {
 		return usageErrorf("--threads: %v", err)
 	}
 	if fl.prompt <= 0 || fl.tokens <= 0 || fl.prefix < 0 || fl.children < 0 || fl.suffix <= 0 || fl.rounds <= 0 {
 		return usageErrorf("--prompt, --tokens, --suffix and --rounds must be positive, --prefix and --children >= 0")
 	}
-	m, name, err := fl.model()
+	if fl.contextLen < 0 {
+		return usageErrorf("--context must be >= 0 (0: the model's own)")
+	}
+	prompts := []int{fl.prompt}
+	if fl.depths != "" {
+		if prompts, err = parseInts(fl.depths, 1<<24); err != nil {
+			return usageErrorf("--depths: %v", err)
+		}
+	}
+	m, name, err := fl.model(slices.Max(prompts))
 	if err != nil {
 		return err
 	}
-	rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), PromptTokens: fl.prompt, NewTokens: fl.tokens, Rounds: fl.rounds,
-		SharedPrompt: fl.sharedPrompt}
+	rep := decodeReport{Config: name, Parameters: m.Params.Count(), Weights: string(wf), NewTokens: fl.tokens, Rounds: fl.rounds,
+		SharedPrompt: fl.sharedPrompt, Context: fl.contextLen}
 	ctx := cmd.Context()
-	bar := newProgress(cmd.ErrOrStderr(), fl.rounds*len(threadList)+1, "decode")
-	if err := fl.rates(ctx, &rep, m, engine.Options{Weights: wf, KV8: kv8}, threadList, bar); err != nil {
-		return err
+	bar := newProgress(cmd.ErrOrStderr(), len(prompts)*fl.rounds*len(threadList)+1, "decode")
+	opts := engine.Options{Weights: wf, KV8: kv8, Context: fl.contextLen}
+	for _, prompt := range prompts {
+		pre, dec, err := fl.rates(ctx, m, opts, prompt, threadList, bar)
+		if err != nil {
+			return err
+		}
+		if fl.depths == "" {
+			rep.PromptTokens, rep.Prefill, rep.Decode = prompt, pre, dec
+			continue
+		}
+		rep.Depths = append(rep.Depths, depthRates{Depth: prompt, Decode: dec, Prefill: pre})
 	}
 	if fl.children > 0 && fl.prefix > 0 {
 		fm, err := enginebench.MeasureForkMemory(ctx, m, fl.children, fl.prefix, fl.suffix)
@@ -146,8 +181,9 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 }
 
 // model is the model to measure and its name: random weights in the
-// Countdown model's shape or --config's, or --model's own.
-func (fl *benchDecodeFlags) model() (*model.Model, string, error) {
+// Countdown model's shape or --config's, or --model's own. Prompts of up
+// to prompt tokens and the fork test must fit its context (or --context).
+func (fl *benchDecodeFlags) model(prompt int) (*model.Model, string, error) {
 	var m *model.Model
 	name := "planned countdown model (d=256, 4 layers; random weights)"
 	var err error
@@ -166,21 +202,25 @@ func (fl *benchDecodeFlags) model() (*model.Model, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if c := m.Config; fl.prompt+fl.tokens > c.MaxSeq || fl.children > 0 && fl.prefix+fl.suffix > c.MaxSeq {
-		return nil, "", usageErrorf("--prompt + --tokens and --prefix + --suffix must fit the model's %d positions", c.MaxSeq)
+	positions, whose := m.Config.MaxSeq, "the model's"
+	if fl.contextLen > 0 {
+		positions, whose = fl.contextLen, "--context's"
+	}
+	if prompt <= 0 || prompt+fl.tokens > positions || fl.children > 0 && fl.prefix+fl.suffix > m.Config.MaxSeq {
+		return nil, "", usageErrorf("--prompt (or each of --depths) + --tokens must fit %s %d positions and be positive, --prefix + --suffix the model's %d", whose, positions, m.Config.MaxSeq)
 	}
 	return m, name, nil
 }
 
-// rates measures prefill and decode tokens/s for each thread count, on an
-// engine of its own, the counts taking turns within each round, and
-// reports the median of the rounds.
-func (fl *benchDecodeFlags) rates(ctx context.Context, rep *decodeReport, m *model.Model, opts engine.Options, threadList []int, bar *progress) error {
+// rates measures prefill and decode tokens/s for each thread count with
+// prompts of prompt tokens, on an engine of its own, the counts taking
+// turns within each round, and returns the medians of the rounds.
+func (fl *benchDecodeFlags) rates(ctx context.Context, m *model.Model, opts engine.Options, prompt int, threadList []int, bar *progress) (prefill, decode []rateResult, err error) {
 	engines := make([]*engine.Engine, len(threadList))
 	for i := range engines {
 		e, err := engine.New(m, nil, opts)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer e.Close()
 		engines[i] = e
@@ -193,32 +233,50 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, rep *decodeReport, m *mod
 			if fl.sharedPrompt {
 				rates = enginebench.SharedRates
 			}
-			p, d, err := rates(ctx, engines[i], rng, t, fl.prompt, fl.tokens)
+			p, d, err := rates(ctx, engines[i], rng, t, prompt, fl.tokens)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			pre[i], dec[i] = append(pre[i], p), append(dec[i], d)
 			bar.add(1)
 		}
 	}
 	for i, t := range threadList {
-		rep.Prefill = append(rep.Prefill, rateResult{t, round2(stats.Median(pre[i]))})
-		rep.Decode = append(rep.Decode, rateResult{t, round2(stats.Median(dec[i]))})
+		prefill = append(prefill, rateResult{t, round2(stats.Median(pre[i]))})
+		decode = append(decode, rateResult{t, round2(stats.Median(dec[i]))})
 	}
-	return nil
+	return prefill, decode, nil
 }
 
 func (rep *decodeReport) print(out io.Writer) error {
-	prompts := "%d-token prompts"
+	prompts := "%s-token prompts"
 	if rep.SharedPrompt {
-		prompts = "one %d-token prompt shared by each count's threads, prefilled once"
+		prompts = "one %s-token prompt shared by each count's threads, prefilled once"
 	}
-	fmt.Fprintf(out, "%s, %d parameters, weights held in %s; "+prompts+", %d new tokens per thread; medians of %d rounds\n",
-		rep.Config, rep.Parameters, rep.Weights, rep.PromptTokens, rep.NewTokens, rep.Rounds)
+	depths := []depthRates{{Depth: rep.PromptTokens, Decode: rep.Decode, Prefill: rep.Prefill}}
+	prompt := strconv.Itoa(rep.PromptTokens)
+	if rep.Depths != nil {
+		depths, prompt = rep.Depths, "D"
+	}
+	positions := ""
+	if rep.Context > 0 {
+		positions = fmt.Sprintf(", context %d", rep.Context)
+	}
+	fmt.Fprintf(out, "%s, %d parameters, weights held in %s%s; "+prompts+", %d new tokens per thread; medians of %d rounds\n",
+		rep.Config, rep.Parameters, rep.Weights, positions, prompt, rep.NewTokens, rep.Rounds)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t")
-	for i, r := range rep.Decode {
-		fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t\n", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), rep.Prefill[i].TokensPerSec)
+	header := "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t"
+	if rep.Depths != nil {
+		header = "depth D\t" + header
+	}
+	fmt.Fprintln(tw, header)
+	for _, d := range depths {
+		for i, r := range d.Decode {
+			if rep.Depths != nil {
+				fmt.Fprintf(tw, "%d\t", d.Depth)
+			}
+			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t\n", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), d.Prefill[i].TokensPerSec)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

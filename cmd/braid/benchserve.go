@@ -87,7 +87,7 @@ client (the server's own cost on the token path).`,
   braid bench serve --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			counts, err := parseInts(clients)
+			counts, err := parseInts(clients, maxCount)
 			if err != nil || len(counts) == 0 {
 				return usageErrorf("--clients %q: want a comma-separated list of positive counts", clients)
 			}

@@ -79,13 +79,16 @@ func parseProblemArgs(args []string) (countdown.Problem, error) {
 	return p, nil
 }
 
-// parseInts reads a comma-separated list of counts in 1..256.
-func parseInts(s string) ([]int, error) {
+// maxCount bounds the thread and client counts a benchmark takes.
+const maxCount = 256
+
+// parseInts reads a comma-separated list of counts in 1..most.
+func parseInts(s string, most int) ([]int, error) {
 	var out []int
 	for _, part := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(part))
-		if err != nil || v <= 0 || v > 256 {
-			return nil, fmt.Errorf("%q must be a whole number in 1..256", part)
+		if err != nil || v <= 0 || v > most {
+			return nil, fmt.Errorf("%q must be a whole number in 1..%d", part, most)
 		}
 		out = append(out, v)
 	}

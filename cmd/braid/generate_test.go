@@ -135,6 +135,47 @@ func TestBenchDecodeJSON(t *testing.T) {
 	}
 }
 
+// --depths decodes at each depth of the context in turn, past the model's
+// own positions with --context, and says so in the table.
+func TestBenchDecodeDepths(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(`{"model_type":"llama","vocab_size":300,"hidden_size":32,"intermediate_size":64,
+		"num_hidden_layers":2,"num_attention_heads":2,"num_key_value_heads":1,"max_position_embeddings":64}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"bench", "decode", "--config", cfg, "--threads", "1,2", "--depths", "8,100", "--context", "128", "--tokens", "4",
+		"--children", "0", "--rounds", "1"}
+	out, _ := expectExit(t, 0, "", append(args, "--json")...)
+	var rep struct {
+		Context int `json:"context"`
+		Decode  []struct{ Threads int }
+		Depths  []struct {
+			Depth  int `json:"depth"`
+			Decode []struct {
+				Threads      int     `json:"threads"`
+				TokensPerSec float64 `json:"tokens_per_s"`
+			} `json:"decode"`
+		} `json:"depths"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Context != 128 || rep.Decode != nil || len(rep.Depths) != 2 || rep.Depths[0].Depth != 8 || rep.Depths[1].Depth != 100 ||
+		len(rep.Depths[1].Decode) != 2 || rep.Depths[1].Decode[1].Threads != 2 || !(rep.Depths[1].Decode[1].TokensPerSec > 0) {
+		t.Errorf("report %s", out)
+	}
+	table, _ := expectExit(t, 0, "", args...)
+	if !strings.Contains(table, "context 128; D-token prompts") || !strings.Contains(table, "depth D") {
+		t.Errorf("table:\n%s", table)
+	}
+	// Past --context, or past the model's own positions without it.
+	for _, bad := range [][]string{{"--depths", "8,126", "--context", "128"}, {"--depths", "8,62"}, {"--depths", "0"}, {"--depths", "8,x"}} {
+		if _, errs := expectExit(t, 2, "", append([]string{"bench", "decode", "--config", cfg, "--tokens", "4"}, bad...)...); !strings.Contains(errs, "--depths") {
+			t.Errorf("%v: %s", bad, errs)
+		}
+	}
+}
+
 func TestSolveCommandWithAModel(t *testing.T) {
 	dir := tinyModelDir(t)
 	out, _ := expectExit(t, 1, "", "solve", "--model", dir, "--max-tokens", "30", "27", "22", "26", "31", "53")
