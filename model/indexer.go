@@ -83,11 +83,12 @@ type indexGrads struct {
 // to the indexer's (the softmax of its scores), averaged over the layers
 // and the positions; in a sparse model, over the positions t attends to
 // alone, as in the sparse stage of training. It reads the activations of
-// the last Forward, with or without targets. With g it adds the loss's
-// gradient with respect to the indexer's parameters into g: the rest of
-// the model gets none, since the warm-up trains the indexer alone, on a
-// model whose attention it learns to predict.
-func (m *Model) IndexerLoss(a *Activations, g *Params) (float32, error) {
+// the last Forward, with or without targets. With g it adds scale times
+// the loss's gradient with respect to the indexer's parameters into g (a
+// trainer weighs each micro-batch by its share): the rest of the model
+// gets none, since the indexer learns to predict the attention, not the
+// attention to suit the indexer.
+func (m *Model) IndexerLoss(a *Activations, g *Params, scale float32) (float32, error) {
 	c := m.Config
 	if !c.HasIndexer() {
 		return 0, fmt.Errorf("model: IndexerLoss on a model without an indexer")
@@ -101,7 +102,7 @@ func (m *Model) IndexerLoss(a *Activations, g *Params) (float32, error) {
 	}
 	// The mean over layers and positions: each row's gradient is its
 	// share of it.
-	scale := 1 / float64(c.Layers*bt)
+	share := 1 / float64(c.Layers*bt)
 	grads := make([]indexGrads, c.Layers)
 	if g != nil {
 		for l := range grads {
@@ -135,7 +136,7 @@ func (m *Model) IndexerLoss(a *Activations, g *Params) (float32, error) {
 				if g != nil {
 					gr = &grads[l]
 				}
-				sums[wk] += m.indexLossSeq(a, &a.layers[l], w, gr, b, scale)
+				sums[wk] += m.indexLossSeq(a, &a.layers[l], w, gr, b, share*float64(scale))
 			}
 		})
 	}
@@ -149,7 +150,7 @@ func (m *Model) IndexerLoss(a *Activations, g *Params) (float32, error) {
 			m.indexBackward(a, l, &grads[l], &g.Layers[l])
 		}
 	}
-	return float32(loss * scale), nil
+	return float32(loss * share), nil
 }
 
 // indexLossSeq returns the sum over sequence b's positions of layer la's

@@ -36,7 +36,7 @@ func TestIndexerGradientsMatchFiniteDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		loss := func() float64 {
-			l, err := m.IndexerLoss(a, nil)
+			l, err := m.IndexerLoss(a, nil, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +46,7 @@ func TestIndexerGradientsMatchFiniteDifferences(t *testing.T) {
 			t.Fatalf("T=%d: KL divergence %g, want positive for a random indexer", T, l)
 		}
 		g := NewParams(c)
-		if _, err := m.IndexerLoss(a, g); err != nil {
+		if _, err := m.IndexerLoss(a, g, 1); err != nil {
 			t.Fatal(err)
 		}
 		// Smaller steps than the model's own check: a ReLU's kink within
@@ -95,14 +95,14 @@ func TestIndexerLossFallsAlongItsGradient(t *testing.T) {
 	if _, err := m.Forward(a, tokens, nil); err != nil {
 		t.Fatal(err)
 	}
-	first, err := m.IndexerLoss(a, nil)
+	first, err := m.IndexerLoss(a, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	last := first
 	for range 50 {
 		g := NewParams(c)
-		if last, err = m.IndexerLoss(a, g); err != nil {
+		if last, err = m.IndexerLoss(a, g, 1); err != nil {
 			t.Fatal(err)
 		}
 		for i, v := range g.Data() {
@@ -131,7 +131,7 @@ func TestIndexerConfigValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.IndexerLoss(m.NewActivations(1, 2), nil); err == nil {
+	if _, err := m.IndexerLoss(m.NewActivations(1, 2), nil, 1); err == nil {
 		t.Error("IndexerLoss on a model without an indexer")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 )
 
 // Params are a model's weights, or their gradients: views into one flat
@@ -47,6 +48,9 @@ type Tensor struct {
 	// bias.
 	Kind Kind
 }
+
+// Indexer says whether the tensor belongs to a layer's lightning indexer.
+func (t Tensor) Indexer() bool { return strings.Contains(t.Name, ".self_attn.indexer.") }
 
 // Kind is a parameter's role, for initialisation and weight decay.
 type Kind int

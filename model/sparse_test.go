@@ -108,7 +108,7 @@ func TestSparseWithTopKAtLengthIsDense(t *testing.T) {
 			if err := m.Backward(a, g); err != nil {
 				t.Fatal(err)
 			}
-			il, err := m.IndexerLoss(a, g)
+			il, err := m.IndexerLoss(a, g, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

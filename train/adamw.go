@@ -12,7 +12,23 @@ type adamW struct {
 	beta1, beta2, eps, decay float64
 	m, v                     []float32
 	decays                   []bool // per parameter
-	step                     int    // updates done
+	// frozen parameters keep their values (nil: none is frozen).
+	frozen []bool
+	step   int // updates done
+}
+
+// freeze holds fixed every parameter of the tensors trains rejects.
+func (o *adamW) freeze(p *model.Params, trains func(model.Tensor) bool) {
+	o.frozen = make([]bool, p.Count())
+	off := 0
+	for _, ts := range p.Tensors() {
+		if !trains(ts) {
+			for i := range ts.Data {
+				o.frozen[off+i] = true
+			}
+		}
+		off += len(ts.Data)
+	}
 }
 
 func newAdamW(p *model.Params, t TrainConfig) *adamW {
@@ -36,6 +52,9 @@ func (o *adamW) update(params, grads []float32, lr float64) {
 	c2 := float32(1 - math.Pow(o.beta2, float64(o.step)))
 	lr32, eps, wd := float32(lr), float32(o.eps), float32(lr*o.decay)
 	for i, g := range grads {
+		if o.frozen != nil && o.frozen[i] {
+			continue
+		}
 		m := b1*o.m[i] + (1-b1)*g
 		v := b2*o.v[i] + (1-b2)*g*g
 		o.m[i], o.v[i] = m, v

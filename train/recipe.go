@@ -55,6 +55,11 @@ type ModelConfig struct {
 	RopeTheta float64 `json:"rope_theta"`
 	Tied      bool    `json:"tied_embeddings"`
 	InitStd   float64 `json:"init_std"`
+	// IndexHeads, IndexDim and IndexTopK shape a lightning indexer for
+	// sparse attention (model.Config's fields of those names), 0 for none.
+	IndexHeads int `json:"index_heads,omitempty"`
+	IndexDim   int `json:"index_dim,omitempty"`
+	IndexTopK  int `json:"index_topk,omitempty"`
 }
 
 // TrainConfig is the optimisation.
@@ -84,7 +89,23 @@ type TrainConfig struct {
 	// (model.Model.BF16: bfloat16 products with float32 sums, weights
 	// and optimizer in float32).
 	Precision Precision `json:"precision,omitempty"`
+	// Objective is what the run trains: "" the language model's loss on
+	// the learned tokens, every parameter; "index" the indexer alone, on
+	// its KL divergence from the attention (model.IndexerLoss), the dense
+	// warm-up of DeepSeek's sparse attention.
+	Objective string `json:"objective,omitempty"`
+	// Sparse trains the model attending only to its indexer's top-k
+	// positions, the indexer learning on beside it: sparse attention's
+	// second stage.
+	Sparse bool `json:"sparse,omitempty"`
+	// Start fingerprints the model the run starts from
+	// (model.Fingerprint), "" for random weights: the same recipe from
+	// another model is another run.
+	Start string `json:"start,omitempty"`
 }
+
+// ObjectiveIndex trains the indexer alone (TrainConfig.Objective).
+const ObjectiveIndex = "index"
 
 // Precision is the arithmetic of a trainer's weight products.
 type Precision string
@@ -159,6 +180,12 @@ func (r *Recipe) Validate() error {
 	if err := o.Precision.Check(); err != nil {
 		errs = append(errs, fmt.Errorf("train: %w", err))
 	}
+	indexer := m.IndexHeads > 0
+	check(m.IndexHeads >= 0 && m.IndexDim >= 0 && m.IndexTopK >= 0 && (m.IndexDim > 0) == indexer && (m.IndexTopK > 0) == indexer && m.IndexDim%2 == 0,
+		"model: index_heads, index_dim (even) and index_topk must be all positive, for an indexer, or all 0")
+	check(o.Objective == "" || o.Objective == ObjectiveIndex, "train: objective %q: want \"\" (the language model's loss) or %q", o.Objective, ObjectiveIndex)
+	check(indexer || o.Objective == "" && !o.Sparse, "train: objective %q and sparse need the model's indexer (index_heads, index_dim, index_topk)", o.Objective)
+	check(!(o.Sparse && o.Objective == ObjectiveIndex), "train: sparse trains the whole model; the index objective trains the indexer of a dense one")
 	return errors.Join(errs...)
 }
 
@@ -166,5 +193,6 @@ func (r *Recipe) Validate() error {
 func (r *Recipe) modelConfig(vocab int) model.Config {
 	m := r.Model
 	return model.Config{Vocab: vocab, Dim: m.Dim, Hidden: m.Hidden, Layers: m.Layers, Heads: m.Heads, KVHeads: m.KVHeads,
-		HeadDim: m.Dim / m.Heads, MaxSeq: m.MaxSeq, NormEps: 1e-5, RopeTheta: m.RopeTheta, TiedEmbeddings: m.Tied}
+		HeadDim: m.Dim / m.Heads, MaxSeq: m.MaxSeq, NormEps: 1e-5, RopeTheta: m.RopeTheta, TiedEmbeddings: m.Tied,
+		IndexHeads: m.IndexHeads, IndexDim: m.IndexDim, IndexTopK: m.IndexTopK}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func tinyRecipe() *Recipe {
 	}
 }
 
-func tinyData(t *testing.T, r *Recipe) (*Trainer, func(dir string) *Trainer) {
+func tinyData(t *testing.T, r *Recipe) (*Trainer, func(dir string, start ...*model.Model) *Trainer) {
 	t.Helper()
 	ctx := context.Background()
 	trainSeqs, valSeqs, err := Traces(ctx, countdown.Task{}, r.Data)
@@ -49,14 +50,86 @@ func tinyData(t *testing.T, r *Recipe) (*Trainer, func(dir string) *Trainer) {
 		return out
 	}
 	trainSet, valSet := encode(trainSeqs), encode(valSeqs)
-	open := func(dir string) *Trainer {
-		tr, err := NewTrainer(r, dir, tok, trainSet, valSet)
+	// open starts or resumes the run in dir, from start's weights if given.
+	open := func(dir string, start ...*model.Model) *Trainer {
+		var from *model.Model
+		if len(start) > 0 {
+			from = start[0]
+		}
+		tr, err := NewTrainer(r, dir, tok, trainSet, valSet, from)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tr
 	}
 	return nil, open
+}
+
+// The indexer's objective trains the indexer alone, from a model's
+// weights: every other weight stays the starting model's to the bit, and
+// the indexer's divergence from the attention falls.
+func TestIndexObjectiveTrainsTheIndexerAlone(t *testing.T) {
+	_, openDense := tinyData(t, tinyRecipe())
+	start := openDense(t.TempDir()).Model
+	r := tinyRecipe()
+	r.Model.IndexHeads, r.Model.IndexDim, r.Model.IndexTopK = 2, 8, 64
+	r.Train.Objective, r.Train.Steps, r.Train.LR, r.Train.MinLR = ObjectiveIndex, 12, 1e-2, 1e-3
+	_, open := tinyData(t, r)
+	tr := open(t.TempDir(), start)
+	before, err := tr.ValidationLoss()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := tr.ValidationLoss()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(after < 0.9*before) {
+		t.Errorf("the indexer's validation KL went from %g to %g", before, after)
+	}
+	from := map[string][]float32{}
+	for _, ts := range start.Params.Tensors() {
+		from[ts.Name] = ts.Data
+	}
+	for _, ts := range tr.Model.Params.Tensors() {
+		was, ok := from[ts.Name]
+		if ts.Indexer() == ok {
+			t.Fatalf("%s: in the starting model %v, an indexer's %v", ts.Name, ok, ts.Indexer())
+		}
+		if ok && !slices.Equal(was, ts.Data) {
+			t.Errorf("%s changed: the index objective trains the indexer alone", ts.Name)
+		}
+	}
+}
+
+// Sparse training runs the model on its indexer's top-k and trains all of
+// it: the language model's loss falls, and the indexer learns too.
+func TestSparseTrainingTrainsEverything(t *testing.T) {
+	r := tinyRecipe()
+	r.Model.IndexHeads, r.Model.IndexDim, r.Model.IndexTopK = 2, 8, 16
+	r.Train.Sparse = true
+	_, open := tinyData(t, r)
+	tr := open(t.TempDir())
+	if !tr.Model.Sparse {
+		t.Fatal("the recipe's sparse model is dense")
+	}
+	first := slices.Clone(tr.Model.Params.Data())
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if log := tr.Log(); !(log[len(log)-1].Loss < log[0].Loss) {
+		t.Errorf("loss from %g to %g", log[0].Loss, log[len(log)-1].Loss)
+	}
+	off := 0
+	for _, ts := range tr.Model.Params.Tensors() {
+		if slices.Equal(first[off:off+len(ts.Data)], ts.Data) {
+			t.Errorf("%s did not change", ts.Name)
+		}
+		off += len(ts.Data)
+	}
 }
 
 // A run stopped at a checkpoint and resumed ends with the very weights and
@@ -140,7 +213,7 @@ func TestResumeRefusesAnotherRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Train.LR *= 2
-	if _, err := NewTrainer(r, dir, tr.Tok, tr.train, tr.val); err == nil || !strings.Contains(err.Error(), "another recipe") {
+	if _, err := NewTrainer(r, dir, tr.Tok, tr.train, tr.val, nil); err == nil || !strings.Contains(err.Error(), "another recipe") {
 		t.Errorf("resuming with another recipe: %v", err)
 	}
 }
@@ -225,7 +298,7 @@ func TestPrecisionReachesTheModel(t *testing.T) {
 	for _, p := range []Precision{"", PrecisionF32, PrecisionBF16} {
 		r := tinyRecipe()
 		r.Train.Precision = p
-		tr, err := newTrainer(r, "", 300, 0, nil, xs, nil)
+		tr, err := newTrainer(r, "", 300, 0, nil, xs, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,11 +323,11 @@ func TestScheduleFitsTheModel(t *testing.T) {
 		}
 	}
 	r := tinyRecipe()
-	if _, err := newTrainer(r, "", 300, 0, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "no training examples") {
+	if _, err := newTrainer(r, "", 300, 0, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "no training examples") {
 		t.Errorf("no examples: %v", err)
 	}
 	long := []Example{{Tokens: make([]int32, 2000), Learn: make([]bool, 2000)}}
-	if _, err := newTrainer(r, "", 300, 0, nil, long, nil); err == nil || !strings.Contains(err.Error(), "1999 positions") {
+	if _, err := newTrainer(r, "", 300, 0, nil, long, nil, nil); err == nil || !strings.Contains(err.Error(), "1999 positions") {
 		t.Errorf("an example over max_seq: %v", err)
 	}
 }

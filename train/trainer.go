@@ -84,8 +84,10 @@ func (r *Recipe) Hash() string {
 }
 
 // NewTrainer prepares a run in dir from its recipe, its tokenizer and its
-// examples; it resumes from the checkpoint there if there is one.
-func NewTrainer(r *Recipe, dir string, tok *tokenizer.Tokenizer, trainSet, valSet []Example) (*Trainer, error) {
+// examples; it resumes from the checkpoint there if there is one, else
+// starts from start's weights (nil: random ones; a tensor the run's model
+// has and start lacks, such as a new indexer, starts random too).
+func NewTrainer(r *Recipe, dir string, tok *tokenizer.Tokenizer, trainSet, valSet []Example, start *model.Model) (*Trainer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -93,12 +95,12 @@ func NewTrainer(r *Recipe, dir string, tok *tokenizer.Tokenizer, trainSet, valSe
 	if !ok {
 		return nil, fmt.Errorf("train: the tokenizer has no %s token", EOS)
 	}
-	return newTrainer(r, dir, tok.VocabSize(), pad, tok, trainSet, valSet)
+	return newTrainer(r, dir, tok.VocabSize(), pad, tok, trainSet, valSet, start)
 }
 
 // newTrainer is NewTrainer for a vocabulary and padding token; without a
 // directory it neither resumes nor checkpoints (a benchmark).
-func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer, trainSet, valSet []Example) (*Trainer, error) {
+func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer, trainSet, valSet []Example, start *model.Model) (*Trainer, error) {
 	if len(trainSet) == 0 {
 		return nil, errors.New("train: no training examples (are they all longer than the model's max_seq?)")
 	}
@@ -118,9 +120,13 @@ func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer,
 		return nil, err
 	}
 	r.Train.Precision.Apply(m)
+	m.Sparse = r.Train.Sparse
 	t := &Trainer{recipe: r, dir: dir, Model: m, Tok: tok, pad: pad, train: trainSet, val: valSet,
 		grads: model.NewParams(c), state: State{Recipe: r.Hash()}}
 	t.opt = newAdamW(m.Params, r.Train)
+	if r.Train.Objective == ObjectiveIndex {
+		t.opt.freeze(m.Params, model.Tensor.Indexer)
+	}
 	t.acts = m.NewActivationsCap(r.Train.MicroTokens, c.MaxSeq)
 	t.tokens, t.targets = make([]int, r.Train.MicroTokens), make([]int, r.Train.MicroTokens)
 	resumed := false
@@ -131,9 +137,31 @@ func newTrainer(r *Recipe, dir string, vocab, pad int, tok *tokenizer.Tokenizer,
 	}
 	if !resumed {
 		m.Params.Init(rand.New(rand.NewPCG(r.Train.Seed, 0x5eed)), r.Model.InitStd)
+		if start != nil {
+			if err := startFrom(m, start); err != nil {
+				return nil, err
+			}
+		}
 	}
 	t.epoch = schedule(t.train, r.Train.Seed, t.state.Epoch, r.Train.MicroTokens, c.MaxSeq)
 	return t, nil
+}
+
+// startFrom copies start's weights into m, tensor by tensor: every one of
+// start's must be m's, of the same shape.
+func startFrom(m, start *model.Model) error {
+	into := map[string][]float32{}
+	for _, ts := range m.Params.Tensors() {
+		into[ts.Name] = ts.Data
+	}
+	for _, ts := range start.Params.Tensors() {
+		dst, ok := into[ts.Name]
+		if !ok || len(dst) != len(ts.Data) {
+			return fmt.Errorf("train: the starting model's %s (shape %v) is not the recipe's model's", ts.Name, ts.Shape)
+		}
+		copy(dst, ts.Data)
+	}
+	return nil
 }
 
 // State is where the run stands.
@@ -163,13 +191,7 @@ func (t *Trainer) Step() (loss, gradNorm float64, err error) {
 	counts := make([]int, len(mbs))
 	for i := range mbs {
 		mbs[i] = t.next()
-		for _, x := range mbs[i].examples {
-			for _, l := range t.train[x].Learn[1:] {
-				if l {
-					counts[i]++
-				}
-			}
-		}
+		counts[i] = t.weight(t.train, mbs[i])
 		total += counts[i]
 	}
 	t.grads.Zero()
@@ -181,18 +203,15 @@ func (t *Trainer) Step() (loss, gradNorm float64, err error) {
 		if err := t.acts.Reshape(B, mb.T); err != nil {
 			return 0, 0, err
 		}
-		l, err := t.Model.Forward(t.acts, t.tokens[:n], t.targets[:n])
-		if err != nil {
-			return 0, 0, err
-		}
 		if counts[i] == 0 {
 			continue
 		}
 		w := float64(counts[i]) / float64(total)
-		loss += w * float64(l)
-		if err := t.Model.BackwardScaled(t.acts, t.grads, float32(w)); err != nil {
+		l, err := t.forwardBackward(t.tokens[:n], t.targets[:n], float32(w))
+		if err != nil {
 			return 0, 0, err
 		}
+		loss += w * float64(l)
 		for _, x := range mb.examples {
 			t.state.Tokens += int64(t.train[x].Len())
 		}
@@ -208,8 +227,51 @@ func (t *Trainer) Step() (loss, gradNorm float64, err error) {
 	return loss, gradNorm, nil
 }
 
+// weight is what micro-batch mb weighs in its step's loss: its learned
+// tokens, or for the indexer's objective its positions (the indexer
+// learns at every one).
+func (t *Trainer) weight(examples []Example, mb microBatch) int {
+	n := 0
+	for _, x := range mb.examples {
+		if t.recipe.Train.Objective == ObjectiveIndex {
+			n += examples[x].Len()
+			continue
+		}
+		for _, l := range examples[x].Learn[1:] {
+			if l {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// forwardBackward runs the activations' batch forward and returns its loss,
+// adding w times its gradient into t.grads: the language model's loss and
+// gradient, the indexer's beside them for a sparse model, or the indexer's
+// alone for its objective.
+func (t *Trainer) forwardBackward(tokens, targets []int, w float32) (float32, error) {
+	m, rt := t.Model, t.recipe.Train
+	if rt.Objective == ObjectiveIndex {
+		if _, err := m.Forward(t.acts, tokens, nil); err != nil {
+			return 0, err
+		}
+		return m.IndexerLoss(t.acts, t.grads, w)
+	}
+	l, err := m.Forward(t.acts, tokens, targets)
+	if err != nil {
+		return 0, err
+	}
+	if rt.Sparse {
+		if _, err := m.IndexerLoss(t.acts, t.grads, w); err != nil {
+			return 0, err
+		}
+	}
+	return l, m.BackwardScaled(t.acts, t.grads, w)
+}
+
 // ValidationLoss is the mean loss over the validation examples' learned
-// tokens.
+// tokens (for the indexer's objective, its loss over their positions).
 func (t *Trainer) ValidationLoss() (float64, error) {
 	if len(t.val) == 0 {
 		return math.NaN(), nil
@@ -220,7 +282,8 @@ func (t *Trainer) ValidationLoss() (float64, error) {
 	for _, mb := range schedule(t.val, 0, 0, t.recipe.Train.MicroTokens, t.Model.Config.MaxSeq) {
 		B := len(mb.examples)
 		n := B * mb.T
-		k := fill(t.val, mb, pad, t.tokens[:n], t.targets[:n])
+		fill(t.val, mb, pad, t.tokens[:n], t.targets[:n])
+		k := t.weight(t.val, mb)
 		if k == 0 {
 			continue
 		}
@@ -230,6 +293,11 @@ func (t *Trainer) ValidationLoss() (float64, error) {
 		l, err := t.Model.Forward(t.acts, t.tokens[:n], t.targets[:n])
 		if err != nil {
 			return 0, err
+		}
+		if t.recipe.Train.Objective == ObjectiveIndex {
+			if l, err = t.Model.IndexerLoss(t.acts, nil, 1); err != nil {
+				return 0, err
+			}
 		}
 		sum += float64(l) * float64(k)
 		count += k
@@ -526,7 +594,7 @@ func readLog(path string, upTo int) ([]Point, error) {
 // Bench trains on examples for warm steps, then times steps more, without
 // checkpoints, and returns the tokens per second of the timed steps.
 func Bench(ctx context.Context, r *Recipe, vocab int, examples []Example, warm, steps int) (float64, error) {
-	t, err := newTrainer(r, "", vocab, 0, nil, examples, nil)
+	t, err := newTrainer(r, "", vocab, 0, nil, examples, nil, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -176,7 +176,7 @@ func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string
 	}
 	fmt.Fprintf(log, "%d training examples, %d tokens (mean %.0f), %.0f%% of them learned; %d longer than %d tokens dropped\n",
 		len(trainSet), tokens, float64(tokens)/float64(max(1, len(trainSet))), 100*float64(learned)/float64(max(1, tokens)), dropped, r.Model.MaxSeq)
-	t, err := train.NewTrainer(r, dir, tok, trainSet, valSet)
+	t, err := train.NewTrainer(r, dir, tok, trainSet, valSet, nil)
 	if err != nil {
 		return err
 	}
