@@ -813,3 +813,66 @@ func TestExportRandomWeights(t *testing.T) {
 		}
 	}
 }
+
+// braid train index adds an indexer to a model and trains it alone, from
+// the model's weights and tokenizer; braid train sft --sparse then trains
+// the whole model attending sparsely, from that checkpoint.
+func TestTrainIndexCommand(t *testing.T) {
+	tok, err := tokenizer.Train(context.Background(), slices.Values([]string{"Current State: 27:[22, 26, 31, 53], Operations: []"}), 290, []string{"<|end|>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := randomModelDir(t, tok, 1024)
+	recipe := func(index bool) string {
+		path := filepath.Join(t.TempDir(), "recipe.json")
+		shape := ""
+		if index {
+			shape = `, "index_heads": 2, "index_dim": 8, "index_topk": 32`
+		}
+		body := `{"data": {"seed": 3, "serial": 6, "parallel": 3, "direct": 6, "validation": 1},
+			"tokenizer": {"vocab": 290, "sample": 10},
+			"model": {"dim": 32, "hidden": 64, "layers": 2, "heads": 2, "kv_heads": 2, "max_seq": 1024, "rope_theta": 10000,
+				"tied_embeddings": true, "init_std": 0.05` + shape + `},
+			"train": {"seed": 1, "steps": 2, "micro_tokens": 2048, "micro_batches": 1, "lr": 0.003, "min_lr": 0.0003, "warmup": 1,
+				"weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "clip": 1, "checkpoint_every": 1, "eval_every": 1, "log_every": 1}}`
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	run := filepath.Join(t.TempDir(), "index")
+	_, errs := expectExit(t, 0, "", "train", "index", "--config", recipe(true), "--from", from, "--out", run)
+	if !strings.Contains(errs, "the tokenizer of "+from) || !strings.Contains(errs, "step 2/2") {
+		t.Errorf("stderr: %s", errs)
+	}
+	before, err := model.Load(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := model.Load(filepath.Join(run, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := after.Config; c.IndexHeads != 2 || c.IndexDim != 8 || c.IndexTopK != 32 {
+		t.Errorf("the checkpoint's shape: %+v", c)
+	}
+	if !slices.Equal(after.Params.Layers[1].Wq, before.Params.Layers[1].Wq) || !slices.Equal(after.Params.Embed, before.Params.Embed) {
+		t.Error("train index changed the model's own weights")
+	}
+	sparse := filepath.Join(t.TempDir(), "sparse")
+	if _, errs := expectExit(t, 0, "", "train", "sft", "--sparse", "--config", recipe(true), "--from", filepath.Join(run, "checkpoint"), "--out", sparse); !strings.Contains(errs, "step 2/2") {
+		t.Errorf("sft --sparse: %s", errs)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "index", "--config", recipe(true), "--out", run}, "--from"},
+		{[]string{"train", "index", "--config", recipe(false), "--from", from, "--out", t.TempDir()}, "index_heads"},
+		{[]string{"train", "sft", "--sparse", "--config", recipe(false), "--out", t.TempDir()}, "--sparse"},
+	} {
+		if _, errs := expectExit(t, 2, "", bad.args...); !strings.Contains(errs, bad.want) {
+			t.Errorf("%v: %s", bad.args, errs)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func TestHelpListsCommandsWithExamples(t *testing.T) {
 	}
 	for _, cmd := range [][]string{
 		{"gen"}, {"countdown"}, {"bench"}, {"bench", "kernels"}, {"bench", "decode"}, {"gen", "problems"}, {"gen", "traces"},
-		{"countdown", "solve"}, {"countdown", "verify"}, {"generate"}, {"solve"}, {"train"}, {"train", "sft"}, {"train", "export"}, {"eval"},
+		{"countdown", "solve"}, {"countdown", "verify"}, {"generate"}, {"solve"}, {"train"}, {"train", "sft"}, {"train", "index"}, {"train", "export"}, {"eval"},
 	} {
 		out, _ := expectExit(t, 0, "", append(cmd, "--help")...)
 		if !strings.Contains(out, "Examples:") || !strings.Contains(out, "braid "+strings.Join(cmd, " ")) {

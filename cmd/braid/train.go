@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braid-dev/braid/internal/parallel"
+	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/task/countdown"
 	"github.com/braid-dev/braid/tokenizer"
@@ -25,7 +27,7 @@ func newTrainCmd() *cobra.Command {
 		Short:   "Train braid's models",
 		Example: "  braid train sft --config models/countdown/recipe.json --out runs/countdown",
 	}
-	cmd.AddCommand(newTrainSFTCmd(), newTrainGRPOCmd(), newTrainExportCmd())
+	cmd.AddCommand(newTrainSFTCmd(), newTrainIndexCmd(), newTrainGRPOCmd(), newTrainExportCmd())
 	return cmd
 }
 
@@ -77,10 +79,11 @@ models/countdown.`,
 
 func newTrainSFTCmd() *cobra.Command {
 	var (
-		config, out string
-		bench       bool
-		benchSteps  int
-		precision   string
+		config, out, from string
+		bench             bool
+		benchSteps        int
+		precision         string
+		sparse            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sft",
@@ -92,6 +95,12 @@ decay. Every checkpoint_every steps the run directory gets a checkpoint (a
 model directory 'braid generate --model' opens), log.csv and loss.svg. Run the
 same command again to resume: the loss curve goes on exactly as if the run
 had never stopped. Ctrl-C saves a checkpoint before exiting.
+
+--from starts from a model directory's weights and tokenizer instead of
+random ones (its shape must be the recipe's). --sparse trains a model with
+an indexer (the recipe's index_heads, index_dim and index_topk) attending
+only to the positions its indexer scores highest, the indexer learning on
+beside it: sparse attention's second stage, after 'braid train index'.
 
 --bench times the trainer instead, on the reference shape (d=256, 4 layers,
 SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
@@ -116,19 +125,79 @@ SwiGLU 704, a 37-token vocabulary, sequences of up to 1,536 tokens, mean
 				}
 				r.Train.Precision = train.Precision(precision)
 			}
-			return runTrainSFT(cmd.Context(), cmd.ErrOrStderr(), r, out)
+			if sparse {
+				r.Train.Sparse = true
+				if err := r.Validate(); err != nil {
+					return usageErrorf("--sparse: %v", err)
+				}
+			}
+			return runTrainSFT(cmd.Context(), cmd.ErrOrStderr(), r, out, from)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&config, "config", "", "the recipe (JSON)")
 	f.StringVar(&out, "out", "", "the run directory: checkpoint, log, loss curve")
+	f.StringVar(&from, "from", "", "start from this model directory's weights and tokenizer (default: random weights and a tokenizer trained on the traces)")
+	f.BoolVar(&sparse, "sparse", false, "train the model attending to its indexer's top-k positions, the indexer learning beside it; overrides the recipe's train.sparse")
 	f.BoolVar(&bench, "bench", false, "time the trainer on the reference shape instead")
 	f.IntVar(&benchSteps, "bench-steps", 8, "timed steps for --bench")
 	f.StringVar(&precision, "precision", "", "the products: f32 or bf16 (bfloat16 products with float32 sums: on AMX tiles where the CPU has them, attention's included; elsewhere the weight products alone); overrides the recipe's train.precision, which is part of the run's identity")
 	return cmd
 }
 
-func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string) error {
+func newTrainIndexCmd() *cobra.Command {
+	var config, out, from string
+	cmd := &cobra.Command{
+		Use:   "index",
+		Short: "Train a model's sparse-attention indexer on its own attention (the dense warm-up), resumable",
+		Long: `Add a lightning indexer to a model (the recipe's index_heads, index_dim and
+index_topk; DeepSeek-V3.2's sparse attention) and train it alone: at every
+layer and position, on the KL divergence from the model's attention over
+the earlier positions (its heads averaged) to the indexer's softmax, on the
+traces the recipe describes. Every other weight stays the model's. The run
+directory and resuming work as in 'braid train sft'; then 'braid train sft
+--sparse --from RUN/checkpoint' adapts the model to attending sparsely.`,
+		Example: `  braid train index --config models/countdown/index.json --from models/countdown --out runs/countdown-index`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config == "" || out == "" || from == "" {
+				return usageErrorf("train index needs --config FILE, --from MODEL and --out DIR")
+			}
+			r, err := train.LoadRecipe(config)
+			if err != nil {
+				return err
+			}
+			r.Train.Objective = train.ObjectiveIndex
+			if err := r.Validate(); err != nil {
+				return usageErrorf("--config %s: %v", config, err)
+			}
+			return runTrainSFT(cmd.Context(), cmd.ErrOrStderr(), r, out, from)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "the recipe (JSON), with the indexer's shape in its model section")
+	f.StringVar(&from, "from", "", "the model directory whose indexer to train")
+	f.StringVar(&out, "out", "", "the run directory: checkpoint, log, loss curve")
+	return cmd
+}
+
+// runTrainSFT runs the recipe's training in dir, from the model directory
+// from when it is not "" (its weights and tokenizer).
+func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir, from string) error {
+	var initial *model.Model
+	var startTok *tokenizer.Tokenizer
+	if from != "" {
+		var err error
+		if r.Train.Start, err = model.Fingerprint(os.DirFS(from), "."); err != nil {
+			return fmt.Errorf("--from %s: %w", from, err)
+		}
+		if initial, err = model.Load(from); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+		if startTok, err = tokenizer.Load(filepath.Join(from, model.TokenizerFile)); err != nil {
+			return fmt.Errorf("--from: %w", err)
+		}
+	}
 	start := time.Now()
 	fmt.Fprintf(log, "generating traces for %d+%d+%d problems (+%d per format for validation)...\n",
 		r.Data.Serial, r.Data.Parallel, r.Data.Direct, r.Data.Validation)
@@ -143,8 +212,16 @@ func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string
 	tokPath := filepath.Join(dir, "tokenizer.json")
 	tok, err := tokenizer.Load(tokPath)
 	switch {
+	case err == nil && startTok != nil && !sameTokenizer(tok, startTok):
+		return fmt.Errorf("%s is not the tokenizer of --from %s: use a new directory", tokPath, from)
 	case err == nil:
 		fmt.Fprintf(log, "reusing %s (%d tokens)\n", tokPath, tok.VocabSize())
+	case errors.Is(err, os.ErrNotExist) && startTok != nil:
+		tok = startTok
+		if err := tok.Save(tokPath); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "the tokenizer of %s (%d tokens)\n", from, tok.VocabSize())
 	case errors.Is(err, os.ErrNotExist):
 		sample := sampleSequences(trainSeqs, r.Tokenizer.Sample)
 		if tok, err = train.TrainTokenizer(ctx, sample, r.Tokenizer.Vocab); err != nil {
@@ -176,7 +253,7 @@ func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string
 	}
 	fmt.Fprintf(log, "%d training examples, %d tokens (mean %.0f), %.0f%% of them learned; %d longer than %d tokens dropped\n",
 		len(trainSet), tokens, float64(tokens)/float64(max(1, len(trainSet))), 100*float64(learned)/float64(max(1, tokens)), dropped, r.Model.MaxSeq)
-	t, err := train.NewTrainer(r, dir, tok, trainSet, valSet, nil)
+	t, err := train.NewTrainer(r, dir, tok, trainSet, valSet, initial)
 	if err != nil {
 		return err
 	}
@@ -192,6 +269,14 @@ func runTrainSFT(ctx context.Context, log io.Writer, r *train.Recipe, dir string
 	fmt.Fprintf(log, "done: %d steps, %d tokens in %s of training; model in %s\n", st.Step, st.Tokens,
 		time.Duration(st.Seconds*float64(time.Second)).Round(time.Second), filepath.Join(dir, train.CheckpointDir))
 	return nil
+}
+
+// sameTokenizer says whether a and b are the same tokenizer, as their JSON
+// says.
+func sameTokenizer(a, b *tokenizer.Tokenizer) bool {
+	ja, errA := a.MarshalJSON()
+	jb, errB := b.MarshalJSON()
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // sampleSequences takes about 3n sequences spread evenly over seqs, which
