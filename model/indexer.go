@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
 	"github.com/braid-dev/braid/tensor"
 )
@@ -42,9 +41,10 @@ func (m *Model) indexForward(a *Activations, l int) {
 // indexWork is one worker's scratch for a block of rows against the
 // positions up to the block's last: the attention's distribution, the
 // indexer's scores (then its distribution, then their gradient), one
-// head's attention scores, and each indexer head's ReLU(q·k).
+// head's attention scores, and each indexer head's ReLU(q·k); and for the
+// top-k selection, a row's scores to reorder.
 type indexWork struct {
-	p, i, s, z []float32
+	p, i, s, z, top []float32
 }
 
 // indexScores writes into w.i (stride r1) the indexer's scores of rows
@@ -115,32 +115,21 @@ func (m *Model) IndexerLoss(a *Activations, g *Params, scale float32) (float32, 
 	}
 	// Tasks are (layer, sequence) pairs: each writes its own rows of its
 	// layer's gradients.
-	tasks := c.Layers * a.B
-	workers := min(tasks, runtime.GOMAXPROCS(0))
-	sums := make([]float64, workers)
-	next := make(chan int, tasks)
-	for i := range tasks {
-		next <- i
+	sums := make([]float64, runtime.GOMAXPROCS(0))
+	newWork := func() *indexWork {
+		return &indexWork{
+			p: make([]float32, attnBlock*T), i: make([]float32, attnBlock*T), s: make([]float32, attnBlock*T),
+			z: make([]float32, c.IndexHeads*attnBlock*T),
+		}
 	}
-	close(next)
-	var wg sync.WaitGroup
-	for wk := range workers {
-		wg.Go(func() {
-			w := &indexWork{
-				p: make([]float32, attnBlock*T), i: make([]float32, attnBlock*T), s: make([]float32, attnBlock*T),
-				z: make([]float32, c.IndexHeads*attnBlock*T),
-			}
-			for task := range next {
-				l, b := task/a.B, task%a.B
-				var gr *indexGrads
-				if g != nil {
-					gr = &grads[l]
-				}
-				sums[wk] += m.indexLossSeq(a, &a.layers[l], w, gr, b, share*float64(scale))
-			}
-		})
-	}
-	wg.Wait()
+	eachTask(c.Layers*a.B, newWork, func(w *indexWork, worker, task int) {
+		l, b := task/a.B, task%a.B
+		var gr *indexGrads
+		if g != nil {
+			gr = &grads[l]
+		}
+		sums[worker] += m.indexLossSeq(a, &a.layers[l], w, gr, b, share*float64(scale))
+	})
 	var loss float64
 	for _, s := range sums {
 		loss += s

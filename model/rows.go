@@ -18,6 +18,26 @@ import (
 // the same partial sums in the same order on every machine.
 const rowChunk = 256
 
+// eachTask runs f for tasks [0,n) on all CPUs, handing each worker
+// (numbered from 0) the scratch newWork made for it.
+func eachTask[W any](n int, newWork func() W, f func(w W, worker, task int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for worker := range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			w := newWork()
+			for {
+				task := int(next.Add(1)) - 1
+				if task >= n {
+					return
+				}
+				f(w, worker, task)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // eachChunk runs f over rows [0,n) by chunks of rowChunk on all CPUs.
 func eachChunk(n int, f func(chunk, lo, hi int)) {
 	chunks := (n + rowChunk - 1) / rowChunk

@@ -1,10 +1,6 @@
 package model
 
-import (
-	"math"
-	"runtime"
-	"sync"
-)
+import "math"
 
 // selection is the positions each row of one sequence attends to in a
 // sparse model: row t's bits start at word t·words, bit s set for each
@@ -51,29 +47,19 @@ func (m *Model) sparse() bool { return m.Sparse && m.Config.HasIndexer() }
 func (m *Model) selectTopK(a *Activations, la *layerActs) {
 	c := m.Config
 	T, words, k := a.T, selectionWords(a.maxT), c.IndexTopK
-	var wg sync.WaitGroup
-	next := make(chan int, a.B)
-	for b := range a.B {
-		next <- b
+	newWork := func() *indexWork {
+		return &indexWork{i: make([]float32, attnBlock*T), z: make([]float32, c.IndexHeads*attnBlock*T), top: make([]float32, T)}
 	}
-	close(next)
-	for range min(a.B, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			w := &indexWork{i: make([]float32, attnBlock*T), z: make([]float32, c.IndexHeads*attnBlock*T)}
-			scratch := make([]float32, T)
-			for b := range next {
-				for r0 := 0; r0 < T; r0 += attnBlock {
-					r1 := min(T, r0+attnBlock)
-					m.indexScores(a, la, w, b, r0, r1)
-					for t := r0; t < r1; t++ {
-						bits := la.sel[(b*T+t)*words : (b*T+t+1)*words]
-						selectRow(bits, w.i[(t-r0)*r1:(t-r0)*r1+t+1], k, scratch)
-					}
-				}
+	eachTask(a.B, newWork, func(w *indexWork, _, b int) {
+		for r0 := 0; r0 < T; r0 += attnBlock {
+			r1 := min(T, r0+attnBlock)
+			m.indexScores(a, la, w, b, r0, r1)
+			for t := r0; t < r1; t++ {
+				bits := la.sel[(b*T+t)*words : (b*T+t+1)*words]
+				selectRow(bits, w.i[(t-r0)*r1:(t-r0)*r1+t+1], k, w.top)
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // selectRow sets bits to the k highest of scores (all of them when there
