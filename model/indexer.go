@@ -97,8 +97,10 @@ func (m *Model) IndexerLoss(a *Activations, g *Params, scale float32) (float32, 
 		return 0, fmt.Errorf("model: IndexerLoss needs a Forward of the activations' batch first")
 	}
 	T, bt := a.T, a.B*a.T
-	for l := range c.Layers {
-		m.indexForward(a, l)
+	if !m.sparse() { // a sparse Forward computed them already
+		for l := range c.Layers {
+			m.indexForward(a, l)
+		}
 	}
 	// The mean over layers and positions: each row's gradient is its
 	// share of it.
