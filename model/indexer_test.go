@@ -1,7 +1,6 @@
 package model
 
 import (
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -53,30 +52,14 @@ func TestIndexerGradientsMatchFiniteDifferences(t *testing.T) {
 		// a step bends the differences, and a weight of the key moves
 		// every position's scores.
 		const h = 2e-3
-		grads := g.Tensors()
 		for ti, tn := range m.Params.Tensors() {
-			indexer := strings.Contains(tn.Name, ".indexer.")
-			worst := 0.0
-			for i, v := range grads[ti].Data {
-				if !indexer && v != 0 {
+			for i, v := range g.Tensors()[ti].Data {
+				if !tn.Indexer() && v != 0 {
 					t.Fatalf("T=%d: %s[%d] has gradient %g: the warm-up trains the indexer alone", T, tn.Name, i, v)
 				}
 			}
-			if !indexer {
-				continue
-			}
-			for range 8 {
-				i := rng.IntN(len(tn.Data))
-				num := numericGrad(loss, tn.Data, i, h)
-				ana := float64(grads[ti].Data[i])
-				d := math.Abs(num - ana)
-				worst = max(worst, d)
-				if d > 3e-5+3e-2*math.Abs(num) {
-					t.Fatalf("T=%d: %s[%d]: analytic %g, numeric %g", T, tn.Name, i, ana, num)
-				}
-			}
-			t.Logf("T=%d %-45s max |diff| %.1e", T, tn.Name, worst)
 		}
+		compareSampled(t, m, g, loss, rng, 8, h, 3e-5, Tensor.Indexer)
 	}
 }
 

@@ -57,8 +57,19 @@ func checkLossGradients(t *testing.T, m *Model, rng *rand.Rand, B, T, samples in
 	if err := m.Backward(a, g); err != nil {
 		t.Fatal(err)
 	}
+	compareSampled(t, m, g, loss, rng, samples, h, 3e-4, nil)
+}
+
+// compareSampled checks the gradients g against numericGrad of loss at
+// step h, for samples coordinates of every tensor of m that only accepts
+// (nil: all), each within abs plus 3% of the numeric value.
+func compareSampled(t *testing.T, m *Model, g *Params, loss func() float64, rng *rand.Rand, samples int, h float32, abs float64, only func(Tensor) bool) {
+	t.Helper()
 	grads := g.Tensors()
 	for ti, tn := range m.Params.Tensors() {
+		if only != nil && !only(tn) {
+			continue
+		}
 		worst := 0.0
 		for range samples {
 			i := rng.IntN(len(tn.Data))
@@ -66,7 +77,7 @@ func checkLossGradients(t *testing.T, m *Model, rng *rand.Rand, B, T, samples in
 			ana := float64(grads[ti].Data[i])
 			d := math.Abs(num - ana)
 			worst = max(worst, d)
-			if d > 3e-4+3e-2*math.Abs(num) {
+			if d > abs+3e-2*math.Abs(num) {
 				t.Fatalf("%s[%d]: analytic %g, numeric %g", tn.Name, i, ana, num)
 			}
 		}
