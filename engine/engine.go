@@ -32,6 +32,7 @@ import (
 
 	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/tensor"
 	"github.com/braid-dev/braid/tokenizer"
 	"github.com/braid-dev/braid/tokenizer/chat"
 )
@@ -82,7 +83,8 @@ type Options struct {
 	Workers int
 	// EOS are the end-of-sequence token ids: sampling one ends a thread.
 	EOS []int
-	// Weights is how the weight matrices are kept (WeightsF16 when "").
+	// Weights is how the weight matrices are kept (DefaultWeights() when
+	// "").
 	Weights WeightFormat
 	// KV8 keeps the KV cache in 8-bit integers, with a scale for each
 	// head's keys (and values) at each position, instead of half
@@ -136,12 +138,24 @@ const (
 	WeightsQ8 WeightFormat = "q8"
 )
 
-// ParseWeightFormat reads a weight format's name, "" meaning the default,
-// WeightsF16.
+// DefaultWeights is the weight format an engine uses when its options
+// name none: bfloat16 on a CPU with AVX-512 BF16, where products of many
+// rows run at twice the rate (on AMX tiles, several times) and the
+// Countdown model's card measures no loss of accuracy from it; half
+// precision elsewhere.
+func DefaultWeights() WeightFormat {
+	if tensor.BF16Available() {
+		return WeightsBF16
+	}
+	return WeightsF16
+}
+
+// ParseWeightFormat reads a weight format's name, "" meaning
+// DefaultWeights().
 func ParseWeightFormat(s string) (WeightFormat, error) {
 	switch f := WeightFormat(s); f {
 	case "":
-		return WeightsF16, nil
+		return DefaultWeights(), nil
 	case WeightsF16, WeightsBF16, WeightsF32, WeightsQ8:
 		return f, nil
 	}
@@ -236,6 +250,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 			return nil, fmt.Errorf("engine: end-of-sequence token %d outside the vocabulary of %d", id, m.Config.Vocab)
 		}
 	}
+	if opts.Weights == "" {
+		opts.Weights = DefaultWeights()
+	}
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = DefaultCacheBytes
 	}
@@ -318,6 +335,10 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 // Config is the model's configuration, its MaxSeq the context the
 // engine runs at (Options.Context where set).
 func (e *Engine) Config() model.Config { return e.w.cfg }
+
+// Options returns the options the engine runs with, its defaults filled
+// in.
+func (e *Engine) Options() Options { return e.opts }
 
 // Tokenizer is the engine's tokenizer, nil for none.
 func (e *Engine) Tokenizer() *tokenizer.Tokenizer { return e.tok }

@@ -133,12 +133,12 @@ func alone(t *testing.T, m *model.Model, opts Options, req *backend.Request) *ba
 	return c
 }
 
-// numericModes are the ways the engine rounds numbers: a half-precision or
-// an 8-bit cache, and bfloat16 products where the CPU has them. Every test
-// of equivalences runs with each: each rounds a value the same way
-// whatever the batch.
+// numericModes are the ways the engine rounds numbers: half-precision
+// weights with a half-precision or an 8-bit cache, and bfloat16 and 8-bit
+// products where the CPU has them. Every test of equivalences runs with
+// each: each rounds a value the same way whatever the batch.
 func numericModes() []Options {
-	modes := []Options{{}, {KV8: true}}
+	modes := []Options{{Weights: WeightsF16}, {Weights: WeightsF16, KV8: true}}
 	if bf16Kernels() {
 		modes = append(modes, Options{Weights: WeightsBF16})
 	}
@@ -149,10 +149,7 @@ func numericModes() []Options {
 }
 
 // bf16Kernels says whether this CPU runs the bfloat16 products.
-func bf16Kernels() bool {
-	_, ok := tensor.PackBF16(make([]float32, 1), 1, 1, 0)
-	return ok
-}
+func bf16Kernels() bool { return tensor.BF16Available() }
 
 // q8Kernels says whether this CPU runs the 8-bit products.
 func q8Kernels() bool {
@@ -896,7 +893,7 @@ func TestPanickingEnvironmentEndsOnlyItsThread(t *testing.T) {
 // speed (packed weights, a block cache, batching, attention divided per
 // head) must never drift from the model it serves.
 func TestMatchesTheModelsForward(t *testing.T) {
-	opts := []Options{{Weights: WeightsF32}, {}, {Weights: WeightsF32, KV8: true}}
+	opts := []Options{{Weights: WeightsF32}, {Weights: WeightsF16}, {Weights: WeightsF32, KV8: true}}
 	if bf16Kernels() {
 		opts = append(opts, Options{Weights: WeightsBF16})
 	}
@@ -938,11 +935,10 @@ func TestMatchesTheModelsForward(t *testing.T) {
 			worst = math.Max(worst, math.Abs(ref-tok.Logprob))
 			seq = append(seq, tok.ID)
 		}
-		// The KV cache is in half precision (about 3 decimal digits), and
-		// by default the weights too.
+		// The KV cache is in half precision (about 3 decimal digits).
 		limit := 1e-2
 		switch o.Weights {
-		case "", WeightsF16:
+		case WeightsF16:
 			limit = 3e-2
 		case WeightsBF16:
 			// 8 significant bits for weights and activations, about 2

@@ -4,6 +4,17 @@ import (
 	"github.com/braid-dev/braid/internal/half"
 )
 
+// BF16Available reports whether this CPU runs the bfloat16 products
+// (AVX-512 BF16): whether PackBF16 packs.
+func BF16Available() bool {
+	for _, t := range bestKernel.tiles {
+		if t.runBF == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // PackBF16 is Pack for products in bfloat16: b's values rounded to
 // bfloat16 and laid out in pairs of depths, which the AVX-512 BF16
 // kernels multiply by a's rows, rounded the same way, two multiply-adds
@@ -17,10 +28,8 @@ import (
 // pairs: value 2j is b[pc+2p][q·nr+j], 2j+1 is b[pc+2p+1][q·nr+j], zero
 // past k up to a whole 32 depths, the step AMX tiles read.
 func PackBF16(b []float32, k, n int, f Flags) (*Packed, bool) {
-	for _, t := range bestKernel.tiles {
-		if t.runBF == nil {
-			return nil, false
-		}
+	if !BF16Available() {
+		return nil, false
 	}
 	p := Pack(b, k, n, f)
 	nr := p.kern.nr

@@ -178,7 +178,7 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	if err := st.StartRun(ctx, runID, cfg); err != nil {
 		return err
 	}
-	setting := fl.setting(t, engineContext(b), cfg.Perturb)
+	setting := fl.setting(t, embedded(b), cfg.Perturb)
 	fmt.Fprintf(cmd.ErrOrStderr(), "run %s in %s: %d strategies × %d problems × %d seeds, %s\n",
 		runID, store.Redact(fl.dbPath), len(names), len(cfg.Problems), fl.seeds, setting)
 	grid := eval.Grid{Strategies: names, Problems: cfg.Problems, Seeds: fl.seeds, Perturb: cfg.Perturb, Concurrent: fl.concurrent, Lease: fl.lease}
@@ -274,13 +274,16 @@ func (fl *evalFlags) problems(cmd *cobra.Command, t task.Task) ([]task.Problem, 
 }
 
 // setting names the run's environment and sampling for the report.
-func (fl *evalFlags) setting(t task.Task, contextLen int, perturbation string) string {
+func (fl *evalFlags) setting(t task.Task, e *engine.Engine, perturbation string) string {
 	setting := fmt.Sprintf("temperature %g", fl.temperature)
 	if _, ok := t.(task.Environment); ok {
 		setting = "env " + fl.envMode + ", " + setting
 	}
-	if contextLen > 0 {
-		setting += fmt.Sprintf(", context %d", contextLen)
+	if e != nil {
+		setting += fmt.Sprintf(", context %d, weights %s", e.Config().MaxSeq, e.Options().Weights)
+		if e.Options().KV8 {
+			setting += ", 8-bit cache"
+		}
 	}
 	if fl.joinAtGoal {
 		setting += ", join at goal"

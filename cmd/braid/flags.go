@@ -190,7 +190,7 @@ func (f *engineFlags) fingerprint() (string, error) {
 // registerWeightFlags adds --weights, and --f32-weights, the flag it
 // replaced, kept so that scripts written for it still run.
 func registerWeightFlags(fl *pflag.FlagSet, weights *string, f32 *bool) {
-	fl.StringVar(weights, "weights", string(engine.WeightsF16), "the weight matrices' numbers: f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations, needs AVX-512 BF16; on AMX tiles where the CPU has them: products of many rows several times faster, 8 significant bits), q8 (8-bit blocks of 32 with a scale, as llama.cpp's Q8_0, activations likewise; needs AVX-512 VNNI: half the bytes of f16, for one sequence up to 2x faster) or f32")
+	fl.StringVar(weights, "weights", "", "the weight matrices' numbers (default: bf16 on a CPU with AVX-512 BF16, else f16): f16 (half precision, float32 on a CPU without AVX-512), bf16 (bfloat16 weights and activations, needs AVX-512 BF16; on AMX tiles where the CPU has them: products of many rows several times faster, 8 significant bits), q8 (8-bit blocks of 32 with a scale, as llama.cpp's Q8_0, activations likewise; needs AVX-512 VNNI: half the bytes of f16, for one sequence up to 2x faster) or f32")
 	fl.BoolVar(f32, "f32-weights", false, "keep the weights in float32")
 	if err := fl.MarkDeprecated("f32-weights", "use --weights f32"); err != nil {
 		panic(err) // the flag was just added
@@ -204,7 +204,7 @@ func parseWeights(s string, f32 bool) (engine.WeightFormat, error) {
 		return "", usageErrorf("--weights: %v", err)
 	}
 	if f32 {
-		if w != engine.WeightsF16 && w != engine.WeightsF32 {
+		if s != "" && w != engine.WeightsF32 {
 			return "", usageErrorf("--f32-weights contradicts --weights %s", w)
 		}
 		w = engine.WeightsF32

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
 	"github.com/braid-dev/braid/task"
@@ -387,7 +388,7 @@ func TestEvalResumes(t *testing.T) {
 	if len(rep.Strategies) != 2 || rep.Strategies[1].N != 3 || len(rep.Samples) != 6 || len(rep.Paired) != 1 || rep.Paired[0].A != "apr" {
 		t.Errorf("report %s", out)
 	}
-	if !strings.Contains(errs, "run "+rep.Run) || !strings.Contains(errs, "2 strategies × 3 problems × 1 seeds, env constrain, temperature 0, context 128\n") {
+	if !strings.Contains(errs, "run "+rep.Run) || !strings.Contains(errs, "2 strategies × 3 problems × 1 seeds, env constrain, temperature 0, context 128, weights "+string(engine.DefaultWeights())+"\n") {
 		t.Errorf("stderr %s", errs)
 	}
 	// The same command finds its run done: nothing taken again.
@@ -397,7 +398,7 @@ func TestEvalResumes(t *testing.T) {
 	}
 	table, _ := expectExit(t, 0, "", args[:len(args)-1]...)
 	if !strings.Contains(table, "accuracy") || !strings.Contains(table, "apr − serial") ||
-		!strings.Contains(table, "(env constrain, temperature 0, context 128; intervals clustered by problem)") {
+		!strings.Contains(table, "(env constrain, temperature 0, context 128, weights "+string(engine.DefaultWeights())+"; intervals clustered by problem)") {
 		t.Errorf("table:\n%s", table)
 	}
 	_, errs = expectExit(t, 2, "", "eval", "--model", dir, "--seeds", "3", "--db", db)
@@ -426,14 +427,14 @@ func TestEvalContext(t *testing.T) {
 	_, args := smallEval(t)
 	_, own := expectExit(t, 0, "", args...)
 	_, longer := expectExit(t, 0, "", append(args, "--context", "256")...)
-	if !strings.Contains(longer, "env constrain, temperature 0, context 256\n") {
+	if !strings.Contains(longer, "env constrain, temperature 0, context 256, weights ") {
 		t.Errorf("stderr at --context 256: %s", longer)
 	}
 	if evalRunID(own) == evalRunID(longer) {
 		t.Errorf("--context 256 resumed the run of the model's own context, %s", evalRunID(own))
 	}
 	_, joined := expectExit(t, 0, "", append(args, "--join-at-goal")...)
-	if !strings.Contains(joined, "temperature 0, context 128, join at goal\n") || evalRunID(joined) == evalRunID(own) {
+	if !strings.Contains(joined, "temperature 0, context 128, weights "+string(engine.DefaultWeights())+", join at goal\n") || evalRunID(joined) == evalRunID(own) {
 		t.Errorf("stderr with --join-at-goal: %s", joined)
 	}
 	for _, bad := range [][]string{{"--context", "-1"}, {"--context", "256", "--backend", "http://127.0.0.1:1/v1", "--model", "", "--env", "fill"},
@@ -445,16 +446,25 @@ func TestEvalContext(t *testing.T) {
 }
 
 // The weights' and the KV cache's numbers change the samples, so they
-// are part of a run: another format starts another run, the default named
-// resumes the run it names by default, and a bad name is a usage error.
+// are part of a run and named in its setting: another format starts
+// another run, the default named resumes the run it names by default, and
+// a bad name is a usage error.
 func TestEvalWeightsAndCache(t *testing.T) {
 	_, args := smallEval(t)
 	_, own := expectExit(t, 0, "", args...)
-	_, named := expectExit(t, 0, "", append(args, "--weights", "f16", "--kv-cache-type", "f16")...)
+	def := string(engine.DefaultWeights())
+	_, named := expectExit(t, 0, "", append(args, "--weights", def, "--kv-cache-type", "f16")...)
 	if evalRunID(named) != evalRunID(own) {
-		t.Errorf("--weights f16 --kv-cache-type f16 started run %s, not the default's %s", evalRunID(named), evalRunID(own))
+		t.Errorf("--weights %s --kv-cache-type f16 started run %s, not the default's %s", def, evalRunID(named), evalRunID(own))
 	}
-	for _, other := range [][]string{{"--weights", "f32"}, {"--f32-weights"}, {"--kv-cache-type", "q8"}} {
+	if _, errs := expectExit(t, 0, "", append(args, "--kv-cache-type", "q8")...); !strings.Contains(errs, ", weights "+def+", 8-bit cache\n") {
+		t.Errorf("the setting with an 8-bit cache: %s", errs)
+	}
+	others := [][]string{{"--weights", "f32"}, {"--f32-weights"}, {"--kv-cache-type", "q8"}}
+	if def != "f16" {
+		others = append(others, []string{"--weights", "f16"})
+	}
+	for _, other := range others {
 		if _, errs := expectExit(t, 0, "", append(args, other...)...); evalRunID(errs) == evalRunID(own) {
 			t.Errorf("%v resumed the default's run %s", other, evalRunID(own))
 		}

@@ -460,14 +460,12 @@ func (sr solveRun) sampled(p task.Problem, runs []solved) sampledOutput {
 	return o
 }
 
-// engineContext is the context an embedded engine runs at, 0 for a remote
-// backend (whose server knows its own).
-func engineContext(b backend.Backend) int {
+// embedded is the engine under b, nil for a remote backend (whose server
+// knows its own settings).
+func embedded(b backend.Backend) *engine.Engine {
 	if c, ok := b.(*chat.Backend); ok {
 		b = c.Raw()
 	}
-	if e, ok := b.(*engine.Engine); ok {
-		return e.Config().MaxSeq
-	}
-	return 0
+	e, _ := b.(*engine.Engine)
+	return e
 }
