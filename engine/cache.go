@@ -47,6 +47,9 @@ type node struct {
 // value being q·scale.
 type kvBlock struct {
 	half []uint16
+	// index is the indexer's keys where the engine attends sparsely
+	// (blockIndexKeys), in half precision either way.
+	index []uint16
 	// q is an 8-bit block's values; its keys are bytes offset by 128, as
 	// tensor.ScoresQ8 reads them (u views the same memory).
 	q     []int8
@@ -92,6 +95,7 @@ var errWait = errors.New("wait for the pending tokens")
 type cache struct {
 	blockValues int // values in one block
 	blockScales int // scales in one block: 0 in half precision
+	indexKeys   int // the indexer's key values in one block: 0 for dense attention
 	maxBlocks   int
 	blocks      int // blocks holding nodes
 	free        []kvBlock
@@ -106,20 +110,27 @@ type cache struct {
 }
 
 // newCache is a cache of maxBlocks blocks of blockValues values each, in
-// half precision, or in 8 bits with blockScales scales when that is not 0.
-func newCache(blockValues, blockScales, maxBlocks int) *cache {
-	c := &cache{blockValues: blockValues, blockScales: blockScales, maxBlocks: maxBlocks}
-	valueBytes := 2 * blockValues
-	if blockScales > 0 {
-		valueBytes = blockValues
-	}
-	c.mem = newArena(c.scaleBytes() + valueBytes)
+// half precision, or in 8 bits with blockScales scales when that is not 0,
+// and indexKeys of the indexer's keys in half precision.
+func newCache(blockValues, blockScales, indexKeys, maxBlocks int) *cache {
+	c := &cache{blockValues: blockValues, blockScales: blockScales, indexKeys: indexKeys, maxBlocks: maxBlocks}
+	c.mem = newArena(c.indexAt() + 2*indexKeys)
 	return c
 }
 
 // scaleBytes is the room a block gives its scales, ahead of its values:
 // whole cache lines, so the values start on one.
 func (c *cache) scaleBytes() int { return (c.blockScales*4 + 63) &^ 63 }
+
+// indexAt is where a block's indexer keys start, on the cache line after
+// its values.
+func (c *cache) indexAt() int {
+	valueBytes := 2 * c.blockValues
+	if c.blockScales > 0 {
+		valueBytes = c.blockValues
+	}
+	return (c.scaleBytes() + valueBytes + 63) &^ 63
+}
 
 // cursor is a thread's place in the tree: path[len-1] holds its last token
 // at index off-1 (the root, when path is empty).
@@ -223,11 +234,17 @@ func (c *cache) block() (kvBlock, error) {
 	}
 	if c.blocks < c.maxBlocks {
 		m := c.mem.take()
+		var b kvBlock
+		if c.indexKeys > 0 {
+			b.index = halves(m[c.indexAt():], c.indexKeys)
+		}
 		if c.blockScales > 0 {
 			u := m[c.scaleBytes():][:c.blockValues:c.blockValues]
-			return kvBlock{scale: floats(m, c.blockScales), q: int8s(u, c.blockValues), u: u}, nil
+			b.scale, b.q, b.u = floats(m, c.blockScales), int8s(u, c.blockValues), u
+			return b, nil
 		}
-		return kvBlock{half: halves(m, c.blockValues)}, nil
+		b.half = halves(m, c.blockValues)
+		return b, nil
 	}
 	e := c.evictable.Front()
 	if e == nil {

@@ -104,6 +104,13 @@ type Options struct {
 	// it drops the KV cache's blocks and returns their memory to the
 	// operating system (DefaultIdleRelease when 0; negative: never).
 	IdleRelease time.Duration
+	// Attention is how a token attends to the positions before it
+	// (AttentionSparse for a model with a lightning indexer, else
+	// AttentionDense, when "").
+	Attention AttentionMode
+	// IndexTopK is how many positions a token attends to sparsely (the
+	// model's index_topk when 0).
+	IndexTopK int
 	// Context is the positions a thread may reach, prompt included: the
 	// model's own (max_position_embeddings) when 0. Past the positions a
 	// model was trained on, its rotary embeddings extrapolate, and
@@ -148,6 +155,29 @@ func DefaultWeights() WeightFormat {
 		return WeightsBF16
 	}
 	return WeightsF16
+}
+
+// AttentionMode is how the engine attends.
+type AttentionMode string
+
+const (
+	// AttentionDense attends to every position before a token.
+	AttentionDense AttentionMode = "dense"
+	// AttentionSparse attends to the IndexTopK positions the model's
+	// lightning indexer scores highest (DeepSeek-V3.2's sparse
+	// attention; the model's indexer.go): a token far into a long context
+	// reads a fraction of the cache.
+	AttentionSparse AttentionMode = "sparse"
+)
+
+// ParseAttention reads an attention mode's name, "" meaning the model's
+// default.
+func ParseAttention(s string) (AttentionMode, error) {
+	switch a := AttentionMode(s); a {
+	case "", AttentionDense, AttentionSparse:
+		return a, nil
+	}
+	return "", fmt.Errorf("unknown attention %q (want %s or %s)", s, AttentionDense, AttentionSparse)
 }
 
 // ParseWeightFormat reads a weight format's name, "" meaning
@@ -224,6 +254,10 @@ type Engine struct {
 	// depthCost is what attending to one cached position costs, in rows
 	// of weight products: a row at position p costs 1 + p·depthCost.
 	depthCost float64
+	// indexCost is what scoring one cached position costs a sparse row's
+	// indexer, 0 for dense attention; a sparse row attends to at most
+	// w.index.topK positions.
+	indexCost float64
 }
 
 // Stats describe an engine between two steps.
@@ -237,6 +271,11 @@ type Stats struct {
 	// Preemptions counts threads set back to wait for blocks, their
 	// tokens to be recomputed or re-found in the cache.
 	Preemptions int64
+	// SparseNodes counts the cache nodes that tokens attending sparsely
+	// saw, over every layer, and SparseRead those whose keys and values
+	// they read: the ones holding a selected position. Their ratio is the
+	// share of the cache sparse attention reads, which is what it saves.
+	SparseNodes, SparseRead int64
 }
 
 // New returns an engine for m, running until Close. tok may be nil for an
@@ -278,6 +317,26 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		return nil, fmt.Errorf("engine: negative option in %+v", opts)
 	}
 	cfg := m.Config
+	if opts.Attention == "" {
+		opts.Attention = AttentionDense
+		if cfg.HasIndexer() {
+			opts.Attention = AttentionSparse
+		}
+	}
+	topK := 0
+	switch {
+	case opts.Attention != AttentionDense && opts.Attention != AttentionSparse:
+		return nil, fmt.Errorf("engine: unknown attention %q", opts.Attention)
+	case opts.IndexTopK < 0:
+		return nil, fmt.Errorf("engine: index top-k %d is negative", opts.IndexTopK)
+	case opts.Attention == AttentionSparse && !cfg.HasIndexer():
+		return nil, errors.New("engine: sparse attention needs a model with a lightning indexer (index_n_heads, index_head_dim, index_topk in its config.json), which this one lacks")
+	case opts.Attention == AttentionDense && opts.IndexTopK > 0:
+		return nil, fmt.Errorf("engine: index top-k %d with dense attention, which attends to every position", opts.IndexTopK)
+	case opts.Attention == AttentionSparse:
+		topK = cmp.Or(opts.IndexTopK, cfg.IndexTopK)
+		opts.IndexTopK = topK
+	}
 	if opts.KV8 && cfg.HeadDim%4 != 0 {
 		return nil, fmt.Errorf("engine: an 8-bit KV cache needs a head dimension that is a multiple of 4, not %d", cfg.HeadDim)
 	}
@@ -299,13 +358,13 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 	// one for a fork's partial block. Checked before the weights are packed
 	// and the rotary tables built, which a context far too long for memory
 	// would otherwise allocate first.
-	blockSize := int64(blockBytes(cfg, opts.KV8))
+	blockSize := int64(blockBytes(cfg, opts.KV8, topK > 0))
 	maxBlocks := opts.CacheBytes / blockSize
 	if need := int64((cfg.MaxSeq+blockTokens-1)/blockTokens + 1); maxBlocks < need {
 		return nil, fmt.Errorf("engine: a KV cache of %d bytes holds %d blocks of %d bytes; one %d-token context needs %d (%d bytes)",
 			opts.CacheBytes, maxBlocks, blockSize, cfg.MaxSeq, need, need*blockSize)
 	}
-	w, err := newWeights(cfg, m.Params, opts.Weights)
+	w, err := newWeights(cfg, m.Params, opts.Weights, topK)
 	if err != nil {
 		return nil, err
 	}
@@ -313,8 +372,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, opts Options) (*Engine, error
 		w: w, tok: tok, opts: opts, eos: map[int]bool{},
 		width: map[string]float64{}, quota: map[string]float64{}, places: map[string]int{},
 		depthCost: attentionCost(cfg),
+		indexCost: indexCost(cfg, topK),
 		wake:      make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
-		cache: newCache(blockValues(cfg), kvScales(cfg, opts.KV8), int(maxBlocks)),
+		cache: newCache(blockValues(cfg), kvScales(cfg, opts.KV8), blockIndexKeys(cfg, topK > 0), int(maxBlocks)),
 		fw:    newForward(w, opts.Workers, opts.KV8),
 	}
 	for _, id := range opts.EOS {
@@ -931,7 +991,13 @@ func (e *Engine) shareStep() bool {
 
 // rowCost is the work of a row at position pos, in rows of weight
 // products.
-func (e *Engine) rowCost(pos int) float64 { return 1 + float64(pos)*e.depthCost }
+func (e *Engine) rowCost(pos int) float64 {
+	attended := pos
+	if ix := e.w.index; ix != nil {
+		attended = min(pos, ix.topK)
+	}
+	return 1 + float64(attended)*e.depthCost + float64(pos)*e.indexCost
+}
 
 // attentionCost is what one cached position costs a row's attention (a
 // multiply-add with its key and one with its value, for each query head
@@ -941,6 +1007,19 @@ func attentionCost(c model.Config) float64 {
 	d, l := float64(c.Dim), float64(c.Layers)
 	weights := l * d * (2*qd + 2*kvd + 3*float64(c.Hidden))
 	return 2 * l * qd / weights
+}
+
+// indexCost is what one cached position costs a sparse row's indexer (a
+// multiply-add for each of its heads' dimensions, in each layer), in
+// units of the row's weight products; 0 for dense attention.
+func indexCost(c model.Config, topK int) float64 {
+	if topK == 0 {
+		return 0
+	}
+	qd, kvd := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
+	d, l := float64(c.Dim), float64(c.Layers)
+	weights := l * d * (2*qd + 2*kvd + 3*float64(c.Hidden))
+	return l * float64(c.IndexHeads*c.IndexDim) / weights
 }
 
 // schedule adds th's next tokens to the step, within budget rows and its
@@ -1233,6 +1312,7 @@ func (e *Engine) publish() {
 	e.stats.Store(&Stats{
 		Running: len(e.running), Waiting: waiting,
 		Blocks: e.cache.blocks, ReferencedBlocks: e.cache.referenced, MaxBlocks: e.cache.maxBlocks,
-		BlockBytes: blockBytes(e.w.cfg, e.opts.KV8), Steps: e.steps, Preemptions: e.preempts,
+		BlockBytes: blockBytes(e.w.cfg, e.opts.KV8, e.w.index != nil), Steps: e.steps, Preemptions: e.preempts,
+		SparseNodes: e.fw.sparseNodes.Load(), SparseRead: e.fw.sparseRead.Load(),
 	})
 }

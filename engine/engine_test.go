@@ -24,8 +24,13 @@ import (
 // greedy decoding does not sit on near-ties.
 func testModel(t testing.TB, headDim int) *model.Model {
 	t.Helper()
-	c := model.Config{Vocab: 97, Dim: 32, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: headDim,
-		MaxSeq: 256, NormEps: 1e-5, RopeTheta: 10000, QKVBias: true}
+	return testModelOf(t, model.Config{Vocab: 97, Dim: 32, Hidden: 48, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: headDim,
+		MaxSeq: 256, NormEps: 1e-5, RopeTheta: 10000, QKVBias: true})
+}
+
+// testModelOf is a random model of shape c, biases included.
+func testModelOf(t testing.TB, c model.Config) *model.Model {
+	t.Helper()
 	m, err := model.New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -160,13 +165,13 @@ func q8Kernels() bool {
 func TestBatchedGreedyMatchesAlone(t *testing.T) {
 	for _, mode := range numericModes() {
 		for _, hd := range []int{8, 16} {
-			batchedMatchesAlone(t, hd, mode)
+			batchedMatchesAlone(t, testModel(t, hd), mode)
 		}
 	}
 }
 
-func batchedMatchesAlone(t *testing.T, hd int, mode Options) {
-	m := testModel(t, hd)
+func batchedMatchesAlone(t *testing.T, m *model.Model, mode Options) {
+	hd := m.Config.HeadDim
 	rng := rand.New(rand.NewPCG(1, 1))
 	var reqs []*backend.Request
 	for _, n := range []int{1, 5, 16, 17, 40, 100, 3} {
@@ -195,12 +200,11 @@ func batchedMatchesAlone(t *testing.T, hd int, mode Options) {
 
 func TestForkedChildrenMatchRecomputation(t *testing.T) {
 	for _, mode := range numericModes() {
-		forkedChildrenMatch(t, mode)
+		forkedChildrenMatch(t, testModel(t, 16), mode)
 	}
 }
 
-func forkedChildrenMatch(t *testing.T, opts Options) {
-	m := testModel(t, 16)
+func forkedChildrenMatch(t *testing.T, m *model.Model, opts Options) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	prefix := randomTokens(rng, 50, 97)
 	e := newEngine(t, m, opts)
@@ -344,7 +348,7 @@ func TestEvictionUnderBudget(t *testing.T) {
 
 func evictionUnderBudget(t *testing.T, mode Options) {
 	m := testModel(t, 16)
-	blockSize := int64(blockBytes(m.Config, mode.KV8))
+	blockSize := int64(blockBytes(m.Config, mode.KV8, false))
 	const maxBlocks = 40
 	rng := rand.New(rand.NewPCG(4, 4))
 	var reqs []*backend.Request

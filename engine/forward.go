@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/tensor"
 )
@@ -21,18 +22,34 @@ import (
 // change with the batch around them: a thread decodes the same tokens
 // alone or among many.
 type weights struct {
-	cfg          model.Config
-	qd, kvd, qkv int // widths of q, of k (and v), and of q|k|v
-	embed        []float32
-	layers       []layerWeights
-	finalNorm    []float32
-	lmHead       *tensor.Packed // Dim × Vocab
-	rope         *tensor.RoPE
+	cfg     model.Config
+	qd, kvd int // widths of q and of k (and v)
+	// qkv is the width of the fused attention product: q|k|v, then for
+	// sparse attention the indexer's queries|key|head weights.
+	qkv       int
+	embed     []float32
+	layers    []layerWeights
+	finalNorm []float32
+	lmHead    *tensor.Packed // Dim × Vocab
+	rope      *tensor.RoPE
+	// index is the lightning indexer where the engine attends sparsely,
+	// nil where it attends densely.
+	index *indexer
+}
+
+// indexer is the engine's side of DeepSeek's sparse attention (the
+// model's indexer.go has the definition): the columns of the qkv product
+// it reads, its rotary table, and how many positions a token attends to.
+type indexer struct {
+	heads, dim int
+	topK       int
+	q, k, w    int // where its queries, key and head weights start in a qkv row
+	rope       *tensor.RoPE
 }
 
 type layerWeights struct {
 	attnNorm, mlpNorm []float32
-	wqkv              *tensor.Packed // Dim × (qd + 2·kvd)
+	wqkv              *tensor.Packed // Dim × qkv
 	bqkv              []float32      // qd + 2·kvd, with QKVBias
 	wo                *tensor.Packed // qd × Dim
 	wgu               *tensor.Packed // Dim × 2·Hidden: gate columns, then up
@@ -71,9 +88,20 @@ func packRows(f WeightFormat, in int, ws ...[]float32) (*tensor.Packed, error) {
 	return tensor.Pack(all, in, len(all)/in, tensor.TransB), nil
 }
 
-func newWeights(c model.Config, p *model.Params, f WeightFormat) (*weights, error) {
+// newWeights packs p for format f; topK > 0 attends sparsely to that many
+// positions with the model's indexer, whose projections join the qkv
+// product.
+func newWeights(c model.Config, p *model.Params, f WeightFormat, topK int) (*weights, error) {
 	w := &weights{cfg: c, qd: c.Heads * c.HeadDim, kvd: c.KVHeads * c.HeadDim}
 	w.qkv = w.qd + 2*w.kvd
+	if topK > 0 {
+		ix := &indexer{heads: c.IndexHeads, dim: c.IndexDim, topK: topK, q: w.qkv}
+		ix.k = ix.q + ix.heads*ix.dim
+		ix.w = ix.k + ix.dim
+		w.qkv = ix.w + ix.heads
+		ix.rope = tensor.NewScaledRoPE(c.IndexDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)
+		w.index = ix
+	}
 	w.embed = p.Embed
 	w.finalNorm = p.FinalNorm
 	var err error
@@ -83,12 +111,16 @@ func newWeights(c model.Config, p *model.Params, f WeightFormat) (*weights, erro
 	w.rope = tensor.NewScaledRoPE(c.HeadDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)
 	for _, lp := range p.Layers {
 		lw := layerWeights{attnNorm: lp.AttnNorm, mlpNorm: lp.MLPNorm}
+		qkv := [][]float32{lp.Wq, lp.Wk, lp.Wv}
+		if w.index != nil {
+			qkv = append(qkv, lp.IndexWq, lp.IndexWk, lp.IndexWw)
+		}
 		for _, m := range []struct {
 			dst *(*tensor.Packed)
 			in  int
 			ws  [][]float32
 		}{
-			{&lw.wqkv, c.Dim, [][]float32{lp.Wq, lp.Wk, lp.Wv}},
+			{&lw.wqkv, c.Dim, qkv},
 			{&lw.wo, w.qd, [][]float32{lp.Wo}},
 			{&lw.wgu, c.Dim, [][]float32{lp.Wgate, lp.Wup}},
 			{&lw.wdown, c.Hidden, [][]float32{lp.Wdown}},
@@ -126,12 +158,24 @@ func blockScales(c model.Config) int {
 	return c.Layers * 2 * c.KVHeads * blockTokens
 }
 
-// blockBytes is the memory of one cache block.
-func blockBytes(c model.Config, kv8 bool) int {
-	if kv8 {
-		return blockValues(c) + 4*blockScales(c)
+// blockIndexKeys is the indexer's keys one cache block holds where the
+// engine attends sparsely, in half precision: for each layer, IndexDim
+// values per slot laid out (dimension, slot), as a head's keys are, so one
+// vector product scores a block's 16 positions; none for dense attention.
+func blockIndexKeys(c model.Config, sparse bool) int {
+	if !sparse {
+		return 0
 	}
-	return 2 * blockValues(c)
+	return c.Layers * c.IndexDim * blockTokens
+}
+
+// blockBytes is the memory of one cache block.
+func blockBytes(c model.Config, kv8, sparse bool) int {
+	index := 2 * blockIndexKeys(c, sparse)
+	if kv8 {
+		return blockValues(c) + 4*blockScales(c) + index
+	}
+	return 2*blockValues(c) + index
 }
 
 // row is one token of a step's batch.
@@ -172,6 +216,8 @@ type forward struct {
 	next []atomic.Int64
 	// kv8 says the cache holds 8-bit keys and values (kvBlock.q).
 	kv8 bool
+	// sparseNodes and sparseRead are Stats.SparseNodes and SparseRead.
+	sparseNodes, sparseRead atomic.Int64
 }
 
 // attnGroupRows bounds the rows that attend together: each needs its own
@@ -201,6 +247,21 @@ type attnScratch struct {
 	// row8 is one head's keys in 8 bits, on their way into the cache.
 	row8 []int8
 	kv   []uint16 // a row's keys and values in half precision
+	// For a row attending sparsely: the indexer's score of each position,
+	// its heads' products with one block's keys, a copy of the scores to
+	// select among, the selected positions (a bit each), and the spans of
+	// the blocks that hold any, in the order attention reads them.
+	index, iz, top []float32
+	sel            []uint64
+	spans          []span
+}
+
+// span is the part of a node a sparse row attends to: the node's first
+// cnt tokens, at position pos of the row's sequence, whose scores sit at
+// at in its scores (after the spans before it).
+type span struct {
+	nd           *node
+	pos, at, cnt int
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -222,6 +283,7 @@ func (f *forward) shrink() {
 	for i := range f.scratch {
 		s := &f.scratch[i]
 		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
+		s.index, s.iz, s.top, s.sel, s.spans = nil, nil, nil, nil, nil
 	}
 }
 
@@ -323,16 +385,31 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	pos := []int{r.pos}
 	w.rope.Apply(q[:w.qd], pos, c.Heads)
 	w.rope.Apply(q[w.qd:w.qd+w.kvd], pos, c.KVHeads)
+	if ix := w.index; ix != nil {
+		// As the model's indexForward: rotated, then the queries scaled
+		// by 1/√IndexDim and the weights by 1/√IndexHeads.
+		iq, ik, iw := q[ix.q:ix.k], q[ix.k:ix.w], q[ix.w:w.qkv]
+		ix.rope.Apply(iq, pos, ix.heads)
+		ix.rope.Apply(ik, pos, 1)
+		tensor.Scale(float32(1/math.Sqrt(float64(ix.dim))), iq)
+		tensor.Scale(float32(1/math.Sqrt(float64(ix.heads))), iw)
+		if r.write {
+			b, slot := r.path[len(r.path)-1].kv.index[l*ix.dim*blockTokens:], r.count-1
+			for d, v := range ik {
+				b[d*blockTokens+slot] = half.FromFloat32(v)
+			}
+		}
+	}
 	if !r.write {
 		return
 	}
 	hd := c.HeadDim
 	if f.kv8 {
-		f.store8(s, r, q[w.qd:], l)
+		f.store8(s, r, q[w.qd:w.qd+2*w.kvd], l)
 		return
 	}
 	kv, slot := r.path[len(r.path)-1].kv.half[l*2*w.kvd*blockTokens:], r.count-1
-	tensor.ToHalf(s.kv, q[w.qd:]) // keys, then values
+	tensor.ToHalf(s.kv, q[w.qd:w.qd+2*w.kvd]) // keys, then values
 	k, v := s.kv[:w.kvd], s.kv[w.kvd:]
 	for g := range c.KVHeads {
 		kt := kv[g*hd*blockTokens:]
@@ -424,9 +501,10 @@ func (f *forward) group(rows []row) {
 	for lo := 0; lo < len(f.order); {
 		first := &rows[f.order[lo]]
 		hi, nodes := lo+1, len(first.path)
-		for ; hi < len(f.order) && hi-lo < attnGroupRows; hi++ {
-			x := min(nodes, shared(first, &rows[f.order[hi]]))
-			if x == 0 || tokens(first, x)*(hi-lo) < tokens(first, nodes)*(hi-lo-1) {
+		for ; hi < len(f.order) && hi-lo < attnGroupRows && !f.sparse(first); hi++ {
+			next := &rows[f.order[hi]]
+			x := min(nodes, shared(first, next))
+			if x == 0 || f.sparse(next) || tokens(first, x)*(hi-lo) < tokens(first, nodes)*(hi-lo-1) {
 				break
 			}
 			nodes = x
@@ -437,6 +515,15 @@ func (f *forward) group(rows []row) {
 		f.groups = append(f.groups, attnGroup{lo: lo, hi: hi, shared: nodes})
 		lo = hi
 	}
+}
+
+// sparse says whether row r attends sparsely: to the top-k positions
+// its indexer picks, where it sees more than k. Such a row attends alone,
+// since no two rows pick the same positions (the rows of a group share
+// what they read); a row that sees no more than k attends densely, to
+// every position, as the model's sparse attention does.
+func (f *forward) sparse(r *row) bool {
+	return f.w.index != nil && r.pos+1 > f.w.index.topK
 }
 
 // attention is member m's share of every row's attention output: (group,
@@ -506,6 +593,26 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 			}
 		}
 	}
+	// visit walks the nodes the rows attend to (walk's do and all), and
+	// length is how many scores row k has: its position's, or for a sparse row
+	// the spans of the blocks it selected from, at their compact places.
+	visit := func(do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
+		walk(rows, idx, shared, do, all)
+	}
+	length := func(k int) int { return rows[idx[k]].pos + 1 }
+	if f.sparse(&rows[idx[0]]) {
+		total := f.selectSpans(s, &rows[idx[0]], idx[0], l)
+		visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
+			for x, sp := range s.spans {
+				var next *node
+				if x+1 < len(s.spans) {
+					next = s.spans[x+1].nd
+				}
+				do(0, sp.nd, next, sp.at, sp.cnt)
+			}
+		}
+		length = func(int) int { return total }
+	}
 	// Query head g·group+j of this range is local head (g-g0)·group+j: for
 	// one j, the heads of every group are group·hd apart in q and group·S
 	// apart in the scores.
@@ -522,15 +629,18 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 			tensor.ScoresQ8(nh, hd, scores, group*S, s.q8[k*qh*hd+j*hd:], group*hd, s.qh[k*qh+j:], group,
 				nd.kv.u[koff:], hd*blockTokens, nd.kv.scale[kscale:kscale+nh*blockTokens], next.u(koff, nh*hd*blockTokens))
 		}
-		walk(rows, idx, shared, keys, nil)
+		visit(keys, nil)
+	}
+	if f.sparse(&rows[idx[0]]) {
+		s.mask(qh, S)
 	}
 	// The weights stay unnormalised: dividing each head's output (hd
 	// values) by the sum costs less than dividing its n scores. An 8-bit
 	// cache's values' scales go into the weights block by block, just
 	// before the weights multiply the values, and the sum divides out
 	// unscaled.
-	for k, i := range idx {
-		n := rows[i].pos + 1
+	for k := range idx {
+		n := length(k)
 		for lh := range qh {
 			p := s.scores[(k*qh+lh)*S:][:n]
 			s.sums[k*qh+lh] = tensor.ExpShift(p, p)
@@ -563,7 +673,7 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 				}
 			}
 		}
-		walk(rows, idx, shared, values, sharedValues)
+		visit(values, sharedValues)
 	}
 	for k, i := range idx {
 		out := f.att[i*w.qd+g0*group*hd:]
@@ -631,4 +741,81 @@ func ahead(rows []row, idx []int, shared, k, x, d int) *node {
 		k, x = k+1, shared
 	}
 	return nil
+}
+
+// selectSpans picks the positions sparse row r (row i of the batch)
+// attends to in layer l, as the model's Sparse forward does: the indexer's
+// score of every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ) from the
+// cached keys, then the topK highest (model.SelectTopK). It lays out in
+// s.spans the nodes holding any, each with its scores' place, and returns
+// the scores the row has: every slot of those nodes' spans, which
+// attention computes in whole blocks and s.mask then hides where not
+// selected. Attention thus reads only the blocks that hold selected
+// positions, a fraction of the context where the selection clusters (the
+// recent tokens, a problem's statement).
+func (f *forward) selectSpans(s *attnScratch, r *row, i, l int) int {
+	ix := f.w.index
+	q := f.qkv[i*f.w.qkv : (i+1)*f.w.qkv]
+	iq, iw := q[ix.q:ix.k], q[ix.w:]
+	n := r.pos + 1
+	s.index, s.top = grow(s.index, n), grow(s.top, n)
+	s.iz = grow(s.iz, ix.heads*blockTokens)
+	s.sel = grow(s.sel, (n+63)/64)
+	koff := l * ix.dim * blockTokens
+	at := 0
+	for x, nd := range r.path {
+		cnt := r.visible(x)
+		// One key for every head: the heads' products with it are a
+		// multi-head product whose heads share b (stride 0).
+		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[koff:], 0, blockTokens, ix.dim, cnt, false, nil)
+		scores := s.index[at : at+cnt]
+		clear(scores)
+		for j := range ix.heads {
+			w := iw[j]
+			for p, v := range s.iz[j*blockTokens : j*blockTokens+cnt] {
+				scores[p] += w * max(v, 0)
+			}
+		}
+		at += cnt
+	}
+	model.SelectTopK(s.sel, s.index[:n], ix.topK, s.top)
+	s.spans = s.spans[:0]
+	at, total := 0, 0
+	for x, nd := range r.path {
+		cnt := r.visible(x)
+		if s.any(at, at+cnt) {
+			s.spans = append(s.spans, span{nd: nd, pos: at, at: total, cnt: cnt})
+			total += cnt
+		}
+		at += cnt
+	}
+	f.sparseNodes.Add(int64(len(r.path)))
+	f.sparseRead.Add(int64(len(s.spans)))
+	return total
+}
+
+// any says whether any position in [lo, hi) is selected.
+func (s *attnScratch) any(lo, hi int) bool {
+	for p := lo; p < hi; p++ {
+		if s.sel[p/64]&(1<<(p%64)) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// mask sets the scores of the positions a sparse row's spans hold but
+// its selection does not to −Inf, for its qh heads of stride S: the
+// softmax gives them no weight.
+func (s *attnScratch) mask(qh, S int) {
+	inf := float32(math.Inf(-1))
+	for _, sp := range s.spans {
+		for p := range sp.cnt {
+			if pos := sp.pos + p; s.sel[pos/64]&(1<<(pos%64)) == 0 {
+				for lh := range qh {
+					s.scores[lh*S+sp.at+p] = inf
+				}
+			}
+		}
+	}
 }

@@ -213,7 +213,7 @@ func stampedEngine(t *testing.T, opts Options, cacheBlocks int) *Engine {
 	}
 	m.Params.Init(rand.New(rand.NewPCG(7, 7)), 0.3)
 	if cacheBlocks > 0 {
-		opts.CacheBytes = int64(cacheBlocks * blockBytes(c, false))
+		opts.CacheBytes = int64(cacheBlocks * blockBytes(c, false, false))
 	}
 	e, err := New(m, tok, opts)
 	if err != nil {
@@ -337,7 +337,7 @@ func TestReliefSetsBackTheWidestGroupsLatestThread(t *testing.T) {
 	} {
 		wide1, wide2, wide3, narrow1, narrow2 := running("wide"), running("wide"), running("wide"), running("narrow"), running("narrow")
 		all := []*thread{wide1, wide2, wide3, narrow1, narrow2}
-		e := &Engine{places: map[string]int{}, cache: newCache(16, 0, 8), running: slices.Clone(all)}
+		e := &Engine{places: map[string]int{}, cache: newCache(16, 0, 0, 8), running: slices.Clone(all)}
 		all[c.starving].starved = true
 		if !e.relieve() {
 			t.Fatalf("%s: nothing was relieved", c.name)

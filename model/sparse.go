@@ -56,16 +56,18 @@ func (m *Model) selectTopK(a *Activations, la *layerActs) {
 			m.indexScores(a, la, w, b, r0, r1)
 			for t := r0; t < r1; t++ {
 				bits := la.sel[(b*T+t)*words : (b*T+t+1)*words]
-				selectRow(bits, w.i[(t-r0)*r1:(t-r0)*r1+t+1], k, w.top)
+				SelectTopK(bits, w.i[(t-r0)*r1:(t-r0)*r1+t+1], k, w.top)
 			}
 		}
 	})
 }
 
-// selectRow sets bits to the k highest of scores (all of them when there
-// are no more than k), ties at the k-th going to the later positions.
-// scratch holds at least len(scores) values.
-func selectRow(bits []uint64, scores []float32, k int, scratch []float32) {
+// SelectTopK sets bits (bit p of word p/64 for score p) to the k highest
+// of scores, all of them when there are no more than k, ties at the k-th
+// going to the later positions: a sparse model's choice of the positions
+// a token attends to, which the engine makes the same way. scratch holds
+// at least len(scores) values.
+func SelectTopK(bits []uint64, scores []float32, k int, scratch []float32) {
 	clear(bits)
 	n := len(scores)
 	if n <= k {

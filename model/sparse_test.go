@@ -9,9 +9,9 @@ import (
 	"github.com/braid-dev/braid/tensor"
 )
 
-// selectRow keeps the k highest scores, ties at the k-th going to the
+// SelectTopK keeps the k highest scores, ties at the k-th going to the
 // later positions: checked against sorting, on scores with many ties.
-func TestSelectRowKeepsTheTopK(t *testing.T) {
+func TestSelectTopKKeepsTheTopK(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for range 500 {
 		n, k := 1+rng.IntN(200), 1+rng.IntN(64)
@@ -20,7 +20,7 @@ func TestSelectRowKeepsTheTopK(t *testing.T) {
 			scores[i] = float32(rng.IntN(12)) // ties
 		}
 		bits := make([]uint64, selectionWords(n))
-		selectRow(bits, scores, k, make([]float32, n))
+		SelectTopK(bits, scores, k, make([]float32, n))
 		// Positions in order of preference: higher scores, then later.
 		order := make([]int, n)
 		for i := range order {

@@ -276,6 +276,15 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 		legacyConfig: configHash(cfg),
 		acts:         policy.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq),
 		refActs:      ref.NewActivationsCap(ref.Config.MaxSeq, ref.Config.MaxSeq)}
+	if ref.Config.HasIndexer() {
+		// The engine samples the rollouts attending sparsely, as a model
+		// with an indexer runs by default, so the policy and the
+		// reference score them the same way. The indexer stays as it is:
+		// the reward's gradient does not reach it through the selection,
+		// and its own objective (train index) is not this run's.
+		policy.Sparse, ref.Sparse = true, true
+		g.opt.freeze(policy.Params, func(t model.Tensor) bool { return !t.Indexer() })
+	}
 	for _, a := range []*model.Activations{g.acts, g.refActs} {
 		if err := a.SetTemperature(cfg.Temperature); err != nil {
 			return nil, fmt.Errorf("grpo: %w", err)

@@ -443,3 +443,99 @@ func TestGRPOPointJSON(t *testing.T) {
 		t.Error("a step that is not a number was read")
 	}
 }
+
+// GRPO on a model with a lightning indexer: the engine samples the
+// rollouts attending sparsely (its default for such a model), and the
+// policy and the reference score them the same way, so the objective is
+// the sampler's; the update changes the model and leaves the indexer.
+func TestGRPOOnASparseModel(t *testing.T) {
+	dense := tinySFT(t)
+	m, err := model.Load(dense)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	c.IndexHeads, c.IndexDim, c.IndexTopK = 2, 8, 6
+	sm, err := model.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.Params.Init(rand.New(rand.NewPCG(4, 4)), 0.3)
+	if err := startFrom(sm, m); err != nil {
+		t.Fatal(err)
+	}
+	from := t.TempDir()
+	if err := sm.Save(from); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(filepath.Join(dense, tokenizerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(from, tokenizerFile), tok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := GRPOConfig{Mode: ModeSerial, Group: 2, Problems: 1, Steps: 1, LR: 1e-2, Beta: 0.04, Clip: 0.2, Updates: 1,
+		Temperature: 1, MaxTotalTokens: 200, GradClip: 1, Seed: 3, Env: "constrain", CheckpointEvery: 1, WeightDecay: 0.1}
+	g, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if !g.Policy.Sparse || !g.ref.Sparse {
+		t.Fatal("the policy or the reference attends densely")
+	}
+	before := slices.Clone(g.Policy.Params.Data())
+	rs, err := g.rollouts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		r.advantage = float64(2*i - 1)
+	}
+	if _, _, err := g.update(t.Context(), rs, true); err != nil {
+		t.Fatal(err)
+	}
+	// The scoring models attend sparsely where it matters: a call longer
+	// than the top-k has other logits than the dense model gives it.
+	long := 0
+	for _, r := range rs {
+		for _, call := range r.calls {
+			T := len(call.tokens) - 1
+			if T <= 2*c.IndexTopK {
+				continue
+			}
+			long++
+			var logits [2][]float32
+			for i, sparse := range []bool{false, true} {
+				g.ref.Sparse = sparse
+				a := g.ref.NewActivations(1, T)
+				if _, err := g.ref.Forward(a, call.tokens[:T], nil); err != nil {
+					t.Fatal(err)
+				}
+				logits[i] = slices.Clone(a.Logits(T-1, c.Vocab))
+			}
+			if slices.Equal(logits[0], logits[1]) {
+				t.Errorf("a call of %d tokens has the same logits dense and sparse (top %d)", T, c.IndexTopK)
+			}
+		}
+	}
+	if long == 0 {
+		t.Fatalf("no call longer than the top-k %d", c.IndexTopK)
+	}
+	off := 0
+	changed := false
+	for _, ts := range g.Policy.Params.Tensors() {
+		now, was := ts.Data, before[off:off+len(ts.Data)]
+		off += len(ts.Data)
+		switch {
+		case ts.Indexer() && !slices.Equal(now, was):
+			t.Errorf("GRPO changed the indexer's %s", ts.Name)
+		case !ts.Indexer() && !slices.Equal(now, was):
+			changed = true
+		}
+	}
+	if !changed {
+		t.Error("GRPO changed nothing")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +21,10 @@ import (
 type rateResult struct {
 	Threads      int     `json:"threads"`
 	TokensPerSec float64 `json:"tokens_per_s"`
+	// SparseRead is, for sparse attention, the share of the cache's nodes
+	// in view whose keys and values a token read (those holding a
+	// position its indexer selected), over every round, prefill included.
+	SparseRead float64 `json:"sparse_read,omitempty"`
 }
 
 type forkMemory struct {
@@ -46,7 +51,10 @@ type decodeReport struct {
 	// once (prefill is that prompt's tokens/s).
 	SharedPrompt bool `json:"shared_prompt,omitempty"`
 	// Context is --context, the engine's positions when not the model's.
-	Context    int          `json:"context,omitempty"`
+	Context int `json:"context,omitempty"`
+	// IndexTopK is the positions a token attended to, sparsely; absent
+	// for dense attention.
+	IndexTopK  int          `json:"index_topk,omitempty"`
 	Decode     []rateResult `json:"decode,omitempty"`
 	Prefill    []rateResult `json:"prefill,omitempty"`
 	Depths     []depthRates `json:"depths,omitempty"`
@@ -75,6 +83,8 @@ type benchDecodeFlags struct {
 	f32Weights          bool
 	kvType              string
 	sharedPrompt        bool
+	attention           string
+	indexTopK           int
 }
 
 func newBenchDecodeCmd() *cobra.Command {
@@ -116,6 +126,7 @@ The shape is the Countdown model braid trains (d=256, 4 layers) unless
 	f.IntVar(&fl.rounds, "rounds", 5, "rounds of every thread count, each with new prompts; the figures are their medians")
 	registerWeightFlags(f, &fl.weights, &fl.f32Weights)
 	f.StringVar(&fl.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 or q8 (8-bit)")
+	registerAttentionFlags(f, &fl.attention, &fl.indexTopK)
 	f.BoolVar(&fl.sharedPrompt, "shared-prompt", false, "each count's threads share one --prompt-token prompt, prefilled once, then each samples --tokens tokens from it (the samples of a vote; llama-batched-bench -pps)")
 	return cmd
 }
@@ -126,6 +137,10 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 		return err
 	}
 	wf, err := parseWeights(fl.weights, fl.f32Weights)
+	if err != nil {
+		return err
+	}
+	attention, err := parseAttention(fl.attention, fl.indexTopK)
 	if err != nil {
 		return err
 	}
@@ -145,7 +160,7 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 			return usageErrorf("--depths: %v", err)
 		}
 	}
-	m, name, err := fl.model(slices.Max(prompts))
+	m, name, err := fl.model(slices.Max(prompts), attention == engine.AttentionSparse)
 	if err != nil {
 		return err
 	}
@@ -153,7 +168,10 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 		SharedPrompt: fl.sharedPrompt, Context: fl.contextLen}
 	ctx := cmd.Context()
 	bar := newProgress(cmd.ErrOrStderr(), len(prompts)*fl.rounds*len(threadList)+1, "decode")
-	opts := engine.Options{Weights: wf, KV8: kv8, Context: fl.contextLen}
+	opts := engine.Options{Weights: wf, KV8: kv8, Context: fl.contextLen, Attention: attention, IndexTopK: fl.indexTopK}
+	if m.Config.HasIndexer() && attention != engine.AttentionDense {
+		rep.IndexTopK = cmp.Or(fl.indexTopK, m.Config.IndexTopK)
+	}
 	for _, prompt := range prompts {
 		pre, dec, err := fl.rates(ctx, m, opts, prompt, threadList, bar)
 		if err != nil {
@@ -183,7 +201,10 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 // model is the model to measure and its name: random weights in the
 // Countdown model's shape or --config's, or --model's own. Prompts of up
 // to prompt tokens and the fork test must fit its context (or --context).
-func (fl *benchDecodeFlags) model(prompt int) (*model.Model, string, error) {
+// A random shape measured sparse gets a random lightning indexer of
+// benchIndexHeads heads of benchIndexDim, as the Countdown model's recipe
+// trains.
+func (fl *benchDecodeFlags) model(prompt int, sparse bool) (*model.Model, string, error) {
 	var m *model.Model
 	name := "planned countdown model (d=256, 4 layers; random weights)"
 	var err error
@@ -191,13 +212,16 @@ func (fl *benchDecodeFlags) model(prompt int) (*model.Model, string, error) {
 	case fl.configPath != "" && fl.modelPath != "":
 		return nil, "", usageErrorf("--config and --model exclude each other: random weights of a shape, or a model's own")
 	case fl.configPath != "":
-		m, err = randomModel(fl.configPath, 1)
+		var c model.Config
+		if c, err = configFromHF(fl.configPath); err == nil {
+			m, err = randomWeights(withIndexer(c, sparse), 1)
+		}
 		name = fl.configPath + " (random weights)"
 	case fl.modelPath != "":
 		m, err = loadModel(fl.modelPath)
 		name = fl.modelPath
 	default:
-		m, err = randomWeights(enginebench.CountdownConfig(), 1)
+		m, err = randomWeights(withIndexer(enginebench.CountdownConfig(), sparse), 1)
 	}
 	if err != nil {
 		return nil, "", err
@@ -242,8 +266,12 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, m *model.Model, opts engi
 		}
 	}
 	for i, t := range threadList {
-		prefill = append(prefill, rateResult{t, round2(stats.Median(pre[i]))})
-		decode = append(decode, rateResult{t, round2(stats.Median(dec[i]))})
+		read := 0.0
+		if st := engines[i].Stats(); st.SparseNodes > 0 {
+			read = round2(float64(st.SparseRead) / float64(st.SparseNodes))
+		}
+		prefill = append(prefill, rateResult{Threads: t, TokensPerSec: round2(stats.Median(pre[i]))})
+		decode = append(decode, rateResult{Threads: t, TokensPerSec: round2(stats.Median(dec[i])), SparseRead: read})
 	}
 	return prefill, decode, nil
 }
@@ -262,10 +290,16 @@ func (rep *decodeReport) print(out io.Writer) error {
 	if rep.Context > 0 {
 		positions = fmt.Sprintf(", context %d", rep.Context)
 	}
+	if rep.IndexTopK > 0 {
+		positions += fmt.Sprintf(", sparse attention (top %d)", rep.IndexTopK)
+	}
 	fmt.Fprintf(out, "%s, %d parameters, weights held in %s%s; "+prompts+", %d new tokens per thread; medians of %d rounds\n",
 		rep.Config, rep.Parameters, rep.Weights, positions, prompt, rep.NewTokens, rep.Rounds)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	header := "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t"
+	if rep.IndexTopK > 0 {
+		header += "cache read\t"
+	}
 	if rep.Depths != nil {
 		header = "depth D\t" + header
 	}
@@ -275,7 +309,11 @@ func (rep *decodeReport) print(out io.Writer) error {
 			if rep.Depths != nil {
 				fmt.Fprintf(tw, "%d\t", d.Depth)
 			}
-			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t\n", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), d.Prefill[i].TokensPerSec)
+			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), d.Prefill[i].TokensPerSec)
+			if rep.IndexTopK > 0 {
+				fmt.Fprintf(tw, "%.0f%%\t", 100*r.SparseRead)
+			}
+			fmt.Fprintln(tw)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -306,4 +344,21 @@ func loadModel(path string) (*model.Model, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
+}
+
+// The lightning indexer a random shape gets to be measured sparse: the
+// Countdown model's recipe (models/countdown/index.json).
+const (
+	benchIndexHeads = 4
+	benchIndexDim   = 16
+	benchIndexTopK  = 256
+)
+
+// withIndexer is c with a lightning indexer where sparse asks for one and
+// c has none.
+func withIndexer(c model.Config, sparse bool) model.Config {
+	if sparse && !c.HasIndexer() {
+		c.IndexHeads, c.IndexDim, c.IndexTopK = benchIndexHeads, benchIndexDim, benchIndexTopK
+	}
+	return c
 }

@@ -43,6 +43,9 @@ type evalConfig struct {
 	// their ids: they change the numbers, and so the samples.
 	Weights string `json:"weights,omitempty"`
 	KVCache string `json:"kv_cache,omitempty"`
+	// IndexTopK is the positions a token attended to where the engine
+	// attended sparsely, 0 (and so absent) where it attended densely.
+	IndexTopK int `json:"index_topk,omitempty"`
 	// ModelSum fingerprints the embedded engine's model files (config,
 	// tokenizer, weights); runs before it was kept lack it.
 	ModelSum string `json:"model_sum,omitempty"`
@@ -154,6 +157,9 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	}
 	defer closeB()
 	runner.Backend = b
+	if e := embedded(b); e != nil && e.Options().Attention == engine.AttentionSparse {
+		cfg.IndexTopK = e.Options().IndexTopK
+	}
 	if _, ok := b.(*chat.Backend); ok {
 		cfg.API = "chat" // the engine renders through the model's template
 	}
@@ -283,6 +289,9 @@ func (fl *evalFlags) setting(t task.Task, e *engine.Engine, perturbation string)
 		setting += fmt.Sprintf(", context %d, weights %s", e.Config().MaxSeq, e.Options().Weights)
 		if e.Options().KV8 {
 			setting += ", 8-bit cache"
+		}
+		if e.Options().Attention == engine.AttentionSparse {
+			setting += fmt.Sprintf(", sparse attention (top %d)", e.Options().IndexTopK)
 		}
 	}
 	if fl.joinAtGoal {

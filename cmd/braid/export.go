@@ -117,15 +117,24 @@ func exportRandom(configPath string, seed uint64, out string, typ gguf.Type) err
 // randomModel is randomWeights in the shape of the Hugging Face
 // config.json at configPath.
 func randomModel(configPath string, seed uint64) (*model.Model, error) {
-	hc, err := hfconfig.Load(configPath)
+	c, err := configFromHF(configPath)
 	if err != nil {
 		return nil, err
 	}
+	return randomWeights(c, seed)
+}
+
+// configFromHF reads the model shape of a Hugging Face config.json.
+func configFromHF(configPath string) (model.Config, error) {
+	hc, err := hfconfig.Load(configPath)
+	if err != nil {
+		return model.Config{}, err
+	}
 	c, err := model.ConfigFromHF(hc)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", configPath, err)
+		return model.Config{}, fmt.Errorf("%s: %w", configPath, err)
 	}
-	return randomWeights(c, seed)
+	return c, nil
 }
 
 // randomWeights is a model of shape c, its matrices drawn from

@@ -109,6 +109,8 @@ type engineFlags struct {
 	f32Weights bool // the deprecated spelling of --weights f32
 	kvType     string
 	context    int
+	attention  string
+	indexTopK  int
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
@@ -123,6 +125,28 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	registerWeightFlags(fl, &f.weights, &f.f32Weights)
 	fl.IntVar(&f.context, "context", 0, "positions a thread may reach, prompt included (0: the model's max_position_embeddings); past the positions it was trained on, a model extrapolates")
 	fl.StringVar(&f.kvType, "kv-cache-type", "f16", "the KV cache's numbers: f16 (half precision) or q8 (8-bit integers with a scale per head and position: 0.56x the memory, faster attention over long contexts, each value within 1/254 of its head's largest)")
+	registerAttentionFlags(fl, &f.attention, &f.indexTopK)
+}
+
+// registerAttentionFlags adds --attention and --index-topk.
+func registerAttentionFlags(fl *pflag.FlagSet, attention *string, topK *int) {
+	fl.StringVar(attention, "attention", "", "dense (every earlier position) or sparse (the --index-topk positions the model's lightning indexer scores highest; DeepSeek sparse attention); default: sparse for a model with an indexer, else dense")
+	fl.IntVar(topK, "index-topk", 0, "positions a token attends to with sparse attention (0: the model's index_topk)")
+}
+
+// parseAttention reads --attention and --index-topk.
+func parseAttention(s string, topK int) (engine.AttentionMode, error) {
+	a, err := engine.ParseAttention(s)
+	if err != nil {
+		return "", usageErrorf("--attention: %v", err)
+	}
+	if topK < 0 {
+		return "", usageErrorf("--index-topk must be >= 0 (0: the model's own)")
+	}
+	if topK > 0 && a == engine.AttentionDense {
+		return "", usageErrorf("--index-topk %d contradicts --attention dense", topK)
+	}
+	return a, nil
 }
 
 func (f *engineFlags) options() (engine.Options, error) {
@@ -150,8 +174,13 @@ func (f *engineFlags) options() (engine.Options, error) {
 	if err != nil {
 		return engine.Options{}, err
 	}
+	attention, err := parseAttention(f.attention, f.indexTopK)
+	if err != nil {
+		return engine.Options{}, err
+	}
 	return engine.Options{CacheBytes: int64(f.cacheMiB) << 20, StepTokens: f.stepToks, MaxThreads: f.threadCap, FairShare: f.fairShare, StepWork: f.stepWork, IdleRelease: f.idle,
-		Weights: weights, KV8: kv8, Context: f.context, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
+		Weights: weights, KV8: kv8, Context: f.context, Attention: attention, IndexTopK: f.indexTopK,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}, nil
 }
 
 // open opens the engine these flags describe: --model's, or the embedded

@@ -873,10 +873,35 @@ func TestTrainIndexCommand(t *testing.T) {
 	if _, errs := expectExit(t, 0, "", "train", "sft", "--sparse", "--config", recipe(true), "--from", filepath.Join(run, "checkpoint"), "--out", sparse); !strings.Contains(errs, "step 2/2") {
 		t.Errorf("sft --sparse: %s", errs)
 	}
+	// The sparse model runs sparse by default, dense or with another
+	// top-k when asked, each a run of its own named in its setting.
+	db := filepath.Join(t.TempDir(), "braid.db")
+	evalArgs := []string{"eval", "--model", filepath.Join(sparse, "checkpoint"), "--n", "2", "--strategies", "serial", "--max-tokens", "8", "--db", db}
+	ids := map[string]bool{}
+	for _, c := range []struct {
+		flags   []string
+		setting string
+	}{
+		{nil, ", sparse attention (top 32)\n"},
+		{[]string{"--index-topk", "4"}, ", sparse attention (top 4)\n"},
+		{[]string{"--attention", "dense"}, ", weights " + string(engine.DefaultWeights()) + "\n"},
+	} {
+		_, errs := expectExit(t, 0, "", append(evalArgs, c.flags...)...)
+		if !strings.Contains(errs, c.setting) {
+			t.Errorf("%v: %s", c.flags, errs)
+		}
+		ids[evalRunID(errs)] = true
+	}
+	if len(ids) != 3 {
+		t.Errorf("sparse, top-4 and dense runs share ids: %v", ids)
+	}
 	for _, bad := range []struct {
 		args []string
 		want string
 	}{
+		{append(evalArgs, "--attention", "diagonal"), "--attention"},
+		{append(evalArgs, "--index-topk", "-1"), "--index-topk"},
+		{append(evalArgs, "--attention", "dense", "--index-topk", "4"), "--index-topk"},
 		{[]string{"train", "index", "--config", recipe(true), "--out", run}, "--from"},
 		{[]string{"train", "index", "--config", recipe(false), "--from", from, "--out", t.TempDir()}, "index_heads"},
 		{[]string{"train", "sft", "--sparse", "--config", recipe(false), "--out", t.TempDir()}, "--sparse"},
@@ -884,5 +909,8 @@ func TestTrainIndexCommand(t *testing.T) {
 		if _, errs := expectExit(t, 2, "", bad.args...); !strings.Contains(errs, bad.want) {
 			t.Errorf("%v: %s", bad.args, errs)
 		}
+	}
+	if _, errs := expectExit(t, 1, "", "eval", "--model", from, "--attention", "sparse", "--n", "1", "--db", db); !strings.Contains(errs, "lightning indexer") {
+		t.Errorf("--attention sparse on a dense model: %s", errs)
 	}
 }
