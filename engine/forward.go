@@ -765,9 +765,13 @@ func (f *forward) selectSpans(s *attnScratch, r *row, i, l int) int {
 	at := 0
 	for x, nd := range r.path {
 		cnt := r.visible(x)
+		var next []uint16 // the next node's keys, fetched meanwhile
+		if x+1 < len(r.path) {
+			next = r.path[x+1].kv.index[koff : koff+ix.dim*blockTokens]
+		}
 		// One key for every head: the heads' products with it are a
 		// multi-head product whose heads share b (stride 0).
-		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[koff:], 0, blockTokens, ix.dim, cnt, false, nil)
+		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[koff:], 0, blockTokens, ix.dim, cnt, false, next)
 		scores := s.index[at : at+cnt]
 		clear(scores)
 		for j := range ix.heads {
