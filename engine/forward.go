@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/braid-dev/braid/internal/half"
 	"github.com/braid-dev/braid/model"
@@ -249,19 +250,12 @@ type attnScratch struct {
 	kv   []uint16 // a row's keys and values in half precision
 	// For a row attending sparsely: the indexer's score of each position,
 	// its heads' products with one block's keys, a copy of the scores to
-	// select among, the selected positions (a bit each), and the spans of
-	// the blocks that hold any, in the order attention reads them.
+	// select among, the selected positions (a bit each), and the virtual
+	// blocks their keys and values are gathered into (forward.gather).
 	index, iz, top []float32
 	sel            []uint64
-	spans          []span
-}
-
-// span is the part of a node a sparse row attends to: the node's first
-// cnt tokens, at position pos of the row's sequence, whose scores sit at
-// at in its scores (after the spans before it).
-type span struct {
-	nd           *node
-	pos, at, cnt int
+	picks          []pick
+	virtual        []node
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -283,7 +277,7 @@ func (f *forward) shrink() {
 	for i := range f.scratch {
 		s := &f.scratch[i]
 		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
-		s.index, s.iz, s.top, s.sel, s.spans = nil, nil, nil, nil, nil
+		s.index, s.iz, s.top, s.sel, s.picks, s.virtual = nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -412,9 +406,13 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	tensor.ToHalf(s.kv, q[w.qd:w.qd+2*w.kvd]) // keys, then values
 	k, v := s.kv[:w.kvd], s.kv[w.kvd:]
 	for g := range c.KVHeads {
-		kt := kv[g*hd*blockTokens:]
-		for d, x := range k[g*hd : (g+1)*hd] {
-			kt[d*blockTokens+slot] = x
+		if w.index != nil { // keys by position, as values are (gather)
+			copy(kv[(g*blockTokens+slot)*hd:], k[g*hd:(g+1)*hd])
+		} else {
+			kt := kv[g*hd*blockTokens:]
+			for d, x := range k[g*hd : (g+1)*hd] {
+				kt[d*blockTokens+slot] = x
+			}
 		}
 		copy(kv[w.kvd*blockTokens+(g*blockTokens+slot)*hd:], v[g*hd:(g+1)*hd])
 	}
@@ -437,7 +435,11 @@ func (f *forward) store8(s *attnScratch, r *row, kv []float32, l int) {
 		scale[g*blockTokens+slot] = tensor.QuantizeHead(s.row8, x).Scale
 		kt := keys[g*hd*blockTokens:]
 		for d, v := range s.row8 {
-			kt[tensor.KeyByteQ8(d, slot)] = uint8(int(v) + 128)
+			at := tensor.KeyByteQ8(d, slot)
+			if w.index != nil { // by position (gather)
+				at = slot*hd + d
+			}
+			kt[at] = uint8(int(v) + 128)
 		}
 		x = kv[w.kvd+g*hd : w.kvd+(g+1)*hd]
 		scale[(kvh+g)*blockTokens+slot] = tensor.QuantizeHead(values[(g*blockTokens+slot)*hd:][:hd], x).Scale
@@ -517,14 +519,11 @@ func (f *forward) group(rows []row) {
 	}
 }
 
-// sparse says whether row r attends sparsely: to the top-k positions
-// its indexer picks, where it sees more than k. Such a row attends alone,
-// since no two rows pick the same positions (the rows of a group share
-// what they read); a row that sees no more than k attends densely, to
-// every position, as the model's sparse attention does.
-func (f *forward) sparse(r *row) bool {
-	return f.w.index != nil && r.pos+1 > f.w.index.topK
-}
+// sparse says whether row r attends sparsely, to the top-k positions its
+// indexer picks (all of them while it sees no more than k), through
+// forward.gather. Such a row attends alone, since no two rows pick the
+// same positions (the rows of a group share what they read).
+func (f *forward) sparse(*row) bool { return f.w.index != nil }
 
 // attention is member m's share of every row's attention output: (group,
 // range of key/value heads) tasks, handed out in turn. Each query head's
@@ -575,11 +574,30 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	if f.kv8 {
 		s.q8, s.qh = grow(s.q8, G*qh*hd), grow(s.qh, G*qh)
 	}
-	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
-	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
+	// visit walks the nodes the rows attend to (walk's do and all), and
+	// length is how many scores row k has. A sparse row attends to the
+	// virtual blocks its selected positions were gathered into, which
+	// hold layer l alone (their own layer 0).
+	visit := func(do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
+		walk(rows, idx, shared, do, all)
+	}
+	length := func(k int) int { return rows[idx[k]].pos + 1 }
+	layer := l
+	if f.sparse(&rows[idx[0]]) {
+		n := f.gather(s, &rows[idx[0]], idx[0], l, g0, g1)
+		visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
+			for at := 0; at < n; at += blockTokens {
+				do(0, &s.virtual[at/blockTokens], nil, at, min(blockTokens, n-at))
+			}
+		}
+		length = func(int) int { return n }
+		layer = 0
+	}
+	koff := layer*2*w.kvd*blockTokens + g0*hd*blockTokens
+	voff := layer*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
 	// An 8-bit cache's scales of these heads' keys and values.
-	kscale := (l*2*c.KVHeads + g0) * blockTokens
-	vscale := (l*2*c.KVHeads + c.KVHeads + g0) * blockTokens
+	kscale := (layer*2*c.KVHeads + g0) * blockTokens
+	vscale := (layer*2*c.KVHeads + c.KVHeads + g0) * blockTokens
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for k, i := range idx {
 		q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
@@ -592,26 +610,6 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 				s.qh[k*qh+lh] = tensor.QuantizeHead(s.q8[at:at+hd], s.q[at:at+hd])
 			}
 		}
-	}
-	// visit walks the nodes the rows attend to (walk's do and all), and
-	// length is how many scores row k has: its position's, or for a sparse row
-	// the spans of the blocks it selected from, at their compact places.
-	visit := func(do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
-		walk(rows, idx, shared, do, all)
-	}
-	length := func(k int) int { return rows[idx[k]].pos + 1 }
-	if f.sparse(&rows[idx[0]]) {
-		total := f.selectSpans(s, &rows[idx[0]], idx[0], l)
-		visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
-			for x, sp := range s.spans {
-				var next *node
-				if x+1 < len(s.spans) {
-					next = s.spans[x+1].nd
-				}
-				do(0, sp.nd, next, sp.at, sp.cnt)
-			}
-		}
-		length = func(int) int { return total }
 	}
 	// Query head g·group+j of this range is local head (g-g0)·group+j: for
 	// one j, the heads of every group are group·hd apart in q and group·S
@@ -630,9 +628,6 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 				nd.kv.u[koff:], hd*blockTokens, nd.kv.scale[kscale:kscale+nh*blockTokens], next.u(koff, nh*hd*blockTokens))
 		}
 		visit(keys, nil)
-	}
-	if f.sparse(&rows[idx[0]]) {
-		s.mask(qh, S)
 	}
 	// The weights stay unnormalised: dividing each head's output (hd
 	// values) by the sum costs less than dividing its n scores. An 8-bit
@@ -743,35 +738,38 @@ func ahead(rows []row, idx []int, shared, k, x, d int) *node {
 	return nil
 }
 
-// selectSpans picks the positions sparse row r (row i of the batch)
-// attends to in layer l, as the model's Sparse forward does: the indexer's
-// score of every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ) from the
-// cached keys, then the topK highest (model.SelectTopK). It lays out in
-// s.spans the nodes holding any, each with its scores' place, and returns
-// the scores the row has: every slot of those nodes' spans, which
-// attention computes in whole blocks and s.mask then hides where not
-// selected. Attention thus reads only the blocks that hold selected
-// positions, a fraction of the context where the selection clusters (the
-// recent tokens, a problem's statement).
-func (f *forward) selectSpans(s *attnScratch, r *row, i, l int) int {
-	ix := f.w.index
-	q := f.qkv[i*f.w.qkv : (i+1)*f.w.qkv]
+// gather picks the positions sparse row r (row i of the batch) attends to
+// in layer l, as the model's Sparse forward does: the indexer's score of
+// every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ) from the cached keys,
+// then the topK highest (model.SelectTopK). It copies those positions'
+// keys and values of key/value heads [g0, g1), in order, into s.virtual:
+// blocks laid out as one layer of a dense cache's, which attention then
+// reads as it reads the cache, so that its arithmetic is dense
+// attention's over the selected positions alone, every score a chain
+// over the dimensions and every output one over the positions: with all
+// positions selected, the bits of dense attention. A sparse cache holds
+// keys by position, as it holds values, so that a selected position's
+// key is one cache line a head, not a strand of every line of its block.
+// It returns how many positions there are.
+func (f *forward) gather(s *attnScratch, r *row, i, l, g0, g1 int) int {
+	w, c, ix := f.w, f.w.cfg, f.w.index
+	q := f.qkv[i*w.qkv : (i+1)*w.qkv]
 	iq, iw := q[ix.q:ix.k], q[ix.w:]
 	n := r.pos + 1
 	s.index, s.top = grow(s.index, n), grow(s.top, n)
 	s.iz = grow(s.iz, ix.heads*blockTokens)
 	s.sel = grow(s.sel, (n+63)/64)
-	koff := l * ix.dim * blockTokens
+	ioff := l * ix.dim * blockTokens
 	at := 0
 	for x, nd := range r.path {
 		cnt := r.visible(x)
 		var next []uint16 // the next node's keys, fetched meanwhile
 		if x+1 < len(r.path) {
-			next = r.path[x+1].kv.index[koff : koff+ix.dim*blockTokens]
+			next = r.path[x+1].kv.index[ioff : ioff+ix.dim*blockTokens]
 		}
 		// One key for every head: the heads' products with it are a
 		// multi-head product whose heads share b (stride 0).
-		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[koff:], 0, blockTokens, ix.dim, cnt, false, next)
+		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[ioff:], 0, blockTokens, ix.dim, cnt, false, next)
 		scores := s.index[at : at+cnt]
 		clear(scores)
 		for j := range ix.heads {
@@ -782,44 +780,93 @@ func (f *forward) selectSpans(s *attnScratch, r *row, i, l int) int {
 		}
 		at += cnt
 	}
-	model.SelectTopK(s.sel, s.index[:n], ix.topK, s.top)
-	s.spans = s.spans[:0]
-	at, total := 0, 0
+	k := min(ix.topK, n)
+	model.SelectTopK(s.sel, s.index[:n], k, s.top)
+	s.picks = s.picks[:0]
+	at, touched := 0, 0
 	for x, nd := range r.path {
-		cnt := r.visible(x)
-		if s.any(at, at+cnt) {
-			s.spans = append(s.spans, span{nd: nd, pos: at, at: total, cnt: cnt})
-			total += cnt
+		cnt, before := r.visible(x), len(s.picks)
+		for slot := range cnt {
+			if pos := at + slot; s.sel[pos/64]&(1<<(pos%64)) != 0 {
+				s.picks = append(s.picks, pick{nd, slot})
+			}
+		}
+		if len(s.picks) > before {
+			touched++
 		}
 		at += cnt
 	}
 	f.sparseNodes.Add(int64(len(r.path)))
-	f.sparseRead.Add(int64(len(s.spans)))
-	return total
-}
-
-// any says whether any position in [lo, hi) is selected.
-func (s *attnScratch) any(lo, hi int) bool {
-	for p := lo; p < hi; p++ {
-		if s.sel[p/64]&(1<<(p%64)) != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// mask sets the scores of the positions a sparse row's spans hold but
-// its selection does not to −Inf, for its qh heads of stride S: the
-// softmax gives them no weight.
-func (s *attnScratch) mask(qh, S int) {
-	inf := float32(math.Inf(-1))
-	for _, sp := range s.spans {
-		for p := range sp.cnt {
-			if pos := sp.pos + p; s.sel[pos/64]&(1<<(pos%64)) == 0 {
-				for lh := range qh {
-					s.scores[lh*S+sp.at+p] = inf
+	f.sparseRead.Add(int64(touched))
+	s.growVirtual(c, f.kv8, (len(s.picks)+blockTokens-1)/blockTokens)
+	hd, kvh := c.HeadDim, c.KVHeads
+	kvd := kvh * hd
+	base := l * 2 * kvd * blockTokens // layer l in a cache block
+	sbase := l * 2 * kvh * blockTokens
+	// The cache holds keys by position (store), a virtual block as dense
+	// attention reads them. Each head's key and value at a position are
+	// a line or two apiece, scattered over the cache: those gatherAhead
+	// positions on are asked for while one is copied, or every copy would
+	// wait on memory in turn.
+	for g := g0; g < g1; g++ {
+		kt, vt := base+g*blockTokens*hd, base+kvd*blockTokens+g*blockTokens*hd
+		kd, vd := g*hd*blockTokens, kvd*blockTokens+g*blockTokens*hd
+		for v, pk := range s.picks {
+			if a := v + gatherAhead; a < len(s.picks) {
+				next := &s.picks[a]
+				if f.kv8 {
+					tensor.Prefetch(next.nd.kv.u[kt+next.slot*hd : kt+(next.slot+1)*hd])
+					tensor.Prefetch(next.nd.kv.q[vt+next.slot*hd : vt+(next.slot+1)*hd])
+				} else {
+					tensor.Prefetch(next.nd.kv.half[kt+next.slot*hd : kt+(next.slot+1)*hd])
+					tensor.Prefetch(next.nd.kv.half[vt+next.slot*hd : vt+(next.slot+1)*hd])
 				}
 			}
+			dst, vs, src := &s.virtual[v/blockTokens].kv, v%blockTokens, &pk.nd.kv
+			key, value := kt+pk.slot*hd, vt+pk.slot*hd
+			if f.kv8 {
+				// Keys in fours of dimensions (tensor.KeyByteQ8),
+				// values by position, and a scale each.
+				for d := 0; d < hd; d += 4 {
+					copy(dst.u[kd+tensor.KeyByteQ8(d, vs):][:4], src.u[key+d:key+d+4])
+				}
+				copy(dst.q[vd+vs*hd:][:hd], src.q[value:value+hd])
+				dst.scale[g*blockTokens+vs] = src.scale[sbase+g*blockTokens+pk.slot]
+				dst.scale[(kvh+g)*blockTokens+vs] = src.scale[sbase+(kvh+g)*blockTokens+pk.slot]
+				continue
+			}
+			for d, x := range src.half[key : key+hd] {
+				dst.half[kd+d*blockTokens+vs] = x
+			}
+			copy(dst.half[vd+vs*hd:][:hd], src.half[value:value+hd])
 		}
+	}
+	return len(s.picks)
+}
+
+// gatherAhead is how many selected positions ahead of the one it copies
+// gather asks for the next's lines.
+const gatherAhead = 4
+
+// pick is a selected position: slot of node nd.
+type pick struct {
+	nd   *node
+	slot int
+}
+
+// growVirtual gives s at least blocks virtual blocks of one layer of the
+// cache's layout, in half precision or in 8 bits.
+func (s *attnScratch) growVirtual(c model.Config, kv8 bool, blocks int) {
+	values := 2 * c.KVHeads * c.HeadDim * blockTokens // one layer's
+	for len(s.virtual) < blocks {
+		var b kvBlock
+		if kv8 {
+			b.q = make([]int8, values)
+			b.u = unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(b.q))), values)
+			b.scale = make([]float32, 2*c.KVHeads*blockTokens)
+		} else {
+			b.half = make([]uint16, values)
+		}
+		s.virtual = append(s.virtual, node{kv: b})
 	}
 }
