@@ -835,13 +835,28 @@ func (f *forward) gather(s *attnScratch, r *row, i, l, g0, g1 int) int {
 				dst.scale[(kvh+g)*blockTokens+vs] = src.scale[sbase+(kvh+g)*blockTokens+pk.slot]
 				continue
 			}
-			for d, x := range src.half[key : key+hd] {
-				dst.half[kd+d*blockTokens+vs] = x
-			}
+			transposeKey(dst.half[kd+vs:kd+vs+(hd-1)*blockTokens+1], src.half[key:key+hd])
 			copy(dst.half[vd+vs*hd:][:hd], src.half[value:value+hd])
 		}
 	}
 	return len(s.picks)
+}
+
+// transposeKey writes a key's dimensions (key) blockTokens apart into dst,
+// its slot of a block's keys in dense attention's layout. The bounds are
+// checked once, not at each of the hd stores: this is the gather's
+// innermost loop.
+func transposeKey(dst, key []uint16) {
+	if len(key) == 0 {
+		return
+	}
+	if len(dst) != (len(key)-1)*blockTokens+1 {
+		panic(fmt.Sprintf("engine: transposeKey of %d dimensions into %d values", len(key), len(dst)))
+	}
+	p := unsafe.Pointer(unsafe.SliceData(dst))
+	for d, x := range key {
+		*(*uint16)(unsafe.Add(p, d*blockTokens*2)) = x
+	}
 }
 
 // gatherAhead is how many selected positions ahead of the one it copies
