@@ -146,8 +146,12 @@ func newWeights(c model.Config, p *model.Params, f WeightFormat, topK int) (*wei
 // long contexts; every thread sees the same rounding, alone or batched.
 // An 8-bit block lays each head's keys out as tensor.KeyByteQ8 says
 // (dimensions in fours, each four's 16 slots) and its values as half
-// precision does. The block's layout follows from the model's shape
-// alone, so the engine can size its cache before it packs any weights.
+// precision does. A sparse engine's blocks hold keys by position, (head,
+// slot, dimension) as values are, since a sparse row reads the keys of a
+// few scattered positions (forward.selectPositions); an 8-bit one, each
+// head's key as its hd bytes. The block's layout follows from the model's
+// shape alone, so the engine can size its cache before it packs any
+// weights.
 func blockValues(c model.Config) int {
 	return c.Layers * 2 * c.KVHeads * c.HeadDim * blockTokens
 }
@@ -255,7 +259,8 @@ type attnScratch struct {
 	index, iz, top []float32
 	sel            []uint64
 	picks          []pick
-	virtual        []node
+	keys, values   []unsafe.Pointer // in a half-precision cache (rowsOf)
+	virtual        []node           // in an 8-bit cache (gather)
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -277,7 +282,7 @@ func (f *forward) shrink() {
 	for i := range f.scratch {
 		s := &f.scratch[i]
 		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
-		s.index, s.iz, s.top, s.sel, s.picks, s.virtual = nil, nil, nil, nil, nil, nil
+		s.index, s.iz, s.top, s.sel, s.picks, s.keys, s.values, s.virtual = nil, nil, nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -520,9 +525,10 @@ func (f *forward) group(rows []row) {
 }
 
 // sparse says whether row r attends sparsely, to the top-k positions its
-// indexer picks (all of them while it sees no more than k), through
-// forward.gather. Such a row attends alone, since no two rows pick the
-// same positions (the rows of a group share what they read).
+// indexer picks (all of them while it sees no more than k;
+// forward.selectPositions): every row of a sparse engine. Such a row
+// attends alone, since no two rows pick the same positions (the rows of
+// a group share what they read).
 func (f *forward) sparse(*row) bool { return f.w.index != nil }
 
 // attention is member m's share of every row's attention output: (group,
@@ -583,16 +589,26 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	}
 	length := func(k int) int { return rows[idx[k]].pos + 1 }
 	layer := l
+	// direct: the row's keys and values are read where they lie in a
+	// half-precision cache (tensor.DotRowsF16, AxpyRowsF16).
+	direct := false
 	if f.sparse(&rows[idx[0]]) {
-		n := f.gather(s, &rows[idx[0]], idx[0], l, g0, g1)
-		visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
-			for at := 0; at < n; at += blockTokens {
-				do(0, &s.virtual[at/blockTokens], nil, at, min(blockTokens, n-at))
-			}
-		}
+		n := f.selectPositions(s, &rows[idx[0]], idx[0], l)
 		length = func(int) int { return n }
-		layer = 0
+		if f.kv8 {
+			f.gather(s, l, g0, g1)
+			visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
+				for at := 0; at < n; at += blockTokens {
+					do(0, &s.virtual[at/blockTokens], nil, at, min(blockTokens, n-at))
+				}
+			}
+			layer = 0
+		} else {
+			f.rowsOf(s, l, g0)
+			direct = true
+		}
 	}
+	hstride := blockTokens * hd * 2 // bytes from one head's row to the next's
 	koff := layer*2*w.kvd*blockTokens + g0*hd*blockTokens
 	voff := layer*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
 	// An 8-bit cache's scales of these heads' keys and values.
@@ -615,6 +631,10 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	// one j, the heads of every group are group·hd apart in q and group·S
 	// apart in the scores.
 	for j := range group {
+		if direct {
+			tensor.DotRowsF16(nh, hd, s.scores[j*S:], group*S, s.q[j*hd:], group*hd, s.keys, hstride)
+			continue
+		}
 		// keys multiplies row k's queries by nd's keys, cnt of which it
 		// sees from position at.
 		keys := func(k int, nd, next *node, at, cnt int) {
@@ -642,6 +662,10 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 		}
 	}
 	for j := range group {
+		if direct {
+			tensor.AxpyRowsF16(nh, hd, s.out[j*hd:], group*hd, s.scores[j*S:], group*S, s.values, hstride)
+			continue
+		}
 		// values adds nd's values, weighted by row k's scores at
 		// positions [at, at+cnt), to its output; sharedValues adds a
 		// shared node's to every row's, widening each value once.
@@ -738,21 +762,16 @@ func ahead(rows []row, idx []int, shared, k, x, d int) *node {
 	return nil
 }
 
-// gather picks the positions sparse row r (row i of the batch) attends to
-// in layer l, as the model's Sparse forward does: the indexer's score of
-// every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ) from the cached keys,
-// then the topK highest (model.SelectTopK). It copies those positions'
-// keys and values of key/value heads [g0, g1), in order, into s.virtual:
-// blocks laid out as one layer of a dense cache's, which attention then
-// reads as it reads the cache, so that its arithmetic is dense
-// attention's over the selected positions alone, every score a chain
-// over the dimensions and every output one over the positions: with all
-// positions selected, the bits of dense attention. A sparse cache holds
-// keys by position, as it holds values, so that a selected position's
-// key is one cache line a head, not a strand of every line of its block.
-// It returns how many positions there are.
-func (f *forward) gather(s *attnScratch, r *row, i, l, g0, g1 int) int {
-	w, c, ix := f.w, f.w.cfg, f.w.index
+// selectPositions picks the positions sparse row r (row i of the batch)
+// attends to in layer l, as the model's Sparse forward does: the
+// indexer's score of every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ)
+// from the cached keys, then the topK highest (model.SelectTopK). It
+// lists them in s.picks, in order, and returns how many there are. A
+// sparse cache holds keys by position, as it holds values, so that a
+// picked position's key is a cache line or two a head, not a strand of
+// every line of its block.
+func (f *forward) selectPositions(s *attnScratch, r *row, i, l int) int {
+	w, ix := f.w, f.w.index
 	q := f.qkv[i*w.qkv : (i+1)*w.qkv]
 	iq, iw := q[ix.q:ix.k], q[ix.w:]
 	n := r.pos + 1
@@ -798,64 +817,62 @@ func (f *forward) gather(s *attnScratch, r *row, i, l, g0, g1 int) int {
 	}
 	f.sparseNodes.Add(int64(len(r.path)))
 	f.sparseRead.Add(int64(touched))
+	return len(s.picks)
+}
+
+// rowsOf points s.keys and s.values at the picked positions' key and
+// value of key/value head g0 in layer l of a half-precision cache, which
+// holds keys by position as it holds values: tensor.DotRowsF16 and
+// AxpyRowsF16 read them where they lie.
+func (f *forward) rowsOf(s *attnScratch, l, g0 int) {
+	c := f.w.cfg
+	hd, kvd := c.HeadDim, f.w.kvd
+	key := l*2*kvd*blockTokens + g0*blockTokens*hd
+	value := key + kvd*blockTokens
+	s.keys, s.values = s.keys[:0], s.values[:0]
+	for _, pk := range s.picks {
+		b := pk.nd.kv.half
+		s.keys = append(s.keys, unsafe.Pointer(&b[key+pk.slot*hd]))
+		s.values = append(s.values, unsafe.Pointer(&b[value+pk.slot*hd]))
+	}
+}
+
+// gather copies the picked positions' keys and values of layer l,
+// key/value heads [g0, g1), of an 8-bit cache, in order, into s.virtual:
+// blocks laid out as one layer of a dense cache's, which attention then
+// reads as it reads the cache, so that its arithmetic is dense
+// attention's over the selected positions alone (with all of them
+// selected, its bits).
+func (f *forward) gather(s *attnScratch, l, g0, g1 int) {
+	c := f.w.cfg
 	s.growVirtual(c, f.kv8, (len(s.picks)+blockTokens-1)/blockTokens)
 	hd, kvh := c.HeadDim, c.KVHeads
 	kvd := kvh * hd
 	base := l * 2 * kvd * blockTokens // layer l in a cache block
 	sbase := l * 2 * kvh * blockTokens
-	// The cache holds keys by position (store), a virtual block as dense
-	// attention reads them. Each head's key and value at a position are
-	// a line or two apiece, scattered over the cache: those gatherAhead
-	// positions on are asked for while one is copied, or every copy would
-	// wait on memory in turn.
+	// The cache holds keys by position (store), a virtual block in fours
+	// of dimensions (tensor.KeyByteQ8) as ScoresQ8 reads them. Each
+	// head's key and value at a position are scattered over the cache:
+	// those gatherAhead positions on are asked for while one is copied,
+	// or every copy would wait on memory in turn.
 	for g := g0; g < g1; g++ {
 		kt, vt := base+g*blockTokens*hd, base+kvd*blockTokens+g*blockTokens*hd
 		kd, vd := g*hd*blockTokens, kvd*blockTokens+g*blockTokens*hd
 		for v, pk := range s.picks {
 			if a := v + gatherAhead; a < len(s.picks) {
 				next := &s.picks[a]
-				if f.kv8 {
-					tensor.Prefetch(next.nd.kv.u[kt+next.slot*hd : kt+(next.slot+1)*hd])
-					tensor.Prefetch(next.nd.kv.q[vt+next.slot*hd : vt+(next.slot+1)*hd])
-				} else {
-					tensor.Prefetch(next.nd.kv.half[kt+next.slot*hd : kt+(next.slot+1)*hd])
-					tensor.Prefetch(next.nd.kv.half[vt+next.slot*hd : vt+(next.slot+1)*hd])
-				}
+				tensor.Prefetch(next.nd.kv.u[kt+next.slot*hd : kt+(next.slot+1)*hd])
+				tensor.Prefetch(next.nd.kv.q[vt+next.slot*hd : vt+(next.slot+1)*hd])
 			}
 			dst, vs, src := &s.virtual[v/blockTokens].kv, v%blockTokens, &pk.nd.kv
 			key, value := kt+pk.slot*hd, vt+pk.slot*hd
-			if f.kv8 {
-				// Keys in fours of dimensions (tensor.KeyByteQ8),
-				// values by position, and a scale each.
-				for d := 0; d < hd; d += 4 {
-					copy(dst.u[kd+tensor.KeyByteQ8(d, vs):][:4], src.u[key+d:key+d+4])
-				}
-				copy(dst.q[vd+vs*hd:][:hd], src.q[value:value+hd])
-				dst.scale[g*blockTokens+vs] = src.scale[sbase+g*blockTokens+pk.slot]
-				dst.scale[(kvh+g)*blockTokens+vs] = src.scale[sbase+(kvh+g)*blockTokens+pk.slot]
-				continue
+			for d := 0; d < hd; d += 4 {
+				copy(dst.u[kd+tensor.KeyByteQ8(d, vs):][:4], src.u[key+d:key+d+4])
 			}
-			transposeKey(dst.half[kd+vs:kd+vs+(hd-1)*blockTokens+1], src.half[key:key+hd])
-			copy(dst.half[vd+vs*hd:][:hd], src.half[value:value+hd])
+			copy(dst.q[vd+vs*hd:][:hd], src.q[value:value+hd])
+			dst.scale[g*blockTokens+vs] = src.scale[sbase+g*blockTokens+pk.slot]
+			dst.scale[(kvh+g)*blockTokens+vs] = src.scale[sbase+(kvh+g)*blockTokens+pk.slot]
 		}
-	}
-	return len(s.picks)
-}
-
-// transposeKey writes a key's dimensions (key) blockTokens apart into dst,
-// its slot of a block's keys in dense attention's layout. The bounds are
-// checked once, not at each of the hd stores: this is the gather's
-// innermost loop.
-func transposeKey(dst, key []uint16) {
-	if len(key) == 0 {
-		return
-	}
-	if len(dst) != (len(key)-1)*blockTokens+1 {
-		panic(fmt.Sprintf("engine: transposeKey of %d dimensions into %d values", len(key), len(dst)))
-	}
-	p := unsafe.Pointer(unsafe.SliceData(dst))
-	for d, x := range key {
-		*(*uint16)(unsafe.Add(p, d*blockTokens*2)) = x
 	}
 }
 

@@ -22,8 +22,14 @@ func sparseModel(t testing.TB, topK int) *model.Model {
 }
 
 // With a top-k no row exceeds, sparse attention is dense attention: the
-// same tokens with the same log-probabilities, to the bit, although the
-// indexer's projections ride in the same product as q, k and v.
+// same tokens with the same log-probabilities, although the indexer's
+// projections ride in the same product as q, k and v and every position
+// is gathered. To the bit with an 8-bit cache, whose gathered keys and
+// values go through dense attention's kernels. A half-precision cache's
+// are read where they lie (tensor.DotRowsF16), each score summed across
+// lanes rather than in one chain, so to within that rounding, which this
+// model of large weights amplifies to 1e-4 (and 8-bit activations, which
+// round what they are given, to 0.02).
 func TestSparseAtFullTopKIsDense(t *testing.T) {
 	m := sparseModel(t, 256)
 	rng := rand.New(rand.NewPCG(8, 8))
@@ -32,8 +38,15 @@ func TestSparseAtFullTopKIsDense(t *testing.T) {
 		dense, sparse := mode, mode
 		dense.Attention, sparse.Attention = AttentionDense, AttentionSparse
 		want, got := alone(t, m, dense, req), alone(t, m, sparse, req)
+		tolerance := 1e-3
+		switch {
+		case mode.KV8:
+			tolerance = 0
+		case mode.Weights == WeightsQ8:
+			tolerance = 0.05
+		}
 		for j, tok := range got.Tokens {
-			if w := want.Tokens[j]; tok.ID != w.ID || math.Float64bits(tok.Logprob) != math.Float64bits(w.Logprob) {
+			if w := want.Tokens[j]; tok.ID != w.ID || math.Abs(tok.Logprob-w.Logprob) > tolerance {
 				t.Fatalf("%+v: token %d is %d (%v) sparse at full top-k, %d (%v) dense", mode, j, tok.ID, tok.Logprob, w.ID, w.Logprob)
 			}
 		}
@@ -58,9 +71,12 @@ func TestSparseAttentionSelects(t *testing.T) {
 	m := sparseModel(t, 4)
 	rng := rand.New(rand.NewPCG(9, 9))
 	req := &backend.Request{PromptTokens: randomTokens(rng, 60, 97), MaxTokens: 30, Logprobs: true}
-	dense := alone(t, m, Options{Attention: AttentionDense}, req)
-	sparse := alone(t, m, Options{}, req)
-	wide := alone(t, m, Options{IndexTopK: 200}, req)
+	dense := alone(t, m, Options{Attention: AttentionDense, Weights: WeightsF32}, req)
+	sparse := alone(t, m, Options{Weights: WeightsF32}, req)
+	wide := alone(t, m, Options{IndexTopK: 200, Weights: WeightsF32}, req)
+	if !slices.Equal(ids(wide), ids(dense)) {
+		t.Fatalf("top-200 attention over 90 positions decoded %v, dense %v", ids(wide), ids(dense))
+	}
 	logprobs := func(c *backend.Completion) []float64 {
 		var s []float64
 		for _, tok := range c.Tokens {
@@ -71,8 +87,10 @@ func TestSparseAttentionSelects(t *testing.T) {
 	if slices.Equal(logprobs(sparse), logprobs(dense)) {
 		t.Error("top-4 attention over 60 positions gave dense attention's log-probabilities")
 	}
-	if !slices.Equal(logprobs(wide), logprobs(dense)) {
-		t.Error("top-200 attention over 90 positions differs from dense attention")
+	for j, lp := range logprobs(wide) {
+		if math.Abs(lp-logprobs(dense)[j]) > 1e-3 {
+			t.Fatalf("top-200 attention over 90 positions: token %d's log-probability %v, dense %v", j, lp, logprobs(dense)[j])
+		}
 	}
 }
 
