@@ -271,11 +271,6 @@ type Stats struct {
 	// Preemptions counts threads set back to wait for blocks, their
 	// tokens to be recomputed or re-found in the cache.
 	Preemptions int64
-	// SparseNodes counts the cache nodes that tokens attending sparsely
-	// saw, over every layer, and SparseRead those whose keys and values
-	// they read: the ones holding a selected position. Their ratio is the
-	// share of the cache sparse attention reads, which is what it saves.
-	SparseNodes, SparseRead int64
 }
 
 // New returns an engine for m, running until Close. tok may be nil for an
@@ -1313,6 +1308,5 @@ func (e *Engine) publish() {
 		Running: len(e.running), Waiting: waiting,
 		Blocks: e.cache.blocks, ReferencedBlocks: e.cache.referenced, MaxBlocks: e.cache.maxBlocks,
 		BlockBytes: blockBytes(e.w.cfg, e.opts.KV8, e.w.index != nil), Steps: e.steps, Preemptions: e.preempts,
-		SparseNodes: e.fw.sparseNodes.Load(), SparseRead: e.fw.sparseRead.Load(),
 	})
 }

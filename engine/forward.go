@@ -221,8 +221,6 @@ type forward struct {
 	next []atomic.Int64
 	// kv8 says the cache holds 8-bit keys and values (kvBlock.q).
 	kv8 bool
-	// sparseNodes and sparseRead are Stats.SparseNodes and SparseRead.
-	sparseNodes, sparseRead atomic.Int64
 }
 
 // attnGroupRows bounds the rows that attend together: each needs its own
@@ -802,21 +800,16 @@ func (f *forward) selectPositions(s *attnScratch, r *row, i, l int) int {
 	k := min(ix.topK, n)
 	model.SelectTopK(s.sel, s.index[:n], k, s.top)
 	s.picks = s.picks[:0]
-	at, touched := 0, 0
+	at = 0
 	for x, nd := range r.path {
-		cnt, before := r.visible(x), len(s.picks)
+		cnt := r.visible(x)
 		for slot := range cnt {
 			if pos := at + slot; s.sel[pos/64]&(1<<(pos%64)) != 0 {
 				s.picks = append(s.picks, pick{nd, slot})
 			}
 		}
-		if len(s.picks) > before {
-			touched++
-		}
 		at += cnt
 	}
-	f.sparseNodes.Add(int64(len(r.path)))
-	f.sparseRead.Add(int64(touched))
 	return len(s.picks)
 }
 

@@ -21,10 +21,6 @@ import (
 type rateResult struct {
 	Threads      int     `json:"threads"`
 	TokensPerSec float64 `json:"tokens_per_s"`
-	// SparseRead is, for sparse attention, the share of the cache's nodes
-	// in view whose keys and values a token read (those holding a
-	// position its indexer selected), over every round, prefill included.
-	SparseRead float64 `json:"sparse_read,omitempty"`
 }
 
 type forkMemory struct {
@@ -160,7 +156,9 @@ func (fl *benchDecodeFlags) run(cmd *cobra.Command) error {
 			return usageErrorf("--depths: %v", err)
 		}
 	}
-	m, name, err := fl.model(slices.Max(prompts), attention == engine.AttentionSparse)
+	// --index-topk alone asks for sparse attention too.
+	sparse := attention == engine.AttentionSparse || attention == "" && fl.indexTopK > 0
+	m, name, err := fl.model(slices.Max(prompts), sparse)
 	if err != nil {
 		return err
 	}
@@ -266,12 +264,8 @@ func (fl *benchDecodeFlags) rates(ctx context.Context, m *model.Model, opts engi
 		}
 	}
 	for i, t := range threadList {
-		read := 0.0
-		if st := engines[i].Stats(); st.SparseNodes > 0 {
-			read = round2(float64(st.SparseRead) / float64(st.SparseNodes))
-		}
-		prefill = append(prefill, rateResult{Threads: t, TokensPerSec: round2(stats.Median(pre[i]))})
-		decode = append(decode, rateResult{Threads: t, TokensPerSec: round2(stats.Median(dec[i])), SparseRead: read})
+		prefill = append(prefill, rateResult{t, round2(stats.Median(pre[i]))})
+		decode = append(decode, rateResult{t, round2(stats.Median(dec[i]))})
 	}
 	return prefill, decode, nil
 }
@@ -297,9 +291,6 @@ func (rep *decodeReport) print(out io.Writer) error {
 		rep.Config, rep.Parameters, rep.Weights, positions, prompt, rep.NewTokens, rep.Rounds)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	header := "threads\tdecode tokens/s\tper thread\tprefill tokens/s\t"
-	if rep.IndexTopK > 0 {
-		header += "cache read\t"
-	}
 	if rep.Depths != nil {
 		header = "depth D\t" + header
 	}
@@ -309,11 +300,7 @@ func (rep *decodeReport) print(out io.Writer) error {
 			if rep.Depths != nil {
 				fmt.Fprintf(tw, "%d\t", d.Depth)
 			}
-			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), d.Prefill[i].TokensPerSec)
-			if rep.IndexTopK > 0 {
-				fmt.Fprintf(tw, "%.0f%%\t", 100*r.SparseRead)
-			}
-			fmt.Fprintln(tw)
+			fmt.Fprintf(tw, "%d\t%.0f\t%.1f\t%.0f\t\n", r.Threads, r.TokensPerSec, r.TokensPerSec/float64(r.Threads), d.Prefill[i].TokensPerSec)
 		}
 	}
 	if err := tw.Flush(); err != nil {

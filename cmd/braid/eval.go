@@ -198,12 +198,6 @@ func (fl *evalFlags) run(cmd *cobra.Command) error {
 	}
 	rep := eval.Summarize(names, samples)
 	fmt.Fprintf(cmd.ErrOrStderr(), "done in %s\n", time.Since(start).Round(time.Millisecond))
-	if e := embedded(b); e != nil {
-		if st := e.Stats(); st.SparseNodes > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "sparse attention read %.0f%% of the cache in view (the nodes holding a selected position; this run's tokens past the top-k)\n",
-				100*float64(st.SparseRead)/float64(st.SparseNodes))
-		}
-	}
 	if fl.alone > 0 {
 		n := min(fl.alone, len(cfg.Problems))
 		bar := newProgress(cmd.ErrOrStderr(), n*len(names), "alone")

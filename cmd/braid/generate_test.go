@@ -887,7 +887,7 @@ func TestTrainIndexCommand(t *testing.T) {
 		{[]string{"--attention", "dense"}, ", weights " + string(engine.DefaultWeights()) + "\n"},
 	} {
 		_, errs := expectExit(t, 0, "", append(evalArgs, c.flags...)...)
-		if !strings.Contains(errs, c.setting) || strings.Contains(errs, "sparse attention read ") != (c.flags == nil || c.flags[0] != "--attention") {
+		if !strings.Contains(errs, c.setting) {
 			t.Errorf("%v: %s", c.flags, errs)
 		}
 		ids[evalRunID(errs)] = true
