@@ -20,6 +20,9 @@ BRAID=${BRAID:-go run ./cmd/braid}
 SFT=${SFT:-models/countdown-sft}
 RL=${RL:-$RUN/model}
 N=${N:-500}
+# The card's figures are in half precision (evaluate.sh says why);
+# WEIGHTS= measures the default, bfloat16 where the CPU has it.
+WEIGHTS=${WEIGHTS-f16}
 OUT=${OUT:-$(dirname "$DB")}
 mkdir -p "$OUT"
 
@@ -32,7 +35,7 @@ for kind in greedy t1; do
     flags=(--context 4096)
     [ "$kind" = t1 ] && flags=(--context 2048 --temperature 1)
     $BRAID eval --model "$model" --db "$DB" --n "$N" --problem-seed 2 --strategies serial,apr \
-      "${flags[@]}" --run "$m-$kind" --json > "$OUT/$m-$kind.json"
+      ${WEIGHTS:+--weights "$WEIGHTS"} "${flags[@]}" --run "$m-$kind" --json > "$OUT/$m-$kind.json"
   done
 done
 for s in serial apr; do
