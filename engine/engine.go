@@ -998,10 +998,7 @@ func (e *Engine) rowCost(pos int) float64 {
 // multiply-add with its key and one with its value, for each query head
 // and layer), in units of the row's weight products.
 func attentionCost(c model.Config) float64 {
-	qd, kvd := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
-	d, l := float64(c.Dim), float64(c.Layers)
-	weights := l * d * (2*qd + 2*kvd + 3*float64(c.Hidden))
-	return 2 * l * qd / weights
+	return 2 * float64(c.Layers*c.Heads*c.HeadDim) / rowProducts(c)
 }
 
 // indexCost is what one cached position costs a sparse row's indexer (a
@@ -1011,10 +1008,14 @@ func indexCost(c model.Config, topK int) float64 {
 	if topK == 0 {
 		return 0
 	}
+	return float64(c.Layers*c.IndexHeads*c.IndexDim) / rowProducts(c)
+}
+
+// rowProducts is the multiply-adds of one row's weight products, its
+// layers' attention projections and MLP.
+func rowProducts(c model.Config) float64 {
 	qd, kvd := float64(c.Heads*c.HeadDim), float64(c.KVHeads*c.HeadDim)
-	d, l := float64(c.Dim), float64(c.Layers)
-	weights := l * d * (2*qd + 2*kvd + 3*float64(c.Hidden))
-	return l * float64(c.IndexHeads*c.IndexDim) / weights
+	return float64(c.Layers) * float64(c.Dim) * (2*qd + 2*kvd + 3*float64(c.Hidden))
 }
 
 // schedule adds th's next tokens to the step, within budget rows and its
