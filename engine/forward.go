@@ -579,17 +579,16 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 		s.q8, s.qh = grow(s.q8, G*qh*hd), grow(s.qh, G*qh)
 	}
 	// visit walks the nodes the rows attend to (walk's do and all), and
-	// length is how many scores row k has. A sparse row attends to the
-	// virtual blocks its selected positions were gathered into, which
-	// hold layer l alone (their own layer 0).
+	// length is how many scores row k has. A sparse row attends to its
+	// selected positions alone: in an 8-bit cache through the virtual
+	// blocks they were gathered into, which hold layer l alone (their
+	// own layer 0); in a half-precision one where they lie (direct).
 	visit := func(do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
 		walk(rows, idx, shared, do, all)
 	}
 	length := func(k int) int { return rows[idx[k]].pos + 1 }
 	layer := l
-	// direct: the row's keys and values are read where they lie in a
-	// half-precision cache (tensor.DotRowsF16, AxpyRowsF16).
-	direct := false
+	direct := false // tensor.DotRowsF16 and AxpyRowsF16 over s.keys, s.values
 	if f.sparse(&rows[idx[0]]) {
 		n := f.selectPositions(s, &rows[idx[0]], idx[0], l)
 		length = func(int) int { return n }
