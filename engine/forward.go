@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -798,16 +799,20 @@ func (f *forward) selectPositions(s *attnScratch, r *row, i, l int) int {
 	}
 	k := min(ix.topK, n)
 	model.SelectTopK(s.sel, s.index[:n], k, s.top)
+	// The selected positions in order, found a set bit at a time, each
+	// placed in the node that holds it (node x holds [at, at+visible(x))).
 	s.picks = s.picks[:0]
-	at = 0
-	for x, nd := range r.path {
-		cnt := r.visible(x)
-		for slot := range cnt {
-			if pos := at + slot; s.sel[pos/64]&(1<<(pos%64)) != 0 {
-				s.picks = append(s.picks, pick{nd, slot})
+	x, at := 0, 0
+	for wi, word := range s.sel[:(n+63)/64] {
+		for word != 0 {
+			pos := wi*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			for pos >= at+r.visible(x) {
+				at += r.visible(x)
+				x++
 			}
+			s.picks = append(s.picks, pick{r.path[x], pos - at})
 		}
-		at += cnt
 	}
 	return len(s.picks)
 }
