@@ -177,3 +177,38 @@ func TestSparseNeedsAnIndexer(t *testing.T) {
 		t.Error("a sparse model without an indexer ran")
 	}
 }
+
+// kthLargest is the k-th of the values sorted in descending order, on
+// values of both signs, zeros of both, ties and extremes.
+func TestKthLargest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, math.MaxFloat32, -math.MaxFloat32, float32(math.Inf(1)), float32(math.Inf(-1)), 1e-40, -1e-40}
+	for range 2000 {
+		n := 1 + rng.IntN(300)
+		x := make([]float32, n)
+		for i := range x {
+			switch rng.IntN(4) {
+			case 0:
+				x[i] = special[rng.IntN(len(special))]
+			case 1:
+				x[i] = float32(rng.IntN(5)) // ties
+			default:
+				x[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(9)-4)))
+			}
+		}
+		sorted := slices.Clone(x)
+		slices.SortFunc(sorted, func(a, b float32) int {
+			switch {
+			case a > b:
+				return -1
+			case a < b:
+				return 1
+			}
+			return 0
+		})
+		k := 1 + rng.IntN(n)
+		if got, want := kthLargest(slices.Clone(x), k), sorted[k-1]; got != want {
+			t.Fatalf("k=%d of %v: %v, want %v", k, x, got, want)
+		}
+	}
+}
