@@ -842,7 +842,7 @@ func (f *forward) rowsOf(s *attnScratch, l, g0 int) {
 // selected, its bits).
 func (f *forward) gather(s *attnScratch, l, g0, g1 int) {
 	c := f.w.cfg
-	s.growVirtual(c, f.kv8, (len(s.picks)+blockTokens-1)/blockTokens)
+	s.growVirtual(c, (len(s.picks)+blockTokens-1)/blockTokens)
 	hd, kvh := c.HeadDim, c.KVHeads
 	kvd := kvh * hd
 	base := l * 2 * kvd * blockTokens // layer l in a cache block
@@ -883,19 +883,15 @@ type pick struct {
 	slot int
 }
 
-// growVirtual gives s at least blocks virtual blocks of one layer of the
-// cache's layout, in half precision or in 8 bits.
-func (s *attnScratch) growVirtual(c model.Config, kv8 bool, blocks int) {
+// growVirtual gives s at least blocks virtual blocks of one layer of an
+// 8-bit cache's layout.
+func (s *attnScratch) growVirtual(c model.Config, blocks int) {
 	values := 2 * c.KVHeads * c.HeadDim * blockTokens // one layer's
 	for len(s.virtual) < blocks {
-		var b kvBlock
-		if kv8 {
-			b.q = make([]int8, values)
-			b.u = unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(b.q))), values)
-			b.scale = make([]float32, 2*c.KVHeads*blockTokens)
-		} else {
-			b.half = make([]uint16, values)
-		}
-		s.virtual = append(s.virtual, node{kv: b})
+		q := make([]int8, values)
+		s.virtual = append(s.virtual, node{kv: kvBlock{
+			q: q, u: unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(q))), values),
+			scale: make([]float32, 2*c.KVHeads*blockTokens),
+		}})
 	}
 }
