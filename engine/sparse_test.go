@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -107,32 +106,7 @@ func TestSparseMatchesTheModelsSparseForward(t *testing.T) {
 	m := sparseModel(t, 10)
 	m.Sparse = true
 	e := newEngine(t, m, Options{Weights: WeightsF32})
-	rng := rand.New(rand.NewPCG(3, 4))
-	prompt := randomTokens(rng, 40, m.Config.Vocab)
-	c, err := e.Complete(context.Background(), &backend.Request{PromptTokens: prompt, MaxTokens: 60, Logprobs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := append([]int(nil), prompt...)
-	var errs []float64
-	for _, tok := range c.Tokens {
-		a := m.NewActivations(1, len(seq))
-		if _, err := m.Forward(a, seq, nil); err != nil {
-			t.Fatal(err)
-		}
-		logits := a.Logits(len(seq)-1, m.Config.Vocab)
-		mx := math.Inf(-1)
-		for _, v := range logits {
-			mx = math.Max(mx, float64(v))
-		}
-		var z float64
-		for _, v := range logits {
-			z += math.Exp(float64(v) - mx)
-		}
-		ref := float64(logits[tok.ID]) - mx - math.Log(z)
-		errs = append(errs, math.Abs(ref-tok.Logprob))
-		seq = append(seq, tok.ID)
-	}
+	errs := logprobErrors(t, m, e)
 	slices.Sort(errs)
 	if median, ninth := errs[len(errs)/2], errs[len(errs)*9/10]; median > 2e-3 || ninth > 1e-2 {
 		t.Errorf("log-probabilities off the model's sparse forward by %.3g (median), %.3g (90th percentile): %.3g", median, ninth, errs)
