@@ -47,6 +47,9 @@ type indexer struct {
 	topK       int
 	q, k, w    int // where its queries, key and head weights start in a qkv row
 	rope       *tensor.RoPE
+	// qScale and wScale scale its queries and head weights, by
+	// 1/√IndexDim and 1/√IndexHeads as the model's indexForward does.
+	qScale, wScale float32
 }
 
 type layerWeights struct {
@@ -102,6 +105,8 @@ func newWeights(c model.Config, p *model.Params, f WeightFormat, topK int) (*wei
 		ix.w = ix.k + ix.dim
 		w.qkv = ix.w + ix.heads
 		ix.rope = tensor.NewScaledRoPE(c.IndexDim, c.MaxSeq, c.RopeTheta, c.RopeScaling)
+		ix.qScale = float32(1 / math.Sqrt(float64(c.IndexDim)))
+		ix.wScale = float32(1 / math.Sqrt(float64(c.IndexHeads)))
 		w.index = ix
 	}
 	w.embed = p.Embed
@@ -384,13 +389,12 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	w.rope.Apply(q[:w.qd], pos, c.Heads)
 	w.rope.Apply(q[w.qd:w.qd+w.kvd], pos, c.KVHeads)
 	if ix := w.index; ix != nil {
-		// As the model's indexForward: rotated, then the queries scaled
-		// by 1/√IndexDim and the weights by 1/√IndexHeads.
+		// As the model's indexForward: rotated, then scaled.
 		iq, ik, iw := q[ix.q:ix.k], q[ix.k:ix.w], q[ix.w:w.qkv]
 		ix.rope.Apply(iq, pos, ix.heads)
 		ix.rope.Apply(ik, pos, 1)
-		tensor.Scale(float32(1/math.Sqrt(float64(ix.dim))), iq)
-		tensor.Scale(float32(1/math.Sqrt(float64(ix.heads))), iw)
+		tensor.Scale(ix.qScale, iq)
+		tensor.Scale(ix.wScale, iw)
 		if r.write {
 			b, slot := r.path[len(r.path)-1].kv.index[l*ix.dim*blockTokens:], r.count-1
 			for d, v := range ik {
@@ -503,14 +507,20 @@ func (f *forward) group(rows []row) {
 		}
 		return r.path[x].start
 	}
+	// A sparse engine's rows attend alone, each to the top-k positions
+	// its indexer picks (forward.selectPositions): no two pick the same,
+	// and the rows of a group share what they read.
+	most := attnGroupRows
+	if f.w.index != nil {
+		most = 1
+	}
 	f.groups = f.groups[:0]
 	for lo := 0; lo < len(f.order); {
 		first := &rows[f.order[lo]]
 		hi, nodes := lo+1, len(first.path)
-		for ; hi < len(f.order) && hi-lo < attnGroupRows && !f.sparse(first); hi++ {
-			next := &rows[f.order[hi]]
-			x := min(nodes, shared(first, next))
-			if x == 0 || f.sparse(next) || tokens(first, x)*(hi-lo) < tokens(first, nodes)*(hi-lo-1) {
+		for ; hi < len(f.order) && hi-lo < most; hi++ {
+			x := min(nodes, shared(first, &rows[f.order[hi]]))
+			if x == 0 || tokens(first, x)*(hi-lo) < tokens(first, nodes)*(hi-lo-1) {
 				break
 			}
 			nodes = x
@@ -522,13 +532,6 @@ func (f *forward) group(rows []row) {
 		lo = hi
 	}
 }
-
-// sparse says whether row r attends sparsely, to the top-k positions its
-// indexer picks (all of them while it sees no more than k;
-// forward.selectPositions): every row of a sparse engine. Such a row
-// attends alone, since no two rows pick the same positions (the rows of
-// a group share what they read).
-func (f *forward) sparse(*row) bool { return f.w.index != nil }
 
 // attention is member m's share of every row's attention output: (group,
 // range of key/value heads) tasks, handed out in turn. Each query head's
@@ -589,8 +592,8 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	}
 	length := func(k int) int { return rows[idx[k]].pos + 1 }
 	layer := l
-	direct := false // tensor.DotRowsF16 and AxpyRowsF16 over s.keys, s.values
-	if f.sparse(&rows[idx[0]]) {
+	direct := false       // tensor.DotRowsF16 and AxpyRowsF16 over s.keys, s.values
+	if f.w.index != nil { // a group of one (forward.group)
 		n := f.selectPositions(s, &rows[idx[0]], idx[0], l)
 		length = func(int) int { return n }
 		if f.kv8 {
