@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -256,15 +255,16 @@ type attnScratch struct {
 	// row8 is one head's keys in 8 bits, on their way into the cache.
 	row8 []int8
 	kv   []uint16 // a row's keys and values in half precision
-	// For a row attending sparsely: the indexer's score of each position,
-	// its heads' products with one block's keys, a copy of the scores to
-	// select among, the selected positions (a bit each), and the virtual
-	// blocks their keys and values are gathered into (forward.gather).
-	index, iz, top []float32
-	sel            []uint64
-	picks          []pick
-	keys, values   []unsafe.Pointer // in a half-precision cache (rowsOf)
-	virtual        []node           // in an 8-bit cache (gather)
+	// For a row attending sparsely: its nodes' index keys of the layer,
+	// the indexer's score of each position, the top-k selection's scratch,
+	// the selected positions, and the virtual blocks their keys and values
+	// are gathered into (forward.gather).
+	iblocks      []unsafe.Pointer
+	index        []float32
+	topk         model.TopK
+	picks        []pick
+	keys, values []unsafe.Pointer // in a half-precision cache (rowsOf)
+	virtual      []node           // in an 8-bit cache (gather)
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -286,7 +286,8 @@ func (f *forward) shrink() {
 	for i := range f.scratch {
 		s := &f.scratch[i]
 		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
-		s.index, s.iz, s.top, s.sel, s.picks, s.keys, s.values, s.virtual = nil, nil, nil, nil, nil, nil, nil, nil
+		s.iblocks, s.index, s.picks, s.keys, s.values, s.virtual = nil, nil, nil, nil, nil, nil
+		s.topk = model.TopK{}
 	}
 }
 
@@ -766,56 +767,42 @@ func ahead(rows []row, idx []int, shared, k, x, d int) *node {
 // selectPositions picks the positions sparse row r (row i of the batch)
 // attends to in layer l, as the model's Sparse forward does: the
 // indexer's score of every position it sees, I(s) = Σⱼ wⱼ·ReLU(qⱼ·kₛ)
-// from the cached keys, then the topK highest (model.SelectTopK). It
-// lists them in s.picks, in order, and returns how many there are. A
-// sparse cache holds keys by position, as it holds values, so that a
-// picked position's key is a cache line or two a head, not a strand of
-// every line of its block.
+// from the cached keys (tensor.IndexScoresF16), then the topK highest
+// (model.TopK). It lists them in s.picks, in order, and returns how many
+// there are. A sparse cache holds keys by position, as it holds values,
+// so that a picked position's key is a cache line or two a head, not a
+// strand of every line of its block.
 func (f *forward) selectPositions(s *attnScratch, r *row, i, l int) int {
 	w, ix := f.w, f.w.index
 	q := f.qkv[i*w.qkv : (i+1)*w.qkv]
-	iq, iw := q[ix.q:ix.k], q[ix.w:]
-	n := r.pos + 1
-	s.index, s.top = grow(s.index, n), grow(s.top, n)
-	s.iz = grow(s.iz, ix.heads*blockTokens)
-	s.sel = grow(s.sel, (n+63)/64)
 	ioff := l * ix.dim * blockTokens
-	at := 0
-	for x, nd := range r.path {
-		cnt := r.visible(x)
-		var next []uint16 // the next node's keys, fetched meanwhile
-		if x+1 < len(r.path) {
-			next = r.path[x+1].kv.index[ioff : ioff+ix.dim*blockTokens]
-		}
-		// One key for every head: the heads' products with it are a
-		// multi-head product whose heads share b (stride 0).
-		tensor.VecMatHeadsF16(ix.heads, s.iz, blockTokens, iq, ix.dim, nd.kv.index[ioff:], 0, blockTokens, ix.dim, cnt, false, next)
-		scores := s.index[at : at+cnt]
-		clear(scores)
-		for j := range ix.heads {
-			w := iw[j]
-			for p, v := range s.iz[j*blockTokens : j*blockTokens+cnt] {
-				scores[p] += w * max(v, 0)
-			}
-		}
-		at += cnt
+	s.iblocks = s.iblocks[:0]
+	for _, nd := range r.path {
+		s.iblocks = append(s.iblocks, unsafe.Pointer(&nd.kv.index[ioff]))
 	}
-	k := min(ix.topK, n)
-	model.SelectTopK(s.sel, s.index[:n], k, s.top)
-	// The selected positions in order, found a set bit at a time, each
-	// placed in the node that holds it (node x holds [at, at+visible(x))).
+	s.index = grow(s.index, len(r.path)*blockTokens)
+	tensor.IndexScoresF16(s.index, q[ix.q:ix.k], q[ix.w:], ix.heads, ix.dim, s.iblocks)
+	// Node x's scores are at x·blockTokens: a node the row sees only the
+	// start of (a branch forks off it) leaves a gap to close.
+	n := 0
+	for x := range r.path {
+		cnt := r.visible(x)
+		if n != x*blockTokens {
+			copy(s.index[n:n+cnt], s.index[x*blockTokens:])
+		}
+		n += cnt
+	}
+	// The selected positions in order, each placed in the node that holds
+	// it (node x holds [at, at+visible(x))).
 	s.picks = s.picks[:0]
 	x, at := 0, 0
-	for wi, word := range s.sel[:(n+63)/64] {
-		for word != 0 {
-			pos := wi*64 + bits.TrailingZeros64(word)
-			word &= word - 1
-			for pos >= at+r.visible(x) {
-				at += r.visible(x)
-				x++
-			}
-			s.picks = append(s.picks, pick{r.path[x], pos - at})
+	for _, p := range s.topk.Select(s.index[:n], ix.topK) {
+		pos := int(p)
+		for pos >= at+r.visible(x) {
+			at += r.visible(x)
+			x++
 		}
+		s.picks = append(s.picks, pick{r.path[x], pos - at})
 	}
 	return len(s.picks)
 }

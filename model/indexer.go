@@ -41,10 +41,11 @@ func (m *Model) indexForward(a *Activations, l int) {
 // indexWork is one worker's scratch for a block of rows against the
 // positions up to the block's last: the attention's distribution, the
 // indexer's scores (then its distribution, then their gradient), one
-// head's attention scores, and each indexer head's ReLU(q·k); and for the
-// top-k selection, a row's scores to reorder.
+// head's attention scores, and each indexer head's ReLU(q·k); and the
+// top-k selection's scratch.
 type indexWork struct {
-	p, i, s, z, top []float32
+	p, i, s, z []float32
+	topk       *TopK
 }
 
 // indexScores writes into w.i (stride r1) the indexer's scores of rows

@@ -48,7 +48,7 @@ func (m *Model) selectTopK(a *Activations, la *layerActs) {
 	c := m.Config
 	T, words, k := a.T, selectionWords(a.maxT), c.IndexTopK
 	newWork := func() *indexWork {
-		return &indexWork{i: make([]float32, attnBlock*T), z: make([]float32, c.IndexHeads*attnBlock*T), top: make([]float32, T)}
+		return &indexWork{i: make([]float32, attnBlock*T), z: make([]float32, c.IndexHeads*attnBlock*T), topk: new(TopK)}
 	}
 	eachTask(a.B, newWork, func(w *indexWork, _, b int) {
 		for r0 := 0; r0 < T; r0 += attnBlock {
@@ -56,74 +56,11 @@ func (m *Model) selectTopK(a *Activations, la *layerActs) {
 			m.indexScores(a, la, w, b, r0, r1)
 			for t := r0; t < r1; t++ {
 				bits := la.sel[(b*T+t)*words : (b*T+t+1)*words]
-				SelectTopK(bits, w.i[(t-r0)*r1:(t-r0)*r1+t+1], k, w.top)
+				clear(bits)
+				for _, p := range w.topk.Select(w.i[(t-r0)*r1:(t-r0)*r1+t+1], k) {
+					bits[p/64] |= 1 << (p % 64)
+				}
 			}
 		}
 	})
-}
-
-// SelectTopK sets bits (bit p of word p/64 for score p) to the k highest
-// of scores, all of them when there are no more than k, ties at the k-th
-// going to the later positions: a sparse model's choice of the positions
-// a token attends to, which the engine makes the same way. scratch holds
-// at least len(scores) values.
-func SelectTopK(bits []uint64, scores []float32, k int, scratch []float32) {
-	clear(bits)
-	n := len(scores)
-	if n <= k {
-		for p := range n {
-			bits[p/64] |= 1 << (p % 64)
-		}
-		return
-	}
-	tau := kthLargest(append(scratch[:0], scores...), k)
-	above := 0
-	for _, v := range scores {
-		if v > tau {
-			above++
-		}
-	}
-	ties := k - above // of the scores equal to tau, how many to take
-	for p := n - 1; p >= 0; p-- {
-		if v := scores[p]; v > tau || v == tau && ties > 0 {
-			if v == tau {
-				ties--
-			}
-			bits[p/64] |= 1 << (p % 64)
-		}
-	}
-}
-
-// kthLargest returns the k-th largest value of x (k from 1), reordering x:
-// Hoare's selection, linear on average.
-func kthLargest(x []float32, k int) float32 {
-	target := k - 1 // its index were x sorted in descending order
-	lo, hi := 0, len(x)-1
-	for lo < hi {
-		a, b, c := x[lo], x[(lo+hi)/2], x[hi]
-		pivot := max(min(a, b), min(max(a, b), c)) // the median of three
-		i, j := lo, hi
-		for i <= j {
-			for x[i] > pivot {
-				i++
-			}
-			for x[j] < pivot {
-				j--
-			}
-			if i <= j {
-				x[i], x[j] = x[j], x[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case target <= j:
-			hi = j
-		case target >= i:
-			lo = i
-		default:
-			return x[target]
-		}
-	}
-	return x[target]
 }

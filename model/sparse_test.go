@@ -9,22 +9,46 @@ import (
 	"github.com/braid-dev/braid/tensor"
 )
 
-// SelectTopK keeps the k highest scores, ties at the k-th going to the
-// later positions: checked against sorting, on scores with many ties.
-func TestSelectTopKKeepsTheTopK(t *testing.T) {
+// TopK keeps the k highest scores, ties at the k-th going to the later
+// positions, NaN never: checked against sorting, on short rows and on
+// rows long enough for the sampled threshold, with many ties, with
+// scores whose sample misleads (the sampled positions the highest, or
+// the lowest), one TopK reused throughout as the engine reuses it.
+func TestTopKSelectsTheTopK(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	for range 500 {
+	var top TopK
+	for trial := range 1500 {
 		n, k := 1+rng.IntN(200), 1+rng.IntN(64)
-		scores := make([]float32, n)
-		for i := range scores {
-			scores[i] = float32(rng.IntN(12)) // ties
+		if trial%3 == 0 {
+			n, k = 1024+rng.IntN(8000), 1+rng.IntN(600)
 		}
-		bits := make([]uint64, selectionWords(n))
-		SelectTopK(bits, scores, k, make([]float32, n))
+		scores := make([]float32, n)
+		shape := rng.IntN(5)
+		for i := range scores {
+			switch shape {
+			case 0:
+				scores[i] = float32(rng.IntN(12)) // ties
+			case 1, 2:
+				scores[i] = float32(rng.NormFloat64())
+			case 3: // periodic: every 16th, or every 8th, high
+				scores[i] = float32(rng.NormFloat64())
+				if i%(8<<rng.IntN(2)) == 8 {
+					scores[i] += 100
+				}
+			case 4: // rising, then flat: the sample's tail says little
+				scores[i] = float32(min(i, n/2))
+			}
+			if rng.IntN(300) == 0 {
+				scores[i] = float32(math.NaN())
+			}
+		}
+		got := top.Select(scores, k)
 		// Positions in order of preference: higher scores, then later.
-		order := make([]int, n)
-		for i := range order {
-			order[i] = i
+		var order []int
+		for i, v := range scores {
+			if !math.IsNaN(float64(v)) {
+				order = append(order, i)
+			}
 		}
 		slices.SortFunc(order, func(a, b int) int {
 			if scores[a] != scores[b] {
@@ -35,19 +59,19 @@ func TestSelectTopKKeepsTheTopK(t *testing.T) {
 			}
 			return b - a
 		})
-		want := make([]bool, n)
-		for _, p := range order[:min(k, n)] {
-			want[p] = true
+		var want []int32
+		for _, p := range order[:min(k, len(order))] {
+			want = append(want, int32(p))
 		}
-		for p := range n {
-			if got := bits[p/64]&(1<<(p%64)) != 0; got != want[p] {
-				t.Fatalf("n=%d k=%d: position %d (score %g) selected %v, want %v; scores %v", n, k, p, scores[p], got, want[p], scores)
+		if n <= k { // every position, even a NaN's
+			want = want[:0]
+			for p := range n {
+				want = append(want, int32(p))
 			}
 		}
-		for p := n; p < len(bits)*64; p++ {
-			if bits[p/64]&(1<<(p%64)) != 0 {
-				t.Fatalf("n=%d: bit %d past the row is set", n, p)
-			}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d, shape %d, n=%d k=%d: selected %v, want %v", trial, shape, n, k, got, want)
 		}
 	}
 }
@@ -210,5 +234,19 @@ func TestKthLargest(t *testing.T) {
 		if got, want := kthLargest(slices.Clone(x), k), sorted[k-1]; got != want {
 			t.Fatalf("k=%d of %v: %v, want %v", k, x, got, want)
 		}
+	}
+}
+
+// BenchmarkTopK selects 256 of 4,096 indexer-like scores (ReLU sums: many
+// small, a few large), the shipped sparse model's choice at its context.
+func BenchmarkTopK(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	scores := make([]float32, 4096)
+	for i := range scores {
+		scores[i] = float32(max(0, rng.NormFloat64()) + max(0, rng.NormFloat64()))
+	}
+	var top TopK
+	for b.Loop() {
+		top.Select(scores, 256)
 	}
 }
