@@ -8,9 +8,9 @@
 // then one at a time. Each head's product is a chain of FMAs over the
 // dimensions in order; the weighted terms are added to zero in order of
 // heads. Blocks go in pairs, so that eight chains, not four, hide the
-// FMA's latency; the lines of the pair two blocks on are fetched
-// meanwhile, one a dimension of the first four heads (32 bytes): every
-// line twice.
+// FMA's latency (a last odd block with itself); the lines of the pair two
+// blocks on are fetched meanwhile, one a dimension of the first four heads
+// (32 bytes): every line twice.
 TEXT ·indexScoresF16AVX512(SB), NOSPLIT, $0-56
 	MOVQ n+0(FP), CX
 	MOVQ blocks+8(FP), SI
@@ -21,11 +21,16 @@ TEXT ·indexScoresF16AVX512(SB), NOSPLIT, $0-56
 	VXORPS Z31, Z31, Z31
 
 pair:
+	TESTQ CX, CX
+	JZ done
+	MOVQ (SI), AX // the first block's keys
+	MOVQ AX, R15  // the second's: a last odd block is its own, stored once
 	CMPQ CX, $2
-	JLT last
-	MOVQ (SI), AX   // the first block's keys
-	MOVQ 8(SI), R15 // the second's
-	MOVQ AX, BX     // the next pair's, to fetch (themselves at the end)
+	JLT pairfetch
+	MOVQ 8(SI), R15
+
+pairfetch:
+	MOVQ AX, BX // the next pair's, to fetch (themselves at the end)
 	MOVQ R15, DX
 	CMPQ CX, $4
 	JLT pairset
@@ -142,83 +147,13 @@ pdims1:
 
 pstore:
 	VMOVUPS Z0, (DI)
+	CMPQ CX, $2
+	JLT done
 	VMOVUPS Z11, 64(DI)
 	ADDQ $128, DI
 	ADDQ $16, SI
 	SUBQ $2, CX
 	JMP pair
-
-last: // one block or none left
-	TESTQ CX, CX
-	JZ done
-	MOVQ (SI), AX
-	VXORPS Z0, Z0, Z0
-	MOVQ q+32(FP), R9
-	MOVQ w+40(FP), R10
-	MOVQ heads+16(FP), R11
-
-quad:
-	CMPQ R11, $4
-	JLT single
-	VXORPS Z1, Z1, Z1
-	VXORPS Z2, Z2, Z2
-	VXORPS Z3, Z3, Z3
-	VXORPS Z4, Z4, Z4
-	MOVQ AX, DX
-	MOVQ dim+24(FP), R12
-
-dims4:
-	VCVTPH2PS (DX), Z5
-	VFMADD231PS.BCST (R9), Z5, Z1
-	VFMADD231PS.BCST (R9)(R13*1), Z5, Z2
-	VFMADD231PS.BCST (R9)(R13*2), Z5, Z3
-	VFMADD231PS.BCST (R9)(R14*1), Z5, Z4
-	ADDQ $32, DX
-	ADDQ $4, R9
-	DECQ R12
-	JNZ dims4
-
-	ADDQ R14, R9
-	VMAXPS Z31, Z1, Z1
-	VMULPS.BCST (R10), Z1, Z1
-	VADDPS Z1, Z0, Z0
-	VMAXPS Z31, Z2, Z2
-	VMULPS.BCST 4(R10), Z2, Z2
-	VADDPS Z2, Z0, Z0
-	VMAXPS Z31, Z3, Z3
-	VMULPS.BCST 8(R10), Z3, Z3
-	VADDPS Z3, Z0, Z0
-	VMAXPS Z31, Z4, Z4
-	VMULPS.BCST 12(R10), Z4, Z4
-	VADDPS Z4, Z0, Z0
-	ADDQ $16, R10
-	SUBQ $4, R11
-	JMP quad
-
-single:
-	TESTQ R11, R11
-	JZ store
-	VXORPS Z1, Z1, Z1
-	MOVQ AX, DX
-	MOVQ dim+24(FP), R12
-
-dims1:
-	VCVTPH2PS (DX), Z5
-	VFMADD231PS.BCST (R9), Z5, Z1
-	ADDQ $32, DX
-	ADDQ $4, R9
-	DECQ R12
-	JNZ dims1
-
-	VMAXPS Z31, Z1, Z1
-	VMULPS.BCST (R10), Z1, Z1
-	VADDPS Z1, Z0, Z0
-	ADDQ $4, R10
-	DECQ R11
-	JMP single
-
-store:
-	VMOVUPS Z0, (DI)
 
 done:
 	VZEROUPPER
