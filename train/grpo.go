@@ -59,9 +59,23 @@ type GRPOConfig struct {
 	// FormatReward is added for a rollout whose root trace is valid to
 	// its end, right or wrong (0: the reward is correctness alone).
 	FormatReward float64 `json:"format_reward"`
-	GradClip     float64 `json:"grad_clip"`
-	WeightDecay  float64 `json:"weight_decay"`
-	Seed         uint64  `json:"seed"`
+	// Acceleration weighs ThreadWeaver's parallelization reward (P-GRPO,
+	// Lian et al. 2025): a correct rollout also earns Acceleration times
+	// its acceleration 1 − critical/total (its critical path's tokens
+	// against all its threads' tokens: 0 for a serial search), capped at
+	// AccelerationCap where that is positive. A wrong answer earns none,
+	// so that a fast wrong search is never worth more than a slow one.
+	Acceleration    float64 `json:"acceleration,omitempty"`
+	AccelerationCap float64 `json:"acceleration_cap,omitempty"`
+	// Advantage is how a group's rewards become advantages: "std" (the
+	// default, GRPO's (r − mean)/std) or "mean" (r − mean, P-GRPO's:
+	// dividing by the spread would blow a small acceleration term up to
+	// the size of correctness where every rollout of a group is right).
+	Advantage string `json:"advantage,omitempty"`
+
+	GradClip    float64 `json:"grad_clip"`
+	WeightDecay float64 `json:"weight_decay"`
+	Seed        uint64  `json:"seed"`
 	// Env is the environment the rollouts run in (constrain by default).
 	Env             string `json:"env"`
 	CheckpointEvery int    `json:"checkpoint_every"`
@@ -82,6 +96,12 @@ const (
 	// problem's group runs in one mode, so its advantages compare searches
 	// of one kind.
 	ModeMixed Mode = "mixed"
+)
+
+// How a group's rewards become advantages (GRPOConfig.Advantage).
+const (
+	AdvantageStd  = "std"
+	AdvantageMean = "mean"
 )
 
 // effort is the reasoning effort that asks a task's model for the mode.
@@ -125,6 +145,10 @@ func (c GRPOConfig) Validate() error {
 		return errors.New("grpo: lr and clip must be positive; kl_beta, max_total_tokens and grad_clip >= 0")
 	case !(c.Temperature > 0) || math.IsInf(c.Temperature, 1):
 		return fmt.Errorf("grpo: temperature %g: rollouts sample at a positive, finite temperature", c.Temperature)
+	case !(c.Acceleration >= 0) || !(c.AccelerationCap >= 0) || math.IsInf(c.Acceleration, 1):
+		return fmt.Errorf("grpo: acceleration %g, acceleration_cap %g: want finite weights >= 0", c.Acceleration, c.AccelerationCap)
+	case c.Advantage != "" && c.Advantage != AdvantageStd && c.Advantage != AdvantageMean:
+		return fmt.Errorf("grpo: advantage %q: want %s or %s", c.Advantage, AdvantageStd, AdvantageMean)
 	}
 	if _, err := reason.ParseEnvMode(c.Env); err != nil {
 		return fmt.Errorf("grpo: %w", err)
@@ -268,6 +292,9 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	id := cfg
 	id.Steps, id.CheckpointEvery = 0, 0
 	id.Precision = id.Precision.canonical()
+	if id.Advantage == AdvantageStd { // the default, named
+		id.Advantage = ""
+	}
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
 		opt:   newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
 		state: GRPOState{Config: configHash(id), From: from, FromSum: fromSum},
@@ -424,27 +451,16 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	if serial > 0 {
 		pt.SerialAccuracy = serialRight / serial
 	}
-	// Group-relative advantages: (r − mean) / std within each problem's
-	// group. A group that agrees (all right or all wrong) teaches nothing.
+	// Group-relative advantages within each problem's group. A group
+	// whose rewards agree (all right or all wrong, at one acceleration)
+	// teaches nothing.
 	var learn []*rollout
 	for p := 0; p < len(rollouts); p += g.cfg.Group {
 		group := rollouts[p : p+g.cfg.Group]
-		var mean, sd float64
-		for _, r := range group {
-			mean += r.reward
-		}
-		mean /= float64(len(group))
-		for _, r := range group {
-			sd += (r.reward - mean) * (r.reward - mean)
-		}
-		sd = math.Sqrt(sd / float64(len(group)))
-		if sd < 1e-9 {
+		if !advantages(group, g.cfg.Advantage == AdvantageMean) {
 			continue
 		}
-		for _, r := range group {
-			r.advantage = (r.reward - mean) / sd
-			learn = append(learn, r)
-		}
+		learn = append(learn, group...)
 	}
 	pt.Learned = len(learn)
 	start = time.Now()
@@ -463,6 +479,63 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	g.state.Step++
 	g.log = append(g.log, pt)
 	return pt, nil
+}
+
+// advantages sets each rollout's advantage from the group's rewards: r −
+// mean, divided by the rewards' standard deviation unless meanOnly. It
+// says false, setting nothing, where the rewards all agree.
+func advantages(group []*rollout, meanOnly bool) bool {
+	var mean, sd float64
+	for _, r := range group {
+		mean += r.reward
+	}
+	mean /= float64(len(group))
+	for _, r := range group {
+		sd += (r.reward - mean) * (r.reward - mean)
+	}
+	sd = math.Sqrt(sd / float64(len(group)))
+	if sd < 1e-9 {
+		return false
+	}
+	if meanOnly {
+		sd = 1
+	}
+	for _, r := range group {
+		r.advantage = (r.reward - mean) / sd
+	}
+	return true
+}
+
+// reward is what a finished rollout earns under c: 1 for a right answer,
+// plus the acceleration term for a right one, plus the format reward for
+// a trace valid to its end (valid says whether it is).
+func (c GRPOConfig) reward(correct bool, res *reason.Result, valid func() bool) float64 {
+	var r float64
+	if correct {
+		r = 1
+		if c.Acceleration > 0 {
+			r += c.Acceleration * acceleration(res, c.AccelerationCap)
+		}
+	}
+	if c.FormatReward > 0 && valid() {
+		r += c.FormatReward
+	}
+	return r
+}
+
+// acceleration is 1 − critical/total of a search's tokens, capped at
+// limit where limit is positive: how much of its work ran beside the
+// critical path (0 for one thread, toward 1 for many short ones).
+func acceleration(res *reason.Result, limit float64) float64 {
+	if res.TotalTokens <= 0 {
+		return 0
+	}
+	a := 1 - float64(res.CriticalPathTokens)/float64(res.TotalTokens)
+	a = max(a, 0)
+	if limit > 0 {
+		a = min(a, limit)
+	}
+	return a
 }
 
 // dropFailedGroups leaves out the group of every rollout braid could not
@@ -524,14 +597,11 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 			// the run that never stopped bit for bit.
 			slices.SortFunc(rec.calls, func(a, b call) int { return slices.Compare(a.tokens, b.tokens) })
 			r := &rollout{problem: pi, mode: mode, result: res, calls: rec.calls}
-			if ok, _ := g.task.Verify(problems[pi], res.Answer); ok {
-				r.correct, r.reward = true, 1
-			}
-			if g.cfg.FormatReward > 0 {
-				if tc, ok := g.task.(task.TraceChecker); ok && tc.CheckTrace(problems[pi], res.Tree.Text) == nil {
-					r.reward += g.cfg.FormatReward
-				}
-			}
+			r.correct, _ = g.task.Verify(problems[pi], res.Answer)
+			r.reward = g.cfg.reward(r.correct, res, func() bool {
+				tc, ok := g.task.(task.TraceChecker)
+				return ok && tc.CheckTrace(problems[pi], res.Tree.Text) == nil
+			})
 			out[i] = r
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -537,5 +538,95 @@ func TestGRPOOnASparseModel(t *testing.T) {
 	}
 	if !changed {
 		t.Error("GRPO changed nothing")
+	}
+}
+
+// The acceleration term (P-GRPO) goes to right answers alone, grows as the
+// critical path shrinks against the total, stops at its cap, and adds to
+// the format reward, which goes to wrong answers too.
+func TestGRPOAccelerationReward(t *testing.T) {
+	valid := func() bool { return true }
+	invalid := func() bool { return false }
+	serial := &reason.Result{Usage: reason.Usage{TotalTokens: 1000, CriticalPathTokens: 1000}}
+	wide := &reason.Result{Usage: reason.Usage{TotalTokens: 1000, CriticalPathTokens: 300}} // acceleration 0.7
+	empty := &reason.Result{}
+	for _, tc := range []struct {
+		name    string
+		cfg     GRPOConfig
+		correct bool
+		res     *reason.Result
+		valid   func() bool
+		want    float64
+	}{
+		{"correctness alone", GRPOConfig{}, true, wide, valid, 1},
+		{"wrong", GRPOConfig{Acceleration: 0.5}, false, wide, valid, 0},
+		{"serial earns none", GRPOConfig{Acceleration: 0.5}, true, serial, valid, 1},
+		{"wide", GRPOConfig{Acceleration: 0.5}, true, wide, valid, 1.35},
+		{"capped", GRPOConfig{Acceleration: 0.5, AccelerationCap: 0.2}, true, wide, valid, 1.1},
+		{"cap above", GRPOConfig{Acceleration: 0.5, AccelerationCap: 0.9}, true, wide, valid, 1.35},
+		{"no tokens", GRPOConfig{Acceleration: 0.5}, true, empty, valid, 1},
+		{"format, wrong", GRPOConfig{Acceleration: 0.5, FormatReward: 0.1}, false, wide, valid, 0.1},
+		{"format, right and wide", GRPOConfig{Acceleration: 0.5, FormatReward: 0.1}, true, wide, valid, 1.45},
+		{"format broken", GRPOConfig{Acceleration: 0.5, FormatReward: 0.1}, true, wide, invalid, 1.35},
+	} {
+		if got := tc.cfg.reward(tc.correct, tc.res, tc.valid); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: reward %g, want %g", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Advantages on hand-built groups: GRPO's divide by the spread, so a
+// group that is all right and differs only in acceleration gets
+// advantages of ±1, as large as right against wrong; P-GRPO's, centred on
+// the mean alone, keep the difference its size. A group that agrees
+// learns nothing either way.
+func TestGRPOAdvantages(t *testing.T) {
+	group := func(rewards ...float64) []*rollout {
+		var g []*rollout
+		for _, r := range rewards {
+			g = append(g, &rollout{reward: r})
+		}
+		return g
+	}
+	check := func(name string, g []*rollout, meanOnly, learns bool, want ...float64) {
+		t.Helper()
+		if got := advantages(g, meanOnly); got != learns {
+			t.Fatalf("%s: learns %v, want %v", name, got, learns)
+		}
+		for i, r := range g {
+			if math.Abs(r.advantage-want[i]) > 1e-9 {
+				t.Fatalf("%s: rollout %d's advantage %g, want %g", name, i, r.advantage, want[i])
+			}
+		}
+	}
+	check("std, right and wrong", group(1, 0, 1, 0), false, true, 1, -1, 1, -1)
+	check("mean, right and wrong", group(1, 0, 1, 0), true, true, 0.5, -0.5, 0.5, -0.5)
+	check("std, all right, faster and slower", group(1.1, 1.0, 1.1, 1.0), false, true, 1, -1, 1, -1)
+	check("mean, all right, faster and slower", group(1.1, 1.0, 1.1, 1.0), true, true, 0.05, -0.05, 0.05, -0.05)
+	check("std, all wrong", group(0, 0, 0), false, false, 0, 0, 0)
+	check("mean, all right alike", group(1.2, 1.2), true, false, 0, 0)
+}
+
+// A configuration's new fields are checked, and leaving them out keeps an
+// old run's hash, so that it resumes.
+func TestGRPOAccelerationConfig(t *testing.T) {
+	base := DefaultGRPO()
+	for _, bad := range []GRPOConfig{
+		func() GRPOConfig { c := base; c.Acceleration = -1; return c }(),
+		func() GRPOConfig { c := base; c.AccelerationCap = math.NaN(); return c }(),
+		func() GRPOConfig { c := base; c.Advantage = "median"; return c }(),
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+	good := base
+	good.Acceleration, good.AccelerationCap, good.Advantage = 0.5, 0.4, AdvantageMean
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(base)
+	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") {
+		t.Errorf("a configuration without the acceleration reward writes its fields (and so changes its hash): %s", b)
 	}
 }

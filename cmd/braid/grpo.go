@@ -27,8 +27,8 @@ type grpoFlags struct {
 	from, out, configPath, mode string
 	steps, group, problems      int
 	evalEvery, evalN            int
-	temperature                 float64
-	precision                   string
+	temperature, acceleration   float64
+	precision, advantage        string
 }
 
 func newTrainGRPOCmd() *cobra.Command {
@@ -50,6 +50,13 @@ In parallel mode every parent and child call of a rollout shares its
 advantage, and the rollout's loss is divided by its number of calls. Mixed
 mode alternates serial and parallel by problem, so that one model improves
 at both.
+
+Parallelization-aware GRPO (P-GRPO, ThreadWeaver's): --acceleration W adds
+W·(1 − critical/total) to a right answer's reward, its critical path's
+tokens against all its threads' (acceleration_cap in the configuration
+caps the term), and --advantage mean centres the advantages on the group's
+mean without dividing by the spread, which would blow the small
+acceleration term up to correctness's size in a group that is all right.
 
 The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
@@ -75,6 +82,8 @@ evaluation finishes it when started again.`,
 	f.Float64Var(&fl.temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
 	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
 	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
+	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
+	f.StringVar(&fl.advantage, "advantage", train.AdvantageStd, "advantages within a group: std ((r − mean)/std, GRPO's) or mean (r − mean, P-GRPO's)")
 	f.StringVar(&fl.precision, "precision", "f32", "the update's weight products: f32, or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them)")
 	return cmd
 }
@@ -115,6 +124,12 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("precision") {
 		cfg.Precision = train.Precision(fl.precision)
+	}
+	if f.Changed("acceleration") {
+		cfg.Acceleration = fl.acceleration
+	}
+	if f.Changed("advantage") {
+		cfg.Advantage = fl.advantage
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.GRPOConfig{}, usageErrorf("%v", err)
