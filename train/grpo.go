@@ -82,13 +82,6 @@ type GRPOConfig struct {
 	// Precision of the policy's and the reference's weight products in
 	// the update (f32 by default; the rollouts run on the engine).
 	Precision Precision `json:"precision,omitempty"`
-	// RolloutWeights is how the engine that samples the rollouts holds
-	// the policy's weights: f32 (the default: the policy's own values),
-	// f16 or bf16 (faster: a rollout step streams half the bytes, and
-	// bf16 multiplies twice as fast; the samples then come from the
-	// policy rounded, while the update's ratio and KL use the policy's
-	// own probabilities, as a GPU trainer sampling in bfloat16 does).
-	RolloutWeights engine.WeightFormat `json:"rollout_weights,omitempty"`
 }
 
 // Mode is the search GRPO's rollouts run.
@@ -163,20 +156,7 @@ func (c GRPOConfig) Validate() error {
 	if err := c.Precision.Check(); err != nil {
 		return fmt.Errorf("grpo: %w", err)
 	}
-	switch c.RolloutWeights {
-	case "", engine.WeightsF32, engine.WeightsF16, engine.WeightsBF16:
-	default:
-		return fmt.Errorf("grpo: rollout_weights %q: want f32, f16 or bf16", c.RolloutWeights)
-	}
 	return nil
-}
-
-// rolloutWeights is the engine's weight format for the rollouts.
-func (c GRPOConfig) rolloutWeights() engine.WeightFormat {
-	if c.RolloutWeights == "" {
-		return engine.WeightsF32
-	}
-	return c.RolloutWeights
 }
 
 // GRPOPoint is one logged step.
@@ -314,9 +294,6 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	id.Precision = id.Precision.canonical()
 	if id.Advantage == AdvantageStd { // the default, named
 		id.Advantage = ""
-	}
-	if id.RolloutWeights == engine.WeightsF32 {
-		id.RolloutWeights = ""
 	}
 	g := &GRPO{cfg: cfg, dir: dir, Policy: policy, ref: ref, Tok: tok, eos: eos, grads: model.NewParams(ref.Config),
 		opt:   newAdamW(policy.Params, TrainConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: cfg.WeightDecay}),
@@ -585,7 +562,7 @@ func dropFailedGroups(rollouts []*rollout, size int) (kept []*rollout, dropped i
 // rollouts samples Group searches of each of the step's problems from the
 // current policy, all at once on one engine.
 func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
-	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, Weights: g.cfg.rolloutWeights()})
+	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, Weights: engine.WeightsF32})
 	if err != nil {
 		return nil, err
 	}

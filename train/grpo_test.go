@@ -607,28 +607,26 @@ func TestGRPOAdvantages(t *testing.T) {
 	check("mean, all right alike", group(1.2, 1.2), true, false, 0, 0)
 }
 
-// A configuration's newer fields (P-GRPO's, the rollouts' weights) are
-// checked, and leaving them out keeps an old run's hash, so that it
-// resumes.
-func TestGRPOConfigNewerFields(t *testing.T) {
+// A configuration's new fields are checked, and leaving them out keeps an
+// old run's hash, so that it resumes.
+func TestGRPOAccelerationConfig(t *testing.T) {
 	base := DefaultGRPO()
 	for _, bad := range []GRPOConfig{
 		func() GRPOConfig { c := base; c.Acceleration = -1; return c }(),
 		func() GRPOConfig { c := base; c.AccelerationCap = math.NaN(); return c }(),
 		func() GRPOConfig { c := base; c.Advantage = "median"; return c }(),
-		func() GRPOConfig { c := base; c.RolloutWeights = "q4"; return c }(),
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}
 	}
 	good := base
-	good.Acceleration, good.AccelerationCap, good.Advantage, good.RolloutWeights = 0.5, 0.4, AdvantageMean, "bf16"
+	good.Acceleration, good.AccelerationCap, good.Advantage = 0.5, 0.4, AdvantageMean
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(base)
-	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") || strings.Contains(string(b), "rollout") {
+	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") {
 		t.Errorf("a configuration without the acceleration reward writes its fields (and so changes its hash): %s", b)
 	}
 }

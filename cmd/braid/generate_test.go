@@ -589,18 +589,17 @@ func TestTrainGRPOCommand(t *testing.T) {
 	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "resuming "+out+" at step 1 of 2") || !strings.Contains(errs, "step 2/2") {
 		t.Errorf("resumed stderr: %s", errs)
 	}
-	// GRPO's default advantage and rollout weights, named, are the same run.
-	if _, errs := expectExit(t, 0, "", append(args, "--advantage", "std", "--rollout-weights", "f32")...); strings.Contains(errs, "step 3/") {
-		t.Errorf("stderr of a finished run named with its defaults: %s", errs)
+	// GRPO's default advantage, named, is the same run.
+	if _, errs := expectExit(t, 0, "", append(args, "--advantage", "std")...); strings.Contains(errs, "step 3/") {
+		t.Errorf("stderr of a finished run named with its default advantage: %s", errs)
 	}
 	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", out, "--group", "1"); !strings.Contains(errs, "group of 1") {
 		t.Errorf("a group of one: %s", errs)
 	}
-	// P-GRPO: the acceleration reward and mean-centred advantages, the
-	// rollouts sampled with bfloat16 weights.
+	// P-GRPO: the acceleration reward and mean-centred advantages.
 	pgrpo := filepath.Join(t.TempDir(), "pgrpo")
 	if _, errs := expectExit(t, 0, "", "train", "grpo", "--from", dir, "--out", pgrpo, "--steps", "1", "--problems", "1", "--group", "2",
-		"--acceleration", "0.5", "--advantage", "mean", "--rollout-weights", "bf16"); !strings.Contains(errs, "step 1/1 reward") {
+		"--acceleration", "0.5", "--advantage", "mean"); !strings.Contains(errs, "step 1/1 reward") {
 		t.Errorf("P-GRPO stderr: %s", errs)
 	}
 	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", pgrpo, "--advantage", "median"); !strings.Contains(errs, `advantage "median"`) {

@@ -29,7 +29,6 @@ type grpoFlags struct {
 	evalEvery, evalN            int
 	temperature, acceleration   float64
 	precision, advantage        string
-	rolloutWeights              string
 }
 
 func newTrainGRPOCmd() *cobra.Command {
@@ -85,7 +84,6 @@ evaluation finishes it when started again.`,
 	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
 	f.StringVar(&fl.advantage, "advantage", train.AdvantageStd, "advantages within a group: std ((r − mean)/std, GRPO's) or mean (r − mean, P-GRPO's)")
-	f.StringVar(&fl.rolloutWeights, "rollout-weights", "f32", "how the engine sampling the rollouts holds the weights: f32 (the policy's own values), f16 or bf16 (faster; the update still uses the policy's own probabilities)")
 	f.StringVar(&fl.precision, "precision", "f32", "the update's weight products: f32, or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them)")
 	return cmd
 }
@@ -132,9 +130,6 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("advantage") {
 		cfg.Advantage = fl.advantage
-	}
-	if f.Changed("rollout-weights") {
-		cfg.RolloutWeights = engine.WeightFormat(fl.rolloutWeights)
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.GRPOConfig{}, usageErrorf("%v", err)
