@@ -26,10 +26,10 @@ type TopK struct {
 const topKSample = 256
 
 // Select returns the positions of the k highest scores, in increasing
-// order: all of them when there are no more than k, ties at the k-th
-// going to the later positions, a NaN score never (a model whose indexer
-// makes NaN has no ranking to follow). The slice is t's, valid until its
-// next Select.
+// order: all of them when there are no more than k; else ties at the
+// k-th go to the later positions and a NaN score is never chosen (a model
+// whose indexer makes NaN has no ranking to follow). The slice is t's,
+// valid until its next Select.
 func (t *TopK) Select(scores []float32, k int) []int32 {
 	n := len(scores)
 	t.picks = t.picks[:0]
