@@ -257,14 +257,16 @@ type attnScratch struct {
 	kv   []uint16 // a row's keys and values in half precision
 	// For a row attending sparsely: its nodes' index keys of the layer,
 	// the indexer's score of each position, the top-k selection's scratch,
-	// the selected positions, and the virtual blocks their keys and values
-	// are gathered into (forward.gather).
-	iblocks      []unsafe.Pointer
-	index        []float32
-	topk         model.TopK
-	picks        []pick
-	keys, values []unsafe.Pointer // in a half-precision cache (rowsOf)
-	virtual      []node           // in an 8-bit cache (gather)
+	// the selected positions, and their keys and values where they lie
+	// (rowsOf); in an 8-bit cache, their scales too, and the integer
+	// products of the keys with the query.
+	iblocks        []unsafe.Pointer
+	index          []float32
+	topk           model.TopK
+	picks          []pick
+	keys, values   []unsafe.Pointer
+	kscale, vscale []float32
+	dots           []int32
 }
 
 func newForward(w *weights, workers int, kv8 bool) *forward {
@@ -286,7 +288,8 @@ func (f *forward) shrink() {
 	for i := range f.scratch {
 		s := &f.scratch[i]
 		s.q, s.scores, s.sums, s.out, s.q8, s.qh = nil, nil, nil, nil, nil, nil
-		s.iblocks, s.index, s.picks, s.keys, s.values, s.virtual = nil, nil, nil, nil, nil, nil
+		s.iblocks, s.index, s.picks, s.keys, s.values = nil, nil, nil, nil, nil
+		s.kscale, s.vscale, s.dots = nil, nil, nil
 		s.topk = model.TopK{}
 	}
 }
@@ -415,7 +418,7 @@ func (f *forward) store(s *attnScratch, r *row, i, l int) {
 	tensor.ToHalf(s.kv, q[w.qd:w.qd+2*w.kvd]) // keys, then values
 	k, v := s.kv[:w.kvd], s.kv[w.kvd:]
 	for g := range c.KVHeads {
-		if w.index != nil { // keys by position, as values are (gather)
+		if w.index != nil { // keys by position, as values are (rowsOf)
 			copy(kv[(g*blockTokens+slot)*hd:], k[g*hd:(g+1)*hd])
 		} else {
 			kt := kv[g*hd*blockTokens:]
@@ -445,7 +448,7 @@ func (f *forward) store8(s *attnScratch, r *row, kv []float32, l int) {
 		kt := keys[g*hd*blockTokens:]
 		for d, v := range s.row8 {
 			at := tensor.KeyByteQ8(d, slot)
-			if w.index != nil { // by position (gather)
+			if w.index != nil { // by position (rowsOf)
 				at = slot*hd + d
 			}
 			kt[at] = uint8(int(v) + 128)
@@ -583,39 +586,27 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	if f.kv8 {
 		s.q8, s.qh = grow(s.q8, G*qh*hd), grow(s.qh, G*qh)
 	}
-	// visit walks the nodes the rows attend to (walk's do and all), and
 	// length is how many scores row k has. A sparse row attends to its
-	// selected positions alone: in an 8-bit cache through the virtual
-	// blocks they were gathered into, which hold layer l alone (their
-	// own layer 0); in a half-precision one where they lie (direct).
-	visit := func(do func(k int, nd, next *node, at, cnt int), all func(nd, next *node, at, cnt int)) {
-		walk(rows, idx, shared, do, all)
-	}
+	// selected positions alone, read where they lie (direct):
+	// tensor.DotRowsF16 and AxpyRowsF16 (DotRowsU8 and AxpyRowsI8 for an
+	// 8-bit cache) over s.keys and s.values.
 	length := func(k int) int { return rows[idx[k]].pos + 1 }
-	layer := l
-	direct := false       // tensor.DotRowsF16 and AxpyRowsF16 over s.keys, s.values
+	direct := false
 	if f.w.index != nil { // a group of one (forward.group)
 		n := f.selectPositions(s, &rows[idx[0]], idx[0], l)
 		length = func(int) int { return n }
-		if f.kv8 {
-			f.gather(s, l, g0, g1)
-			visit = func(do func(k int, nd, next *node, at, cnt int), _ func(nd, next *node, at, cnt int)) {
-				for at := 0; at < n; at += blockTokens {
-					do(0, &s.virtual[at/blockTokens], nil, at, min(blockTokens, n-at))
-				}
-			}
-			layer = 0
-		} else {
-			f.rowsOf(s, l, g0)
-			direct = true
-		}
+		f.rowsOf(s, l, g0, g1)
+		direct = true
 	}
 	hstride := blockTokens * hd * 2 // bytes from one head's row to the next's
-	koff := layer*2*w.kvd*blockTokens + g0*hd*blockTokens
-	voff := layer*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
+	if f.kv8 {
+		hstride = blockTokens * hd
+	}
+	koff := l*2*w.kvd*blockTokens + g0*hd*blockTokens
+	voff := l*2*w.kvd*blockTokens + w.kvd*blockTokens + g0*blockTokens*hd
 	// An 8-bit cache's scales of these heads' keys and values.
-	kscale := (layer*2*c.KVHeads + g0) * blockTokens
-	vscale := (layer*2*c.KVHeads + c.KVHeads + g0) * blockTokens
+	kscale := (l*2*c.KVHeads + g0) * blockTokens
+	vscale := (l*2*c.KVHeads + c.KVHeads + g0) * blockTokens
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for k, i := range idx {
 		q := f.qkv[i*w.qkv+g0*group*hd : i*w.qkv+g1*group*hd]
@@ -633,6 +624,21 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 	// one j, the heads of every group are group·hd apart in q and group·S
 	// apart in the scores.
 	for j := range group {
+		if direct && f.kv8 {
+			// ScoresQ8's arithmetic: the exact integer product, then its
+			// correction and scales in that order.
+			n := len(s.keys)
+			s.dots = grow(s.dots, nh*n)
+			tensor.DotRowsU8(nh, hd, s.dots, n, s.q8[j*hd:], group*hd, s.keys, hstride)
+			for gi := range nh {
+				lh := gi*group + j
+				head, scores := s.qh[lh], s.scores[lh*S:lh*S+n]
+				for i, dot := range s.dots[gi*n : (gi+1)*n] {
+					scores[i] = float32(dot-head.Corr) * head.Scale * s.kscale[gi*n+i]
+				}
+			}
+			continue
+		}
 		if direct {
 			tensor.DotRowsF16(nh, hd, s.scores[j*S:], group*S, s.q[j*hd:], group*hd, s.keys, hstride)
 			continue
@@ -649,7 +655,7 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 			tensor.ScoresQ8(nh, hd, scores, group*S, s.q8[k*qh*hd+j*hd:], group*hd, s.qh[k*qh+j:], group,
 				nd.kv.u[koff:], hd*blockTokens, nd.kv.scale[kscale:kscale+nh*blockTokens], next.u(koff, nh*hd*blockTokens))
 		}
-		visit(keys, nil)
+		walk(rows, idx, shared, keys, nil)
 	}
 	// The weights stay unnormalised: dividing each head's output (hd
 	// values) by the sum costs less than dividing its n scores. An 8-bit
@@ -664,6 +670,17 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 		}
 	}
 	for j := range group {
+		if direct && f.kv8 {
+			n := len(s.values)
+			for gi := range nh { // the values' scales into the weights
+				p := s.scores[(gi*group+j)*S:][:n]
+				for i, v := range s.vscale[gi*n : (gi+1)*n] {
+					p[i] *= v
+				}
+			}
+			tensor.AxpyRowsI8(nh, hd, s.out[j*hd:], group*hd, s.scores[j*S:], group*S, s.values, hstride)
+			continue
+		}
 		if direct {
 			tensor.AxpyRowsF16(nh, hd, s.out[j*hd:], group*hd, s.scores[j*S:], group*S, s.values, hstride)
 			continue
@@ -694,7 +711,7 @@ func (f *forward) attend(s *attnScratch, rows []row, idx []int, shared, g0, g1, 
 				}
 			}
 		}
-		visit(values, sharedValues)
+		walk(rows, idx, shared, values, sharedValues)
 	}
 	for k, i := range idx {
 		out := f.att[i*w.qd+g0*group*hd:]
@@ -808,80 +825,40 @@ func (f *forward) selectPositions(s *attnScratch, r *row, i, l int) int {
 }
 
 // rowsOf points s.keys and s.values at the picked positions' key and
-// value of key/value head g0 in layer l of a half-precision cache, which
-// holds keys by position as it holds values: tensor.DotRowsF16 and
-// AxpyRowsF16 read them where they lie.
-func (f *forward) rowsOf(s *attnScratch, l, g0 int) {
+// value of key/value head g0 in layer l, which a sparse cache holds by
+// position (the next head's hd·blockTokens values on): the row kernels
+// read them where they lie. For an 8-bit cache it also lists, head by
+// head, the picked keys' and values' scales in s.kscale and s.vscale.
+func (f *forward) rowsOf(s *attnScratch, l, g0, g1 int) {
 	c := f.w.cfg
-	hd, kvd := c.HeadDim, f.w.kvd
+	hd, kvd, kvh := c.HeadDim, f.w.kvd, c.KVHeads
 	key := l*2*kvd*blockTokens + g0*blockTokens*hd
 	value := key + kvd*blockTokens
 	s.keys, s.values = s.keys[:0], s.values[:0]
-	for _, pk := range s.picks {
-		b := pk.nd.kv.half
-		s.keys = append(s.keys, unsafe.Pointer(&b[key+pk.slot*hd]))
-		s.values = append(s.values, unsafe.Pointer(&b[value+pk.slot*hd]))
+	if !f.kv8 {
+		for _, pk := range s.picks {
+			b := pk.nd.kv.half
+			s.keys = append(s.keys, unsafe.Pointer(&b[key+pk.slot*hd]))
+			s.values = append(s.values, unsafe.Pointer(&b[value+pk.slot*hd]))
+		}
+		return
 	}
-}
-
-// gather copies the picked positions' keys and values of layer l,
-// key/value heads [g0, g1), of an 8-bit cache, in order, into s.virtual:
-// blocks laid out as one layer of a dense cache's, which attention then
-// reads as it reads the cache, so that its arithmetic is dense
-// attention's over the selected positions alone (with all of them
-// selected, its bits).
-func (f *forward) gather(s *attnScratch, l, g0, g1 int) {
-	c := f.w.cfg
-	s.growVirtual(c, (len(s.picks)+blockTokens-1)/blockTokens)
-	hd, kvh := c.HeadDim, c.KVHeads
-	kvd := kvh * hd
-	base := l * 2 * kvd * blockTokens // layer l in a cache block
-	sbase := l * 2 * kvh * blockTokens
-	// The cache holds keys by position (store), a virtual block in fours
-	// of dimensions (tensor.KeyByteQ8) as ScoresQ8 reads them. Each
-	// head's key and value at a position are scattered over the cache:
-	// those gatherAhead positions on are asked for while one is copied,
-	// or every copy would wait on memory in turn.
-	for g := g0; g < g1; g++ {
-		kt, vt := base+g*blockTokens*hd, base+kvd*blockTokens+g*blockTokens*hd
-		kd, vd := g*hd*blockTokens, kvd*blockTokens+g*blockTokens*hd
-		for v, pk := range s.picks {
-			if a := v + gatherAhead; a < len(s.picks) {
-				next := &s.picks[a]
-				tensor.Prefetch(next.nd.kv.u[kt+next.slot*hd : kt+(next.slot+1)*hd])
-				tensor.Prefetch(next.nd.kv.q[vt+next.slot*hd : vt+(next.slot+1)*hd])
-			}
-			dst, vs, src := &s.virtual[v/blockTokens].kv, v%blockTokens, &pk.nd.kv
-			key, value := kt+pk.slot*hd, vt+pk.slot*hd
-			for d := 0; d < hd; d += 4 {
-				copy(dst.u[kd+tensor.KeyByteQ8(d, vs):][:4], src.u[key+d:key+d+4])
-			}
-			copy(dst.q[vd+vs*hd:][:hd], src.q[value:value+hd])
-			dst.scale[g*blockTokens+vs] = src.scale[sbase+g*blockTokens+pk.slot]
-			dst.scale[(kvh+g)*blockTokens+vs] = src.scale[sbase+(kvh+g)*blockTokens+pk.slot]
+	n, nh := len(s.picks), g1-g0
+	s.kscale, s.vscale = grow(s.kscale, nh*n), grow(s.vscale, nh*n)
+	scale := (l*2*kvh + g0) * blockTokens // key head g0's at slot 0
+	for i, pk := range s.picks {
+		b := &pk.nd.kv
+		s.keys = append(s.keys, unsafe.Pointer(&b.u[key+pk.slot*hd]))
+		s.values = append(s.values, unsafe.Pointer(&b.q[value+pk.slot*hd]))
+		for gi := range nh {
+			s.kscale[gi*n+i] = b.scale[scale+gi*blockTokens+pk.slot]
+			s.vscale[gi*n+i] = b.scale[scale+(kvh+gi)*blockTokens+pk.slot]
 		}
 	}
 }
-
-// gatherAhead is how many selected positions ahead of the one it copies
-// gather asks for the next's lines.
-const gatherAhead = 4
 
 // pick is a selected position: slot of node nd.
 type pick struct {
 	nd   *node
 	slot int
-}
-
-// growVirtual gives s at least blocks virtual blocks of one layer of an
-// 8-bit cache's layout.
-func (s *attnScratch) growVirtual(c model.Config, blocks int) {
-	values := 2 * c.KVHeads * c.HeadDim * blockTokens // one layer's
-	for len(s.virtual) < blocks {
-		q := make([]int8, values)
-		s.virtual = append(s.virtual, node{kv: kvBlock{
-			q: q, u: unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(q))), values),
-			scale: make([]float32, 2*c.KVHeads*blockTokens),
-		}})
-	}
 }

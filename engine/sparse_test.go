@@ -23,10 +23,11 @@ func sparseModel(t testing.TB, topK int) *model.Model {
 // With a top-k no row exceeds, sparse attention is dense attention: the
 // same tokens with the same log-probabilities, although the indexer's
 // projections ride in the same product as q, k and v and every position
-// is gathered. To the bit with an 8-bit cache, whose gathered keys and
-// values go through dense attention's kernels. A half-precision cache's
-// are read where they lie (tensor.DotRowsF16), each score summed across
-// lanes rather than in one chain, so to within that rounding, which this
+// is read by pointer. To the bit with an 8-bit cache, whose row kernels
+// (tensor.DotRowsU8, AxpyRowsI8) do dense attention's arithmetic in its
+// order. A half-precision cache's keys (tensor.DotRowsF16) have each
+// score summed across lanes rather than in one chain, so to within that
+// rounding, which this
 // model of large weights amplifies to 1e-4 (and 8-bit activations, which
 // round what they are given, to 0.02).
 func TestSparseAtFullTopKIsDense(t *testing.T) {

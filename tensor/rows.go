@@ -88,3 +88,72 @@ func AxpyRowsF16(heads, hd int, out []float32, ldo int, w []float32, ldw int, ro
 func rowAt(r unsafe.Pointer, h, hstride, hd int) []uint16 {
 	return unsafe.Slice((*uint16)(unsafe.Add(r, h*hstride)), hd)
 }
+
+// DotRowsU8 sets, for heads h < heads and rows i < len(rows),
+//
+//	dots[h·ldd+i] = Σ_{d<hd} q[h·ldq+d] · row_i,h[d]
+//
+// exactly, in integers, the row holding hd unsigned bytes (an 8-bit KV
+// cache's key plus 128, as tensor.ScoresQ8 reads them) and q a head's
+// signed 8-bit query: the integer part of ScoresQ8's scores for keys
+// kept by position, with AVX-512 VNNI where the CPU has it (hd a
+// multiple of 32).
+func DotRowsU8(heads, hd int, dots []int32, ldd int, q []int8, ldq int, rows []unsafe.Pointer, hstride int) {
+	n := len(rows)
+	if heads <= 0 || n == 0 || hd <= 0 {
+		return
+	}
+	if len(dots) < (heads-1)*ldd+n || len(q) < (heads-1)*ldq+hd {
+		panic(fmt.Sprintf("tensor: DotRowsU8 of %d heads, %d rows of %d with %d queries and %d sums", heads, n, hd, len(q), len(dots)))
+	}
+	if rowsU8Kernels && hd%32 == 0 {
+		dotRowsU8VNNI(heads, n, hd, &q[0], ldq, &rows[0], hstride, &dots[0], ldd)
+		return
+	}
+	for h := range heads {
+		qh := q[h*ldq : h*ldq+hd]
+		for i, r := range rows {
+			row := unsafe.Slice((*uint8)(unsafe.Add(r, h*hstride)), hd)
+			var sum int32
+			for d, x := range row {
+				sum += int32(qh[d]) * int32(x)
+			}
+			dots[h*ldd+i] = sum
+		}
+	}
+}
+
+// AxpyRowsI8 is AxpyRowsF16 over rows of signed 8-bit values (an 8-bit
+// KV cache's values, whose scales the caller has put into w), each
+// widened exactly: every sum one chain of multiply-adds over i in order,
+// as VecMatHeadsI8 sums a block's values (with AVX-512 where the CPU has
+// it, hd a multiple of 16).
+func AxpyRowsI8(heads, hd int, out []float32, ldo int, w []float32, ldw int, rows []unsafe.Pointer, hstride int) {
+	n := len(rows)
+	if heads <= 0 || hd <= 0 {
+		return
+	}
+	if len(out) < (heads-1)*ldo+hd || n > 0 && len(w) < (heads-1)*ldw+n {
+		panic(fmt.Sprintf("tensor: AxpyRowsI8 of %d heads, %d rows of %d with %d weights and %d outputs", heads, n, hd, len(w), len(out)))
+	}
+	if n == 0 {
+		for h := range heads {
+			clear(out[h*ldo : h*ldo+hd])
+		}
+		return
+	}
+	if rowsF16Kernels && hd%16 == 0 {
+		axpyRowsI8AVX512(heads, n, hd, &w[0], ldw, &rows[0], hstride, &out[0], ldo)
+		return
+	}
+	for h := range heads {
+		o := out[h*ldo : h*ldo+hd]
+		clear(o)
+		for i, r := range rows {
+			wi := w[h*ldw+i]
+			for d, x := range unsafe.Slice((*int8)(unsafe.Add(r, h*hstride)), hd) {
+				o[d] += wi * float32(x)
+			}
+		}
+	}
+}

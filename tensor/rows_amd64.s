@@ -126,3 +126,125 @@ vnofetch:
 	JNZ vhead
 	VZEROUPPER
 	RET
+
+// func dotRowsU8VNNI(heads, n, hd int, q *int8, ldq int, rows *uintptr, hstride int, dots *int32, ldd int)
+//
+// For each head h and row i: dots[h·ldd+i] = Σ_d row[d]·q[h·ldq+d], the
+// row being hd unsigned bytes at rows[i] + h·hstride, the query signed:
+// VPDPBUSD on 32 bytes at a time into eight 32-bit lanes, then summed
+// across them, exact. The row four on is asked for meanwhile. hd is a
+// positive multiple of 32.
+TEXT ·dotRowsU8VNNI(SB), NOSPLIT, $0-72
+	MOVQ heads+0(FP), R8
+	MOVQ q+24(FP), R9
+	MOVQ ldq+32(FP), R10
+	MOVQ hstride+48(FP), R11
+	MOVQ dots+56(FP), R12
+	MOVQ ldd+64(FP), R13
+	SHLQ $2, R13
+	XORQ R14, R14 // h·hstride
+
+qhead:
+	MOVQ rows+40(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ R12, DI
+
+qrow:
+	MOVQ (SI), AX
+	ADDQ R14, AX
+	CMPQ CX, $4
+	JLE qnofetch
+	MOVQ 32(SI), BX
+	ADDQ R14, BX
+	PREFETCHT0 (BX)
+qnofetch:
+	VPXORD Y0, Y0, Y0
+	MOVQ R9, BX
+	MOVQ hd+16(FP), DX
+
+qdims:
+	VMOVDQU (AX), Y1
+	VPDPBUSD (BX), Y1, Y0 // Y0 += u8(Y1)·s8(q), four bytes a lane
+	ADDQ $32, AX
+	ADDQ $32, BX
+	SUBQ $32, DX
+	JNZ qdims
+
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VMOVD X0, (DI)
+	ADDQ $4, DI
+	ADDQ $8, SI
+	DECQ CX
+	JNZ qrow
+
+	ADDQ R10, R9
+	ADDQ R13, R12
+	ADDQ R11, R14
+	DECQ R8
+	JNZ qhead
+	VZEROUPPER
+	RET
+
+// func axpyRowsI8AVX512(heads, n, hd int, w *float32, ldw int, rows *uintptr, hstride int, out *float32, ldo int)
+//
+// axpyRowsF16AVX512 over signed bytes: each row's 16 values of a chunk
+// widened to 32-bit integers (VPMOVSXBD), then to float32, exactly, and
+// multiplied-added in one chain over i in order. hd is a positive
+// multiple of 16; n is positive.
+TEXT ·axpyRowsI8AVX512(SB), NOSPLIT, $0-72
+	MOVQ heads+0(FP), R8
+	MOVQ w+24(FP), R9
+	MOVQ ldw+32(FP), R10
+	SHLQ $2, R10
+	MOVQ hstride+48(FP), R11
+	MOVQ out+56(FP), R12
+	MOVQ ldo+64(FP), R13
+	SHLQ $2, R13
+	XORQ R14, R14 // h·hstride
+
+ihead:
+	XORQ DX, DX // the byte offset of these 16 dimensions in a row
+	MOVQ R12, DI
+
+ichunk:
+	VXORPS Z0, Z0, Z0
+	MOVQ rows+40(FP), SI
+	MOVQ R9, BX
+	MOVQ n+8(FP), CX
+
+irow:
+	CMPQ CX, $4
+	JLE inofetch
+	MOVQ 32(SI), AX
+	ADDQ R14, AX
+	PREFETCHT0 (AX)(DX*1)
+inofetch:
+	MOVQ (SI), AX
+	ADDQ R14, AX
+	VPMOVSXBD (AX)(DX*1), Z1
+	VCVTDQ2PS Z1, Z1
+	VBROADCASTSS (BX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ $8, SI
+	ADDQ $4, BX
+	DECQ CX
+	JNZ irow
+
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	ADDQ $16, DX
+	CMPQ DX, hd+16(FP)
+	JLT ichunk
+
+	ADDQ R10, R9
+	ADDQ R13, R12
+	ADDQ R11, R14
+	DECQ R8
+	JNZ ihead
+	VZEROUPPER
+	RET

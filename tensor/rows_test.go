@@ -3,6 +3,7 @@ package tensor
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -106,6 +107,8 @@ func TestRowsF16Bounds(t *testing.T) {
 	for name, f := range map[string]func(){
 		"DotRowsF16":  func() { DotRowsF16(2, 16, make([]float32, 1), 1, make([]float32, 16), 16, rows, 32) },
 		"AxpyRowsF16": func() { AxpyRowsF16(1, 16, make([]float32, 8), 16, make([]float32, 1), 1, rows, 32) },
+		"DotRowsU8":   func() { DotRowsU8(2, 32, make([]int32, 1), 1, make([]int8, 32), 32, rows, 32) },
+		"AxpyRowsI8":  func() { AxpyRowsI8(1, 16, make([]float32, 8), 16, make([]float32, 1), 1, rows, 32) },
 	} {
 		func() {
 			defer func() {
@@ -115,5 +118,107 @@ func TestRowsF16Bounds(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// scatteredBytes is scatteredRows for rows of random bytes.
+func scatteredBytes(rng *rand.Rand, heads, n, hd int) (rows []unsafe.Pointer, hstride int, dense []byte) {
+	hstride = hd + 1 + rng.IntN(20)
+	slots := 4*n + 8
+	buf := make([]byte, slots*heads*hstride+hd)
+	perm := rng.Perm(slots)
+	dense = make([]byte, heads*n*hd)
+	for i := range n {
+		at := perm[i] * heads * hstride
+		rows = append(rows, unsafe.Pointer(&buf[at]))
+		for h := range heads {
+			for d := range hd {
+				v := byte(rng.IntN(256))
+				buf[at+h*hstride+d] = v
+				dense[(h*n+i)*hd+d] = v
+			}
+		}
+	}
+	return rows, hstride, dense
+}
+
+// DotRowsU8 is the exact integer product of signed queries and unsigned
+// rows, at the extremes too (−128·255 summed over every dimension).
+func TestDotRowsU8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, hd := range []int{32, 64, 128, 4, 36} {
+		for _, heads := range []int{1, 3} {
+			for _, n := range []int{1, 4, 5, 37} {
+				rows, hstride, dense := scatteredBytes(rng, heads, n, hd)
+				ldq, ldd := hd+2, n+1
+				q := make([]int8, heads*ldq)
+				for i := range q {
+					q[i] = int8(rng.IntN(256) - 128)
+				}
+				if n == 37 { // the extreme sums
+					for i := range q {
+						q[i] = -128
+					}
+					for _, r := range rows {
+						for h := range heads {
+							for d := range hd {
+								*(*byte)(unsafe.Add(r, h*hstride+d)) = 255
+								dense[(h*n+slices.Index(rows, r))*hd+d] = 255
+							}
+						}
+					}
+				}
+				dots := make([]int32, heads*ldd)
+				DotRowsU8(heads, hd, dots, ldd, q, ldq, rows, hstride)
+				for h := range heads {
+					for i := range n {
+						var want int32
+						for d := range hd {
+							want += int32(q[h*ldq+d]) * int32(dense[(h*n+i)*hd+d])
+						}
+						if dots[h*ldd+i] != want {
+							t.Fatalf("hd %d, head %d of %d, row %d of %d: %d, want %d", hd, h, heads, i, n, dots[h*ldd+i], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// AxpyRowsI8 sums scattered 8-bit rows in the order and with the rounding
+// of VecMatHeadsI8 over the same rows laid out together: the same bits.
+func TestAxpyRowsI8MatchesVecMat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, hd := range []int{16, 32, 64, 8} {
+		for _, heads := range []int{1, 2, 5} {
+			for _, n := range []int{1, 2, 16, 33} {
+				rows, hstride, raw := scatteredBytes(rng, heads, n, hd)
+				dense := make([]int8, len(raw))
+				for i, b := range raw {
+					dense[i] = int8(b)
+				}
+				ldw, ldo := n+3, hd+1
+				w := make([]float32, heads*ldw)
+				for i := range w {
+					w[i] = rng.Float32()
+				}
+				got := make([]float32, heads*ldo)
+				for i := range got {
+					got[i] = 99 // overwritten, not added to
+				}
+				AxpyRowsI8(heads, hd, got, ldo, w, ldw, rows, hstride)
+				want := make([]float32, heads*ldo)
+				VecMatHeadsI8(heads, want, ldo, w, ldw, dense, n*hd, hd, n, hd, false, nil)
+				for h := range heads {
+					for d := range hd {
+						g, x := got[h*ldo+d], want[h*ldo+d]
+						if hd%16 == 0 && rowsF16Kernels && g != x || math.Abs(float64(g-x)) > 1e-5*(1+math.Abs(float64(x))) {
+							t.Fatalf("hd %d, head %d of %d, %d rows: dimension %d is %g, VecMatHeadsI8 %g", hd, h, heads, n, d, g, x)
+						}
+					}
+				}
+			}
+		}
 	}
 }
