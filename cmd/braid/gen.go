@@ -24,10 +24,11 @@ func newGenCmd() *cobra.Command {
 
 func newGenProblemsCmd() *cobra.Command {
 	var (
-		n     int
-		seed  uint64
-		split string
-		out   string
+		n          int
+		seed       uint64
+		split      string
+		out        string
+		unsolvable bool
 	)
 	cmd := &cobra.Command{
 		Use:   "problems",
@@ -39,9 +40,14 @@ redrawn until the target can be reached using all four.
 Every problem belongs to one split by a hash of its sorted numbers and target
 (one in ten is test), so train and test sets are disjoint whatever their seeds
 and sizes. Output is deterministic per seed, and the first N problems for a
-seed are the same whatever N is. One {"numbers":[...],"target":T} per line.`,
+seed are the same whatever N is. One {"numbers":[...],"target":T} per line.
+
+With --unsolvable, the draws kept are those whose target cannot be
+reached (the right end of a search for them is "No solution found."),
+from a stream of their own: a set for measuring when a model gives up.`,
 		Example: `  braid gen problems --n 1000 --split test --seed 1 > test.jsonl
-  braid gen problems --n 100000 --seed 7 --out train-problems.jsonl`,
+  braid gen problems --n 100000 --seed 7 --out train-problems.jsonl
+  braid gen problems --n 500 --split test --unsolvable > unsolvable.jsonl`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if n <= 0 {
@@ -58,7 +64,11 @@ seed are the same whatever N is. One {"numbers":[...],"target":T} per line.`,
 			defer o.abort()
 			bar := newProgress(cmd.ErrOrStderr(), n, "problems")
 			done := 0
-			for p := range countdown.Problems(seed, sp) {
+			problems := countdown.Problems
+			if unsolvable {
+				problems = countdown.UnsolvableProblems
+			}
+			for p := range problems(seed, sp) {
 				if err := cmd.Context().Err(); err != nil {
 					return err
 				}
@@ -78,6 +88,7 @@ seed are the same whatever N is. One {"numbers":[...],"target":T} per line.`,
 	f.IntVar(&n, "n", 1000, "number of problems")
 	f.Uint64Var(&seed, "seed", 1, "random seed")
 	f.StringVar(&split, "split", "train", "train or test")
+	f.BoolVar(&unsolvable, "unsolvable", false, "keep only problems whose target cannot be reached")
 	f.StringVarP(&out, "out", "o", "", "output file (default standard output)")
 	return cmd
 }

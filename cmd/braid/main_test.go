@@ -183,6 +183,12 @@ func TestGenProblems(t *testing.T) {
 	}
 	expectExit(t, 2, "", "gen", "problems", "--n", "0")
 	expectExit(t, 2, "", "gen", "problems", "--split", "validation")
+	out, _ = expectExit(t, 0, "", "gen", "problems", "--n", "20", "--split", "test", "--unsolvable")
+	for _, p := range readJSONL[countdown.Problem](t, out) {
+		if err := p.Validate(); err != nil || countdown.SplitOf(p) != countdown.Test || countdown.Solvable(p) {
+			t.Fatalf("%v: not a valid, unsolvable test problem", p)
+		}
+	}
 }
 
 func TestGenTraces(t *testing.T) {

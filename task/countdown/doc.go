@@ -11,6 +11,8 @@
 // numbers uniform in 1..99, redrawn until the target can be reached.
 // [SplitOf] assigns every problem to train or test by a hash of its sorted
 // numbers and target, so the splits are disjoint whatever the seeds.
+// [UnsolvableProblems] draws the same way but keeps the targets that
+// cannot be reached: problems whose right ending is "No solution found.".
 //
 // # Answers
 //

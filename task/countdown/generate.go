@@ -57,6 +57,7 @@ const (
 	streamSerial
 	streamParallel
 	streamSearchConfig
+	streamUnsolvable
 )
 
 // splitmix64 scrambles x; it turns small consecutive seeds and indices into
@@ -80,7 +81,16 @@ func NewRand(seed uint64, stream uint64, i int) *rand.Rand {
 // (target kept) until the target can be reached, as the public generators do;
 // a draw that lands in the other split is redrawn the same way, so the target
 // stays uniform within each split.
-func DrawProblem(rng *rand.Rand, split Split) Problem {
+func DrawProblem(rng *rand.Rand, split Split) Problem { return draw(rng, split, true) }
+
+// DrawUnsolvable draws as DrawProblem does but keeps the draws whose
+// target cannot be reached: problems where the right end of a search is
+// "No solution found.", for measuring (or training) a model's giving up.
+func DrawUnsolvable(rng *rand.Rand, split Split) Problem { return draw(rng, split, false) }
+
+// draw redraws the numbers until the problem is in split and its
+// solvability is solvable.
+func draw(rng *rand.Rand, split Split, solvable bool) Problem {
 	target := MinTarget + rng.IntN(MaxTarget-MinTarget+1)
 	for {
 		nums := make([]int, StandardCount)
@@ -89,7 +99,7 @@ func DrawProblem(rng *rand.Rand, split Split) Problem {
 		}
 		p := Problem{Numbers: nums, Target: target}
 		// The hash is far cheaper than the search: test it first.
-		if SplitOf(p) == split && Solvable(p) {
+		if SplitOf(p) == split && Solvable(p) == solvable {
 			return p
 		}
 	}
@@ -100,10 +110,22 @@ func DrawProblem(rng *rand.Rand, split Split) Problem {
 // and a candidate whose key was already yielded is skipped. The first n
 // problems for a seed are the same whatever n is.
 func Problems(seed uint64, split Split) iter.Seq[Problem] {
+	return distinct(seed, streamProblems, split, DrawProblem)
+}
+
+// UnsolvableProblems is Problems for DrawUnsolvable: distinct problems of
+// a split whose targets cannot be reached, from a stream of their own.
+func UnsolvableProblems(seed uint64, split Split) iter.Seq[Problem] {
+	return distinct(seed, streamUnsolvable, split, DrawUnsolvable)
+}
+
+// distinct yields draw's problems for NewRand(seed, stream, i), i = 0, 1,
+// ..., each key once.
+func distinct(seed, stream uint64, split Split, draw func(*rand.Rand, Split) Problem) iter.Seq[Problem] {
 	return func(yield func(Problem) bool) {
 		seen := make(map[string]bool)
 		for i := 0; ; i++ {
-			p := DrawProblem(NewRand(seed, streamProblems, i), split)
+			p := draw(NewRand(seed, stream, i), split)
 			k := p.Key()
 			if seen[k] {
 				continue

@@ -167,3 +167,78 @@ func TestParseProblemJSON(t *testing.T) {
 		}
 	}
 }
+
+// reachable says whether target can be made from nums by the rules, by a
+// search of its own (every pair, every operation Combine allows, down to
+// one number): an independent check of the solver.
+func reachable(nums []int, target int) bool {
+	if len(nums) == 1 {
+		return nums[0] == target
+	}
+	for i := range nums {
+		for j := i + 1; j < len(nums); j++ {
+			rest := make([]int, 0, len(nums)-1)
+			for k, v := range nums {
+				if k != i && k != j {
+					rest = append(rest, v)
+				}
+			}
+			for _, o := range Combine(nums[i], nums[j]) {
+				if reachable(append(rest, o.Result), target) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Unsolvable problems are unsolvable by a search other than the solver's,
+// of their split, distinct, the same for a seed whatever their number,
+// their targets spread over the standard range, and none of them among
+// the solvable problems' stream.
+func TestUnsolvableProblems(t *testing.T) {
+	var got []Problem
+	for p := range UnsolvableProblems(4, Test) {
+		if got = append(got, p); len(got) == 300 {
+			break
+		}
+	}
+	seen, targets := map[string]bool{}, map[int]bool{}
+	for _, p := range got {
+		if err := p.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if reachable(p.Numbers, p.Target) {
+			t.Fatalf("%v can be solved", p)
+		}
+		if SplitOf(p) != Test {
+			t.Fatalf("%v is in the train split", p)
+		}
+		if seen[p.Key()] {
+			t.Fatalf("%v appears twice", p)
+		}
+		seen[p.Key()] = true
+		targets[p.Target] = true
+	}
+	if len(targets) < 40 {
+		t.Errorf("300 unsolvable problems have only %d distinct targets", len(targets))
+	}
+	var again []Problem
+	for p := range UnsolvableProblems(4, Test) {
+		if again = append(again, p); len(again) == 20 {
+			break
+		}
+	}
+	if !slices.EqualFunc(got[:20], again, func(x, y Problem) bool { return slices.Equal(x.Numbers, y.Numbers) && x.Target == y.Target }) {
+		t.Error("the first 20 unsolvable problems of a seed differ between runs")
+	}
+	for i, p := range take(4, Test, 300) {
+		if seen[p.Key()] {
+			t.Errorf("%v is both solvable and not", p)
+		}
+		if i < 50 && !reachable(p.Numbers, p.Target) { // the check can say yes
+			t.Fatalf("the independent search finds no way to solve %v", p)
+		}
+	}
+}
