@@ -27,9 +27,8 @@ func sparseModel(t testing.TB, topK int) *model.Model {
 // (tensor.DotRowsU8, AxpyRowsI8) do dense attention's arithmetic in its
 // order. A half-precision cache's keys (tensor.DotRowsF16) have each
 // score summed across lanes rather than in one chain, so to within that
-// rounding, which this
-// model of large weights amplifies to 1e-4 (and 8-bit activations, which
-// round what they are given, to 0.02).
+// rounding, which this model of large weights amplifies to 1e-4 (and
+// 8-bit activations, which round what they are given, to 0.02).
 func TestSparseAtFullTopKIsDense(t *testing.T) {
 	m := sparseModel(t, 256)
 	rng := rand.New(rand.NewPCG(8, 8))

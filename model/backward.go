@@ -271,9 +271,9 @@ func attendBackTiles(w *attnWork, q, dq, do tensor.Mat, stats []float32, sel sel
 }
 
 // resize returns s with length n, reallocated only when it is too short.
-func resize(s []float32, n int) []float32 {
+func resize[E any](s []E, n int) []E {
 	if cap(s) < n {
-		return make([]float32, n)
+		return make([]E, n)
 	}
 	return s[:n]
 }

@@ -42,7 +42,7 @@ func (t *TopK) Select(scores []float32, k int) []int32 {
 		}
 		return t.picks
 	}
-	t.vals, t.at = grow(t.vals, n+16), grow(t.at, n+16)
+	t.vals, t.at = resize(t.vals, n+16), resize(t.at, n+16)
 	c := -1
 	if th, ok := t.threshold(scores, k); ok {
 		c = tensor.AtLeast(t.vals, t.at, scores, th)
@@ -129,12 +129,4 @@ func fromOrder(b int32) float32 {
 		b ^= math.MaxInt32
 	}
 	return math.Float32frombits(uint32(b))
-}
-
-// grow returns s with at least n elements, its contents lost.
-func grow[E any](s []E, n int) []E {
-	if cap(s) < n {
-		return make([]E, n)
-	}
-	return s[:n]
 }

@@ -55,12 +55,20 @@ func DotRowsF16(heads, hd int, c []float32, ldc int, q []float32, ldq int, rows 
 // a block's values (with AVX-512 where the CPU has it, hd a multiple of
 // 16): attention's weighted sum of values kept by position.
 func AxpyRowsF16(heads, hd int, out []float32, ldo int, w []float32, ldw int, rows []unsafe.Pointer, hstride int) {
+	axpyRows("AxpyRowsF16", axpyRowsF16AVX512, half.ToFloat32, heads, hd, out, ldo, w, ldw, rows, hstride)
+}
+
+// axpyRows is AxpyRowsF16 and AxpyRowsI8 over rows of E, which widen
+// exactly to float32: the AVX-512 kernel where the CPU has it (hd a
+// multiple of 16), else Go, summing in the same order.
+func axpyRows[E uint16 | int8](name string, kernel func(heads, n, hd int, w *float32, ldw int, rows *unsafe.Pointer, hstride int, out *float32, ldo int),
+	widen func(E) float32, heads, hd int, out []float32, ldo int, w []float32, ldw int, rows []unsafe.Pointer, hstride int) {
 	n := len(rows)
 	if heads <= 0 || hd <= 0 {
 		return
 	}
 	if len(out) < (heads-1)*ldo+hd || n > 0 && len(w) < (heads-1)*ldw+n {
-		panic(fmt.Sprintf("tensor: AxpyRowsF16 of %d heads, %d rows of %d with %d weights and %d outputs", heads, n, hd, len(w), len(out)))
+		panic(fmt.Sprintf("tensor: %s of %d heads, %d rows of %d with %d weights and %d outputs", name, heads, n, hd, len(w), len(out)))
 	}
 	if n == 0 {
 		for h := range heads {
@@ -69,7 +77,7 @@ func AxpyRowsF16(heads, hd int, out []float32, ldo int, w []float32, ldw int, ro
 		return
 	}
 	if rowsF16Kernels && hd%16 == 0 {
-		axpyRowsF16AVX512(heads, n, hd, &w[0], ldw, &rows[0], hstride, &out[0], ldo)
+		kernel(heads, n, hd, &w[0], ldw, &rows[0], hstride, &out[0], ldo)
 		return
 	}
 	for h := range heads {
@@ -77,8 +85,8 @@ func AxpyRowsF16(heads, hd int, out []float32, ldo int, w []float32, ldw int, ro
 		clear(o)
 		for i, r := range rows {
 			wi := w[h*ldw+i]
-			for d, x := range rowAt(r, h, hstride, hd) {
-				o[d] += wi * half.ToFloat32(x)
+			for d, x := range unsafe.Slice((*E)(unsafe.Add(r, h*hstride)), hd) {
+				o[d] += wi * widen(x)
 			}
 		}
 	}
@@ -129,31 +137,5 @@ func DotRowsU8(heads, hd int, dots []int32, ldd int, q []int8, ldq int, rows []u
 // as VecMatHeadsI8 sums a block's values (with AVX-512 where the CPU has
 // it, hd a multiple of 16).
 func AxpyRowsI8(heads, hd int, out []float32, ldo int, w []float32, ldw int, rows []unsafe.Pointer, hstride int) {
-	n := len(rows)
-	if heads <= 0 || hd <= 0 {
-		return
-	}
-	if len(out) < (heads-1)*ldo+hd || n > 0 && len(w) < (heads-1)*ldw+n {
-		panic(fmt.Sprintf("tensor: AxpyRowsI8 of %d heads, %d rows of %d with %d weights and %d outputs", heads, n, hd, len(w), len(out)))
-	}
-	if n == 0 {
-		for h := range heads {
-			clear(out[h*ldo : h*ldo+hd])
-		}
-		return
-	}
-	if rowsF16Kernels && hd%16 == 0 {
-		axpyRowsI8AVX512(heads, n, hd, &w[0], ldw, &rows[0], hstride, &out[0], ldo)
-		return
-	}
-	for h := range heads {
-		o := out[h*ldo : h*ldo+hd]
-		clear(o)
-		for i, r := range rows {
-			wi := w[h*ldw+i]
-			for d, x := range unsafe.Slice((*int8)(unsafe.Add(r, h*hstride)), hd) {
-				o[d] += wi * float32(x)
-			}
-		}
-	}
+	axpyRows("AxpyRowsI8", axpyRowsI8AVX512, func(x int8) float32 { return float32(x) }, heads, hd, out, ldo, w, ldw, rows, hstride)
 }
