@@ -177,6 +177,22 @@ type Generator interface {
 	Problems(seed uint64, split string) (iter.Seq[Problem], error)
 }
 
+// Unanswerable is a task some of whose problems have no answer, whose
+// searches may end by claiming so (Countdown's "No solution found."), and
+// which can check that claim exactly. A grader that credits the claim
+// needs it, and so does whoever labels a monitor's verdicts right or
+// wrong: a claim on a problem that has an answer is false.
+type Unanswerable interface {
+	// ClaimsNone reports whether a search's root text (its prompt and all
+	// it wrote) ends by claiming that p has no answer.
+	ClaimsNone(p Problem, text string) bool
+	// Answerable reports whether p has an answer, by exhaustive search.
+	Answerable(p Problem) bool
+	// UnanswerableProblems are a split's problems that have no answer,
+	// drawn with seed, endless, as Generator's Problems.
+	UnanswerableProblems(seed uint64, split string) (iter.Seq[Problem], error)
+}
+
 // Draw returns the first n problems of g's split drawn with seed.
 func Draw(g Generator, seed uint64, split string, n int) ([]Problem, error) {
 	all, err := g.Problems(seed, split)

@@ -35,6 +35,7 @@ var (
 	_ task.Teacher      = Task{}
 	_ task.TraceChecker = Task{}
 	_ task.Configurable = Task{}
+	_ task.Unanswerable = Task{}
 )
 
 // posed is a Countdown problem as a task.Problem carries it: the problem,
@@ -232,13 +233,34 @@ func (Task) Problems(seed uint64, split string) (iter.Seq[task.Problem], error) 
 	if err != nil {
 		return nil, err
 	}
+	return asTask(Problems(seed, sp)), nil
+}
+
+// asTask yields problems as task problems.
+func asTask(problems iter.Seq[Problem]) iter.Seq[task.Problem] {
 	return func(yield func(task.Problem) bool) {
-		for p := range Problems(seed, sp) {
+		for p := range problems {
 			if !yield(NewProblem(p)) {
 				return
 			}
 		}
-	}, nil
+	}
+}
+
+// ClaimsNone implements task.Unanswerable: the search's last line is "No
+// solution found.".
+func (Task) ClaimsNone(_ task.Problem, text string) bool { return ClaimsNoSolution(text) }
+
+// Answerable implements task.Unanswerable by the exhaustive solver.
+func (Task) Answerable(p task.Problem) bool { return Solvable(ProblemOf(p)) }
+
+// UnanswerableProblems implements task.Unanswerable: UnsolvableProblems.
+func (Task) UnanswerableProblems(seed uint64, split string) (iter.Seq[task.Problem], error) {
+	sp, err := ParseSplit(split)
+	if err != nil {
+		return nil, err
+	}
+	return asTask(UnsolvableProblems(seed, sp)), nil
 }
 
 // Demonstrate implements task.Teacher: the generators' search traces, in
