@@ -217,6 +217,10 @@ type Token struct {
 type TopToken struct {
 	ID      int
 	Logprob float64
+	// Text is the alternative's text, where the backend says it (the
+	// engine always; a server where its response names the token): what
+	// a reader of the alternatives that knows no token ids goes by.
+	Text string
 }
 
 // FinishReason says why a completion ended.

@@ -1102,6 +1102,11 @@ func (e *Engine) sample(th *thread, logits []float32) {
 	}
 	if wantLogprobs {
 		tok.Logprob, tok.Top = logprobs(raw, id, th.req.TopLogprobs)
+		if e.tok != nil {
+			for i := range tok.Top {
+				tok.Top[i].Text = string(e.tok.DecodeBytes([]int{tok.Top[i].ID}))
+			}
+		}
 	}
 	th.tokens = append(th.tokens, id)
 	th.out = append(th.out, tok)

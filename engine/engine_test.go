@@ -517,6 +517,28 @@ func TestLogprobs(t *testing.T) {
 	}
 }
 
+// An engine with a tokenizer names each alternative by its text, so that
+// a reader of the alternatives needs no token ids (a monitor asking how
+// likely a line was to begin).
+func TestLogprobsNameTheirText(t *testing.T) {
+	tok := trainTokenizer(t)
+	e := textEngine(t, tok, 2, 128, 5)
+	c, err := e.Complete(context.Background(), &backend.Request{Prompt: "the quick", MaxTokens: 3, TopLogprobs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range c.Tokens {
+		if len(tk.Top) != 4 {
+			t.Fatalf("token %d: %d alternatives, want 4", i, len(tk.Top))
+		}
+		for _, alt := range tk.Top {
+			if want := string(tok.DecodeBytes([]int{alt.ID})); alt.Text != want || want == "" {
+				t.Errorf("token %d: alternative %d named %q, want %q", i, alt.ID, alt.Text, want)
+			}
+		}
+	}
+}
+
 // trainTokenizer is a small byte-level BPE for the text tests.
 func trainTokenizer(t *testing.T) *tokenizer.Tokenizer {
 	t.Helper()

@@ -764,6 +764,7 @@ type eventLogprobs struct {
 	Content       []struct {
 		Logprob     float64 `json:"logprob"`
 		TopLogprobs []struct {
+			Token   string  `json:"token"`
 			Logprob float64 `json:"logprob"`
 		} `json:"top_logprobs"`
 	} `json:"content"`
@@ -779,8 +780,8 @@ func (lp *eventLogprobs) tokens() []backend.Token {
 	for i, x := range lp.TokenLogprobs {
 		tok := backend.Token{ID: -1, Logprob: x}
 		if i < len(lp.TopLogprobs) {
-			for _, v := range lp.TopLogprobs[i] {
-				tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: v})
+			for text, v := range lp.TopLogprobs[i] {
+				tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: v, Text: text})
 			}
 			slices.SortFunc(tok.Top, func(a, b backend.TopToken) int { return cmp.Compare(b.Logprob, a.Logprob) })
 		}
@@ -789,7 +790,7 @@ func (lp *eventLogprobs) tokens() []backend.Token {
 	for _, x := range lp.Content {
 		tok := backend.Token{ID: -1, Logprob: x.Logprob}
 		for _, a := range x.TopLogprobs {
-			tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: a.Logprob})
+			tok.Top = append(tok.Top, backend.TopToken{ID: -1, Logprob: a.Logprob, Text: a.Token})
 		}
 		toks = append(toks, tok)
 	}

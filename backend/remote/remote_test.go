@@ -911,7 +911,8 @@ func TestStopScan(t *testing.T) {
 }
 
 // Log-probabilities come through both APIs with their alternatives, most
-// likely first, and the request asks for them as each API names it.
+// likely first and named by their text, and the request asks for them as
+// each API names it.
 func TestLogprobsWithAlternatives(t *testing.T) {
 	for _, chat := range []bool{false, true} {
 		f := &fakeServer{respond: func(n int, req map[string]any, w http.ResponseWriter) {
@@ -929,8 +930,8 @@ func TestLogprobsWithAlternatives(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []backend.Token{
-			{ID: -1, Logprob: -0.2, Top: []backend.TopToken{{ID: -1, Logprob: -0.2}, {ID: -1, Logprob: -1.9}}},
-			{ID: -1, Logprob: -0.5, Top: []backend.TopToken{{ID: -1, Logprob: -0.5}, {ID: -1, Logprob: -1.1}}},
+			{ID: -1, Logprob: -0.2, Top: []backend.TopToken{{ID: -1, Logprob: -0.2, Text: "a"}, {ID: -1, Logprob: -1.9, Text: "x"}}},
+			{ID: -1, Logprob: -0.5, Top: []backend.TopToken{{ID: -1, Logprob: -0.5, Text: "b"}, {ID: -1, Logprob: -1.1, Text: "y"}}},
 		}
 		if !reflect.DeepEqual(comp.Tokens, want) {
 			t.Errorf("chat %v: tokens %+v", chat, comp.Tokens)
