@@ -136,7 +136,7 @@ and GRPO).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd(), newSoakCmd(), newExportCmd())
+	root.AddCommand(newGenCmd(), newCountdownCmd(), newModelSolveCmd(), newEvalCmd(), newCompareCmd(), newMonitorCmd(), newReportCmd(), newServeCmd(), newGenerateCmd(), newTrainCmd(), newBenchCmd(), newSoakCmd(), newExportCmd())
 	return root
 }
 
