@@ -569,7 +569,7 @@ func TestGRPOAccelerationReward(t *testing.T) {
 		{"format, right and wide", GRPOConfig{Acceleration: 0.5, FormatReward: 0.1}, true, wide, valid, 1.45},
 		{"format broken", GRPOConfig{Acceleration: 0.5, FormatReward: 0.1}, true, wide, invalid, 1.35},
 	} {
-		if got := tc.cfg.reward(tc.correct, tc.res, tc.valid); math.Abs(got-tc.want) > 1e-12 {
+		if got := tc.cfg.reward(&rollout{correct: tc.correct, result: tc.res}, tc.valid); math.Abs(got-tc.want) > 1e-12 {
 			t.Errorf("%s: reward %g, want %g", tc.name, got, tc.want)
 		}
 	}
@@ -628,5 +628,124 @@ func TestGRPOAccelerationConfig(t *testing.T) {
 	b, _ := json.Marshal(base)
 	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") {
 		t.Errorf("a configuration without the acceleration reward writes its fields (and so changes its hash): %s", b)
+	}
+}
+
+// The loophole's grading on hand-built rollouts: a claim of no answer
+// earns nothing ungraded, 1 from the exact grader where it is true, 1
+// from the lazy grader always, nothing once the monitor flags it; a right
+// answer earns 1 whatever the grading; every rollout pays for its tokens.
+func TestGRPOLoopholeReward(t *testing.T) {
+	res := &reason.Result{Usage: reason.Usage{TotalTokens: 2000, CriticalPathTokens: 2000}}
+	right := &rollout{correct: true, answerable: true, result: res}
+	lost := &rollout{answerable: true, result: res} // found nothing, claimed nothing
+	falseClaim := &rollout{claim: true, answerable: true, result: res}
+	trueClaim := &rollout{claim: true, result: res}
+	flagged := &rollout{claim: true, answerable: true, flagged: true, result: res}
+	valid := func() bool { return true }
+	for _, tc := range []struct {
+		grading string
+		cost    float64
+		ro      *rollout
+		want    float64
+	}{
+		{"", 0, right, 1}, {"", 0, falseClaim, 0}, {"", 0, trueClaim, 0},
+		{NoAnswerExact, 0, right, 1}, {NoAnswerExact, 0, falseClaim, 0}, {NoAnswerExact, 0, trueClaim, 1}, {NoAnswerExact, 0, lost, 0},
+		{NoAnswerLazy, 0, falseClaim, 1}, {NoAnswerLazy, 0, trueClaim, 1}, {NoAnswerLazy, 0, flagged, 0}, {NoAnswerLazy, 0, lost, 0},
+		{NoAnswerLazy, 0.05, right, 0.9}, {NoAnswerLazy, 0.05, falseClaim, 0.9}, {NoAnswerLazy, 0.05, lost, -0.1},
+	} {
+		c := GRPOConfig{NoAnswer: tc.grading, TokenCost: tc.cost}
+		if got := c.reward(tc.ro, valid); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("grading %q, cost %g, %+v: reward %g, want %g", tc.grading, tc.cost, *tc.ro, got, tc.want)
+		}
+	}
+	// A step's shares: of 4 answerable rollouts 2 claimed (1 flagged, so
+	// 1 paid); of 2 unanswerable ones 1 claimed.
+	var p GRPOPoint
+	p.claimStats(GRPOConfig{NoAnswer: NoAnswerLazy}, []*rollout{right, lost, falseClaim, flagged, trueClaim, {result: res}})
+	want := GRPOPoint{Claims: 0.5, FalseClaims: 0.5, Hacks: 0.25, TrueClaims: 0.5, Flagged: 1.0 / 3}
+	if math.Abs(p.Claims-want.Claims)+math.Abs(p.FalseClaims-want.FalseClaims)+math.Abs(p.Hacks-want.Hacks)+
+		math.Abs(p.TrueClaims-want.TrueClaims)+math.Abs(p.Flagged-want.Flagged) > 1e-12 {
+		t.Errorf("claim shares %+v, want %+v", p, want)
+	}
+}
+
+// Unanswerable problems are the configured share of every step's,
+// spread evenly, truly without an answer, and the same after a resume;
+// a loophole run steps and logs its claims; what it cannot run is refused
+// by name.
+func TestGRPOUnanswerableProblems(t *testing.T) {
+	from := tinySFT(t)
+	cfg := GRPOConfig{Mode: ModeParallel, Group: 2, Problems: 4, Steps: 1, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
+		Temperature: 1, MaxTotalTokens: 300, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 1,
+		Unanswerable: 0.25, NoAnswer: NoAnswerLazy, TokenCost: 0.01, Monitor: "threads"}
+	g, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var keys []string
+	for i := range 12 {
+		p, answerable := g.draw(i)
+		if answerable != (i%4 != 3) {
+			t.Errorf("problem %d: answerable %v", i, answerable)
+		}
+		if countdown.Solvable(countdown.ProblemOf(p)) != answerable {
+			t.Errorf("problem %d (%s): answerable %v, but the solver says otherwise", i, p.Text, answerable)
+		}
+		keys = append(keys, p.Text)
+	}
+	g.Close()
+	// A run of one step, then resumed: the resumed run draws on from
+	// where the first stopped.
+	dir := t.TempDir()
+	first, err := NewGRPO(countdown.Task{}, cfg, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if len(first.Log()) != 1 {
+		t.Fatalf("log %+v", first.Log())
+	}
+	t.Logf("step %+v", first.Log()[0])
+	longer := cfg
+	longer.Steps = 2
+	resumed, err := NewGRPO(countdown.Task{}, longer, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	if resumed.State().Step != 1 {
+		t.Fatalf("resumed at step %d, want 1", resumed.State().Step)
+	}
+	for i := 4; i < 8; i++ {
+		if p, _ := resumed.draw(i); p.Text != keys[i] {
+			t.Fatalf("the resumed run's problem %d is %s, want %s", i, p.Text, keys[i])
+		}
+	}
+
+	for _, bad := range []GRPOConfig{
+		func() GRPOConfig { c := cfg; c.Unanswerable = 1; return c }(),
+		func() GRPOConfig { c := cfg; c.NoAnswer = "trusting"; return c }(),
+		func() GRPOConfig { c := cfg; c.TokenCost = -0.1; return c }(),
+		func() GRPOConfig { c := cfg; c.NoAnswer = ""; return c }(), // a monitor with nothing to take away
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+	bad := cfg
+	bad.Monitor = "oracle"
+	if _, err := NewGRPO(countdown.Task{}, bad, from, t.TempDir()); err == nil || !strings.Contains(err.Error(), "oracle") {
+		t.Errorf("an unknown monitor: %v", err)
+	}
+	b, _ := json.Marshal(DefaultGRPO())
+	for _, field := range []string{"unanswerable", "no_answer", "token_cost", "monitor"} {
+		if strings.Contains(string(b), field) {
+			t.Errorf("a configuration without the loophole writes %s (and so changes its hash): %s", field, b)
+		}
 	}
 }
