@@ -917,8 +917,12 @@ func (g *GRPO) Advance(ctx context.Context) error {
 		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %s tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
 			pt.Step, g.cfg.Steps, pt.Reward, correct, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
 		if g.cfg.NoAnswer != "" {
-			fmt.Fprintf(g.Progress, "step %d claims of no answer %.1f%%: false %.1f%% of answerable problems' rollouts (paid %.1f%%), true %.1f%% of unanswerable ones'; monitor flagged %.1f%% of claims\n",
-				pt.Step, 100*pt.Claims, 100*pt.FalseClaims, 100*pt.Hacks, 100*pt.TrueClaims, 100*pt.Flagged)
+			flagged := ""
+			if g.cfg.Monitor != "" {
+				flagged = fmt.Sprintf("; the %s monitor flagged %.1f%% of claims", g.cfg.Monitor, 100*pt.Flagged)
+			}
+			fmt.Fprintf(g.Progress, "step %d claims of no answer %.1f%%: false %.1f%% of answerable problems' rollouts (paid %.1f%%), true %.1f%% of unanswerable ones'%s\n",
+				pt.Step, 100*pt.Claims, 100*pt.FalseClaims, 100*pt.Hacks, 100*pt.TrueClaims, flagged)
 		}
 		if pt.Dropped > 0 {
 			fmt.Fprintf(g.Progress, "step %d dropped %d of %d groups: a rollout failed: %s\n", pt.Step, pt.Dropped, g.cfg.Problems, pt.DropReason)
@@ -943,7 +947,7 @@ func (g *GRPO) Checkpoint() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log, g.cfg.Mode == ModeMixed))
+	return atomicfile.WriteFile(filepath.Join(g.dir, GRPOCurveFile), grpoCurves(g.log, g.cfg.Mode == ModeMixed, g.cfg.NoAnswer != ""))
 }
 
 const grpoLogFile = "grpo.json"

@@ -711,6 +711,9 @@ func TestGRPOUnanswerableProblems(t *testing.T) {
 		t.Fatalf("log %+v", first.Log())
 	}
 	t.Logf("step %+v", first.Log()[0])
+	if svg, err := os.ReadFile(filepath.Join(dir, GRPOCurveFile)); err != nil || !strings.Contains(string(svg), "claims of no answer") {
+		t.Errorf("the run's curves draw no claims (%v)", err)
+	}
 	longer := cfg
 	longer.Steps = 2
 	resumed, err := NewGRPO(countdown.Task{}, longer, from, dir)

@@ -71,10 +71,14 @@ func lossCurve(log []Point) []byte {
 // grpoCurves draws a GRPO run's curves against the step, in three panels:
 // reward and accuracy, tokens per rollout (total and critical path), and
 // children per parallel rollout; a mixed run's accuracy also by mode.
-func grpoCurves(log []GRPOPoint, mixed bool) []byte {
+func grpoCurves(log []GRPOPoint, mixed, claims bool) []byte {
 	const W, panelH = 720.0, 240.0
+	panels := 3.0
+	if claims {
+		panels++
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", W, 3*panelH, W, 3*panelH)
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" viewBox="0 0 %g %g" font-family="sans-serif" font-size="12">`+"\n", W, panels*panelH, W, panels*panelH)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
 	pick := func(f func(GRPOPoint) float64) []float64 {
 		v := make([]float64, len(log))
@@ -98,6 +102,12 @@ func grpoCurves(log []GRPOPoint, mixed bool) []byte {
 		[]string{"total", "critical path"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Tokens }), pick(func(p GRPOPoint) float64 { return p.Critical })})
 	curvePanel(&b, 2*panelH, W, panelH, "children per parallel rollout", "child threads", steps,
 		[]string{"children"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Children })})
+	if claims {
+		curvePanel(&b, 3*panelH, W, panelH, "claims of no answer", "share of rollouts", steps,
+			[]string{"false", "false, paid", "true", "flagged"}, [][]float64{
+				pick(func(p GRPOPoint) float64 { return p.FalseClaims }), pick(func(p GRPOPoint) float64 { return p.Hacks }),
+				pick(func(p GRPOPoint) float64 { return p.TrueClaims }), pick(func(p GRPOPoint) float64 { return p.Flagged })})
+	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
 }
@@ -111,10 +121,12 @@ func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, ste
 	// The legend runs right-aligned along the title's line, one name per
 	// 100 pixels.
 	legend := W - right - 100*float64(len(names))
+	// The axis starts at 0 unless a value is below (a reward less a
+	// token cost).
 	lo, hi, maxStep := 0.0, math.Inf(-1), 1
 	for _, s := range series {
 		for _, v := range s {
-			hi = math.Max(hi, v)
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
 		}
 	}
 	for _, s := range steps {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/braid-dev/braid/eval/stats"
+	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/monitor"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/store"
@@ -30,6 +32,7 @@ type monitorFlags struct {
 	sweep                 []float64
 	concurrent            int
 	asJSON                bool
+	jsonOut               string
 	// The model-based monitor's backend: --model (or the embedded
 	// model) on the engine, or --backend servers.
 	ef                  engineFlags
@@ -89,6 +92,7 @@ the judge once per give-up, and show progress.`,
 	f.Float64SliceVar(&fl.sweep, "sweep", []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5}, "the model monitors' recall and precision at each of these thresholds too")
 	f.IntVar(&fl.concurrent, "concurrent", 16, "searches the model monitors judge at once")
 	f.BoolVar(&fl.asJSON, "json", false, "print JSON: each strategy's counts, the monitors' scores and sweeps, and every search's verdicts")
+	f.StringVar(&fl.jsonOut, "json-out", "", "also write the JSON to this file, printing the tables")
 	fl.ef.register(cmd)
 	f.StringSliceVar(&fl.remoteURLs, "backend", nil, "OpenAI-compatible servers to judge with instead of --model (they must report top log-probabilities)")
 	f.StringVar(&fl.remoteModel, "backend-model", "", "the model name to send to --backend")
@@ -144,6 +148,12 @@ func (fl *monitorFlags) runMonitor(cmd *cobra.Command) error {
 			return usageErrorf("--sweep %g: thresholds are probabilities in (0, 1]", t)
 		}
 	}
+	if fl.jsonOut != "" {
+		// Refused now, not after an hour of judging.
+		if fi, err := os.Stat(filepath.Dir(fl.jsonOut)); err != nil || !fi.IsDir() {
+			return usageErrorf("--json-out %s: its directory does not exist", fl.jsonOut)
+		}
+	}
 	if !strings.Contains(fl.dbPath, "://") {
 		if _, err := os.Stat(fl.dbPath); err != nil {
 			return usageErrorf("--db %s: %v", fl.dbPath, err)
@@ -195,6 +205,15 @@ func (fl *monitorFlags) runMonitor(cmd *cobra.Command) error {
 			return err
 		}
 		reports = append(reports, rep)
+	}
+	if fl.jsonOut != "" {
+		var b strings.Builder
+		if err := printJSON(&b, reports); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(fl.jsonOut, []byte(b.String())); err != nil {
+			return fmt.Errorf("--json-out: %w", err)
+		}
 	}
 	if fl.asJSON {
 		return printJSON(cmd.OutOrStdout(), reports)

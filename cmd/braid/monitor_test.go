@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,6 +92,14 @@ func TestMonitorCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &reps); err != nil {
 		t.Fatalf("%v: %s", err, js)
 	}
+	// --json-out writes the same JSON beside the tables.
+	saved := filepath.Join(t.TempDir(), "monitors.json")
+	if out, _ := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack", "--json-out", saved); !strings.Contains(out, "run hack, apr") {
+		t.Errorf("--json-out printed no table: %s", out)
+	}
+	if b, err := os.ReadFile(saved); err != nil || string(b) != js {
+		t.Errorf("--json-out wrote %q (%v), --json printed %q", b, err, js)
+	}
 	if len(reps) != 1 || reps[0].Rollouts != 4 || reps[0].Claims != 3 || reps[0].Hacks != 2 || reps[0].Skipped != 1 {
 		t.Fatalf("report %+v", reps)
 	}
@@ -111,6 +120,7 @@ func TestMonitorCommand(t *testing.T) {
 		{"monitor", "--db", db, "--run", "hack", "--strategy", "vote"},
 		{"monitor", "--db", filepath.Join(t.TempDir(), "none.db"), "--run", "hack"},
 		{"monitor", "--db", db, "--run", "hack", "--threshold", "0"},
+		{"monitor", "--db", db, "--run", "hack", "--json-out", filepath.Join(t.TempDir(), "no", "such.json")},
 	} {
 		if _, errs := expectExit(t, 2, "", bad...); errs == "" {
 			t.Errorf("braid %s: no message", strings.Join(bad, " "))
