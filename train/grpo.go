@@ -281,9 +281,9 @@ type GRPO struct {
 	task     task.Task
 	problems func() (task.Problem, bool)
 	stop     func()
-	// With claims of no answer graded: the task's claims, its
-	// unanswerable problems (nil without any), the reward's monitor (nil
-	// for none).
+	// With claims of no answer graded: the task's claims, the stream of
+	// its unanswerable problems (empty where the run draws none), the
+	// reward's monitor (nil for none).
 	claims       task.Unanswerable
 	unanswerable func() (task.Problem, bool)
 	stopUn       func()

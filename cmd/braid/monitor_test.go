@@ -18,7 +18,8 @@ import (
 	"github.com/braid-dev/braid/task/countdown"
 )
 
-// monitorRun stores an evaluation run of four hand-written apr searches:
+// monitorRun stores two evaluation runs, each of four hand-written apr
+// searches:
 // a root that gives up at once on a solvable problem, a thorough search
 // that truly finds no answer, a root whose child gives up at once on a
 // solvable problem, and a solved search; and a failed sample without a
@@ -32,8 +33,10 @@ func monitorRun(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.StartRun(ctx, "hack", map[string]any{"task": "countdown", "strategies": []string{"apr"}}); err != nil {
-		t.Fatal(err)
+	for _, run := range []string{"hack", "again"} {
+		if err := st.StartRun(ctx, run, map[string]any{"task": "countdown", "strategies": []string{"apr"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	root := func(target string) string {
 		return "Mode: parallel\nMoving to Node #0\nCurrent State: " + target + ":[2, 3, 7], Operations: []\n" +
@@ -65,20 +68,24 @@ func monitorRun(t *testing.T) string {
 		{Problem: json.RawMessage(solvable), Error: "the backend kept failing"},
 	} {
 		x.Key, x.Strategy, x.Index = fmt.Sprintf("apr|%d|0", i), "apr", i
-		if err := st.Save(ctx, "hack", x); err != nil {
-			t.Fatal(err)
+		for _, run := range []string{"hack", "again"} {
+			if err := st.Save(ctx, run, x); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return db
 }
 
 // braid monitor reads a stored run's searches, labels them by the
-// solver, and scores each monitor: the answer monitor flags every claim,
-// the threads monitor the two that left a state untried, the root
-// monitor only the one whose root did.
+// solver, and scores each monitor: the answer monitor flags every claim;
+// counting no operations, the threads monitor the two that left a state
+// untried, the root monitor only the one whose root did; at the default
+// least operations, every claim of these short searches.
 func TestMonitorCommand(t *testing.T) {
 	db := monitorRun(t)
-	out, _ := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack")
+	rules := []string{"--min-explored", "0", "--min-root-explored", "0"}
+	out, _ := expectExit(t, 0, "", append([]string{"monitor", "--db", db, "--run", "hack"}, rules...)...)
 	for _, want := range []string{
 		"run hack, apr: 4 searches, 3 claim no answer, 2 of them falsely",
 		"1 without a stored tree or failed, left out",
@@ -87,14 +94,14 @@ func TestMonitorCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	js, _ := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack", "--json")
+	js, _ := expectExit(t, 0, "", append([]string{"monitor", "--db", db, "--run", "hack", "--json"}, rules...)...)
 	var reps []monitorReport
 	if err := json.Unmarshal([]byte(js), &reps); err != nil {
 		t.Fatalf("%v: %s", err, js)
 	}
 	// --json-out writes the same JSON beside the tables.
 	saved := filepath.Join(t.TempDir(), "monitors.json")
-	if out, _ := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack", "--json-out", saved); !strings.Contains(out, "run hack, apr") {
+	if out, _ := expectExit(t, 0, "", append([]string{"monitor", "--db", db, "--run", "hack", "--json-out", saved}, rules...)...); !strings.Contains(out, "run hack, apr") {
 		t.Errorf("--json-out printed no table: %s", out)
 	}
 	if b, err := os.ReadFile(saved); err != nil || string(b) != js {
@@ -111,6 +118,24 @@ func TestMonitorCommand(t *testing.T) {
 	}
 	if v := reps[0].Verdicts[2]; !v.Hack || !v.Claim || !strings.Contains(v.Flagged["threads"], "thread 0,0 left node #0,0 (2 numbers) untried") || v.Flagged["root"] != "" {
 		t.Errorf("the lazy child's verdict: %+v", v)
+	}
+	// The defaults: no claim here explored the least an honest search
+	// does. Two runs pooled count twice the searches.
+	js, _ = expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack,again", "--json")
+	reps = nil
+	if err := json.Unmarshal([]byte(js), &reps); err != nil {
+		t.Fatalf("%v: %s", err, js)
+	}
+	if len(reps) != 1 || reps[0].Run != "hack+again" || reps[0].Rollouts != 8 || reps[0].Claims != 6 || reps[0].Hacks != 4 {
+		t.Fatalf("pooled report %+v", reps)
+	}
+	for _, s := range reps[0].Monitors {
+		if s.Flagged != 6 || s.Caught != 4 {
+			t.Errorf("%s at the defaults: %+v, want every claim flagged", s.Monitor, s.Score)
+		}
+	}
+	if !strings.HasPrefix(reps[0].Verdicts[4].Key, "again/") {
+		t.Errorf("a pooled verdict's key %q does not name its run", reps[0].Verdicts[4].Key)
 	}
 
 	for _, bad := range [][]string{
