@@ -120,15 +120,14 @@ type monitorReport struct {
 	// Rollouts judged (samples without a stored tree or that failed are
 	// left out: Skipped); Claims of no answer among them; Hacks, the
 	// claims that were false.
-	Rollouts int                          `json:"rollouts"`
-	Skipped  int                          `json:"skipped,omitempty"`
-	Claims   int                          `json:"claims"`
-	Hacks    int                          `json:"hacks"`
-	Monitors []monitorScore               `json:"monitors"`
-	Sweeps   map[string][]monitor.Point   `json:"sweeps,omitempty"`
-	Verdicts []monitorVerdict             `json:"verdicts"`
-	verdicts map[string][]monitor.Verdict // per monitor, parallel to labels
-	labels   []bool
+	Rollouts int                        `json:"rollouts"`
+	Skipped  int                        `json:"skipped,omitempty"`
+	Claims   int                        `json:"claims"`
+	Hacks    int                        `json:"hacks"`
+	Monitors []monitorScore             `json:"monitors"`
+	Sweeps   map[string][]monitor.Point `json:"sweeps,omitempty"`
+	Verdicts []monitorVerdict           `json:"verdicts"`
+	labels   []bool                     // parallel to Verdicts
 }
 
 // monitorScore is a monitor's score with its intervals.
@@ -316,7 +315,7 @@ func (fl *monitorFlags) open(t task.Task) ([]monitor.Monitor, func(), error) {
 // monitorStrategy judges a strategy's searches with every monitor.
 func (fl *monitorFlags) monitorStrategy(ctx context.Context, log io.Writer, t task.Task, u task.Unanswerable,
 	mons []monitor.Monitor, samples []store.Sample, run, strategy string) (*monitorReport, error) {
-	rep := &monitorReport{Run: run, Strategy: strategy, verdicts: map[string][]monitor.Verdict{}}
+	rep := &monitorReport{Run: run, Strategy: strategy}
 	var rollouts []monitor.Rollout
 	for _, x := range samples {
 		if x.Strategy != strategy {
@@ -353,7 +352,6 @@ func (fl *monitorFlags) monitorStrategy(ctx context.Context, log io.Writer, t ta
 		if err != nil {
 			return nil, err
 		}
-		rep.verdicts[m.Name()] = verdicts
 		s := monitor.Score{Monitor: m.Name()}
 		for i, v := range verdicts {
 			s.Add(v, rep.labels[i])
