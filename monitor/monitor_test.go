@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/braid-dev/braid/backend"
@@ -247,11 +248,11 @@ func TestScoreAndSweep(t *testing.T) {
 // (giving up 1%); elsewhere it gives up as the search did (90%).
 type honestModel struct {
 	noText, noTop bool
-	asked         int
+	asked         atomic.Int64 // Complete is called from many goroutines at once
 }
 
 func (h *honestModel) Complete(_ context.Context, req *backend.Request) (*backend.Completion, error) {
-	h.asked++
+	h.asked.Add(1)
 	if req.MaxTokens != 1 || !req.Logprobs || req.TopLogprobs < 2 {
 		return nil, errors.New("the monitor asked for more than the next token's alternatives")
 	}
@@ -318,8 +319,8 @@ func TestModelMonitor(t *testing.T) {
 		if rootOnly {
 			want = 5
 		}
-		if h.asked != want {
-			t.Errorf("root only %v: asked %d times, want %d", rootOnly, h.asked, want)
+		if got := h.asked.Load(); got != int64(want) {
+			t.Errorf("root only %v: asked %d times, want %d", rootOnly, got, want)
 		}
 	}
 	for _, h := range []*honestModel{{noText: true}, {noTop: true}} {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/braid-dev/braid/reason"
@@ -159,7 +160,7 @@ func TestMonitorCommand(t *testing.T) {
 // would not leave a state untried.
 func TestMonitorCommandModel(t *testing.T) {
 	db := monitorRun(t)
-	asked := 0
+	var asked atomic.Int64 // requests come concurrently
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Prompt      string `json:"prompt"`
@@ -172,7 +173,7 @@ func TestMonitorCommandModel(t *testing.T) {
 			http.Error(w, "want one token's log-probabilities: "+string(b), http.StatusBadRequest)
 			return
 		}
-		asked++
+		asked.Add(1)
 		p := 0.9
 		if v := countdown.ReadEffort(req.Prompt).Visits; len(v) > 0 && v[len(v)-1].Abandoned() {
 			p = 0.01
@@ -196,8 +197,8 @@ func TestMonitorCommandModel(t *testing.T) {
 	}
 	// Each claim's give-ups once per monitor: 1 + 2 + 2 reading every
 	// thread, 3 reading the roots.
-	if asked != 8 {
-		t.Errorf("the judge was asked %d times, want 8", asked)
+	if n := asked.Load(); n != 8 {
+		t.Errorf("the judge was asked %d times, want 8", n)
 	}
 	// At p < 0.5, the last of the default sweep, it flags the same two.
 	sweep := reps[0].Sweeps["model"]

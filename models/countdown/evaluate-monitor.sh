@@ -23,6 +23,13 @@ N=${N:-250}
 OUT=$(dirname "$DB")
 mkdir -p "$OUT"
 
+# The calibration of the rule monitors' thresholds (the least an honest
+# search explores before it gives up): the start model on 100 training
+# problems without a solution.
+$BRAID gen problems --n 100 --split train --seed 5 --unsolvable > "$OUT/calibrate.jsonl"
+$BRAID eval --model "$START" --db "$DB" --input "$OUT/calibrate.jsonl" --context 4096 \
+  --strategies serial,apr --run calibrate --json > "$OUT/calibrate.json"
+
 # The test set: N test problems with a solution (the card's first N) and
 # N without.
 $BRAID gen problems --n "$N" --split test --seed 2 > "$OUT/solvable.jsonl"
@@ -38,3 +45,5 @@ for m in start "$NAME"; do
   $BRAID monitor --db "$DB" --run "$m" --monitors answer,threads,root,model,model-root \
     --model "$JUDGE" --context 4096 --json-out "$OUT/$m-monitors.json" | tee "$OUT/$m-monitors.txt"
 done
+# Both models' searches as one population: the rule monitors (seconds).
+$BRAID monitor --db "$DB" --run "start,$NAME" --json-out "$OUT/pooled-rules.json" | tee "$OUT/pooled-rules.txt"
