@@ -67,6 +67,17 @@ in another database (--db-b), such as a GRPO run's evaluations.`,
 	return cmd
 }
 
+// existingDB says why the database at path cannot be read from, or nil:
+// a SQLite file must exist (opening one would create it empty); a
+// postgres:// address is checked by connecting.
+func existingDB(path string) error {
+	if strings.Contains(path, "://") {
+		return nil
+	}
+	_, err := os.Stat(path)
+	return err
+}
+
 // loadSide reads the samples of side "RUN/STRATEGY" from the database at
 // path.
 func loadSide(cmd *cobra.Command, path, side string) ([]store.Sample, error) {
@@ -76,10 +87,8 @@ func loadSide(cmd *cobra.Command, path, side string) ([]store.Sample, error) {
 		return nil, usageErrorf("%q: want RUN/STRATEGY, such as greedy-constrain/apr", side)
 	}
 	run, strategy := side[:i], side[i+1:]
-	if !strings.Contains(path, "://") {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("database %s: %w (braid eval writes it)", path, err)
-		}
+	if err := existingDB(path); err != nil {
+		return nil, fmt.Errorf("database %s: %w (braid eval writes it)", path, err)
 	}
 	st, err := store.Open(cmd.Context(), path)
 	if err != nil {

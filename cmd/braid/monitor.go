@@ -171,10 +171,8 @@ func (fl *monitorFlags) runMonitor(cmd *cobra.Command) error {
 			return usageErrorf("--json-out %s: its directory does not exist", fl.jsonOut)
 		}
 	}
-	if !strings.Contains(fl.dbPath, "://") {
-		if _, err := os.Stat(fl.dbPath); err != nil {
-			return usageErrorf("--db %s: %v", fl.dbPath, err)
-		}
+	if err := existingDB(fl.dbPath); err != nil {
+		return usageErrorf("--db %s: %v", fl.dbPath, err)
 	}
 	st, err := store.Open(ctx, fl.dbPath)
 	if err != nil {

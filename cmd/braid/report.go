@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -42,10 +41,8 @@ caps), each with named axes and units.`,
 			if md == out {
 				return usageErrorf("--md %s would overwrite the page", md)
 			}
-			if dbPath != "" && !strings.Contains(dbPath, "://") {
-				if _, err := os.Stat(dbPath); err != nil {
-					return fmt.Errorf("--db %s: %w (braid eval writes it)", dbPath, err)
-				}
+			if err := existingDB(dbPath); dbPath != "" && err != nil {
+				return fmt.Errorf("--db %s: %w (braid eval writes it)", dbPath, err)
 			}
 			st, err := store.Open(cmd.Context(), dbPath)
 			if err != nil {
