@@ -20,6 +20,7 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
+	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/monitor"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
@@ -270,6 +271,11 @@ type GRPO struct {
 	log    []GRPOPoint
 	// Progress receives a line per step.
 	Progress io.Writer
+	// KeepEvery, when positive, keeps the policy of every KeepEvery-th
+	// step as a model directory in SnapDir/step-N, beside the one
+	// checkpoint that each new one replaces: the hack's rate over
+	// training, or a choice among steps, needs the steps' models.
+	KeepEvery int
 
 	acts     *model.Activations
 	refActs  *model.Activations
@@ -928,8 +934,39 @@ func (g *GRPO) Advance(ctx context.Context) error {
 			fmt.Fprintf(g.Progress, "step %d dropped %d of %d groups: a rollout failed: %s\n", pt.Step, pt.Dropped, g.cfg.Problems, pt.DropReason)
 		}
 	}
-	if g.state.Step%g.cfg.CheckpointEvery == 0 || g.state.Step == g.cfg.Steps {
-		return g.Checkpoint()
+	due := g.state.Step%g.cfg.CheckpointEvery == 0 || g.state.Step == g.cfg.Steps
+	keep := g.KeepEvery > 0 && g.state.Step%g.KeepEvery == 0
+	if due || keep {
+		if err := g.Checkpoint(); err != nil {
+			return err
+		}
+	}
+	if keep {
+		return g.keep()
+	}
+	return nil
+}
+
+// SnapDir holds the models a run keeps (KeepEvery), one per kept step.
+const SnapDir = "snap"
+
+// keep copies the checkpoint just written to SnapDir/step-N as a model
+// directory (weights, configuration, tokenizer; no optimizer), written
+// beside and renamed in, so a kill leaves no half model under the name.
+func (g *GRPO) keep() error {
+	dst := filepath.Join(g.dir, SnapDir, fmt.Sprintf("step-%d", g.state.Step))
+	tmp := dst + ".new"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
+	}
+	if err := Export(filepath.Join(g.dir, CheckpointDir), tmp, safetensors.F32, 0); err != nil {
+		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
+	}
+	if err := os.RemoveAll(dst); err != nil {
+		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
 	}
 	return nil
 }

@@ -164,11 +164,13 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	cfg := GRPOConfig{Mode: ModeMixed, Group: 4, Problems: 2, Steps: 4, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 2,
 		Temperature: 1, MaxTotalTokens: 400, FormatReward: 0.5, GradClip: 1, Seed: 7, Env: "constrain", CheckpointEvery: 2}
 	ctx := context.Background()
-	straight, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
+	straightDir := t.TempDir()
+	straight, err := NewGRPO(countdown.Task{}, cfg, from, straightDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer straight.Close()
+	straight.KeepEvery = 3 // off the checkpoints' rhythm: a step kept is checkpointed too
 	if err := straight.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +184,20 @@ func TestGRPOResumeIsExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	atStep3 := slices.Clone(first.Policy.Params.Data())
 	first.Close()
+	// The straight run kept step 3's policy, the one the first run holds
+	// now, as a model directory of its own.
+	kept, err := model.Load(filepath.Join(straightDir, SnapDir, "step-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(kept.Params.Data(), atStep3) {
+		t.Error("the model kept at step 3 is not step 3's policy")
+	}
+	if snaps, _ := os.ReadDir(filepath.Join(straightDir, SnapDir)); len(snaps) != 1 {
+		t.Errorf("kept %v, want step-3 alone", snaps)
+	}
 	// The starting model may move: the run knows it by its fingerprint.
 	moved := copyModelDir(t, from)
 	resumed, err := NewGRPO(countdown.Task{}, cfg, moved, dir)

@@ -26,7 +26,7 @@ import (
 type grpoFlags struct {
 	from, out, configPath, mode string
 	steps, group, problems      int
-	evalEvery, evalN            int
+	evalEvery, evalN, keepEvery int
 	temperature, acceleration   float64
 	precision, advantage        string
 	unanswerable, tokenCost     float64
@@ -73,7 +73,8 @@ those the monitor flagged.
 
 The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
-children per rollout. With --eval-every N, each N-th step's checkpoint is
+children per rollout; --keep-every N keeps every N-th step's model in
+--out/snap/step-N, which braid eval --model opens. With --eval-every N, each N-th step's checkpoint is
 evaluated greedily on --eval-n test problems into --out/eval.db
 (braid report --db OUT/eval.db charts it); a run stopped during an
 evaluation finishes it when started again.`,
@@ -95,6 +96,7 @@ evaluation finishes it when started again.`,
 	f.Float64Var(&fl.temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
 	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
 	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
+	f.IntVar(&fl.keepEvery, "keep-every", 0, "keep every N-th step's model in --out/snap/step-N (0: only the latest checkpoint)")
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
 	f.StringVar(&fl.advantage, "advantage", train.AdvantageStd, "advantages within a group: std ((r − mean)/std, GRPO's) or mean (r − mean, P-GRPO's)")
 	f.Float64Var(&fl.unanswerable, "unanswerable", 0, "share of each step's problems that have no solution")
@@ -176,6 +178,9 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 
 // run trains, evaluating every --eval-every steps.
 func (fl *grpoFlags) run(cmd *cobra.Command) error {
+	if fl.keepEvery < 0 {
+		return fmt.Errorf("--keep-every %d: want 0 (keep none) or a positive number of steps", fl.keepEvery)
+	}
 	cfg, err := fl.config(cmd)
 	if err != nil {
 		return err
@@ -186,6 +191,7 @@ func (fl *grpoFlags) run(cmd *cobra.Command) error {
 	}
 	defer g.Close()
 	g.Progress = cmd.ErrOrStderr()
+	g.KeepEvery = fl.keepEvery
 	if st := g.State(); st.Step > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s at step %d of %d\n", fl.out, st.Step, cfg.Steps)
 	}
