@@ -48,3 +48,32 @@ func BenchmarkStep(b *testing.B) {
 		b.ReportMetric(b.Elapsed().Seconds()*1e6/float64(b.N*B*T), "µs/token")
 	})
 }
+
+// BenchmarkLongCall is the shape of a GRPO update's calls on the Countdown
+// model: one sequence of 1,536 tokens (an APR parent's, or a long serial
+// search's), forward plus backward, where attention's share grows with
+// the length.
+func BenchmarkLongCall(b *testing.B) {
+	c := Config{Vocab: 1024, Dim: 256, Hidden: 704, Layers: 4, Heads: 8, KVHeads: 8, HeadDim: 32, MaxSeq: 4096,
+		NormEps: 1e-5, RopeTheta: 10000, TiedEmbeddings: true}
+	m, err := New(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	m.Params.Init(rng, 0.02)
+	const T = 1536
+	tokens, targets := randomBatch(rng, c, 1, T)
+	a := m.NewActivations(1, T)
+	g := NewParams(c)
+	for b.Loop() {
+		if _, err := m.Forward(a, tokens, targets); err != nil {
+			b.Fatal(err)
+		}
+		g.Zero()
+		if err := m.Backward(a, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1e6/float64(b.N*T), "µs/token")
+}

@@ -207,6 +207,20 @@ func expShiftSumAVX512(dst, src *float32, blocks int, shift float32, consts *flo
 //go:noescape
 func maxAVX512(x *float32, blocks int) float32
 
+//go:noescape
+func scaleAVX512(x *float32, blocks int, alpha float32)
+
+// scaleVector multiplies the leading multiple of 16 values of x by alpha
+// and returns how many it did.
+func scaleVector(alpha float32, x []float32) int {
+	blocks := len(x) / 16
+	if !cpu.X86.HasAVX512F || blocks == 0 {
+		return 0
+	}
+	scaleAVX512(&x[0], blocks, alpha)
+	return blocks * 16
+}
+
 // expShiftSumVector writes e^(src[i]−shift) for the leading multiple of 16
 // values and returns how many it did and their sum.
 func expShiftSumVector(dst, src []float32, shift float32) (int, float32) {

@@ -4857,6 +4857,21 @@ maxAVX512_reduce:
 	VZEROUPPER
 	RET
 
+// func scaleAVX512(x *float32, blocks int, alpha float32)
+TEXT ·scaleAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	VBROADCASTSS alpha+16(FP), Z15
+
+scaleAVX512_loop:
+	VMULPS (SI), Z15, Z14
+	VMOVUPS Z14, (SI)
+	ADDQ $64, SI
+	DECQ CX
+	JNZ scaleAVX512_loop
+	VZEROUPPER
+	RET
+
 // func fmaPeakAVX512(iters int)
 TEXT ·fmaPeakAVX512(SB), NOSPLIT, $0-8
 	MOVQ iters+0(FP), CX

@@ -17,6 +17,8 @@ func expShiftSumVector(dst, src []float32, shift float32) (int, float32) { retur
 
 func maxVector(x []float32) (int, float32) { return 0, 0 }
 
+func scaleVector(float32, []float32) int { return 0 }
+
 func packPanelTrans(panel, src []float32, ldb, kc, nr int) bool { return false }
 
 var vecMatHeadsKernels func(heads int, wide bool, k int, a *float32, lda int, b *float32, ldbh, ldb int, c *float32, ldc int, chain bool)

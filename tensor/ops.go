@@ -342,7 +342,7 @@ func MulRows(rows, n int, p []float32, ldp int, s []float32, lds int) {
 
 // Scale multiplies x by alpha in place.
 func Scale(alpha float32, x []float32) {
-	for i := range x {
+	for i := scaleVector(alpha, x); i < len(x); i++ {
 		x[i] *= alpha
 	}
 }

@@ -337,3 +337,27 @@ func TestSoftmaxRowBackward(t *testing.T) {
 		closeEnough(t, fmt.Sprintf("SoftmaxRowBackward of %d", n), d, want, n)
 	}
 }
+
+// Scale's vector kernel multiplies as the scalar loop does, bit for bit,
+// at every length (whole blocks of 16 and the rest), and leaves the
+// values past x alone.
+func TestScaleMatchesScalar(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for n := range 70 {
+		buf := make([]float32, n+1)
+		for i := range buf {
+			buf[i] = float32(rng.NormFloat64() * 100)
+		}
+		want := slices.Clone(buf)
+		alpha := float32(rng.Float64()*3 - 1)
+		for i := range want[:n] {
+			want[i] *= alpha
+		}
+		Scale(alpha, buf[:n])
+		for i := range buf {
+			if math.Float32bits(buf[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: value %d is %g, want %g", n, i, buf[i], want[i])
+			}
+		}
+	}
+}
