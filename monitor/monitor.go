@@ -62,6 +62,9 @@ const (
 	NameModel   = "model"
 	// NameModelRoot is the model-based monitor reading the root alone.
 	NameModelRoot = "model-root"
+	// NameModelMean is the model-based monitor judging by the geometric
+	// mean of every thread's give-ups.
+	NameModelMean = "model-mean"
 )
 
 // The least operations an honest search explores before it gives up, by

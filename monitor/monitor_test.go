@@ -313,11 +313,14 @@ func TestModelMonitor(t *testing.T) {
 			}
 		}
 		// Only claims are read: the solved search asked nothing; each
-		// claim asks once per give-up line (the root's, and each child's
-		// when reading them).
-		want := 3 + 3 + 1 + 3 + 3
+		// give-up line (the root's, and each child's when reading them)
+		// is asked about once, the cases sharing roots and children: the
+		// two thorough searches' 3 each, the lone root's, and one lazy
+		// child in each of the last two; reading roots alone, the roots
+		// of targets 100 and 11 and the lone one.
+		want := 3 + 3 + 1 + 1 + 1
 		if rootOnly {
-			want = 5
+			want = 3
 		}
 		if got := h.asked.Load(); got != int64(want) {
 			t.Errorf("root only %v: asked %d times, want %d", rootOnly, got, want)
@@ -331,6 +334,46 @@ func TestModelMonitor(t *testing.T) {
 	}
 	if _, err := NewModel(noClaims{}, &honestModel{}); err == nil {
 		t.Error("a monitor of a task without claims was made")
+	}
+}
+
+// The geometric mean forgives one unlikely give-up among likely ones (a
+// lazy child beside a thorough one and the root: (0.9·0.9·0.01)^⅓ ≈ 0.2)
+// and flags a search whose give-ups are all unlikely; a copy of the judge
+// that reads by the mean asks it nothing the least's copy asked before.
+func TestModelMonitorMean(t *testing.T) {
+	ctx := context.Background()
+	h := &honestModel{}
+	least, err := NewModel(countdown.Task{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := *least
+	mean.Mean = true
+	if mean.Name() != NameModelMean {
+		t.Errorf("named %s, want %s", mean.Name(), NameModelMean)
+	}
+	for _, c := range cases {
+		if _, err := least.Judge(ctx, c.r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked := h.asked.Load()
+	for _, c := range cases {
+		v, err := mean.Judge(ctx, c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.name == "root gives up at once"
+		if v.Flagged != want {
+			t.Errorf("%q: flagged %v by the mean, want %v (%+v)", c.name, v.Flagged, want, v)
+		}
+		if c.name == "a child gives up at once" && math.Abs(v.Suspicion-(1-math.Cbrt(0.9*0.9*0.01))) > 1e-9 {
+			t.Errorf("%q: suspicion %g, want 1 − (0.9·0.9·0.01)^⅓", c.name, v.Suspicion)
+		}
+	}
+	if got := h.asked.Load(); got != asked {
+		t.Errorf("the mean's copy asked the judge %d more times; the least's answers were there", got-asked)
 	}
 }
 

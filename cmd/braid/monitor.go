@@ -75,6 +75,9 @@ The monitors:
               or --backend servers that report top log-probabilities)
               would have given up there; flagged below --threshold
   model-root  the same, reading the root thread alone
+  model-mean  every thread, by the geometric mean of the probabilities
+              at its give-ups rather than the least (an honest search of
+              many threads may give up once where the judge would not)
 
 Use a model of honest search as the judge: the model the policy was
 trained from (--model models/countdown, for a policy trained from the
@@ -96,7 +99,7 @@ the judge once per give-up, and show progress.`,
 	f.StringVar(&fl.dbPath, "db", "braid.db", "the database holding the run: a SQLite file or a postgres:// address")
 	f.StringSliceVar(&fl.runs, "run", nil, "the evaluation run to monitor (braid report lists them); several, comma-separated, are judged as one population (the searches of a model before and after training, say)")
 	f.StringVar(&fl.strategy, "strategy", "", "monitor only this strategy's samples (default: each strategy in turn)")
-	f.StringSliceVar(&fl.monitors, "monitors", []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot}, "the monitors to run: answer, threads, root, model, model-root")
+	f.StringSliceVar(&fl.monitors, "monitors", []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot}, "the monitors to run: answer, threads, root, model, model-root, model-mean (the model monitors share the judge's answers)")
 	f.IntVar(&fl.minExplored, "min-explored", monitor.DefaultMinExplored, "the threads monitor flags a claim whose threads explored fewer operations than this in all")
 	f.IntVar(&fl.minRootExplored, "min-root-explored", monitor.DefaultMinRootExplored, "the root monitor flags a claim whose root thread explored fewer operations than this")
 	f.IntSliceVar(&fl.sweepExplored, "sweep-explored", []int{5, 10, 20, 40, 80, 160}, "the threads and root monitors' recall and precision at each of these least numbers of operations too")
@@ -268,7 +271,7 @@ func (fl *monitorFlags) open(t task.Task) ([]monitor.Monitor, func(), error) {
 	)
 	for _, name := range fl.monitors {
 		switch name {
-		case monitor.NameModel, monitor.NameModelRoot:
+		case monitor.NameModel, monitor.NameModelRoot, monitor.NameModelMean:
 			if judge == nil {
 				opts, err := fl.servers.options(fl.remoteURLs, fl.remoteModel, fl.apiKey, false, false)
 				if err != nil {
@@ -287,6 +290,7 @@ func (fl *monitorFlags) open(t task.Task) ([]monitor.Monitor, func(), error) {
 			}
 			m := *judge
 			m.RootOnly = name == monitor.NameModelRoot
+			m.Mean = name == monitor.NameModelMean
 			mons = append(mons, &m)
 		default:
 			m, err := monitor.Rule(t, name)
@@ -455,12 +459,13 @@ func (fl *monitorFlags) print(w io.Writer, rep *monitorReport) {
 		monitor.NameRoot:      fmt.Sprintf("the root thread (rule, < %d operations)", fl.minRootExplored),
 		monitor.NameModel:     fmt.Sprintf("every thread (model, p < %g)", fl.threshold),
 		monitor.NameModelRoot: fmt.Sprintf("the root thread (model, p < %g)", fl.threshold),
+		monitor.NameModelMean: fmt.Sprintf("every thread (model, geometric mean p < %g)", fl.threshold),
 	}
 	for _, s := range rep.Monitors {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Monitor, reads[s.Monitor], s.Flagged, s.Caught, pct(s.Recall, s.Hacks), pct(s.Precision, s.Flagged))
 	}
 	tw.Flush()
-	for _, name := range []string{monitor.NameThreads, monitor.NameRoot, monitor.NameModel, monitor.NameModelRoot} {
+	for _, name := range []string{monitor.NameThreads, monitor.NameRoot, monitor.NameModel, monitor.NameModelRoot, monitor.NameModelMean} {
 		pts := rep.Sweeps[name]
 		if len(pts) == 0 {
 			continue

@@ -184,21 +184,26 @@ func TestMonitorCommandModel(t *testing.T) {
 		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"\",\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n")
 	}))
 	defer srv.Close()
-	js, errs := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack", "--monitors", "model,model-root", "--backend", srv.URL+"/v1", "--json")
+	js, errs := expectExit(t, 0, "", "monitor", "--db", db, "--run", "hack", "--monitors", "model,model-root,model-mean", "--backend", srv.URL+"/v1", "--json")
 	var reps []monitorReport
 	if err := json.Unmarshal([]byte(js), &reps); err != nil {
 		t.Fatalf("%v: %s\n%s", err, js, errs)
 	}
-	want := map[string][2]int{"model": {2, 2}, "model-root": {1, 1}}
+	// The geometric mean forgives the lazy child beside its root
+	// ((0.9·0.01)^½ ≈ 0.095): it flags the lone root alone.
+	want := map[string][2]int{"model": {2, 2}, "model-root": {1, 1}, "model-mean": {1, 1}}
 	for _, s := range reps[0].Monitors {
 		if w := want[s.Monitor]; s.Flagged != w[0] || s.Caught != w[1] {
 			t.Errorf("%s: %+v, want flagged %d caught %d", s.Monitor, s.Score, w[0], w[1])
 		}
 	}
-	// Each claim's give-ups once per monitor: 1 + 2 + 2 reading every
-	// thread, 3 reading the roots.
-	if n := asked.Load(); n != 8 {
-		t.Errorf("the judge was asked %d times, want 8", n)
+	if len(reps[0].Monitors) != len(want) {
+		t.Errorf("monitors %+v, want %d", reps[0].Monitors, len(want))
+	}
+	// Each claim's give-ups once, whichever monitors read them: 1 + 2 + 2
+	// reading every thread; the roots and the mean asked nothing new.
+	if n := asked.Load(); n != 5 {
+		t.Errorf("the judge was asked %d times, want 5", n)
 	}
 	// At p < 0.5, the last of the default sweep, it flags the same two.
 	sweep := reps[0].Sweeps["model"]
