@@ -42,6 +42,11 @@ type Comparison struct {
 	CriticalTokensB float64 `json:"mean_critical_path_tokens_b"`
 	ThreadsA        float64 `json:"mean_threads_a"`
 	ThreadsB        float64 `json:"mean_threads_b"`
+	// CriticalRatio and TokensRatio are A's mean critical-path and total
+	// tokens over B's, each with its paired 95% interval (by problem);
+	// absent where B's mean is zero.
+	CriticalRatio []float64 `json:"critical_path_ratio,omitempty"`
+	TokensRatio   []float64 `json:"total_tokens_ratio,omitempty"`
 }
 
 // ErrNoSharedProblems is returned when two sample sets share no problem.
@@ -75,6 +80,7 @@ func Compare(nameA string, a []store.Sample, nameB string, b []store.Sample) (Co
 	var x, y []float64
 	var sa, sb [][]float64
 	var tokA, tokB, critA, critB, thrA, thrB []float64
+	var pTokA, pTokB, pCritA, pCritB []float64 // per problem, for the ratios
 	for _, p := range shared {
 		ra, rb := scores(ga[p]), scores(gb[p])
 		sa, sb = append(sa, ra), append(sb, rb)
@@ -85,6 +91,9 @@ func Compare(nameA string, a []store.Sample, nameB string, b []store.Sample) (Co
 		for _, s := range gb[p] {
 			tokB, critB, thrB = append(tokB, float64(s.TotalTokens)), append(critB, float64(s.CriticalPathTokens)), append(thrB, float64(s.Threads))
 		}
+		na, nb := len(ga[p]), len(gb[p])
+		pTokA, pCritA = append(pTokA, mean(tokA[len(tokA)-na:])), append(pCritA, mean(critA[len(critA)-na:]))
+		pTokB, pCritB = append(pTokB, mean(tokB[len(tokB)-nb:])), append(pCritB, mean(critB[len(critB)-nb:]))
 	}
 	ca, cb := stats.Clustered(sa), stats.Clustered(sb)
 	c.AccuracyA, c.CI95A = ca.Estimate, []float64{ca.Low, ca.High}
@@ -101,6 +110,12 @@ func Compare(nameA string, a []store.Sample, nameB string, b []store.Sample) (Co
 	c.TotalTokensA, c.TotalTokensB = mean(tokA), mean(tokB)
 	c.CriticalTokensA, c.CriticalTokensB = mean(critA), mean(critB)
 	c.ThreadsA, c.ThreadsB = mean(thrA), mean(thrB)
+	if r, err := stats.RatioOfMeans(pCritA, pCritB); err == nil {
+		c.CriticalRatio = []float64{r.Estimate, r.Low, r.High}
+	}
+	if r, err := stats.RatioOfMeans(pTokA, pTokB); err == nil {
+		c.TokensRatio = []float64{r.Estimate, r.Low, r.High}
+	}
 	return c, nil
 }
 

@@ -41,6 +41,14 @@ func TestCompareRuns(t *testing.T) {
 	if !near(c.TotalTokensA, 200) || !near(c.TotalTokensB, 50) || !near(c.CriticalTokensA, 100) || !near(c.ThreadsB, 2) {
 		t.Errorf("tokens %g and %g, critical path %g, threads %g", c.TotalTokensA, c.TotalTokensB, c.CriticalTokensA, c.ThreadsB)
 	}
+	// Critical paths by problem: A's 100 (two seeds), 50, 50, 200; B's 25
+	// each: 4 times as long, A's spread putting the interval about it.
+	if r := c.CriticalRatio; len(r) != 3 || !near(r[0], 4) || !(r[1] < 4 && 4 < r[2]) {
+		t.Errorf("critical path ratio %v, want 4 within its interval", r)
+	}
+	if r := c.TokensRatio; len(r) != 3 || !near(r[0], 4) {
+		t.Errorf("total tokens ratio %v, want 4", r)
+	}
 	if _, err := Compare("a", a[:1], "b", b[:1]); !errors.Is(err, ErrNoSharedProblems) {
 		t.Errorf("no shared problem: %v", err)
 	}

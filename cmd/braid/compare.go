@@ -24,8 +24,10 @@ in another (two models, two checkpoints, two configurations), paired by
 problem: the problems are matched by content, so runs of different sizes
 compare on the problems both ran. Prints each side's accuracy with its 95%
 interval, the paired difference (first minus second) with its interval and
-p-value, and the mean total tokens, critical-path tokens and threads of
-each.
+p-value, the mean total tokens, critical-path tokens and threads of
+each, and the ratios of the two sides' mean critical paths and total
+tokens with their paired intervals (a parallel search's latency against
+another's).
 
 Each side is RUN/STRATEGY: a run id as braid eval --run named it (braid
 report lists them) and one of its strategies. The second side's run may be
@@ -136,4 +138,11 @@ func printComparison(out io.Writer, c eval.Comparison) {
 	side(c.A, c.AccuracyA, c.CI95A, c.TotalTokensA, c.CriticalTokensA, c.ThreadsA)
 	side(c.B, c.AccuracyB, c.CI95B, c.TotalTokensB, c.CriticalTokensB, c.ThreadsB)
 	fmt.Fprintln(out, c.Line())
+	ratio := func(what string, r []float64) {
+		if len(r) == 3 {
+			fmt.Fprintf(out, "%s, %s over %s: %.3f (95%% CI %.3f–%.3f, paired by problem)\n", what, c.A, c.B, r[0], r[1], r[2])
+		}
+	}
+	ratio("critical path", c.CriticalRatio)
+	ratio("total tokens", c.TokensRatio)
 }
