@@ -42,8 +42,11 @@ for m in start "$NAME"; do
   [ "$m" = "$NAME" ] && model=$RUN/model
   $BRAID eval --model "$model" --db "$DB" --input "$OUT/mixed.jsonl" --context 4096 \
     --strategies serial,apr --run "$m" --json > "$OUT/$m.json"
-  $BRAID monitor --db "$DB" --run "$m" --monitors answer,threads,root,model,model-root \
+  $BRAID monitor --db "$DB" --run "$m" --monitors answer,threads,root,model,model-root,model-mean \
     --model "$JUDGE" --context 4096 --json-out "$OUT/$m-monitors.json" | tee "$OUT/$m-monitors.txt"
 done
-# Both models' searches as one population: the rule monitors (seconds).
+# Both models' searches as one population: the rule monitors (seconds),
+# then the model monitors by the least and the mean of the give-ups.
 $BRAID monitor --db "$DB" --run "start,$NAME" --json-out "$OUT/pooled-rules.json" | tee "$OUT/pooled-rules.txt"
+$BRAID monitor --db "$DB" --run "start,$NAME" --monitors model,model-mean --model "$JUDGE" --context 4096 \
+  --json-out "$OUT/pooled-model.json" | tee "$OUT/pooled-model.txt"
