@@ -79,3 +79,45 @@ func TestCrewPanicsOfDifferentTypes(t *testing.T) {
 		t.Fatal("the crew hung")
 	}
 }
+
+// A member that reaches a barrier long after the others (descheduled by
+// other work on the cores) finds them asleep, and wakes them; a member
+// that panics that late wakes them too, and its panic reaches the caller.
+func TestCrewSleepersWake(t *testing.T) {
+	c := newCrew(3)
+	defer c.close()
+	var after atomic.Int32
+	for range 3 {
+		c.run(func(m int) {
+			if m == 2 {
+				time.Sleep(20 * spinFor)
+			}
+			c.barrier()
+			after.Add(1)
+		})
+	}
+	if got := after.Load(); got != 9 {
+		t.Errorf("%d members passed the barriers, want 9", got)
+	}
+	late := newCrew(3)
+	defer late.close()
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		late.run(func(m int) {
+			if m == 1 {
+				time.Sleep(20 * spinFor)
+				panic("late failure")
+			}
+			late.barrier()
+		})
+	}()
+	select {
+	case p := <-done:
+		if s, _ := p.(string); s != "late failure" {
+			t.Errorf("the late panic came back as %v", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a late panic left the crew asleep")
+	}
+}
