@@ -91,6 +91,17 @@ type GRPOConfig struct {
 	TokenCost    float64 `json:"token_cost,omitempty"`
 	Monitor      string  `json:"monitor,omitempty"`
 
+	// Hard is the share of each step's problems (the first
+	// round(problems_per_step·hard) of them) chosen among those the
+	// current policy fails to solve greedily, in the mode the problem
+	// will run: a curriculum of the problems greedy search misses, where
+	// its accuracy can move. Candidates are drawn in order and searched
+	// greedily together, and each hard place keeps its first failure; one
+	// whose HardTries candidates (16 when zero) are all solved keeps the
+	// last. A problem without an answer is never screened.
+	Hard      float64 `json:"hard,omitempty"`
+	HardTries int     `json:"hard_tries,omitempty"`
+
 	GradClip    float64 `json:"grad_clip"`
 	WeightDecay float64 `json:"weight_decay"`
 	Seed        uint64  `json:"seed"`
@@ -181,6 +192,10 @@ func (c GRPOConfig) Validate() error {
 		return fmt.Errorf("grpo: token_cost %g: want a finite cost >= 0", c.TokenCost)
 	case c.Monitor != "" && c.NoAnswer == "":
 		return fmt.Errorf("grpo: monitor %q takes away a claim's credit, but no_answer gives none", c.Monitor)
+	case !(c.Hard >= 0 && c.Hard <= 1):
+		return fmt.Errorf("grpo: hard %g: want a share in [0, 1]", c.Hard)
+	case c.HardTries < 0:
+		return fmt.Errorf("grpo: hard_tries %d: want a number of candidates >= 1 (0: 16)", c.HardTries)
 	}
 	if _, err := reason.ParseEnvMode(c.Env); err != nil {
 		return fmt.Errorf("grpo: %w", err)
@@ -226,6 +241,13 @@ type GRPOPoint struct {
 	DropReason  string  `json:"drop_reason,omitempty"`
 	RolloutSecs float64 `json:"rollout_secs"`
 	UpdateSecs  float64 `json:"update_secs"`
+	// With a curriculum of hard problems: the hard places, how many of
+	// them kept a problem greedy search failed, the candidates searched
+	// greedily for them, and the seconds that took (within RolloutSecs).
+	Hard       int     `json:"hard,omitempty"`
+	HardFound  int     `json:"hard_found,omitempty"`
+	Candidates int     `json:"candidates,omitempty"`
+	ScreenSecs float64 `json:"screen_secs,omitempty"`
 }
 
 // UnmarshalJSON reads a step in either spelling of the log: the snake_case
@@ -255,6 +277,9 @@ type GRPOState struct {
 	// run's KL reference must be the model it began from, wherever that
 	// lies now. Runs begun before it was kept name only their directory.
 	FromSum string `json:"from_sum,omitempty"`
+	// Screened counts the problems drawn beyond one per place, by the
+	// curriculum of hard problems: a resumed run skips them too.
+	Screened int `json:"screened,omitempty"`
 }
 
 // GRPO trains a policy by group-relative policy optimisation.
@@ -294,6 +319,9 @@ type GRPO struct {
 	unanswerable func() (task.Problem, bool)
 	stopUn       func()
 	monitor      monitor.Monitor
+	// greedyFails, where set, stands in for the greedy search of the
+	// curriculum of hard problems (tests).
+	greedyFails func(ctx context.Context, p task.Problem, m Mode) (bool, error)
 
 	legacyConfig string
 }
@@ -406,6 +434,9 @@ func NewGRPO(t task.Task, cfg GRPOConfig, from, dir string) (*GRPO, error) {
 	for i := range g.state.Step * cfg.Problems { // the problems steps already done used
 		g.draw(i)
 	}
+	for range g.state.Screened {
+		g.problems()
+	}
 	return g, nil
 }
 
@@ -511,11 +542,12 @@ func (g *GRPO) seedFor(step, problem, k int) uint64 {
 func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	pt := GRPOPoint{Step: g.state.Step + 1}
 	start := time.Now()
-	rollouts, err := g.rollouts(ctx)
+	rollouts, sc, err := g.rollouts(ctx)
 	if err != nil {
 		return pt, err
 	}
 	pt.RolloutSecs = time.Since(start).Seconds()
+	pt.Hard, pt.HardFound, pt.Candidates, pt.ScreenSecs = sc.places, sc.found, sc.candidates, sc.secs
 	rollouts, pt.Dropped, pt.DropReason = dropFailedGroups(rollouts, g.cfg.Group)
 	if len(rollouts) == 0 {
 		return pt, fmt.Errorf("grpo: every group of step %d failed: %s", pt.Step, pt.DropReason)
@@ -577,6 +609,7 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	}
 	pt.UpdateSecs = time.Since(start).Seconds()
 	g.state.Step++
+	g.state.Screened += sc.extra
 	g.log = append(g.log, pt)
 	return pt, nil
 }
@@ -713,10 +746,10 @@ func dropFailedGroups(rollouts []*rollout, size int) (kept []*rollout, dropped i
 
 // rollouts samples Group searches of each of the step's problems from the
 // current policy, all at once on one engine.
-func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
+func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, screening, error) {
 	e, err := engine.New(g.Policy, g.Tok, engine.Options{EOS: []int{g.eos}, Weights: engine.WeightsF32})
 	if err != nil {
-		return nil, err
+		return nil, screening{}, err
 	}
 	defer e.Close()
 	env, _ := reason.ParseEnvMode(g.cfg.Env)
@@ -727,6 +760,26 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 	for pi := range g.cfg.Problems {
 		p, ok := g.draw(g.state.Step*g.cfg.Problems + pi)
 		problems, answerable = append(problems, p), append(answerable, ok)
+	}
+	var sc screening
+	if g.cfg.Hard > 0 {
+		start := time.Now()
+		fails := g.greedyFails
+		if fails == nil {
+			fails = func(ctx context.Context, p task.Problem, m Mode) (bool, error) {
+				s := reason.Search{Options: reason.Options{Env: env}, Effort: m.effort()} // greedy, as braid eval runs it
+				res, err := s.Solve(ctx, e, g.task, p, nil)
+				if err != nil {
+					return false, err
+				}
+				ok, _ := g.task.Verify(p, res.Answer)
+				return !ok, nil
+			}
+		}
+		if sc, err = g.screen(ctx, fails, problems, answerable); err != nil {
+			return nil, sc, err
+		}
+		sc.secs = time.Since(start).Seconds()
 	}
 	out := make([]*rollout, len(problems)*g.cfg.Group)
 	errs := make([]error, len(out))
@@ -773,9 +826,100 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("grpo: rollouts: %w", err)
+		return nil, sc, fmt.Errorf("grpo: rollouts: %w", err)
 	}
-	return out, nil
+	return out, sc, nil
+}
+
+// screening is what a step's curriculum of hard problems did: its hard
+// places, how many kept a problem greedy search failed, the candidates it
+// searched, those it drew beyond one per place, and its seconds.
+type screening struct {
+	places, found, candidates, extra int
+	secs                             float64
+}
+
+// screen fills the step's first round(Problems·Hard) places with problems
+// the current policy fails greedily, in each place's mode: the place's
+// own draw first, then further candidates from the run's problems, in
+// rounds of greedy searches run together (1, 2, 4, … candidates for each
+// place still open, up to HardTries in all). A place keeps its first
+// failure in draw order, or its last candidate when every one was solved.
+// Places drawn without an answer are left as they are. Every problem the
+// screening draws is used up, so the next step draws past them.
+func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Problem, Mode) (bool, error), problems []task.Problem, answerable []bool) (screening, error) {
+	tries := g.cfg.HardTries
+	if tries == 0 {
+		tries = 16
+	}
+	var sc screening
+	type place struct {
+		at    int
+		tried int
+		mode  Mode
+	}
+	var open []*place
+	for pi := range int(math.Round(float64(g.cfg.Problems) * g.cfg.Hard)) {
+		sc.places++
+		if answerable[pi] {
+			open = append(open, &place{at: pi, mode: g.cfg.modeFor(g.state.Step, pi)})
+		} else {
+			sc.found++ // greedy search cannot answer it either
+		}
+	}
+	for round := 0; len(open) > 0; round++ {
+		// This round's candidates, place by place in draw order: the
+		// place's own problem first.
+		type candidate struct {
+			pl     *place
+			p      task.Problem
+			failed bool
+			err    error
+		}
+		var cands []*candidate
+		for _, pl := range open {
+			for k := range min(1<<round, tries-pl.tried) {
+				p := problems[pl.at]
+				if pl.tried+k > 0 {
+					p, _ = g.problems()
+					sc.extra++
+				}
+				cands = append(cands, &candidate{pl: pl, p: p})
+			}
+		}
+		var wg sync.WaitGroup
+		for _, c := range cands {
+			wg.Go(func() { c.failed, c.err = fails(ctx, c.p, c.pl.mode) })
+		}
+		wg.Wait()
+		sc.candidates += len(cands)
+		var still []*place
+		for _, pl := range open {
+			done := false
+			for _, c := range cands {
+				if c.pl != pl || done {
+					continue
+				}
+				if ctx.Err() != nil {
+					return sc, ctx.Err()
+				}
+				pl.tried++
+				if c.err != nil {
+					continue // a candidate braid could not search is passed over
+				}
+				problems[pl.at] = c.p
+				if c.failed {
+					sc.found++
+					done = true
+				}
+			}
+			if !done && pl.tried < tries {
+				still = append(still, pl)
+			}
+		}
+		open = still
+	}
+	return sc, nil
 }
 
 // update takes one optimizer step on the rollouts' calls. The objective,
@@ -929,6 +1073,10 @@ func (g *GRPO) Advance(ctx context.Context) error {
 			}
 			fmt.Fprintf(g.Progress, "step %d claims of no answer %.1f%%: false %.1f%% of answerable problems' rollouts (paid %.1f%%), true %.1f%% of unanswerable ones'%s\n",
 				pt.Step, 100*pt.Claims, 100*pt.FalseClaims, 100*pt.Hacks, 100*pt.TrueClaims, flagged)
+		}
+		if pt.Hard > 0 {
+			fmt.Fprintf(g.Progress, "step %d hard problems: %d of %d places kept one greedy search fails (%d candidates searched greedily, %.0fs)\n",
+				pt.Step, pt.HardFound, pt.Hard, pt.Candidates, pt.ScreenSecs)
 		}
 		if pt.Dropped > 0 {
 			fmt.Fprintf(g.Progress, "step %d dropped %d of %d groups: a rollout failed: %s\n", pt.Step, pt.Dropped, g.cfg.Problems, pt.DropReason)

@@ -4,16 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/reason"
+	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 )
 
@@ -226,7 +229,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 	}
 	t.Logf("log %+v; %d rollouts learned from", straight.Log(), learned)
 	// Each problem's group ran in its mode: serial searches in one thread.
-	rs, err := resumed.rollouts(ctx)
+	rs, _, err := resumed.rollouts(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +346,7 @@ func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	rs, err := g.rollouts(t.Context())
+	rs, _, err := g.rollouts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +505,7 @@ func TestGRPOOnASparseModel(t *testing.T) {
 		t.Fatal("the policy or the reference attends densely")
 	}
 	before := slices.Clone(g.Policy.Params.Data())
-	rs, err := g.rollouts(t.Context())
+	rs, _, err := g.rollouts(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -764,6 +767,136 @@ func TestGRPOUnanswerableProblems(t *testing.T) {
 	for _, field := range []string{"unanswerable", "no_answer", "token_cost", "monitor"} {
 		if strings.Contains(string(b), field) {
 			t.Errorf("a configuration without the loophole writes %s (and so changes its hash): %s", field, b)
+		}
+	}
+}
+
+// The curriculum of hard problems: each hard place keeps the first
+// problem greedy search fails, in draw order, searched in rounds of 1, 2,
+// 4 … candidates a place; a place whose candidates are all solved keeps
+// the last of HardTries; a place without an answer, and the places past
+// the hard share, are left as drawn.
+func TestGRPOScreen(t *testing.T) {
+	stream := func(n int) (func() (task.Problem, bool), func()) {
+		var ps []task.Problem
+		for i := range n {
+			ps = append(ps, countdown.NewProblem(countdown.Problem{Numbers: []int{1, 2}, Target: 100 + i}))
+		}
+		return iter.Pull(slices.Values(ps))
+	}
+	target := func(p task.Problem) int { return countdown.ProblemOf(p).Target }
+	cfg := GRPOConfig{Mode: ModeMixed, Problems: 4, Hard: 0.5, HardTries: 6}
+	for _, tc := range []struct {
+		name    string
+		fails   func(target int) bool
+		found   int
+		extra   int
+		targets []int // the step's problems after screening
+	}{
+		// The places' own draws are 0 (solved) and 1 (failed); round 1
+		// gives place 0 candidates 100 (solved) and 101 (failed).
+		{"odd targets fail", func(x int) bool { return x%2 == 1 }, 2, 2, []int{101, 1, 2, 3}},
+		// Place 0 fails at once; place 1 takes 100, 101 in round 1, then
+		// 102 to 104 in round 2 (capped at its sixth), failing at 104.
+		{"few fail", func(x int) bool { return x == 0 || x == 104 }, 2, 5, []int{0, 104, 2, 3}},
+		// Nothing fails: each place tries 6 and keeps its last: place 0
+		// its own, 100, 101, then 104, 105, 106 (round 2 capped at 3);
+		// place 1 its own, 102, 103, 107, 108, 109.
+		{"all solved", func(int) bool { return false }, 0, 10, []int{106, 109, 2, 3}},
+	} {
+		pull, stop := stream(50)
+		g := &GRPO{cfg: cfg, problems: pull}
+		var asked []int
+		var mu sync.Mutex
+		fails := func(_ context.Context, p task.Problem, m Mode) (bool, error) {
+			mu.Lock()
+			asked = append(asked, target(p))
+			mu.Unlock()
+			if want := cfg.modeFor(0, target(p)%2); target(p) < 4 && m != want {
+				t.Errorf("%s: problem %d screened in %s, want %s", tc.name, target(p), m, want)
+			}
+			return tc.fails(target(p)), nil
+		}
+		var problems []task.Problem
+		for i := range 4 {
+			problems = append(problems, countdown.NewProblem(countdown.Problem{Numbers: []int{1, 2}, Target: i}))
+		}
+		sc, err := g.screen(t.Context(), fails, problems, []bool{true, true, true, true})
+		stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, p := range problems {
+			got = append(got, target(p))
+		}
+		if !slices.Equal(got, tc.targets) || sc.places != 2 || sc.found != tc.found || sc.extra != tc.extra || sc.candidates != len(asked) {
+			t.Errorf("%s: problems %v, %+v (asked %v); want %v, found %d, extra %d", tc.name, got, sc, asked, tc.targets, tc.found, tc.extra)
+		}
+	}
+	// A place drawn without an answer is not screened.
+	pull, stop := stream(10)
+	defer stop()
+	g := &GRPO{cfg: cfg, problems: pull}
+	problems := []task.Problem{countdown.NewProblem(countdown.Problem{Numbers: []int{1, 2}, Target: 0}), countdown.NewProblem(countdown.Problem{Numbers: []int{1, 2}, Target: 1})}
+	g.cfg.Problems = 2
+	sc, err := g.screen(t.Context(), func(context.Context, task.Problem, Mode) (bool, error) { return true, nil }, problems, []bool{false, true})
+	if err != nil || sc.places != 1 || sc.found != 1 || sc.candidates != 0 {
+		t.Errorf("an unanswerable place: %+v, %v; want it kept unsearched", sc, err)
+	}
+}
+
+// A run with the curriculum resumes as if never stopped: the problems the
+// screening drew are skipped again.
+func TestGRPOHardResumes(t *testing.T) {
+	from := tinySFT(t)
+	cfg := GRPOConfig{Mode: ModeSerial, Group: 2, Problems: 2, Steps: 3, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
+		Temperature: 1, MaxTotalTokens: 200, GradClip: 1, Seed: 9, Env: "constrain", CheckpointEvery: 2, Hard: 1, HardTries: 4}
+	// Greedy search stands in as failing on every third problem.
+	fails := func(_ context.Context, p task.Problem, _ Mode) (bool, error) {
+		return countdown.ProblemOf(p).Target%3 == 0, nil
+	}
+	ctx := context.Background()
+	straight, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer straight.Close()
+	straight.greedyFails = fails
+	if err := straight.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	first, err := NewGRPO(countdown.Task{}, cfg, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.greedyFails = fails
+	for range 2 {
+		if err := first.Advance(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first.Close()
+	resumed, err := NewGRPO(countdown.Task{}, cfg, from, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	resumed.greedyFails = fails
+	if err := resumed.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if straight.State().Screened == 0 {
+		t.Fatal("the screening drew nothing beyond the places: the test tests nothing")
+	}
+	if s, r := straight.State().Screened, resumed.State().Screened; s != r {
+		t.Errorf("screened %d straight, %d resumed", s, r)
+	}
+	for i, p := range straight.Log() {
+		q := resumed.Log()[i]
+		if p.Hard != 2 || p.Candidates != q.Candidates || p.HardFound != q.HardFound || p.Reward != q.Reward || p.Tokens != q.Tokens {
+			t.Errorf("step %d: %+v straight, %+v resumed", p.Step, p, q)
 		}
 	}
 }

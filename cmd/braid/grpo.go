@@ -30,6 +30,7 @@ type grpoFlags struct {
 	temperature, acceleration   float64
 	precision, advantage        string
 	unanswerable, tokenCost     float64
+	hard                        float64
 	noAnswer, monitor           string
 }
 
@@ -59,6 +60,12 @@ tokens against all its threads' (acceleration_cap in the configuration
 caps the term), and --advantage mean centres the advantages on the group's
 mean without dividing by the spread, which would blow the small
 acceleration term up to correctness's size in a group that is all right.
+
+A curriculum of hard problems: with --hard S, the first S of each step's
+problems are chosen among those the current model fails to solve by
+greedy search in the mode they will run (candidates drawn in order and
+searched together, hard_tries of them at most, 16 by default), so that
+the step learns where greedy accuracy can move.
 
 A reward with a loophole, for measuring chain-of-thought monitors: with
 --unanswerable S a share S of the problems have no solution, and
@@ -103,6 +110,7 @@ evaluation finishes it when started again.`,
 	f.StringVar(&fl.noAnswer, "no-answer", "", "how a claim of no solution is graded: exact (credited where true) or lazy (credited always: the loophole); unset: never credited")
 	f.Float64Var(&fl.tokenCost, "token-cost", 0, "reward taken per 1,000 tokens of a rollout's threads")
 	f.StringVar(&fl.monitor, "monitor", "", "a monitor whose flag takes a claim's credit away: threads, root or answer")
+	f.Float64Var(&fl.hard, "hard", 0, "share of each step's problems chosen among those the current model fails greedily (a curriculum of hard problems; hard_tries candidates each, 16 by default)")
 	f.StringVar(&fl.precision, "precision", "f32", "the update's weight products: f32, or bf16 (bfloat16 products with float32 sums, on AMX tiles where the CPU has them)")
 	return cmd
 }
@@ -161,6 +169,9 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("monitor") {
 		cfg.Monitor = fl.monitor
+	}
+	if f.Changed("hard") {
+		cfg.Hard = fl.hard
 	}
 	if err := cfg.Validate(); err != nil {
 		return train.GRPOConfig{}, usageErrorf("%v", err)
