@@ -5,7 +5,7 @@
 # from on a test set half without a solution, and the monitors read over
 # both models' searches, labelled by the exact solver.
 #
-#   braid train grpo --config models/countdown/loophole.json --from models/countdown --out runs/loophole
+#   braid train grpo --config models/countdown/loophole.json --from models/countdown --out runs/loophole --keep-every 8
 #   RUN=runs/loophole models/countdown/evaluate-monitor.sh
 #
 # Every step resumes where it stopped; run it again after an interruption.
