@@ -41,7 +41,10 @@ type GRPOConfig struct {
 	Problems int     `json:"problems_per_step"`
 	Steps    int     `json:"steps"`
 	LR       float64 `json:"lr"`
-	// Beta weighs the KL penalty to the starting model; Clip is the
+	// Beta weighs the KL penalty to the starting model (at 0, as DAPO
+	// and Dr. GRPO train, the reference scores only every klSampleEvery-th
+	// call, for the KL a step reports: the update's forward pass of the
+	// reference, a quarter of its work, mostly goes); Clip is the
 	// policy ratio's clipping range ε; Updates the optimizer steps taken
 	// on each batch of rollouts (the ratio differs from 1 from the
 	// second on).
@@ -922,6 +925,11 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 	return sc, nil
 }
 
+// klSampleEvery is how sparsely a run without a KL penalty (kl_beta 0)
+// scores its calls under the reference model, for the KL it reports: the
+// first call of every klSampleEvery.
+const klSampleEvery = 8
+
 // update takes one optimizer step on the rollouts' calls. The objective,
 // per action: −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·KL, with ρ the ratio of
 // the policy's probability to its probability at the batch's first update
@@ -941,7 +949,7 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab
 	var klSum float64
-	var klN int
+	var klN, calls int
 	for _, r := range learn {
 		// An update takes minutes; a stopped run ends within a call's
 		// forward and backward pass, its last checkpoint standing.
@@ -977,9 +985,13 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 			if actions == 0 {
 				continue
 			}
+			calls++
 			g.acts.SetAllowed(g.allowed)
 			g.refActs.SetAllowed(g.allowed)
-			if first {
+			// Without a KL penalty the reference's scores serve only the
+			// KL the step reports: a sample of the calls makes that
+			// estimate, at a fraction of a forward pass per call.
+			if first && (g.cfg.Beta > 0 || calls%klSampleEvery == 1) {
 				// The reference model's log-probabilities, once per batch.
 				if err := g.refActs.Reshape(1, T); err != nil {
 					return 0, 0, err
@@ -1011,7 +1023,7 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 				if t < 0 {
 					continue
 				}
-				lp, old, ref := float64(g.lp[i]), float64(c.oldLP[i]), float64(c.refLP[i])
+				lp, old := float64(g.lp[i]), float64(c.oldLP[i])
 				ratio := math.Exp(lp - old)
 				// d objective / d logp: the surrogate's, zero where the
 				// clipped term is the smaller, plus the KL penalty's.
@@ -1020,9 +1032,12 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 				if !clipped {
 					d = -r.advantage * ratio
 				}
-				d += g.cfg.Beta * (1 - math.Exp(ref-lp))
-				klSum += math.Exp(ref-lp) - (ref - lp) - 1
-				klN++
+				if c.refLP != nil {
+					ref := float64(c.refLP[i])
+					d += g.cfg.Beta * (1 - math.Exp(ref-lp))
+					klSum += math.Exp(ref-lp) - (ref - lp) - 1
+					klN++
+				}
 				// BackwardWeighted takes the gradient of Σ w·(−logp).
 				g.weights[i] = float32(-d * norm)
 			}

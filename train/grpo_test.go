@@ -900,3 +900,58 @@ func TestGRPOHardResumes(t *testing.T) {
 		}
 	}
 }
+
+// Without a KL penalty the reference scores a sample of the calls (the
+// first of every klSampleEvery), for the KL the step reports; the step is
+// the one an update that scores every call takes at a β too small to
+// matter.
+func TestGRPOWithoutKLSamplesTheReference(t *testing.T) {
+	rollouts := func() []*rollout {
+		var rs []*rollout
+		for i := range 4 {
+			r := &rollout{advantage: float64(i%2*2 - 1)}
+			for j := range 5 {
+				r.calls = append(r.calls, testCall(1, 2, 3, 4+i, 5+j, 6, 7, 8+j%3, 9))
+			}
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	// Each policy away from its reference, so that there is a KL to see.
+	apart := func(beta float64) *GRPO {
+		g := tinyGRPO(t, GRPOConfig{LR: 1e-2, Clip: 0.2, GradClip: 1, Beta: beta})
+		for i := range g.Policy.Params.Data() {
+			g.Policy.Params.Data()[i] *= 1.1
+		}
+		return g
+	}
+	sampled, full := apart(0), apart(1e-12)
+	rs, all := rollouts(), rollouts()
+	kl, _, err := sampled.update(t.Context(), rs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	klAll, _, err := full.update(t.Context(), all, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scored := 0
+	for _, r := range rs {
+		for _, c := range r.calls {
+			if c.refLP != nil {
+				scored++
+			}
+		}
+	}
+	if want := (20 + klSampleEvery - 1) / klSampleEvery; scored != want {
+		t.Errorf("the reference scored %d of 20 calls, want %d", scored, want)
+	}
+	if !(kl > 0) || math.Abs(kl-klAll) > klAll {
+		t.Errorf("KL %g from the sample, %g from every call: want a positive estimate near it", kl, klAll)
+	}
+	for i, v := range sampled.Policy.Params.Data() {
+		if w := full.Policy.Params.Data()[i]; math.Abs(float64(v-w)) > 1e-6 {
+			t.Fatalf("parameter %d: %g after the sampled update, %g after the fully scored one", i, v, w)
+		}
+	}
+}
