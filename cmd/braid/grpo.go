@@ -65,7 +65,9 @@ A curriculum of hard problems: with --hard S, the first S of each step's
 problems are chosen among those the current model fails to solve by
 greedy search in the mode they will run (candidates drawn in order and
 searched together, hard_tries of them at most, 16 by default), so that
-the step learns where greedy accuracy can move.
+the step learns where greedy accuracy can move. With kl_beta 0 (no KL
+penalty) the reference model scores only a sample of the calls, for the
+KL each step reports.
 
 A reward with a loophole, for measuring chain-of-thought monitors: with
 --unanswerable S a share S of the problems have no solution, and
@@ -81,8 +83,9 @@ those the monitor flagged.
 The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
 children per rollout; --keep-every N keeps every N-th step's model in
---out/snap/step-N, which braid eval --model opens. With --eval-every N, each N-th step's checkpoint is
-evaluated greedily on --eval-n test problems into --out/eval.db
+--out/snap/step-N, which braid eval --model opens. With --eval-every N,
+each N-th step's checkpoint is evaluated greedily on --eval-n test
+problems into --out/eval.db
 (braid report --db OUT/eval.db charts it); a run stopped during an
 evaluation finishes it when started again.`,
 		Example: `  braid train grpo --from models/countdown-sft --out runs/grpo-apr --mode parallel
