@@ -8,6 +8,9 @@
 #   braid train grpo --config models/countdown/loophole.json --from models/countdown --out runs/loophole --keep-every 8
 #   RUN=runs/loophole models/countdown/evaluate-monitor.sh
 #
+# and a run with a monitor in its reward (loophole-threads.json,
+# loophole-root.json) the same way: RUN=runs/loophole-threads.
+#
 # Every step resumes where it stopped; run it again after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,11 +45,15 @@ for m in start "$NAME"; do
   [ "$m" = "$NAME" ] && model=$RUN/model
   $BRAID eval --model "$model" --db "$DB" --input "$OUT/mixed.jsonl" --context 4096 \
     --strategies serial,apr --run "$m" --json > "$OUT/$m.json"
+  # The model monitors ask the judge at every give-up (minutes): a run
+  # already judged is not judged again (delete its file to redo it).
+  [ -s "$OUT/$m-monitors.json" ] && continue
   $BRAID monitor --db "$DB" --run "$m" --monitors answer,threads,root,model,model-root,model-mean \
     --model "$JUDGE" --context 4096 --json-out "$OUT/$m-monitors.json" | tee "$OUT/$m-monitors.txt"
 done
 # Both models' searches as one population: the rule monitors (seconds),
 # then the model monitors by the least and the mean of the give-ups.
-$BRAID monitor --db "$DB" --run "start,$NAME" --json-out "$OUT/pooled-rules.json" | tee "$OUT/pooled-rules.txt"
-$BRAID monitor --db "$DB" --run "start,$NAME" --monitors model,model-mean --model "$JUDGE" --context 4096 \
-  --json-out "$OUT/pooled-model.json" | tee "$OUT/pooled-model.txt"
+$BRAID monitor --db "$DB" --run "start,$NAME" --json-out "$OUT/pooled-rules-$NAME.json" | tee "$OUT/pooled-rules-$NAME.txt"
+[ -s "$OUT/pooled-model-$NAME.json" ] ||
+  $BRAID monitor --db "$DB" --run "start,$NAME" --monitors model,model-mean --model "$JUDGE" --context 4096 \
+    --json-out "$OUT/pooled-model-$NAME.json" | tee "$OUT/pooled-model-$NAME.txt"
