@@ -20,7 +20,6 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/internal/atomicfile"
 	"github.com/braid-dev/braid/model"
-	"github.com/braid-dev/braid/model/safetensors"
 	"github.com/braid-dev/braid/monitor"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
@@ -856,10 +855,17 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 		tries = 16
 	}
 	var sc screening
+	// A place's candidates of the current round, in draw order.
+	type candidate struct {
+		p      task.Problem
+		failed bool
+		err    error
+	}
 	type place struct {
 		at    int
 		tried int
 		mode  Mode
+		round []*candidate
 	}
 	var open []*place
 	for pi := range int(math.Round(float64(g.cfg.Problems) * g.cfg.Hard)) {
@@ -871,41 +877,29 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 		}
 	}
 	for round := 0; len(open) > 0; round++ {
-		// This round's candidates, place by place in draw order: the
-		// place's own problem first.
-		type candidate struct {
-			pl     *place
-			p      task.Problem
-			failed bool
-			err    error
-		}
-		var cands []*candidate
+		var wg sync.WaitGroup
 		for _, pl := range open {
+			pl.round = pl.round[:0]
 			for k := range min(1<<round, tries-pl.tried) {
-				p := problems[pl.at]
+				p := problems[pl.at] // the place's own problem first
 				if pl.tried+k > 0 {
 					p, _ = g.problems()
 					sc.extra++
 				}
-				cands = append(cands, &candidate{pl: pl, p: p})
+				c := &candidate{p: p}
+				pl.round = append(pl.round, c)
+				wg.Go(func() { c.failed, c.err = fails(ctx, c.p, pl.mode) })
 			}
-		}
-		var wg sync.WaitGroup
-		for _, c := range cands {
-			wg.Go(func() { c.failed, c.err = fails(ctx, c.p, c.pl.mode) })
+			sc.candidates += len(pl.round)
 		}
 		wg.Wait()
-		sc.candidates += len(cands)
+		if err := ctx.Err(); err != nil {
+			return sc, err
+		}
 		var still []*place
 		for _, pl := range open {
 			done := false
-			for _, c := range cands {
-				if c.pl != pl || done {
-					continue
-				}
-				if ctx.Err() != nil {
-					return sc, ctx.Err()
-				}
+			for _, c := range pl.round {
 				pl.tried++
 				if c.err != nil {
 					continue // a candidate braid could not search is passed over
@@ -914,6 +908,7 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 				if c.failed {
 					sc.found++
 					done = true
+					break
 				}
 			}
 			if !done && pl.tried < tries {
@@ -949,7 +944,7 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab
 	var klSum float64
-	var klN, calls int
+	var klN, nth int // nth: the calls with actions so far
 	for _, r := range learn {
 		// An update takes minutes; a stopped run ends within a call's
 		// forward and backward pass, its last checkpoint standing.
@@ -985,13 +980,13 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 			if actions == 0 {
 				continue
 			}
-			calls++
+			nth++
 			g.acts.SetAllowed(g.allowed)
 			g.refActs.SetAllowed(g.allowed)
 			// Without a KL penalty the reference's scores serve only the
 			// KL the step reports: a sample of the calls makes that
 			// estimate, at a fraction of a forward pass per call.
-			if first && (g.cfg.Beta > 0 || calls%klSampleEvery == 1) {
+			if first && (g.cfg.Beta > 0 || nth%klSampleEvery == 1) {
 				// The reference model's log-probabilities, once per batch.
 				if err := g.refActs.Reshape(1, T); err != nil {
 					return 0, 0, err
@@ -1113,16 +1108,16 @@ func (g *GRPO) Advance(ctx context.Context) error {
 // SnapDir holds the models a run keeps (KeepEvery), one per kept step.
 const SnapDir = "snap"
 
-// keep copies the checkpoint just written to SnapDir/step-N as a model
-// directory (weights, configuration, tokenizer; no optimizer), written
-// beside and renamed in, so a kill leaves no half model under the name.
+// keep writes the policy to SnapDir/step-N as a model directory
+// (weights, configuration, tokenizer; no optimizer), beside and renamed
+// in, so a kill leaves no half model under the name.
 func (g *GRPO) keep() error {
 	dst := filepath.Join(g.dir, SnapDir, fmt.Sprintf("step-%d", g.state.Step))
 	tmp := dst + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
 	}
-	if err := Export(filepath.Join(g.dir, CheckpointDir), tmp, safetensors.F32, 0); err != nil {
+	if err := writeModelDir(tmp, g.Policy, g.Tok, g.eos); err != nil {
 		return fmt.Errorf("keep step %d: %w", g.state.Step, err)
 	}
 	if err := os.RemoveAll(dst); err != nil {

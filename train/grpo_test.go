@@ -857,33 +857,29 @@ func TestGRPOHardResumes(t *testing.T) {
 		return countdown.ProblemOf(p).Target%3 == 0, nil
 	}
 	ctx := context.Background()
-	straight, err := NewGRPO(countdown.Task{}, cfg, from, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	// open starts or resumes the run in dir, closed when the test ends.
+	open := func(dir string) *GRPO {
+		g, err := NewGRPO(countdown.Task{}, cfg, from, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(g.Close)
+		g.greedyFails = fails
+		return g
 	}
-	defer straight.Close()
-	straight.greedyFails = fails
+	straight := open(t.TempDir())
 	if err := straight.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	first, err := NewGRPO(countdown.Task{}, cfg, from, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.greedyFails = fails
+	first := open(dir)
 	for range 2 {
 		if err := first.Advance(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	first.Close()
-	resumed, err := NewGRPO(countdown.Task{}, cfg, from, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resumed.Close()
-	resumed.greedyFails = fails
+	resumed := open(dir)
 	if err := resumed.Run(ctx); err != nil {
 		t.Fatal(err)
 	}

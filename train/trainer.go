@@ -393,15 +393,7 @@ func writeCheckpoint(dir string, m *model.Model, tok *tokenizer.Tokenizer, eos i
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := m.Save(tmp); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	hc := m.Config.HFConfig()
-	hc.EOSTokenIDs = []int{eos}
-	if err := hc.Save(filepath.Join(tmp, model.ConfigFile)); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := tok.Save(filepath.Join(tmp, tokenizerFile)); err != nil {
+	if err := writeModelDir(tmp, m, tok, eos); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if err := safetensors.WriteFile(filepath.Join(tmp, optimizerFile), []safetensors.Tensor{
@@ -434,6 +426,21 @@ func writeCheckpoint(dir string, m *model.Model, tok *tokenizer.Tokenizer, eos i
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
+}
+
+// writeModelDir writes m into dir as a model directory the engine opens:
+// the weights, the configuration with its end-of-sequence token, the
+// tokenizer.
+func writeModelDir(dir string, m *model.Model, tok *tokenizer.Tokenizer, eos int) error {
+	if err := m.Save(dir); err != nil {
+		return err
+	}
+	hc := m.Config.HFConfig()
+	hc.EOSTokenIDs = []int{eos}
+	if err := hc.Save(filepath.Join(dir, model.ConfigFile)); err != nil {
+		return err
+	}
+	return tok.Save(filepath.Join(dir, tokenizerFile))
 }
 
 // resume loads the checkpoint in the run directory, if any.
