@@ -162,19 +162,34 @@ func (c *client) do(ctx context.Context, hc *http.Client, k call) outcome {
 		return f
 	}
 	if k.stream && resp.StatusCode == http.StatusOK && !got.endsWith("data: [DONE]", "event: end") {
+		// The report keeps a failure's first few hundred bytes: how the
+		// stream ended goes first, then the rest for the search for
+		// stack traces.
 		o.label = "cut short"
-		o.detail += " ... " + string(got.tail)
+		o.detail = fmt.Sprintf("last event %q, last bytes %q; began: %s ... %s",
+			got.lastEvent(), got.tail[max(0, len(got.tail)-120):], got.head, got.tail)
 	}
 	return o
 }
 
-// keptBody keeps the first bodyLimit bytes written to it and the last
-// keptTail.
+// keptBody keeps the first bodyLimit bytes written to it, the last
+// keptTail, and the beginning of the latest server-sent event: how a
+// stream ended is its last event's name or first line, and that event may
+// be far longer than any tail (an "end" event carries the whole trace).
 type keptBody struct {
 	head, tail []byte
+	// cur is the beginning of the event being read, last that of the
+	// latest whole event with more than blank lines; nl says whether the
+	// bytes so far end with a newline, for a blank line split across
+	// writes.
+	cur, last []byte
+	nl        bool
 }
 
-const keptTail = 4096
+const (
+	keptTail  = 4096
+	eventHead = 256 // an event's id, name and the start of its data
+)
 
 func (k *keptBody) Write(p []byte) (int, error) {
 	if room := bodyLimit - len(k.head); room > 0 {
@@ -184,18 +199,56 @@ func (k *keptBody) Write(p []byte) (int, error) {
 	if extra := len(k.tail) - keptTail; extra > 0 {
 		k.tail = append(k.tail[:0], k.tail[extra:]...)
 	}
+	k.events(p)
 	return len(p), nil
 }
 
-// endsWith says whether the body's last event is one of the ends given.
-func (k *keptBody) endsWith(ends ...string) bool {
-	last := bytes.TrimSpace(k.tail)
-	if i := bytes.LastIndex(last, []byte("\n\n")); i >= 0 {
-		last = last[i+2:]
+// events follows the event boundaries (blank lines) in p.
+func (k *keptBody) events(p []byte) {
+	for len(p) > 0 {
+		if k.nl && p[0] == '\n' {
+			k.endEvent()
+			p, k.nl = p[1:], false
+			continue
+		}
+		i := bytes.Index(p, []byte("\n\n"))
+		if i < 0 {
+			k.cur = append(k.cur, p[:min(eventHead-len(k.cur), len(p))]...)
+			k.nl = p[len(p)-1] == '\n'
+			return
+		}
+		k.cur = append(k.cur, p[:min(eventHead-len(k.cur), i)]...)
+		k.endEvent()
+		p, k.nl = p[i+2:], false
 	}
-	for _, e := range ends {
-		if bytes.Contains(last, []byte(e)) {
-			return true
+}
+
+func (k *keptBody) endEvent() {
+	if len(bytes.TrimSpace(k.cur)) > 0 {
+		k.last = append(k.last[:0], k.cur...)
+	}
+	k.cur = k.cur[:0]
+}
+
+// lastEvent is the beginning of the body's last event, blank lines
+// trimmed: the one still open, if it has more than blank lines, else the
+// latest whole one.
+func (k *keptBody) lastEvent() []byte {
+	if e := bytes.TrimSpace(k.cur); len(e) > 0 {
+		return e
+	}
+	return bytes.TrimSpace(k.last)
+}
+
+// endsWith says whether a line of the body's last event is one of the
+// ends given (an event's name, a data line).
+func (k *keptBody) endsWith(ends ...string) bool {
+	for line := range bytes.Lines(k.lastEvent()) {
+		line = bytes.TrimRight(line, "\r\n")
+		for _, e := range ends {
+			if string(line) == e {
+				return true
+			}
 		}
 	}
 	return false

@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -41,4 +42,50 @@ func TestStderrWatch(t *testing.T) {
 	if got := w.crashLines(); len(got) != 3 || !strings.HasPrefix(got[2], "fatal error") {
 		t.Errorf("crash lines %q", got)
 	}
+}
+
+// How a stream ended is read from its last event's beginning, however the
+// body was split into reads and however long that event is: a trace's
+// "end" event carries the whole trace, far more than any kept tail.
+func TestStreamEnd(t *testing.T) {
+	long := strings.Repeat("x", 20000)
+	for _, c := range []struct {
+		body string
+		ends bool
+	}{
+		{"id: 0\nevent: token\ndata: {}\n\nevent: end\ndata: {\"tree\":\"" + long + "\"}\n\n", true},
+		{"data: {\"a\":1}\n\ndata: [DONE]\n\n\n", true},
+		{"data: {\"a\":1}\n\ndata: [DONE]", true},
+		{"event: end\ndata: {}\n\nevent: token\ndata: {\"text\":\"" + long + "\"}\n\n", false},
+		{"id: 3\nevent: token\ndata: {\"text\":\"" + long, false},
+		{"event: error\ndata: {\"error\":\"event: end\"}\n\n", false},
+		{"", false},
+	} {
+		for _, size := range []int{1, 2, 7, 4096, len(c.body) + 1} {
+			var k keptBody
+			for b := []byte(c.body); len(b) > 0; b = b[min(size, len(b)):] {
+				k.Write(b[:min(size, len(b))])
+			}
+			if got := k.endsWith("data: [DONE]", "event: end"); got != c.ends {
+				t.Errorf("%.60q in writes of %d: ended %v, want %v (last event %q)", c.body, size, got, c.ends, k.lastEvent())
+			}
+		}
+	}
+}
+
+// The verdict on a body does not depend on how it was split into writes.
+func FuzzStreamEnd(f *testing.F) {
+	f.Add([]byte("event: end\ndata: {}\n\n"), uint8(3))
+	f.Add([]byte("data: x\n\n\n\ndata: [DONE]\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, body []byte, size uint8) {
+		var whole, split keptBody
+		whole.Write(body)
+		n := int(size%64) + 1
+		for b := body; len(b) > 0; b = b[min(n, len(b)):] {
+			split.Write(b[:min(n, len(b))])
+		}
+		if !bytes.Equal(whole.lastEvent(), split.lastEvent()) {
+			t.Errorf("last event %q whole, %q in writes of %d", whole.lastEvent(), split.lastEvent(), n)
+		}
+	})
 }
