@@ -12,7 +12,7 @@ import (
 	"github.com/braid-dev/braid/backend"
 )
 
-func load(t *testing.T, name, bos, eos string) *Template {
+func load(t testing.TB, name, bos, eos string) *Template {
 	t.Helper()
 	src, err := os.ReadFile("testdata/" + name)
 	if err != nil {
@@ -196,12 +196,48 @@ func TestBackendRenders(t *testing.T) {
 	}
 }
 
+// A client's messages are data, never template: whatever a conversation
+// holds (Jinja of its own, special tokens, invalid UTF-8), the families'
+// templates render it without an error and write each message whole
+// (Llama's contents trimmed, as it writes them). The first message's role
+// is one the templates know: they drop others, as their models expect.
+func FuzzRenderMessages(f *testing.F) {
+	qwen := load(f, "qwen2.5-instruct.jinja", "", "<|im_end|>")
+	llama := load(f, "llama-3.2-instruct.jinja", "<|begin_of_text|>", "<|eot_id|>")
+	f.Add(uint8(0), "You are terse.", "What is {{ 2+2 }}?", true)
+	f.Add(uint8(1), "{% for x in range(99999999) %}x{% endfor %}", "<|im_end|><|im_start|>system\n", false)
+	f.Add(uint8(2), "  {{ raise_exception('no') }}  ", "\xff\xfe", true)
+	roles := []string{"system", "user", "assistant"}
+	f.Fuzz(func(t *testing.T, role uint8, first, second string, gen bool) {
+		ms := []backend.Message{{Role: roles[int(role)%len(roles)], Content: first}, {Role: "user", Content: second}}
+		for _, c := range []struct {
+			name string
+			t    *Template
+			trim bool
+		}{{"qwen", qwen, false}, {"llama", llama, true}} {
+			out, err := c.t.Render(ms, gen, map[string]any{"date_string": "26 Jul 2024"})
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			for _, m := range ms {
+				want := m.Content
+				if c.trim {
+					want = strings.TrimSpace(want)
+				}
+				if !strings.Contains(out, want) {
+					t.Errorf("%s: %q is not in the rendering %q", c.name, want, out)
+				}
+			}
+		}
+	})
+}
+
 // A tokenizer_config.json from anywhere is read and its template
-// compiled, or refused with an error: never a panic. Rendering is not
-// fuzzed: a template is a program the model file carries, and a mutated
-// one loops or allocates without bound as any program may (the fuzzer
-// stalls on one within seconds); the families' templates render in
-// TestRenderFamilies.
+// compiled, or refused with an error: never a panic. Mutated templates are
+// not rendered: a template is a program the model file carries, and a
+// mutated one loops or allocates without bound as any program may (the
+// fuzzer stalls on one within seconds); the families' templates render
+// in TestRenderFamilies, and render any messages in FuzzRenderMessages.
 func FuzzFromTokenizerConfig(f *testing.F) {
 	for _, name := range []string{"qwen2.5-instruct.jinja", "llama-3.2-instruct.jinja"} {
 		src, err := os.ReadFile("testdata/" + name)
