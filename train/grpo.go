@@ -298,6 +298,12 @@ type GRPO struct {
 	log    []GRPOPoint
 	// Progress receives a line per step.
 	Progress io.Writer
+	// Tick, where set, hears how far the step under way has come, as
+	// each piece of a phase ends: phase "screening" (hard places settled),
+	// "rollouts" (searches finished) or "update" (rollouts learned from,
+	// over every update of the batch); done counts up to total, and each
+	// phase starts with done 0. Calls come one at a time.
+	Tick func(step int, phase string, done, total int)
 	// KeepEvery, when positive, keeps the policy of every KeepEvery-th
 	// step as a model directory in SnapDir/step-N, beside the one
 	// checkpoint that each new one replaces: the hack's rate over
@@ -599,8 +605,9 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	pt.Learned = len(learn)
 	start = time.Now()
 	if len(learn) > 0 {
+		tick := g.startPhase("update", g.cfg.Updates*len(learn))
 		for u := range g.cfg.Updates {
-			kl, norm, err := g.update(ctx, learn, u == 0)
+			kl, norm, err := g.update(ctx, learn, u == 0, tick)
 			if err != nil {
 				return pt, err
 			}
@@ -785,10 +792,12 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, screening, error) {
 	}
 	out := make([]*rollout, len(problems)*g.cfg.Group)
 	errs := make([]error, len(out))
+	tick := g.startPhase("rollouts", len(out))
 	var wg sync.WaitGroup
 	for i := range out {
 		pi, k := i/g.cfg.Group, i%g.cfg.Group
 		wg.Go(func() {
+			defer tick.add(1)
 			rec := &recorder{Backend: e, tok: g.Tok}
 			mode := g.cfg.modeFor(g.state.Step, pi)
 			s := reason.Search{Options: reason.Options{Env: env, Temperature: g.cfg.Temperature,
@@ -841,6 +850,37 @@ type screening struct {
 	secs                             float64
 }
 
+// phaseTicker reports a phase's progress to GRPO.Tick, one call at a
+// time: the pieces of a phase may end on several goroutines at once.
+type phaseTicker struct {
+	mu          sync.Mutex
+	f           func(step int, phase string, done, total int)
+	step        int
+	phase       string
+	done, total int
+}
+
+// startPhase reports the phase's start; a nil ticker, for a run without
+// Tick, reports nothing.
+func (g *GRPO) startPhase(phase string, total int) *phaseTicker {
+	if g.Tick == nil {
+		return nil
+	}
+	t := &phaseTicker{f: g.Tick, step: g.state.Step + 1, phase: phase, total: total}
+	t.f(t.step, phase, 0, total)
+	return t
+}
+
+func (t *phaseTicker) add(n int) {
+	if t == nil || n == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done += n
+	t.f(t.step, t.phase, t.done, t.total)
+}
+
 // screen fills the step's first round(Problems·Hard) places with problems
 // the current policy fails greedily, in each place's mode: the place's
 // own draw first, then further candidates from the run's problems, in
@@ -876,6 +916,7 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 			sc.found++ // greedy search cannot answer it either
 		}
 	}
+	tick := g.startPhase("screening", len(open))
 	for round := 0; len(open) > 0; round++ {
 		var wg sync.WaitGroup
 		for _, pl := range open {
@@ -915,6 +956,7 @@ func (g *GRPO) screen(ctx context.Context, fails func(context.Context, task.Prob
 				still = append(still, pl)
 			}
 		}
+		tick.add(len(open) - len(still))
 		open = still
 	}
 	return sc, nil
@@ -940,7 +982,7 @@ const klSampleEvery = 8
 // the choice. A choice the environment forced is certain under every
 // model: it carries neither gradient nor KL, and the update's pull goes
 // to the choices that were open, not to tokens no sampler could pick.
-func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gradNorm float64, err error) {
+func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool, tick *phaseTicker) (kl, gradNorm float64, err error) {
 	clear(g.grads.Data())
 	vocab := g.Policy.Config.Vocab
 	var klSum float64
@@ -1040,6 +1082,7 @@ func (g *GRPO) update(ctx context.Context, learn []*rollout, first bool) (kl, gr
 				return 0, 0, err
 			}
 		}
+		tick.add(1)
 	}
 	gradNorm = clipNorm(g.grads.Data(), g.cfg.GradClip)
 	g.opt.update(g.Policy.Params.Data(), g.grads.Data(), g.cfg.LR)

@@ -77,7 +77,7 @@ func TestGRPOUpdateFollowsTheAdvantage(t *testing.T) {
 	bad := &rollout{advantage: -1, calls: []call{testCall(1, 2, 3, 9, 8, 7, 6, 5, 4)}}
 	g0, b0 := seqLogprob(t, g, good.calls[0]), seqLogprob(t, g, bad.calls[0])
 	for u := range 5 {
-		if _, _, err := g.update(t.Context(), []*rollout{good, bad}, u == 0); err != nil {
+		if _, _, err := g.update(t.Context(), []*rollout{good, bad}, u == 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +95,7 @@ func TestGRPOUpdateStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	r := &rollout{advantage: 1, calls: []call{testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)}}
-	if _, _, err := g.update(ctx, []*rollout{r}, true); !errors.Is(err, context.Canceled) {
+	if _, _, err := g.update(ctx, []*rollout{r}, true, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("update with a cancelled context: %v", err)
 	}
 	if !slices.Equal(before, g.Policy.Params.Data()) {
@@ -110,7 +110,7 @@ func TestGRPOLossDividedByCalls(t *testing.T) {
 	one := testCall(1, 2, 3, 4, 5, 6, 7)
 	grads := func(calls []call) []float32 {
 		g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2, Beta: 0.04})
-		if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1.5, calls: calls}}, true); err != nil {
+		if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1.5, calls: calls}}, true, nil); err != nil {
 			t.Fatal(err)
 		}
 		return slices.Clone(g.grads.Data())
@@ -133,7 +133,7 @@ func TestGRPOIgnoresEnvironmentTokens(t *testing.T) {
 	g := tinyGRPO(t, GRPOConfig{LR: 1e-3, Clip: 0.2})
 	c := testCall(1, 2, 3, 4, 5, 6, 7, 8, 9)
 	c.action = make([]bool, len(c.tokens)) // nothing the model chose
-	if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1, calls: []call{c}}}, true); err != nil {
+	if _, _, err := g.update(t.Context(), []*rollout{{advantage: 1, calls: []call{c}}}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range g.grads.Data() {
@@ -353,7 +353,7 @@ func TestGRPOObjectiveIsTheSamplersDistribution(t *testing.T) {
 	for _, r := range rs {
 		r.advantage = 1
 	}
-	if _, _, err := g.update(t.Context(), rs, true); err != nil {
+	if _, _, err := g.update(t.Context(), rs, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	vocab := g.ref.Config.Vocab
@@ -512,7 +512,7 @@ func TestGRPOOnASparseModel(t *testing.T) {
 	for i, r := range rs {
 		r.advantage = float64(2*i - 1)
 	}
-	if _, _, err := g.update(t.Context(), rs, true); err != nil {
+	if _, _, err := g.update(t.Context(), rs, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The scoring models attend sparsely where it matters: a call longer
@@ -847,7 +847,7 @@ func TestGRPOScreen(t *testing.T) {
 }
 
 // A run with the curriculum resumes as if never stopped: the problems the
-// screening drew are skipped again.
+// screening drew are skipped again. Its progress is told phase by phase.
 func TestGRPOHardResumes(t *testing.T) {
 	from := tinySFT(t)
 	cfg := GRPOConfig{Mode: ModeSerial, Group: 2, Problems: 2, Steps: 3, LR: 1e-3, Beta: 0.04, Clip: 0.2, Updates: 1,
@@ -868,8 +868,40 @@ func TestGRPOHardResumes(t *testing.T) {
 		return g
 	}
 	straight := open(t.TempDir())
+	type tick struct {
+		step        int
+		phase       string
+		done, total int
+	}
+	var ticks []tick
+	straight.Tick = func(step int, phase string, done, total int) { ticks = append(ticks, tick{step, phase, done, total}) }
 	if err := straight.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// Each step's progress: its phases in order, each counted from 0 up to
+	// its total one piece at a time (a screening round settles several).
+	var want []tick
+	for _, p := range straight.Log() {
+		phases := []tick{{p.Step, "screening", 0, p.Hard}, {p.Step, "rollouts", 0, cfg.Problems * cfg.Group}}
+		if p.Learned > 0 {
+			phases = append(phases, tick{p.Step, "update", 0, cfg.Updates * p.Learned})
+		}
+		want = append(want, phases...)
+	}
+	var starts []tick
+	for i, k := range ticks {
+		if k.done == 0 {
+			starts = append(starts, k)
+		} else if prev := ticks[i-1]; prev.phase != k.phase || prev.step != k.step || k.done <= prev.done ||
+			k.done > k.total || k.phase != "screening" && k.done != prev.done+1 {
+			t.Errorf("tick %+v after %+v", k, prev)
+		}
+		if last := i == len(ticks)-1 || ticks[i+1].done == 0; last && k.done != k.total {
+			t.Errorf("phase %q of step %d ended at %d of %d", k.phase, k.step, k.done, k.total)
+		}
+	}
+	if !slices.Equal(starts, want) {
+		t.Errorf("phases %v, want %v", starts, want)
 	}
 	dir := t.TempDir()
 	first := open(dir)
@@ -923,11 +955,11 @@ func TestGRPOWithoutKLSamplesTheReference(t *testing.T) {
 	}
 	sampled, full := apart(0), apart(1e-12)
 	rs, all := rollouts(), rollouts()
-	kl, _, err := sampled.update(t.Context(), rs, true)
+	kl, _, err := sampled.update(t.Context(), rs, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	klAll, _, err := full.update(t.Context(), all, true)
+	klAll, _, err := full.update(t.Context(), all, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,6 +205,7 @@ func (fl *grpoFlags) run(cmd *cobra.Command) error {
 	}
 	defer g.Close()
 	g.Progress = cmd.ErrOrStderr()
+	g.Tick = phaseProgress(cmd.ErrOrStderr(), logEvery, func(step int) string { return fmt.Sprintf("step %d/%d", step, cfg.Steps) })
 	g.KeepEvery = fl.keepEvery
 	if st := g.State(); st.Step > 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "resuming %s at step %d of %d\n", fl.out, st.Step, cfg.Steps)

@@ -88,3 +88,33 @@ func (p *progress) finish() {
 		_ = p.bar.Finish()
 	}
 }
+
+// phaseProgress shows the phases of a long step (train.GRPO.Tick's
+// reports, each phase counted from 0) as progress: a bar for each phase
+// on a terminal, a line every every (logEvery) in a log. label names the
+// step, "step 11/40".
+func phaseProgress(w io.Writer, every time.Duration, label func(step int) string) func(step int, phase string, done, total int) {
+	var (
+		p    *progress
+		last int
+	)
+	return func(step int, phase string, done, total int) {
+		if done == 0 {
+			p.finish()
+			p, last = nil, 0
+			if total > 0 {
+				p = newProgress(w, total, label(step)+" "+phase)
+			}
+			if p != nil && p.bar == nil {
+				p.every = every
+			}
+			return
+		}
+		p.add(done - last)
+		last = done
+		if done >= total {
+			p.finish()
+			p = nil
+		}
+	}
+}
