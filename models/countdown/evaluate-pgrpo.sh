@@ -4,47 +4,35 @@
 # models/countdown-sft --out runs/pgrpo`) against the accuracy-only model
 # of the same recipe (the shipped models/countdown, grpo.json), on the
 # card's 500 test problems, greedy at the shipped context, paired by
-# problem: accuracy, and apr's critical path and total tokens as ratios
-# with their intervals. Then the wall time of a 200-problem apr evaluation
-# of each, alternated REPS times on a quiet machine (stop any training
-# first: kill -STOP).
+# problem (evaluate-greedy.sh): accuracy, and apr's critical path and
+# total tokens as ratios with their intervals. Then the wall time of a
+# 200-problem apr evaluation of each, alternated REPS times on a quiet
+# machine (stop any training first: kill -STOP).
 #
-#   RUN=runs/pgrpo DB=runs/eval-pgrpo.db models/countdown/evaluate-pgrpo.sh
+#   RUN=runs/pgrpo models/countdown/evaluate-pgrpo.sh
 #
 # The evaluations resume where they stopped; the timings start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUN=${RUN:-runs/pgrpo}
-DB=${DB:-runs/eval-pgrpo.db}
-BASE=${BASE:-models/countdown}
-PG=${PG:-$RUN/model}
-N=${N:-500}
+export RUN=${RUN:-runs/pgrpo}
+export DB=${DB:-runs/eval-greedy.db}
+export BASE=${BASE:-models/countdown}
+export MODEL=${MODEL:-$RUN/model}
+export WEIGHTS=${WEIGHTS-f16}
+export OUT=${OUT:-$(dirname "$DB")}
 REPS=${REPS:-3}
-# The card's figures are in half precision (evaluate.sh says why).
-WEIGHTS=${WEIGHTS-f16}
-OUT=${OUT:-$(dirname "$DB")}
 mkdir -p "$OUT"
 # One binary, built once, so that no timing includes a build.
 if [ -z "${BRAID:-}" ]; then
   go build -o "$OUT/braid" ./cmd/braid
-  BRAID=$OUT/braid
+  export BRAID=$OUT/braid
 fi
-
-$BRAID train export --run "$RUN" --out "$PG" --context 4096
-for m in base pgrpo; do
-  model=$BASE
-  [ "$m" = pgrpo ] && model=$PG
-  $BRAID eval --model "$model" --db "$DB" --n "$N" --problem-seed 2 --strategies serial,apr \
-    ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run "$m-greedy" --json > "$OUT/$m-greedy.json"
-done
-for s in apr serial; do
-  $BRAID compare --db "$DB" "pgrpo-greedy/$s" "base-greedy/$s"
-done
+NAME=pgrpo models/countdown/evaluate-greedy.sh
 # Wall time: each a fresh database, so nothing resumes.
 for i in $(seq "$REPS"); do
   for m in base pgrpo; do
     model=$BASE
-    [ "$m" = pgrpo ] && model=$PG
+    [ "$m" = pgrpo ] && model=$MODEL
     tmp=$(mktemp -d)
     start=$(date +%s%N)
     $BRAID eval --model "$model" --db "$tmp/t.db" --n 200 --problem-seed 2 --strategies apr \
