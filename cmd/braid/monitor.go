@@ -264,6 +264,13 @@ func (fl *monitorFlags) runMonitor(cmd *cobra.Command) error {
 // open makes the monitors --monitors names, opening the judge for the
 // model-based ones; the function returned closes it.
 func (fl *monitorFlags) open(t task.Task) ([]monitor.Monitor, func(), error) {
+	// Every name is checked before the judge, a model to load, is opened.
+	names := []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot, monitor.NameModel, monitor.NameModelRoot, monitor.NameModelMean}
+	for _, name := range fl.monitors {
+		if !slices.Contains(names, name) {
+			return nil, nil, usageErrorf("--monitors: unknown monitor %q (want %s)", name, strings.Join(names, ", "))
+		}
+	}
 	var (
 		mons    []monitor.Monitor
 		judge   *monitor.Model

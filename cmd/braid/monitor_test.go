@@ -139,6 +139,9 @@ func TestMonitorCommand(t *testing.T) {
 		t.Errorf("a pooled verdict's key %q does not name its run", reps[0].Verdicts[4].Key)
 	}
 
+	if _, errs := expectExit(t, 2, "", "monitor", "--db", db, "--run", "hack", "--monitors", "threads,oracle"); !strings.Contains(errs, `unknown monitor "oracle" (want answer, threads, root, model, model-root, model-mean)`) {
+		t.Errorf("an unknown monitor: %s", errs)
+	}
 	for _, bad := range [][]string{
 		{"monitor", "--db", db},                     // no run
 		{"monitor", "--db", db, "--run", "nothing"}, // no such run
