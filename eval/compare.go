@@ -42,11 +42,17 @@ type Comparison struct {
 	CriticalTokensB float64 `json:"mean_critical_path_tokens_b"`
 	ThreadsA        float64 `json:"mean_threads_a"`
 	ThreadsB        float64 `json:"mean_threads_b"`
-	// CriticalRatio and TokensRatio are A's mean critical-path and total
-	// tokens over B's, each with its paired 95% interval (by problem);
-	// absent where B's mean is zero.
+	// Mean wall time of a sample, in milliseconds: what its caller
+	// waited, which depends on what else the machine ran (braid eval's
+	// --concurrent).
+	LatencyA float64 `json:"mean_latency_ms_a"`
+	LatencyB float64 `json:"mean_latency_ms_b"`
+	// CriticalRatio, TokensRatio and LatencyRatio are A's mean
+	// critical-path tokens, total tokens and wall time over B's, each with
+	// its paired 95% interval (by problem); absent where B's mean is zero.
 	CriticalRatio []float64 `json:"critical_path_ratio,omitempty"`
 	TokensRatio   []float64 `json:"total_tokens_ratio,omitempty"`
+	LatencyRatio  []float64 `json:"latency_ratio,omitempty"`
 }
 
 // ErrNoSharedProblems is returned when two sample sets share no problem.
@@ -79,21 +85,23 @@ func Compare(nameA string, a []store.Sample, nameB string, b []store.Sample) (Co
 	c.N = len(shared)
 	var x, y []float64
 	var sa, sb [][]float64
-	var tokA, tokB, critA, critB, thrA, thrB []float64
-	var pTokA, pTokB, pCritA, pCritB []float64 // per problem, for the ratios
+	var tokA, tokB, critA, critB, thrA, thrB, latA, latB []float64
+	var pTokA, pTokB, pCritA, pCritB, pLatA, pLatB []float64 // per problem, for the ratios
 	for _, p := range shared {
 		ra, rb := scores(ga[p]), scores(gb[p])
 		sa, sb = append(sa, ra), append(sb, rb)
 		x, y = append(x, mean(ra)), append(y, mean(rb))
 		for _, s := range ga[p] {
 			tokA, critA, thrA = append(tokA, float64(s.TotalTokens)), append(critA, float64(s.CriticalPathTokens)), append(thrA, float64(s.Threads))
+			latA = append(latA, float64(s.LatencyMS))
 		}
 		for _, s := range gb[p] {
 			tokB, critB, thrB = append(tokB, float64(s.TotalTokens)), append(critB, float64(s.CriticalPathTokens)), append(thrB, float64(s.Threads))
+			latB = append(latB, float64(s.LatencyMS))
 		}
 		na, nb := len(ga[p]), len(gb[p])
-		pTokA, pCritA = append(pTokA, mean(tokA[len(tokA)-na:])), append(pCritA, mean(critA[len(critA)-na:]))
-		pTokB, pCritB = append(pTokB, mean(tokB[len(tokB)-nb:])), append(pCritB, mean(critB[len(critB)-nb:]))
+		pTokA, pCritA, pLatA = append(pTokA, mean(tokA[len(tokA)-na:])), append(pCritA, mean(critA[len(critA)-na:])), append(pLatA, mean(latA[len(latA)-na:]))
+		pTokB, pCritB, pLatB = append(pTokB, mean(tokB[len(tokB)-nb:])), append(pCritB, mean(critB[len(critB)-nb:])), append(pLatB, mean(latB[len(latB)-nb:]))
 	}
 	ca, cb := stats.Clustered(sa), stats.Clustered(sb)
 	c.AccuracyA, c.CI95A = ca.Estimate, []float64{ca.Low, ca.High}
@@ -110,12 +118,15 @@ func Compare(nameA string, a []store.Sample, nameB string, b []store.Sample) (Co
 	c.TotalTokensA, c.TotalTokensB = mean(tokA), mean(tokB)
 	c.CriticalTokensA, c.CriticalTokensB = mean(critA), mean(critB)
 	c.ThreadsA, c.ThreadsB = mean(thrA), mean(thrB)
-	if r, err := stats.RatioOfMeans(pCritA, pCritB); err == nil {
-		c.CriticalRatio = []float64{r.Estimate, r.Low, r.High}
+	c.LatencyA, c.LatencyB = mean(latA), mean(latB)
+	ratio := func(a, b []float64) []float64 {
+		r, err := stats.RatioOfMeans(a, b)
+		if err != nil {
+			return nil
+		}
+		return []float64{r.Estimate, r.Low, r.High}
 	}
-	if r, err := stats.RatioOfMeans(pTokA, pTokB); err == nil {
-		c.TokensRatio = []float64{r.Estimate, r.Low, r.High}
-	}
+	c.CriticalRatio, c.TokensRatio, c.LatencyRatio = ratio(pCritA, pCritB), ratio(pTokA, pTokB), ratio(pLatA, pLatB)
 	return c, nil
 }
 

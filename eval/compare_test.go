@@ -15,7 +15,8 @@ import (
 func TestCompareRuns(t *testing.T) {
 	problem := func(i int) []byte { return fmt.Appendf(nil, `{"numbers":[%d,2,3,4],"target":10}`, i) }
 	s := func(p int, seed uint64, right bool, tokens int) store.Sample {
-		return store.Sample{Problem: problem(p), Index: p, Seed: seed, Correct: right, Usage: reason.Usage{TotalTokens: tokens, CriticalPathTokens: tokens / 2, Threads: 2}}
+		return store.Sample{Problem: problem(p), Index: p, Seed: seed, Correct: right, Usage: reason.Usage{TotalTokens: tokens, CriticalPathTokens: tokens / 2, Threads: 2,
+			LatencyMS: int64(tokens) * 3}}
 	}
 	a := []store.Sample{s(1, 1, true, 100), s(1, 2, false, 300), s(2, 1, true, 100), s(3, 1, true, 100), s(4, 1, false, 400)}
 	b := []store.Sample{s(5, 1, true, 10), s(4, 1, false, 50), s(3, 1, false, 50), s(2, 1, false, 50), s(1, 1, true, 50)}
@@ -48,6 +49,9 @@ func TestCompareRuns(t *testing.T) {
 	}
 	if r := c.TokensRatio; len(r) != 3 || !near(r[0], 4) {
 		t.Errorf("total tokens ratio %v, want 4", r)
+	}
+	if r := c.LatencyRatio; len(r) != 3 || !near(r[0], 4) || !near(c.LatencyA, 600) || !near(c.LatencyB, 150) {
+		t.Errorf("wall times %g and %g ms, ratio %v; want 600, 150, 4", c.LatencyA, c.LatencyB, r)
 	}
 	if _, err := Compare("a", a[:1], "b", b[:1]); !errors.Is(err, ErrNoSharedProblems) {
 		t.Errorf("no shared problem: %v", err)

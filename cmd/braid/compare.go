@@ -24,10 +24,12 @@ in another (two models, two checkpoints, two configurations), paired by
 problem: the problems are matched by content, so runs of different sizes
 compare on the problems both ran. Prints each side's accuracy with its 95%
 interval, the paired difference (first minus second) with its interval and
-p-value, the mean total tokens, critical-path tokens and threads of
-each, and the ratios of the two sides' mean critical paths and total
-tokens with their paired intervals (a parallel search's latency against
-another's).
+p-value, the mean total tokens, critical-path tokens, threads and wall
+time of a sample of each, and the ratios of the two sides' mean critical
+paths, total tokens and wall times with their paired intervals (a
+parallel search's latency against another's). A sample's wall time
+depends on what ran beside it: compare runs taken alike (braid eval
+--concurrent 1 measures each problem alone).
 
 Each side is RUN/STRATEGY: a run id as braid eval --run named it (braid
 report lists them) and one of its strategies. The second side's run may be
@@ -131,12 +133,12 @@ func printComparison(out io.Writer, c eval.Comparison) {
 		fmt.Fprintf(out, " (%d only in %s, %d only in %s, left out)", c.OnlyA, c.A, c.OnlyB, c.B)
 	}
 	fmt.Fprintln(out)
-	side := func(name string, acc float64, ci []float64, tok, crit, thr float64) {
-		fmt.Fprintf(out, "%s: %.1f%% (95%% CI %.1f–%.1f%%), %.0f tokens, critical path %.0f, %.1f threads per sample\n",
-			name, 100*acc, 100*ci[0], 100*ci[1], tok, crit, thr)
+	side := func(name string, acc float64, ci []float64, tok, crit, thr, lat float64) {
+		fmt.Fprintf(out, "%s: %.1f%% (95%% CI %.1f–%.1f%%), %.0f tokens, critical path %.0f, %.1f threads, %.1f s per sample\n",
+			name, 100*acc, 100*ci[0], 100*ci[1], tok, crit, thr, lat/1000)
 	}
-	side(c.A, c.AccuracyA, c.CI95A, c.TotalTokensA, c.CriticalTokensA, c.ThreadsA)
-	side(c.B, c.AccuracyB, c.CI95B, c.TotalTokensB, c.CriticalTokensB, c.ThreadsB)
+	side(c.A, c.AccuracyA, c.CI95A, c.TotalTokensA, c.CriticalTokensA, c.ThreadsA, c.LatencyA)
+	side(c.B, c.AccuracyB, c.CI95B, c.TotalTokensB, c.CriticalTokensB, c.ThreadsB, c.LatencyB)
 	fmt.Fprintln(out, c.Line())
 	ratio := func(what string, r []float64) {
 		if len(r) == 3 {
@@ -145,4 +147,5 @@ func printComparison(out io.Writer, c eval.Comparison) {
 	}
 	ratio("critical path", c.CriticalRatio)
 	ratio("total tokens", c.TokensRatio)
+	ratio("wall time per sample", c.LatencyRatio)
 }

@@ -6,8 +6,13 @@
 # card's 500 test problems, greedy at the shipped context, paired by
 # problem (evaluate-greedy.sh): accuracy, and apr's critical path and
 # total tokens as ratios with their intervals. Then the wall time of a
-# 200-problem apr evaluation of each, alternated REPS times on a quiet
-# machine (stop any training first: kill -STOP).
+# 200-problem apr evaluation of each, REPS times, the models' order
+# alternating, on a quiet machine (stop any training first: kill -STOP):
+#
+# - latency: --concurrent 1, each problem alone, as a user waiting for
+#   one answer sees it; the samples' wall times are kept
+#   ($OUT/pgrpo-latency.db) for a paired ratio by problem;
+# - throughput: --concurrent 16 (braid eval's default), the machine full.
 #
 #   RUN=runs/pgrpo models/countdown/evaluate-pgrpo.sh
 #
@@ -20,7 +25,7 @@ export BASE=${BASE:-models/countdown}
 export MODEL=${MODEL:-$RUN/model}
 export WEIGHTS=${WEIGHTS-f16}
 export OUT=${OUT:-$(dirname "$DB")}
-REPS=${REPS:-3}
+REPS=${REPS:-2}
 mkdir -p "$OUT"
 # One binary, built once, so that no timing includes a build.
 if [ -z "${BRAID:-}" ]; then
@@ -28,17 +33,30 @@ if [ -z "${BRAID:-}" ]; then
   export BRAID=$OUT/braid
 fi
 NAME=pgrpo models/countdown/evaluate-greedy.sh
-# Wall time: each a fresh database, so nothing resumes.
+# Wall time. The timings start afresh: a resumed run would time nothing.
+LAT=$OUT/pgrpo-latency.db
+rm -f "$LAT" "$LAT-wal" "$LAT-shm"
 for i in $(seq "$REPS"); do
-  for m in base pgrpo; do
+  order="base pgrpo"
+  [ $((i % 2)) = 0 ] && order="pgrpo base"
+  for m in $order; do
     model=$BASE
     [ "$m" = pgrpo ] && model=$MODEL
-    tmp=$(mktemp -d)
-    start=$(date +%s%N)
-    $BRAID eval --model "$model" --db "$tmp/t.db" --n 200 --problem-seed 2 --strategies apr \
-      ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run wall > /dev/null 2>&1
-    end=$(date +%s%N)
-    rm -rf "$tmp"
-    echo "wall $m $i $(( (end - start) / 1000000 )) ms" | tee -a "$OUT/pgrpo-wall.txt"
+    for conc in 1 16; do
+      db=$LAT run=latency-$m-$i
+      if [ "$conc" = 16 ]; then
+        tmp=$(mktemp -d)
+        db=$tmp/t.db run=wall
+      fi
+      start=$(date +%s%N)
+      $BRAID eval --model "$model" --db "$db" --n 200 --problem-seed 2 --strategies apr --concurrent "$conc" \
+        ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run "$run" > /dev/null 2>&1
+      end=$(date +%s%N)
+      [ "$conc" = 16 ] && rm -rf "$tmp"
+      echo "wall $m rep $i concurrent $conc: $(( (end - start) / 1000000 )) ms" | tee -a "$OUT/pgrpo-wall.txt"
+    done
   done
+done
+for i in $(seq "$REPS"); do
+  $BRAID compare --db "$LAT" "latency-pgrpo-$i/apr" "latency-base-$i/apr"
 done
