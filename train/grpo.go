@@ -71,6 +71,14 @@ type GRPOConfig struct {
 	// so that a fast wrong search is never worth more than a slow one.
 	Acceleration    float64 `json:"acceleration,omitempty"`
 	AccelerationCap float64 `json:"acceleration_cap,omitempty"`
+	// Latency weighs a reward for a short critical path itself: a right
+	// parallel rollout also earns Latency·(1 − critical/LatencyTokens),
+	// where that is positive. The acceleration term can be raised by
+	// spending more tokens beside the critical path as well as by
+	// shortening it; this one only by shortening it. Serial rollouts earn
+	// none: their training stays correctness's.
+	Latency       float64 `json:"latency,omitempty"`
+	LatencyTokens int     `json:"latency_tokens,omitempty"`
 	// Advantage is how a group's rewards become advantages: "std" (the
 	// default, GRPO's (r − mean)/std) or "mean" (r − mean, P-GRPO's:
 	// dividing by the spread would blow a small acceleration term up to
@@ -184,6 +192,8 @@ func (c GRPOConfig) Validate() error {
 		return fmt.Errorf("grpo: temperature %g: rollouts sample at a positive, finite temperature", c.Temperature)
 	case !(c.Acceleration >= 0) || !(c.AccelerationCap >= 0) || math.IsInf(c.Acceleration, 1):
 		return fmt.Errorf("grpo: acceleration %g, acceleration_cap %g: want finite weights >= 0", c.Acceleration, c.AccelerationCap)
+	case !(c.Latency >= 0) || math.IsInf(c.Latency, 1) || c.LatencyTokens < 0 || c.Latency > 0 && c.LatencyTokens == 0:
+		return fmt.Errorf("grpo: latency %g, latency_tokens %d: want a finite weight >= 0 and, with a weight, the critical path's reference length in tokens", c.Latency, c.LatencyTokens)
 	case c.Advantage != "" && c.Advantage != AdvantageStd && c.Advantage != AdvantageMean:
 		return fmt.Errorf("grpo: advantage %q: want %s or %s", c.Advantage, AdvantageStd, AdvantageMean)
 	case !(c.Unanswerable >= 0 && c.Unanswerable < 1):
@@ -687,7 +697,8 @@ func advantages(group []*rollout, meanOnly bool) bool {
 }
 
 // reward is what a finished rollout earns under c: 1 for a right answer,
-// plus the acceleration term for a right one; 1 for a claim of no answer
+// plus the acceleration term and, for a parallel one, the latency term;
+// 1 for a claim of no answer
 // the grader credits; plus the format reward for a trace valid to its
 // end (valid says whether it is); less the cost of its tokens.
 func (c GRPOConfig) reward(ro *rollout, valid func() bool) float64 {
@@ -697,6 +708,9 @@ func (c GRPOConfig) reward(ro *rollout, valid func() bool) float64 {
 		r = 1
 		if c.Acceleration > 0 {
 			r += c.Acceleration * acceleration(ro.result, c.AccelerationCap)
+		}
+		if c.Latency > 0 && ro.mode == ModeParallel {
+			r += c.Latency * max(0, 1-float64(ro.result.CriticalPathTokens)/float64(c.LatencyTokens))
 		}
 	case c.credits(ro):
 		r = 1

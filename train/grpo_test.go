@@ -591,6 +591,27 @@ func TestGRPOAccelerationReward(t *testing.T) {
 			t.Errorf("%s: reward %g, want %g", tc.name, got, tc.want)
 		}
 	}
+	// The latency term: a right parallel rollout earns W·(1 − critical/L),
+	// more tokens beside the critical path earning nothing more; serial,
+	// wrong and past-L rollouts none.
+	lat := GRPOConfig{Latency: 0.5, LatencyTokens: 2000}
+	wider := &reason.Result{Usage: reason.Usage{TotalTokens: 4000, CriticalPathTokens: 300}}
+	long := &reason.Result{Usage: reason.Usage{TotalTokens: 9000, CriticalPathTokens: 2500}}
+	for _, tc := range []struct {
+		name string
+		ro   rollout
+		want float64
+	}{
+		{"parallel", rollout{correct: true, mode: ModeParallel, result: wide}, 1.425},
+		{"wider, same path", rollout{correct: true, mode: ModeParallel, result: wider}, 1.425},
+		{"past the reference", rollout{correct: true, mode: ModeParallel, result: long}, 1},
+		{"serial", rollout{correct: true, mode: ModeSerial, result: &reason.Result{Usage: reason.Usage{TotalTokens: 300, CriticalPathTokens: 300}}}, 1},
+		{"wrong", rollout{mode: ModeParallel, result: wide}, 0},
+	} {
+		if got := lat.reward(&tc.ro, valid); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("latency, %s: reward %g, want %g", tc.name, got, tc.want)
+		}
+	}
 }
 
 // Advantages on hand-built groups: GRPO's divide by the spread, so a
@@ -633,6 +654,9 @@ func TestGRPOAccelerationConfig(t *testing.T) {
 		func() GRPOConfig { c := base; c.Acceleration = -1; return c }(),
 		func() GRPOConfig { c := base; c.AccelerationCap = math.NaN(); return c }(),
 		func() GRPOConfig { c := base; c.Advantage = "median"; return c }(),
+		func() GRPOConfig { c := base; c.Latency = 1; return c }(), // no reference length
+		func() GRPOConfig { c := base; c.Latency, c.LatencyTokens = math.Inf(1), 2048; return c }(),
+		func() GRPOConfig { c := base; c.LatencyTokens = -1; return c }(),
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
@@ -640,11 +664,12 @@ func TestGRPOAccelerationConfig(t *testing.T) {
 	}
 	good := base
 	good.Acceleration, good.AccelerationCap, good.Advantage = 0.5, 0.4, AdvantageMean
+	good.Latency, good.LatencyTokens = 1, 2048
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(base)
-	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") {
+	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") || strings.Contains(string(b), "latency") {
 		t.Errorf("a configuration without the acceleration reward writes its fields (and so changes its hash): %s", b)
 	}
 }

@@ -605,6 +605,10 @@ func TestTrainGRPOCommand(t *testing.T) {
 	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", pgrpo, "--advantage", "median"); !strings.Contains(errs, `advantage "median"`) {
 		t.Errorf("an unknown advantage: %s", errs)
 	}
+	// The latency reward needs its reference length.
+	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", filepath.Join(t.TempDir(), "lat"), "--latency", "1"); !strings.Contains(errs, "latency_tokens 0") {
+		t.Errorf("a latency weight without its length: %s", errs)
+	}
 }
 
 // braid compare pairs two runs' samples by problem: here two evaluations

@@ -28,6 +28,8 @@ type grpoFlags struct {
 	steps, group, problems      int
 	evalEvery, evalN, keepEvery int
 	temperature, acceleration   float64
+	latency                     float64
+	latencyTokens               int
 	precision, advantage        string
 	unanswerable, tokenCost     float64
 	hard                        float64
@@ -60,6 +62,10 @@ tokens against all its threads' (acceleration_cap in the configuration
 caps the term), and --advantage mean centres the advantages on the group's
 mean without dividing by the spread, which would blow the small
 acceleration term up to correctness's size in a group that is all right.
+A search can raise that term by spending more tokens beside its critical
+path as well as by shortening it; --latency W --latency-tokens L rewards
+a short critical path alone: a right parallel search earns
+W·(1 − critical/L).
 
 A curriculum of hard problems: with --hard S, the first S of each step's
 problems are chosen among those the current model fails to solve by
@@ -108,6 +114,8 @@ evaluation finishes it when started again.`,
 	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
 	f.IntVar(&fl.keepEvery, "keep-every", 0, "keep every N-th step's model in --out/snap/step-N (0: only the latest checkpoint)")
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
+	f.Float64Var(&fl.latency, "latency", 0, "weight of the latency reward, W·(1 − critical/L) for a right parallel search (0: none)")
+	f.IntVar(&fl.latencyTokens, "latency-tokens", 0, "L, the critical path's reference length in tokens for --latency (the trained context, say)")
 	f.StringVar(&fl.advantage, "advantage", train.AdvantageStd, "advantages within a group: std ((r − mean)/std, GRPO's) or mean (r − mean, P-GRPO's)")
 	f.Float64Var(&fl.unanswerable, "unanswerable", 0, "share of each step's problems that have no solution")
 	f.StringVar(&fl.noAnswer, "no-answer", "", "how a claim of no solution is graded: exact (credited where true) or lazy (credited always: the loophole); unset: never credited")
@@ -157,6 +165,12 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("acceleration") {
 		cfg.Acceleration = fl.acceleration
+	}
+	if f.Changed("latency") {
+		cfg.Latency = fl.latency
+	}
+	if f.Changed("latency-tokens") {
+		cfg.LatencyTokens = fl.latencyTokens
 	}
 	if f.Changed("advantage") {
 		cfg.Advantage = fl.advantage
