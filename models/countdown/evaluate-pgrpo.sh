@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Parallelization-aware RL (#28, goal 2): the model of the P-GRPO run
+# Parallelization-aware RL (#28, goal 2): the model of a P-GRPO run
 # (`braid train grpo --config models/countdown/pgrpo.json --from
-# models/countdown-sft --out runs/pgrpo`) against the accuracy-only model
+# models/countdown-sft --out runs/pgrpo`, or pgrpo-latency.json's run,
+# measured as NAME) against the accuracy-only model
 # of the same recipe (the shipped models/countdown, grpo.json), on the
 # card's 500 test problems, greedy at the shipped context, paired by
 # problem (evaluate-greedy.sh): accuracy, and apr's critical path and
@@ -11,15 +12,17 @@
 #
 # - latency: --concurrent 1, each problem alone, as a user waiting for
 #   one answer sees it; the samples' wall times are kept
-#   ($OUT/pgrpo-latency.db) for a paired ratio by problem;
+#   ($OUT/$NAME-latency.db) for a paired ratio by problem;
 # - throughput: --concurrent 16 (braid eval's default), the machine full.
 #
 #   RUN=runs/pgrpo models/countdown/evaluate-pgrpo.sh
+#   RUN=runs/pgrpo-latency NAME=latency models/countdown/evaluate-pgrpo.sh
 #
 # The evaluations resume where they stopped; the timings start afresh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export RUN=${RUN:-runs/pgrpo}
+export NAME=${NAME:-pgrpo}
 export DB=${DB:-runs/eval-greedy.db}
 export BASE=${BASE:-models/countdown}
 export MODEL=${MODEL:-$RUN/model}
@@ -32,16 +35,16 @@ if [ -z "${BRAID:-}" ]; then
   go build -o "$OUT/braid" ./cmd/braid
   export BRAID=$OUT/braid
 fi
-NAME=pgrpo models/countdown/evaluate-greedy.sh
+models/countdown/evaluate-greedy.sh
 # Wall time. The timings start afresh: a resumed run would time nothing.
-LAT=$OUT/pgrpo-latency.db
+LAT=$OUT/$NAME-latency.db
 rm -f "$LAT" "$LAT-wal" "$LAT-shm"
 for i in $(seq "$REPS"); do
-  order="base pgrpo"
-  [ $((i % 2)) = 0 ] && order="pgrpo base"
+  order="base $NAME"
+  [ $((i % 2)) = 0 ] && order="$NAME base"
   for m in $order; do
     model=$BASE
-    [ "$m" = pgrpo ] && model=$MODEL
+    [ "$m" = "$NAME" ] && model=$MODEL
     for conc in 1 16; do
       db=$LAT run=latency-$m-$i
       if [ "$conc" = 16 ]; then
@@ -53,10 +56,10 @@ for i in $(seq "$REPS"); do
         ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run "$run" > /dev/null 2>&1
       end=$(date +%s%N)
       [ "$conc" = 16 ] && rm -rf "$tmp"
-      echo "wall $m rep $i concurrent $conc: $(( (end - start) / 1000000 )) ms" | tee -a "$OUT/pgrpo-wall.txt"
+      echo "wall $m rep $i concurrent $conc: $(( (end - start) / 1000000 )) ms" | tee -a "$OUT/$NAME-wall.txt"
     done
   done
 done
 for i in $(seq "$REPS"); do
-  $BRAID compare --db "$LAT" "latency-pgrpo-$i/apr" "latency-base-$i/apr"
+  $BRAID compare --db "$LAT" "latency-$NAME-$i/apr" "latency-base-$i/apr"
 done
