@@ -698,9 +698,9 @@ func advantages(group []*rollout, meanOnly bool) bool {
 
 // reward is what a finished rollout earns under c: 1 for a right answer,
 // plus the acceleration term and, for a parallel one, the latency term;
-// 1 for a claim of no answer
-// the grader credits; plus the format reward for a trace valid to its
-// end (valid says whether it is); less the cost of its tokens.
+// 1 for a claim of no answer the grader credits; plus the format reward
+// for a trace valid to its end (valid says whether it is); less the cost
+// of its tokens.
 func (c GRPOConfig) reward(ro *rollout, valid func() bool) float64 {
 	var r float64
 	switch {

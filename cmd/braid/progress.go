@@ -91,8 +91,8 @@ func (p *progress) finish() {
 
 // phaseProgress shows the phases of a long step (train.GRPO.Tick's
 // reports, each phase counted from 0) as progress: a bar for each phase
-// on a terminal, a line every every (logEvery) in a log. label names the
-// step, "step 11/40".
+// on a terminal and, in a log, a line each time every passes (braid's
+// commands pass logEvery). label names the step, "step 11/40".
 func phaseProgress(w io.Writer, every time.Duration, label func(step int) string) func(step int, phase string, done, total int) {
 	var (
 		p    *progress
