@@ -113,19 +113,7 @@ func ids(c *backend.Completion) []int {
 // in order.
 func completeAll(t *testing.T, e *Engine, reqs []*backend.Request) []*backend.Completion {
 	t.Helper()
-	out := make([]*backend.Completion, len(reqs))
-	errs := make([]error, len(reqs))
-	var wg sync.WaitGroup
-	for i, r := range reqs {
-		wg.Go(func() { out[i], errs[i] = e.Complete(context.Background(), r) })
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-	}
-	return out
+	return complete(t, e, reqs, false)
 }
 
 // completeTogether is completeAll with the requests queued together: it
@@ -135,10 +123,17 @@ func completeAll(t *testing.T, e *Engine, reqs []*backend.Request) []*backend.Co
 // its end before the next arrives, and never meet.
 func completeTogether(t *testing.T, e *Engine, reqs []*backend.Request) []*backend.Completion {
 	t.Helper()
+	return complete(t, e, reqs, true)
+}
+
+func complete(t *testing.T, e *Engine, reqs []*backend.Request, together bool) []*backend.Completion {
+	t.Helper()
 	out := make([]*backend.Completion, len(reqs))
 	errs := make([]error, len(reqs))
 	var started, wg sync.WaitGroup
-	e.mu.Lock()
+	if together {
+		e.mu.Lock()
+	}
 	for i, r := range reqs {
 		started.Add(1)
 		wg.Go(func() {
@@ -146,11 +141,13 @@ func completeTogether(t *testing.T, e *Engine, reqs []*backend.Request) []*backe
 			out[i], errs[i] = e.Complete(context.Background(), r)
 		})
 	}
-	started.Wait()
-	// From Done to the lock a goroutine does not block; waiters past a
-	// millisecond get the lock in turn, ahead of the engine's loop.
-	time.Sleep(20 * time.Millisecond)
-	e.mu.Unlock()
+	if together {
+		started.Wait()
+		// From Done to the lock a goroutine does not block; waiters past
+		// a millisecond get the lock in turn, ahead of the engine's loop.
+		time.Sleep(20 * time.Millisecond)
+		e.mu.Unlock()
+	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
