@@ -233,6 +233,13 @@ type GRPOPoint struct {
 	// step's rollouts of each mode (0 for a mode it did not run).
 	SerialAccuracy   float64 `json:"serial_accuracy"`
 	ParallelAccuracy float64 `json:"parallel_accuracy"`
+	// ParallelTokens and ParallelCritical are the parallel rollouts' mean
+	// total and critical-path tokens: in a mixed run, Tokens and Critical
+	// mix in serial rollouts, whose critical path is all their tokens, and
+	// a reward for a short parallel critical path shows only here. (0 in
+	// steps logged before they were kept.)
+	ParallelTokens   float64 `json:"parallel_tokens,omitempty"`
+	ParallelCritical float64 `json:"parallel_critical,omitempty"`
 	// With claims of no answer graded (no_answer): Claims is the share of
 	// rollouts that claimed their problem has none; FalseClaims the share
 	// of the answerable problems' rollouts that did, TrueClaims of the
@@ -278,6 +285,43 @@ func (p *GRPOPoint) UnmarshalJSON(b []byte) error {
 		DropReason                                                          *string
 	}{&p.SerialAccuracy, &p.ParallelAccuracy, &p.GradNorm, &p.RolloutSecs, &p.UpdateSecs, &p.DropReason}
 	return json.Unmarshal(b, &legacy)
+}
+
+// means sets the step's means over its rollouts: reward, accuracy and
+// tokens over all of them, and each mode's own.
+func (pt *GRPOPoint) means(rollouts []*rollout) {
+	var serial, parallel, serialRight, parallelRight float64
+	for _, r := range rollouts {
+		pt.Reward += r.reward
+		right := 0.0
+		if r.correct {
+			right = 1
+		}
+		pt.Accuracy += right
+		pt.Tokens += float64(r.result.TotalTokens)
+		pt.Critical += float64(r.result.CriticalPathTokens)
+		if r.mode == ModeParallel {
+			parallel++
+			parallelRight += right
+			pt.Children += float64(r.result.Threads - 1)
+			pt.ParallelTokens += float64(r.result.TotalTokens)
+			pt.ParallelCritical += float64(r.result.CriticalPathTokens)
+		} else {
+			serial++
+			serialRight += right
+		}
+	}
+	n := float64(len(rollouts))
+	pt.Reward, pt.Accuracy, pt.Tokens, pt.Critical = pt.Reward/n, pt.Accuracy/n, pt.Tokens/n, pt.Critical/n
+	if parallel > 0 {
+		pt.Children /= parallel
+		pt.ParallelAccuracy = parallelRight / parallel
+		pt.ParallelTokens /= parallel
+		pt.ParallelCritical /= parallel
+	}
+	if serial > 0 {
+		pt.SerialAccuracy = serialRight / serial
+	}
 }
 
 // GRPOState is where a run stands.
@@ -570,34 +614,7 @@ func (g *GRPO) Step(ctx context.Context) (GRPOPoint, error) {
 	if len(rollouts) == 0 {
 		return pt, fmt.Errorf("grpo: every group of step %d failed: %s", pt.Step, pt.DropReason)
 	}
-	var serial, parallel, serialRight, parallelRight float64
-	for _, r := range rollouts {
-		pt.Reward += r.reward
-		right := 0.0
-		if r.correct {
-			right = 1
-		}
-		pt.Accuracy += right
-		pt.Tokens += float64(r.result.TotalTokens)
-		pt.Critical += float64(r.result.CriticalPathTokens)
-		if r.mode == ModeParallel {
-			parallel++
-			parallelRight += right
-			pt.Children += float64(r.result.Threads - 1)
-		} else {
-			serial++
-			serialRight += right
-		}
-	}
-	n := float64(len(rollouts))
-	pt.Reward, pt.Accuracy, pt.Tokens, pt.Critical = pt.Reward/n, pt.Accuracy/n, pt.Tokens/n, pt.Critical/n
-	if parallel > 0 {
-		pt.Children /= parallel
-		pt.ParallelAccuracy = parallelRight / parallel
-	}
-	if serial > 0 {
-		pt.SerialAccuracy = serialRight / serial
-	}
+	pt.means(rollouts)
 	if g.cfg.NoAnswer != "" {
 		pt.claimStats(g.cfg, rollouts)
 	}
@@ -1131,8 +1148,12 @@ func (g *GRPO) Advance(ctx context.Context) error {
 		if g.cfg.Mode == ModeMixed {
 			correct += fmt.Sprintf(" (serial %.1f%%, parallel %.1f%%)", 100*pt.SerialAccuracy, 100*pt.ParallelAccuracy)
 		}
-		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %s tokens %.0f critical %.0f children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
-			pt.Step, g.cfg.Steps, pt.Reward, correct, pt.Tokens, pt.Critical, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
+		tokens := fmt.Sprintf("tokens %.0f critical %.0f", pt.Tokens, pt.Critical)
+		if g.cfg.Mode == ModeMixed {
+			tokens += fmt.Sprintf(" (parallel: tokens %.0f critical %.0f)", pt.ParallelTokens, pt.ParallelCritical)
+		}
+		fmt.Fprintf(g.Progress, "step %d/%d reward %.3f correct %s %s children %.1f kl %.4f grad %.3f learned %d rollouts %.0fs update %.0fs\n",
+			pt.Step, g.cfg.Steps, pt.Reward, correct, tokens, pt.Children, pt.KL, pt.GradNorm, pt.Learned, pt.RolloutSecs, pt.UpdateSecs)
 		if g.cfg.NoAnswer != "" {
 			flagged := ""
 			if g.cfg.Monitor != "" {

@@ -1008,3 +1008,73 @@ func TestGRPOWithoutKLSamplesTheReference(t *testing.T) {
 		}
 	}
 }
+
+// A mixed step's means: over all its rollouts, and over each mode's, so
+// that a parallel search's critical path shows apart from serial ones
+// (whose critical path is all their tokens).
+func TestGRPOPointMeans(t *testing.T) {
+	usage := func(total, critical, threads int) *reason.Result {
+		return &reason.Result{Usage: reason.Usage{TotalTokens: total, CriticalPathTokens: critical, Threads: threads}}
+	}
+	rs := []*rollout{
+		{mode: ModeSerial, result: usage(1000, 1000, 1), correct: true, reward: 1},
+		{mode: ModeSerial, result: usage(3000, 3000, 1)},
+		{mode: ModeParallel, result: usage(8000, 1200, 9), correct: true, reward: 1.5},
+		{mode: ModeParallel, result: usage(12000, 2000, 11), correct: true, reward: 1.2},
+	}
+	var pt GRPOPoint
+	pt.means(rs)
+	want := GRPOPoint{Reward: 3.7 / 4, Accuracy: 0.75, Tokens: 6000, Critical: 1800, Children: 9,
+		SerialAccuracy: 0.5, ParallelAccuracy: 1, ParallelTokens: 10000, ParallelCritical: 1600}
+	if math.Abs(pt.Reward-want.Reward) > 1e-12 {
+		t.Errorf("reward %g, want %g", pt.Reward, want.Reward)
+	}
+	pt.Reward = want.Reward
+	if pt != want {
+		t.Errorf("means %+v, want %+v", pt, want)
+	}
+	var serialOnly GRPOPoint
+	serialOnly.means(rs[:2])
+	if serialOnly.ParallelCritical != 0 || serialOnly.Children != 0 || serialOnly.Critical != 2000 {
+		t.Errorf("serial rollouts alone: %+v", serialOnly)
+	}
+}
+
+// The curves of a mixed run draw the parallel rollouts' critical path
+// from the steps that logged it, and leave out the earlier ones rather
+// than draw them at 0.
+func TestGRPOCurvesParallelCritical(t *testing.T) {
+	log := []GRPOPoint{
+		{Step: 1, Tokens: 6000, Critical: 1900},
+		{Step: 2, Tokens: 6100, Critical: 1950, ParallelTokens: 10000, ParallelCritical: 1500},
+		{Step: 3, Tokens: 6200, Critical: 1850, ParallelTokens: 10500, ParallelCritical: 1400},
+	}
+	svg := string(grpoCurves(log, true, false))
+	if strings.Contains(svg, "NaN") {
+		t.Fatal("the curves hold NaN")
+	}
+	for _, name := range []string{">parallel critical<", ">parallel total<", ">critical path<"} {
+		if !strings.Contains(svg, name) {
+			t.Errorf("no %s series", name)
+		}
+	}
+	var lines []string
+	for line := range strings.Lines(svg) {
+		if strings.HasPrefix(line, "<polyline") {
+			lines = append(lines, line)
+		}
+	}
+	// reward, correct, serial, parallel; total, critical, parallel total,
+	// parallel critical; children.
+	if len(lines) != 9 {
+		t.Fatalf("%d curves, want 9", len(lines))
+	}
+	for i, want := range []int{3, 3, 2, 2} {
+		if got := strings.Count(lines[4+i], ","); got != want {
+			t.Errorf("tokens curve %d has %d points, want %d", i, got, want)
+		}
+	}
+	if strings.Contains(string(grpoCurves(log, false, false)), "parallel critical") {
+		t.Error("a run of one mode draws the parallel rollouts apart")
+	}
+}

@@ -98,8 +98,22 @@ func grpoCurves(log []GRPOPoint, mixed, claims bool) []byte {
 		series = append(series, pick(func(p GRPOPoint) float64 { return p.SerialAccuracy }), pick(func(p GRPOPoint) float64 { return p.ParallelAccuracy }))
 	}
 	curvePanel(&b, 0, W, panelH, "reward and accuracy per rollout", "mean over the step's rollouts", steps, names, series)
-	curvePanel(&b, panelH, W, panelH, "tokens per rollout", "tokens", steps,
-		[]string{"total", "critical path"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Tokens }), pick(func(p GRPOPoint) float64 { return p.Critical })})
+	names = []string{"total", "critical path"}
+	series = [][]float64{pick(func(p GRPOPoint) float64 { return p.Tokens }), pick(func(p GRPOPoint) float64 { return p.Critical })}
+	if mixed {
+		// Steps logged before the parallel rollouts' own means were kept
+		// have none: they are left out of those curves, not drawn at 0.
+		orNaN := func(v float64) float64 {
+			if v == 0 {
+				return math.NaN()
+			}
+			return v
+		}
+		names = append(names, "parallel total", "parallel critical")
+		series = append(series, pick(func(p GRPOPoint) float64 { return orNaN(p.ParallelTokens) }),
+			pick(func(p GRPOPoint) float64 { return orNaN(p.ParallelCritical) }))
+	}
+	curvePanel(&b, panelH, W, panelH, "tokens per rollout", "tokens", steps, names, series)
 	curvePanel(&b, 2*panelH, W, panelH, "children per parallel rollout", "child threads", steps,
 		[]string{"children"}, [][]float64{pick(func(p GRPOPoint) float64 { return p.Children })})
 	if claims {
@@ -126,7 +140,9 @@ func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, ste
 	lo, hi, maxStep := 0.0, math.Inf(-1), 1
 	for _, s := range series {
 		for _, v := range s {
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
+			if !math.IsNaN(v) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
 		}
 	}
 	for _, s := range steps {
@@ -152,7 +168,9 @@ func curvePanel(b *strings.Builder, top, W, H float64, title, yLabel string, ste
 	for si, s := range series {
 		var pts []string
 		for i, v := range s {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(steps[i]), y(v)))
+			if !math.IsNaN(v) { // a value not measured at that step
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(steps[i]), y(v)))
+			}
 		}
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", colors[si%len(colors)], strings.Join(pts, " "))
 		fmt.Fprintf(b, `<text x="%g" y="%g" fill="%s">%s</text>`+"\n", legend+float64(si)*100, top+18, colors[si%len(colors)], names[si])
