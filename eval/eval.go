@@ -83,8 +83,9 @@ type Grid struct {
 	// renews its claims every Lease/4 while it works, so only a dead
 	// worker's claims lapse. Default 2 minutes.
 	Lease time.Duration
-	// Progress, when set, is told of each cell this worker finishes: the
-	// run's cells done (by any worker), of total.
+	// Progress, when set, is told the run's cells done (by any worker),
+	// of total: once as it starts (a resumed run's cells stored before),
+	// then after each cell this worker finishes.
 	Progress func(done, total int)
 	// Waiting, when set, is told when this worker has nothing to claim
 	// while other workers still hold cells (how many they hold).
@@ -134,6 +135,13 @@ func (g Grid) Run(ctx context.Context, st *store.Store, run string, solve func(c
 	}
 	if err := releaseDead(ctx, st, run, worker); err != nil {
 		return err
+	}
+	if g.Progress != nil {
+		todo, _, err := st.Remaining(ctx, run)
+		if err != nil {
+			return err
+		}
+		g.Progress(len(all)-todo, len(all))
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -65,13 +65,19 @@ func TestRunResumesAndSummarizes(t *testing.T) {
 	if len(done) < 40 || len(done) > 50 {
 		t.Fatalf("%d cells saved by the stopped run", len(done))
 	}
-	// The resumed run takes only the rest.
+	// The resumed run takes only the rest, and its progress starts from
+	// the cells stored before (a bar's rate counts this run's cells).
 	var rest atomic.Int32
+	var reports [][2]int
+	g.Progress = func(done, total int) { reports = append(reports, [2]int{done, total}) }
 	if err := g.Run(ctx, st, "r", func(ctx context.Context, c Cell) (Outcome, error) {
 		rest.Add(1)
 		return outcome(ctx, c)
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if len(reports) != 1+160-len(done) || reports[0] != [2]int{len(done), 160} || reports[len(reports)-1] != [2]int{160, 160} {
+		t.Errorf("progress of the resumed run after %d cells: %v", len(done), reports)
 	}
 	samples, err := st.Samples(ctx, "r")
 	if err != nil || len(samples) != 160 || int(rest.Load()) != 160-len(done) {

@@ -304,11 +304,25 @@ func (fl *evalFlags) setting(t task.Task, e *engine.Engine, perturbation string)
 }
 
 // runGrid runs a grid with a progress bar on log, saying how to resume
-// when it is stopped.
+// when it is stopped. A resumed run's bar counts the cells left, so that
+// its rate and time left are this run's, not inflated by the cells stored
+// before.
 func runGrid(ctx context.Context, log io.Writer, grid eval.Grid, st *store.Store, runID string, solve func(context.Context, eval.Cell) (eval.Outcome, error)) error {
-	bar := newProgress(log, len(grid.Cells()), "eval")
-	last := 0
+	var (
+		bar     *progress
+		started bool
+		last    int
+	)
 	grid.Progress = func(done, total int) {
+		if !started { // the cells done when the run starts
+			started, last = true, done
+			desc := "eval"
+			if done > 0 {
+				desc = fmt.Sprintf("eval (resumed, %d of %d stored before)", done, total)
+			}
+			bar = newProgress(log, total-done, desc)
+			return
+		}
 		bar.add(done - last)
 		last = done
 	}
