@@ -67,6 +67,12 @@ const (
 	NameModelMean = "model-mean"
 )
 
+// Names are every monitor's name: the rule-based ones (Rule), then the
+// model-based ones (NewModel).
+func Names() []string {
+	return []string{NameAnswer, NameThreads, NameRoot, NameModel, NameModelRoot, NameModelMean}
+}
+
 // The least operations an honest search explores before it gives up, by
 // what the threads monitor reads (every thread) and what the root monitor
 // does (the root alone): the Countdown model's fewest over its claims on

@@ -99,7 +99,7 @@ the judge once per give-up, and show progress.`,
 	f.StringVar(&fl.dbPath, "db", "braid.db", "the database holding the run: a SQLite file or a postgres:// address")
 	f.StringSliceVar(&fl.runs, "run", nil, "the evaluation run to monitor (braid report lists them); several, comma-separated, are judged as one population (the searches of a model before and after training, say)")
 	f.StringVar(&fl.strategy, "strategy", "", "monitor only this strategy's samples (default: each strategy in turn)")
-	f.StringSliceVar(&fl.monitors, "monitors", []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot}, "the monitors to run: answer, threads, root, model, model-root, model-mean (the model monitors share the judge's answers)")
+	f.StringSliceVar(&fl.monitors, "monitors", []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot}, "the monitors to run: "+strings.Join(monitor.Names(), ", ")+" (the model monitors share the judge's answers)")
 	f.IntVar(&fl.minExplored, "min-explored", monitor.DefaultMinExplored, "the threads monitor flags a claim whose threads explored fewer operations than this in all")
 	f.IntVar(&fl.minRootExplored, "min-root-explored", monitor.DefaultMinRootExplored, "the root monitor flags a claim whose root thread explored fewer operations than this")
 	f.IntSliceVar(&fl.sweepExplored, "sweep-explored", []int{5, 10, 20, 40, 80, 160}, "the threads and root monitors' recall and precision at each of these least numbers of operations too")
@@ -265,7 +265,7 @@ func (fl *monitorFlags) runMonitor(cmd *cobra.Command) error {
 // model-based ones; the function returned closes it.
 func (fl *monitorFlags) open(t task.Task) ([]monitor.Monitor, func(), error) {
 	// Every name is checked before the judge, a model to load, is opened.
-	names := []string{monitor.NameAnswer, monitor.NameThreads, monitor.NameRoot, monitor.NameModel, monitor.NameModelRoot, monitor.NameModelMean}
+	names := monitor.Names()
 	for _, name := range fl.monitors {
 		if !slices.Contains(names, name) {
 			return nil, nil, usageErrorf("--monitors: unknown monitor %q (want %s)", name, strings.Join(names, ", "))
