@@ -164,10 +164,14 @@ type Replier interface {
 	Reply(p Problem, answer string) string
 }
 
-// Splits of a Generator's problems: no training problem is a test one.
+// Splits of a Generator's problems: no training problem is a test one,
+// and no validation problem is a training one or among the first test
+// problems of its seed (what a run is tuned on, apart from what it is
+// measured on; a Generator may lack it).
 const (
-	SplitTrain = "train"
-	SplitTest  = "test"
+	SplitTrain      = "train"
+	SplitTest       = "test"
+	SplitValidation = "validation"
 )
 
 // Generator is a task that draws problems of its own, as many as asked,

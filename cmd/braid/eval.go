@@ -61,6 +61,7 @@ type evalFlags struct {
 	input, strategies string
 	n, seeds          int
 	problemSeed       uint64
+	split             string
 	dbPath, runID     string
 	asJSON, skipBad   bool
 	lease             time.Duration
@@ -92,7 +93,9 @@ when its claims lapse (--lease), and each prints the run's report when the
 last cell is done.
 
 Countdown problems come from --input (JSONL as 'braid gen problems' writes
-them) or are drawn from the test split (--n, --problem-seed). Math problems
+them) or are drawn from the test split (--n, --problem-seed; --split
+validation draws problems to tune and stop a training run on, none of them
+among the seed's first 10,000 test problems). Math problems
 come from --input, JSONL in GSM8K ({"question", "answer": "... #### N"}), MATH
 ({"problem", "solution" with \boxed{}}) or braid's ({"text", "answer"}) shape,
 and need --backend. A malformed line stops the run, naming it; --skip-bad
@@ -111,8 +114,9 @@ skips such lines, each reported.`,
 	fl.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&fl.input, "input", "", "problems, JSONL ('-' for stdin); default for countdown: --n drawn from the test split")
-	f.IntVar(&fl.n, "n", 100, "countdown problems to draw from the test split, without --input")
+	f.IntVar(&fl.n, "n", 100, "countdown problems to draw from --split, without --input")
 	f.Uint64Var(&fl.problemSeed, "problem-seed", 2, "the seed of the drawn problems")
+	f.StringVar(&fl.split, "split", task.SplitTest, "the split --n problems are drawn from: test, or validation (apart from the seed's test problems: to tune and stop training on)")
 	f.StringVar(&fl.strategies, "strategies", "serial,apr", "comma-separated strategies, the first the baseline")
 	f.IntVar(&fl.seeds, "seeds", 1, "samples per strategy and problem (with --temperature)")
 	f.StringVar(&fl.dbPath, "db", "braid.db", "the database that keeps the samples: a SQLite file, or a postgres:// address that several workers share")
@@ -270,13 +274,19 @@ func (fl *evalFlags) config() (evalConfig, error) {
 // own.
 func (fl *evalFlags) problems(cmd *cobra.Command, t task.Task) ([]task.Problem, error) {
 	if fl.input != "" {
+		if cmd.Flags().Changed("split") {
+			return nil, usageErrorf("--split chooses the problems --n draws; --input gives them")
+		}
 		return readTaskProblems(t, fl.input, cmd.InOrStdin(), fl.skipBad, cmd.ErrOrStderr())
 	}
 	g, ok := t.(task.Generator)
 	if !ok {
 		return nil, usageErrorf("--task %s needs --input FILE.jsonl (for math: GSM8K, MATH or {\"text\", \"answer\"} lines)", t.Name())
 	}
-	return task.Draw(g, fl.problemSeed, task.SplitTest, fl.n)
+	if fl.split != task.SplitTest && fl.split != task.SplitValidation {
+		return nil, usageErrorf("--split %q: want %s or %s", fl.split, task.SplitTest, task.SplitValidation)
+	}
+	return task.Draw(g, fl.problemSeed, fl.split, fl.n)
 }
 
 // setting names the run's environment and sampling for the report.

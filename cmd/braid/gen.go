@@ -39,8 +39,10 @@ redrawn until the target can be reached using all four.
 
 Every problem belongs to one split by a hash of its sorted numbers and target
 (one in ten is test), so train and test sets are disjoint whatever their seeds
-and sizes. Output is deterministic per seed, and the first N problems for a
-seed are the same whatever N is. One {"numbers":[...],"target":T} per line.
+and sizes. Validation problems are test-split problems of a stream of their
+own, none among the seed's first 10,000 test problems: what to tune a
+training run on. Output is deterministic per seed, and the first N problems
+for a seed are the same whatever N is. One {"numbers":[...],"target":T} per line.
 
 With --unsolvable, the draws kept are those whose target cannot be
 reached (the right end of a search for them is "No solution found."),
@@ -87,7 +89,7 @@ from a stream of their own: a set for measuring when a model gives up.`,
 	f := cmd.Flags()
 	f.IntVar(&n, "n", 1000, "number of problems")
 	f.Uint64Var(&seed, "seed", 1, "random seed")
-	f.StringVar(&split, "split", "train", "train or test")
+	f.StringVar(&split, "split", "train", "train, test or validation")
 	f.BoolVar(&unsolvable, "unsolvable", false, "keep only problems whose target cannot be reached")
 	f.StringVarP(&out, "out", "o", "", "output file (default standard output)")
 	return cmd
@@ -142,7 +144,7 @@ with the success rate, trace lengths and speed goes to stderr.`,
 	f.StringVar(&fl.format, "format", "", "serial, parallel or direct (required)")
 	f.IntVar(&fl.n, "n", 0, "number of problems (with --input: at most this many; 0 means all)")
 	f.Uint64Var(&fl.seed, "seed", 1, "random seed for problems and searches")
-	f.StringVar(&fl.split, "split", "train", "train or test, when problems are generated")
+	f.StringVar(&fl.split, "split", "train", "train, test or validation, when problems are generated")
 	f.StringVar(&fl.input, "input", "", "read problems from this JSONL file ('-' for standard input)")
 	f.StringVarP(&fl.out, "out", "o", "", "output file (default standard output)")
 	f.IntVar(&fl.workers, "workers", 0, "goroutines generating traces (0: one per CPU)")

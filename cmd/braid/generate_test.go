@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/braid-dev/braid/engine"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/models"
+	"github.com/braid-dev/braid/store"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
 	taskmath "github.com/braid-dev/braid/task/math"
@@ -420,6 +422,40 @@ func evalRunID(stderr string) string {
 	return strings.Fields(stderr[strings.Index(stderr, "run "):])[1]
 }
 
+// --split validation draws other problems than the test ones, and so
+// makes a run of its own; it is refused with --input and for a split
+// that is not one to measure on.
+func TestEvalSplit(t *testing.T) {
+	_, args := smallEval(t)
+	_, test := expectExit(t, 0, "", args...)
+	out, val := expectExit(t, 0, "", append(args, "--split", "validation", "--json")...)
+	if evalRunID(val) == evalRunID(test) {
+		t.Errorf("the validation problems resumed the test run %s", evalRunID(test))
+	}
+	var rep struct {
+		Samples []struct {
+			Problem json.RawMessage `json:"problem"`
+		} `json:"samples"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	want, err := task.Draw(countdown.Task{}, 2, task.SplitValidation, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first bytes.Buffer
+	if len(rep.Samples) != 2 || json.Compact(&first, rep.Samples[0].Problem) != nil || first.String() != string(countdown.Task{}.Encode(want[0])) {
+		t.Errorf("--split validation evaluated %d samples, the first %s; want %s", len(rep.Samples), first.String(), countdown.Task{}.Encode(want[0]))
+	}
+	if _, errs := expectExit(t, 2, "", append(args, "--split", "train")...); !strings.Contains(errs, "--split") {
+		t.Errorf("--split train: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", append(args, "--split", "validation", "--input", "x.jsonl")...); !strings.Contains(errs, "--input") {
+		t.Errorf("--split with --input: %s", errs)
+	}
+}
+
 // --context (the embedded model at another length) and --join-at-goal are
 // each named in the setting and make a run of their own, and each is
 // refused where it cannot apply.
@@ -564,7 +600,7 @@ func TestTrainGRPOCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "grpo")
 	args := []string{"train", "grpo", "--from", dir, "--out", out, "--steps", "1", "--problems", "1", "--group", "2", "--eval-every", "1", "--eval-n", "2"}
 	_, errs := expectExit(t, 0, "", args...)
-	if !strings.Contains(errs, "step 1/1 reward") || !strings.Contains(errs, "eval at step 1 on 2 test problems") {
+	if !strings.Contains(errs, "step 1/1 reward") || !strings.Contains(errs, "eval at step 1 on 2 validation problems") {
 		t.Errorf("stderr: %s", errs)
 	}
 	for _, f := range []string{"checkpoint/model.safetensors", "checkpoint/state.json", "grpo.svg", "eval.db"} {
@@ -572,17 +608,53 @@ func TestTrainGRPOCommand(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The evaluation's problems are validation ones, not the test
+	// problems braid eval measures on.
+	evaluated := func() map[string]bool {
+		st, err := store.Open(t.Context(), filepath.Join(out, "eval.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		samples, err := st.Samples(t.Context(), "step-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]bool{}
+		for _, s := range samples {
+			keys[string(s.Problem)] = true
+		}
+		return keys
+	}
+	for split, want := range map[string]bool{task.SplitValidation: true, task.SplitTest: false} {
+		ps, err := task.Draw(countdown.Task{}, 2, split, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if got := evaluated()[string(countdown.Task{}.Encode(p))]; got != want {
+				t.Errorf("%s problem %s evaluated: %v", split, countdown.Task{}.Encode(p), got)
+			}
+		}
+	}
+	// An evaluation resumes with the split it began with.
+	if _, errs := expectExit(t, 1, "", append(args, "--eval-split", "test")...); !strings.Contains(errs, "--eval-split") {
+		t.Errorf("an evaluation resumed on another split: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", append(args, "--eval-split", "train")...); !strings.Contains(errs, "--eval-split") {
+		t.Errorf("evaluations on training problems: %s", errs)
+	}
 	// Stopped during step 1's evaluation (here: before it stored
 	// anything), the run finishes that evaluation when started again.
 	if err := os.Remove(filepath.Join(out, "eval.db")); err != nil {
 		t.Fatal(err)
 	}
-	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 test problems") || strings.Contains(errs, "step 2/") {
+	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 validation problems") || strings.Contains(errs, "step 2/") {
 		t.Errorf("stderr of a run resumed after its last step: %s", errs)
 	}
 	// Started once more, the finished evaluation is reprinted as stored,
 	// not timed.
-	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 test problems (stored before)") {
+	if _, errs := expectExit(t, 0, "", args...); !strings.Contains(errs, "eval at step 1 on 2 validation problems (stored before)") {
 		t.Errorf("stderr of a run whose evaluation was finished: %s", errs)
 	}
 	args[7] = "2" // --steps 2: resumes at step 1

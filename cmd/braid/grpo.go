@@ -27,6 +27,7 @@ type grpoFlags struct {
 	from, out, configPath, mode string
 	steps, group, problems      int
 	evalEvery, evalN, keepEvery int
+	evalSplit                   string
 	temperature, acceleration   float64
 	latency                     float64
 	latencyTokens               int
@@ -90,8 +91,10 @@ The run checkpoints every checkpoint_every steps into --out and resumes
 from there when run again; --out/grpo.svg draws reward, tokens and
 children per rollout; --keep-every N keeps every N-th step's model in
 --out/snap/step-N, which braid eval --model opens. With --eval-every N,
-each N-th step's checkpoint is evaluated greedily on --eval-n test
-problems into --out/eval.db
+each N-th step's checkpoint is evaluated greedily on --eval-n problems of
+--eval-split into --out/eval.db (validation problems by default: never
+trained on, and apart from the test problems a run is measured on, so a
+run can be stopped, or a checkpoint chosen, by them)
 (braid report --db OUT/eval.db charts it); a run stopped during an
 evaluation finishes it when started again.`,
 		Example: `  braid train grpo --from models/countdown-sft --out runs/grpo-apr --mode parallel
@@ -111,7 +114,8 @@ evaluation finishes it when started again.`,
 	f.IntVar(&fl.problems, "problems", 4, "problems per step")
 	f.Float64Var(&fl.temperature, "temperature", 1, "the rollouts' sampling temperature; the objective differentiates that distribution (below 1: nearer greedy search)")
 	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
-	f.IntVar(&fl.evalN, "eval-n", 100, "test problems per evaluation")
+	f.IntVar(&fl.evalN, "eval-n", 100, "problems per evaluation")
+	f.StringVar(&fl.evalSplit, "eval-split", task.SplitValidation, "the evaluations' problems: validation, or test (the problems braid eval measures on by default)")
 	f.IntVar(&fl.keepEvery, "keep-every", 0, "keep every N-th step's model in --out/snap/step-N (0: only the latest checkpoint)")
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
 	f.Float64Var(&fl.latency, "latency", 0, "weight of the latency reward, W·(1 − critical/L) for a right parallel search (0: none)")
@@ -196,6 +200,9 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	if fl.evalEvery < 0 || fl.evalN < 1 {
 		return train.GRPOConfig{}, usageErrorf("--eval-every must be >= 0 and --eval-n positive")
 	}
+	if fl.evalSplit != task.SplitValidation && fl.evalSplit != task.SplitTest {
+		return train.GRPOConfig{}, usageErrorf("--eval-split %q: want %s or %s", fl.evalSplit, task.SplitValidation, task.SplitTest)
+	}
 	if fl.evalEvery > 0 {
 		// Each evaluated step has its checkpoint, and the checkpoints
 		// between evaluations stay as frequent as asked.
@@ -230,7 +237,7 @@ func (fl *grpoFlags) run(cmd *cobra.Command) error {
 			return nil
 		}
 		return evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(fl.out, train.CheckpointDir), filepath.Join(fl.out, "eval.db"),
-			g.State().Step, fl.evalN, cfg)
+			g.State().Step, fl.evalN, fl.evalSplit, cfg)
 	}
 	// A run stopped during an evaluation finishes it first (the samples
 	// already stored are kept; a finished one returns at once).
@@ -266,9 +273,9 @@ func runGRPOUntil(ctx context.Context, g *train.GRPO, target int) error {
 	return nil
 }
 
-// evalCheckpoint evaluates a checkpoint greedily on n test problems, in
-// the run's mode and serially, into a SQLite store under run "step-N".
-func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n int, cfg train.GRPOConfig) error {
+// evalCheckpoint evaluates a checkpoint greedily on n problems of split,
+// in the run's mode and serially, into a SQLite store under run "step-N".
+func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n int, split string, cfg train.GRPOConfig) error {
 	e, err := engine.Open(dir, engine.Options{})
 	if err != nil {
 		return err
@@ -280,7 +287,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	}
 	defer st.Close()
 	t := countdown.Task{}
-	problems, err := task.Draw(t, 2, task.SplitTest, n)
+	problems, err := task.Draw(t, 2, split, n)
 	if err != nil {
 		return err
 	}
@@ -293,8 +300,14 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 		strategies = append(strategies, "apr")
 	}
 	run := fmt.Sprintf("step-%d", step)
-	if err := st.StartRun(ctx, run, map[string]any{"task": "countdown", "strategies": strategies, "n": n, "grpo_step": step}); err != nil {
-		return fmt.Errorf("evaluate step %d (an evaluation resumes with the --eval-n it began with): %w", step, err)
+	// The test split's evaluations record no split, as before it could be
+	// chosen, so that they resume under the same configuration.
+	runCfg := map[string]any{"task": "countdown", "strategies": strategies, "n": n, "grpo_step": step}
+	if split != task.SplitTest {
+		runCfg["split"] = split
+	}
+	if err := st.StartRun(ctx, run, runCfg); err != nil {
+		return fmt.Errorf("evaluate step %d (an evaluation resumes with the --eval-n and --eval-split it began with): %w", step, err)
 	}
 	// A resumed run reprints an evaluation it finished before it stopped;
 	// the line then says the figures are stored rather than timing nothing.
@@ -322,7 +335,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	if len(before) == len(samples) {
 		took = "stored before"
 	}
-	fmt.Fprintf(log, "eval at step %d on %d test problems (%s): %s\n", step, n, took, strings.Join(parts, ", "))
+	fmt.Fprintf(log, "eval at step %d on %d %s problems (%s): %s\n", step, n, split, took, strings.Join(parts, ", "))
 	return nil
 }
 

@@ -182,7 +182,19 @@ func TestGenProblems(t *testing.T) {
 		t.Fatal("the same seed gave different problems")
 	}
 	expectExit(t, 2, "", "gen", "problems", "--n", "0")
-	expectExit(t, 2, "", "gen", "problems", "--split", "validation")
+	expectExit(t, 2, "", "gen", "problems", "--split", "holdout")
+	// Validation problems are test-split ones, none of the seed's test
+	// problems above.
+	out, _ = expectExit(t, 0, "", "gen", "problems", "--n", "50", "--split", "validation", "--seed", "3")
+	test := map[string]bool{}
+	for _, p := range ps {
+		test[p.Key()] = true
+	}
+	for _, p := range readJSONL[countdown.Problem](t, out) {
+		if countdown.SplitOf(p) != countdown.Test || !countdown.Solvable(p) || test[p.Key()] {
+			t.Fatalf("%v: not a solvable validation problem apart from the test ones", p)
+		}
+	}
 	out, _ = expectExit(t, 0, "", "gen", "problems", "--n", "20", "--split", "test", "--unsolvable")
 	for _, p := range readJSONL[countdown.Problem](t, out) {
 		if err := p.Validate(); err != nil || countdown.SplitOf(p) != countdown.Test || countdown.Solvable(p) {

@@ -29,7 +29,7 @@ $BRAID train export --run "$RUN" --out models/countdown-sft
 $BRAID train export --run "$RUN" --out runs/countdown-sft-4096 --context 4096
 MODEL=runs/countdown-sft-4096 models/countdown/evaluate.sh
 
-$BRAID train grpo --config models/countdown/grpo.json --from models/countdown-sft --out "$GRPO_RUN" --eval-every 10
+$BRAID train grpo --config models/countdown/grpo.json --from models/countdown-sft --out "$GRPO_RUN" --eval-every 10 --eval-split test
 $BRAID train export --run "$GRPO_RUN" --out models/countdown --context 4096
 # braid embeds models/countdown: rebuild it around the new weights.
 go build -o runs/braid ./cmd/braid

@@ -11,6 +11,10 @@
 // numbers uniform in 1..99, redrawn until the target can be reached.
 // [SplitOf] assigns every problem to train or test by a hash of its sorted
 // numbers and target, so the splits are disjoint whatever the seeds.
+// Validation problems are test-split problems of a stream of their own,
+// none among the first [ValidationReserve] test problems of their seed:
+// what a training run is tuned and stopped on, apart from what it is
+// measured on.
 // [UnsolvableProblems] draws the same way but keeps the targets that
 // cannot be reached: problems whose right ending is "No solution found.".
 //

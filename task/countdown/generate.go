@@ -7,30 +7,48 @@ import (
 	"math/rand/v2"
 )
 
-// Split is a disjoint part of the problem space.
+// Split is a disjoint part of the problem space: Train and Test by
+// [SplitOf], and Validation, test-split problems kept apart from the test
+// problems of their seed.
 type Split int
 
 const (
 	Train Split = iota
 	Test
+	// Validation problems are of the test split, so no training run draws
+	// them, from a stream of their own; [Problems] passes over any among
+	// the first ValidationReserve test problems of the same seed, so that
+	// a run tuned or stopped on validation problems is measured on test
+	// problems it never saw.
+	Validation
 )
 
+// ValidationReserve is how many of a seed's first test problems no
+// validation problem of that seed is: every evaluation of up to that many
+// (the model cards' 500 included) is disjoint from validation.
+const ValidationReserve = 10_000
+
 func (s Split) String() string {
-	if s == Test {
+	switch s {
+	case Test:
 		return "test"
+	case Validation:
+		return "validation"
 	}
 	return "train"
 }
 
-// ParseSplit reads "train" or "test".
+// ParseSplit reads "train", "test" or "validation".
 func ParseSplit(s string) (Split, error) {
 	switch s {
 	case "train":
 		return Train, nil
 	case "test":
 		return Test, nil
+	case "validation":
+		return Validation, nil
 	}
-	return 0, fmt.Errorf("countdown: unknown split %q (want train or test)", s)
+	return 0, fmt.Errorf("countdown: unknown split %q (want train, test or validation)", s)
 }
 
 // testBuckets: one problem key in testBuckets belongs to the test split.
@@ -58,6 +76,8 @@ const (
 	streamParallel
 	streamSearchConfig
 	streamUnsolvable
+	streamValidation
+	streamUnsolvableValidation
 )
 
 // splitmix64 scrambles x; it turns small consecutive seeds and indices into
@@ -80,7 +100,8 @@ func NewRand(seed uint64, stream uint64, i int) *rand.Rand {
 // the target uniform in 10..100, then four numbers uniform in 1..99, redrawn
 // (target kept) until the target can be reached, as the public generators do;
 // a draw that lands in the other split is redrawn the same way, so the target
-// stays uniform within each split.
+// stays uniform within each split. Validation draws are test-split draws
+// (only [Problems] knows the test problems they must not be).
 func DrawProblem(rng *rand.Rand, split Split) Problem { return draw(rng, split, true) }
 
 // DrawUnsolvable draws as DrawProblem does but keeps the draws whose
@@ -91,6 +112,9 @@ func DrawUnsolvable(rng *rand.Rand, split Split) Problem { return draw(rng, spli
 // draw redraws the numbers until the problem is in split and its
 // solvability is solvable.
 func draw(rng *rand.Rand, split Split, solvable bool) Problem {
+	if split == Validation {
+		split = Test
+	}
 	target := MinTarget + rng.IntN(MaxTarget-MinTarget+1)
 	for {
 		nums := make([]int, StandardCount)
@@ -108,15 +132,41 @@ func draw(rng *rand.Rand, split Split, solvable bool) Problem {
 // Problems yields distinct problems of a split, deterministically from seed:
 // problem candidates are drawn with NewRand(seed, ..., i) for i = 0, 1, ...
 // and a candidate whose key was already yielded is skipped. The first n
-// problems for a seed are the same whatever n is.
+// problems for a seed are the same whatever n is. Validation problems come
+// from a stream of their own and pass over the seed's first
+// ValidationReserve test problems.
 func Problems(seed uint64, split Split) iter.Seq[Problem] {
+	if split == Validation {
+		return apart(distinct(seed, streamValidation, Test, DrawProblem), Problems(seed, Test))
+	}
 	return distinct(seed, streamProblems, split, DrawProblem)
 }
 
 // UnsolvableProblems is Problems for DrawUnsolvable: distinct problems of
 // a split whose targets cannot be reached, from a stream of their own.
 func UnsolvableProblems(seed uint64, split Split) iter.Seq[Problem] {
+	if split == Validation {
+		return apart(distinct(seed, streamUnsolvableValidation, Test, DrawUnsolvable), UnsolvableProblems(seed, Test))
+	}
 	return distinct(seed, streamUnsolvable, split, DrawUnsolvable)
+}
+
+// apart yields problems less the first ValidationReserve of test.
+func apart(problems, test iter.Seq[Problem]) iter.Seq[Problem] {
+	return func(yield func(Problem) bool) {
+		reserved := make(map[string]bool, ValidationReserve)
+		for p := range test {
+			reserved[p.Key()] = true
+			if len(reserved) == ValidationReserve {
+				break
+			}
+		}
+		for p := range problems {
+			if !reserved[p.Key()] && !yield(p) {
+				return
+			}
+		}
+	}
 }
 
 // distinct yields draw's problems for NewRand(seed, stream, i), i = 0, 1,

@@ -1,8 +1,10 @@
 package countdown
 
 import (
+	"iter"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -240,5 +242,72 @@ func TestUnsolvableProblems(t *testing.T) {
 		if i < 50 && !reachable(p.Numbers, p.Target) { // the check can say yes
 			t.Fatalf("the independent search finds no way to solve %v", p)
 		}
+	}
+}
+
+// Validation problems: solvable, of the test split (no training run draws
+// them), distinct, the same for the same seed, none among the seed's first
+// ValidationReserve test problems, and not the test problems' sequence.
+func TestValidationProblems(t *testing.T) {
+	first := func(seq iter.Seq[Problem], n int) []Problem {
+		var out []Problem
+		for p := range seq {
+			if out = append(out, p); len(out) == n {
+				break
+			}
+		}
+		return out
+	}
+	test := map[string]bool{}
+	for _, p := range first(Problems(2, Test), ValidationReserve) {
+		test[p.Key()] = true
+	}
+	val := first(Problems(2, Validation), 500)
+	seen := map[string]bool{}
+	for _, p := range val {
+		if err := p.Validate(); err != nil || !Solvable(p) || SplitOf(p) != Test {
+			t.Fatalf("%v: %v, solvable %v, split %v", p, err, Solvable(p), SplitOf(p))
+		}
+		if test[p.Key()] || seen[p.Key()] {
+			t.Fatalf("%v is a test problem of the seed or appears twice", p)
+		}
+		seen[p.Key()] = true
+	}
+	if again := first(Problems(2, Validation), 20); !slices.EqualFunc(again, val[:20], func(a, b Problem) bool { return a.Key() == b.Key() }) {
+		t.Error("validation problems differ between two draws of one seed")
+	}
+	for _, p := range first(UnsolvableProblems(2, Validation), 50) {
+		if SplitOf(p) != Test || Solvable(p) {
+			t.Fatalf("unsolvable validation problem %v: split %v, solvable %v", p, SplitOf(p), Solvable(p))
+		}
+	}
+	for _, name := range []string{"train", "test", "validation"} {
+		if s, err := ParseSplit(name); err != nil || s.String() != name {
+			t.Errorf("ParseSplit(%q) = %v, %v", name, s, err)
+		}
+	}
+	if _, err := ParseSplit("val"); err == nil || !strings.Contains(err.Error(), "validation") {
+		t.Errorf("an unknown split's error: %v", err)
+	}
+}
+
+// apart passes over exactly the reserved problems, however they are
+// placed in the stream.
+func TestApartPassesOverTheReserve(t *testing.T) {
+	mk := func(targets ...int) iter.Seq[Problem] {
+		return func(yield func(Problem) bool) {
+			for _, tg := range targets {
+				if !yield(Problem{Numbers: []int{1, 2, 3, 4}, Target: tg}) {
+					return
+				}
+			}
+		}
+	}
+	var got []int
+	for p := range apart(mk(10, 11, 12, 13, 14), mk(13, 10, 99)) {
+		got = append(got, p.Target)
+	}
+	if !slices.Equal(got, []int{11, 12, 14}) {
+		t.Errorf("apart yielded %v, want [11 12 14]", got)
 	}
 }

@@ -89,7 +89,16 @@ func TestTaskDrawsAndDemonstrates(t *testing.T) {
 			t.Error("a training problem is a test one")
 		}
 	}
-	if _, err := task.Draw(tk, 2, "validation", 1); err == nil {
+	val, err := task.Draw(tk, 2, task.SplitValidation, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range val {
+		if SplitOf(ProblemOf(p)) != Test || ProblemOf(p).Key() == ProblemOf(test[0]).Key() {
+			t.Errorf("validation problem %v is a training one or the first test one", ProblemOf(p))
+		}
+	}
+	if _, err := task.Draw(tk, 2, "holdout", 1); err == nil {
 		t.Error("an unknown split was accepted")
 	}
 	for _, effort := range []string{task.EffortOff, task.EffortLight, task.EffortDeep} {
