@@ -644,6 +644,18 @@ func TestTrainGRPOCommand(t *testing.T) {
 	if _, errs := expectExit(t, 2, "", append(args, "--eval-split", "train")...); !strings.Contains(errs, "--eval-split") {
 		t.Errorf("evaluations on training problems: %s", errs)
 	}
+	if _, errs := expectExit(t, 1, "", append(args, "--eval-context", "256")...); !strings.Contains(errs, "--eval-context") {
+		t.Errorf("an evaluation resumed at another context: %s", errs)
+	}
+	if _, errs := expectExit(t, 2, "", append(args, "--eval-weights", "f8")...); !strings.Contains(errs, "--eval-weights") {
+		t.Errorf("--eval-weights f8: %s", errs)
+	}
+	// At a context of its own, as a model is measured once exported.
+	longer := slices.Clone(args)
+	longer[5] = filepath.Join(t.TempDir(), "grpo-256")
+	if _, errs := expectExit(t, 0, "", append(longer, "--eval-context", "256", "--eval-weights", "f32")...); !strings.Contains(errs, "eval at step 1 on 2 validation problems at 256 positions") {
+		t.Errorf("stderr of evaluations at 256 positions: %s", errs)
+	}
 	// Stopped during step 1's evaluation (here: before it stored
 	// anything), the run finishes that evaluation when started again.
 	if err := os.Remove(filepath.Join(out, "eval.db")); err != nil {

@@ -27,7 +27,8 @@ type grpoFlags struct {
 	from, out, configPath, mode string
 	steps, group, problems      int
 	evalEvery, evalN, keepEvery int
-	evalSplit                   string
+	evalSplit, evalWeights      string
+	evalContext                 int
 	temperature, acceleration   float64
 	latency                     float64
 	latencyTokens               int
@@ -116,6 +117,8 @@ evaluation finishes it when started again.`,
 	f.IntVar(&fl.evalEvery, "eval-every", 0, "evaluate every N steps (0: never)")
 	f.IntVar(&fl.evalN, "eval-n", 100, "problems per evaluation")
 	f.StringVar(&fl.evalSplit, "eval-split", task.SplitValidation, "the evaluations' problems: validation, or test (the problems braid eval measures on by default)")
+	f.IntVar(&fl.evalContext, "eval-context", 0, "the evaluations' context in positions (0: the trained one; the context a model is exported and measured at, to choose a checkpoint as it will be measured)")
+	f.StringVar(&fl.evalWeights, "eval-weights", "", "the evaluations' weight matrices, as braid eval's --weights (default: the engine's)")
 	f.IntVar(&fl.keepEvery, "keep-every", 0, "keep every N-th step's model in --out/snap/step-N (0: only the latest checkpoint)")
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
 	f.Float64Var(&fl.latency, "latency", 0, "weight of the latency reward, W·(1 − critical/L) for a right parallel search (0: none)")
@@ -203,6 +206,12 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	if fl.evalSplit != task.SplitValidation && fl.evalSplit != task.SplitTest {
 		return train.GRPOConfig{}, usageErrorf("--eval-split %q: want %s or %s", fl.evalSplit, task.SplitValidation, task.SplitTest)
 	}
+	if fl.evalContext < 0 {
+		return train.GRPOConfig{}, usageErrorf("--eval-context %d: want positions, or 0 for the trained context", fl.evalContext)
+	}
+	if _, err := engine.ParseWeightFormat(fl.evalWeights); err != nil {
+		return train.GRPOConfig{}, usageErrorf("--eval-weights: %v", err)
+	}
 	if fl.evalEvery > 0 {
 		// Each evaluated step has its checkpoint, and the checkpoints
 		// between evaluations stay as frequent as asked.
@@ -237,7 +246,7 @@ func (fl *grpoFlags) run(cmd *cobra.Command) error {
 			return nil
 		}
 		return evalCheckpoint(ctx, cmd.ErrOrStderr(), filepath.Join(fl.out, train.CheckpointDir), filepath.Join(fl.out, "eval.db"),
-			g.State().Step, fl.evalN, fl.evalSplit, cfg)
+			g.State().Step, checkpointEval{n: fl.evalN, split: fl.evalSplit, context: fl.evalContext, weights: fl.evalWeights}, cfg)
 	}
 	// A run stopped during an evaluation finishes it first (the samples
 	// already stored are kept; a finished one returns at once).
@@ -273,10 +282,25 @@ func runGRPOUntil(ctx context.Context, g *train.GRPO, target int) error {
 	return nil
 }
 
-// evalCheckpoint evaluates a checkpoint greedily on n problems of split,
-// in the run's mode and serially, into a SQLite store under run "step-N".
-func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n int, split string, cfg train.GRPOConfig) error {
-	e, err := engine.Open(dir, engine.Options{})
+// checkpointEval is how a run's checkpoints are evaluated: on n problems
+// of split, at context positions (0: the trained context) with weights
+// ("": the engine's default).
+type checkpointEval struct {
+	n       int
+	split   string
+	context int
+	weights string
+}
+
+// evalCheckpoint evaluates a checkpoint greedily, in the run's mode and
+// serially, into a SQLite store under run "step-N".
+func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step int, ev checkpointEval, cfg train.GRPOConfig) error {
+	weights, err := engine.ParseWeightFormat(ev.weights)
+	if err != nil {
+		return err
+	}
+	n, split := ev.n, ev.split
+	e, err := engine.Open(dir, engine.Options{Context: ev.context, Weights: weights})
 	if err != nil {
 		return err
 	}
@@ -306,8 +330,14 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	if split != task.SplitTest {
 		runCfg["split"] = split
 	}
+	if ev.context != 0 {
+		runCfg["context"] = ev.context
+	}
+	if ev.weights != "" {
+		runCfg["weights"] = ev.weights
+	}
 	if err := st.StartRun(ctx, run, runCfg); err != nil {
-		return fmt.Errorf("evaluate step %d (an evaluation resumes with the --eval-n and --eval-split it began with): %w", step, err)
+		return fmt.Errorf("evaluate step %d (an evaluation resumes with the --eval-n, --eval-split, --eval-context and --eval-weights it began with): %w", step, err)
 	}
 	// A resumed run reprints an evaluation it finished before it stopped;
 	// the line then says the figures are stored rather than timing nothing.
@@ -335,7 +365,11 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step, n 
 	if len(before) == len(samples) {
 		took = "stored before"
 	}
-	fmt.Fprintf(log, "eval at step %d on %d %s problems (%s): %s\n", step, n, split, took, strings.Join(parts, ", "))
+	at := ""
+	if ev.context != 0 {
+		at = fmt.Sprintf(" at %d positions", ev.context)
+	}
+	fmt.Fprintf(log, "eval at step %d on %d %s problems%s (%s): %s\n", step, n, split, at, took, strings.Join(parts, ", "))
 	return nil
 }
 
