@@ -1186,11 +1186,16 @@ func (g *GRPO) Advance(ctx context.Context) error {
 // SnapDir holds the models a run keeps (KeepEvery), one per kept step.
 const SnapDir = "snap"
 
+// KeptDir is where run dir keeps its model of step (KeepEvery).
+func KeptDir(dir string, step int) string {
+	return filepath.Join(dir, SnapDir, fmt.Sprintf("step-%d", step))
+}
+
 // keep writes the policy to SnapDir/step-N as a model directory
 // (weights, configuration, tokenizer; no optimizer), beside and renamed
 // in, so a kill leaves no half model under the name.
 func (g *GRPO) keep() error {
-	dst := filepath.Join(g.dir, SnapDir, fmt.Sprintf("step-%d", g.state.Step))
+	dst := KeptDir(g.dir, g.state.Step)
 	tmp := dst + ".new"
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("keep step %d: %w", g.state.Step, err)

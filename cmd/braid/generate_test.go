@@ -653,8 +653,17 @@ func TestTrainGRPOCommand(t *testing.T) {
 	// At a context of its own, as a model is measured once exported.
 	longer := slices.Clone(args)
 	longer[5] = filepath.Join(t.TempDir(), "grpo-256")
-	if _, errs := expectExit(t, 0, "", append(longer, "--eval-context", "256", "--eval-weights", "f32")...); !strings.Contains(errs, "eval at step 1 on 2 validation problems at 256 positions") {
+	if _, errs := expectExit(t, 0, "", append(longer, "--eval-context", "256", "--eval-weights", "f32", "--keep-every", "1")...); !strings.Contains(errs, "eval at step 1 on 2 validation problems at 256 positions") {
 		t.Errorf("stderr of evaluations at 256 positions: %s", errs)
+	}
+	// The model kept at a step exports as the latest checkpoint does.
+	exported := filepath.Join(t.TempDir(), "step-1")
+	expectExit(t, 0, "", "train", "export", "--run", longer[5], "--step", "1", "--out", exported, "--context", "512")
+	if cfg, err := os.ReadFile(filepath.Join(exported, "config.json")); err != nil || !strings.Contains(string(cfg), `"max_position_embeddings": 512`) {
+		t.Errorf("the exported step's config (%v): %s", err, cfg)
+	}
+	if _, errs := expectExit(t, 1, "", "train", "export", "--run", longer[5], "--step", "2", "--out", exported); !strings.Contains(errs, "no kept model") {
+		t.Errorf("export of a step not kept: %s", errs)
 	}
 	// Stopped during step 1's evaluation (here: before it stored
 	// anything), the run finishes that evaluation when started again.

@@ -33,9 +33,9 @@ func newTrainCmd() *cobra.Command {
 
 func newTrainExportCmd() *cobra.Command {
 	var (
-		run, out  string
-		f32       bool
-		positions int
+		run, out        string
+		f32             bool
+		positions, step int
 	)
 	cmd := &cobra.Command{
 		Use:   "export",
@@ -48,21 +48,31 @@ the engine computes in float32 and keeps weights in half precision anyway).
 when they should differ from those it was trained on: rotary embeddings
 extrapolate, and whether that helps is for 'braid eval --context' to measure
 first. The Countdown model braid embeds is exported this way into
-models/countdown.`,
-		Example: `  braid train export --run runs/countdown --out models/countdown --context 4096`,
-		Args:    exactArgs(0),
+models/countdown. --step N exports the model a GRPO run kept at step N
+(--keep-every) instead of its latest checkpoint: a checkpoint chosen on
+validation problems.`,
+		Example: `  braid train export --run runs/countdown --out models/countdown --context 4096
+  braid train export --run runs/grpo-hard --step 20 --out runs/grpo-hard/model --context 4096`,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if run == "" || out == "" {
 				return usageErrorf("train export needs --run DIR and --out DIR")
 			}
-			if positions < 0 {
-				return usageErrorf("--context must be >= 0 (0: the trained context)")
+			if positions < 0 || step < 0 {
+				return usageErrorf("--context and --step must be >= 0 (0: the trained context, the latest checkpoint)")
 			}
 			dtype := safetensors.F16
 			if f32 {
 				dtype = safetensors.F32
 			}
-			if err := train.Export(filepath.Join(run, train.CheckpointDir), out, dtype, positions); err != nil {
+			from := filepath.Join(run, train.CheckpointDir)
+			if step > 0 {
+				from = train.KeptDir(run, step)
+				if _, err := os.Stat(from); err != nil {
+					return fmt.Errorf("step %d of %s: no kept model (a GRPO run keeps every --keep-every steps): %w", step, run, err)
+				}
+			}
+			if err := train.Export(from, out, dtype, positions); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (%s weights)\n", out, dtype)
@@ -74,6 +84,7 @@ models/countdown.`,
 	f.StringVar(&out, "out", "", "the model directory to write")
 	f.BoolVar(&f32, "f32", false, "keep the weights in float32")
 	f.IntVar(&positions, "context", 0, "positions the exported model runs at (0: the context it was trained at)")
+	f.IntVar(&step, "step", 0, "export the model a GRPO run kept at this step (0: the latest checkpoint)")
 	return cmd
 }
 

@@ -9,6 +9,9 @@
 #
 # exports the run into $RUN/model and evaluates it as run "$NAME-greedy"
 # beside "base-greedy" in $DB. Each evaluation resumes where it stopped.
+# STEP=N exports the model the run kept at step N (--keep-every) instead
+# of its latest checkpoint: one chosen on validation problems, never on
+# these.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:?RUN=runs/NAME: the training run to measure}
@@ -26,7 +29,7 @@ if [ -z "${BRAID:-}" ]; then
   BRAID=$OUT/braid
 fi
 
-$BRAID train export --run "$RUN" --out "$MODEL" --context 4096
+$BRAID train export --run "$RUN" --step "${STEP:-0}" --out "$MODEL" --context 4096
 for m in base "$NAME"; do
   model=$BASE
   [ "$m" = "$NAME" ] && model=$MODEL
