@@ -70,7 +70,8 @@ func lossCurve(log []Point) []byte {
 
 // grpoCurves draws a GRPO run's curves against the step, in three panels:
 // reward and accuracy, tokens per rollout (total and critical path), and
-// children per parallel rollout; a mixed run's accuracy also by mode.
+// children per parallel rollout; a mixed run's accuracy also by mode, and
+// its parallel rollouts' tokens and critical path apart.
 func grpoCurves(log []GRPOPoint, mixed, claims bool) []byte {
 	const W, panelH = 720.0, 240.0
 	panels := 3.0

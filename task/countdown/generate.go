@@ -23,9 +23,9 @@ const (
 	Validation
 )
 
-// ValidationReserve is how many of a seed's first test problems no
-// validation problem of that seed is: every evaluation of up to that many
-// (the model cards' 500 included) is disjoint from validation.
+// ValidationReserve is how many of a seed's first test problems its
+// validation problems pass over: every evaluation of up to that many test
+// problems (the model cards' 500 included) is disjoint from validation.
 const ValidationReserve = 10_000
 
 func (s Split) String() string {
