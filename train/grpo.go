@@ -84,6 +84,17 @@ type GRPOConfig struct {
 	// dividing by the spread would blow a small acceleration term up to
 	// the size of correctness where every rollout of a group is right).
 	Advantage string `json:"advantage,omitempty"`
+	// JoinAtGoal stops a parallel rollout's other children once one of
+	// them reaches the goal, as reason.Options.JoinAtGoal does at
+	// inference, and trains on what each stopped child wrote. The join
+	// otherwise waits for every child, so a right search's critical path
+	// runs through its longest child, usually one that fails and searches
+	// to its end: a latency reward can then shorten it only by children
+	// that give up sooner. Under JoinAtGoal it runs through the child that
+	// found the target, and a latency reward pays for finding it sooner.
+	// Where the others stop depends on timing, so a resumed run's
+	// rollouts are not bit for bit those of a run that never stopped.
+	JoinAtGoal bool `json:"join_at_goal,omitempty"`
 
 	// The loophole experiment: a grader that trusts a search's claim that
 	// its problem has no answer, and monitors that read the search for
@@ -196,6 +207,8 @@ func (c GRPOConfig) Validate() error {
 		return fmt.Errorf("grpo: latency %g, latency_tokens %d: want a finite weight >= 0 and, with a weight, the critical path's reference length in tokens", c.Latency, c.LatencyTokens)
 	case c.Advantage != "" && c.Advantage != AdvantageStd && c.Advantage != AdvantageMean:
 		return fmt.Errorf("grpo: advantage %q: want %s or %s", c.Advantage, AdvantageStd, AdvantageMean)
+	case c.JoinAtGoal && c.Mode == ModeSerial:
+		return errors.New("grpo: join_at_goal stops children, and serial rollouts spawn none: want parallel or mixed rollouts")
 	case !(c.Unanswerable >= 0 && c.Unanswerable < 1):
 		return fmt.Errorf("grpo: unanswerable %g: want a share in [0, 1)", c.Unanswerable)
 	case c.NoAnswer != "" && c.NoAnswer != NoAnswerExact && c.NoAnswer != NoAnswerLazy:
@@ -573,9 +586,12 @@ func (r *recorder) Complete(ctx context.Context, req *backend.Request) (*backend
 	masked := *req
 	masked.Masks = true
 	c, err := r.Backend.Complete(ctx, &masked)
-	if err != nil {
-		return nil, err
+	if c == nil || err != nil && len(c.Tokens) == 0 {
+		return c, err
 	}
+	// A call stopped on purpose (join_at_goal: a sibling reached the
+	// goal) returns what it wrote with its error; the search keeps that
+	// text, and so does the rollout.
 	prompt := r.tok.Encode(req.Prompt) // as the engine encodes it
 	n := len(prompt) + len(c.Tokens)
 	x := call{tokens: make([]int, 0, n), action: make([]bool, 0, n), allowed: make([][]int, len(prompt), n)}
@@ -588,7 +604,7 @@ func (r *recorder) Complete(ctx context.Context, req *backend.Request) (*backend
 	r.mu.Lock()
 	r.calls = append(r.calls, x)
 	r.mu.Unlock()
-	return c, nil
+	return c, err
 }
 
 // seedFor derives a rollout's seed, so a resumed run repeats the rollouts
@@ -832,7 +848,7 @@ func (g *GRPO) rollouts(ctx context.Context) ([]*rollout, screening, error) {
 			rec := &recorder{Backend: e, tok: g.Tok}
 			mode := g.cfg.modeFor(g.state.Step, pi)
 			s := reason.Search{Options: reason.Options{Env: env, Temperature: g.cfg.Temperature,
-				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens}, Effort: mode.effort()}
+				Seed: g.seedFor(g.state.Step, pi, k), MaxTotalTokens: g.cfg.MaxTotalTokens, JoinAtGoal: g.cfg.JoinAtGoal}, Effort: mode.effort()}
 			res, err := s.Solve(ctx, rec, g.task, problems[pi], nil)
 			if err != nil {
 				if ctx.Err() != nil {

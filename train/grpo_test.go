@@ -14,10 +14,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/braid-dev/braid/backend"
 	"github.com/braid-dev/braid/model"
 	"github.com/braid-dev/braid/reason"
 	"github.com/braid-dev/braid/task"
 	"github.com/braid-dev/braid/task/countdown"
+	"github.com/braid-dev/braid/tokenizer"
 )
 
 // tinyGRPO is a GRPO over a small random model, its own reference, for
@@ -657,6 +659,7 @@ func TestGRPOAccelerationConfig(t *testing.T) {
 		func() GRPOConfig { c := base; c.Latency = 1; return c }(), // no reference length
 		func() GRPOConfig { c := base; c.Latency, c.LatencyTokens = math.Inf(1), 2048; return c }(),
 		func() GRPOConfig { c := base; c.LatencyTokens = -1; return c }(),
+		func() GRPOConfig { c := base; c.Mode, c.JoinAtGoal = ModeSerial, true; return c }(), // no children to stop
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
@@ -665,11 +668,12 @@ func TestGRPOAccelerationConfig(t *testing.T) {
 	good := base
 	good.Acceleration, good.AccelerationCap, good.Advantage = 0.5, 0.4, AdvantageMean
 	good.Latency, good.LatencyTokens = 1, 2048
+	good.Mode, good.JoinAtGoal = ModeMixed, true
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(base)
-	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") || strings.Contains(string(b), "latency") {
+	if strings.Contains(string(b), "acceleration") || strings.Contains(string(b), "advantage") || strings.Contains(string(b), "latency") || strings.Contains(string(b), "join") {
 		t.Errorf("a configuration without the acceleration reward writes its fields (and so changes its hash): %s", b)
 	}
 }
@@ -1076,5 +1080,67 @@ func TestGRPOCurvesParallelCritical(t *testing.T) {
 	}
 	if strings.Contains(string(grpoCurves(log, false, false)), "parallel critical") {
 		t.Error("a run of one mode draws the parallel rollouts apart")
+	}
+}
+
+// stoppedBackend returns what a call wrote before it was stopped, with
+// the stop's error, as the engine does for a child join_at_goal stops.
+type stoppedBackend struct{ backend.Backend }
+
+func (stoppedBackend) Complete(context.Context, *backend.Request) (*backend.Completion, error) {
+	return &backend.Completion{Text: "ab", Tokens: []backend.Token{{ID: 5}, {ID: 6, Filled: true}}}, context.Canceled
+}
+
+// A stopped child's call is kept for the update with what it wrote (the
+// join shows it to the root), and its error reaches the search.
+func TestRecorderKeepsAStoppedCall(t *testing.T) {
+	tok, err := tokenizer.Load(filepath.Join("..", "models", "countdown", tokenizerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{Backend: stoppedBackend{}, tok: tok}
+	c, err := rec.Complete(t.Context(), &backend.Request{Prompt: "x"})
+	if !errors.Is(err, context.Canceled) || c == nil || c.Text != "ab" {
+		t.Fatalf("Complete returned %+v, %v", c, err)
+	}
+	if len(rec.calls) != 1 {
+		t.Fatalf("%d calls recorded, want the stopped one", len(rec.calls))
+	}
+	x := rec.calls[0]
+	n := len(x.tokens)
+	if x.tokens[n-2] != 5 || x.tokens[n-1] != 6 || !x.action[n-2] || x.action[n-1] {
+		t.Errorf("the stopped call's tokens %v, actions %v: want ...5 (chosen), 6 (written by the environment)", x.tokens, x.action)
+	}
+}
+
+// Every GRPO configuration the model card names reads strictly (no field
+// braid does not know) and validates, so that its command runs.
+func TestShippedGRPOConfigs(t *testing.T) {
+	var paths []string
+	for _, pattern := range []string{"grpo*.json", "pgrpo*.json", "loophole*.json"} {
+		found, err := filepath.Glob(filepath.Join("..", "models", "countdown", pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, found...)
+	}
+	if len(paths) < 7 {
+		t.Fatalf("found %d configurations: %v", len(paths), paths)
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := DefaultGRPO()
+		dec := json.NewDecoder(strings.NewReader(string(data)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
 	}
 }

@@ -689,6 +689,10 @@ func TestTrainGRPOCommand(t *testing.T) {
 	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", out, "--group", "1"); !strings.Contains(errs, "group of 1") {
 		t.Errorf("a group of one: %s", errs)
 	}
+	// Joining at the goal stops children; serial rollouts have none.
+	if _, errs := expectExit(t, 2, "", "train", "grpo", "--from", dir, "--out", filepath.Join(t.TempDir(), "jag"), "--mode", "serial", "--join-at-goal"); !strings.Contains(errs, "join_at_goal") {
+		t.Errorf("--join-at-goal with serial rollouts: %s", errs)
+	}
 	// P-GRPO: the acceleration reward and mean-centred advantages.
 	pgrpo := filepath.Join(t.TempDir(), "pgrpo")
 	if _, errs := expectExit(t, 0, "", "train", "grpo", "--from", dir, "--out", pgrpo, "--steps", "1", "--problems", "1", "--group", "2",

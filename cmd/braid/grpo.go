@@ -32,6 +32,7 @@ type grpoFlags struct {
 	temperature, acceleration   float64
 	latency                     float64
 	latencyTokens               int
+	joinAtGoal                  bool
 	precision, advantage        string
 	unanswerable, tokenCost     float64
 	hard                        float64
@@ -67,7 +68,10 @@ acceleration term up to correctness's size in a group that is all right.
 A search can raise that term by spending more tokens beside its critical
 path as well as by shortening it; --latency W --latency-tokens L rewards
 a short critical path alone: a right parallel search earns
-W·(1 − critical/L).
+W·(1 − critical/L). The join waits for every child, so a right search's
+critical path runs through its longest child; --join-at-goal stops the
+other children once one reaches the goal, as braid eval --join-at-goal
+does, so that it runs through the child that found the target.
 
 A curriculum of hard problems: with --hard S, the first S of each step's
 problems are chosen among those the current model fails to solve by
@@ -123,6 +127,7 @@ evaluation finishes it when started again.`,
 	f.Float64Var(&fl.acceleration, "acceleration", 0, "weight of the acceleration reward, W·(1 − critical/total) for a right answer (P-GRPO; 0: correctness alone)")
 	f.Float64Var(&fl.latency, "latency", 0, "weight of the latency reward, W·(1 − critical/L) for a right parallel search (0: none)")
 	f.IntVar(&fl.latencyTokens, "latency-tokens", 0, "L, the critical path's reference length in tokens for --latency (the trained context, say)")
+	f.BoolVar(&fl.joinAtGoal, "join-at-goal", false, "stop a parallel rollout's other children once one reaches the goal, and train on what they wrote (rollouts then depend on timing)")
 	f.StringVar(&fl.advantage, "advantage", train.AdvantageStd, "advantages within a group: std ((r − mean)/std, GRPO's) or mean (r − mean, P-GRPO's)")
 	f.Float64Var(&fl.unanswerable, "unanswerable", 0, "share of each step's problems that have no solution")
 	f.StringVar(&fl.noAnswer, "no-answer", "", "how a claim of no solution is graded: exact (credited where true) or lazy (credited always: the loophole); unset: never credited")
@@ -181,6 +186,9 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	}
 	if f.Changed("advantage") {
 		cfg.Advantage = fl.advantage
+	}
+	if f.Changed("join-at-goal") {
+		cfg.JoinAtGoal = fl.joinAtGoal
 	}
 	if f.Changed("unanswerable") {
 		cfg.Unanswerable = fl.unanswerable

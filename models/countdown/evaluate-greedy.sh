@@ -11,7 +11,8 @@
 # beside "base-greedy" in $DB. Each evaluation resumes where it stopped.
 # STEP=N exports the model the run kept at step N (--keep-every) instead
 # of its latest checkpoint: one chosen on validation problems, never on
-# these.
+# these. JOIN_AT_GOAL=1 evaluates apr with --join-at-goal (both models,
+# as runs "$NAME-greedy-jag" and "base-greedy-jag").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:?RUN=runs/NAME: the training run to measure}
@@ -30,12 +31,15 @@ if [ -z "${BRAID:-}" ]; then
 fi
 
 $BRAID train export --run "$RUN" --step "${STEP:-0}" --out "$MODEL" --context 4096
+SUFFIX=greedy
+[ -n "${JOIN_AT_GOAL:-}" ] && SUFFIX=greedy-jag
 for m in base "$NAME"; do
   model=$BASE
   [ "$m" = "$NAME" ] && model=$MODEL
   $BRAID eval --model "$model" --db "$DB" --n "$N" --problem-seed 2 --strategies serial,apr \
-    ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run "$m-greedy" --json > "$OUT/$m-greedy.json"
+    ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 ${JOIN_AT_GOAL:+--join-at-goal} \
+    --run "$m-$SUFFIX" --json > "$OUT/$m-$SUFFIX.json"
 done
 for s in apr serial; do
-  $BRAID compare --db "$DB" "$NAME-greedy/$s" "base-greedy/$s"
+  $BRAID compare --db "$DB" "$NAME-$SUFFIX/$s" "base-$SUFFIX/$s"
 done
