@@ -17,6 +17,10 @@
 #
 #   RUN=runs/pgrpo models/countdown/evaluate-pgrpo.sh
 #   RUN=runs/pgrpo-latency NAME=latency models/countdown/evaluate-pgrpo.sh
+#   JOIN_AT_GOAL=1 RUN=runs/pgrpo-latency-jag NAME=latency-jag models/countdown/evaluate-pgrpo.sh
+#
+# JOIN_AT_GOAL=1 runs every apr evaluation, both models', with
+# --join-at-goal.
 #
 # The evaluations resume where they stopped; the timings start afresh.
 set -euo pipefail
@@ -53,7 +57,7 @@ for i in $(seq "$REPS"); do
       fi
       start=$(date +%s%N)
       $BRAID eval --model "$model" --db "$db" --n 200 --problem-seed 2 --strategies apr --concurrent "$conc" \
-        ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 --run "$run" > /dev/null 2>&1
+        ${WEIGHTS:+--weights "$WEIGHTS"} --context 4096 ${JOIN_AT_GOAL:+--join-at-goal} --run "$run" > /dev/null 2>&1
       end=$(date +%s%N)
       [ "$conc" = 16 ] && rm -rf "$tmp"
       echo "wall $m rep $i concurrent $conc: $(( (end - start) / 1000000 )) ms" | tee -a "$OUT/$NAME-wall.txt"
