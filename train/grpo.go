@@ -188,6 +188,19 @@ func DefaultGRPO() GRPOConfig {
 		Updates: 1, Temperature: 1, MaxTotalTokens: 0, GradClip: 1, Seed: 1, Env: "constrain", CheckpointEvery: 5}
 }
 
+// ReadGRPOConfig reads a JSON configuration over DefaultGRPO: the fields
+// it names replace the defaults, and a field braid does not know is an
+// error rather than a setting silently dropped. It does not validate.
+func ReadGRPOConfig(r io.Reader) (GRPOConfig, error) {
+	cfg := DefaultGRPO()
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return GRPOConfig{}, err
+	}
+	return cfg, nil
+}
+
 // Validate names what is wrong with c.
 func (c GRPOConfig) Validate() error {
 	switch {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1114,7 +1115,8 @@ func TestRecorderKeepsAStoppedCall(t *testing.T) {
 }
 
 // Every GRPO configuration the model card names reads strictly (no field
-// braid does not know) and validates, so that its command runs.
+// braid does not know) and validates, so that its command runs; a field
+// braid does not know is refused.
 func TestShippedGRPOConfigs(t *testing.T) {
 	var paths []string
 	for _, pattern := range []string{"grpo*.json", "pgrpo*.json", "loophole*.json"} {
@@ -1124,6 +1126,9 @@ func TestShippedGRPOConfigs(t *testing.T) {
 		}
 		paths = append(paths, found...)
 	}
+	if _, err := ReadGRPOConfig(strings.NewReader(`{"mode": "mixed", "latencey": 2}`)); err == nil || !strings.Contains(err.Error(), "latencey") {
+		t.Errorf("a misspelt field: %v", err)
+	}
 	if len(paths) < 7 {
 		t.Fatalf("found %d configurations: %v", len(paths), paths)
 	}
@@ -1132,10 +1137,8 @@ func TestShippedGRPOConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := DefaultGRPO()
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		cfg, err := ReadGRPOConfig(bytes.NewReader(data))
+		if err != nil {
 			t.Errorf("%s: %v", path, err)
 			continue
 		}

@@ -283,10 +283,19 @@ func (fl *evalFlags) problems(cmd *cobra.Command, t task.Task) ([]task.Problem, 
 	if !ok {
 		return nil, usageErrorf("--task %s needs --input FILE.jsonl (for math: GSM8K, MATH or {\"text\", \"answer\"} lines)", t.Name())
 	}
-	if fl.split != task.SplitTest && fl.split != task.SplitValidation {
-		return nil, usageErrorf("--split %q: want %s or %s", fl.split, task.SplitTest, task.SplitValidation)
+	if err := checkMeasureSplit("--split", fl.split); err != nil {
+		return nil, err
 	}
 	return task.Draw(g, fl.problemSeed, fl.split, fl.n)
+}
+
+// checkMeasureSplit says why flag's split is none a model is measured on
+// (test, or validation), or nil.
+func checkMeasureSplit(flag, split string) error {
+	if split != task.SplitTest && split != task.SplitValidation {
+		return usageErrorf("%s %q: want %s or %s", flag, split, task.SplitTest, task.SplitValidation)
+	}
+	return nil
 }
 
 // setting names the run's environment and sampling for the report.

@@ -150,9 +150,7 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 		if err != nil {
 			return train.GRPOConfig{}, err
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if cfg, err = train.ReadGRPOConfig(bytes.NewReader(data)); err != nil {
 			return train.GRPOConfig{}, usageErrorf("--config %s: %v", fl.configPath, err)
 		}
 	}
@@ -211,8 +209,8 @@ func (fl *grpoFlags) config(cmd *cobra.Command) (train.GRPOConfig, error) {
 	if fl.evalEvery < 0 || fl.evalN < 1 {
 		return train.GRPOConfig{}, usageErrorf("--eval-every must be >= 0 and --eval-n positive")
 	}
-	if fl.evalSplit != task.SplitValidation && fl.evalSplit != task.SplitTest {
-		return train.GRPOConfig{}, usageErrorf("--eval-split %q: want %s or %s", fl.evalSplit, task.SplitValidation, task.SplitTest)
+	if err := checkMeasureSplit("--eval-split", fl.evalSplit); err != nil {
+		return train.GRPOConfig{}, err
 	}
 	if fl.evalContext < 0 {
 		return train.GRPOConfig{}, usageErrorf("--eval-context %d: want positions, or 0 for the trained context", fl.evalContext)
@@ -303,12 +301,8 @@ type checkpointEval struct {
 // evalCheckpoint evaluates a checkpoint greedily, in the run's mode and
 // serially, into a SQLite store under run "step-N".
 func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step int, ev checkpointEval, cfg train.GRPOConfig) error {
-	weights, err := engine.ParseWeightFormat(ev.weights)
-	if err != nil {
-		return err
-	}
-	n, split := ev.n, ev.split
-	e, err := engine.Open(dir, engine.Options{Context: ev.context, Weights: weights})
+	// The flags' check read the weights; "" is the engine's default.
+	e, err := engine.Open(dir, engine.Options{Context: ev.context, Weights: engine.WeightFormat(ev.weights)})
 	if err != nil {
 		return err
 	}
@@ -319,7 +313,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step int
 	}
 	defer st.Close()
 	t := countdown.Task{}
-	problems, err := task.Draw(t, 2, split, n)
+	problems, err := task.Draw(t, 2, ev.split, ev.n)
 	if err != nil {
 		return err
 	}
@@ -334,9 +328,9 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step int
 	run := fmt.Sprintf("step-%d", step)
 	// The test split's evaluations record no split, as before it could be
 	// chosen, so that they resume under the same configuration.
-	runCfg := map[string]any{"task": "countdown", "strategies": strategies, "n": n, "grpo_step": step}
-	if split != task.SplitTest {
-		runCfg["split"] = split
+	runCfg := map[string]any{"task": "countdown", "strategies": strategies, "n": ev.n, "grpo_step": step}
+	if ev.split != task.SplitTest {
+		runCfg["split"] = ev.split
 	}
 	if ev.context != 0 {
 		runCfg["context"] = ev.context
@@ -377,7 +371,7 @@ func evalCheckpoint(ctx context.Context, log io.Writer, dir, db string, step int
 	if ev.context != 0 {
 		at = fmt.Sprintf(" at %d positions", ev.context)
 	}
-	fmt.Fprintf(log, "eval at step %d on %d %s problems%s (%s): %s\n", step, n, split, at, took, strings.Join(parts, ", "))
+	fmt.Fprintf(log, "eval at step %d on %d %s problems%s (%s): %s\n", step, ev.n, ev.split, at, took, strings.Join(parts, ", "))
 	return nil
 }
 
